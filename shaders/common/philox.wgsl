@@ -1,0 +1,72 @@
+// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11),
+// the counter-based generator of Random123. Rust twin: src/rng.rs.
+//
+// Counter layout (DESIGN.md, "Counter-based RNG"): (particle index low word, block,
+// stream, particle index high word); key = the 64-bit seed as (low, high).
+// Each block yields four u32 words, turned into four standard normals by Box–Muller
+// on lane pairs (0, 1) and (2, 3).
+
+const PHILOX_M0: u32 = 0xD2511F53u;
+const PHILOX_M1: u32 = 0xCD9E8D57u;
+const PHILOX_W0: u32 = 0x9E3779B9u;
+const PHILOX_W1: u32 = 0xBB67AE85u;
+
+// High 32 bits of the 64-bit product a * b (WGSL has no 64-bit integers).
+fn mul_hi(a: u32, b: u32) -> u32 {
+    let a_lo = a & 0xFFFFu;
+    let a_hi = a >> 16u;
+    let b_lo = b & 0xFFFFu;
+    let b_hi = b >> 16u;
+    let lo_lo = a_lo * b_lo;
+    let hi_lo = a_hi * b_lo;
+    let lo_hi = a_lo * b_hi;
+    let carry = ((hi_lo & 0xFFFFu) + (lo_hi & 0xFFFFu) + (lo_lo >> 16u)) >> 16u;
+    return a_hi * b_hi + (hi_lo >> 16u) + (lo_hi >> 16u) + carry;
+}
+
+fn philox_round(c: vec4<u32>, k: vec2<u32>) -> vec4<u32> {
+    let hi0 = mul_hi(PHILOX_M0, c.x);
+    let lo0 = PHILOX_M0 * c.x;
+    let hi1 = mul_hi(PHILOX_M1, c.z);
+    let lo1 = PHILOX_M1 * c.z;
+    return vec4<u32>(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+}
+
+fn philox4x32_10(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
+    var c = counter;
+    var k = key;
+    for (var r = 0u; r < 9u; r = r + 1u) {
+        c = philox_round(c, k);
+        k = k + vec2<u32>(PHILOX_W0, PHILOX_W1);
+    }
+    return philox_round(c, k);
+}
+
+// u in (0, 1]: never 0, so log(u) is finite (bevy_hanabi's Box–Muller bug).
+fn unit_open_closed(w: u32) -> f32 {
+    return (f32(w >> 8u) + 1.0) * 5.9604644775390625e-8;
+}
+
+// u in [0, 1).
+fn unit_closed_open(w: u32) -> f32 {
+    return f32(w >> 8u) * 5.9604644775390625e-8;
+}
+
+// Four standard normals from one Philox block (Box–Muller on both lane pairs).
+fn normals4(w: vec4<u32>) -> vec4<f32> {
+    let r0 = sqrt(-2.0 * log(unit_open_closed(w.x)));
+    let a0 = 6.283185307179586 * unit_closed_open(w.y);
+    let r1 = sqrt(-2.0 * log(unit_open_closed(w.z)));
+    let a1 = 6.283185307179586 * unit_closed_open(w.w);
+    return vec4<f32>(r0 * cos(a0), r0 * sin(a0), r1 * cos(a1), r1 * sin(a1));
+}
+
+// Global particle index (lo, hi) of local index i in a chunk starting at base (lo, hi).
+fn global_index(base: vec2<u32>, i: u32) -> vec2<u32> {
+    let lo = base.x + i;
+    return vec2<u32>(lo, base.y + select(0u, 1u, lo < base.x));
+}
+
+fn philox_counter(index: vec2<u32>, block: u32, stream: u32) -> vec4<u32> {
+    return vec4<u32>(index.x, block, stream, index.y);
+}

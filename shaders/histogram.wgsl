@@ -1,0 +1,75 @@
+// Histogram of one or two axes with atomic u32 bins (drained to u64 on the host between
+// batches small enough that no bin can wrap). CPU twin: src/observe/histogram.rs.
+// Bins follow numpy: [lo, hi) except the last, which includes hi.
+//
+// counts layout: bins (numpy histogram2d order: i * bins1 + j), then the tallies
+//   [total bins + 0] outside (not in any bin, finite), [+1] non-finite,
+//   [+2 + 2a] below range on axis a, [+3 + 2a] above range on axis a.
+
+override DIM: u32 = 2u;
+override WG: u32 = 64u;
+
+struct Chunk {
+    base: vec2<u32>,
+    count: u32,
+    _pad: u32,
+}
+
+struct Hist {
+    axes: vec2<u32>,
+    bins: vec2<u32>,
+    lo: vec2<f32>,
+    // bins / (hi - lo) per axis.
+    scale: vec2<f32>,
+    hi: vec2<f32>,
+    naxes: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> state: array<f32>;
+@group(0) @binding(1) var<uniform> chunk: Chunk;
+@group(0) @binding(2) var<uniform> hist: Hist;
+@group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
+
+// NaN and Inf have all exponent bits set; `x != x` would be compiled away.
+fn is_finite_bits(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7F800000u) != 0x7F800000u;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= chunk.count) {
+        return;
+    }
+    let total = hist.bins.x * select(1u, hist.bins.y, hist.naxes == 2u);
+    var finite = true;
+    for (var d = 0u; d < DIM; d = d + 1u) {
+        finite = finite && is_finite_bits(state[i * DIM + d]);
+    }
+    if (!finite) {
+        atomicAdd(&counts[total + 1u], 1u);
+        return;
+    }
+    var inside = true;
+    var flat = 0u;
+    for (var a = 0u; a < hist.naxes; a = a + 1u) {
+        let v = state[i * DIM + hist.axes[a]];
+        var b = 0u;
+        if (v < hist.lo[a]) {
+            atomicAdd(&counts[total + 2u + 2u * a], 1u);
+            inside = false;
+        } else if (v > hist.hi[a]) {
+            atomicAdd(&counts[total + 3u + 2u * a], 1u);
+            inside = false;
+        } else {
+            b = min(u32((v - hist.lo[a]) * hist.scale[a]), hist.bins[a] - 1u);
+        }
+        flat = flat * hist.bins[a] + b;
+    }
+    if (inside) {
+        atomicAdd(&counts[flat], 1u);
+    } else {
+        atomicAdd(&counts[total], 1u);
+    }
+}

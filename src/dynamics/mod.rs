@@ -1,0 +1,5 @@
+//! Dynamics: one file per kind, each with its GPU pipeline and its CPU twin.
+
+pub mod init;
+pub mod langevin;
+pub mod potential_params;

@@ -1,0 +1,138 @@
+//! Particle state on the GPU, split into chunks below the storage-binding limit so that
+//! memory, not a binding, bounds the particle count.
+
+use super::context::Gpu;
+use crate::error::{Error, Result};
+
+/// Chunk sizes are multiples of this, so chunk boundaries never split a workgroup.
+const CHUNK_ALIGN: u64 = 256;
+
+/// The per-chunk uniform every particle kernel reads (`struct Chunk` in the shaders).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ChunkUniform {
+    /// Global index of the chunk's first particle, (low, high) words.
+    pub base: [u32; 2],
+    pub count: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<ChunkUniform>() == 16);
+
+/// A contiguous range of particles in one storage buffer.
+pub struct StateChunk {
+    /// Global index of the first particle.
+    pub base: u64,
+    pub count: u32,
+    pub state: wgpu::Buffer,
+    pub uniform: wgpu::Buffer,
+}
+
+/// Particles with global indices `first .. first + count`, `dim` f32 each, row-major.
+pub struct Ensemble {
+    pub dim: u32,
+    pub first: u64,
+    pub count: u64,
+    pub chunks: Vec<StateChunk>,
+}
+
+/// Largest chunk (in particles) the adapter allows for `dim` coordinates, optionally
+/// capped by `forced` (tests use a tiny cap to exercise chunking cheaply).
+pub fn chunk_capacity(limits: &wgpu::Limits, dim: u32, forced: Option<u64>) -> u64 {
+    let bytes = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+    let by_limit = (bytes / (u64::from(dim) * 4) / CHUNK_ALIGN * CHUNK_ALIGN).min(u64::from(u32::MAX) / CHUNK_ALIGN * CHUNK_ALIGN);
+    forced.map_or(by_limit, |f| f.clamp(1, by_limit.max(1)))
+}
+
+/// (base, count) of each chunk covering `first .. first + count`.
+pub fn split(first: u64, count: u64, capacity: u64) -> Vec<(u64, u32)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < count {
+        let n = capacity.min(count - at);
+        out.push((first + at, n as u32));
+        at += n;
+    }
+    out
+}
+
+impl Ensemble {
+    pub fn new(gpu: &Gpu, dim: u32, first: u64, count: u64, forced_chunk: Option<u64>) -> Result<Ensemble> {
+        let capacity = chunk_capacity(&gpu.limits, dim, forced_chunk);
+        if capacity == 0 {
+            return Err(Error::Device(format!(
+                "adapter {} cannot bind even one particle of dimension {dim}",
+                gpu.adapter.name
+            )));
+        }
+        let chunks = split(first, count, capacity)
+            .into_iter()
+            .map(|(base, n)| {
+                let uniform = ChunkUniform {
+                    base: [base as u32, (base >> 32) as u32],
+                    count: n,
+                    _pad: 0,
+                };
+                StateChunk {
+                    base,
+                    count: n,
+                    state: gpu.storage_buffer("state", u64::from(n) * u64::from(dim) * 4, wgpu::BufferUsages::empty()),
+                    uniform: gpu.uniform_with("chunk", bytemuck::bytes_of(&uniform)),
+                }
+            })
+            .collect();
+        gpu.check()?;
+        Ok(Ensemble {
+            dim,
+            first,
+            count,
+            chunks,
+        })
+    }
+
+    /// All positions, row-major (count x dim).
+    pub fn read_positions(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity((self.count * u64::from(self.dim)) as usize);
+        for c in &self.chunks {
+            let bytes = gpu.read_bytes(&c.state, 0, u64::from(c.count) * u64::from(self.dim) * 4)?;
+            out.extend_from_slice(bytemuck::cast_slice(&bytes));
+        }
+        Ok(out)
+    }
+
+    /// Overwrites all positions (row-major, count x dim).
+    pub fn write_positions(&self, gpu: &Gpu, positions: &[f32]) {
+        let d = self.dim as usize;
+        let mut at = 0;
+        for c in &self.chunks {
+            let n = c.count as usize * d;
+            gpu.queue.write_buffer(&c.state, 0, bytemuck::cast_slice(&positions[at..at + n]));
+            at += n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_covers_the_range_in_order() {
+        let parts = split(10, 1000, 256);
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts[0], (10, 256));
+        assert_eq!(parts[3], (10 + 768, 232));
+        assert!(split(0, 0, 256).is_empty());
+    }
+
+    #[test]
+    fn capacity_respects_binding_limit() {
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: 128 << 20,
+            ..Default::default()
+        };
+        let cap = chunk_capacity(&limits, 2, None);
+        assert!(cap * 8 <= 128 << 20);
+        assert_eq!(cap % 256, 0);
+        assert_eq!(chunk_capacity(&limits, 2, Some(100)), 100);
+    }
+}

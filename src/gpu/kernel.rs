@@ -1,0 +1,88 @@
+//! A compute pipeline specialised by pipeline-overridable constants, and dispatch sizing.
+
+use super::context::Gpu;
+
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    /// Invocations per workgroup (the shader's `WG` override).
+    pub workgroup_size: u32,
+}
+
+impl Kernel {
+    /// `constants` are the shader's `override` values; `WG` is set from `workgroup_size`.
+    pub fn new(gpu: &Gpu, label: &str, source: &str, constants: &[(&str, f64)], workgroup_size: u32) -> Kernel {
+        let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let mut all: Vec<(&str, f64)> = constants.to_vec();
+        all.push(("WG", f64::from(workgroup_size)));
+        let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &all,
+                ..Default::default()
+            },
+            cache: None,
+        });
+        let layout = pipeline.get_bind_group_layout(0);
+        Kernel {
+            pipeline,
+            layout,
+            workgroup_size,
+        }
+    }
+
+    pub fn bind(&self, gpu: &Gpu, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+
+    /// Records one dispatch covering `workgroups` groups, folded into 2D past the
+    /// per-dimension limit (the shader recovers the linear index from num_workgroups).
+    pub fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, bind: &wgpu::BindGroup, workgroups: u32, max_per_dim: u32) {
+        let (x, y) = grid(workgroups, max_per_dim);
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, bind, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+    }
+}
+
+/// (x, y) with x <= max_per_dim and x * y >= workgroups, y as small as possible.
+pub fn grid(workgroups: u32, max_per_dim: u32) -> (u32, u32) {
+    if workgroups <= max_per_dim {
+        return (workgroups.max(1), 1);
+    }
+    let y = workgroups.div_ceil(max_per_dim);
+    (workgroups.div_ceil(y), y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grid;
+
+    #[test]
+    fn grid_covers_and_respects_the_limit() {
+        for &(n, max) in &[(1, 65535), (65535, 65535), (65536, 65535), (1_000_003, 65535), (17, 4)] {
+            let (x, y) = grid(n, max);
+            assert!(x <= max && y <= max);
+            assert!(u64::from(x) * u64::from(y) >= u64::from(n));
+            assert!(u64::from(x) * u64::from(y - 1) < u64::from(n));
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! GPU plumbing: adapter and device, kernels and dispatch, chunked particle state.
+
+pub mod context;
+pub mod ensemble;
+pub mod kernel;
+
+pub use context::{AdapterChoice, AdapterSummary, Gpu, list_adapters};
+pub use ensemble::Ensemble;
+pub use kernel::Kernel;

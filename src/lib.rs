@@ -1,0 +1,12 @@
+//! fokker: a GPU particle simulator for Fokker–Planck density experiments.
+
+pub mod dynamics;
+pub mod error;
+pub mod gpu;
+pub mod model;
+pub mod observe;
+pub mod rng;
+pub mod scenario;
+pub mod shaders;
+
+pub use error::{Error, Result};

@@ -1,0 +1,165 @@
+//! Histograms of one or two axes: the GPU observer (shaders/histogram.wgsl) and its CPU twin.
+
+use crate::error::Result;
+use crate::gpu::{Ensemble, Gpu, Kernel};
+use crate::scenario::HistogramSpec;
+use crate::shaders;
+use serde::{Deserialize, Serialize};
+
+/// Counts in numpy `histogram2d` order plus explicit tallies of what fell outside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistogramCounts {
+    pub counts: Vec<u64>,
+    /// Finite particles outside the range on at least one axis.
+    pub outside: u64,
+    /// Particles with a NaN or Inf coordinate (counted nowhere else).
+    pub nonfinite: u64,
+    /// Per histogram axis: finite particles below / above the range on that axis.
+    pub below: Vec<u64>,
+    pub above: Vec<u64>,
+}
+
+impl HistogramCounts {
+    fn zeros(spec: &HistogramSpec) -> Self {
+        HistogramCounts {
+            counts: vec![0; spec.total_bins()],
+            outside: 0,
+            nonfinite: 0,
+            below: vec![0; spec.axes.len()],
+            above: vec![0; spec.axes.len()],
+        }
+    }
+
+    pub fn in_range(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct HistUniform {
+    axes: [u32; 2],
+    bins: [u32; 2],
+    lo: [f32; 2],
+    scale: [f32; 2],
+    hi: [f32; 2],
+    naxes: u32,
+    _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<HistUniform>() == 48);
+
+/// Tallies after the bins: outside, non-finite, then (below, above) per axis.
+const TALLIES: usize = 6;
+
+pub struct HistogramGpu {
+    kernel: Kernel,
+    counts: wgpu::Buffer,
+    binds: Vec<wgpu::BindGroup>,
+    spec: HistogramSpec,
+    _uniform: wgpu::Buffer,
+}
+
+impl HistogramGpu {
+    pub fn new(gpu: &Gpu, ensemble: &Ensemble, spec: &HistogramSpec, workgroup_size: u32) -> HistogramGpu {
+        let kernel = Kernel::new(gpu, "histogram", shaders::HISTOGRAM, &[("DIM", f64::from(ensemble.dim))], workgroup_size);
+        let n = spec.axes.len();
+        let pick = |v: &dyn Fn(usize) -> f64| [v(0) as f32, if n > 1 { v(1) as f32 } else { 0.0 }];
+        let uniform = HistUniform {
+            axes: [spec.axes[0], spec.axes.get(1).copied().unwrap_or(0)],
+            bins: [spec.bins[0], spec.bins.get(1).copied().unwrap_or(1)],
+            lo: pick(&|a| spec.range[a][0]),
+            scale: pick(&|a| f64::from(spec.bins[a]) / (spec.range[a][1] - spec.range[a][0])),
+            hi: pick(&|a| spec.range[a][1]),
+            naxes: n as u32,
+            _pad: 0,
+        };
+        let uniform = gpu.uniform_with("histogram", bytemuck::bytes_of(&uniform));
+        let counts = gpu.storage_buffer("histogram counts", ((spec.total_bins() + TALLIES) * 4) as u64, wgpu::BufferUsages::empty());
+        let binds = ensemble
+            .chunks
+            .iter()
+            .map(|c| kernel.bind(gpu, &[&c.state, &c.uniform, &uniform, &counts]))
+            .collect();
+        HistogramGpu {
+            kernel,
+            counts,
+            binds,
+            spec: spec.clone(),
+            _uniform: uniform,
+        }
+    }
+
+    /// Bins every particle. The u32 bins are drained into u64 after each batch of chunks
+    /// holding fewer than 2^32 particles, so no bin can wrap.
+    pub fn observe(&self, gpu: &Gpu, ensemble: &Ensemble) -> Result<HistogramCounts> {
+        let mut total = HistogramCounts::zeros(&self.spec);
+        let bins = self.spec.total_bins();
+        let mut start = 0;
+        while start < ensemble.chunks.len() {
+            let mut end = start;
+            let mut batch: u64 = 0;
+            while end < ensemble.chunks.len() && batch + u64::from(ensemble.chunks[end].count) <= u64::from(u32::MAX) {
+                batch += u64::from(ensemble.chunks[end].count);
+                end += 1;
+            }
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            encoder.clear_buffer(&self.counts, 0, None);
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                for i in start..end {
+                    let c = &ensemble.chunks[i];
+                    self.kernel.dispatch(&mut pass, &self.binds[i], c.count.div_ceil(self.kernel.workgroup_size), gpu.limits.max_compute_workgroups_per_dimension);
+                }
+            }
+            gpu.queue.submit([encoder.finish()]);
+            let bytes = gpu.read_bytes(&self.counts, 0, ((bins + TALLIES) * 4) as u64)?;
+            let words: &[u32] = bytemuck::cast_slice(&bytes);
+            for (t, w) in total.counts.iter_mut().zip(words) {
+                *t += u64::from(*w);
+            }
+            total.outside += u64::from(words[bins]);
+            total.nonfinite += u64::from(words[bins + 1]);
+            for a in 0..self.spec.axes.len() {
+                total.below[a] += u64::from(words[bins + 2 + 2 * a]);
+                total.above[a] += u64::from(words[bins + 3 + 2 * a]);
+            }
+            start = end;
+        }
+        Ok(total)
+    }
+}
+
+/// CPU twin of shaders/histogram.wgsl: bins row-major `positions` (dim per row) in f64.
+pub fn histogram_cpu(positions: &[f64], dim: u32, spec: &HistogramSpec) -> HistogramCounts {
+    let mut h = HistogramCounts::zeros(spec);
+    for x in positions.chunks_exact(dim as usize) {
+        if x.iter().any(|v| !v.is_finite()) {
+            h.nonfinite += 1;
+            continue;
+        }
+        let mut flat = 0usize;
+        let mut inside = true;
+        for (a, &axis) in spec.axes.iter().enumerate() {
+            let v = x[axis as usize];
+            let [lo, hi] = spec.range[a];
+            let bins = spec.bins[a] as usize;
+            let mut b = 0;
+            if v < lo {
+                h.below[a] += 1;
+                inside = false;
+            } else if v > hi {
+                h.above[a] += 1;
+                inside = false;
+            } else {
+                b = (((v - lo) * bins as f64 / (hi - lo)) as usize).min(bins - 1);
+            }
+            flat = flat * bins + b;
+        }
+        if inside {
+            h.counts[flat] += 1;
+        } else {
+            h.outside += 1;
+        }
+    }
+    h
+}

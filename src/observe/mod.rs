@@ -1,0 +1,7 @@
+//! Observers: what crosses the bus between snapshots (histograms, moments).
+
+pub mod histogram;
+pub mod moments;
+
+pub use histogram::{HistogramCounts, HistogramGpu, histogram_cpu};
+pub use moments::{Moments, MomentsGpu, moments_cpu};

@@ -1,0 +1,16 @@
+//! Shared by the integration tests. GPU tests never skip: no adapter is a failure.
+#![allow(dead_code)]
+
+use fokker::gpu::{AdapterChoice, Gpu};
+
+/// Opens the adapter named by FOKKER_TEST_ADAPTER (default: auto), or panics with the reason.
+pub fn gpu() -> Gpu {
+    let choice: AdapterChoice = std::env::var("FOKKER_TEST_ADAPTER")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()
+        .expect("infallible");
+    match Gpu::open(&choice) {
+        Ok(g) => g,
+        Err(e) => panic!("GPU tests need an adapter and none could be opened: {e}"),
+    }
+}
