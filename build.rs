@@ -6,7 +6,14 @@ use std::{env, fs, path::Path};
 
 /// (constant name, files concatenated in order).
 const SHADERS: &[(&str, &[&str])] = &[
-    ("LANGEVIN", &["common/philox.wgsl", "common/potential.wgsl", "langevin.wgsl"]),
+    (
+        "LANGEVIN",
+        &[
+            "common/philox.wgsl",
+            "common/potential.wgsl",
+            "langevin.wgsl",
+        ],
+    ),
     ("INIT", &["common/philox.wgsl", "init.wgsl"]),
     ("HISTOGRAM", &["histogram.wgsl"]),
     ("MOMENTS", &["moments.wgsl"]),
@@ -40,10 +47,7 @@ fn main() {
                 .find(|(start, _)| *start <= line)
                 .copied()
                 .unwrap_or((1, files[0]));
-            panic!(
-                "shader {name}: shaders/{file}:{}: {rest}",
-                line + 1 - first
-            );
+            panic!("shader {name}: shaders/{file}:{}: {rest}", line + 1 - first);
         }
         out.push_str(&format!("pub const {name}: &str = {source:?};\n"));
     }
@@ -62,9 +66,7 @@ fn validate(source: &str) -> Result<(), (usize, String)> {
         naga::valid::Capabilities::all(),
     );
     validator.validate(&module).map_err(|e| {
-        let line = e
-            .location(source)
-            .map_or(1, |l| l.line_number as usize);
+        let line = e.location(source).map_or(1, |l| l.line_number as usize);
         (line, e.emit_to_string(source))
     })?;
     Ok(())

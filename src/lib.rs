@@ -8,5 +8,6 @@ pub mod observe;
 pub mod rng;
 pub mod scenario;
 pub mod shaders;
+pub mod simulation;
 
 pub use error::{Error, Result};

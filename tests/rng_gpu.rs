@@ -18,7 +18,11 @@ fn run_cases(cases: &[Case]) -> Vec<([u32; 4], [f32; 4])> {
     let gpu = common::gpu();
     let kernel = Kernel::new(&gpu, "philox kat", shaders::PHILOX_KAT, &[], 64);
     let input = gpu.storage_with("cases", bytemuck::cast_slice(cases));
-    let output = gpu.storage_buffer("answers", (cases.len() * 32) as u64, wgpu::BufferUsages::empty());
+    let output = gpu.storage_buffer(
+        "answers",
+        (cases.len() * 32) as u64,
+        wgpu::BufferUsages::empty(),
+    );
     let bind = kernel.bind(&gpu, &[&input, &output]);
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     {
@@ -26,12 +30,19 @@ fn run_cases(cases: &[Case]) -> Vec<([u32; 4], [f32; 4])> {
         kernel.dispatch(&mut pass, &bind, (cases.len() as u32).div_ceil(64), 65535);
     }
     gpu.queue.submit([encoder.finish()]);
-    let bytes = gpu.read_bytes(&output, 0, (cases.len() * 32) as u64).expect("readback");
+    let bytes = gpu
+        .read_bytes(&output, 0, (cases.len() * 32) as u64)
+        .expect("readback");
     let words: &[u32] = bytemuck::cast_slice(&bytes);
     words
         .chunks_exact(8)
         .map(|w| {
-            let normals = [f32::from_bits(w[4]), f32::from_bits(w[5]), f32::from_bits(w[6]), f32::from_bits(w[7])];
+            let normals = [
+                f32::from_bits(w[4]),
+                f32::from_bits(w[5]),
+                f32::from_bits(w[6]),
+                f32::from_bits(w[7]),
+            ];
             ([w[0], w[1], w[2], w[3]], normals)
         })
         .collect()
@@ -40,8 +51,16 @@ fn run_cases(cases: &[Case]) -> Vec<([u32; 4], [f32; 4])> {
 #[test]
 fn wgsl_philox_matches_random123_known_answers() {
     let cases = [
-        Case { counter: [0; 4], key: [0; 2], pad: [0; 2] },
-        Case { counter: [u32::MAX; 4], key: [u32::MAX; 2], pad: [0; 2] },
+        Case {
+            counter: [0; 4],
+            key: [0; 2],
+            pad: [0; 2],
+        },
+        Case {
+            counter: [u32::MAX; 4],
+            key: [u32::MAX; 2],
+            pad: [0; 2],
+        },
         Case {
             counter: [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
             key: [0xa4093822, 0x299f31d0],
@@ -49,16 +68,29 @@ fn wgsl_philox_matches_random123_known_answers() {
         },
     ];
     let answers = run_cases(&cases);
-    assert_eq!(answers[0].0, [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
-    assert_eq!(answers[1].0, [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]);
-    assert_eq!(answers[2].0, [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]);
+    assert_eq!(
+        answers[0].0,
+        [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+    );
+    assert_eq!(
+        answers[1].0,
+        [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
+    );
+    assert_eq!(
+        answers[2].0,
+        [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+    );
 }
 
 #[test]
 fn wgsl_philox_and_normals_match_the_rust_twin() {
     let key = rng::key_from_seed(0xdead_beef_0123_4567);
     let cases: Vec<Case> = (0..4096u64)
-        .map(|i| Case { counter: rng::counter(i * 7919 + (i << 33), (i * 31) as u32, (i % 4) as u32), key, pad: [0; 2] })
+        .map(|i| Case {
+            counter: rng::counter(i * 7919 + (i << 33), (i * 31) as u32, (i % 4) as u32),
+            key,
+            pad: [0; 2],
+        })
         .collect();
     let answers = run_cases(&cases);
     for (case, (words, normals)) in cases.iter().zip(&answers) {
@@ -67,7 +99,10 @@ fn wgsl_philox_and_normals_match_the_rust_twin() {
         let twin = rng::normals4(want);
         for (g, c) in normals.iter().zip(twin) {
             // f32 transcendentals: a few ulps of sqrt(-2 log u) ~ 1e-6 relative.
-            assert!((f64::from(*g) - c).abs() <= 2e-5 * (1.0 + c.abs()), "gpu {g} vs twin {c}");
+            assert!(
+                (f64::from(*g) - c).abs() <= 2e-5 * (1.0 + c.abs()),
+                "gpu {g} vs twin {c}"
+            );
         }
     }
 }

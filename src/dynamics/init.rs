@@ -3,8 +3,8 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::rng::{self, INIT_CHOICE_BLOCK, INIT_UNIFORM_BLOCK, STREAM_INIT};
-use crate::scenario::data::SampleTable;
 use crate::scenario::Init;
+use crate::scenario::data::SampleTable;
 use crate::shaders;
 
 #[repr(C)]
@@ -56,7 +56,15 @@ fn rows_of(init: &Init, samples: Option<&SampleTable>) -> Result<u64> {
 /// Samples every particle of `ensemble` from `init` (Philox stream 1; see src/rng.rs).
 /// `total` is the particle count of the whole run (all shards): particle i takes row i of a
 /// sample table exactly when `total` equals the number of rows.
-pub fn initialize(gpu: &Gpu, ensemble: &Ensemble, init: &Init, samples: Option<&SampleTable>, total: u64, seed: u64, workgroup_size: u32) -> Result<()> {
+pub fn initialize(
+    gpu: &Gpu,
+    ensemble: &Ensemble,
+    init: &Init,
+    samples: Option<&SampleTable>,
+    total: u64,
+    seed: u64,
+    workgroup_size: u32,
+) -> Result<()> {
     let (kind, params) = gpu_init_params(init, samples);
     let rows = rows_of(init, samples)?;
     let params_bytes = params.len() as u64 * 4;
@@ -67,7 +75,13 @@ pub fn initialize(gpu: &Gpu, ensemble: &Ensemble, init: &Init, samples: Option<&
             gpu.limits.max_storage_buffer_binding_size
         )));
     }
-    let kernel = Kernel::new(gpu, "init", shaders::INIT, &[("DIM", f64::from(ensemble.dim)), ("INIT", f64::from(kind))], workgroup_size);
+    let kernel = Kernel::new(
+        gpu,
+        "init",
+        shaders::INIT,
+        &[("DIM", f64::from(ensemble.dim)), ("INIT", f64::from(kind))],
+        workgroup_size,
+    );
     let args = InitArgs {
         key: rng::key_from_seed(seed),
         rows: rows as u32,
@@ -80,7 +94,12 @@ pub fn initialize(gpu: &Gpu, ensemble: &Ensemble, init: &Init, samples: Option<&
         let mut pass = encoder.begin_compute_pass(&Default::default());
         for c in &ensemble.chunks {
             let bind = kernel.bind(gpu, &[&c.state, &c.uniform, &args, &params]);
-            kernel.dispatch(&mut pass, &bind, c.count.div_ceil(workgroup_size), gpu.limits.max_compute_workgroups_per_dimension);
+            kernel.dispatch(
+                &mut pass,
+                &bind,
+                c.count.div_ceil(workgroup_size),
+                gpu.limits.max_compute_workgroups_per_dimension,
+            );
         }
     }
     gpu.queue.submit([encoder.finish()]);
@@ -88,12 +107,22 @@ pub fn initialize(gpu: &Gpu, ensemble: &Ensemble, init: &Init, samples: Option<&
 }
 
 /// CPU twin of shaders/init.wgsl in f64: positions of particles `first .. first + count`.
-pub fn init_cpu(init: &Init, samples: Option<&SampleTable>, dim: u32, first: u64, count: u64, total: u64, seed: u64) -> Vec<f64> {
+pub fn init_cpu(
+    init: &Init,
+    samples: Option<&SampleTable>,
+    dim: u32,
+    first: u64,
+    count: u64,
+    total: u64,
+    seed: u64,
+) -> Vec<f64> {
     let key = rng::key_from_seed(seed);
     let d = dim as usize;
     let words = |p: u64, block: u32| rng::philox4x32_10(rng::counter(p, block, STREAM_INIT), key);
     let normal = |p: u64, c: usize| rng::normal(key, p, STREAM_INIT, c as u64);
-    let uniform = |p: u64, c: usize| rng::unit_closed_open(words(p, INIT_UNIFORM_BLOCK + (c as u32 >> 2))[c & 3]);
+    let uniform = |p: u64, c: usize| {
+        rng::unit_closed_open(words(p, INIT_UNIFORM_BLOCK + (c as u32 >> 2))[c & 3])
+    };
     let mut out = Vec::with_capacity(count as usize * d);
     for p in first..first + count {
         for c in 0..d {
@@ -119,7 +148,8 @@ pub fn init_cpu(init: &Init, samples: Option<&SampleTable>, dim: u32, first: u64
                     let row = if table.rows as u64 == total {
                         p as usize
                     } else {
-                        ((u64::from(words(p, INIT_CHOICE_BLOCK)[0]) * table.rows as u64) >> 32) as usize
+                        ((u64::from(words(p, INIT_CHOICE_BLOCK)[0]) * table.rows as u64) >> 32)
+                            as usize
                     };
                     f64::from(table.values[row * d + c])
                 }

@@ -4,11 +4,11 @@
 
 use super::potential_params::gpu_potential_params;
 use crate::error::Result;
-use bytemuck::Zeroable;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
 use crate::rng::{self, NoiseStream};
 use crate::shaders;
+use bytemuck::Zeroable;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -37,9 +37,26 @@ pub struct LangevinGpu {
 }
 
 impl LangevinGpu {
-    pub fn new(gpu: &Gpu, ensemble: &Ensemble, potential: &Potential, temperature: f64, dt: f64, seed: u64, workgroup_size: u32) -> LangevinGpu {
+    pub fn new(
+        gpu: &Gpu,
+        ensemble: &Ensemble,
+        potential: &Potential,
+        temperature: f64,
+        dt: f64,
+        seed: u64,
+        workgroup_size: u32,
+    ) -> LangevinGpu {
         let (kind, params) = gpu_potential_params(potential, ensemble.dim);
-        let kernel = Kernel::new(gpu, "langevin", shaders::LANGEVIN, &[("DIM", f64::from(ensemble.dim)), ("POTENTIAL", f64::from(kind))], workgroup_size);
+        let kernel = Kernel::new(
+            gpu,
+            "langevin",
+            shaders::LANGEVIN,
+            &[
+                ("DIM", f64::from(ensemble.dim)),
+                ("POTENTIAL", f64::from(kind)),
+            ],
+            workgroup_size,
+        );
         let step = gpu.uniform_with("langevin step", bytemuck::bytes_of(&StepUniform::zeroed()));
         let potential = gpu.storage_with("potential params", bytemuck::cast_slice(&params));
         let binds = ensemble
@@ -73,12 +90,18 @@ impl LangevinGpu {
             _pad: 0,
         };
         // Ordered before the submit below, after all earlier submits.
-        gpu.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
+        gpu.queue
+            .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             for (c, bind) in ensemble.chunks.iter().zip(&self.binds) {
-                self.kernel.dispatch(&mut pass, bind, c.count.div_ceil(self.kernel.workgroup_size), gpu.limits.max_compute_workgroups_per_dimension);
+                self.kernel.dispatch(
+                    &mut pass,
+                    bind,
+                    c.count.div_ceil(self.kernel.workgroup_size),
+                    gpu.limits.max_compute_workgroups_per_dimension,
+                );
             }
         }
         gpu.queue.submit([encoder.finish()]);
@@ -91,11 +114,20 @@ impl LangevinGpu {
     }
 }
 
-
 /// CPU twin of shaders/langevin.wgsl in f64: advances particles `first ..` (row-major
 /// `positions`) through steps `step0 .. step0 + steps` with the same Philox noise.
 #[allow(clippy::too_many_arguments)]
-pub fn langevin_cpu(positions: &mut [f64], dim: u32, first: u64, potential: &Potential, temperature: f64, dt: f64, seed: u64, step0: u64, steps: u64) {
+pub fn langevin_cpu(
+    positions: &mut [f64],
+    dim: u32,
+    first: u64,
+    potential: &Potential,
+    temperature: f64,
+    dt: f64,
+    seed: u64,
+    step0: u64,
+    steps: u64,
+) {
     let key = rng::key_from_seed(seed);
     let scale = (2.0 * temperature * dt).sqrt();
     let d = dim as usize;
@@ -104,7 +136,11 @@ pub fn langevin_cpu(positions: &mut [f64], dim: u32, first: u64, potential: &Pot
         for _ in 0..steps {
             let g = potential.gradient(x);
             for c in 0..d {
-                let xi = if scale > 0.0 { noise.next_normal() } else { 0.0 };
+                let xi = if scale > 0.0 {
+                    noise.next_normal()
+                } else {
+                    0.0
+                };
                 x[c] += -g[c] * dt + scale * xi;
             }
         }

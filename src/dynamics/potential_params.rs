@@ -8,7 +8,10 @@ pub fn gpu_potential_params(potential: &Potential, dim: u32) -> (u32, Vec<f32>) 
     let d = dim as usize;
     match potential {
         Potential::Quadratic { matrix, center } => {
-            let mut p: Vec<f32> = matrix.iter().flat_map(|r| r.iter().map(|&v| v as f32)).collect();
+            let mut p: Vec<f32> = matrix
+                .iter()
+                .flat_map(|r| r.iter().map(|&v| v as f32))
+                .collect();
             p.extend(center.iter().map(|&v| v as f32));
             (0, p)
         }

@@ -99,7 +99,9 @@ fn preference(info: &wgpu::AdapterInfo) -> (u8, u8) {
 fn select(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
     let mut adapters = all_adapters();
     if adapters.is_empty() {
-        return Err(Error::NoAdapter(format!("no adapter found; {NO_ADAPTER_HELP}")));
+        return Err(Error::NoAdapter(format!(
+            "no adapter found; {NO_ADAPTER_HELP}"
+        )));
     }
     let names: Vec<String> = adapters
         .iter()
@@ -180,12 +182,17 @@ impl Gpu {
 
     /// Fails with the first error wgpu reported since the last check.
     pub fn check(&self) -> Result<()> {
-        let mut v = self.errors.lock().map_err(|_| Error::Device("error sink poisoned".into()))?;
+        let mut v = self
+            .errors
+            .lock()
+            .map_err(|_| Error::Device("error sink poisoned".into()))?;
         if v.is_empty() {
             return Ok(());
         }
         let all = std::mem::take(&mut *v);
-        let out_of_memory = all.iter().any(|m| m.to_lowercase().contains("out of memory"));
+        let out_of_memory = all
+            .iter()
+            .any(|m| m.to_lowercase().contains("out of memory"));
         Err(Error::Device(if out_of_memory {
             format!("the GPU ran out of memory: {}", all.join("; "))
         } else {
@@ -241,11 +248,19 @@ impl Gpu {
         Ok(bytes)
     }
 
-    pub fn storage_buffer(&self, label: &str, size: u64, extra: wgpu::BufferUsages) -> wgpu::Buffer {
+    pub fn storage_buffer(
+        &self,
+        label: &str,
+        size: u64,
+        extra: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: size.max(4),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST | extra,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST
+                | extra,
             mapped_at_creation: false,
         })
     }

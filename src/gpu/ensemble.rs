@@ -39,7 +39,8 @@ pub struct Ensemble {
 /// capped by `forced` (tests use a tiny cap to exercise chunking cheaply).
 pub fn chunk_capacity(limits: &wgpu::Limits, dim: u32, forced: Option<u64>) -> u64 {
     let bytes = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
-    let by_limit = (bytes / (u64::from(dim) * 4) / CHUNK_ALIGN * CHUNK_ALIGN).min(u64::from(u32::MAX) / CHUNK_ALIGN * CHUNK_ALIGN);
+    let by_limit = (bytes / (u64::from(dim) * 4) / CHUNK_ALIGN * CHUNK_ALIGN)
+        .min(u64::from(u32::MAX) / CHUNK_ALIGN * CHUNK_ALIGN);
     forced.map_or(by_limit, |f| f.clamp(1, by_limit.max(1)))
 }
 
@@ -56,7 +57,13 @@ pub fn split(first: u64, count: u64, capacity: u64) -> Vec<(u64, u32)> {
 }
 
 impl Ensemble {
-    pub fn new(gpu: &Gpu, dim: u32, first: u64, count: u64, forced_chunk: Option<u64>) -> Result<Ensemble> {
+    pub fn new(
+        gpu: &Gpu,
+        dim: u32,
+        first: u64,
+        count: u64,
+        forced_chunk: Option<u64>,
+    ) -> Result<Ensemble> {
         let capacity = chunk_capacity(&gpu.limits, dim, forced_chunk);
         if capacity == 0 {
             return Err(Error::Device(format!(
@@ -75,7 +82,11 @@ impl Ensemble {
                 StateChunk {
                     base,
                     count: n,
-                    state: gpu.storage_buffer("state", u64::from(n) * u64::from(dim) * 4, wgpu::BufferUsages::empty()),
+                    state: gpu.storage_buffer(
+                        "state",
+                        u64::from(n) * u64::from(dim) * 4,
+                        wgpu::BufferUsages::empty(),
+                    ),
                     uniform: gpu.uniform_with("chunk", bytemuck::bytes_of(&uniform)),
                 }
             })
@@ -93,7 +104,8 @@ impl Ensemble {
     pub fn read_positions(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity((self.count * u64::from(self.dim)) as usize);
         for c in &self.chunks {
-            let bytes = gpu.read_bytes(&c.state, 0, u64::from(c.count) * u64::from(self.dim) * 4)?;
+            let bytes =
+                gpu.read_bytes(&c.state, 0, u64::from(c.count) * u64::from(self.dim) * 4)?;
             out.extend_from_slice(bytemuck::cast_slice(&bytes));
         }
         Ok(out)
@@ -105,7 +117,8 @@ impl Ensemble {
         let mut at = 0;
         for c in &self.chunks {
             let n = c.count as usize * d;
-            gpu.queue.write_buffer(&c.state, 0, bytemuck::cast_slice(&positions[at..at + n]));
+            gpu.queue
+                .write_buffer(&c.state, 0, bytemuck::cast_slice(&positions[at..at + n]));
             at += n;
         }
     }

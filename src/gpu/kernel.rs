@@ -11,24 +11,34 @@ pub struct Kernel {
 
 impl Kernel {
     /// `constants` are the shader's `override` values; `WG` is set from `workgroup_size`.
-    pub fn new(gpu: &Gpu, label: &str, source: &str, constants: &[(&str, f64)], workgroup_size: u32) -> Kernel {
-        let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+    pub fn new(
+        gpu: &Gpu,
+        label: &str,
+        source: &str,
+        constants: &[(&str, f64)],
+        workgroup_size: u32,
+    ) -> Kernel {
+        let module = gpu
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
         let mut all: Vec<(&str, f64)> = constants.to_vec();
         all.push(("WG", f64::from(workgroup_size)));
-        let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(label),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &all,
-                ..Default::default()
-            },
-            cache: None,
-        });
+        let pipeline = gpu
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &all,
+                    ..Default::default()
+                },
+                cache: None,
+            });
         let layout = pipeline.get_bind_group_layout(0);
         Kernel {
             pipeline,
@@ -55,7 +65,13 @@ impl Kernel {
 
     /// Records one dispatch covering `workgroups` groups, folded into 2D past the
     /// per-dimension limit (the shader recovers the linear index from num_workgroups).
-    pub fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, bind: &wgpu::BindGroup, workgroups: u32, max_per_dim: u32) {
+    pub fn dispatch(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        bind: &wgpu::BindGroup,
+        workgroups: u32,
+        max_per_dim: u32,
+    ) {
         let (x, y) = grid(workgroups, max_per_dim);
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, bind, &[]);
@@ -78,7 +94,13 @@ mod tests {
 
     #[test]
     fn grid_covers_and_respects_the_limit() {
-        for &(n, max) in &[(1, 65535), (65535, 65535), (65536, 65535), (1_000_003, 65535), (17, 4)] {
+        for &(n, max) in &[
+            (1, 65535),
+            (65535, 65535),
+            (65536, 65535),
+            (1_000_003, 65535),
+            (17, 4),
+        ] {
             let (x, y) = grid(n, max);
             assert!(x <= max && y <= max);
             assert!(u64::from(x) * u64::from(y) >= u64::from(n));

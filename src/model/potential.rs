@@ -52,10 +52,7 @@ impl Potential {
                     let dx = px - MB_X0[k];
                     let dy = py - MB_Y0[k];
                     u += MB_AMP[k]
-                        * (MB_A[k] * dx * dx
-                            + MB_B[k] * dx * dy
-                            + MB_C[k] * dy * dy)
-                            .exp();
+                        * (MB_A[k] * dx * dx + MB_B[k] * dx * dy + MB_C[k] * dy * dy).exp();
                 }
                 scale * u + 0.5 * x.iter().skip(2).map(|v| v * v).sum::<f64>()
             }
@@ -66,7 +63,11 @@ impl Potential {
     pub fn gradient(&self, x: &[f64]) -> Vec<f64> {
         match self {
             Potential::Quadratic { matrix, center } => (0..x.len())
-                .map(|i| (0..x.len()).map(|j| matrix[i][j] * (x[j] - center[j])).sum())
+                .map(|i| {
+                    (0..x.len())
+                        .map(|j| matrix[i][j] * (x[j] - center[j]))
+                        .sum()
+                })
                 .collect(),
             Potential::DoubleWell => {
                 let mut g = x.to_vec();
@@ -81,10 +82,7 @@ impl Potential {
                     let dx = px - MB_X0[k];
                     let dy = py - MB_Y0[k];
                     let e = MB_AMP[k]
-                        * (MB_A[k] * dx * dx
-                            + MB_B[k] * dx * dy
-                            + MB_C[k] * dy * dy)
-                            .exp();
+                        * (MB_A[k] * dx * dx + MB_B[k] * dx * dy + MB_C[k] * dy * dy).exp();
                     gx += e * (2.0 * MB_A[k] * dx + MB_B[k] * dy);
                     gy += e * (MB_B[k] * dx + 2.0 * MB_C[k] * dy);
                 }

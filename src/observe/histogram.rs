@@ -60,8 +60,19 @@ pub struct HistogramGpu {
 }
 
 impl HistogramGpu {
-    pub fn new(gpu: &Gpu, ensemble: &Ensemble, spec: &HistogramSpec, workgroup_size: u32) -> HistogramGpu {
-        let kernel = Kernel::new(gpu, "histogram", shaders::HISTOGRAM, &[("DIM", f64::from(ensemble.dim))], workgroup_size);
+    pub fn new(
+        gpu: &Gpu,
+        ensemble: &Ensemble,
+        spec: &HistogramSpec,
+        workgroup_size: u32,
+    ) -> HistogramGpu {
+        let kernel = Kernel::new(
+            gpu,
+            "histogram",
+            shaders::HISTOGRAM,
+            &[("DIM", f64::from(ensemble.dim))],
+            workgroup_size,
+        );
         let n = spec.axes.len();
         let pick = |v: &dyn Fn(usize) -> f64| [v(0) as f32, if n > 1 { v(1) as f32 } else { 0.0 }];
         let uniform = HistUniform {
@@ -74,7 +85,11 @@ impl HistogramGpu {
             _pad: 0,
         };
         let uniform = gpu.uniform_with("histogram", bytemuck::bytes_of(&uniform));
-        let counts = gpu.storage_buffer("histogram counts", ((spec.total_bins() + TALLIES) * 4) as u64, wgpu::BufferUsages::empty());
+        let counts = gpu.storage_buffer(
+            "histogram counts",
+            ((spec.total_bins() + TALLIES) * 4) as u64,
+            wgpu::BufferUsages::empty(),
+        );
         let binds = ensemble
             .chunks
             .iter()
@@ -98,7 +113,9 @@ impl HistogramGpu {
         while start < ensemble.chunks.len() {
             let mut end = start;
             let mut batch: u64 = 0;
-            while end < ensemble.chunks.len() && batch + u64::from(ensemble.chunks[end].count) <= u64::from(u32::MAX) {
+            while end < ensemble.chunks.len()
+                && batch + u64::from(ensemble.chunks[end].count) <= u64::from(u32::MAX)
+            {
                 batch += u64::from(ensemble.chunks[end].count);
                 end += 1;
             }
@@ -108,7 +125,12 @@ impl HistogramGpu {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
                 for i in start..end {
                     let c = &ensemble.chunks[i];
-                    self.kernel.dispatch(&mut pass, &self.binds[i], c.count.div_ceil(self.kernel.workgroup_size), gpu.limits.max_compute_workgroups_per_dimension);
+                    self.kernel.dispatch(
+                        &mut pass,
+                        &self.binds[i],
+                        c.count.div_ceil(self.kernel.workgroup_size),
+                        gpu.limits.max_compute_workgroups_per_dimension,
+                    );
                 }
             }
             gpu.queue.submit([encoder.finish()]);

@@ -21,7 +21,14 @@ pub struct Moments {
 
 impl Moments {
     /// From shifted sums: s1 = sum (x - c), s2 = upper triangle of sum (x - c)(x - c)^T.
-    fn from_sums(dim: usize, count: u64, nonfinite: u64, center: &[f64], s1: &[f64], s2: &[f64]) -> Moments {
+    fn from_sums(
+        dim: usize,
+        count: u64,
+        nonfinite: u64,
+        center: &[f64],
+        s1: &[f64],
+        s2: &[f64],
+    ) -> Moments {
         let n = count.max(1) as f64;
         let shift: Vec<f64> = s1.iter().map(|s| s / n).collect();
         let mut cov = vec![0.0; dim * dim];
@@ -64,7 +71,13 @@ impl MomentsGpu {
     /// `workgroup_size` must be a power of two no larger than 256 (the shader's scratch).
     pub fn new(gpu: &Gpu, ensemble: &Ensemble, workgroup_size: u32) -> MomentsGpu {
         let wg = workgroup_size.clamp(1, 256).next_power_of_two().min(256);
-        let kernel = Kernel::new(gpu, "moments", shaders::MOMENTS, &[("DIM", f64::from(ensemble.dim))], wg);
+        let kernel = Kernel::new(
+            gpu,
+            "moments",
+            shaders::MOMENTS,
+            &[("DIM", f64::from(ensemble.dim))],
+            wg,
+        );
         let dim = ensemble.dim as usize;
         let center = gpu.uniform_with("moments center", &[0u8; 32]);
         let max = gpu.limits.max_compute_workgroups_per_dimension;
@@ -75,7 +88,14 @@ impl MomentsGpu {
                 let groups = c.count.div_ceil(ITEMS * wg);
                 let (x, y) = crate::gpu::kernel::grid(groups, max);
                 let rows = x * y;
-                (gpu.storage_buffer("moment partials", (rows as usize * row_len(dim) * 4) as u64, wgpu::BufferUsages::empty()), groups)
+                (
+                    gpu.storage_buffer(
+                        "moment partials",
+                        (rows as usize * row_len(dim) * 4) as u64,
+                        wgpu::BufferUsages::empty(),
+                    ),
+                    groups,
+                )
             })
             .collect();
         let binds = ensemble
@@ -102,12 +122,18 @@ impl MomentsGpu {
         }
         // The sums are about the f32 center the shader actually used.
         let used: Vec<f64> = c[..self.dim].iter().map(|&v| f64::from(v)).collect();
-        gpu.queue.write_buffer(&self.center, 0, bytemuck::cast_slice(&c));
+        gpu.queue
+            .write_buffer(&self.center, 0, bytemuck::cast_slice(&c));
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             for (bind, (_, groups)) in self.binds.iter().zip(&self.partials) {
-                self.kernel.dispatch(&mut pass, bind, *groups, gpu.limits.max_compute_workgroups_per_dimension);
+                self.kernel.dispatch(
+                    &mut pass,
+                    bind,
+                    *groups,
+                    gpu.limits.max_compute_workgroups_per_dimension,
+                );
             }
         }
         gpu.queue.submit([encoder.finish()]);
@@ -127,7 +153,14 @@ impl MomentsGpu {
                 nonfinite += row[len - 1] as u64;
             }
         }
-        Ok(Moments::from_sums(self.dim, ensemble.count - nonfinite, nonfinite, &used, &s1, &s2))
+        Ok(Moments::from_sums(
+            self.dim,
+            ensemble.count - nonfinite,
+            nonfinite,
+            &used,
+            &s1,
+            &s2,
+        ))
     }
 }
 

@@ -1,0 +1,186 @@
+//! A simulation on the GPU: the ensemble, its dynamics and its observers, advanced in
+//! fused blocks and observed at snapshots. Knows nothing about files.
+
+use crate::dynamics::init::initialize;
+use crate::dynamics::langevin::LangevinGpu;
+use crate::error::Result;
+use crate::gpu::{Ensemble, Gpu};
+use crate::observe::{HistogramCounts, HistogramGpu, Moments, MomentsGpu};
+use crate::scenario::data::SampleTable;
+use crate::scenario::{DynamicsPlan, Init, Plan};
+use std::time::{Duration, Instant};
+
+/// Knobs that change how work is laid out on the device but never the results: noise is
+/// indexed absolutely (src/rng.rs), so these are left out of the plan and its hash.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Invocations per workgroup of the particle kernels.
+    pub workgroup_size: u32,
+    /// Cap on particles per state chunk (default: the adapter's binding limit).
+    pub chunk_particles: Option<u64>,
+    /// Steps per dispatch; default: adaptive, aiming at [`BLOCK_TARGET`] of GPU work.
+    pub fused_steps: Option<u32>,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            workgroup_size: 64,
+            chunk_particles: None,
+            fused_steps: None,
+        }
+    }
+}
+
+/// GPU time one submitted block aims at: long enough to amortise dispatch overhead, short
+/// enough that a signal or progress update is answered within about half a second.
+pub const BLOCK_TARGET: Duration = Duration::from_millis(250);
+
+/// What one snapshot observes.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub step: u64,
+    pub time: f64,
+    pub histogram: HistogramCounts,
+    pub moments: Moments,
+}
+
+pub struct Simulation<'g> {
+    gpu: &'g Gpu,
+    plan: Plan,
+    pub ensemble: Ensemble,
+    langevin: LangevinGpu,
+    histogram: HistogramGpu,
+    moments: MomentsGpu,
+    layout: Layout,
+    step: u64,
+    fused: u32,
+    last_mean: Vec<f64>,
+}
+
+/// A first guess of the ensemble mean, used to centre the moment sums.
+fn init_center(init: &Init, dim: usize) -> Vec<f64> {
+    match init {
+        Init::Point { at } => at.clone(),
+        Init::Gaussian { mean, .. } => mean.clone(),
+        Init::Uniform { low, high } => low.iter().zip(high).map(|(l, h)| 0.5 * (l + h)).collect(),
+        _ => vec![0.0; dim],
+    }
+}
+
+impl<'g> Simulation<'g> {
+    /// Allocates the particles `first .. first + count` and samples their initial state.
+    pub fn new(
+        gpu: &'g Gpu,
+        plan: &Plan,
+        samples: Option<&SampleTable>,
+        first: u64,
+        count: u64,
+        layout: &Layout,
+    ) -> Result<Self> {
+        let dim = plan.particles.dim;
+        let ensemble = Ensemble::new(gpu, dim, first, count, layout.chunk_particles)?;
+        initialize(
+            gpu,
+            &ensemble,
+            &plan.particles.init,
+            samples,
+            plan.particles.count,
+            plan.seed,
+            layout.workgroup_size,
+        )?;
+        let DynamicsPlan::Langevin {
+            potential,
+            temperature,
+            dt,
+            ..
+        } = &plan.dynamics;
+        let langevin = LangevinGpu::new(
+            gpu,
+            &ensemble,
+            potential,
+            *temperature,
+            *dt,
+            plan.seed,
+            layout.workgroup_size,
+        );
+        let histogram = HistogramGpu::new(
+            gpu,
+            &ensemble,
+            &plan.output.histogram,
+            layout.workgroup_size,
+        );
+        let moments = MomentsGpu::new(gpu, &ensemble, layout.workgroup_size);
+        gpu.check()?;
+        let software = gpu.adapter.device_type == "Cpu";
+        // A first guess of the throughput; corrected after every block.
+        let rate: f64 = if software { 2e8 } else { 2e10 };
+        let fused = layout
+            .fused_steps
+            .unwrap_or_else(|| initial_fused(rate, count));
+        Ok(Simulation {
+            gpu,
+            plan: plan.clone(),
+            last_mean: init_center(&plan.particles.init, dim as usize),
+            ensemble,
+            langevin,
+            histogram,
+            moments,
+            layout: layout.clone(),
+            step: 0,
+            fused,
+        })
+    }
+
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Advances to `target` in fused blocks; `on_block(step)` runs after each block.
+    pub fn advance_to(
+        &mut self,
+        target: u64,
+        mut on_block: impl FnMut(u64) -> Result<()>,
+    ) -> Result<()> {
+        while self.step < target {
+            let k = u64::from(self.fused).min(target - self.step) as u32;
+            let started = Instant::now();
+            self.langevin
+                .advance(self.gpu, &self.ensemble, self.step, k)?;
+            self.step += u64::from(k);
+            if self.layout.fused_steps.is_none() {
+                let rate = self.ensemble.count as f64 * f64::from(k)
+                    / started.elapsed().as_secs_f64().max(1e-6);
+                self.fused =
+                    initial_fused(rate, self.ensemble.count).min(self.fused.saturating_mul(2));
+            }
+            on_block(self.step)?;
+        }
+        Ok(())
+    }
+
+    pub fn observe(&mut self) -> Result<Observation> {
+        let histogram = self.histogram.observe(self.gpu, &self.ensemble)?;
+        let moments = self
+            .moments
+            .observe(self.gpu, &self.ensemble, &self.last_mean)?;
+        if moments.count > 0 {
+            self.last_mean = moments.mean.clone();
+        }
+        Ok(Observation {
+            step: self.step,
+            time: self.plan.dynamics.time_at(self.step),
+            histogram,
+            moments,
+        })
+    }
+
+    pub fn positions(&self) -> Result<Vec<f32>> {
+        self.ensemble.read_positions(self.gpu)
+    }
+}
+
+/// Steps per block so that a block takes about [`BLOCK_TARGET`] at `rate` particle-steps/s.
+fn initial_fused(rate: f64, count: u64) -> u32 {
+    (BLOCK_TARGET.as_secs_f64() * rate / count.max(1) as f64).clamp(1.0, 10_000.0) as u32
+}

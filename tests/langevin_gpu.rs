@@ -1,0 +1,526 @@
+//! Overdamped Langevin on the GPU against exact answers, its CPU twin and itself.
+
+mod common;
+
+use fokker::dynamics::init::init_cpu;
+use fokker::dynamics::langevin::langevin_cpu;
+use fokker::model::Potential;
+use fokker::observe::{histogram_cpu, moments_cpu};
+use fokker::scenario::*;
+use fokker::simulation::{Layout, Simulation};
+
+fn plan(
+    dim: u32,
+    count: u64,
+    init: Init,
+    potential: Potential,
+    temperature: f64,
+    dt: f64,
+    steps: u64,
+    hist: HistogramSpec,
+) -> Plan {
+    Plan {
+        name: None,
+        seed: 42,
+        particles: ParticlesPlan { count, dim, init },
+        dynamics: DynamicsPlan::Langevin {
+            potential,
+            temperature,
+            dt,
+            steps,
+            t_end: steps as f64 * dt,
+        },
+        output: OutputPlan {
+            every_steps: None,
+            histogram: hist,
+            heatmap: HeatmapSpec {
+                colormap: "viridis".into(),
+                scale: Scale::Log,
+            },
+            particles: ParticlesOutput::None,
+            gif: false,
+        },
+    }
+}
+
+fn hist2(bins: u32, lo: f64, hi: f64) -> HistogramSpec {
+    HistogramSpec {
+        axes: vec![0, 1],
+        bins: vec![bins, bins],
+        range: vec![[lo, hi], [lo, hi]],
+    }
+}
+
+fn quadratic(a: [[f64; 2]; 2]) -> Potential {
+    Potential::Quadratic {
+        matrix: a.iter().map(|r| r.to_vec()).collect(),
+        center: vec![0.0, 0.0],
+    }
+}
+
+/// Runs `plan` to its end and returns the final positions.
+fn run_positions(plan: &Plan, layout: &Layout) -> Vec<f32> {
+    let gpu = common::gpu();
+    let mut sim =
+        Simulation::new(&gpu, plan, None, 0, plan.particles.count, layout).expect("simulation");
+    sim.advance_to(plan.dynamics.steps(), |_| Ok(()))
+        .expect("advance");
+    sim.positions().expect("positions")
+}
+
+fn normal_cdf(x: f64) -> f64 {
+    0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
+}
+
+/// Chi-square of observed counts against expected probabilities over bins with an expected
+/// count of at least 5; returns (statistic, degrees of freedom).
+fn chi_square(observed: &[u64], probs: &[f64], n: u64) -> (f64, usize) {
+    let mut stat = 0.0;
+    let mut dof = 0usize;
+    for (o, p) in observed.iter().zip(probs) {
+        let e = p * n as f64;
+        if e >= 5.0 {
+            stat += (*o as f64 - e).powi(2) / e;
+            dof += 1;
+        }
+    }
+    (stat, dof.saturating_sub(1))
+}
+
+/// The statistic may exceed its mean dof by 5 standard deviations sqrt(2 dof) only with
+/// probability ~1e-6 when the model is right; a biased kernel overshoots by far more.
+fn assert_chi_square_ok(stat: f64, dof: usize, what: &str) {
+    let limit = dof as f64 + 5.0 * (2.0 * dof as f64).sqrt();
+    assert!(
+        stat < limit,
+        "{what}: chi-square {stat:.1} over {dof} dof exceeds {limit:.1}"
+    );
+}
+
+/// OU transient with A = diag(1, 2) from x0 = (1.5, -1): the Euler–Maruyama chain is
+/// Gaussian with mean M^k x0 and covariance 2 T dt sum_j M^{2j}, M = I - dt A, exactly; both
+/// are within O(dt) of the continuous e^{-At} x0 and T A^{-1}(I - e^{-2At}).
+#[test]
+fn ou_transient_matches_the_exact_gaussian() {
+    let (n, dt, steps, temperature) = (400_000u64, 1e-2, 50u64, 0.5);
+    let a = [1.0, 2.0];
+    let x0 = [1.5, -1.0];
+    let spec = hist2(40, -2.5, 2.5);
+    let p = plan(
+        2,
+        n,
+        Init::Point { at: x0.to_vec() },
+        quadratic([[a[0], 0.0], [0.0, a[1]]]),
+        temperature,
+        dt,
+        steps,
+        spec.clone(),
+    );
+    let pos = run_positions(&p, &Layout::default());
+    let pos64: Vec<f64> = pos.iter().map(|&v| f64::from(v)).collect();
+    let m = moments_cpu(&pos64, 2);
+    let t = steps as f64 * dt;
+    let mut sd = [0.0; 2];
+    let mut mu = [0.0; 2];
+    for i in 0..2 {
+        let mi = 1.0 - dt * a[i];
+        mu[i] = mi.powi(steps as i32) * x0[i];
+        let var = 2.0 * temperature * dt * (1.0 - mi.powi(2 * steps as i32)) / (1.0 - mi * mi);
+        sd[i] = var.sqrt();
+        // Mean within 5 standard errors; variance within 5 of its standard errors.
+        let se_mean = sd[i] / (n as f64).sqrt();
+        assert!(
+            (m.mean[i] - mu[i]).abs() < 5.0 * se_mean,
+            "mean {i}: {} vs {}",
+            m.mean[i],
+            mu[i]
+        );
+        let se_var = var * (2.0 / n as f64).sqrt();
+        assert!(
+            (m.cov[i * 2 + i] - var).abs() < 5.0 * se_var,
+            "var {i}: {} vs {var}",
+            m.cov[i * 3]
+        );
+        // The continuous-time answer differs from the chain by O(dt): here under 3 %.
+        let cont_mean = (-a[i] * t).exp() * x0[i];
+        let cont_var = temperature / a[i] * (1.0 - (-2.0 * a[i] * t).exp());
+        assert!((mu[i] - cont_mean).abs() < 0.03 * cont_mean.abs());
+        assert!((var - cont_var).abs() < 0.03 * cont_var);
+    }
+    assert!(
+        m.cov[1].abs() < 5.0 * sd[0] * sd[1] / (n as f64).sqrt(),
+        "cross covariance {}",
+        m.cov[1]
+    );
+
+    // Histogram against the exact Gaussian integrated over each bin.
+    let gpu = common::gpu();
+    let mut sim = Simulation::new(&gpu, &p, None, 0, n, &Layout::default()).expect("simulation");
+    sim.advance_to(steps, |_| Ok(())).expect("advance");
+    let obs = sim.observe().expect("observe");
+    let edges: Vec<f64> = (0..=40).map(|k| -2.5 + 5.0 * k as f64 / 40.0).collect();
+    let bin_p = |i: usize, b: usize| {
+        normal_cdf((edges[b + 1] - mu[i]) / sd[i]) - normal_cdf((edges[b] - mu[i]) / sd[i])
+    };
+    let probs: Vec<f64> = (0..40)
+        .flat_map(|i| (0..40).map(move |j| (i, j)))
+        .map(|(i, j)| bin_p(0, i) * bin_p(1, j))
+        .collect();
+    let (stat, dof) = chi_square(&obs.histogram.counts, &probs, n);
+    assert!(dof > 100);
+    assert_chi_square_ok(stat, dof, "OU histogram");
+    // The observer's moments agree with the host's.
+    for i in 0..4 {
+        assert!(
+            (obs.moments.cov[i] - m.cov[i]).abs() < 1e-5,
+            "GPU moments {:?} vs {:?}",
+            obs.moments.cov,
+            m.cov
+        );
+    }
+}
+
+/// Double well U = (x^2 - 1)^2 + y^2 / 2 relaxes to exp(-U/T)/Z: the x marginal against
+/// the Boltzmann density integrated over bins, the y marginal against N(0, T).
+#[test]
+fn double_well_reaches_the_boltzmann_density() {
+    let (n, dt, steps, temperature) = (200_000u64, 2e-3, 3000u64, 0.7);
+    let spec = HistogramSpec {
+        axes: vec![0],
+        bins: vec![50],
+        range: vec![[-2.0, 2.0]],
+    };
+    let p = plan(
+        2,
+        n,
+        Init::Point { at: vec![0.0, 0.0] },
+        Potential::DoubleWell,
+        temperature,
+        dt,
+        steps,
+        spec.clone(),
+    );
+    let gpu = common::gpu();
+    let mut sim = Simulation::new(&gpu, &p, None, 0, n, &Layout::default()).expect("simulation");
+    sim.advance_to(steps, |_| Ok(())).expect("advance");
+    let obs = sim.observe().expect("observe");
+    // Boltzmann weights per bin by Simpson's rule, normalised over the whole line.
+    let density = |x: f64| (-(x * x - 1.0).powi(2) / temperature).exp();
+    let simpson = |a: f64, b: f64| {
+        let k = 64;
+        let h = (b - a) / k as f64;
+        (0..=k)
+            .map(|i| {
+                density(a + i as f64 * h)
+                    * if i == 0 || i == k {
+                        1.0
+                    } else if i % 2 == 1 {
+                        4.0
+                    } else {
+                        2.0
+                    }
+            })
+            .sum::<f64>()
+            * h
+            / 3.0
+    };
+    let z = simpson(-4.0, 4.0);
+    let probs: Vec<f64> = (0..50)
+        .map(|b| simpson(-2.0 + 0.08 * b as f64, -2.0 + 0.08 * (b + 1) as f64) / z)
+        .collect();
+    // Euler–Maruyama at dt = 2e-3 biases the stationary density by O(dt) (~0.5 % here),
+    // which adds about (0.005^2 N p) per bin: a few units over 50 bins, inside the bound.
+    let (stat, dof) = chi_square(&obs.histogram.counts, &probs, n);
+    assert_chi_square_ok(stat, dof, "double-well x marginal");
+    let var_y = obs.moments.cov[3];
+    assert!(
+        (var_y - temperature).abs()
+            < 5.0 * temperature * (2.0 / n as f64).sqrt() + 0.01 * temperature,
+        "var y {var_y}"
+    );
+    assert!(
+        obs.moments.mean[0].abs() < 5.0 * (1.2 / n as f64).sqrt(),
+        "symmetric wells, mean x {}",
+        obs.moments.mean[0]
+    );
+}
+
+/// At T = 0 the scheme is gradient descent: x_k = (I - dt A)^k x0, to f32 precision.
+#[test]
+fn zero_temperature_is_gradient_descent() {
+    let a = [[2.0, 0.5], [0.5, 1.0]];
+    let (dt, steps) = (0.01, 137u64);
+    let x0 = [1.0, -2.0];
+    let p = plan(
+        2,
+        1000,
+        Init::Point { at: x0.to_vec() },
+        quadratic(a),
+        0.0,
+        dt,
+        steps,
+        hist2(8, -3.0, 3.0),
+    );
+    let pos = run_positions(
+        &p,
+        &Layout {
+            fused_steps: Some(10),
+            ..Layout::default()
+        },
+    );
+    let mut x = x0;
+    for _ in 0..steps {
+        x = [
+            x[0] - dt * (a[0][0] * x[0] + a[0][1] * x[1]),
+            x[1] - dt * (a[1][0] * x[0] + a[1][1] * x[1]),
+        ];
+    }
+    for row in pos.chunks_exact(2) {
+        for i in 0..2 {
+            assert!(
+                (f64::from(row[i]) - x[i]).abs() < 1e-5 * (1.0 + x[i].abs()),
+                "{row:?} vs {x:?}"
+            );
+        }
+    }
+}
+
+/// The GPU kernel and its f64 CPU twin receive the same Philox noise, so particle by
+/// particle they agree to f32 round-off on a contracting potential, and in law on the
+/// double well.
+#[test]
+fn gpu_agrees_with_the_cpu_twin() {
+    let (n, dt, steps) = (2000u64, 5e-3, 200u64);
+    let potential = Potential::Mixture(fokker::model::Mixture {
+        weights: vec![0.3, 0.7],
+        means: vec![vec![-1.0, 0.0, 0.5], vec![1.0, 0.5, -0.5]],
+        stds: vec![vec![0.5, 0.6, 0.7], vec![0.4, 0.5, 0.8]],
+    });
+    let init = Init::Gaussian {
+        mean: vec![0.0, 0.0, 0.0],
+        std: vec![1.0, 1.0, 1.0],
+    };
+    let spec = HistogramSpec {
+        axes: vec![0, 2],
+        bins: vec![16, 16],
+        range: vec![[-3.0, 3.0], [-3.0, 3.0]],
+    };
+    let p = plan(
+        3,
+        n,
+        init.clone(),
+        potential.clone(),
+        1.0,
+        dt,
+        steps,
+        spec.clone(),
+    );
+    let gpu_pos = run_positions(&p, &Layout::default());
+    let mut cpu = init_cpu(&init, None, 3, 0, n, n, p.seed);
+    // Initial sampling agrees to f32 round-off.
+    langevin_cpu(&mut cpu, 3, 0, &potential, 1.0, dt, p.seed, 0, steps);
+    let mut worst: f64 = 0.0;
+    for (g, c) in gpu_pos.iter().zip(&cpu) {
+        worst = worst.max((f64::from(*g) - c).abs());
+    }
+    assert!(worst < 2e-3, "largest per-coordinate difference {worst}");
+    let gpu64: Vec<f64> = gpu_pos.iter().map(|&v| f64::from(v)).collect();
+    let (hg, hc) = (
+        histogram_cpu(&gpu64, 3, &spec),
+        histogram_cpu(&cpu, 3, &spec),
+    );
+    let moved: u64 = hg
+        .counts
+        .iter()
+        .zip(&hc.counts)
+        .map(|(a, b)| a.abs_diff(*b))
+        .sum();
+    assert!(
+        moved <= 10,
+        "{moved} particles changed bin between GPU and CPU twin"
+    );
+}
+
+fn bit_identical(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// The noise a particle receives is indexed absolutely, so workgroup size, chunking and
+/// steps per dispatch do not change a single bit; neither does an odd dim (blocks of four
+/// normals straddle steps).
+#[test]
+fn layout_never_changes_results() {
+    for dim in [2u32, 3] {
+        let init = Init::Gaussian {
+            mean: vec![0.0; dim as usize],
+            std: vec![1.0; dim as usize],
+        };
+        let p = plan(
+            dim,
+            10_007,
+            init,
+            Potential::DoubleWell,
+            1.0,
+            1e-3,
+            101,
+            hist2(8, -2.0, 2.0),
+        );
+        let reference = run_positions(
+            &p,
+            &Layout {
+                fused_steps: Some(101),
+                ..Layout::default()
+            },
+        );
+        let layouts = [
+            Layout {
+                workgroup_size: 32,
+                chunk_particles: None,
+                fused_steps: Some(1),
+            },
+            Layout {
+                workgroup_size: 128,
+                chunk_particles: Some(1000),
+                fused_steps: Some(7),
+            },
+            Layout {
+                workgroup_size: 64,
+                chunk_particles: Some(333),
+                fused_steps: None,
+            },
+        ];
+        for layout in &layouts {
+            let other = run_positions(&p, layout);
+            assert!(
+                bit_identical(&reference, &other),
+                "dim {dim}, {layout:?} changed the result"
+            );
+        }
+        assert!(
+            bit_identical(&reference, &run_positions(&p, &Layout::default())),
+            "same seed twice"
+        );
+    }
+}
+
+/// Chunked observers equal the host's histogram and moments of the same positions.
+#[test]
+fn chunked_observers_match_the_cpu_twins() {
+    let init = Init::Uniform {
+        low: vec![-3.0, -1.0],
+        high: vec![3.0, 2.0],
+    };
+    let spec = HistogramSpec {
+        axes: vec![1, 0],
+        bins: vec![7, 33],
+        range: vec![[-0.5, 1.5], [-2.0, 2.0]],
+    };
+    let p = plan(
+        2,
+        50_001,
+        init,
+        Potential::DoubleWell,
+        1.0,
+        1e-3,
+        3,
+        spec.clone(),
+    );
+    let gpu = common::gpu();
+    let mut sim = Simulation::new(
+        &gpu,
+        &p,
+        None,
+        0,
+        p.particles.count,
+        &Layout {
+            chunk_particles: Some(4096),
+            ..Layout::default()
+        },
+    )
+    .expect("simulation");
+    sim.advance_to(3, |_| Ok(())).expect("advance");
+    let obs = sim.observe().expect("observe");
+    let pos: Vec<f64> = sim
+        .positions()
+        .expect("positions")
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let cpu = histogram_cpu(&pos, 2, &spec);
+    assert_eq!(obs.histogram.outside, cpu.outside);
+    assert_eq!(obs.histogram.below, cpu.below);
+    assert_eq!(obs.histogram.above, cpu.above);
+    assert_eq!(
+        obs.histogram.in_range() + obs.histogram.outside,
+        p.particles.count
+    );
+    let moved: u64 = obs
+        .histogram
+        .counts
+        .iter()
+        .zip(&cpu.counts)
+        .map(|(a, b)| a.abs_diff(*b))
+        .sum();
+    assert!(
+        moved <= 4,
+        "{moved} particles binned differently (f32 vs f64 edges)"
+    );
+    let m = moments_cpu(&pos, 2);
+    for (g, c) in obs
+        .moments
+        .mean
+        .iter()
+        .chain(&obs.moments.cov)
+        .zip(m.mean.iter().chain(&m.cov))
+    {
+        assert!(
+            (g - c).abs() < 1e-5 * (1.0 + c.abs()),
+            "moments {:?} vs {:?}",
+            obs.moments,
+            m
+        );
+    }
+}
+
+/// More than 65535 workgroups in one chunk: the dispatch folds into 2D and every particle
+/// is still reached exactly once (sampled against the CPU twin at the far end).
+#[test]
+fn dispatch_folds_into_two_dimensions() {
+    let n = 65_536 * 64 + 1234;
+    let init = Init::Gaussian {
+        mean: vec![0.0],
+        std: vec![1.0],
+    };
+    let spec = HistogramSpec {
+        axes: vec![0],
+        bins: vec![10],
+        range: vec![[-1.0, 1.0]],
+    };
+    let p = plan(
+        1,
+        n,
+        init.clone(),
+        Potential::DoubleWell,
+        1.0,
+        1e-3,
+        1,
+        spec,
+    );
+    let pos = run_positions(&p, &Layout::default());
+    let first = n - 500;
+    let mut cpu = init_cpu(&init, None, 1, first, 500, n, p.seed);
+    langevin_cpu(
+        &mut cpu,
+        1,
+        first,
+        &Potential::DoubleWell,
+        1.0,
+        1e-3,
+        p.seed,
+        0,
+        1,
+    );
+    for (g, c) in pos[first as usize..].iter().zip(&cpu) {
+        assert!((f64::from(*g) - c).abs() < 1e-5, "{g} vs {c}");
+    }
+}
