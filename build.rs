@@ -53,6 +53,22 @@ fn main() {
     }
     let target = Path::new(&env::var("OUT_DIR").expect("OUT_DIR")).join("shaders.rs");
     fs::write(target, out).expect("write shaders.rs");
+    git_revision();
+}
+
+/// Records the git revision for the manifest ("unknown" outside a git checkout).
+fn git_revision() {
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/refs");
+    let revision = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=FOKKER_GIT_REVISION={revision}");
 }
 
 /// Parses and validates; on failure returns (line in the composition, message).

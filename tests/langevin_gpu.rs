@@ -9,6 +9,7 @@ use fokker::observe::{histogram_cpu, moments_cpu};
 use fokker::scenario::*;
 use fokker::simulation::{Layout, Simulation};
 
+#[allow(clippy::too_many_arguments)]
 fn plan(
     dim: u32,
     count: u64,

@@ -68,7 +68,7 @@ pub fn initialize(
     let (kind, params) = gpu_init_params(init, samples);
     let rows = rows_of(init, samples)?;
     let params_bytes = params.len() as u64 * 4;
-    if params_bytes > gpu.limits.max_storage_buffer_binding_size as u64 {
+    if params_bytes > gpu.limits.max_storage_buffer_binding_size {
         return Err(Error::Device(format!(
             "the initial sample table needs {params_bytes} bytes, more than the adapter's \
              storage-binding limit of {} bytes",

@@ -2,7 +2,7 @@
 //! bounded waits and readback.
 
 use crate::error::{Error, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ impl std::str::FromStr for AdapterChoice {
 }
 
 /// What the manifest and `fokker adapters` say about an adapter.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AdapterSummary {
     pub name: String,
     pub backend: String,
@@ -56,7 +56,7 @@ impl AdapterSummary {
             device_type: format!("{:?}", info.device_type),
             driver: info.driver,
             driver_info: info.driver_info,
-            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,
             max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
@@ -68,12 +68,25 @@ const NO_ADAPTER_HELP: &str = "install Mesa's software drivers to run without a 
 (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`), or select the OpenGL \
 backend with WGPU_BACKEND=gl; `fokker adapters` lists what is available";
 
-fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+fn adapters_of(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    pollster::block_on(wgpu::Instance::new(desc).enumerate_adapters(backends))
 }
 
+/// Adapters of the backends named in `WGPU_BACKEND`; without it, the primary backends
+/// (Vulkan, Metal, DX12) first and OpenGL only when they offer nothing, since opening EGL
+/// costs time and prints warnings on headless machines.
 fn all_adapters() -> Vec<wgpu::Adapter> {
-    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+    if std::env::var_os("WGPU_BACKEND").is_some() {
+        return adapters_of(wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()));
+    }
+    let primary = adapters_of(wgpu::Backends::PRIMARY);
+    if primary.is_empty() {
+        adapters_of(wgpu::Backends::GL)
+    } else {
+        primary
+    }
 }
 
 /// Every adapter the backends in `WGPU_BACKEND` (default: all) can see.

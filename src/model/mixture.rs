@@ -51,11 +51,11 @@ impl Mixture {
         let w: Vec<f64> = terms.iter().map(|t| (t - m).exp()).collect();
         let total: f64 = w.iter().sum();
         let mut g = vec![0.0; x.len()];
-        for k in 0..self.components() {
-            let r = w[k] / total;
-            for i in 0..x.len() {
+        for (k, wk) in w.iter().enumerate() {
+            let r = wk / total;
+            for (i, gi) in g.iter_mut().enumerate() {
                 let s = self.stds[k][i];
-                g[i] += r * (self.means[k][i] - x[i]) / (s * s);
+                *gi += r * (self.means[k][i] - x[i]) / (s * s);
             }
         }
         g

@@ -1,6 +1,17 @@
 //! Scenario file → validated, resolved [`Plan`].
+//!
+//! [`load`] / [`resolve_str`] parse the TOML, apply `--set` overrides and `--seed`, report
+//! every problem at once ([`crate::error::Error::Scenario`]), and return a [`Resolved`] plan with all
+//! defaults filled in, the sample table it needs, and the run hash.
 
 pub mod data;
+pub mod parse;
 pub mod plan;
+mod range;
+mod resolve;
+mod walk;
 
+pub use parse::{Resolved, input_digests, load, plan_hash, resolve_str};
 pub use plan::*;
+pub use range::default_range;
+pub use resolve::{DEFAULT_BINS, MAX_BINS, MAX_DIM, MAX_STEPS};

@@ -1,0 +1,105 @@
+//! `metrics.csv`: one row per snapshot with the ensemble mean and covariance.
+
+use std::fmt::Write;
+
+/// The moments of one snapshot. `cov` is the full dim x dim matrix, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsRow {
+    pub step: u64,
+    pub time: f64,
+    pub mean: Vec<f64>,
+    pub cov: Vec<f64>,
+}
+
+/// The whole CSV (header and rows, each line ending in `\n`). Only the upper triangle of the
+/// covariance is written (`cov_i_j`, i <= j) since the matrix is symmetric. Numbers use Rust's
+/// `{}` for f64: the shortest text that parses back to the same value, never in exponent
+/// form, so any CSV reader gets the exact number. An entry a row lacks (a vector shorter
+/// than `dim` asks for) is left empty, which CSV readers take as missing, instead of panicking.
+pub fn metrics_csv(dim: usize, rows: &[MetricsRow]) -> String {
+    let mut out = String::from("step,time");
+    for i in 0..dim {
+        let _ = write!(out, ",mean_{i}");
+    }
+    for i in 0..dim {
+        for j in i..dim {
+            let _ = write!(out, ",cov_{i}_{j}");
+        }
+    }
+    out.push('\n');
+    for row in rows {
+        let _ = write!(out, "{},{}", row.step, row.time);
+        for i in 0..dim {
+            out.push(',');
+            if let Some(v) = row.mean.get(i) {
+                let _ = write!(out, "{v}");
+            }
+        }
+        for i in 0..dim {
+            for j in i..dim {
+                out.push(',');
+                if let Some(v) = row.cov.get(i * dim + j) {
+                    let _ = write!(out, "{v}");
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_rows() {
+        let rows = [
+            MetricsRow {
+                step: 0,
+                time: 0.0,
+                mean: vec![0.0, 1.5],
+                cov: vec![1.0, 0.25, 0.25, 2.0],
+            },
+            MetricsRow {
+                step: 500,
+                time: 0.5,
+                mean: vec![-0.1, 1e-7],
+                cov: vec![0.1, 0.2, 0.2, 1e20],
+            },
+        ];
+        let csv = metrics_csv(2, &rows);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "step,time,mean_0,mean_1,cov_0_0,cov_0_1,cov_1_1");
+        assert_eq!(lines[1], "0,0,0,1.5,1,0.25,2");
+        assert_eq!(
+            lines[2],
+            "500,0.5,-0.1,0.0000001,0.1,0.2,100000000000000000000"
+        );
+        assert_eq!(lines.len(), 3);
+        assert!(csv.ends_with('\n'));
+        // Every field parses back to the value it came from.
+        let f: Vec<f64> = lines[2].split(',').map(|s| s.parse().unwrap()).collect();
+        assert_eq!(f, vec![500.0, 0.5, -0.1, 1e-7, 0.1, 0.2, 1e20]);
+    }
+
+    #[test]
+    fn three_dimensions_upper_triangle_and_short_rows() {
+        let csv = metrics_csv(
+            3,
+            &[MetricsRow {
+                step: 1,
+                time: 0.001,
+                mean: vec![1.0],
+                cov: vec![],
+            }],
+        );
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "step,time,mean_0,mean_1,mean_2,cov_0_0,cov_0_1,cov_0_2,cov_1_1,cov_1_2,cov_2_2"
+        );
+        assert_eq!(lines[1], "1,0.001,1,,,,,,,,");
+        assert_eq!(metrics_csv(1, &[]), "step,time,mean_0,cov_0_0\n");
+    }
+}

@@ -1,0 +1,17 @@
+//! Writers for everything a run directory holds (DESIGN.md, "Output contract"): one writer per
+//! format, each producing bytes that [`write_atomic`] puts in place, so a reader never sees a
+//! half-written file and an interrupted run never leaves one behind.
+
+mod atomic;
+mod gif;
+mod heatmap;
+mod metrics;
+mod npy;
+mod rundir;
+
+pub use atomic::write_atomic;
+pub use gif::encode_gif;
+pub use heatmap::{colormap, colormap_names, png_bytes, render_density_image, render_density_png};
+pub use metrics::{MetricsRow, metrics_csv};
+pub use npy::{npy_f32, npy_u64};
+pub use rundir::prepare_run_dir;

@@ -1,0 +1,80 @@
+//! `manifest.json`: what a run directory holds and how it was made (DESIGN.md, output
+//! contract). Rewritten atomically at the start, after every snapshot and at the end.
+
+use crate::gpu::AdapterSummary;
+use crate::scenario::Plan;
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_REVISION: &str = env!("FOKKER_GIT_REVISION");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Complete,
+    Interrupted,
+    Diverged,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Timings {
+    pub wall_seconds: f64,
+    pub init_seconds: f64,
+    pub stepping_seconds: f64,
+    pub observe_seconds: f64,
+    pub write_seconds: f64,
+    /// count * steps / stepping_seconds.
+    pub particle_steps_per_second: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistogramRecord {
+    pub axes: Vec<u32>,
+    pub bins: Vec<u32>,
+    pub range: Vec<[f64; 2]>,
+    pub in_range: u64,
+    pub outside: u64,
+    pub nonfinite: u64,
+    /// Per axis: finite particles below / above the range.
+    pub below: Vec<u64>,
+    pub above: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    pub step: u64,
+    pub time: f64,
+    /// Relative paths.
+    pub density: String,
+    pub heatmap: String,
+    pub particles: Option<String>,
+    pub histogram: HistogramRecord,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub status: Status,
+    pub fokker_version: String,
+    pub git_revision: String,
+    pub name: Option<String>,
+    pub seed: u64,
+    pub adapter: AdapterSummary,
+    pub plan_hash: String,
+    pub plan: Plan,
+    pub inputs: Vec<InputFile>,
+    pub timings: Timings,
+    pub snapshots: Vec<SnapshotRecord>,
+    /// Files at the run root, relative paths: metrics.csv, density.gif.
+    pub metrics: String,
+    pub gif: Option<String>,
+    /// Why the run stopped, when status is not `complete`.
+    pub error: Option<String>,
+}

@@ -1,0 +1,179 @@
+//! The `fokker` binary end to end: run directories, manifests, exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn fokker(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fokker"))
+        .args(args)
+        .current_dir(cwd)
+        .env("FOKKER_TEST", "1")
+        .output()
+        .expect("the fokker binary runs")
+}
+
+const SMALL: &str = r#"
+name = "cli test"
+seed = 5
+
+[particles]
+count = 20_000
+dim = 2
+init = { kind = "gaussian", mean = [-1.0, 0.0], std = 0.2 }
+
+[dynamics]
+kind = "langevin"
+potential = { kind = "double_well" }
+temperature = 0.5
+dt = 1e-3
+t_end = 0.05
+
+[output]
+every = 0.02
+histogram = { axes = [0, 1], bins = [32, 24], range = [[-2.0, 2.0], [-1.5, 1.5]] }
+particles = "snapshots"
+"#;
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest.json exists");
+    serde_json::from_str(&text).expect("manifest is JSON")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_run_directory_is_complete_and_self_describing() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("s.toml"), SMALL).unwrap();
+    let o = fokker(&["run", "s.toml", "--out", "run", "--progress", "none"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = tmp.path().join("run");
+    let m = manifest(&run);
+    assert_eq!(m["status"], "complete");
+    assert_eq!(m["plan"]["particles"]["count"], 20_000);
+    assert_eq!(m["seed"], 5);
+    assert!(m["plan_hash"].as_str().unwrap().len() == 64);
+    assert!(m["adapter"]["name"].as_str().is_some());
+    assert!(m["timings"]["particle_steps_per_second"].as_f64().unwrap() > 0.0);
+    // Snapshots at t = 0, 0.02, 0.04 and the end (step 50).
+    let snaps = m["snapshots"].as_array().unwrap();
+    let steps: Vec<u64> = snaps.iter().map(|s| s["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, vec![0, 20, 40, 50]);
+    for s in snaps {
+        for key in ["density", "heatmap", "particles"] {
+            let rel = s[key].as_str().unwrap();
+            assert!(run.join(rel).is_file(), "{rel} listed but missing");
+        }
+        let h = &s["histogram"];
+        let total = h["in_range"].as_u64().unwrap() + h["outside"].as_u64().unwrap() + h["nonfinite"].as_u64().unwrap();
+        assert_eq!(total, 20_000);
+    }
+    // The density array: u64 counts in numpy histogram2d shape, summing to in_range.
+    let bytes = std::fs::read(run.join("density/00000050.npy")).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.shape(), &[32, 24]);
+    let counts: Vec<u64> = npy.into_vec().unwrap();
+    assert_eq!(counts.iter().sum::<u64>(), snaps[3]["histogram"]["in_range"].as_u64().unwrap());
+    // Particles: f32 (N, 2).
+    let bytes = std::fs::read(run.join("particles/00000050.npy")).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.shape(), &[20_000, 2]);
+    // Nothing else in density/ than the snapshot files.
+    let mut names: Vec<String> = std::fs::read_dir(run.join("density")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names.len(), 8, "{names:?}");
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 5);
+    assert!(metrics.starts_with("step,time,mean_0,mean_1,cov_0_0,cov_0_1,cov_1_1"));
+    assert!(run.join("density.gif").is_file());
+}
+
+#[test]
+fn same_seed_gives_identical_bytes_and_overrides_take_effect() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("s.toml"), SMALL).unwrap();
+    for out in ["a", "b"] {
+        let o = fokker(&["run", "s.toml", "--out", out, "--progress", "none"], tmp.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let read = |p: &str| std::fs::read(tmp.path().join(p)).unwrap();
+    assert_eq!(read("a/density/00000050.npy"), read("b/density/00000050.npy"));
+    assert_eq!(read("a/particles/00000050.npy"), read("b/particles/00000050.npy"));
+    assert_eq!(read("a/density/00000050.png"), read("b/density/00000050.png"));
+
+    let o = fokker(&["run", "s.toml", "--out", "c", "--progress", "none", "--seed", "9", "--set", "dynamics.temperature=0.3"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (ma, mc) = (manifest(&tmp.path().join("a")), manifest(&tmp.path().join("c")));
+    assert_eq!(mc["seed"], 9);
+    assert_eq!(mc["plan"]["dynamics"]["temperature"], 0.3);
+    assert_ne!(ma["plan_hash"], mc["plan_hash"]);
+    assert_ne!(read("a/particles/00000050.npy"), read("c/particles/00000050.npy"));
+}
+
+#[test]
+fn bad_scenarios_exit_65_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = SMALL.replace("dim = 2", "dim = 9").replace("temperature = 0.5", "temprature = 0.5");
+    std::fs::write(tmp.path().join("bad.toml"), bad).unwrap();
+    let o = fokker(&["run", "bad.toml", "--out", "run"], tmp.path());
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("particles.dim"), "{err}");
+    assert!(err.contains("temprature") && err.contains("temperature"), "{err}");
+    assert!(!tmp.path().join("run").exists());
+
+    let o = fokker(&["run", "missing.toml", "--out", "run"], tmp.path());
+    assert_eq!(o.status.code(), Some(74), "{}", stderr(&o));
+    let o = fokker(&["run", "--bogus"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn existing_output_is_refused_without_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("s.toml"), SMALL.replace("t_end = 0.05", "t_end = 0.002")).unwrap();
+    let args = ["run", "s.toml", "--out", "run", "--progress", "none"];
+    assert!(fokker(&args, tmp.path()).status.success());
+    let o = fokker(&args, tmp.path());
+    assert_eq!(o.status.code(), Some(74));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    assert!(fokker(&forced, tmp.path()).status.success());
+    assert_eq!(manifest(&tmp.path().join("run"))["status"], "complete");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_memory_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("s.toml"), SMALL).unwrap();
+    let o = fokker(&["run", "s.toml", "--out", "run", "--dry-run", "--set", "dynamics.dt=1000.0"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("GPU memory") && text.contains("\"dt\": 1000.0"), "{text}");
+    assert!(!tmp.path().join("run").exists());
+}
+
+#[test]
+fn adapters_lists_at_least_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = fokker(&["adapters", "--json"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!list.as_array().unwrap().is_empty(), "no adapter: GPU tests need one");
+}
+
+#[test]
+fn a_diverging_run_exits_3_and_keeps_the_last_good_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = SMALL.replace("dt = 1e-3", "dt = 0.5").replace("every = 0.02", "every = 1.0").replace("t_end = 0.05", "t_end = 20.0");
+    std::fs::write(tmp.path().join("s.toml"), s).unwrap();
+    let o = fokker(&["run", "s.toml", "--out", "run", "--progress", "none"], tmp.path());
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let m = manifest(&tmp.path().join("run"));
+    assert_eq!(m["status"], "diverged");
+    assert!(m["error"].as_str().unwrap().contains("NaN"));
+    assert!(tmp.path().join("run/density/00000000.npy").is_file());
+}
