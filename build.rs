@@ -11,6 +11,7 @@ const SHADERS: &[(&str, &[&str])] = &[
         &[
             "common/philox.wgsl",
             "common/potential.wgsl",
+            "common/point.wgsl",
             "langevin.wgsl",
         ],
     ),

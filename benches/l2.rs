@@ -14,16 +14,33 @@ use fokker::scenario::*;
 use fokker::simulation::{Layout, Simulation};
 use std::time::Instant;
 
-fn l2_plan(particles: u64, steps: u64, seed: u64) -> Plan {
+fn l2_plan(particles: u64, steps: u64, seed: u64, temperature: f64) -> Plan {
     Plan {
         name: Some("L2".into()),
         seed,
-        particles: ParticlesPlan { count: particles, dim: 2, init: Init::Point { at: vec![0.0, 0.0] } },
-        dynamics: DynamicsPlan::Langevin { potential: Potential::DoubleWell, temperature: 1.0, dt: 1e-3, steps, t_end: steps as f64 * 1e-3 },
+        particles: ParticlesPlan {
+            count: particles,
+            dim: 2,
+            init: Init::Point { at: vec![0.0, 0.0] },
+        },
+        dynamics: DynamicsPlan::Langevin {
+            potential: Potential::DoubleWell,
+            temperature,
+            dt: 1e-3,
+            steps,
+            t_end: steps as f64 * 1e-3,
+        },
         output: OutputPlan {
             every_steps: None,
-            histogram: HistogramSpec { axes: vec![0, 1], bins: vec![128, 128], range: vec![[-2.5, 2.5], [-2.5, 2.5]] },
-            heatmap: HeatmapSpec { colormap: "viridis".into(), scale: Scale::Log },
+            histogram: HistogramSpec {
+                axes: vec![0, 1],
+                bins: vec![128, 128],
+                range: vec![[-2.5, 2.5], [-2.5, 2.5]],
+            },
+            heatmap: HeatmapSpec {
+                colormap: "viridis".into(),
+                scale: Scale::Log,
+            },
             particles: ParticlesOutput::None,
             gif: false,
         },
@@ -34,7 +51,12 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse::<f64>().ok().map(|f| f.to_string()).or(Some(v.clone())))
+        .and_then(|v| {
+            v.parse::<f64>()
+                .ok()
+                .map(|f| f.to_string())
+                .or(Some(v.clone()))
+        })
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
@@ -44,20 +66,28 @@ fn main() -> fokker::Result<()> {
     let particles: u64 = arg(&args, "--particles", 1_000_000u64);
     let steps: u64 = arg(&args, "--steps", 100u64);
     let seed: u64 = arg(&args, "--seed", 0u64);
+    let temperature: f64 = arg(&args, "--temperature", 1.0f64);
     let adapter: AdapterChoice = arg(&args, "--adapter", AdapterChoice::Auto);
-    let fused: Option<u32> = args.iter().position(|a| a == "--fused-steps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
-    let layout = Layout { fused_steps: fused, ..Layout::default() };
+    let fused: Option<u32> = args
+        .iter()
+        .position(|a| a == "--fused-steps")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok());
+    let layout = Layout {
+        fused_steps: fused,
+        ..Layout::default()
+    };
 
     let t0 = Instant::now();
     let gpu = Gpu::open(&adapter)?;
     // Compile every pipeline once on a tiny ensemble (Mesa caches the result).
-    let warm = l2_plan(256, 2, seed);
+    let warm = l2_plan(256, 2, seed, temperature);
     let mut sim = Simulation::new(&gpu, &warm, None, 0, 256, &layout)?;
     sim.advance_to(2, |_| Ok(()))?;
     sim.observe()?;
     let startup = t0.elapsed().as_secs_f64();
 
-    let plan = l2_plan(particles, steps, seed);
+    let plan = l2_plan(particles, steps, seed, temperature);
     let t1 = Instant::now();
     let mut sim = Simulation::new(&gpu, &plan, None, 0, particles, &layout)?;
     sim.advance_to(steps, |_| Ok(()))?;

@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "fokker", version, about = "GPU particle simulator for Fokker–Planck density experiments")]
+#[command(
+    name = "fokker",
+    version,
+    about = "GPU particle simulator for Fokker–Planck density experiments"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -101,7 +105,10 @@ fn quiet_mesa_gl() {
 fn run_command(args: RunArgs) -> fokker::Result<()> {
     let resolved = scenario::load(&args.scenario, &args.set, args.seed)?;
     let out = args.out.unwrap_or_else(|| {
-        let stem = args.scenario.file_stem().map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+        let stem = args
+            .scenario
+            .file_stem()
+            .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
         PathBuf::from("runs").join(stem)
     });
     if args.dry_run {
@@ -134,7 +141,8 @@ fn run_command(args: RunArgs) -> fokker::Result<()> {
 fn adapters_command(json: bool) -> fokker::Result<()> {
     let adapters = list_adapters();
     if json {
-        let text = serde_json::to_string_pretty(&adapters).map_err(|e| fokker::Error::Output(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&adapters)
+            .map_err(|e| fokker::Error::Output(e.to_string()))?;
         println!("{text}");
         return Ok(());
     }
@@ -144,7 +152,10 @@ fn adapters_command(json: bool) -> fokker::Result<()> {
         ));
     }
     for a in adapters {
-        println!("{} [{} {}] driver: {} {}", a.name, a.backend, a.device_type, a.driver, a.driver_info);
+        println!(
+            "{} [{} {}] driver: {} {}",
+            a.name, a.backend, a.device_type, a.driver, a.driver_info
+        );
         println!(
             "    max storage binding {} MiB, max buffer {} MiB, {} workgroups per dimension, {} invocations per workgroup",
             a.max_storage_buffer_binding_size >> 20,

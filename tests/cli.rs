@@ -47,7 +47,10 @@ fn stderr(o: &Output) -> String {
 fn a_run_directory_is_complete_and_self_describing() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("s.toml"), SMALL).unwrap();
-    let o = fokker(&["run", "s.toml", "--out", "run", "--progress", "none"], tmp.path());
+    let o = fokker(
+        &["run", "s.toml", "--out", "run", "--progress", "none"],
+        tmp.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let run = tmp.path().join("run");
     let m = manifest(&run);
@@ -67,7 +70,9 @@ fn a_run_directory_is_complete_and_self_describing() {
             assert!(run.join(rel).is_file(), "{rel} listed but missing");
         }
         let h = &s["histogram"];
-        let total = h["in_range"].as_u64().unwrap() + h["outside"].as_u64().unwrap() + h["nonfinite"].as_u64().unwrap();
+        let total = h["in_range"].as_u64().unwrap()
+            + h["outside"].as_u64().unwrap()
+            + h["nonfinite"].as_u64().unwrap();
         assert_eq!(total, 20_000);
     }
     // The density array: u64 counts in numpy histogram2d shape, summing to in_range.
@@ -75,13 +80,19 @@ fn a_run_directory_is_complete_and_self_describing() {
     let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
     assert_eq!(npy.shape(), &[32, 24]);
     let counts: Vec<u64> = npy.into_vec().unwrap();
-    assert_eq!(counts.iter().sum::<u64>(), snaps[3]["histogram"]["in_range"].as_u64().unwrap());
+    assert_eq!(
+        counts.iter().sum::<u64>(),
+        snaps[3]["histogram"]["in_range"].as_u64().unwrap()
+    );
     // Particles: f32 (N, 2).
     let bytes = std::fs::read(run.join("particles/00000050.npy")).unwrap();
     let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
     assert_eq!(npy.shape(), &[20_000, 2]);
     // Nothing else in density/ than the snapshot files.
-    let mut names: Vec<String> = std::fs::read_dir(run.join("density")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(run.join("density"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert_eq!(names.len(), 8, "{names:?}");
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
@@ -95,33 +106,70 @@ fn same_seed_gives_identical_bytes_and_overrides_take_effect() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("s.toml"), SMALL).unwrap();
     for out in ["a", "b"] {
-        let o = fokker(&["run", "s.toml", "--out", out, "--progress", "none"], tmp.path());
+        let o = fokker(
+            &["run", "s.toml", "--out", out, "--progress", "none"],
+            tmp.path(),
+        );
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let read = |p: &str| std::fs::read(tmp.path().join(p)).unwrap();
-    assert_eq!(read("a/density/00000050.npy"), read("b/density/00000050.npy"));
-    assert_eq!(read("a/particles/00000050.npy"), read("b/particles/00000050.npy"));
-    assert_eq!(read("a/density/00000050.png"), read("b/density/00000050.png"));
+    assert_eq!(
+        read("a/density/00000050.npy"),
+        read("b/density/00000050.npy")
+    );
+    assert_eq!(
+        read("a/particles/00000050.npy"),
+        read("b/particles/00000050.npy")
+    );
+    assert_eq!(
+        read("a/density/00000050.png"),
+        read("b/density/00000050.png")
+    );
 
-    let o = fokker(&["run", "s.toml", "--out", "c", "--progress", "none", "--seed", "9", "--set", "dynamics.temperature=0.3"], tmp.path());
+    let o = fokker(
+        &[
+            "run",
+            "s.toml",
+            "--out",
+            "c",
+            "--progress",
+            "none",
+            "--seed",
+            "9",
+            "--set",
+            "dynamics.temperature=0.3",
+        ],
+        tmp.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    let (ma, mc) = (manifest(&tmp.path().join("a")), manifest(&tmp.path().join("c")));
+    let (ma, mc) = (
+        manifest(&tmp.path().join("a")),
+        manifest(&tmp.path().join("c")),
+    );
     assert_eq!(mc["seed"], 9);
     assert_eq!(mc["plan"]["dynamics"]["temperature"], 0.3);
     assert_ne!(ma["plan_hash"], mc["plan_hash"]);
-    assert_ne!(read("a/particles/00000050.npy"), read("c/particles/00000050.npy"));
+    assert_ne!(
+        read("a/particles/00000050.npy"),
+        read("c/particles/00000050.npy")
+    );
 }
 
 #[test]
 fn bad_scenarios_exit_65_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let bad = SMALL.replace("dim = 2", "dim = 9").replace("temperature = 0.5", "temprature = 0.5");
+    let bad = SMALL
+        .replace("dim = 2", "dim = 9")
+        .replace("temperature = 0.5", "temprature = 0.5");
     std::fs::write(tmp.path().join("bad.toml"), bad).unwrap();
     let o = fokker(&["run", "bad.toml", "--out", "run"], tmp.path());
     assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("particles.dim"), "{err}");
-    assert!(err.contains("temprature") && err.contains("temperature"), "{err}");
+    assert!(
+        err.contains("temprature") && err.contains("temperature"),
+        "{err}"
+    );
     assert!(!tmp.path().join("run").exists());
 
     let o = fokker(&["run", "missing.toml", "--out", "run"], tmp.path());
@@ -133,7 +181,11 @@ fn bad_scenarios_exit_65_and_write_nothing() {
 #[test]
 fn existing_output_is_refused_without_force() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("s.toml"), SMALL.replace("t_end = 0.05", "t_end = 0.002")).unwrap();
+    std::fs::write(
+        tmp.path().join("s.toml"),
+        SMALL.replace("t_end = 0.05", "t_end = 0.002"),
+    )
+    .unwrap();
     let args = ["run", "s.toml", "--out", "run", "--progress", "none"];
     assert!(fokker(&args, tmp.path()).status.success());
     let o = fokker(&args, tmp.path());
@@ -149,10 +201,24 @@ fn existing_output_is_refused_without_force() {
 fn dry_run_prints_the_plan_and_memory_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("s.toml"), SMALL).unwrap();
-    let o = fokker(&["run", "s.toml", "--out", "run", "--dry-run", "--set", "dynamics.dt=1000.0"], tmp.path());
+    let o = fokker(
+        &[
+            "run",
+            "s.toml",
+            "--out",
+            "run",
+            "--dry-run",
+            "--set",
+            "dynamics.dt=1000.0",
+        ],
+        tmp.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("GPU memory") && text.contains("\"dt\": 1000.0"), "{text}");
+    assert!(
+        text.contains("GPU memory") && text.contains("\"dt\": 1000.0"),
+        "{text}"
+    );
     assert!(!tmp.path().join("run").exists());
 }
 
@@ -162,15 +228,24 @@ fn adapters_lists_at_least_one() {
     let o = fokker(&["adapters", "--json"], tmp.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(!list.as_array().unwrap().is_empty(), "no adapter: GPU tests need one");
+    assert!(
+        !list.as_array().unwrap().is_empty(),
+        "no adapter: GPU tests need one"
+    );
 }
 
 #[test]
 fn a_diverging_run_exits_3_and_keeps_the_last_good_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = SMALL.replace("dt = 1e-3", "dt = 0.5").replace("every = 0.02", "every = 1.0").replace("t_end = 0.05", "t_end = 20.0");
+    let s = SMALL
+        .replace("dt = 1e-3", "dt = 0.5")
+        .replace("every = 0.02", "every = 1.0")
+        .replace("t_end = 0.05", "t_end = 20.0");
     std::fs::write(tmp.path().join("s.toml"), s).unwrap();
-    let o = fokker(&["run", "s.toml", "--out", "run", "--progress", "none"], tmp.path());
+    let o = fokker(
+        &["run", "s.toml", "--out", "run", "--progress", "none"],
+        tmp.path(),
+    );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let m = manifest(&tmp.path().join("run"));
     assert_eq!(m["status"], "diverged");

@@ -23,17 +23,39 @@ struct StepUniform {
 }
 const _: () = assert!(std::mem::size_of::<StepUniform>() == 32);
 
-/// The Langevin kernel bound to an ensemble's chunks.
-pub struct LangevinGpu {
+/// Steps per round of whole Philox blocks: 4 / gcd(dim, 4) (shaders/common/point.wgsl).
+pub fn round_steps(dim: u32) -> u32 {
+    match dim % 4 {
+        0 => 1,
+        2 => 2,
+        _ => 4,
+    }
+}
+
+/// How a block of steps from `step0` splits into single steps up to a round boundary,
+/// whole rounds, and single steps to the end: (head, rounds' steps, tail).
+pub fn split_block(step0: u64, steps: u64, round: u64) -> (u64, u64, u64) {
+    let head = ((round - step0 % round) % round).min(steps);
+    let body = (steps - head) / round * round;
+    (head, body, steps - head - body)
+}
+
+/// One of the two pipelines (whole rounds or single steps) with its step uniform and a
+/// bind group per chunk.
+struct Part {
     kernel: Kernel,
     step: wgpu::Buffer,
     binds: Vec<wgpu::BindGroup>,
+}
+
+/// The Langevin kernels bound to an ensemble's chunks.
+pub struct LangevinGpu {
+    /// Head (single steps), body (rounds), tail (single steps).
+    parts: [Part; 3],
     key: [u32; 2],
     dim: u32,
     dt: f32,
     noise_scale: f32,
-    // Kept alive for the bind groups.
-    _potential: wgpu::Buffer,
 }
 
 impl LangevinGpu {
@@ -46,62 +68,87 @@ impl LangevinGpu {
         seed: u64,
         workgroup_size: u32,
     ) -> LangevinGpu {
-        let (kind, params) = gpu_potential_params(potential, ensemble.dim);
-        let kernel = Kernel::new(
-            gpu,
-            "langevin",
-            shaders::LANGEVIN,
-            &[
-                ("DIM", f64::from(ensemble.dim)),
-                ("POTENTIAL", f64::from(kind)),
-            ],
-            workgroup_size,
-        );
-        let step = gpu.uniform_with("langevin step", bytemuck::bytes_of(&StepUniform::zeroed()));
+        let (kind, params) = gpu_potential_params(potential);
         let potential = gpu.storage_with("potential params", bytemuck::cast_slice(&params));
-        let binds = ensemble
-            .chunks
-            .iter()
-            .map(|c| kernel.bind(gpu, &[&c.state, &c.uniform, &step, &potential]))
-            .collect();
+        let kernel = |single: bool| {
+            Kernel::new(
+                gpu,
+                if single {
+                    "langevin steps"
+                } else {
+                    "langevin rounds"
+                },
+                shaders::LANGEVIN,
+                &[
+                    ("DIM", f64::from(ensemble.dim)),
+                    ("POTENTIAL", f64::from(kind)),
+                    ("ROUND_STEPS", f64::from(round_steps(ensemble.dim))),
+                    ("NOISE", if temperature > 0.0 { 1.0 } else { 0.0 }),
+                    ("SINGLE_STEPS", if single { 1.0 } else { 0.0 }),
+                ],
+                workgroup_size,
+            )
+        };
+        let part = |kernel: Kernel| {
+            let step =
+                gpu.uniform_with("langevin step", bytemuck::bytes_of(&StepUniform::zeroed()));
+            let binds = ensemble
+                .chunks
+                .iter()
+                .map(|c| kernel.bind(gpu, &[&c.state, &c.uniform, &step, &potential]))
+                .collect();
+            Part {
+                kernel,
+                step,
+                binds,
+            }
+        };
+        let single = kernel(true);
+        let single_again = kernel(true);
         LangevinGpu {
-            kernel,
-            step,
-            binds,
+            parts: [part(single), part(kernel(false)), part(single_again)],
             key: rng::key_from_seed(seed),
             dim: ensemble.dim,
             dt: dt as f32,
             noise_scale: (2.0 * temperature * dt).sqrt() as f32,
-            _potential: potential,
         }
     }
 
-    /// Submits steps `step0 .. step0 + steps` for every chunk as one fused dispatch per
-    /// chunk. Does not wait.
+    /// Submits steps `step0 .. step0 + steps` for every chunk: at most three fused
+    /// dispatches per chunk (head, whole rounds, tail). Does not wait.
     pub fn submit(&self, gpu: &Gpu, ensemble: &Ensemble, step0: u64, steps: u32) {
-        let g = step0 * u64::from(self.dim);
-        let uniform = StepUniform {
-            key: self.key,
-            block0: (g >> 2) as u32,
-            lane0: (g & 3) as u32,
-            steps,
-            dt: self.dt,
-            noise_scale: self.noise_scale,
-            _pad: 0,
-        };
-        // Ordered before the submit below, after all earlier submits.
-        gpu.queue
-            .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
+        let (head, body, tail) =
+            split_block(step0, u64::from(steps), u64::from(round_steps(self.dim)));
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            for (c, bind) in ensemble.chunks.iter().zip(&self.binds) {
-                self.kernel.dispatch(
-                    &mut pass,
-                    bind,
-                    c.count.div_ceil(self.kernel.workgroup_size),
-                    gpu.limits.max_compute_workgroups_per_dimension,
-                );
+            let mut at = step0;
+            for (part, n) in self.parts.iter().zip([head, body, tail]) {
+                if n == 0 {
+                    continue;
+                }
+                let g = at * u64::from(self.dim);
+                let uniform = StepUniform {
+                    key: self.key,
+                    block0: (g >> 2) as u32,
+                    lane0: (g & 3) as u32,
+                    steps: n as u32,
+                    dt: self.dt,
+                    noise_scale: self.noise_scale,
+                    _pad: 0,
+                };
+                // Staged writes land before this submit and after all earlier ones.
+                gpu.queue
+                    .write_buffer(&part.step, 0, bytemuck::bytes_of(&uniform));
+                for (c, bind) in ensemble.chunks.iter().zip(&part.binds) {
+                    part.kernel.dispatch(
+                        &mut pass,
+                        bind,
+                        c.count.div_ceil(part.kernel.workgroup_size),
+                        gpu.limits.max_compute_workgroups_per_dimension,
+                    );
+                }
+                at += n;
             }
         }
         gpu.queue.submit([encoder.finish()]);
@@ -143,6 +190,26 @@ pub fn langevin_cpu(
                 };
                 x[c] += -g[c] * dt + scale * xi;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_split_at_round_boundaries() {
+        assert_eq!(split_block(0, 10, 4), (0, 8, 2));
+        assert_eq!(split_block(3, 10, 4), (1, 8, 1));
+        assert_eq!(split_block(3, 1, 4), (1, 0, 0));
+        assert_eq!(split_block(5, 2, 4), (2, 0, 0));
+        assert_eq!(split_block(7, 9, 1), (0, 9, 0));
+        for dim in 1..=8 {
+            // Whole rounds start where step * dim is a multiple of 4.
+            let r = u64::from(round_steps(dim));
+            assert_eq!(r * u64::from(dim) % 4, 0);
+            assert!((1..r).all(|k| k * u64::from(dim) % 4 != 0));
         }
     }
 }

@@ -1,18 +1,26 @@
 //! Packs a [`Potential`] into the `potential_params` array of shaders/common/potential.wgsl.
-//! Derived quantities (log weights, inverse variances) are computed here in f64.
+//! Vectors are zero-padded to 8 entries (the shader's two-vec4 `Point`); derived quantities
+//! (log weights, inverse variances) are computed here in f64.
 
 use crate::model::Potential;
 
+fn padded(v: &[f64]) -> [f32; 8] {
+    let mut out = [0f32; 8];
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = *x as f32;
+    }
+    out
+}
+
 /// (POTENTIAL override value, parameter array).
-pub fn gpu_potential_params(potential: &Potential, dim: u32) -> (u32, Vec<f32>) {
-    let d = dim as usize;
+pub fn gpu_potential_params(potential: &Potential) -> (u32, Vec<f32>) {
     match potential {
         Potential::Quadratic { matrix, center } => {
-            let mut p: Vec<f32> = matrix
-                .iter()
-                .flat_map(|r| r.iter().map(|&v| v as f32))
-                .collect();
-            p.extend(center.iter().map(|&v| v as f32));
+            let mut p = vec![0f32; 64];
+            for (i, row) in matrix.iter().enumerate() {
+                p[i * 8..i * 8 + 8].copy_from_slice(&padded(row));
+            }
+            p.extend(padded(center));
             (0, p)
         }
         Potential::DoubleWell => (1, vec![0.0]),
@@ -22,8 +30,9 @@ pub fn gpu_potential_params(potential: &Potential, dim: u32) -> (u32, Vec<f32>) 
             for k in 0..m.components() {
                 let log_norm: f64 = m.stds[k].iter().map(|s| s.ln()).sum();
                 p.push((m.weights[k].ln() - log_norm) as f32);
-                p.extend(m.means[k][..d].iter().map(|&v| v as f32));
-                p.extend(m.stds[k][..d].iter().map(|&s| (1.0 / (s * s)) as f32));
+                p.extend(padded(&m.means[k]));
+                let inv_var: Vec<f64> = m.stds[k].iter().map(|s| 1.0 / (s * s)).collect();
+                p.extend(padded(&inv_var));
             }
             (3, p)
         }

@@ -38,7 +38,9 @@ pub struct Ensemble {
 /// Largest chunk (in particles) the adapter allows for `dim` coordinates, optionally
 /// capped by `forced` (tests use a tiny cap to exercise chunking cheaply).
 pub fn chunk_capacity(limits: &wgpu::Limits, dim: u32, forced: Option<u64>) -> u64 {
-    let bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+    let bytes = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
     let by_limit = (bytes / (u64::from(dim) * 4) / CHUNK_ALIGN * CHUNK_ALIGN)
         .min(u64::from(u32::MAX) / CHUNK_ALIGN * CHUNK_ALIGN);
     forced.map_or(by_limit, |f| f.clamp(1, by_limit.max(1)))

@@ -61,7 +61,11 @@ pub fn device_bytes(plan: &Plan) -> u64 {
 /// Peak host memory for outputs: a particle snapshot (f32) when particles are written.
 pub fn host_bytes(plan: &Plan) -> u64 {
     let p = &plan.particles;
-    let particles = if plan.output.particles == ParticlesOutput::None { 0 } else { 2 * p.count * u64::from(p.dim) * 4 };
+    let particles = if plan.output.particles == ParticlesOutput::None {
+        0
+    } else {
+        2 * p.count * u64::from(p.dim) * 4
+    };
     particles + plan.output.histogram.total_bins() as u64 * 8 * 2
 }
 
@@ -109,7 +113,11 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
             })
         }
         Err(e) => {
-            manifest.status = if matches!(e, Error::Diverged { .. }) { Status::Diverged } else { Status::Failed };
+            manifest.status = if matches!(e, Error::Diverged { .. }) {
+                Status::Diverged
+            } else {
+                Status::Failed
+            };
             manifest.error = Some(e.to_string());
             // The original error matters more than a failure to record it.
             let _ = write_manifest(&opts.out, &manifest);
@@ -119,11 +127,19 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
 }
 
 fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
-    let json = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Output(format!("cannot serialise the manifest: {e}")))?;
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| Error::Output(format!("cannot serialise the manifest: {e}")))?;
     output::write_atomic(&out.join("manifest.json"), &json)
 }
 
-fn execute(gpu: &Gpu, resolved: &Resolved, opts: &RunOptions, manifest: &mut Manifest, writer: &mut RunWriter, started: Instant) -> Result<()> {
+fn execute(
+    gpu: &Gpu,
+    resolved: &Resolved,
+    opts: &RunOptions,
+    manifest: &mut Manifest,
+    writer: &mut RunWriter,
+    started: Instant,
+) -> Result<()> {
     let plan = &resolved.plan;
     let count = plan.particles.count;
     let total_steps = plan.dynamics.steps();
@@ -144,7 +160,11 @@ fn execute(gpu: &Gpu, resolved: &Resolved, opts: &RunOptions, manifest: &mut Man
             manifest.timings.observe_seconds += t1.elapsed().as_secs_f64();
             let bad = obs.histogram.nonfinite.max(obs.moments.nonfinite);
             if bad > 0 {
-                return Err(Error::Diverged { step: obs.step, time: obs.time, count: bad });
+                return Err(Error::Diverged {
+                    step: obs.step,
+                    time: obs.time,
+                    count: bad,
+                });
             }
             let t2 = Instant::now();
             let write_particles = match plan.output.particles {
@@ -152,11 +172,16 @@ fn execute(gpu: &Gpu, resolved: &Resolved, opts: &RunOptions, manifest: &mut Man
                 ParticlesOutput::Final => target == total_steps,
                 ParticlesOutput::Snapshots => true,
             };
-            let positions = if write_particles { Some(sim.positions()?) } else { None };
+            let positions = if write_particles {
+                Some(sim.positions()?)
+            } else {
+                None
+            };
             let record = writer.snapshot(&obs, positions.as_deref())?;
             progress.snapshot(obs.step, obs.time, &record.density);
             manifest.snapshots.push(record);
-            manifest.timings.particle_steps_per_second = count as f64 * sim.step() as f64 / manifest.timings.stepping_seconds.max(1e-9);
+            manifest.timings.particle_steps_per_second =
+                count as f64 * sim.step() as f64 / manifest.timings.stepping_seconds.max(1e-9);
             write_manifest(writer.out, manifest)?;
             manifest.timings.write_seconds += t2.elapsed().as_secs_f64();
         }
@@ -165,7 +190,11 @@ fn execute(gpu: &Gpu, resolved: &Resolved, opts: &RunOptions, manifest: &mut Man
         }
         Ok(())
     })();
-    progress.finish(if result.is_ok() { "complete" } else { "stopped" });
+    progress.finish(if result.is_ok() {
+        "complete"
+    } else {
+        "stopped"
+    });
     result
 }
 
@@ -184,13 +213,22 @@ impl RunWriter<'_> {
         let density = format!("density/{name}.npy");
         let heatmap = format!("density/{name}.png");
         let shape: Vec<usize> = spec.bins.iter().map(|&b| b as usize).collect();
-        output::write_atomic(&self.out.join(&density), &output::npy_u64(&shape, &obs.histogram.counts)?)?;
+        output::write_atomic(
+            &self.out.join(&density),
+            &output::npy_u64(&shape, &obs.histogram.counts)?,
+        )?;
         let axis_names: Vec<String> = spec.axes.iter().map(|a| format!("x{a}")).collect();
         let title = match &self.plan.name {
             Some(n) => format!("{n}   t = {:.4}   step {}", obs.time, obs.step),
             None => format!("t = {:.4}   step {}", obs.time, obs.step),
         };
-        let image = output::render_density_image(&obs.histogram.counts, spec, &self.plan.output.heatmap, &title, &axis_names)?;
+        let image = output::render_density_image(
+            &obs.histogram.counts,
+            spec,
+            &self.plan.output.heatmap,
+            &title,
+            &axis_names,
+        )?;
         output::write_atomic(&self.out.join(&heatmap), &output::png_bytes(&image)?)?;
         if self.plan.output.gif {
             self.frames.push(image);
@@ -199,7 +237,10 @@ impl RunWriter<'_> {
             Some(p) => {
                 let rel = format!("particles/{name}.npy");
                 let d = self.plan.particles.dim as usize;
-                output::write_atomic(&self.out.join(&rel), &output::npy_f32(&[p.len() / d, d], p)?)?;
+                output::write_atomic(
+                    &self.out.join(&rel),
+                    &output::npy_f32(&[p.len() / d, d], p)?,
+                )?;
                 Some(rel)
             }
             None => None,
@@ -210,7 +251,10 @@ impl RunWriter<'_> {
             mean: obs.moments.mean.clone(),
             cov: obs.moments.cov.clone(),
         });
-        output::write_atomic(&self.out.join("metrics.csv"), output::metrics_csv(self.plan.particles.dim as usize, &self.metrics).as_bytes())?;
+        output::write_atomic(
+            &self.out.join("metrics.csv"),
+            output::metrics_csv(self.plan.particles.dim as usize, &self.metrics).as_bytes(),
+        )?;
         let h = &obs.histogram;
         Ok(SnapshotRecord {
             step: obs.step,
@@ -242,7 +286,8 @@ impl RunWriter<'_> {
 /// What `--dry-run` prints: the resolved plan, its hash, the snapshots and the memory.
 pub fn dry_run_report(resolved: &Resolved, out: &Path) -> Result<String> {
     let plan = &resolved.plan;
-    let json = serde_json::to_string_pretty(plan).map_err(|e| Error::Output(format!("cannot serialise the plan: {e}")))?;
+    let json = serde_json::to_string_pretty(plan)
+        .map_err(|e| Error::Output(format!("cannot serialise the plan: {e}")))?;
     let snapshots = plan.output.snapshot_steps(plan.dynamics.steps());
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     Ok(format!(

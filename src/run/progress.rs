@@ -36,9 +36,11 @@ impl Progress {
         };
         let bar = (mode == ProgressMode::Bar).then(|| {
             let bar = ProgressBar::new(total_steps);
-            let style = ProgressStyle::with_template("{elapsed_precise} [{bar:40}] step {pos}/{len} {msg} (eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let style = ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] step {pos}/{len} {msg} (eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
             bar.set_style(style);
             bar
         });
