@@ -30,7 +30,13 @@ struct Step {
     steps: u32,
     dt: f32,
     noise_scale: f32,
-    _pad: u32,
+    // This dispatch covers the chunk's particles first .. first + span (a slice, so that a
+    // long block of steps on many particles is split into submissions of bounded length).
+    first: u32,
+    span: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> state: array<f32>;
@@ -62,8 +68,8 @@ fn euler(quadratic: Quadratic, x: Point, xi: Point) -> Point {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
-    if (i >= chunk.count) {
+    let i = step.first + gid.x + gid.y * nwg.x * WG;
+    if (i >= min(chunk.count, step.first + step.span)) {
         return;
     }
     var x = load_point(i);

@@ -124,6 +124,7 @@ fn run_command(args: RunArgs) -> fokker::Result<()> {
             workgroup_size: args.workgroup_size,
             chunk_particles: args.chunk_particles,
             fused_steps: args.fused_steps,
+            slice_particles: None,
         },
     };
     let report = run::run(&resolved, &opts)?;

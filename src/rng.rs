@@ -162,4 +162,28 @@ mod tests {
             }
         }
     }
+
+    /// Box–Muller output of the Rust twin is standard Gaussian (mean, variance, KS).
+    #[test]
+    fn twin_normals_are_standard_gaussian() {
+        let key = key_from_seed(99);
+        let mut v: Vec<f64> = (0..25_000u64)
+            .flat_map(|p| normals4(philox4x32_10(counter(p, 3, STREAM_DYNAMICS), key)))
+            .collect();
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 5.0 / n.sqrt(), "mean {mean}");
+        assert!((var - 1.0).abs() < 5.0 * (2.0 / n).sqrt(), "variance {var}");
+        v.sort_by(f64::total_cmp);
+        let d = v
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                let cdf = 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2);
+                (cdf - i as f64 / n).abs().max((i as f64 + 1.0) / n - cdf)
+            })
+            .fold(0.0, f64::max);
+        assert!(d * n.sqrt() < 2.6, "KS distance {d}");
+    }
 }

@@ -3,7 +3,7 @@
 
 use crate::dynamics::init::initialize;
 use crate::dynamics::langevin::LangevinGpu;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Ensemble, Gpu};
 use crate::observe::{HistogramCounts, HistogramGpu, Moments, MomentsGpu};
 use crate::scenario::data::SampleTable;
@@ -18,8 +18,10 @@ pub struct Layout {
     pub workgroup_size: u32,
     /// Cap on particles per state chunk (default: the adapter's binding limit).
     pub chunk_particles: Option<u64>,
-    /// Steps per dispatch; default: adaptive, aiming at [`BLOCK_TARGET`] of GPU work.
+    /// Steps per dispatch (default [`DEFAULT_FUSED_STEPS`], fewer up to a snapshot).
     pub fused_steps: Option<u32>,
+    /// Particles per submission (default: sized from the measured rate).
+    pub slice_particles: Option<u32>,
 }
 
 impl Default for Layout {
@@ -28,6 +30,7 @@ impl Default for Layout {
             workgroup_size: 64,
             chunk_particles: None,
             fused_steps: None,
+            slice_particles: None,
         }
     }
 }
@@ -52,9 +55,11 @@ pub struct Simulation<'g> {
     langevin: LangevinGpu,
     histogram: HistogramGpu,
     moments: MomentsGpu,
-    layout: Layout,
     step: u64,
     fused: u32,
+    /// Particle-steps per second, a running estimate used to size submissions.
+    rate: f64,
+    slice_particles: Option<u32>,
     last_mean: Vec<f64>,
 }
 
@@ -79,6 +84,18 @@ impl<'g> Simulation<'g> {
         layout: &Layout,
     ) -> Result<Self> {
         let dim = plan.particles.dim;
+        let wg = layout.workgroup_size;
+        let max_wg = gpu
+            .limits
+            .max_compute_invocations_per_workgroup
+            .min(gpu.limits.max_compute_workgroup_size_x)
+            .min(256);
+        if wg == 0 || wg > max_wg || !wg.is_power_of_two() {
+            return Err(Error::Usage(format!(
+                "workgroup size {wg} is not allowed on {}: use a power of two from 1 to {max_wg}",
+                gpu.adapter.name
+            )));
+        }
         let ensemble = Ensemble::new(gpu, dim, first, count, layout.chunk_particles)?;
         initialize(
             gpu,
@@ -113,11 +130,9 @@ impl<'g> Simulation<'g> {
         let moments = MomentsGpu::new(gpu, &ensemble, layout.workgroup_size);
         gpu.check()?;
         let software = gpu.adapter.device_type == "Cpu";
-        // A first guess of the throughput; corrected after every block.
+        // A first guess of the throughput; corrected after every submission.
         let rate: f64 = if software { 2e8 } else { 2e10 };
-        let fused = layout
-            .fused_steps
-            .unwrap_or_else(|| initial_fused(rate, count));
+        let fused = layout.fused_steps.unwrap_or(DEFAULT_FUSED_STEPS).max(1);
         Ok(Simulation {
             gpu,
             plan: plan.clone(),
@@ -126,9 +141,10 @@ impl<'g> Simulation<'g> {
             langevin,
             histogram,
             moments,
-            layout: layout.clone(),
             step: 0,
             fused,
+            rate,
+            slice_particles: layout.slice_particles,
         })
     }
 
@@ -144,16 +160,36 @@ impl<'g> Simulation<'g> {
     ) -> Result<()> {
         while self.step < target {
             let k = u64::from(self.fused).min(target - self.step) as u32;
-            let started = Instant::now();
-            self.langevin
-                .advance(self.gpu, &self.ensemble, self.step, k)?;
-            self.step += u64::from(k);
-            if self.layout.fused_steps.is_none() {
-                let rate = self.ensemble.count as f64 * f64::from(k)
-                    / started.elapsed().as_secs_f64().max(1e-6);
-                self.fused =
-                    initial_fused(rate, self.ensemble.count).min(self.fused.saturating_mul(2));
+            for (index, chunk) in self.ensemble.chunks.iter().enumerate() {
+                // Particles per submission so that one takes about BLOCK_TARGET.
+                let wanted = (self.rate * BLOCK_TARGET.as_secs_f64() / f64::from(k))
+                    .min(f64::from(u32::MAX)) as u32;
+                let slice = wanted
+                    .div_ceil(MIN_SLICE)
+                    .saturating_mul(MIN_SLICE)
+                    .max(MIN_SLICE)
+                    .min(chunk.count);
+                let mut first = 0;
+                while first < chunk.count {
+                    let span = slice.min(chunk.count - first);
+                    let started = Instant::now();
+                    self.langevin.submit_slice(
+                        self.gpu,
+                        &self.ensemble,
+                        index,
+                        first,
+                        span,
+                        self.step,
+                        k,
+                    );
+                    self.gpu.wait()?;
+                    let measured =
+                        f64::from(span) * f64::from(k) / started.elapsed().as_secs_f64().max(1e-6);
+                    self.rate = 0.5 * (self.rate + measured);
+                    first += span;
+                }
             }
+            self.step += u64::from(k);
             on_block(self.step)?;
         }
         Ok(())
@@ -180,7 +216,10 @@ impl<'g> Simulation<'g> {
     }
 }
 
-/// Steps per block so that a block takes about [`BLOCK_TARGET`] at `rate` particle-steps/s.
-fn initial_fused(rate: f64, count: u64) -> u32 {
-    (BLOCK_TARGET.as_secs_f64() * rate / count.max(1) as f64).clamp(1.0, 10_000.0) as u32
-}
+/// Steps per block when the layout does not say: long blocks amortise the per-dispatch cost
+/// of loading and storing every particle; the particles are then split into slices so that
+/// one submission still takes about [`BLOCK_TARGET`].
+pub const DEFAULT_FUSED_STEPS: u32 = 1000;
+
+/// Slices are whole multiples of this many particles.
+const MIN_SLICE: u32 = 16_384;

@@ -181,15 +181,17 @@ fn ou_transient_matches_the_exact_gaussian() {
     }
 }
 
-/// Double well U = (x^2 - 1)^2 + y^2 / 2 relaxes to exp(-U/T)/Z: the x marginal against
-/// the Boltzmann density integrated over bins, the y marginal against N(0, T).
+/// Double well U = (x^2 - 1)^2 + y^2 / 2 relaxes to exp(-U/T)/Z: the 2D histogram against
+/// the Boltzmann density integrated over bins (it factorises: a quartic in x times N(0, T)
+/// in y), and its 1D x marginal on its own.
 #[test]
 fn double_well_reaches_the_boltzmann_density() {
     let (n, dt, steps, temperature) = (200_000u64, 2e-3, 3000u64, 0.7);
+    let (bins_x, bins_y) = (40usize, 30usize);
     let spec = HistogramSpec {
-        axes: vec![0],
-        bins: vec![50],
-        range: vec![[-2.0, 2.0]],
+        axes: vec![0, 1],
+        bins: vec![bins_x as u32, bins_y as u32],
+        range: vec![[-2.0, 2.0], [-3.0, 3.0]],
     };
     let p = plan(
         2,
@@ -205,7 +207,7 @@ fn double_well_reaches_the_boltzmann_density() {
     let mut sim = Simulation::new(&gpu, &p, None, 0, n, &Layout::default()).expect("simulation");
     sim.advance_to(steps, |_| Ok(())).expect("advance");
     let obs = sim.observe().expect("observe");
-    // Boltzmann weights per bin by Simpson's rule, normalised over the whole line.
+    // Boltzmann weights of x per bin by Simpson's rule, normalised over the whole line.
     let density = |x: f64| (-(x * x - 1.0).powi(2) / temperature).exp();
     let simpson = |a: f64, b: f64| {
         let k = 64;
@@ -226,12 +228,33 @@ fn double_well_reaches_the_boltzmann_density() {
             / 3.0
     };
     let z = simpson(-4.0, 4.0);
-    let probs: Vec<f64> = (0..50)
-        .map(|b| simpson(-2.0 + 0.08 * b as f64, -2.0 + 0.08 * (b + 1) as f64) / z)
+    let wx = 4.0 / bins_x as f64;
+    let px: Vec<f64> = (0..bins_x)
+        .map(|b| simpson(-2.0 + wx * b as f64, -2.0 + wx * (b + 1) as f64) / z)
+        .collect();
+    let wy = 6.0 / bins_y as f64;
+    let sd = temperature.sqrt();
+    let py: Vec<f64> = (0..bins_y)
+        .map(|b| {
+            normal_cdf((-3.0 + wy * (b + 1) as f64) / sd) - normal_cdf((-3.0 + wy * b as f64) / sd)
+        })
+        .collect();
+    let joint: Vec<f64> = px
+        .iter()
+        .flat_map(|a| py.iter().map(move |b| a * b))
         .collect();
     // Euler–Maruyama at dt = 2e-3 biases the stationary density by O(dt) (~0.5 % here),
-    // which adds about (0.005^2 N p) per bin: a few units over 50 bins, inside the bound.
-    let (stat, dof) = chi_square(&obs.histogram.counts, &probs, n);
+    // which adds about 0.005^2 N p per bin: a few units in total, inside the bound.
+    let (stat, dof) = chi_square(&obs.histogram.counts, &joint, n);
+    assert!(dof > 500);
+    assert_chi_square_ok(stat, dof, "double-well 2D histogram");
+    let marginal: Vec<u64> = obs
+        .histogram
+        .counts
+        .chunks_exact(bins_y)
+        .map(|row| row.iter().sum())
+        .collect();
+    let (stat, dof) = chi_square(&marginal, &px, n);
     assert_chi_square_ok(stat, dof, "double-well x marginal");
     let var_y = obs.moments.cov[3];
     assert!(
@@ -244,6 +267,96 @@ fn double_well_reaches_the_boltzmann_density() {
         "symmetric wells, mean x {}",
         obs.moments.mean[0]
     );
+}
+
+/// Every initial distribution sampled on the GPU equals its CPU twin particle by particle.
+#[test]
+fn initial_distributions_match_the_twin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows: Vec<f32> = (0..57)
+        .flat_map(|r| [r as f32 * 0.5, -(r as f32)])
+        .collect();
+    let table = fokker::scenario::data::SampleTable {
+        rows: 57,
+        dim: 2,
+        values: rows,
+    };
+    let mixture = fokker::model::Mixture {
+        weights: vec![0.2, 0.5, 0.3],
+        means: vec![vec![-2.0, 0.0], vec![0.0, 1.0], vec![3.0, -1.0]],
+        stds: vec![vec![0.3, 0.3], vec![0.5, 0.2], vec![1.0, 1.0]],
+    };
+    let samples = |count| {
+        (
+            Init::Samples {
+                path: dir.path().join("t.npy"),
+                rows: 57,
+                sha256: String::new(),
+            },
+            count,
+        )
+    };
+    let cases = [
+        (
+            Init::Point {
+                at: vec![0.25, -4.0],
+            },
+            1000,
+        ),
+        (
+            Init::Gaussian {
+                mean: vec![1.0, -1.0],
+                std: vec![0.5, 2.0],
+            },
+            1000,
+        ),
+        (
+            Init::Uniform {
+                low: vec![-1.0, 2.0],
+                high: vec![1.0, 5.0],
+            },
+            1000,
+        ),
+        (Init::Mixture(mixture), 1000),
+        samples(57),
+        samples(1000),
+    ];
+    let gpu = common::gpu();
+    for (init, count) in cases {
+        let p = plan(
+            2,
+            count,
+            init.clone(),
+            Potential::DoubleWell,
+            1.0,
+            1e-3,
+            1,
+            hist2(4, -1.0, 1.0),
+        );
+        let sim = Simulation::new(
+            &gpu,
+            &p,
+            Some(&table),
+            0,
+            count,
+            &Layout {
+                chunk_particles: Some(300),
+                ..Layout::default()
+            },
+        )
+        .expect("simulation");
+        let got = sim.positions().expect("positions");
+        let want = init_cpu(&init, Some(&table), 2, 0, count, count, p.seed);
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (f64::from(*g) - w).abs() < 1e-5 * (1.0 + w.abs()),
+                "{init:?}: coordinate {k}: gpu {g} vs twin {w}"
+            );
+        }
+        if count == 57 {
+            assert_eq!(got, table.values, "count = rows uses the rows in order");
+        }
+    }
 }
 
 /// At T = 0 the scheme is gradient descent: x_k = (I - dt A)^k x0, to f32 precision.
@@ -436,16 +549,25 @@ fn layout_never_changes_results() {
                 workgroup_size: 32,
                 chunk_particles: None,
                 fused_steps: Some(1),
+                slice_particles: None,
             },
             Layout {
                 workgroup_size: 128,
                 chunk_particles: Some(1000),
                 fused_steps: Some(7),
+                slice_particles: Some(300),
             },
             Layout {
                 workgroup_size: 64,
                 chunk_particles: Some(333),
                 fused_steps: None,
+                slice_particles: Some(100),
+            },
+            Layout {
+                workgroup_size: 16,
+                chunk_particles: None,
+                fused_steps: Some(13),
+                slice_particles: Some(4097),
             },
         ];
         for layout in &layouts {

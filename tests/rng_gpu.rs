@@ -106,3 +106,54 @@ fn wgsl_philox_and_normals_match_the_rust_twin() {
         }
     }
 }
+
+/// Kolmogorov–Smirnov distance of `values` from the standard normal CDF.
+fn ks_normal(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len() as f64;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let cdf = 0.5 * libm::erfc(-v / std::f64::consts::SQRT_2);
+            (cdf - i as f64 / n).abs().max((i as f64 + 1.0) / n - cdf)
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The normals the shader hands out are standard Gaussian: mean, variance and a KS test at
+/// a level where a correct generator fails about once in a million runs.
+#[test]
+fn wgsl_normals_are_standard_gaussian() {
+    let key = rng::key_from_seed(2024);
+    let cases: Vec<Case> = (0..16384u64)
+        .map(|i| Case {
+            counter: rng::counter(i, 7, 0),
+            key,
+            pad: [0; 2],
+        })
+        .collect();
+    let mut values: Vec<f64> = run_cases(&cases)
+        .iter()
+        .flat_map(|(_, n)| n.iter().map(|&v| f64::from(v)))
+        .collect();
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    assert!(mean.abs() < 5.0 / n.sqrt(), "mean {mean}");
+    assert!((var - 1.0).abs() < 5.0 * (2.0 / n).sqrt(), "variance {var}");
+    // P(sqrt(n) D > 2.6) ~ 1e-6 (Kolmogorov distribution).
+    let d = ks_normal(&mut values);
+    assert!(d * n.sqrt() < 2.6, "KS distance {d} over {n} normals");
+    // Lanes within a pair are uncorrelated (Box–Muller gives independent cos/sin parts).
+    let answers = run_cases(&cases);
+    let corr = answers
+        .iter()
+        .map(|(_, v)| f64::from(v[0]) * f64::from(v[1]))
+        .sum::<f64>()
+        / answers.len() as f64;
+    assert!(
+        corr.abs() < 5.0 / (answers.len() as f64).sqrt(),
+        "pair correlation {corr}"
+    );
+}

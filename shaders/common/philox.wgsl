@@ -11,17 +11,16 @@ const PHILOX_M1: u32 = 0xCD9E8D57u;
 const PHILOX_W0: u32 = 0x9E3779B9u;
 const PHILOX_W1: u32 = 0xBB67AE85u;
 
-// High 32 bits of the 64-bit product a * b (WGSL has no 64-bit integers).
+// High 32 bits of the 64-bit product a * b (WGSL has no 64-bit integers), from 16-bit
+// halves (Hacker's Delight, mulhu). Philox calls it with a constant `a`, so a's halves fold.
 fn mul_hi(a: u32, b: u32) -> u32 {
-    let a_lo = a & 0xFFFFu;
-    let a_hi = a >> 16u;
-    let b_lo = b & 0xFFFFu;
-    let b_hi = b >> 16u;
-    let lo_lo = a_lo * b_lo;
-    let hi_lo = a_hi * b_lo;
-    let lo_hi = a_lo * b_hi;
-    let carry = ((hi_lo & 0xFFFFu) + (lo_hi & 0xFFFFu) + (lo_lo >> 16u)) >> 16u;
-    return a_hi * b_hi + (hi_lo >> 16u) + (lo_hi >> 16u) + carry;
+    let a0 = a & 0xFFFFu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xFFFFu;
+    let b1 = b >> 16u;
+    let t = a1 * b0 + ((a0 * b0) >> 16u);
+    let w = a0 * b1 + (t & 0xFFFFu);
+    return a1 * b1 + (t >> 16u) + (w >> 16u);
 }
 
 fn philox_round(c: vec4<u32>, k: vec2<u32>) -> vec4<u32> {

@@ -19,9 +19,11 @@ struct StepUniform {
     steps: u32,
     dt: f32,
     noise_scale: f32,
-    _pad: u32,
+    first: u32,
+    span: u32,
+    _pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<StepUniform>() == 32);
+const _: () = assert!(std::mem::size_of::<StepUniform>() == 48);
 
 /// Steps per round of whole Philox blocks: 4 / gcd(dim, 4) (shaders/common/point.wgsl).
 pub fn round_steps(dim: u32) -> u32 {
@@ -114,9 +116,19 @@ impl LangevinGpu {
         }
     }
 
-    /// Submits steps `step0 .. step0 + steps` for every chunk: at most three fused
-    /// dispatches per chunk (head, whole rounds, tail). Does not wait.
-    pub fn submit(&self, gpu: &Gpu, ensemble: &Ensemble, step0: u64, steps: u32) {
+    /// Submits steps `step0 .. step0 + steps` for particles `first .. first + span` of
+    /// chunk `chunk`: at most three fused dispatches (head, whole rounds, tail). Does not wait.
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit_slice(
+        &self,
+        gpu: &Gpu,
+        ensemble: &Ensemble,
+        chunk: usize,
+        first: u32,
+        span: u32,
+        step0: u64,
+        steps: u32,
+    ) {
         let (head, body, tail) =
             split_block(step0, u64::from(steps), u64::from(round_steps(self.dim)));
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
@@ -135,23 +147,31 @@ impl LangevinGpu {
                     steps: n as u32,
                     dt: self.dt,
                     noise_scale: self.noise_scale,
-                    _pad: 0,
+                    first,
+                    span,
+                    _pad: [0; 3],
                 };
                 // Staged writes land before this submit and after all earlier ones.
                 gpu.queue
                     .write_buffer(&part.step, 0, bytemuck::bytes_of(&uniform));
-                for (c, bind) in ensemble.chunks.iter().zip(&part.binds) {
-                    part.kernel.dispatch(
-                        &mut pass,
-                        bind,
-                        c.count.div_ceil(part.kernel.workgroup_size),
-                        gpu.limits.max_compute_workgroups_per_dimension,
-                    );
-                }
+                let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
+                part.kernel.dispatch(
+                    &mut pass,
+                    &part.binds[chunk],
+                    particles.div_ceil(part.kernel.workgroup_size),
+                    gpu.limits.max_compute_workgroups_per_dimension,
+                );
                 at += n;
             }
         }
         gpu.queue.submit([encoder.finish()]);
+    }
+
+    /// Submits steps `step0 .. step0 + steps` for every particle, one slice per chunk.
+    pub fn submit(&self, gpu: &Gpu, ensemble: &Ensemble, step0: u64, steps: u32) {
+        for (k, c) in ensemble.chunks.iter().enumerate() {
+            self.submit_slice(gpu, ensemble, k, 0, c.count, step0, steps);
+        }
     }
 
     /// Runs `steps` steps from `step0` and waits for them.
