@@ -164,11 +164,14 @@ impl<'g> Simulation<'g> {
                 // Particles per submission so that one takes about BLOCK_TARGET.
                 let wanted = (self.rate * BLOCK_TARGET.as_secs_f64() / f64::from(k))
                     .min(f64::from(u32::MAX)) as u32;
-                let slice = wanted
-                    .div_ceil(MIN_SLICE)
-                    .saturating_mul(MIN_SLICE)
-                    .max(MIN_SLICE)
-                    .min(chunk.count);
+                let slice = match self.slice_particles {
+                    Some(forced) => forced.clamp(1, chunk.count),
+                    None => wanted
+                        .div_ceil(MIN_SLICE)
+                        .saturating_mul(MIN_SLICE)
+                        .max(MIN_SLICE)
+                        .min(chunk.count),
+                };
                 let mut first = 0;
                 while first < chunk.count {
                     let span = slice.min(chunk.count - first);
