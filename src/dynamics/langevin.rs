@@ -3,12 +3,12 @@
 //! GPU pipeline (shaders/langevin.wgsl) and its f64 CPU twin [`langevin_cpu`].
 
 use super::potential_params::gpu_potential_params;
-use crate::error::Result;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
 use crate::rng::{self, NoiseStream};
 use crate::shaders;
 use bytemuck::Zeroable;
+use std::sync::Arc;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -45,7 +45,7 @@ pub fn split_block(step0: u64, steps: u64, round: u64) -> (u64, u64, u64) {
 /// One of the two pipelines (whole rounds or single steps) with its step uniform and a
 /// bind group per chunk.
 struct Part {
-    kernel: Kernel,
+    kernel: Arc<Kernel>,
     step: wgpu::Buffer,
     binds: Vec<wgpu::BindGroup>,
 }
@@ -91,7 +91,7 @@ impl LangevinGpu {
                 workgroup_size,
             )
         };
-        let part = |kernel: Kernel| {
+        let part = |kernel: Arc<Kernel>| {
             let step =
                 gpu.uniform_with("langevin step", bytemuck::bytes_of(&StepUniform::zeroed()));
             let binds = ensemble
@@ -105,10 +105,9 @@ impl LangevinGpu {
                 binds,
             }
         };
-        let single = kernel(true);
-        let single_again = kernel(true);
+        // Head and tail share the single-step pipeline (cached), each with its own uniform.
         LangevinGpu {
-            parts: [part(single), part(kernel(false)), part(single_again)],
+            parts: [part(kernel(true)), part(kernel(false)), part(kernel(true))],
             key: rng::key_from_seed(seed),
             dim: ensemble.dim,
             dt: dt as f32,
@@ -165,19 +164,6 @@ impl LangevinGpu {
             }
         }
         gpu.queue.submit([encoder.finish()]);
-    }
-
-    /// Submits steps `step0 .. step0 + steps` for every particle, one slice per chunk.
-    pub fn submit(&self, gpu: &Gpu, ensemble: &Ensemble, step0: u64, steps: u32) {
-        for (k, c) in ensemble.chunks.iter().enumerate() {
-            self.submit_slice(gpu, ensemble, k, 0, c.count, step0, steps);
-        }
-    }
-
-    /// Runs `steps` steps from `step0` and waits for them.
-    pub fn advance(&self, gpu: &Gpu, ensemble: &Ensemble, step0: u64, steps: u32) -> Result<()> {
-        self.submit(gpu, ensemble, step0, steps);
-        gpu.wait()
     }
 }
 

@@ -156,6 +156,8 @@ pub struct Gpu {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Compiled pipelines by label, source and specialisation (see `Kernel::new`).
+    pub(crate) kernels: Mutex<std::collections::HashMap<String, Arc<super::Kernel>>>,
 }
 
 impl Gpu {
@@ -190,6 +192,7 @@ impl Gpu {
             adapter: summary,
             limits,
             errors,
+            kernels: Mutex::new(Default::default()),
         })
     }
 

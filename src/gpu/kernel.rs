@@ -1,6 +1,7 @@
 //! A compute pipeline specialised by pipeline-overridable constants, and dispatch sizing.
 
 use super::context::Gpu;
+use std::sync::Arc;
 
 pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
@@ -10,8 +11,36 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// `constants` are the shader's `override` values; `WG` is set from `workgroup_size`.
+    /// The pipeline for `source` specialised by `constants` (the shader's `override` values;
+    /// `WG` is set from `workgroup_size`). Compiled once per device and specialisation, then
+    /// shared: building a pipeline costs tens of milliseconds on a software adapter.
     pub fn new(
+        gpu: &Gpu,
+        label: &str,
+        source: &str,
+        constants: &[(&str, f64)],
+        workgroup_size: u32,
+    ) -> Arc<Kernel> {
+        let key = format!("{label}|{:x}|{constants:?}|{workgroup_size}", source.len());
+        let mut cache = gpu
+            .kernels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Kernel::compile(
+                    gpu,
+                    label,
+                    source,
+                    constants,
+                    workgroup_size,
+                ))
+            })
+            .clone()
+    }
+
+    fn compile(
         gpu: &Gpu,
         label: &str,
         source: &str,

@@ -5,6 +5,7 @@ use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::scenario::HistogramSpec;
 use crate::shaders;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Counts in numpy `histogram2d` order plus explicit tallies of what fell outside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +53,7 @@ const _: () = assert!(std::mem::size_of::<HistUniform>() == 48);
 const TALLIES: usize = 6;
 
 pub struct HistogramGpu {
-    kernel: Kernel,
+    kernel: Arc<Kernel>,
     counts: wgpu::Buffer,
     binds: Vec<wgpu::BindGroup>,
     spec: HistogramSpec,

@@ -4,6 +4,7 @@ use crate::error::Result;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::shaders;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Particles per workgroup row of partial sums: ITEMS (16) per invocation.
 const ITEMS: u32 = 16;
@@ -56,7 +57,7 @@ impl Moments {
 }
 
 pub struct MomentsGpu {
-    kernel: Kernel,
+    kernel: Arc<Kernel>,
     center: wgpu::Buffer,
     partials: Vec<(wgpu::Buffer, u32)>,
     binds: Vec<wgpu::BindGroup>,
