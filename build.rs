@@ -9,15 +9,19 @@ const SHADERS: &[(&str, &[&str])] = &[
     (
         "LANGEVIN",
         &[
+            "common/chunk.wgsl",
             "common/philox.wgsl",
             "common/potential.wgsl",
             "common/point.wgsl",
             "langevin.wgsl",
         ],
     ),
-    ("INIT", &["common/philox.wgsl", "init.wgsl"]),
-    ("HISTOGRAM", &["histogram.wgsl"]),
-    ("MOMENTS", &["moments.wgsl"]),
+    (
+        "INIT",
+        &["common/chunk.wgsl", "common/philox.wgsl", "init.wgsl"],
+    ),
+    ("HISTOGRAM", &["common/chunk.wgsl", "histogram.wgsl"]),
+    ("MOMENTS", &["common/chunk.wgsl", "moments.wgsl"]),
     ("PHILOX_KAT", &["common/philox.wgsl", "philox_kat.wgsl"]),
 ];
 

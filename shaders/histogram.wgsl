@@ -1,5 +1,6 @@
 // Histogram of one or two axes with atomic u32 bins (drained to u64 on the host between
 // batches small enough that no bin can wrap). CPU twin: src/observe/histogram.rs.
+// Includes common/chunk.wgsl.
 // Bins follow numpy: [lo, hi) except the last, which includes hi.
 //
 // counts layout: bins (numpy histogram2d order: i * bins1 + j), then the tallies
@@ -8,12 +9,6 @@
 
 override DIM: u32 = 2u;
 override WG: u32 = 64u;
-
-struct Chunk {
-    base: vec2<u32>,
-    count: u32,
-    _pad: u32,
-}
 
 struct Hist {
     axes: vec2<u32>,
@@ -30,11 +25,6 @@ struct Hist {
 @group(0) @binding(1) var<uniform> chunk: Chunk;
 @group(0) @binding(2) var<uniform> hist: Hist;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
-
-// NaN and Inf have all exponent bits set; `x != x` would be compiled away.
-fn is_finite_bits(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7F800000u) != 0x7F800000u;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

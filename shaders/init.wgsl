@@ -1,5 +1,5 @@
 // Initial sampling on Philox stream 1 (block layout in src/rng.rs). CPU twin:
-// src/dynamics/init.rs (`init_cpu`). Includes common/philox.wgsl.
+// src/dynamics/init.rs (`init_cpu`). Includes common/chunk.wgsl and common/philox.wgsl.
 //
 // init_params layout per INIT kind (written by `gpu_init_params`):
 //   0 point:    at (DIM)
@@ -15,12 +15,6 @@ override WG: u32 = 64u;
 const STREAM_INIT: u32 = 1u;
 const UNIFORM_BLOCK: u32 = 0x80000000u;
 const CHOICE_BLOCK: u32 = 0xC0000000u;
-
-struct Chunk {
-    base: vec2<u32>,
-    count: u32,
-    _pad: u32,
-}
 
 struct InitArgs {
     key: vec2<u32>,

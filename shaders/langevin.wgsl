@@ -1,6 +1,6 @@
 // Overdamped Langevin, Euler–Maruyama, `steps` steps fused per dispatch:
 //   x <- x - grad U(x) dt + sqrt(2 T dt) xi.
-// CPU twin: src/dynamics/langevin.rs (`langevin_cpu`). Includes common/philox.wgsl,
+// CPU twin: src/dynamics/langevin.rs (`langevin_cpu`). Includes common/chunk.wgsl, common/philox.wgsl,
 // common/potential.wgsl and common/point.wgsl.
 
 override DIM: u32 = 2u;
@@ -14,13 +14,6 @@ override NOISE: u32 = 1u;
 // loops: the combined kernel ran 40% slower on lavapipe.
 override SINGLE_STEPS: u32 = 0u;
 override WG: u32 = 64u;
-
-struct Chunk {
-    // Global index of the chunk's first particle (lo, hi) and its particle count.
-    base: vec2<u32>,
-    count: u32,
-    _pad: u32,
-}
 
 struct Step {
     key: vec2<u32>,

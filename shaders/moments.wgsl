@@ -2,17 +2,11 @@
 // host-chosen center c to avoid cancellation, and writes one row of partial sums
 //   [sum (x - c) (DIM), sum (x - c)_i (x - c)_j for i <= j (DIM (DIM + 1) / 2), non-finite count]
 // which the host adds in f64. Non-finite particles (bit test) are left out of the sums.
-// CPU twin: src/observe/moments.rs.
+// CPU twin: src/observe/moments.rs. Includes common/chunk.wgsl.
 
 override DIM: u32 = 2u;
 override WG: u32 = 64u;
 const ITEMS: u32 = 16u;
-
-struct Chunk {
-    base: vec2<u32>,
-    count: u32,
-    _pad: u32,
-}
 
 struct Center {
     c: array<vec4<f32>, 2>,
@@ -24,10 +18,6 @@ struct Center {
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
 
 var<workgroup> scratch: array<f32, 256>;
-
-fn is_finite_bits(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7F800000u) != 0x7F800000u;
-}
 
 @compute @workgroup_size(WG)
 fn main(

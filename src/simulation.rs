@@ -152,14 +152,18 @@ impl<'g> Simulation<'g> {
         self.step
     }
 
-    /// Advances to `target` in fused blocks; `on_block(step)` runs after each block.
+    /// Advances to `target` in fused blocks. `on_progress(step)` runs after every
+    /// submission with the step the ensemble has reached on average (so a long block on many
+    /// particles still reports progress about every [`BLOCK_TARGET`]).
     pub fn advance_to(
         &mut self,
         target: u64,
-        mut on_block: impl FnMut(u64) -> Result<()>,
+        mut on_progress: impl FnMut(u64) -> Result<()>,
     ) -> Result<()> {
+        let total = self.ensemble.count.max(1);
         while self.step < target {
             let k = u64::from(self.fused).min(target - self.step) as u32;
+            let mut done: u64 = 0;
             for (index, chunk) in self.ensemble.chunks.iter().enumerate() {
                 // Particles per submission so that one takes about BLOCK_TARGET.
                 let wanted = (self.rate * BLOCK_TARGET.as_secs_f64() / f64::from(k))
@@ -190,10 +194,14 @@ impl<'g> Simulation<'g> {
                         f64::from(span) * f64::from(k) / started.elapsed().as_secs_f64().max(1e-6);
                     self.rate = 0.5 * (self.rate + measured);
                     first += span;
+                    done += u64::from(span);
+                    if done < total {
+                        on_progress(self.step + u64::from(k) * done / total)?;
+                    }
                 }
             }
             self.step += u64::from(k);
-            on_block(self.step)?;
+            on_progress(self.step)?;
         }
         Ok(())
     }
