@@ -36,6 +36,21 @@ struct Step {
 @group(0) @binding(1) var<uniform> chunk: Chunk;
 @group(0) @binding(2) var<uniform> step: Step;
 @group(0) @binding(3) var<storage, read> potential_params: array<f32>;
+// [0]: particles whose coordinates are NaN or Inf after this dispatch (divergence check).
+@group(0) @binding(4) var<storage, read_write> nonfinite: array<atomic<u32>>;
+
+fn point_is_finite(p: Point) -> bool {
+    let bits_a = bitcast<vec4<u32>>(p.a) & vec4<u32>(0x7F800000u);
+    let bits_b = bitcast<vec4<u32>>(p.b) & vec4<u32>(0x7F800000u);
+    return all(bits_a != vec4<u32>(0x7F800000u)) && all(bits_b != vec4<u32>(0x7F800000u));
+}
+
+fn finish(i: u32, x: Point) {
+    if (!point_is_finite(x)) {
+        atomicAdd(&nonfinite[0], 1u);
+    }
+    store_point(i, x);
+}
 
 fn gradient(quadratic: Quadratic, x: Point) -> Point {
     switch POTENTIAL {
@@ -76,7 +91,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         for (var s = 0u; s < step.steps; s = s + 1u) {
             x = euler(quadratic, x, zero);
         }
-        store_point(i, x);
+        finish(i, x);
         return;
     }
     // Normal numbers are counted from block0's first lane: step s starts at lane0 + s DIM.
@@ -98,5 +113,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             }
         }
     }
-    store_point(i, x);
+    finish(i, x);
 }

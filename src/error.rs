@@ -57,6 +57,10 @@ pub enum Error {
     #[error("GPU device error: {0}")]
     Device(String),
     #[error(
+        "interrupted by a signal at step {step}; the checkpoint is in {dir}/checkpoint: continue with `fokker resume {dir}`"
+    )]
+    Interrupted { step: u64, dir: String },
+    #[error(
         "run diverged at step {step} (t = {time}): {count} particle(s) have NaN or Inf coordinates; \
          reduce dynamics.dt. The last good snapshot is kept."
     )]
@@ -70,7 +74,7 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::NoAdapter(_) => exit::NO_ADAPTER,
             Error::Io { .. } | Error::Output(_) => exit::IO,
-            Error::Device(_) => exit::DEVICE_LOST,
+            Error::Device(_) | Error::Interrupted { .. } => exit::DEVICE_LOST,
             Error::Diverged { .. } => exit::DIVERGED,
         }
     }

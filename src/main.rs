@@ -4,11 +4,14 @@ use clap::{Parser, Subcommand};
 use fokker::error::exit;
 use fokker::gpu::{AdapterChoice, list_adapters};
 use fokker::run::progress::ProgressMode;
-use fokker::run::{self, RunOptions};
+use fokker::run::{self, RunOptions, Shard};
 use fokker::scenario;
 use fokker::simulation::Layout;
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 #[derive(Parser)]
 #[command(
@@ -25,12 +28,66 @@ struct Cli {
 enum Command {
     /// Run a scenario file and write a run directory.
     Run(RunArgs),
+    /// Continue an interrupted run from its checkpoint.
+    Resume(ResumeArgs),
+    /// Sum the histograms of a job array's shards into one run directory.
+    Merge {
+        /// The merged run directory to write.
+        out: PathBuf,
+        /// The shard run directories (every shard exactly once).
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Replace an existing run directory at OUT.
+        #[arg(long)]
+        force: bool,
+    },
     /// List the GPU adapters wgpu can see, with their limits.
     Adapters {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Flags for everything that steps particles.
+#[derive(clap::Args)]
+struct DeviceArgs {
+    /// auto | software | a substring of the adapter name.
+    #[arg(long, default_value = "auto")]
+    adapter: AdapterChoice,
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: ProgressMode,
+    /// Cap on particles per GPU buffer (testing; results do not change).
+    #[arg(long, hide = true)]
+    chunk_particles: Option<u64>,
+    /// Steps per dispatch (results do not change).
+    #[arg(long, hide = true)]
+    fused_steps: Option<u32>,
+    /// Particles per submission (results do not change).
+    #[arg(long, hide = true)]
+    slice_particles: Option<u32>,
+    /// Invocations per workgroup (results do not change).
+    #[arg(long, hide = true, default_value_t = 64)]
+    workgroup_size: u32,
+}
+
+impl DeviceArgs {
+    fn layout(&self) -> Layout {
+        Layout {
+            workgroup_size: self.workgroup_size,
+            chunk_particles: self.chunk_particles,
+            fused_steps: self.fused_steps,
+            slice_particles: self.slice_particles,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ResumeArgs {
+    /// The interrupted run directory.
+    dir: PathBuf,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 #[derive(clap::Args)]
@@ -46,33 +103,37 @@ struct RunArgs {
     /// Override the seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// auto | software | a substring of the adapter name.
-    #[arg(long, default_value = "auto")]
-    adapter: AdapterChoice,
-    #[arg(long, value_enum, default_value = "auto")]
-    progress: ProgressMode,
     /// Replace an existing run directory.
     #[arg(long)]
     force: bool,
     /// Validate, print the resolved plan and the memory it needs, and exit.
     #[arg(long)]
     dry_run: bool,
-    /// Cap on particles per GPU buffer (testing; results do not change).
-    #[arg(long, hide = true)]
-    chunk_particles: Option<u64>,
-    /// Steps per dispatch (default adaptive; results do not change).
-    #[arg(long, hide = true)]
-    fused_steps: Option<u32>,
-    /// Invocations per workgroup (results do not change).
-    #[arg(long, hide = true, default_value_t = 64)]
-    workgroup_size: u32,
+    /// This task's shard (default: SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN, else 0).
+    #[arg(long)]
+    shard_index: Option<u64>,
+    /// Number of shards (default: SLURM_ARRAY_TASK_COUNT, else 1).
+    #[arg(long)]
+    shard_count: Option<u64>,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 fn main() -> ExitCode {
     quiet_mesa_gl();
     let cli = Cli::parse();
+    // Before any device is opened: SIGTERM / SIGINT / SIGUSR1 (what Slurm sends before a
+    // time limit) ask the run to checkpoint at the next step boundary and exit 75.
+    let interrupt = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGINT, SIGUSR1] {
+        if let Err(e) = signal_hook::flag::register(signal, interrupt.clone()) {
+            eprintln!("warning: cannot install a handler for signal {signal}: {e}");
+        }
+    }
     let result = match cli.command {
-        Command::Run(args) => run_command(args),
+        Command::Run(args) => run_command(args, interrupt),
+        Command::Resume(args) => resume_command(args, interrupt),
+        Command::Merge { out, shards, force } => merge_command(&out, &shards, force),
         Command::Adapters { json } => adapters_command(json),
     };
     match result {
@@ -102,9 +163,68 @@ fn quiet_mesa_gl() {
     }
 }
 
-fn run_command(args: RunArgs) -> fokker::Result<()> {
+/// The shard from the flags, else from a Slurm job array's environment, else the whole run.
+fn shard_of(args: &RunArgs) -> fokker::Result<Shard> {
+    let env = |name: &str| -> fokker::Result<Option<u64>> {
+        match std::env::var(name) {
+            Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+                fokker::Error::Usage(format!("{name}={v} is not a non-negative integer"))
+            }),
+            Err(_) => Ok(None),
+        }
+    };
+    let index = match args.shard_index {
+        Some(i) => i,
+        None => match env("SLURM_ARRAY_TASK_ID")? {
+            Some(id) => id.saturating_sub(env("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0)),
+            None => 0,
+        },
+    };
+    let count = match args.shard_count {
+        Some(c) => c,
+        None => env("SLURM_ARRAY_TASK_COUNT")?.unwrap_or(1),
+    };
+    Ok(Shard { index, count })
+}
+
+fn print_report(report: &run::RunReport) {
+    println!(
+        "wrote {} ({} snapshots, {:.2} s, {:.3e} particle-steps/s on {})",
+        report.out.display(),
+        report.snapshots,
+        report.timings.wall_seconds,
+        report.timings.particle_steps_per_second,
+        report.adapter
+    );
+}
+
+fn resume_command(args: ResumeArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> {
+    let opts = RunOptions {
+        out: args.dir.clone(),
+        force: false,
+        adapter: args.device.adapter.clone(),
+        progress: args.device.progress,
+        layout: args.device.layout(),
+        shard: Shard::WHOLE,
+        interrupt,
+    };
+    print_report(&run::resume(&args.dir, &opts)?);
+    Ok(())
+}
+
+fn merge_command(out: &std::path::Path, shards: &[PathBuf], force: bool) -> fokker::Result<()> {
+    let snapshots = run::merge::merge(out, shards, force)?;
+    println!(
+        "merged {} shards into {} ({snapshots} snapshots)",
+        shards.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn run_command(args: RunArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> {
     let resolved = scenario::load(&args.scenario, &args.set, args.seed)?;
-    let out = args.out.unwrap_or_else(|| {
+    let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
             .scenario
             .file_stem()
@@ -118,24 +238,13 @@ fn run_command(args: RunArgs) -> fokker::Result<()> {
     let opts = RunOptions {
         out,
         force: args.force,
-        adapter: args.adapter,
-        progress: args.progress,
-        layout: Layout {
-            workgroup_size: args.workgroup_size,
-            chunk_particles: args.chunk_particles,
-            fused_steps: args.fused_steps,
-            slice_particles: None,
-        },
+        adapter: args.device.adapter.clone(),
+        progress: args.device.progress,
+        layout: args.device.layout(),
+        shard: shard_of(&args)?,
+        interrupt,
     };
-    let report = run::run(&resolved, &opts)?;
-    println!(
-        "wrote {} ({} snapshots, {:.2} s, {:.3e} particle-steps/s on {})",
-        report.out.display(),
-        report.snapshots,
-        report.timings.wall_seconds,
-        report.timings.particle_steps_per_second,
-        report.adapter
-    );
+    print_report(&run::run(&resolved, &opts)?);
     Ok(())
 }
 

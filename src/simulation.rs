@@ -61,6 +61,30 @@ pub struct Simulation<'g> {
     rate: f64,
     slice_particles: Option<u32>,
     last_mean: Vec<f64>,
+    pending: Option<Pending>,
+}
+
+/// A block of `steps` steps of which the first `done` particles of the ensemble (in order)
+/// have been advanced and the rest not yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pending {
+    pub steps: u32,
+    pub done: u64,
+}
+
+/// Everything besides the positions that a checkpoint needs to continue bit-exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResumePoint {
+    /// Step of the particles not yet advanced in `pending` (of all of them without it).
+    pub step: u64,
+    pub pending: Option<Pending>,
+}
+
+/// How [`Simulation::advance_to`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    Reached,
+    Stopped(ResumePoint),
 }
 
 /// A first guess of the ensemble mean, used to centre the moment sums.
@@ -145,6 +169,7 @@ impl<'g> Simulation<'g> {
             fused,
             rate,
             slice_particles: layout.slice_particles,
+            pending: None,
         })
     }
 
@@ -152,19 +177,49 @@ impl<'g> Simulation<'g> {
         self.step
     }
 
+    /// Centers the next moment sums on `mean` (as after a snapshot with that mean), so a
+    /// resumed run sums exactly as the uninterrupted one did.
+    pub fn set_center(&mut self, mean: &[f64]) {
+        self.last_mean = mean.to_vec();
+    }
+
+    /// Replaces the state with checkpointed `positions` (row-major, this ensemble's
+    /// particles) taken at `point`.
+    pub fn restore(&mut self, positions: &[f32], point: ResumePoint) -> Result<()> {
+        let expected = self.ensemble.count * u64::from(self.ensemble.dim);
+        if positions.len() as u64 != expected {
+            return Err(Error::Output(format!(
+                "checkpoint holds {} coordinates, the run needs {expected}",
+                positions.len()
+            )));
+        }
+        self.ensemble.write_positions(self.gpu, positions);
+        self.step = point.step;
+        self.pending = point.pending;
+        self.gpu.wait()
+    }
+
     /// Advances to `target` in fused blocks. `on_progress(step)` runs after every
     /// submission with the step the ensemble has reached on average (so a long block on many
-    /// particles still reports progress about every [`BLOCK_TARGET`]).
+    /// particles still reports progress about every [`BLOCK_TARGET`]). `stop()` is asked
+    /// after every submission; when it says yes the simulation stops there and returns the
+    /// point to resume from. A block that leaves any particle NaN or Inf ends the run with
+    /// [`Error::Diverged`].
     pub fn advance_to(
         &mut self,
         target: u64,
         mut on_progress: impl FnMut(u64) -> Result<()>,
-    ) -> Result<()> {
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Advance> {
         let total = self.ensemble.count.max(1);
         while self.step < target {
-            let k = u64::from(self.fused).min(target - self.step) as u32;
-            let mut done: u64 = 0;
+            // A block cut short by an earlier stop is finished first, with its own length.
+            let (k, mut done) = match self.pending.take() {
+                Some(p) => (p.steps, p.done),
+                None => (u64::from(self.fused).min(target - self.step) as u32, 0),
+            };
             for (index, chunk) in self.ensemble.chunks.iter().enumerate() {
+                let chunk_start = chunk.base - self.ensemble.first;
                 // Particles per submission so that one takes about BLOCK_TARGET.
                 let wanted = (self.rate * BLOCK_TARGET.as_secs_f64() / f64::from(k))
                     .min(f64::from(u32::MAX)) as u32;
@@ -176,7 +231,7 @@ impl<'g> Simulation<'g> {
                         .max(MIN_SLICE)
                         .min(chunk.count),
                 };
-                let mut first = 0;
+                let mut first = done.saturating_sub(chunk_start).min(u64::from(chunk.count)) as u32;
                 while first < chunk.count {
                     let span = slice.min(chunk.count - first);
                     let started = Instant::now();
@@ -194,16 +249,39 @@ impl<'g> Simulation<'g> {
                         f64::from(span) * f64::from(k) / started.elapsed().as_secs_f64().max(1e-6);
                     self.rate = 0.5 * (self.rate + measured);
                     first += span;
-                    done += u64::from(span);
-                    if done < total {
+                    done = chunk_start + u64::from(first);
+                    if done < self.ensemble.count {
                         on_progress(self.step + u64::from(k) * done / total)?;
+                        if stop() {
+                            self.pending = Some(Pending { steps: k, done });
+                            return Ok(Advance::Stopped(self.resume_point()));
+                        }
                     }
                 }
             }
+            let bad = self.langevin.take_nonfinite(self.gpu)?;
             self.step += u64::from(k);
+            if bad > 0 {
+                return Err(Error::Diverged {
+                    step: self.step,
+                    time: self.plan.dynamics.time_at(self.step),
+                    count: bad,
+                });
+            }
             on_progress(self.step)?;
+            if self.step < target && stop() {
+                return Ok(Advance::Stopped(self.resume_point()));
+            }
         }
-        Ok(())
+        Ok(Advance::Reached)
+    }
+
+    /// Where the ensemble is: its step and, inside a block cut short, how far that got.
+    pub fn resume_point(&self) -> ResumePoint {
+        ResumePoint {
+            step: self.step,
+            pending: self.pending,
+        }
     }
 
     pub fn observe(&mut self) -> Result<Observation> {

@@ -64,7 +64,7 @@ fn run_positions(plan: &Plan, layout: &Layout) -> Vec<f32> {
     let gpu = common::gpu();
     let mut sim =
         Simulation::new(&gpu, plan, None, 0, plan.particles.count, layout).expect("simulation");
-    sim.advance_to(plan.dynamics.steps(), |_| Ok(()))
+    sim.advance_to(plan.dynamics.steps(), |_| Ok(()), &|| false)
         .expect("advance");
     sim.positions().expect("positions")
 }
@@ -157,7 +157,8 @@ fn ou_transient_matches_the_exact_gaussian() {
     // Histogram against the exact Gaussian integrated over each bin.
     let gpu = common::gpu();
     let mut sim = Simulation::new(&gpu, &p, None, 0, n, &Layout::default()).expect("simulation");
-    sim.advance_to(steps, |_| Ok(())).expect("advance");
+    sim.advance_to(steps, |_| Ok(()), &|| false)
+        .expect("advance");
     let obs = sim.observe().expect("observe");
     let edges: Vec<f64> = (0..=40).map(|k| -2.5 + 5.0 * k as f64 / 40.0).collect();
     let bin_p = |i: usize, b: usize| {
@@ -205,7 +206,8 @@ fn double_well_reaches_the_boltzmann_density() {
     );
     let gpu = common::gpu();
     let mut sim = Simulation::new(&gpu, &p, None, 0, n, &Layout::default()).expect("simulation");
-    sim.advance_to(steps, |_| Ok(())).expect("advance");
+    sim.advance_to(steps, |_| Ok(()), &|| false)
+        .expect("advance");
     let obs = sim.observe().expect("observe");
     // Boltzmann weights of x per bin by Simpson's rule, normalised over the whole line.
     let density = |x: f64| (-(x * x - 1.0).powi(2) / temperature).exp();
@@ -619,7 +621,7 @@ fn chunked_observers_match_the_cpu_twins() {
         },
     )
     .expect("simulation");
-    sim.advance_to(3, |_| Ok(())).expect("advance");
+    sim.advance_to(3, |_| Ok(()), &|| false).expect("advance");
     let obs = sim.observe().expect("observe");
     let pos: Vec<f64> = sim
         .positions()

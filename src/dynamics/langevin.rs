@@ -3,6 +3,7 @@
 //! GPU pipeline (shaders/langevin.wgsl) and its f64 CPU twin [`langevin_cpu`].
 
 use super::potential_params::gpu_potential_params;
+use crate::error::Result;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
 use crate::rng::{self, NoiseStream};
@@ -58,6 +59,8 @@ pub struct LangevinGpu {
     dim: u32,
     dt: f32,
     noise_scale: f32,
+    /// Particles found NaN or Inf at the end of a dispatch since the last [`Self::take_nonfinite`].
+    nonfinite: wgpu::Buffer,
 }
 
 impl LangevinGpu {
@@ -72,6 +75,7 @@ impl LangevinGpu {
     ) -> LangevinGpu {
         let (kind, params) = gpu_potential_params(potential);
         let potential = gpu.storage_with("potential params", bytemuck::cast_slice(&params));
+        let nonfinite = gpu.storage_buffer("nonfinite count", 4, wgpu::BufferUsages::empty());
         let kernel = |single: bool| {
             Kernel::new(
                 gpu,
@@ -97,7 +101,7 @@ impl LangevinGpu {
             let binds = ensemble
                 .chunks
                 .iter()
-                .map(|c| kernel.bind(gpu, &[&c.state, &c.uniform, &step, &potential]))
+                .map(|c| kernel.bind(gpu, &[&c.state, &c.uniform, &step, &potential, &nonfinite]))
                 .collect();
             Part {
                 kernel,
@@ -112,6 +116,7 @@ impl LangevinGpu {
             dim: ensemble.dim,
             dt: dt as f32,
             noise_scale: (2.0 * temperature * dt).sqrt() as f32,
+            nonfinite,
         }
     }
 
@@ -164,6 +169,17 @@ impl LangevinGpu {
             }
         }
         gpu.queue.submit([encoder.finish()]);
+    }
+
+    /// Reads and clears the count of particles that ended a dispatch NaN or Inf (a bit test
+    /// in the kernel; `x != x` would be compiled away).
+    pub fn take_nonfinite(&self, gpu: &Gpu) -> Result<u64> {
+        let bytes = gpu.read_bytes(&self.nonfinite, 0, 4)?;
+        let count = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        if count > 0 {
+            gpu.queue.write_buffer(&self.nonfinite, 0, &[0; 4]);
+        }
+        Ok(u64::from(count))
     }
 }
 

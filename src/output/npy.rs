@@ -54,6 +54,30 @@ fn encode(
     Ok(buf)
 }
 
+/// Reads a u64 array written by [`npy_u64`]: (shape, values in C order).
+pub fn read_npy_u64(path: &std::path::Path) -> Result<(Vec<usize>, Vec<u64>)> {
+    let bytes = std::fs::read(path).map_err(|e| crate::error::Error::io(path, e))?;
+    let bad = |e: std::io::Error| crate::error::Error::Data {
+        path: path.to_path_buf(),
+        reason: format!("not a u64 .npy array: {e}"),
+    };
+    let npy = npyz::NpyFile::new(&bytes[..]).map_err(bad)?;
+    let shape = npy.shape().iter().map(|&d| d as usize).collect();
+    Ok((shape, npy.into_vec::<u64>().map_err(bad)?))
+}
+
+/// Reads an f32 array written by [`npy_f32`]: (shape, values in C order).
+pub fn read_npy_f32(path: &std::path::Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).map_err(|e| crate::error::Error::io(path, e))?;
+    let bad = |e: std::io::Error| crate::error::Error::Data {
+        path: path.to_path_buf(),
+        reason: format!("not an f32 .npy array: {e}"),
+    };
+    let npy = npyz::NpyFile::new(&bytes[..]).map_err(bad)?;
+    let shape = npy.shape().iter().map(|&d| d as usize).collect();
+    Ok((shape, npy.into_vec::<f32>().map_err(bad)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

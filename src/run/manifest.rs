@@ -57,6 +57,26 @@ pub struct SnapshotRecord {
     pub heatmap: String,
     pub particles: Option<String>,
     pub histogram: HistogramRecord,
+    /// Mean and covariance of the finite particles (also in metrics.csv).
+    pub moments: MomentsRecord,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MomentsRecord {
+    /// Finite particles the moments are over.
+    pub count: u64,
+    pub mean: Vec<f64>,
+    /// dim x dim, row-major, population (1/N) covariance.
+    pub cov: Vec<f64>,
+}
+
+/// Which part of the particles a sharded run owns: global indices first .. first + particles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub index: u64,
+    pub count: u64,
+    pub first: u64,
+    pub particles: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +89,12 @@ pub struct Manifest {
     pub adapter: AdapterSummary,
     pub plan_hash: String,
     pub plan: Plan,
+    /// Present when this run is one shard of a job array (`count` in the plan is the total).
+    #[serde(default)]
+    pub shard: Option<ShardRecord>,
+    /// The shard directories a `fokker merge` combined.
+    #[serde(default)]
+    pub merged_from: Vec<String>,
     pub inputs: Vec<InputFile>,
     pub timings: Timings,
     pub snapshots: Vec<SnapshotRecord>,

@@ -1,6 +1,9 @@
-//! `fokker run`: a resolved scenario in, a self-describing run directory out.
+//! `fokker run` and `fokker resume`: a resolved scenario in, a self-describing run directory
+//! out, surviving interruption by a checkpoint.
 
+pub mod checkpoint;
 pub mod manifest;
+pub mod merge;
 pub mod progress;
 
 use crate::error::{Error, Result};
@@ -8,11 +11,34 @@ use crate::gpu::{AdapterChoice, Gpu};
 use crate::output::{self, MetricsRow};
 use crate::scenario::parse::Resolved;
 use crate::scenario::{Init, ParticlesOutput, Plan};
-use crate::simulation::{Layout, Observation, Simulation};
-use manifest::{HistogramRecord, InputFile, Manifest, SnapshotRecord, Status, Timings};
+use crate::simulation::{Advance, Layout, Observation, Simulation};
+use manifest::{
+    HistogramRecord, InputFile, Manifest, MomentsRecord, ShardRecord, SnapshotRecord, Status,
+    Timings,
+};
 use progress::{Progress, ProgressMode};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+/// One task of a job array: shard `index` of `count` owns a contiguous range of global
+/// particle indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// (first global index, particles) of this shard of `total` particles.
+    pub fn range(&self, total: u64) -> (u64, u64) {
+        let at = |i: u64| (u128::from(total) * u128::from(i) / u128::from(self.count)) as u64;
+        (at(self.index), at(self.index + 1) - at(self.index))
+    }
+}
 
 /// How to run, beyond the plan: none of it changes the results.
 #[derive(Debug, Clone)]
@@ -22,6 +48,9 @@ pub struct RunOptions {
     pub adapter: AdapterChoice,
     pub progress: ProgressMode,
     pub layout: Layout,
+    pub shard: Shard,
+    /// Set by a signal handler: checkpoint at the next step boundary and stop.
+    pub interrupt: Arc<AtomicBool>,
 }
 
 /// What a finished run reports.
@@ -70,12 +99,34 @@ pub fn host_bytes(plan: &Plan) -> u64 {
 }
 
 /// Opens the adapter, runs the plan and writes `opts.out`. On failure after the directory
-/// was made, the manifest records `failed` or `diverged` and the error is returned.
+/// was made, the manifest records `failed`, `diverged` or `interrupted` and the error is
+/// returned.
 pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
     let started = Instant::now();
+    let plan = &resolved.plan;
+    let shard = opts.shard;
+    if shard.count == 0 || shard.index >= shard.count {
+        return Err(Error::Usage(format!(
+            "--shard-index {} must be below --shard-count {}",
+            shard.index, shard.count
+        )));
+    }
+    if shard.count > plan.particles.count {
+        return Err(Error::Scenario {
+            source_name: "command line".into(),
+            issues: vec![crate::error::ScenarioIssue {
+                key: "particles.count".into(),
+                value: plan.particles.count.to_string(),
+                allowed: format!(
+                    "at least the shard count {} (every shard needs a particle)",
+                    shard.count
+                ),
+            }],
+        });
+    }
     let gpu = Gpu::open(&opts.adapter)?;
     output::prepare_run_dir(&opts.out, opts.force)?;
-    let plan = &resolved.plan;
+    let (first, particles) = shard.range(plan.particles.count);
     let mut manifest = Manifest {
         status: Status::Running,
         fokker_version: manifest::VERSION.into(),
@@ -85,6 +136,13 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         adapter: gpu.adapter.clone(),
         plan_hash: resolved.hash.clone(),
         plan: plan.clone(),
+        shard: (shard.count > 1).then_some(ShardRecord {
+            index: shard.index,
+            count: shard.count,
+            first,
+            particles,
+        }),
+        merged_from: Vec::new(),
         inputs: input_files(plan),
         timings: Timings::default(),
         snapshots: Vec::new(),
@@ -93,17 +151,72 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         error: None,
     };
     write_manifest(&opts.out, &manifest)?;
-    let mut writer = RunWriter {
-        out: &opts.out,
+    let result = Simulation::new(
+        &gpu,
         plan,
-        metrics: Vec::new(),
-        frames: Vec::new(),
+        resolved.samples.as_ref(),
+        first,
+        particles,
+        &opts.layout,
+    )
+    .and_then(|mut sim| {
+        manifest.timings.init_seconds = started.elapsed().as_secs_f64();
+        execute(&mut sim, opts, &mut manifest)
+    });
+    finish(&gpu, opts, manifest, started, result)
+}
+
+/// `fokker resume DIR`: continues an interrupted run from its checkpoint. The result is
+/// byte-identical to an uninterrupted run on the same adapter.
+pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
+    let started = Instant::now();
+    let mut manifest = read_manifest(dir)?;
+    let saved = checkpoint::read(dir, &manifest)?;
+    let resolved = checkpoint::verify_inputs(dir, &manifest)?;
+    let plan = &resolved.plan;
+    let gpu = Gpu::open(&opts.adapter)?;
+    let (first, particles) = match manifest.shard {
+        Some(s) => (s.first, s.particles),
+        None => (0, plan.particles.count),
     };
-    let result = execute(&gpu, resolved, opts, &mut manifest, &mut writer, started);
-    manifest.timings.wall_seconds = started.elapsed().as_secs_f64();
+    manifest.status = Status::Running;
+    manifest.error = None;
+    manifest.adapter = gpu.adapter.clone();
+    write_manifest(dir, &manifest)?;
+    let opts = RunOptions {
+        out: dir.to_path_buf(),
+        ..opts.clone()
+    };
+    let result = Simulation::new(
+        &gpu,
+        plan,
+        resolved.samples.as_ref(),
+        first,
+        particles,
+        &opts.layout,
+    )
+    .and_then(|mut sim| {
+        sim.restore(&saved.positions, saved.point)?;
+        if let Some(last) = manifest.snapshots.last() {
+            sim.set_center(&last.moments.mean);
+        }
+        execute(&mut sim, &opts, &mut manifest)
+    });
+    finish(&gpu, &opts, manifest, started, result)
+}
+
+fn finish(
+    gpu: &Gpu,
+    opts: &RunOptions,
+    mut manifest: Manifest,
+    started: Instant,
+    result: Result<()>,
+) -> Result<RunReport> {
+    manifest.timings.wall_seconds += started.elapsed().as_secs_f64();
     match result {
         Ok(()) => {
             manifest.status = Status::Complete;
+            checkpoint::remove(&opts.out)?;
             write_manifest(&opts.out, &manifest)?;
             Ok(RunReport {
                 out: opts.out.clone(),
@@ -113,10 +226,10 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
             })
         }
         Err(e) => {
-            manifest.status = if matches!(e, Error::Diverged { .. }) {
-                Status::Diverged
-            } else {
-                Status::Failed
+            manifest.status = match e {
+                Error::Diverged { .. } => Status::Diverged,
+                Error::Interrupted { .. } => Status::Interrupted,
+                _ => Status::Failed,
             };
             manifest.error = Some(e.to_string());
             // The original error matters more than a failure to record it.
@@ -126,35 +239,60 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
     }
 }
 
-fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Data {
+        path,
+        reason: format!("not a fokker manifest: {e}"),
+    })
+}
+
+pub fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
     let json = serde_json::to_vec_pretty(manifest)
         .map_err(|e| Error::Output(format!("cannot serialise the manifest: {e}")))?;
     output::write_atomic(&out.join("manifest.json"), &json)
 }
 
-fn execute(
-    gpu: &Gpu,
-    resolved: &Resolved,
-    opts: &RunOptions,
-    manifest: &mut Manifest,
-    writer: &mut RunWriter,
-    started: Instant,
-) -> Result<()> {
-    let plan = &resolved.plan;
-    let count = plan.particles.count;
+/// Steps to the snapshots not yet written, writing each; checkpoints and stops when
+/// `opts.interrupt` is raised.
+fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> Result<()> {
+    let plan = manifest.plan.clone();
+    let out = opts.out.as_path();
+    let count = sim.ensemble.count;
     let total_steps = plan.dynamics.steps();
-    let mut sim = Simulation::new(gpu, plan, resolved.samples.as_ref(), 0, count, &opts.layout)?;
-    manifest.timings.init_seconds = started.elapsed().as_secs_f64();
     let mut progress = Progress::new(opts.progress, total_steps, count);
-    let snapshots = plan.output.snapshot_steps(total_steps);
+    let written = manifest.snapshots.last().map(|s| s.step);
+    let remaining: Vec<u64> = plan
+        .output
+        .snapshot_steps(total_steps)
+        .into_iter()
+        .filter(|&s| written.is_none_or(|w| s > w))
+        .collect();
+    let stop = || opts.interrupt.load(Ordering::SeqCst);
     let result = (|| {
-        for &target in &snapshots {
+        for target in remaining {
             let t0 = Instant::now();
-            sim.advance_to(target, |step| {
-                progress.step(step, plan.dynamics.time_at(step));
-                Ok(())
-            })?;
+            let start_step = sim.step();
+            let advanced = sim.advance_to(
+                target,
+                |step| {
+                    progress.step(step, plan.dynamics.time_at(step));
+                    Ok(())
+                },
+                &stop,
+            );
             manifest.timings.stepping_seconds += t0.elapsed().as_secs_f64();
+            manifest.timings.particle_steps_per_second = count as f64
+                * (sim.step() - start_step) as f64
+                / t0.elapsed().as_secs_f64().max(1e-9);
+            if let Advance::Stopped(point) = advanced? {
+                checkpoint::write(out, &sim.positions()?, point, manifest)?;
+                return Err(Error::Interrupted {
+                    step: point.step,
+                    dir: out.display().to_string(),
+                });
+            }
             let t1 = Instant::now();
             let obs = sim.observe()?;
             manifest.timings.observe_seconds += t1.elapsed().as_secs_f64();
@@ -177,110 +315,142 @@ fn execute(
             } else {
                 None
             };
-            let record = writer.snapshot(&obs, positions.as_deref())?;
+            let record = write_snapshot(out, &plan, &obs, positions.as_deref())?;
             progress.snapshot(obs.step, obs.time, &record.density);
             manifest.snapshots.push(record);
-            manifest.timings.particle_steps_per_second =
-                count as f64 * sim.step() as f64 / manifest.timings.stepping_seconds.max(1e-9);
-            write_manifest(writer.out, manifest)?;
+            write_metrics(out, &plan, &manifest.snapshots)?;
+            write_manifest(out, manifest)?;
             manifest.timings.write_seconds += t2.elapsed().as_secs_f64();
         }
         if plan.output.gif {
-            manifest.gif = Some(writer.gif()?);
+            manifest.gif = Some(write_gif(out, &plan, &manifest.snapshots)?);
         }
         Ok(())
     })();
-    progress.finish(if result.is_ok() {
-        "complete"
-    } else {
-        "stopped"
+    progress.finish(match &result {
+        Ok(()) => "complete",
+        Err(Error::Interrupted { .. }) => "interrupted",
+        Err(_) => "stopped",
     });
     result
 }
 
-/// Writes each snapshot's files as it is observed.
-struct RunWriter<'a> {
-    out: &'a Path,
-    plan: &'a Plan,
-    metrics: Vec<MetricsRow>,
-    frames: Vec<image::RgbImage>,
+fn title(plan: &Plan, step: u64, time: f64) -> String {
+    match &plan.name {
+        Some(n) => format!("{n}   t = {time:.4}   step {step}"),
+        None => format!("t = {time:.4}   step {step}"),
+    }
 }
 
-impl RunWriter<'_> {
-    fn snapshot(&mut self, obs: &Observation, positions: Option<&[f32]>) -> Result<SnapshotRecord> {
-        let spec = &self.plan.output.histogram;
-        let name = snapshot_name(obs.step);
-        let density = format!("density/{name}.npy");
-        let heatmap = format!("density/{name}.png");
-        let shape: Vec<usize> = spec.bins.iter().map(|&b| b as usize).collect();
-        output::write_atomic(
-            &self.out.join(&density),
-            &output::npy_u64(&shape, &obs.histogram.counts)?,
-        )?;
-        let axis_names: Vec<String> = spec.axes.iter().map(|a| format!("x{a}")).collect();
-        let title = match &self.plan.name {
-            Some(n) => format!("{n}   t = {:.4}   step {}", obs.time, obs.step),
-            None => format!("t = {:.4}   step {}", obs.time, obs.step),
-        };
-        let image = output::render_density_image(
-            &obs.histogram.counts,
-            spec,
-            &self.plan.output.heatmap,
-            &title,
-            &axis_names,
-        )?;
-        output::write_atomic(&self.out.join(&heatmap), &output::png_bytes(&image)?)?;
-        if self.plan.output.gif {
-            self.frames.push(image);
+fn axis_names(plan: &Plan) -> Vec<String> {
+    plan.output
+        .histogram
+        .axes
+        .iter()
+        .map(|a| format!("x{a}"))
+        .collect()
+}
+
+/// Writes one snapshot's density array and heatmap (and particles) and describes them.
+pub fn write_density(
+    out: &Path,
+    plan: &Plan,
+    step: u64,
+    time: f64,
+    counts: &[u64],
+) -> Result<(String, String)> {
+    let spec = &plan.output.histogram;
+    let name = snapshot_name(step);
+    let density = format!("density/{name}.npy");
+    let heatmap = format!("density/{name}.png");
+    let shape: Vec<usize> = spec.bins.iter().map(|&b| b as usize).collect();
+    output::write_atomic(&out.join(&density), &output::npy_u64(&shape, counts)?)?;
+    let png = output::render_density_png(
+        counts,
+        spec,
+        &plan.output.heatmap,
+        &title(plan, step, time),
+        &axis_names(plan),
+    )?;
+    output::write_atomic(&out.join(&heatmap), &png)?;
+    Ok((density, heatmap))
+}
+
+fn write_snapshot(
+    out: &Path,
+    plan: &Plan,
+    obs: &Observation,
+    positions: Option<&[f32]>,
+) -> Result<SnapshotRecord> {
+    let spec = &plan.output.histogram;
+    let (density, heatmap) = write_density(out, plan, obs.step, obs.time, &obs.histogram.counts)?;
+    let particles = match positions {
+        Some(p) => {
+            let rel = format!("particles/{}.npy", snapshot_name(obs.step));
+            let d = plan.particles.dim as usize;
+            output::write_atomic(&out.join(&rel), &output::npy_f32(&[p.len() / d, d], p)?)?;
+            Some(rel)
         }
-        let particles = match positions {
-            Some(p) => {
-                let rel = format!("particles/{name}.npy");
-                let d = self.plan.particles.dim as usize;
-                output::write_atomic(
-                    &self.out.join(&rel),
-                    &output::npy_f32(&[p.len() / d, d], p)?,
-                )?;
-                Some(rel)
-            }
-            None => None,
-        };
-        self.metrics.push(MetricsRow {
-            step: obs.step,
-            time: obs.time,
+        None => None,
+    };
+    let h = &obs.histogram;
+    Ok(SnapshotRecord {
+        step: obs.step,
+        time: obs.time,
+        density,
+        heatmap,
+        particles,
+        histogram: HistogramRecord {
+            axes: spec.axes.clone(),
+            bins: spec.bins.clone(),
+            range: spec.range.clone(),
+            in_range: h.in_range(),
+            outside: h.outside,
+            nonfinite: h.nonfinite,
+            below: h.below.clone(),
+            above: h.above.clone(),
+        },
+        moments: MomentsRecord {
+            count: obs.moments.count,
             mean: obs.moments.mean.clone(),
             cov: obs.moments.cov.clone(),
-        });
-        output::write_atomic(
-            &self.out.join("metrics.csv"),
-            output::metrics_csv(self.plan.particles.dim as usize, &self.metrics).as_bytes(),
-        )?;
-        let h = &obs.histogram;
-        Ok(SnapshotRecord {
-            step: obs.step,
-            time: obs.time,
-            density,
-            heatmap,
-            particles,
-            histogram: HistogramRecord {
-                axes: spec.axes.clone(),
-                bins: spec.bins.clone(),
-                range: spec.range.clone(),
-                in_range: h.in_range(),
-                outside: h.outside,
-                nonfinite: h.nonfinite,
-                below: h.below.clone(),
-                above: h.above.clone(),
-            },
-        })
-    }
+        },
+    })
+}
 
-    fn gif(&mut self) -> Result<String> {
-        let bytes = output::encode_gif(&self.frames, 200)?;
-        output::write_atomic(&self.out.join("density.gif"), &bytes)?;
-        self.frames.clear();
-        Ok("density.gif".into())
+/// metrics.csv from the snapshot records (so a resumed or merged run writes it whole).
+pub fn write_metrics(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> Result<()> {
+    let rows: Vec<MetricsRow> = snapshots
+        .iter()
+        .map(|s| MetricsRow {
+            step: s.step,
+            time: s.time,
+            mean: s.moments.mean.clone(),
+            cov: s.moments.cov.clone(),
+        })
+        .collect();
+    output::write_atomic(
+        &out.join("metrics.csv"),
+        output::metrics_csv(plan.particles.dim as usize, &rows).as_bytes(),
+    )
+}
+
+/// density.gif from the stored density arrays, so that it is the same whether the run was
+/// interrupted, resumed or merged.
+pub fn write_gif(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> Result<String> {
+    let mut frames = Vec::with_capacity(snapshots.len());
+    for s in snapshots {
+        let (_, counts) = output::read_npy_u64(&out.join(&s.density))?;
+        frames.push(output::render_density_image(
+            &counts,
+            &plan.output.histogram,
+            &plan.output.heatmap,
+            &title(plan, s.step, s.time),
+            &axis_names(plan),
+        )?);
     }
+    output::write_atomic(&out.join("density.gif"), &output::encode_gif(&frames, 200)?)?;
+    Ok("density.gif".into())
 }
 
 /// What `--dry-run` prints: the resolved plan, its hash, the snapshots and the memory.

@@ -1,0 +1,133 @@
+//! Checkpoints: the particle state and the point to continue from, written when a run is
+//! interrupted, read by `fokker resume`.
+//!
+//! `checkpoint/state.npy` holds this run's positions (f32, exact), `checkpoint/point.json`
+//! the step, any block cut short, the plan hash and the fokker version. The state is written
+//! first and the point last, each atomically, so a point file always has its whole state.
+
+use super::manifest::{Manifest, ShardRecord, Status, VERSION};
+use crate::error::{Error, Result};
+use crate::output;
+use crate::scenario::Init;
+use crate::scenario::data::{read_table, sha256_file};
+use crate::scenario::parse::{Resolved, plan_hash};
+use crate::simulation::ResumePoint;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PointFile {
+    fokker_version: String,
+    plan_hash: String,
+    shard: Option<ShardRecord>,
+    particles: u64,
+    dim: u32,
+    point: ResumePoint,
+}
+
+/// A checkpoint read back.
+pub struct Saved {
+    pub positions: Vec<f32>,
+    pub point: ResumePoint,
+}
+
+pub fn write(out: &Path, positions: &[f32], point: ResumePoint, manifest: &Manifest) -> Result<()> {
+    let dim = manifest.plan.particles.dim;
+    let particles = positions.len() as u64 / u64::from(dim);
+    let dir = out.join("checkpoint");
+    output::write_atomic(
+        &dir.join("state.npy"),
+        &output::npy_f32(&[particles as usize, dim as usize], positions)?,
+    )?;
+    let file = PointFile {
+        fokker_version: VERSION.into(),
+        plan_hash: manifest.plan_hash.clone(),
+        shard: manifest.shard,
+        particles,
+        dim,
+        point,
+    };
+    let json = serde_json::to_vec_pretty(&file)
+        .map_err(|e| Error::Output(format!("cannot serialise the checkpoint: {e}")))?;
+    output::write_atomic(&dir.join("point.json"), &json)
+}
+
+/// Reads the checkpoint of an interrupted run, refusing one from another fokker version or
+/// another plan.
+pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
+    if manifest.status != Status::Interrupted {
+        return Err(Error::Usage(format!(
+            "{} is not an interrupted run (its status is {:?}); only interrupted runs can be resumed",
+            dir.display(),
+            manifest.status
+        )));
+    }
+    let path = dir.join("checkpoint/point.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let file: PointFile = serde_json::from_str(&text).map_err(|e| Error::Data {
+        path: path.clone(),
+        reason: format!("not a fokker checkpoint: {e}"),
+    })?;
+    if file.fokker_version != VERSION {
+        return Err(Error::Usage(format!(
+            "the checkpoint was written by fokker {} and this is fokker {VERSION}: resume it with the same version",
+            file.fokker_version
+        )));
+    }
+    if file.plan_hash != manifest.plan_hash {
+        return Err(Error::Data {
+            path,
+            reason: "the checkpoint belongs to another plan than the manifest".into(),
+        });
+    }
+    let state = dir.join("checkpoint/state.npy");
+    let (shape, positions) = output::read_npy_f32(&state)?;
+    if shape != [file.particles as usize, file.dim as usize] {
+        return Err(Error::Data {
+            path: state,
+            reason: format!(
+                "shape {shape:?} does not match the checkpoint's {} x {}",
+                file.particles, file.dim
+            ),
+        });
+    }
+    Ok(Saved {
+        positions,
+        point: file.point,
+    })
+}
+
+/// The plan of the manifest with its input files read again, refusing a plan whose hash
+/// does not match or an input file that changed since the run started.
+pub fn verify_inputs(dir: &Path, manifest: &Manifest) -> Result<Resolved> {
+    let plan = manifest.plan.clone();
+    if plan_hash(&plan)? != manifest.plan_hash {
+        return Err(Error::Data {
+            path: dir.join("manifest.json"),
+            reason: "the plan in the manifest does not match its plan_hash".into(),
+        });
+    }
+    let samples = match &plan.particles.init {
+        Init::Samples { path, sha256, .. } => {
+            if sha256_file(path)? != *sha256 {
+                return Err(Error::Data { path: path.clone(), reason: "this input file changed since the run started; restore it or start a new run".into() });
+            }
+            Some(read_table(path)?)
+        }
+        _ => None,
+    };
+    Ok(Resolved {
+        hash: manifest.plan_hash.clone(),
+        plan,
+        samples,
+    })
+}
+
+/// Removes the checkpoint of a run that completed.
+pub fn remove(out: &Path) -> Result<()> {
+    let dir = out.join("checkpoint");
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,244 @@
+//! `fokker merge OUT SHARD_DIR...`: sums the u64 histograms of a job array's shards into one
+//! run directory. Noise is keyed by the global particle index, so the merged densities and
+//! particles equal those of the unsharded run byte for byte.
+
+use super::manifest::{HistogramRecord, Manifest, MomentsRecord, SnapshotRecord, Status, Timings};
+use super::{
+    read_manifest, snapshot_name, write_density, write_gif, write_manifest, write_metrics,
+};
+use crate::error::{Error, Result};
+use crate::output;
+use std::path::{Path, PathBuf};
+
+fn refuse(path: &Path, reason: String) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Checks that `shards` are the complete shards of one plan, each exactly once, and returns
+/// their manifests in shard order.
+fn check(shards: &[PathBuf]) -> Result<Vec<(PathBuf, Manifest)>> {
+    let Some(first_dir) = shards.first() else {
+        return Err(Error::Usage(
+            "merge needs at least one shard directory".into(),
+        ));
+    };
+    let mut all = Vec::new();
+    for dir in shards {
+        let m = read_manifest(dir)?;
+        if m.status != Status::Complete {
+            return Err(refuse(
+                dir,
+                format!(
+                    "this shard is not complete (status {:?}); finish or resume it first",
+                    m.status
+                ),
+            ));
+        }
+        if m.shard.is_none() {
+            return Err(refuse(
+                dir,
+                "not a shard: it was run without --shard-count".into(),
+            ));
+        }
+        all.push((dir.clone(), m));
+    }
+    let (hash, count) = (
+        all[0].1.plan_hash.clone(),
+        all[0].1.shard.map_or(1, |s| s.count),
+    );
+    for (dir, m) in &all {
+        if m.plan_hash != hash {
+            return Err(refuse(
+                dir,
+                format!(
+                    "its plan hash {} differs from {}'s {hash}: shards of different plans",
+                    m.plan_hash,
+                    first_dir.display()
+                ),
+            ));
+        }
+        if m.shard.map(|s| s.count) != Some(count) {
+            return Err(refuse(
+                dir,
+                format!(
+                    "its shard count differs from {}'s {count}",
+                    first_dir.display()
+                ),
+            ));
+        }
+    }
+    let mut seen = vec![None::<&PathBuf>; count as usize];
+    for (dir, m) in &all {
+        let index = m.shard.map_or(0, |s| s.index) as usize;
+        if let Some(other) = seen[index] {
+            return Err(refuse(
+                dir,
+                format!("shard {index} is given twice (also {})", other.display()),
+            ));
+        }
+        seen[index] = Some(dir);
+    }
+    let missing: Vec<String> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.is_none())
+        .map(|(i, _)| i.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Usage(format!(
+            "shards {} of {count} are missing; merge needs every shard once",
+            missing.join(", ")
+        )));
+    }
+    all.sort_by_key(|(_, m)| m.shard.map_or(0, |s| s.index));
+    let steps: Vec<u64> = all[0].1.snapshots.iter().map(|s| s.step).collect();
+    for (dir, m) in &all {
+        if m.snapshots.iter().map(|s| s.step).ne(steps.iter().copied()) {
+            return Err(refuse(
+                dir,
+                "its snapshots differ from the other shards'".into(),
+            ));
+        }
+    }
+    Ok(all)
+}
+
+/// Pools per-shard moments: the mean weighted by counts and the covariance by the
+/// parallel-axis rule, in f64.
+fn pool_moments(parts: &[&MomentsRecord]) -> MomentsRecord {
+    let dim = parts[0].mean.len();
+    let n: u64 = parts.iter().map(|p| p.count).sum();
+    let nf = n.max(1) as f64;
+    let mut mean = vec![0.0; dim];
+    for p in parts.iter().filter(|p| p.count > 0) {
+        for (m, v) in mean.iter_mut().zip(&p.mean) {
+            *m += p.count as f64 * v / nf;
+        }
+    }
+    let mut cov = vec![0.0; dim * dim];
+    for p in parts.iter().filter(|p| p.count > 0) {
+        let w = p.count as f64 / nf;
+        for a in 0..dim {
+            for b in 0..dim {
+                cov[a * dim + b] +=
+                    w * (p.cov[a * dim + b] + (p.mean[a] - mean[a]) * (p.mean[b] - mean[b]));
+            }
+        }
+    }
+    MomentsRecord {
+        count: n,
+        mean,
+        cov,
+    }
+}
+
+/// Merges `shards` into `out`; returns the number of snapshots written.
+pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
+    let all = check(shards)?;
+    let base = &all[0].1;
+    let plan = base.plan.clone();
+    output::prepare_run_dir(out, force)?;
+    let mut snapshots = Vec::new();
+    for (j, first) in base.snapshots.iter().enumerate() {
+        let mut counts: Vec<u64> = Vec::new();
+        let mut hist = HistogramRecord {
+            in_range: 0,
+            outside: 0,
+            nonfinite: 0,
+            below: vec![0; first.histogram.axes.len()],
+            above: vec![0; first.histogram.axes.len()],
+            ..first.histogram.clone()
+        };
+        let mut positions: Vec<f32> = Vec::new();
+        for (dir, m) in &all {
+            let s = &m.snapshots[j];
+            let (_, c) = output::read_npy_u64(&dir.join(&s.density))?;
+            if counts.is_empty() {
+                counts = vec![0; c.len()];
+            }
+            if c.len() != counts.len() {
+                return Err(refuse(
+                    dir,
+                    format!(
+                        "{} has {} bins, expected {}",
+                        s.density,
+                        c.len(),
+                        counts.len()
+                    ),
+                ));
+            }
+            for (t, v) in counts.iter_mut().zip(&c) {
+                *t += v;
+            }
+            hist.in_range += s.histogram.in_range;
+            hist.outside += s.histogram.outside;
+            hist.nonfinite += s.histogram.nonfinite;
+            for a in 0..hist.below.len() {
+                hist.below[a] += s.histogram.below[a];
+                hist.above[a] += s.histogram.above[a];
+            }
+            if let (Some(rel), true) = (&s.particles, first.particles.is_some()) {
+                positions.extend(output::read_npy_f32(&dir.join(rel))?.1);
+            }
+        }
+        let (density, heatmap) = write_density(out, &plan, first.step, first.time, &counts)?;
+        let particles = match first.particles {
+            Some(_) => {
+                let rel = format!("particles/{}.npy", snapshot_name(first.step));
+                let d = plan.particles.dim as usize;
+                output::write_atomic(
+                    &out.join(&rel),
+                    &output::npy_f32(&[positions.len() / d, d], &positions)?,
+                )?;
+                Some(rel)
+            }
+            None => None,
+        };
+        let moments: Vec<&MomentsRecord> =
+            all.iter().map(|(_, m)| &m.snapshots[j].moments).collect();
+        snapshots.push(SnapshotRecord {
+            step: first.step,
+            time: first.time,
+            density,
+            heatmap,
+            particles,
+            histogram: hist,
+            moments: pool_moments(&moments),
+        });
+    }
+    write_metrics(out, &plan, &snapshots)?;
+    let gif = if plan.output.gif {
+        Some(write_gif(out, &plan, &snapshots)?)
+    } else {
+        None
+    };
+    let stepping = all
+        .iter()
+        .map(|(_, m)| m.timings.stepping_seconds)
+        .fold(0.0, f64::max);
+    let manifest = Manifest {
+        status: Status::Complete,
+        shard: None,
+        merged_from: all.iter().map(|(d, _)| d.display().to_string()).collect(),
+        timings: Timings {
+            wall_seconds: all
+                .iter()
+                .map(|(_, m)| m.timings.wall_seconds)
+                .fold(0.0, f64::max),
+            stepping_seconds: stepping,
+            // The shards ran side by side: the job array's throughput.
+            particle_steps_per_second: plan.particles.count as f64 * plan.dynamics.steps() as f64
+                / stepping.max(1e-9),
+            ..Timings::default()
+        },
+        snapshots,
+        gif,
+        error: None,
+        ..base.clone()
+    };
+    write_manifest(out, &manifest)?;
+    Ok(manifest.snapshots.len())
+}

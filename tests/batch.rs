@@ -1,0 +1,263 @@
+//! Batch runs: shards merged exactly, interruption and resume byte-identical.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn fokker(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fokker"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the fokker binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).expect("manifest"))
+        .expect("json")
+}
+
+const SCENARIO: &str = r#"
+seed = 11
+[particles]
+count = 10_003
+dim = 2
+init = { kind = "gaussian", mean = [0.0, 0.0], std = 0.3 }
+[dynamics]
+kind = "langevin"
+potential = { kind = "double_well" }
+temperature = 0.8
+dt = 2e-3
+t_end = 0.1
+[output]
+every = 0.03
+histogram = { bins = [40, 30], range = [[-2.0, 2.0], [-1.5, 1.5]] }
+particles = "snapshots"
+"#;
+
+/// Relative paths of every density array and particle file a run lists.
+fn data_files(dir: &Path) -> Vec<String> {
+    let m = manifest(dir);
+    let mut files = Vec::new();
+    for s in m["snapshots"].as_array().expect("snapshots") {
+        files.push(s["density"].as_str().expect("density").to_string());
+        files.push(s["heatmap"].as_str().expect("heatmap").to_string());
+        if let Some(p) = s["particles"].as_str() {
+            files.push(p.to_string());
+        }
+    }
+    files
+}
+
+fn assert_same_files(a: &Path, b: &Path) {
+    let files = data_files(a);
+    assert_eq!(files, data_files(b));
+    assert!(files.len() >= 6);
+    for f in files {
+        let (x, y) = (
+            std::fs::read(a.join(&f)).expect("a"),
+            std::fs::read(b.join(&f)).expect("b"),
+        );
+        assert!(
+            x == y,
+            "{f} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+#[test]
+fn merged_shards_equal_the_unsharded_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("s.toml"), SCENARIO).unwrap();
+    let o = fokker(
+        &["run", "s.toml", "--out", "whole", "--progress", "none"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut shard_dirs = Vec::new();
+    for i in 0..4 {
+        let out = format!("shard-{i}");
+        let o = fokker(
+            &[
+                "run",
+                "s.toml",
+                "--out",
+                &out,
+                "--progress",
+                "none",
+                "--shard-index",
+                &i.to_string(),
+                "--shard-count",
+                "4",
+            ],
+            tmp.path(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let m = manifest(&tmp.path().join(&out));
+        assert_eq!(
+            m["plan_hash"],
+            manifest(&tmp.path().join("whole"))["plan_hash"],
+            "the plan hash leaves the shard out"
+        );
+        assert_eq!(m["shard"]["index"], i);
+        shard_dirs.push(out);
+    }
+    let particles: u64 = shard_dirs
+        .iter()
+        .map(|d| {
+            manifest(&tmp.path().join(d))["shard"]["particles"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(particles, 10_003);
+
+    // Missing and foreign shards are refused, and nothing is written.
+    let o = fokker(
+        &["merge", "bad", "shard-0", "shard-1", "shard-3"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("shards 2 of 4 are missing"),
+        "{}",
+        stderr(&o)
+    );
+    let o = fokker(
+        &["merge", "bad", "shard-0", "shard-1", "shard-2", "whole"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(!tmp.path().join("bad").exists());
+
+    // Shard order on the command line does not matter.
+    let o = fokker(
+        &[
+            "merge", "merged", "shard-2", "shard-0", "shard-3", "shard-1",
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (merged, whole) = (tmp.path().join("merged"), tmp.path().join("whole"));
+    assert_same_files(&merged, &whole);
+    let (mm, mw) = (manifest(&merged), manifest(&whole));
+    assert_eq!(mm["status"], "complete");
+    assert_eq!(mm["plan_hash"], mw["plan_hash"]);
+    assert_eq!(mm["merged_from"].as_array().unwrap().len(), 4);
+    for (a, b) in mm["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(mw["snapshots"].as_array().unwrap())
+    {
+        assert_eq!(a["histogram"], b["histogram"]);
+        for k in 0..4 {
+            let (x, y) = (
+                a["moments"]["cov"][k].as_f64().unwrap(),
+                b["moments"]["cov"][k].as_f64().unwrap(),
+            );
+            assert!((x - y).abs() < 1e-6, "pooled covariance {x} vs {y}");
+        }
+    }
+    assert!(merged.join("metrics.csv").is_file() && merged.join("density.gif").is_file());
+}
+
+#[test]
+fn shard_defaults_come_from_a_slurm_array() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("s.toml"),
+        SCENARIO.replace("t_end = 0.1", "t_end = 0.004"),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_fokker"))
+        .args(["run", "s.toml", "--out", "task", "--progress", "none"])
+        .env("SLURM_ARRAY_TASK_ID", "7")
+        .env("SLURM_ARRAY_TASK_MIN", "5")
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = manifest(&tmp.path().join("task"));
+    assert_eq!(m["shard"]["index"], 2);
+    assert_eq!(m["shard"]["count"], 3);
+}
+
+/// SIGTERM mid-run: exit 75 with a checkpoint; `fokker resume` then finishes with the same
+/// bytes as a run that was never interrupted.
+#[test]
+fn interrupt_and_resume_is_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Many small submissions (a hidden layout flag that never changes results) keep the run
+    // going for seconds even on a fast device, so the signal lands mid-block.
+    let long = SCENARIO
+        .replace("count = 10_003", "count = 40_000")
+        .replace("t_end = 0.1", "t_end = 0.4")
+        .replace("every = 0.03", "every = 0.1");
+    std::fs::write(tmp.path().join("s.toml"), long).unwrap();
+    let slices = ["--slice-particles", "500"];
+    let o = fokker(
+        &[
+            &["run", "s.toml", "--out", "whole", "--progress", "none"][..],
+            &slices,
+        ]
+        .concat(),
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fokker"))
+        .args(
+            [
+                &["run", "s.toml", "--out", "cut", "--progress", "jsonl"][..],
+                &slices,
+            ]
+            .concat(),
+        )
+        .current_dir(tmp.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Wait until it has stepped, then send what Slurm sends before a time limit.
+    for line in lines.by_ref() {
+        if line.unwrap().contains("\"event\":\"progress\"") {
+            break;
+        }
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(75), "{rest:?}");
+    let cut = tmp.path().join("cut");
+    assert_eq!(manifest(&cut)["status"], "interrupted");
+    assert!(
+        cut.join("checkpoint/state.npy").is_file() && cut.join("checkpoint/point.json").is_file()
+    );
+
+    let o = fokker(&["resume", "cut", "--progress", "none"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(manifest(&cut)["status"], "complete");
+    assert!(!cut.join("checkpoint").exists());
+    assert_same_files(&cut, &tmp.path().join("whole"));
+    assert_eq!(
+        std::fs::read(cut.join("metrics.csv")).unwrap(),
+        std::fs::read(tmp.path().join("whole/metrics.csv")).unwrap()
+    );
+
+    // A complete run has nothing to resume.
+    let o = fokker(&["resume", "cut"], tmp.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
