@@ -69,9 +69,23 @@ struct DeviceArgs {
     /// Invocations per workgroup (results do not change).
     #[arg(long, hide = true, default_value_t = 64)]
     workgroup_size: u32,
+    /// Also write a checkpoint every this many seconds (the previous one is kept until the
+    /// new one is whole), so a hard kill loses at most this much work.
+    #[arg(long, value_name = "SECONDS")]
+    checkpoint_every: Option<f64>,
 }
 
 impl DeviceArgs {
+    fn checkpoint_every(&self) -> fokker::Result<Option<std::time::Duration>> {
+        match self.checkpoint_every {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s > 0.0 => Ok(Some(std::time::Duration::from_secs_f64(s))),
+            Some(s) => Err(fokker::Error::Usage(format!(
+                "--checkpoint-every {s}: give a positive number of seconds"
+            ))),
+        }
+    }
+
     fn layout(&self) -> Layout {
         Layout {
             workgroup_size: self.workgroup_size,
@@ -207,6 +221,7 @@ fn resume_command(args: ResumeArgs, interrupt: Arc<AtomicBool>) -> fokker::Resul
         layout: args.device.layout(),
         shard: Shard::WHOLE,
         interrupt,
+        checkpoint_every: args.device.checkpoint_every()?,
     };
     print_report(&run::resume(&args.dir, &opts)?);
     Ok(())
@@ -243,6 +258,7 @@ fn run_command(args: RunArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> 
         layout: args.device.layout(),
         shard: shard_of(&args)?,
         interrupt,
+        checkpoint_every: args.device.checkpoint_every()?,
     };
     print_report(&run::run(&resolved, &opts)?);
     Ok(())

@@ -261,3 +261,69 @@ fn interrupt_and_resume_is_byte_identical() {
     let o = fokker(&["resume", "cut"], tmp.path());
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// A hard kill (no chance to checkpoint) loses only the work since the last periodic
+/// checkpoint: resume from it still gives the uninterrupted bytes.
+#[test]
+fn periodic_checkpoints_survive_a_hard_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let long = SCENARIO
+        .replace("count = 10_003", "count = 40_000")
+        .replace("t_end = 0.1", "t_end = 0.4")
+        .replace("every = 0.03", "every = 0.1")
+        .replace("t_end = 0.4", "t_end = 1.0");
+    std::fs::write(tmp.path().join("s.toml"), long).unwrap();
+    let slices = ["--slice-particles", "500"];
+    let o = fokker(
+        &[
+            &["run", "s.toml", "--out", "whole", "--progress", "none"][..],
+            &slices,
+        ]
+        .concat(),
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fokker"))
+        .args(
+            [
+                &[
+                    "run",
+                    "s.toml",
+                    "--out",
+                    "killed",
+                    "--progress",
+                    "none",
+                    "--checkpoint-every",
+                    "0.05",
+                ][..],
+                &slices,
+            ]
+            .concat(),
+        )
+        .current_dir(tmp.path())
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let killed = tmp.path().join("killed");
+    // Wait for a first checkpoint, then kill without warning.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !killed.join("checkpoint/point.json").is_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint was written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the run finished before it could be killed: make it longer"
+    );
+    assert_eq!(manifest(&killed)["status"], "running");
+    let o = fokker(&["resume", "killed", "--progress", "none"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_files(&killed, &tmp.path().join("whole"));
+}

@@ -2,8 +2,10 @@
 //! interrupted, read by `fokker resume`.
 //!
 //! `checkpoint/state.npy` holds this run's positions (f32, exact), `checkpoint/point.json`
-//! the step, any block cut short, the plan hash and the fokker version. The state is written
-//! first and the point last, each atomically, so a point file always has its whole state.
+//! the step, any block cut short, the plan hash and the fokker version. A new checkpoint is
+//! written whole into `checkpoint.next/` and only then takes the place of the previous one
+//! (which is kept as `checkpoint.prev/` during the swap), so there is always one whole
+//! checkpoint on disk.
 
 use super::manifest::{Manifest, ShardRecord, Status, VERSION};
 use crate::error::{Error, Result};
@@ -34,7 +36,7 @@ pub struct Saved {
 pub fn write(out: &Path, positions: &[f32], point: ResumePoint, manifest: &Manifest) -> Result<()> {
     let dim = manifest.plan.particles.dim;
     let particles = positions.len() as u64 / u64::from(dim);
-    let dir = out.join("checkpoint");
+    let dir = out.join("checkpoint.next");
     output::write_atomic(
         &dir.join("state.npy"),
         &output::npy_f32(&[particles as usize, dim as usize], positions)?,
@@ -49,20 +51,45 @@ pub fn write(out: &Path, positions: &[f32], point: ResumePoint, manifest: &Manif
     };
     let json = serde_json::to_vec_pretty(&file)
         .map_err(|e| Error::Output(format!("cannot serialise the checkpoint: {e}")))?;
-    output::write_atomic(&dir.join("point.json"), &json)
+    output::write_atomic(&dir.join("point.json"), &json)?;
+    let (current, previous) = (out.join("checkpoint"), out.join("checkpoint.prev"));
+    if current.exists() {
+        std::fs::rename(&current, &previous).map_err(|e| Error::io(&current, e))?;
+    }
+    std::fs::rename(&dir, &current).map_err(|e| Error::io(&dir, e))?;
+    remove_dir(&previous)
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
+/// The newest whole checkpoint: `checkpoint/`, or `checkpoint.prev/` when a swap was cut off.
+fn newest(dir: &Path) -> std::path::PathBuf {
+    let current = dir.join("checkpoint");
+    if current.join("point.json").is_file() {
+        current
+    } else {
+        dir.join("checkpoint.prev")
+    }
 }
 
 /// Reads the checkpoint of an interrupted run, refusing one from another fokker version or
 /// another plan.
 pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
-    if manifest.status != Status::Interrupted {
+    // `running` with a checkpoint: the process was killed without a chance to say so.
+    if !matches!(manifest.status, Status::Interrupted | Status::Running) {
         return Err(Error::Usage(format!(
             "{} is not an interrupted run (its status is {:?}); only interrupted runs can be resumed",
             dir.display(),
             manifest.status
         )));
     }
-    let path = dir.join("checkpoint/point.json");
+    let source = newest(dir);
+    let path = source.join("point.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let file: PointFile = serde_json::from_str(&text).map_err(|e| Error::Data {
         path: path.clone(),
@@ -80,7 +107,7 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
             reason: "the checkpoint belongs to another plan than the manifest".into(),
         });
     }
-    let state = dir.join("checkpoint/state.npy");
+    let state = source.join("state.npy");
     let (shape, positions) = output::read_npy_f32(&state)?;
     if shape != [file.particles as usize, file.dim as usize] {
         return Err(Error::Data {
@@ -123,11 +150,10 @@ pub fn verify_inputs(dir: &Path, manifest: &Manifest) -> Result<Resolved> {
     })
 }
 
-/// Removes the checkpoint of a run that completed.
+/// Removes the checkpoints of a run that completed.
 pub fn remove(out: &Path) -> Result<()> {
-    let dir = out.join("checkpoint");
-    match std::fs::remove_dir_all(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
-        _ => Ok(()),
+    for name in ["checkpoint", "checkpoint.prev", "checkpoint.next"] {
+        remove_dir(&out.join(name))?;
     }
+    Ok(())
 }

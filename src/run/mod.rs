@@ -17,10 +17,11 @@ use manifest::{
     Timings,
 };
 use progress::{Progress, ProgressMode};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One task of a job array: shard `index` of `count` owns a contiguous range of global
 /// particle indices.
@@ -51,6 +52,8 @@ pub struct RunOptions {
     pub shard: Shard,
     /// Set by a signal handler: checkpoint at the next step boundary and stop.
     pub interrupt: Arc<AtomicBool>,
+    /// Also write a checkpoint this often (wall clock) and carry on.
+    pub checkpoint_every: Option<Duration>,
 }
 
 /// What a finished run reports.
@@ -269,29 +272,40 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
         .into_iter()
         .filter(|&s| written.is_none_or(|w| s > w))
         .collect();
-    let stop = || opts.interrupt.load(Ordering::SeqCst);
+    let last_checkpoint = Cell::new(Instant::now());
+    let stop = || {
+        opts.interrupt.load(Ordering::SeqCst)
+            || opts
+                .checkpoint_every
+                .is_some_and(|every| last_checkpoint.get().elapsed() >= every)
+    };
     let result = (|| {
         for target in remaining {
-            let t0 = Instant::now();
-            let start_step = sim.step();
-            let advanced = sim.advance_to(
-                target,
-                |step| {
-                    progress.step(step, plan.dynamics.time_at(step));
-                    Ok(())
-                },
-                &stop,
-            );
-            manifest.timings.stepping_seconds += t0.elapsed().as_secs_f64();
-            manifest.timings.particle_steps_per_second = count as f64
-                * (sim.step() - start_step) as f64
-                / t0.elapsed().as_secs_f64().max(1e-9);
-            if let Advance::Stopped(point) = advanced? {
+            // Until the snapshot step; a periodic checkpoint stops and goes on, a signal ends.
+            loop {
+                let t0 = Instant::now();
+                let advanced = sim.advance_to(
+                    target,
+                    |step| {
+                        progress.step(step, plan.dynamics.time_at(step));
+                        Ok(())
+                    },
+                    &stop,
+                );
+                manifest.timings.stepping_seconds += t0.elapsed().as_secs_f64();
+                manifest.timings.particle_steps_per_second =
+                    count as f64 * sim.step() as f64 / manifest.timings.stepping_seconds.max(1e-9);
+                let Advance::Stopped(point) = advanced? else {
+                    break;
+                };
                 checkpoint::write(out, &sim.positions()?, point, manifest)?;
-                return Err(Error::Interrupted {
-                    step: point.step,
-                    dir: out.display().to_string(),
-                });
+                last_checkpoint.set(Instant::now());
+                if opts.interrupt.load(Ordering::SeqCst) {
+                    return Err(Error::Interrupted {
+                        step: point.step,
+                        dir: out.display().to_string(),
+                    });
+                }
             }
             let t1 = Instant::now();
             let obs = sim.observe()?;
