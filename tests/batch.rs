@@ -190,18 +190,15 @@ fn shard_defaults_come_from_a_slurm_array() {
     assert_eq!(m["shard"]["count"], 3);
 }
 
-/// SIGTERM mid-run: exit 75 with a checkpoint; `fokker resume` then finishes with the same
-/// bytes as a run that was never interrupted.
-#[test]
-fn interrupt_and_resume_is_byte_identical() {
-    let tmp = tempfile::tempdir().unwrap();
-    // Many small submissions (a hidden layout flag that never changes results) keep the run
-    // going for seconds even on a fast device, so the signal lands mid-block.
+/// Writes a run long enough to be interrupted and runs it once uninterrupted into `whole`;
+/// returns the flags that keep it long. Many small submissions (a hidden layout flag that
+/// never changes results) keep it going for seconds even on a fast device.
+fn long_run_with_reference(dir: &Path, t_end: &str) -> [&'static str; 2] {
     let long = SCENARIO
         .replace("count = 10_003", "count = 40_000")
-        .replace("t_end = 0.1", "t_end = 0.4")
+        .replace("t_end = 0.1", &format!("t_end = {t_end}"))
         .replace("every = 0.03", "every = 0.1");
-    std::fs::write(tmp.path().join("s.toml"), long).unwrap();
+    std::fs::write(dir.join("s.toml"), long).unwrap();
     let slices = ["--slice-particles", "500"];
     let o = fokker(
         &[
@@ -209,10 +206,18 @@ fn interrupt_and_resume_is_byte_identical() {
             &slices,
         ]
         .concat(),
-        tmp.path(),
+        dir,
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    slices
+}
 
+/// SIGTERM mid-run: exit 75 with a checkpoint; `fokker resume` then finishes with the same
+/// bytes as a run that was never interrupted.
+#[test]
+fn interrupt_and_resume_is_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slices = long_run_with_reference(tmp.path(), "0.4");
     let mut child = Command::new(env!("CARGO_BIN_EXE_fokker"))
         .args(
             [
@@ -267,22 +272,7 @@ fn interrupt_and_resume_is_byte_identical() {
 #[test]
 fn periodic_checkpoints_survive_a_hard_kill() {
     let tmp = tempfile::tempdir().unwrap();
-    let long = SCENARIO
-        .replace("count = 10_003", "count = 40_000")
-        .replace("t_end = 0.1", "t_end = 0.4")
-        .replace("every = 0.03", "every = 0.1")
-        .replace("t_end = 0.4", "t_end = 1.0");
-    std::fs::write(tmp.path().join("s.toml"), long).unwrap();
-    let slices = ["--slice-particles", "500"];
-    let o = fokker(
-        &[
-            &["run", "s.toml", "--out", "whole", "--progress", "none"][..],
-            &slices,
-        ]
-        .concat(),
-        tmp.path(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let slices = long_run_with_reference(tmp.path(), "1.0");
     let mut child = Command::new(env!("CARGO_BIN_EXE_fokker"))
         .args(
             [
