@@ -101,6 +101,39 @@ pub fn host_bytes(plan: &Plan) -> u64 {
     particles + plan.output.histogram.total_bins() as u64 * 8 * 2
 }
 
+/// Refuses, before anything is allocated, a plan that cannot fit: on a software adapter the
+/// device memory is host memory, so state and outputs are checked against the memory the
+/// kernel says is available. (wgpu does not report a discrete GPU's memory; there an
+/// allocation failure is caught by the device's error handler and reported the same way.)
+fn check_memory(plan: &Plan, particles: u64, gpu: &Gpu) -> Result<()> {
+    if gpu.adapter.device_type != "Cpu" {
+        return Ok(());
+    }
+    let share = particles as f64 / plan.particles.count.max(1) as f64;
+    let needed = ((device_bytes(plan) + host_bytes(plan)) as f64 * share) as u64;
+    if let Some(available) = available_memory() {
+        if needed > available {
+            return Err(Error::Device(format!(
+                "out of memory: the plan needs about {} MiB ({} particles x dim {}) and {} MiB are available; \
+                 use fewer particles per run or shard it (--shard-count)",
+                needed >> 20,
+                particles,
+                plan.particles.dim,
+                available >> 20
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// MemAvailable from /proc/meminfo (Linux), in bytes.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Opens the adapter, runs the plan and writes `opts.out`. On failure after the directory
 /// was made, the manifest records `failed`, `diverged` or `interrupted` and the error is
 /// returned.
@@ -128,8 +161,9 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         });
     }
     let gpu = Gpu::open(&opts.adapter)?;
-    output::prepare_run_dir(&opts.out, opts.force)?;
     let (first, particles) = shard.range(plan.particles.count);
+    check_memory(plan, particles, &gpu)?;
+    output::prepare_run_dir(&opts.out, opts.force)?;
     let mut manifest = Manifest {
         status: Status::Running,
         fokker_version: manifest::VERSION.into(),
