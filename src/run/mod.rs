@@ -111,17 +111,15 @@ fn check_memory(plan: &Plan, particles: u64, gpu: &Gpu) -> Result<()> {
     }
     let share = particles as f64 / plan.particles.count.max(1) as f64;
     let needed = ((device_bytes(plan) + host_bytes(plan)) as f64 * share) as u64;
-    if let Some(available) = available_memory() {
-        if needed > available {
-            return Err(Error::Device(format!(
-                "out of memory: the plan needs about {} MiB ({} particles x dim {}) and {} MiB are available; \
+    if let Some(available) = available_memory().filter(|&a| needed > a) {
+        return Err(Error::Device(format!(
+            "out of memory: the plan needs about {} MiB ({} particles x dim {}) and {} MiB are available; \
                  use fewer particles per run or shard it (--shard-count)",
-                needed >> 20,
-                particles,
-                plan.particles.dim,
-                available >> 20
-            )));
-        }
+            needed >> 20,
+            particles,
+            plan.particles.dim,
+            available >> 20
+        )));
     }
     Ok(())
 }
