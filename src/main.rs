@@ -134,7 +134,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    quiet_mesa_gl();
+    let runtime_dir = quiet_mesa_gl();
     let cli = Cli::parse();
     // Before any device is opened: SIGTERM / SIGINT / SIGUSR1 (what Slurm sends before a
     // time limit) ask the run to checkpoint at the next step boundary and exit 75.
@@ -150,6 +150,9 @@ fn main() -> ExitCode {
         Command::Merge { out, shards, force } => merge_command(&out, &shards, force),
         Command::Adapters { json } => adapters_command(json),
     };
+    if let Some(dir) = runtime_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     match result {
         Ok(()) => ExitCode::from(exit::OK as u8),
         Err(e) => {
@@ -160,10 +163,11 @@ fn main() -> ExitCode {
 }
 
 /// Mesa's EGL path complains on stderr when XDG_RUNTIME_DIR is unset (headless batch
-/// nodes); give it a private directory so user output stays clean.
-fn quiet_mesa_gl() {
+/// nodes); give it a private directory so user output stays clean. Returns the directory
+/// made, to be removed at exit.
+fn quiet_mesa_gl() -> Option<PathBuf> {
     if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
-        return;
+        return None;
     }
     let dir = std::env::temp_dir().join(format!("fokker-runtime-{}", std::process::id()));
     if std::fs::create_dir_all(&dir).is_ok() {
@@ -174,7 +178,9 @@ fn quiet_mesa_gl() {
         }
         // SAFETY: called first thing in main, before any other thread exists.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        return Some(dir);
     }
+    None
 }
 
 /// The shard from the flags, else from a Slurm job array's environment, else the whole run.

@@ -205,14 +205,19 @@ impl Gpu {
         if v.is_empty() {
             return Ok(());
         }
-        let all = std::mem::take(&mut *v);
-        let out_of_memory = all
-            .iter()
-            .any(|m| m.to_lowercase().contains("out of memory"));
+        let mut all = std::mem::take(&mut *v);
+        // One failure per chunk repeats the same message: say each once.
+        let total = all.len();
+        all.dedup();
+        let mut text = all.join("; ");
+        if total > all.len() {
+            text.push_str(&format!(" ({total} errors in all)"));
+        }
+        let out_of_memory = text.to_lowercase().contains("out of memory");
         Err(Error::Device(if out_of_memory {
-            format!("the GPU ran out of memory: {}", all.join("; "))
+            format!("the GPU ran out of memory: {text}")
         } else {
-            all.join("; ")
+            text
         }))
     }
 

@@ -4,6 +4,10 @@
 use super::context::Gpu;
 use crate::error::{Error, Result};
 
+/// More state buffers than this is a plan no device can hold (checked before allocation
+/// by the run).
+pub const MAX_CHUNKS: u64 = 65_536;
+
 /// Chunk sizes are multiples of this, so chunk boundaries never split a workgroup.
 const CHUNK_ALIGN: u64 = 256;
 
@@ -73,27 +77,26 @@ impl Ensemble {
                 gpu.adapter.name
             )));
         }
-        let chunks = split(first, count, capacity)
-            .into_iter()
-            .map(|(base, n)| {
-                let uniform = ChunkUniform {
-                    base: [base as u32, (base >> 32) as u32],
-                    count: n,
-                    _pad: 0,
-                };
-                StateChunk {
-                    base,
-                    count: n,
-                    state: gpu.storage_buffer(
-                        "state",
-                        u64::from(n) * u64::from(dim) * 4,
-                        wgpu::BufferUsages::empty(),
-                    ),
-                    uniform: gpu.uniform_with("chunk", bytemuck::bytes_of(&uniform)),
-                }
-            })
-            .collect();
-        gpu.check()?;
+        let mut chunks = Vec::new();
+        for (base, n) in split(first, count, capacity) {
+            let uniform = ChunkUniform {
+                base: [base as u32, (base >> 32) as u32],
+                count: n,
+                _pad: 0,
+            };
+            chunks.push(StateChunk {
+                base,
+                count: n,
+                state: gpu.storage_buffer(
+                    "state",
+                    u64::from(n) * u64::from(dim) * 4,
+                    wgpu::BufferUsages::empty(),
+                ),
+                uniform: gpu.uniform_with("chunk", bytemuck::bytes_of(&uniform)),
+            });
+            // Stop at the first allocation the device refuses.
+            gpu.check()?;
+        }
         Ok(Ensemble {
             dim,
             first,

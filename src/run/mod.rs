@@ -83,11 +83,11 @@ fn input_files(plan: &Plan) -> Vec<InputFile> {
 /// Bytes of device memory the plan needs: state, histogram bins and moment partials.
 pub fn device_bytes(plan: &Plan) -> u64 {
     let p = &plan.particles;
-    let state = p.count * u64::from(p.dim) * 4;
+    let state = p.count.saturating_mul(u64::from(p.dim) * 4);
     let bins = (plan.output.histogram.total_bins() as u64 + 6) * 4;
     let d = u64::from(p.dim);
     let partials = p.count.div_ceil(16 * 64) * (d + d * (d + 1) / 2 + 1) * 4;
-    state + bins + partials
+    state.saturating_add(bins).saturating_add(partials)
 }
 
 /// Peak host memory for outputs: a particle snapshot (f32) when particles are written.
@@ -96,9 +96,9 @@ pub fn host_bytes(plan: &Plan) -> u64 {
     let particles = if plan.output.particles == ParticlesOutput::None {
         0
     } else {
-        2 * p.count * u64::from(p.dim) * 4
+        p.count.saturating_mul(u64::from(p.dim) * 8)
     };
-    particles + plan.output.histogram.total_bins() as u64 * 8 * 2
+    particles.saturating_add(plan.output.histogram.total_bins() as u64 * 8 * 2)
 }
 
 /// Refuses, before anything is allocated, a plan that cannot fit: on a software adapter the
@@ -106,22 +106,35 @@ pub fn host_bytes(plan: &Plan) -> u64 {
 /// kernel says is available. (wgpu does not report a discrete GPU's memory; there an
 /// allocation failure is caught by the device's error handler and reported the same way.)
 fn check_memory(plan: &Plan, particles: u64, gpu: &Gpu) -> Result<()> {
+    let dim = plan.particles.dim;
+    let refuse = |what: String| {
+        Err(Error::Device(format!(
+            "out of memory: particles.count = {} (dim {dim}) {what}; use fewer particles per run \
+             or shard it (--shard-count)",
+            plan.particles.count
+        )))
+    };
+    let capacity = crate::gpu::ensemble::chunk_capacity(&gpu.limits, dim, None).max(1);
+    if particles.div_ceil(capacity) > crate::gpu::ensemble::MAX_CHUNKS {
+        return refuse(format!(
+            "needs {} GiB of GPU memory, beyond what {} can address",
+            particles.saturating_mul(u64::from(dim) * 4) >> 30,
+            gpu.adapter.name
+        ));
+    }
     if gpu.adapter.device_type != "Cpu" {
         return Ok(());
     }
     let share = particles as f64 / plan.particles.count.max(1) as f64;
-    let needed = ((device_bytes(plan) + host_bytes(plan)) as f64 * share) as u64;
-    if let Some(available) = available_memory().filter(|&a| needed > a) {
-        return Err(Error::Device(format!(
-            "out of memory: the plan needs about {} MiB ({} particles x dim {}) and {} MiB are available; \
-                 use fewer particles per run or shard it (--shard-count)",
+    let needed = (device_bytes(plan).saturating_add(host_bytes(plan)) as f64 * share) as u64;
+    match available_memory().filter(|&a| needed > a) {
+        Some(available) => refuse(format!(
+            "needs about {} MiB here and {} MiB are available",
             needed >> 20,
-            particles,
-            plan.particles.dim,
             available >> 20
-        )));
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// MemAvailable from /proc/meminfo (Linux), in bytes.
