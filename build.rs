@@ -11,8 +11,9 @@ const SHADERS: &[(&str, &[&str])] = &[
         &[
             "common/chunk.wgsl",
             "common/philox.wgsl",
-            "common/potential.wgsl",
             "common/point.wgsl",
+            "common/potential.wgsl",
+            "common/noise.wgsl",
             "langevin.wgsl",
         ],
     ),
@@ -21,7 +22,10 @@ const SHADERS: &[(&str, &[&str])] = &[
         &["common/chunk.wgsl", "common/philox.wgsl", "init.wgsl"],
     ),
     ("HISTOGRAM", &["common/chunk.wgsl", "histogram.wgsl"]),
-    ("MOMENTS", &["common/chunk.wgsl", "moments.wgsl"]),
+    (
+        "MOMENTS",
+        &["common/chunk.wgsl", "common/point.wgsl", "moments.wgsl"],
+    ),
     ("PHILOX_KAT", &["common/philox.wgsl", "philox_kat.wgsl"]),
 ];
 

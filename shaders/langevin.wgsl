@@ -1,11 +1,11 @@
 // Overdamped Langevin, Euler–Maruyama, `steps` steps fused per dispatch:
 //   x <- x - grad U(x) dt + sqrt(2 T dt) xi.
 // CPU twin: src/dynamics/langevin.rs (`langevin_cpu`). Includes common/chunk.wgsl, common/philox.wgsl,
-// common/potential.wgsl and common/point.wgsl.
+// common/point.wgsl, common/potential.wgsl and common/noise.wgsl.
 
 override DIM: u32 = 2u;
 override POTENTIAL: u32 = 1u;
-// 4 / gcd(DIM, 4): steps per round of whole Philox blocks (common/point.wgsl).
+// 4 / gcd(DIM, 4): steps per round of whole Philox blocks (common/noise.wgsl).
 override ROUND_STEPS: u32 = 2u;
 // 0 at zero temperature: no noise is generated at all.
 override NOISE: u32 = 1u;
@@ -38,12 +38,6 @@ struct Step {
 @group(0) @binding(3) var<storage, read> potential_params: array<f32>;
 // [0]: particles whose coordinates are NaN or Inf after this dispatch (divergence check).
 @group(0) @binding(4) var<storage, read_write> nonfinite: array<atomic<u32>>;
-
-fn point_is_finite(p: Point) -> bool {
-    let bits_a = bitcast<vec4<u32>>(p.a) & vec4<u32>(0x7F800000u);
-    let bits_b = bitcast<vec4<u32>>(p.b) & vec4<u32>(0x7F800000u);
-    return all(bits_a != vec4<u32>(0x7F800000u)) && all(bits_b != vec4<u32>(0x7F800000u));
-}
 
 fn finish(i: u32, x: Point) {
     if (!point_is_finite(x)) {

@@ -707,3 +707,57 @@ fn dispatch_folds_into_two_dimensions() {
         assert!((f64::from(*g) - c).abs() < 1e-5, "{g} vs {c}");
     }
 }
+
+/// The moment reduction in every dimension (coordinates 4..7 take a separate path in the
+/// shader) equals the host's f64 moments of the same positions.
+#[test]
+fn moments_match_the_twin_in_every_dimension() {
+    let gpu = common::gpu();
+    for dim in [1u32, 3, 4, 5, 8] {
+        let d = dim as usize;
+        let mean: Vec<f64> = (0..d).map(|i| 0.5 * i as f64 - 1.0).collect();
+        let std: Vec<f64> = (0..d).map(|i| 0.2 + 0.1 * i as f64).collect();
+        let init = Init::Gaussian { mean, std };
+        let spec = HistogramSpec {
+            axes: vec![0],
+            bins: vec![4],
+            range: vec![[-2.0, 2.0]],
+        };
+        let p = plan(dim, 30_001, init, Potential::DoubleWell, 1.0, 1e-3, 1, spec);
+        let mut sim = Simulation::new(
+            &gpu,
+            &p,
+            None,
+            0,
+            p.particles.count,
+            &Layout {
+                chunk_particles: Some(7000),
+                ..Layout::default()
+            },
+        )
+        .expect("simulation");
+        let obs = sim.observe().expect("observe");
+        let pos: Vec<f64> = sim
+            .positions()
+            .expect("positions")
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let m = moments_cpu(&pos, dim);
+        assert_eq!(obs.moments.count, p.particles.count);
+        for (g, c) in obs
+            .moments
+            .mean
+            .iter()
+            .chain(&obs.moments.cov)
+            .zip(m.mean.iter().chain(&m.cov))
+        {
+            assert!(
+                (g - c).abs() < 1e-5 * (1.0 + c.abs()),
+                "dim {dim}: moments {:?} vs {:?}",
+                obs.moments,
+                m
+            );
+        }
+    }
+}

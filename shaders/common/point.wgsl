@@ -1,6 +1,12 @@
-// Loading and storing a particle as a Point (two vec4s; see common/potential.wgsl), and
-// the stream of Gaussian normals one particle consumes, DIM per step. Needs `override DIM`
-// and a storage array `state`, and common/philox.wgsl.
+// A particle as a Point: two vec4s, `a` = coordinates 0..3 and `b` = 4..7, zero beyond DIM.
+// Private arrays indexed at run time would be simpler to write, but software rasterisers
+// (lavapipe) spill them to scratch memory: a prototype with `array<f32, 8>` ran 25x slower.
+// Needs `override DIM` and a read_write storage array `state`.
+
+struct Point {
+    a: vec4<f32>,
+    b: vec4<f32>,
+}
 
 fn load_point(i: u32) -> Point {
     let o = i * DIM;
@@ -28,78 +34,9 @@ fn store_point(i: u32, p: Point) {
     if (DIM > 7u) { state[o + 7u] = p.b.w; }
 }
 
-// Dynamics noise. Normal number g of a particle's stream sits in Philox block g >> 2,
-// lane g & 3, and a step takes DIM of them. ROUND_STEPS = 4 / gcd(DIM, 4) consecutive steps
-// starting at a multiple of 4 use exactly ROUND_STEPS * DIM / 4 whole blocks (at most 7), so
-// the stepping loop runs whole rounds with every lane known at compile time. Run-time lane
-// bookkeeping (a cached block and a `normals[lane]` index) made lavapipe spill to scratch
-// memory and ran three to ten times slower; this layout keeps everything in registers.
-// The including shader declares `override ROUND_STEPS: u32`.
-
-// Up to seven blocks of four normals.
-struct Blocks {
-    n0: vec4<f32>,
-    n1: vec4<f32>,
-    n2: vec4<f32>,
-    n3: vec4<f32>,
-    n4: vec4<f32>,
-    n5: vec4<f32>,
-    n6: vec4<f32>,
-}
-
-fn block_normals(index: vec2<u32>, block: u32, stream: u32, key: vec2<u32>) -> vec4<f32> {
-    return normals4(philox4x32_10(philox_counter(index, block, stream), key));
-}
-
-// Normal number o of `b` (block o >> 2, lane o & 3). Folds to a register read when o is a
-// compile-time constant; otherwise a chain of selects, never memory.
-fn normal_at(b: Blocks, o: u32) -> f32 {
-    let k = o >> 2u;
-    var v = select(b.n0, b.n1, k == 1u);
-    v = select(v, b.n2, k == 2u);
-    v = select(v, b.n3, k == 3u);
-    v = select(v, b.n4, k == 4u);
-    v = select(v, b.n5, k == 5u);
-    v = select(v, b.n6, k == 6u);
-    let lane = o & 3u;
-    return select(select(v.x, v.y, lane == 1u), select(v.z, v.w, lane == 3u), lane >= 2u);
-}
-
-// DIM normals o0, o0 + 1, ... of `b`, as a Point zero beyond DIM.
-fn normals_from(b: Blocks, o0: u32) -> Point {
-    var p = Point(vec4<f32>(0.0), vec4<f32>(0.0));
-    p.a.x = normal_at(b, o0);
-    if (DIM > 1u) { p.a.y = normal_at(b, o0 + 1u); }
-    if (DIM > 2u) { p.a.z = normal_at(b, o0 + 2u); }
-    if (DIM > 3u) { p.a.w = normal_at(b, o0 + 3u); }
-    if (DIM > 4u) { p.b.x = normal_at(b, o0 + 4u); }
-    if (DIM > 5u) { p.b.y = normal_at(b, o0 + 5u); }
-    if (DIM > 6u) { p.b.z = normal_at(b, o0 + 6u); }
-    if (DIM > 7u) { p.b.w = normal_at(b, o0 + 7u); }
-    return p;
-}
-
-// The `count` consecutive blocks from `block` (count <= 7).
-fn blocks_from(index: vec2<u32>, block: u32, count: u32, stream: u32, key: vec2<u32>) -> Blocks {
-    let z = vec4<f32>(0.0);
-    var b = Blocks(block_normals(index, block, stream, key), z, z, z, z, z, z);
-    if (count > 1u) { b.n1 = block_normals(index, block + 1u, stream, key); }
-    if (count > 2u) { b.n2 = block_normals(index, block + 2u, stream, key); }
-    if (count > 3u) { b.n3 = block_normals(index, block + 3u, stream, key); }
-    if (count > 4u) { b.n4 = block_normals(index, block + 4u, stream, key); }
-    if (count > 5u) { b.n5 = block_normals(index, block + 5u, stream, key); }
-    if (count > 6u) { b.n6 = block_normals(index, block + 6u, stream, key); }
-    return b;
-}
-
-// The blocks of one whole round starting at `block`.
-fn round_blocks(index: vec2<u32>, block: u32, stream: u32, key: vec2<u32>) -> Blocks {
-    return blocks_from(index, block, ROUND_STEPS * DIM / 4u, stream, key);
-}
-
-// The DIM normals of a single step whose first normal is number g relative to `block0`
-// (used for the partial rounds at either end of a dispatch).
-fn step_normals(index: vec2<u32>, block0: u32, g: u32, stream: u32, key: vec2<u32>) -> Point {
-    let spanned = ((g & 3u) + DIM + 3u) / 4u;
-    return normals_from(blocks_from(index, block0 + (g >> 2u), spanned, stream, key), g & 3u);
+// NaN and Inf have all exponent bits set (`x != x` would be compiled away).
+fn point_is_finite(p: Point) -> bool {
+    let bits_a = bitcast<vec4<u32>>(p.a) & vec4<u32>(0x7F800000u);
+    let bits_b = bitcast<vec4<u32>>(p.b) & vec4<u32>(0x7F800000u);
+    return all(bits_a != vec4<u32>(0x7F800000u)) && all(bits_b != vec4<u32>(0x7F800000u));
 }

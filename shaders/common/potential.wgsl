@@ -1,9 +1,5 @@
 // Gradients of the built-in potentials, the f32 twins of src/model/potential.rs.
-//
-// A point of R^DIM (DIM <= 8) is held as two vec4s, `Point.a` = coordinates 0..3 and
-// `Point.b` = 4..7, zero beyond DIM. Private arrays indexed at run time would be cheaper
-// to write, but software rasterisers (lavapipe) spill them to scratch memory: a prototype
-// with `array<f32, 8>` ran 25x slower than this vector form.
+// Points are common/point.wgsl's two-vec4 `Point`.
 //
 // The including shader declares `override DIM: u32`, `override POTENTIAL: u32` and the
 // storage array `potential_params`, laid out by src/dynamics/potential_params.rs:
@@ -12,11 +8,6 @@
 //   POTENTIAL 2 mueller_brown:  scale
 //   POTENTIAL 3 mixture:        K, then per component (17 floats): log w_k - sum_i log sigma_ki,
 //                               mu_k (8, zero-padded), 1 / sigma_k^2 (8, zero-padded)
-
-struct Point {
-    a: vec4<f32>,
-    b: vec4<f32>,
-}
 
 fn param4(at: u32) -> vec4<f32> {
     return vec4<f32>(potential_params[at], potential_params[at + 1u], potential_params[at + 2u], potential_params[at + 3u]);

@@ -26,7 +26,7 @@ struct StepUniform {
 }
 const _: () = assert!(std::mem::size_of::<StepUniform>() == 48);
 
-/// Steps per round of whole Philox blocks: 4 / gcd(dim, 4) (shaders/common/point.wgsl).
+/// Steps per round of whole Philox blocks: 4 / gcd(dim, 4) (shaders/common/noise.wgsl).
 pub fn round_steps(dim: u32) -> u32 {
     match dim % 4 {
         0 => 1,

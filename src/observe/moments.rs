@@ -6,8 +6,10 @@ use crate::shaders;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// Particles per workgroup row of partial sums: ITEMS (16) per invocation.
-const ITEMS: u32 = 16;
+/// Particles each invocation sums before the workgroup reduction. Large, because on
+/// lavapipe every workgroup barrier is a coroutine switch and the reduction has many; f32 sums
+/// of 128 centred values stay far inside f32 precision.
+pub const ITEMS: u32 = 128;
 
 /// Sample mean and (population, divide-by-N) covariance of the finite particles.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,7 +78,10 @@ impl MomentsGpu {
             gpu,
             "moments",
             shaders::MOMENTS,
-            &[("DIM", f64::from(ensemble.dim))],
+            &[
+                ("DIM", f64::from(ensemble.dim)),
+                ("ITEMS", f64::from(ITEMS)),
+            ],
             wg,
         );
         let dim = ensemble.dim as usize;

@@ -86,7 +86,11 @@ pub fn device_bytes(plan: &Plan) -> u64 {
     let state = p.count.saturating_mul(u64::from(p.dim) * 4);
     let bins = (plan.output.histogram.total_bins() as u64 + 6) * 4;
     let d = u64::from(p.dim);
-    let partials = p.count.div_ceil(16 * 64) * (d + d * (d + 1) / 2 + 1) * 4;
+    let partials = p
+        .count
+        .div_ceil(u64::from(crate::observe::moments::ITEMS) * 64)
+        * (d + d * (d + 1) / 2 + 1)
+        * 4;
     state.saturating_add(bins).saturating_add(partials)
 }
 
