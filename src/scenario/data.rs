@@ -217,7 +217,7 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<SampleTable, String> {
                 let x = f64::from_le_bytes(b);
                 if x.is_finite() && !(x as f32).is_finite() {
                     return Err(format!(
-                        "value {x} at row {r}, column {c} (0-based) is outside the float32 range"
+                        "value {x:e} at row {r}, column {c} (0-based) is outside the float32 range"
                     ));
                 }
                 x as f32

@@ -35,9 +35,15 @@ impl Issues {
     }
 }
 
-/// A value as TOML, shortened if long.
+/// A value as TOML, shortened if long; very large or small floats in scientific notation
+/// (TOML's own display writes 1e300 out in 301 digits).
 pub(crate) fn show(v: &Value) -> String {
-    let s = v.to_string();
+    let s = match v {
+        Value::Float(f) if f.is_finite() && *f != 0.0 && !(1e-6..1e16).contains(&f.abs()) => {
+            format!("{f:e}")
+        }
+        _ => v.to_string(),
+    };
     if s.chars().count() > MAX_VALUE_CHARS {
         let cut: String = s.chars().take(MAX_VALUE_CHARS).collect();
         format!("{cut}…")
@@ -190,11 +196,11 @@ pub(crate) fn choice<'v>(
     }
 }
 
-/// `"a"` for one choice, `one of "a", "b"` for several.
+/// `must be "a"` for one choice, `one of "a", "b"` for several.
 pub(crate) fn one_of(choices: &[&str]) -> String {
     let quoted: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
     match quoted.as_slice() {
-        [one] => one.clone(),
+        [one] => format!("must be {one} (the only choice)"),
         _ => format!("one of {}", quoted.join(", ")),
     }
 }
