@@ -515,6 +515,21 @@ fn noise_indexing_matches_the_twin_in_every_dimension() {
     }
 }
 
+/// GPU moments (f32 sums combined in f64) against the f64 twin, to f32 round-off.
+fn assert_moments_close(
+    gpu: &fokker::observe::Moments,
+    cpu: &fokker::observe::Moments,
+    what: &str,
+) {
+    let g = gpu.mean.iter().chain(&gpu.cov);
+    for (a, b) in g.zip(cpu.mean.iter().chain(&cpu.cov)) {
+        assert!(
+            (a - b).abs() < 1e-5 * (1.0 + b.abs()),
+            "{what}: moments {gpu:?} vs {cpu:?}"
+        );
+    }
+}
+
 fn bit_identical(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
@@ -649,20 +664,7 @@ fn chunked_observers_match_the_cpu_twins() {
         "{moved} particles binned differently (f32 vs f64 edges)"
     );
     let m = moments_cpu(&pos, 2);
-    for (g, c) in obs
-        .moments
-        .mean
-        .iter()
-        .chain(&obs.moments.cov)
-        .zip(m.mean.iter().chain(&m.cov))
-    {
-        assert!(
-            (g - c).abs() < 1e-5 * (1.0 + c.abs()),
-            "moments {:?} vs {:?}",
-            obs.moments,
-            m
-        );
-    }
+    assert_moments_close(&obs.moments, &m, "chunked");
 }
 
 /// More than 65535 workgroups in one chunk: the dispatch folds into 2D and every particle
@@ -745,19 +747,6 @@ fn moments_match_the_twin_in_every_dimension() {
             .collect();
         let m = moments_cpu(&pos, dim);
         assert_eq!(obs.moments.count, p.particles.count);
-        for (g, c) in obs
-            .moments
-            .mean
-            .iter()
-            .chain(&obs.moments.cov)
-            .zip(m.mean.iter().chain(&m.cov))
-        {
-            assert!(
-                (g - c).abs() < 1e-5 * (1.0 + c.abs()),
-                "dim {dim}: moments {:?} vs {:?}",
-                obs.moments,
-                m
-            );
-        }
+        assert_moments_close(&obs.moments, &m, &format!("dim {dim}"));
     }
 }
