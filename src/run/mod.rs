@@ -71,13 +71,20 @@ pub fn snapshot_name(step: u64) -> String {
 }
 
 fn input_files(plan: &Plan) -> Vec<InputFile> {
-    match &plan.particles.init {
-        Init::Samples { path, sha256, .. } => vec![InputFile {
+    let mut files = Vec::new();
+    if let Init::Samples { path, sha256, .. } = &plan.particles.init {
+        files.push(InputFile {
             path: path.display().to_string(),
             sha256: sha256.clone(),
-        }],
-        _ => Vec::new(),
+        });
     }
+    if let Some((path, sha256)) = plan.dynamics.input_file() {
+        files.push(InputFile {
+            path: path.display().to_string(),
+            sha256: sha256.to_string(),
+        });
+    }
+    files
 }
 
 /// Bytes of device memory the plan needs: state, histogram bins and moment partials.
@@ -162,6 +169,21 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
             shard.index, shard.count
         )));
     }
+    if shard.count > 1 && plan.dynamics.couples_particles() {
+        return Err(Error::Scenario {
+            source_name: "command line".into(),
+            issues: vec![crate::error::ScenarioIssue {
+                key: "dynamics.kind".into(),
+                value: plan.dynamics.kind_name().into(),
+                allowed: format!(
+                    "--shard-count 1: {} couples every particle to the whole ensemble at each \
+                     step, so it cannot be split into shards (--shard-count {} was given)",
+                    plan.dynamics.kind_name(),
+                    shard.count
+                ),
+            }],
+        });
+    }
     if shard.count > plan.particles.count {
         return Err(Error::Scenario {
             source_name: "command line".into(),
@@ -207,6 +229,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         &gpu,
         plan,
         resolved.samples.as_ref(),
+        resolved.data.as_ref(),
         first,
         particles,
         &opts.layout,
@@ -243,12 +266,13 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         &gpu,
         plan,
         resolved.samples.as_ref(),
+        resolved.data.as_ref(),
         first,
         particles,
         &opts.layout,
     )
     .and_then(|mut sim| {
-        sim.restore(&saved.positions, saved.point)?;
+        sim.restore(&saved.positions, saved.extra.as_deref(), saved.point)?;
         if let Some(last) = manifest.snapshots.last() {
             sim.set_center(&last.moments.mean);
         }
@@ -347,7 +371,13 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
                 let Advance::Stopped(point) = advanced? else {
                     break;
                 };
-                checkpoint::write(out, &sim.positions()?, point, manifest)?;
+                checkpoint::write(
+                    out,
+                    &sim.positions()?,
+                    sim.extra_state()?.as_deref(),
+                    point,
+                    manifest,
+                )?;
                 last_checkpoint.set(Instant::now());
                 if opts.interrupt.load(Ordering::SeqCst) {
                     return Err(Error::Interrupted {
