@@ -46,6 +46,8 @@ pub struct Observation {
     pub time: f64,
     pub histogram: HistogramCounts,
     pub moments: Moments,
+    /// Positions of the traced particles this ensemble holds (`output.trajectories`).
+    pub trace: Vec<f32>,
 }
 
 pub struct Simulation<'g> {
@@ -312,7 +314,24 @@ impl<'g> Simulation<'g> {
             time: self.plan.dynamics.time_at(self.step),
             histogram,
             moments,
+            trace: self.trace()?,
         })
+    }
+
+    /// The traced particles (global indices below `output.trajectories`) this ensemble holds.
+    fn trace(&self) -> Result<Vec<f32>> {
+        let wanted = u64::from(self.plan.output.trajectories);
+        let d = u64::from(self.ensemble.dim);
+        let mut out = Vec::new();
+        for c in &self.ensemble.chunks {
+            let n = wanted.saturating_sub(c.base).min(u64::from(c.count));
+            if n == 0 {
+                break;
+            }
+            let bytes = self.gpu.read_bytes(&c.state, 0, n * d * 4)?;
+            out.extend_from_slice(bytemuck::cast_slice(&bytes));
+        }
+        Ok(out)
     }
 
     pub fn positions(&self) -> Result<Vec<f32>> {

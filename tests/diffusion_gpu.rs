@@ -27,6 +27,7 @@ fn plan(dim: u32, count: u64, init: Init, dynamics: DynamicsPlan, hist: Histogra
             },
             particles: ParticlesOutput::None,
             gif: false,
+            trajectories: 0,
         },
     }
 }
@@ -558,4 +559,52 @@ fn heavy_ball_matches_its_closed_form_on_a_diagonal_quadratic() {
             );
         }
     }
+}
+
+#[test]
+fn heavy_ball_resumes_bit_exactly_with_its_velocities() {
+    let dynamics = DynamicsPlan::GradientFlow {
+        potential: Potential::DoubleWell,
+        dt: 0.01,
+        steps: 300,
+        t_end: 3.0,
+        friction: Some(0.3),
+    };
+    let init = Init::Gaussian {
+        mean: vec![0.5, 0.0],
+        std: vec![1.0, 1.0],
+    };
+    let p = plan(2, 50_000, init, dynamics, hist2(16, -3.0, 3.0));
+    let (_, straight) = run(&p, None, &[300]);
+    // Stop at the first chance, then continue in a new simulation from the saved state.
+    let gpu = common::gpu();
+    let layout = Layout {
+        slice_particles: Some(20_000),
+        ..Layout::default()
+    };
+    let mut sim = Simulation::new(&gpu, &p, None, None, 0, 50_000, &layout).expect("sim");
+    let point = match sim.advance_to(300, |_| Ok(()), &|| true).expect("advance") {
+        fokker::simulation::Advance::Stopped(point) => point,
+        other => panic!("expected a stop, got {other:?}"),
+    };
+    let (x, v) = (
+        sim.positions().expect("positions"),
+        sim.extra_state()
+            .expect("velocities")
+            .expect("heavy ball has velocities"),
+    );
+    drop(sim);
+    let mut resumed = Simulation::new(&gpu, &p, None, None, 0, 50_000, &layout).expect("sim");
+    resumed.restore(&x, Some(&v), point).expect("restore");
+    resumed
+        .advance_to(300, |_| Ok(()), &|| false)
+        .expect("advance");
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&resumed.positions().expect("positions")),
+        bits(&straight)
+    );
+    // Without the velocities a resume would be wrong: it is refused.
+    let mut bad = Simulation::new(&gpu, &p, None, None, 0, 50_000, &layout).expect("sim");
+    assert!(bad.restore(&x, None, point).is_err());
 }

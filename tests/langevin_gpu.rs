@@ -40,6 +40,7 @@ fn plan(
             },
             particles: ParticlesOutput::None,
             gif: false,
+            trajectories: 0,
         },
     }
 }

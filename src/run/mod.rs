@@ -222,6 +222,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         snapshots: Vec::new(),
         metrics: "metrics.csv".into(),
         gif: None,
+        trajectories: None,
         error: None,
     };
     write_manifest(&opts.out, &manifest)?;
@@ -418,6 +419,9 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
         if plan.output.gif {
             manifest.gif = Some(write_gif(out, &plan, &manifest.snapshots)?);
         }
+        if manifest.shard.is_none_or(|s| s.first == 0) {
+            manifest.trajectories = write_trajectories(out, &plan, &manifest.snapshots)?;
+        }
         Ok(())
     })();
     progress.finish(match &result {
@@ -508,6 +512,7 @@ fn write_snapshot(
             mean: obs.moments.mean.clone(),
             cov: obs.moments.cov.clone(),
         },
+        trace: obs.trace.clone(),
     })
 }
 
@@ -544,6 +549,37 @@ pub fn write_gif(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> Resul
     }
     output::write_atomic(&out.join("density.gif"), &output::encode_gif(&frames, 200)?)?;
     Ok("density.gif".into())
+}
+
+/// `trajectories.npy` (f32, snapshots x traced particles x dim) from the snapshot records,
+/// when the plan traces particles.
+pub fn write_trajectories(
+    out: &Path,
+    plan: &Plan,
+    snapshots: &[SnapshotRecord],
+) -> Result<Option<String>> {
+    let d = plan.particles.dim as usize;
+    let k = (plan.output.trajectories as usize).min(plan.particles.count as usize);
+    if k == 0 || snapshots.is_empty() {
+        return Ok(None);
+    }
+    let mut values = Vec::with_capacity(snapshots.len() * k * d);
+    for s in snapshots {
+        if s.trace.len() != k * d {
+            return Err(Error::Output(format!(
+                "snapshot at step {} traced {} coordinates, expected {}",
+                s.step,
+                s.trace.len(),
+                k * d
+            )));
+        }
+        values.extend_from_slice(&s.trace);
+    }
+    output::write_atomic(
+        &out.join("trajectories.npy"),
+        &output::npy_f32(&[snapshots.len(), k, d], &values)?,
+    )?;
+    Ok(Some("trajectories.npy".into()))
 }
 
 /// What `--dry-run` prints: the resolved plan, its hash, the snapshots and the memory.

@@ -232,6 +232,10 @@ pub struct OutputPlan {
     pub heatmap: HeatmapSpec,
     pub particles: ParticlesOutput,
     pub gif: bool,
+    /// Trace the first this many particles: their positions at every snapshot go to
+    /// `trajectories.npy` and are drawn in `trajectories.png`.
+    #[serde(default)]
+    pub trajectories: u32,
 }
 
 impl OutputPlan {

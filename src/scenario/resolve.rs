@@ -52,7 +52,16 @@ const SCORE_KINDS: &[&str] = &["mixture", "samples"];
 const LANGEVIN_KEYS: &[&str] = &["kind", "potential", "temperature", "dt", "t_end", "steps"];
 const POTENTIAL_KINDS: &[&str] = &["quadratic", "double_well", "mueller_brown", "mixture"];
 const MIXTURE_KEYS: &[&str] = &["kind", "weights", "means", "stds"];
-const OUTPUT_KEYS: &[&str] = &["every", "histogram", "heatmap", "particles", "gif"];
+const OUTPUT_KEYS: &[&str] = &[
+    "every",
+    "histogram",
+    "heatmap",
+    "particles",
+    "gif",
+    "trajectories",
+];
+/// Most particles `output.trajectories` may trace.
+pub const MAX_TRAJECTORIES: u32 = 64;
 const HISTOGRAM_KEYS: &[&str] = &["axes", "bins", "range"];
 const HEATMAP_KEYS: &[&str] = &["colormap", "scale"];
 const COLORMAPS: &[&str] = &[
@@ -1108,6 +1117,19 @@ fn output(
             })
         },
     );
+    let trajectory_allowed = format!("an integer from 0 to {MAX_TRAJECTORIES}");
+    let trajectories = optional(
+        issues,
+        sec,
+        "trajectories",
+        || Some(0),
+        |i, k, v| {
+            integer(i, k, v, &trajectory_allowed, |n| {
+                (0..=i64::from(MAX_TRAJECTORIES)).contains(&n)
+            })
+            .map(|n| n as u32)
+        },
+    );
     let gif = optional(
         issues,
         sec,
@@ -1127,6 +1149,7 @@ fn output(
         heatmap: heatmap?,
         particles: particles?,
         gif: gif?,
+        trajectories: trajectories?,
     })
 }
 
