@@ -27,6 +27,7 @@ const SHADERS: &[(&str, &[&str])] = &[
         &["common/chunk.wgsl", "common/point.wgsl", "moments.wgsl"],
     ),
     ("PHILOX_KAT", &["common/philox.wgsl", "philox_kat.wgsl"]),
+    ("KERNEL_SUM", &["kernel_sum.wgsl"]),
 ];
 
 fn main() {

@@ -1,0 +1,370 @@
+//! Gaussian-kernel weighted means over a set of sources: the tiled GPU kernel
+//! (shaders/kernel_sum.wgsl) and its f64 CPU twin [`kernel_sum_cpu`]. Shared by SD flow (both
+//! denoisers), the empirical score of reverse diffusion, MMD flow, SVGD and the MMD diagnostic.
+//!
+//! For queries q_i, sources y_j (j < m), payloads p_j (default y_j) and a variance v:
+//!
+//! ```text
+//! w_ij        = exp(-|query_scale q_i - y_j|^2 / (2 v))
+//! out_mean[i] = sum_j w_ij p_j / sum_j w_ij        (dim floats per query)
+//! out_log[i]  = log sum_j w_ij                     (one float per query)
+//! ```
+//!
+//! `exp(out_log)` gives the unnormalised sums, e.g. an MMD gradient S_i (mean_i - x_i). Weights
+//! are taken relative to the nearest source (log-sum-exp shift), so the mean is finite and
+//! exact to f32 rounding however small v is and however far the query lies from the sources.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Kernel};
+use crate::shaders;
+use std::sync::Arc;
+
+/// Floats in one window of sources (64 KiB of uniform memory, `WINDOW_FLOATS` in the shader).
+pub const WINDOW_FLOATS: u32 = 16384;
+const WINDOW_BYTES: u64 = WINDOW_FLOATS as u64 * 4;
+
+/// Queries each invocation carries (the shader's main loop pairs them).
+pub const QUERIES_PER_INVOCATION: u32 = 2;
+
+/// Invocations per workgroup that ran fastest on lavapipe (benches/kernel.rs).
+pub const DEFAULT_WORKGROUP_SIZE: u32 = 64;
+
+const FIRST_WINDOW: u32 = 1;
+const LAST_WINDOW: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    first: u32,
+    count: u32,
+    /// Sources in this window.
+    rows: u32,
+    out_first: u32,
+    query_scale: f32,
+    /// log2(e) / (2 v).
+    c2: f32,
+    /// 1 / (2 v).
+    ce: f32,
+    flags: u32,
+}
+const _: () = assert!(std::mem::size_of::<Params>() == 32);
+
+/// One weighted-mean computation. Buffers hold rows of `dim` f32, row-major.
+#[derive(Clone, Copy)]
+pub struct KernelSumArgs<'a> {
+    /// Queries are rows `query_first .. query_first + query_count` of this buffer (e.g. a
+    /// slice of an ensemble chunk).
+    pub queries: &'a wgpu::Buffer,
+    pub query_first: u32,
+    pub query_count: u32,
+    /// Multiplies every query before the distance is taken (x / alpha without a copy).
+    pub query_scale: f32,
+    /// Sources are rows `0 .. source_count`; at least one. Needs COPY_SRC usage.
+    pub sources: &'a wgpu::Buffer,
+    pub source_count: u32,
+    /// Values averaged (rows `0 .. source_count`, COPY_SRC); `None` averages the sources.
+    pub payload: Option<&'a wgpu::Buffer>,
+    /// Kernel variance v > 0 (sigma^2 of the Gaussian kernel).
+    pub variance: f64,
+    /// Means go to rows `out_first .. out_first + query_count`.
+    pub out_mean: &'a wgpu::Buffer,
+    /// log sum_j w_ij goes to entries `out_first .. out_first + query_count`.
+    pub out_log: &'a wgpu::Buffer,
+    pub out_first: u32,
+}
+
+/// The kernel specialised for one dimension and workgroup size (both payload variants).
+pub struct KernelSum {
+    own_payload: Arc<Kernel>,
+    source_payload: Arc<Kernel>,
+    dim: u32,
+}
+
+impl KernelSum {
+    /// Pipelines for `dim` coordinates (1..=8); `workgroup_size` invocations per workgroup
+    /// (a power of two up to 256; [`DEFAULT_WORKGROUP_SIZE`] unless tuning).
+    pub fn new(gpu: &Gpu, dim: u32, workgroup_size: u32) -> Result<KernelSum> {
+        if !(1..=8).contains(&dim) {
+            return Err(Error::Usage(format!(
+                "kernel_sum: dim = {dim}: allowed are 1 to 8"
+            )));
+        }
+        if !workgroup_size.is_power_of_two() || workgroup_size > 256 {
+            return Err(Error::Usage(format!(
+                "kernel_sum: workgroup size {workgroup_size}: allowed are powers of two up to 256"
+            )));
+        }
+        if gpu.limits.max_uniform_buffer_binding_size < WINDOW_BYTES {
+            return Err(Error::Device(format!(
+                "adapter {} binds at most {} bytes of uniform memory; the kernel sum needs {WINDOW_BYTES}",
+                gpu.adapter.name, gpu.limits.max_uniform_buffer_binding_size
+            )));
+        }
+        let kernel = |separate: bool| {
+            Kernel::new(
+                gpu,
+                "kernel_sum",
+                shaders::KERNEL_SUM,
+                &[
+                    ("DIM", f64::from(dim)),
+                    ("SEPARATE_PAYLOAD", if separate { 1.0 } else { 0.0 }),
+                ],
+                workgroup_size,
+            )
+        };
+        Ok(KernelSum {
+            own_payload: kernel(true),
+            source_payload: kernel(false),
+            dim,
+        })
+    }
+
+    pub fn dim(&self) -> u32 {
+        self.dim
+    }
+
+    /// Sources per window: whole rows in 64 KiB.
+    fn window_rows(&self) -> u32 {
+        WINDOW_FLOATS / self.dim
+    }
+
+    /// Records the computation into `encoder`: copies of the sources (and payloads) into
+    /// windows of uniform memory, then one dispatch per window. Every call owns its uniform
+    /// buffers, written at creation, so any number of calls with different parameters can be
+    /// recorded into one submission. Checks buffer sizes and parameters first; nothing is
+    /// recorded on error. `query_count = 0` records nothing.
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        args: &KernelSumArgs<'_>,
+    ) -> Result<()> {
+        self.check(args)?;
+        if args.query_count == 0 {
+            return Ok(());
+        }
+        let rows_per_window = self.window_rows();
+        let windows = args.source_count.div_ceil(rows_per_window);
+        let source_windows = self.stage(gpu, encoder, args.sources, args.source_count);
+        let (kernel, payload_windows) = match args.payload {
+            Some(p) => (
+                &self.own_payload,
+                Some(self.stage(gpu, encoder, p, args.source_count)),
+            ),
+            None => (&self.source_payload, None),
+        };
+        let payload_windows = payload_windows.as_ref().unwrap_or(&source_windows);
+        // Running sums carried between windows: shift, sum, compensation, 2 dim more.
+        let running = gpu.storage_buffer(
+            "kernel_sum running sums",
+            if windows > 1 {
+                u64::from(args.query_count) * (3 + 2 * u64::from(self.dim)) * 4
+            } else {
+                4
+            },
+            wgpu::BufferUsages::empty(),
+        );
+        let per_group = kernel.workgroup_size * QUERIES_PER_INVOCATION;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("kernel_sum"),
+            timestamp_writes: None,
+        });
+        for w in 0..windows {
+            let first_row = w * rows_per_window;
+            let mut flags = 0;
+            if w == 0 {
+                flags |= FIRST_WINDOW;
+            }
+            if w + 1 == windows {
+                flags |= LAST_WINDOW;
+            }
+            let params = Params {
+                first: args.query_first,
+                count: args.query_count,
+                rows: rows_per_window.min(args.source_count - first_row),
+                out_first: args.out_first,
+                query_scale: args.query_scale,
+                c2: (std::f64::consts::LOG2_E / (2.0 * args.variance)) as f32,
+                ce: (1.0 / (2.0 * args.variance)) as f32,
+                flags,
+            };
+            let uniform = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel_sum params"),
+                size: std::mem::size_of::<Params>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM,
+                mapped_at_creation: true,
+            });
+            uniform
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| Error::Device(format!("kernel_sum: cannot write its uniform: {e}")))?
+                .copy_from_slice(bytemuck::bytes_of(&params));
+            uniform.unmap();
+            let resources = [
+                args.queries.as_entire_binding(),
+                window_binding(&source_windows, w),
+                window_binding(payload_windows, w),
+                uniform.as_entire_binding(),
+                running.as_entire_binding(),
+                args.out_mean.as_entire_binding(),
+                args.out_log.as_entire_binding(),
+            ];
+            let entries: Vec<wgpu::BindGroupEntry> = resources
+                .into_iter()
+                .enumerate()
+                .map(|(i, resource)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource,
+                })
+                .collect();
+            let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("kernel_sum"),
+                layout: &kernel.layout,
+                entries: &entries,
+            });
+            kernel.dispatch(
+                &mut pass,
+                &bind,
+                args.query_count.div_ceil(per_group),
+                gpu.limits.max_compute_workgroups_per_dimension,
+            );
+        }
+        Ok(())
+    }
+
+    /// Records copies of rows `0 .. rows` of `buffer` into windows of 64 KiB, each holding
+    /// [`Self::window_rows`] whole rows, in a new uniform buffer.
+    fn stage(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        rows: u32,
+    ) -> wgpu::Buffer {
+        let per_window = self.window_rows();
+        let windows = rows.div_ceil(per_window);
+        let row_bytes = u64::from(self.dim) * 4;
+        let windowed = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernel_sum windows"),
+            size: u64::from(windows) * WINDOW_BYTES,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        for w in 0..windows {
+            let first = w * per_window;
+            encoder.copy_buffer_to_buffer(
+                buffer,
+                u64::from(first) * row_bytes,
+                &windowed,
+                u64::from(w) * WINDOW_BYTES,
+                u64::from(per_window.min(rows - first)) * row_bytes,
+            );
+        }
+        windowed
+    }
+
+    fn check(&self, a: &KernelSumArgs<'_>) -> Result<()> {
+        let row = u64::from(self.dim) * 4;
+        let fail = |what: String| Err(Error::Usage(format!("kernel_sum: {what}")));
+        if !(a.variance.is_finite() && a.variance >= 1e-36 && 2.0 * a.variance < 1e36) {
+            return fail(format!(
+                "variance = {:e}: must be in [1e-36, 5e35] (f32 exponents)",
+                a.variance
+            ));
+        }
+        if !a.query_scale.is_finite() {
+            return fail(format!("query_scale = {}: must be finite", a.query_scale));
+        }
+        if a.source_count == 0 {
+            return fail("no sources: a weighted mean over nothing is 0/0".into());
+        }
+        let need = |name: &str, buffer: &wgpu::Buffer, bytes: u64| {
+            if buffer.size() < bytes {
+                fail(format!(
+                    "{name} holds {} bytes, the call needs {bytes}",
+                    buffer.size()
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let queries_end = u64::from(a.query_first) + u64::from(a.query_count);
+        let out_end = u64::from(a.out_first) + u64::from(a.query_count);
+        need("queries", a.queries, queries_end * row)?;
+        need("sources", a.sources, u64::from(a.source_count) * row)?;
+        if let Some(p) = a.payload {
+            need("payload", p, u64::from(a.source_count) * row)?;
+        }
+        need("out_mean", a.out_mean, out_end * row)?;
+        need("out_log", a.out_log, out_end * 4)?;
+        if out_end * u64::from(self.dim) > u64::from(u32::MAX)
+            || queries_end * u64::from(self.dim) > u64::from(u32::MAX)
+            || u64::from(a.query_count) * (3 + 2 * u64::from(self.dim)) > u64::from(u32::MAX)
+        {
+            return fail("buffers beyond 2^32 floats cannot be indexed".into());
+        }
+        Ok(())
+    }
+}
+
+/// Window `w` of a buffer made by [`KernelSum::stage`].
+fn window_binding(buffer: &wgpu::Buffer, w: u32) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset: u64::from(w) * WINDOW_BYTES,
+        size: std::num::NonZeroU64::new(WINDOW_BYTES),
+    })
+}
+
+/// CPU twin of shaders/kernel_sum.wgsl in f64, inputs in binding order: rows
+/// `first .. first + count` of `queries` scaled by `query_scale`, `m` rows of `sources`,
+/// optional `payload`, the variance. Returns (means, count x dim row-major; log sums).
+#[allow(clippy::too_many_arguments)]
+pub fn kernel_sum_cpu(
+    dim: u32,
+    queries: &[f32],
+    first: usize,
+    count: usize,
+    query_scale: f32,
+    sources: &[f32],
+    m: usize,
+    payload: Option<&[f32]>,
+    variance: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let d = dim as usize;
+    let payload = payload.unwrap_or(sources);
+    let scale = f64::from(query_scale);
+    let mut means = vec![0.0; count * d];
+    let mut logs = vec![0.0; count];
+    let mut exponents = vec![0.0; m];
+    for k in 0..count {
+        let q: Vec<f64> = queries[(first + k) * d..(first + k + 1) * d]
+            .iter()
+            .map(|&v| scale * f64::from(v))
+            .collect();
+        for (j, e) in exponents.iter_mut().enumerate() {
+            let y = &sources[j * d..(j + 1) * d];
+            let d2: f64 = q
+                .iter()
+                .zip(y)
+                .map(|(a, &b)| (a - f64::from(b)).powi(2))
+                .sum();
+            *e = -d2 / (2.0 * variance);
+        }
+        let top = exponents.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut total = 0.0;
+        let mean = &mut means[k * d..(k + 1) * d];
+        for (j, e) in exponents.iter().enumerate() {
+            let w = (e - top).exp();
+            total += w;
+            for (acc, &p) in mean.iter_mut().zip(&payload[j * d..(j + 1) * d]) {
+                *acc += w * f64::from(p);
+            }
+        }
+        for acc in mean.iter_mut() {
+            *acc /= total;
+        }
+        logs[k] = top + total.ln();
+    }
+    (means, logs)
+}
