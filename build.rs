@@ -18,6 +18,25 @@ const SHADERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "DIFFUSION",
+        &[
+            "common/chunk.wgsl",
+            "common/philox.wgsl",
+            "common/point.wgsl",
+            "common/noise.wgsl",
+            "diffusion.wgsl",
+        ],
+    ),
+    (
+        "HEAVY_BALL",
+        &[
+            "common/chunk.wgsl",
+            "common/point.wgsl",
+            "common/potential.wgsl",
+            "heavy_ball.wgsl",
+        ],
+    ),
+    (
         "INIT",
         &["common/chunk.wgsl", "common/philox.wgsl", "init.wgsl"],
     ),

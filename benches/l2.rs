@@ -43,6 +43,7 @@ fn l2_plan(particles: u64, steps: u64, seed: u64, temperature: f64) -> Plan {
             },
             particles: ParticlesOutput::None,
             gif: false,
+            trajectories: 0,
         },
     }
 }
@@ -82,14 +83,14 @@ fn main() -> fokker::Result<()> {
     let gpu = Gpu::open(&adapter)?;
     // Compile every pipeline once on a tiny ensemble (Mesa caches the result).
     let warm = l2_plan(256, 2, seed, temperature);
-    let mut sim = Simulation::new(&gpu, &warm, None, 0, 256, &layout)?;
+    let mut sim = Simulation::new(&gpu, &warm, None, None, 0, 256, &layout)?;
     sim.advance_to(2, |_| Ok(()), &|| false)?;
     sim.observe()?;
     let startup = t0.elapsed().as_secs_f64();
 
     let plan = l2_plan(particles, steps, seed, temperature);
     let t1 = Instant::now();
-    let mut sim = Simulation::new(&gpu, &plan, None, 0, particles, &layout)?;
+    let mut sim = Simulation::new(&gpu, &plan, None, None, 0, particles, &layout)?;
     sim.advance_to(steps, |_| Ok(()), &|| false)?;
     let obs = sim.observe()?;
     let seconds = t1.elapsed().as_secs_f64();

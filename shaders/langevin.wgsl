@@ -46,15 +46,6 @@ fn finish(i: u32, x: Point) {
     store_point(i, x);
 }
 
-fn gradient(quadratic: Quadratic, x: Point) -> Point {
-    switch POTENTIAL {
-        case 0u: { return grad_quadratic(quadratic, x); }
-        case 1u: { return grad_double_well(x); }
-        case 2u: { return grad_mueller_brown(x); }
-        default: { return grad_mixture(x); }
-    }
-}
-
 fn euler(quadratic: Quadratic, x: Point, xi: Point) -> Point {
     let g = gradient(quadratic, x);
     let dt = step.dt;

@@ -1,13 +1,13 @@
 //! A simulation on the GPU: the ensemble, its dynamics and its observers, advanced in
 //! fused blocks and observed at snapshots. Knows nothing about files.
 
+use crate::dynamics::Stepper;
 use crate::dynamics::init::initialize;
-use crate::dynamics::langevin::LangevinGpu;
 use crate::error::{Error, Result};
 use crate::gpu::{Ensemble, Gpu};
 use crate::observe::{HistogramCounts, HistogramGpu, Moments, MomentsGpu};
 use crate::scenario::data::SampleTable;
-use crate::scenario::{DynamicsPlan, Init, Plan};
+use crate::scenario::{Init, Plan};
 use std::time::{Duration, Instant};
 
 /// Knobs that change how work is laid out on the device but never the results: noise is
@@ -46,13 +46,15 @@ pub struct Observation {
     pub time: f64,
     pub histogram: HistogramCounts,
     pub moments: Moments,
+    /// Positions of the traced particles this ensemble holds (`output.trajectories`).
+    pub trace: Vec<f32>,
 }
 
 pub struct Simulation<'g> {
     gpu: &'g Gpu,
     plan: Plan,
     pub ensemble: Ensemble,
-    langevin: LangevinGpu,
+    stepper: Box<dyn Stepper>,
     histogram: HistogramGpu,
     moments: MomentsGpu,
     step: u64,
@@ -99,10 +101,13 @@ fn init_center(init: &Init, dim: usize) -> Vec<f64> {
 
 impl<'g> Simulation<'g> {
     /// Allocates the particles `first .. first + count` and samples their initial state.
+    /// `samples` is the initial sample table, `data` the dynamics' data set (if any).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &'g Gpu,
         plan: &Plan,
         samples: Option<&SampleTable>,
+        data: Option<&SampleTable>,
         first: u64,
         count: u64,
         layout: &Layout,
@@ -130,21 +135,14 @@ impl<'g> Simulation<'g> {
             plan.seed,
             layout.workgroup_size,
         )?;
-        let DynamicsPlan::Langevin {
-            potential,
-            temperature,
-            dt,
-            ..
-        } = &plan.dynamics;
-        let langevin = LangevinGpu::new(
+        let stepper = crate::dynamics::stepper(
             gpu,
             &ensemble,
-            potential,
-            *temperature,
-            *dt,
-            plan.seed,
+            plan,
+            data,
             layout.workgroup_size,
-        );
+            layout.chunk_particles,
+        )?;
         let histogram = HistogramGpu::new(
             gpu,
             &ensemble,
@@ -162,7 +160,7 @@ impl<'g> Simulation<'g> {
             plan: plan.clone(),
             last_mean: init_center(&plan.particles.init, dim as usize),
             ensemble,
-            langevin,
+            stepper,
             histogram,
             moments,
             step: 0,
@@ -184,14 +182,28 @@ impl<'g> Simulation<'g> {
     }
 
     /// Replaces the state with checkpointed `positions` (row-major, this ensemble's
-    /// particles) taken at `point`.
-    pub fn restore(&mut self, positions: &[f32], point: ResumePoint) -> Result<()> {
+    /// particles) and `extra` state (velocities, where the dynamics has them) taken at
+    /// `point`.
+    pub fn restore(
+        &mut self,
+        positions: &[f32],
+        extra: Option<&[f32]>,
+        point: ResumePoint,
+    ) -> Result<()> {
         let expected = self.ensemble.count * u64::from(self.ensemble.dim);
+        let wrong = |what: &str, n: usize| {
+            Err(Error::Output(format!(
+                "checkpoint holds {n} {what} coordinates, the run needs {expected}"
+            )))
+        };
         if positions.len() as u64 != expected {
-            return Err(Error::Output(format!(
-                "checkpoint holds {} coordinates, the run needs {expected}",
-                positions.len()
-            )));
+            return wrong("position", positions.len());
+        }
+        match (self.stepper.extra_state(), extra) {
+            (Some(ens), Some(v)) if v.len() as u64 == expected => ens.write_positions(self.gpu, v),
+            (Some(_), Some(v)) => return wrong("velocity", v.len()),
+            (Some(_), None) => return wrong("velocity", 0),
+            (None, _) => {}
         }
         self.ensemble.write_positions(self.gpu, positions);
         self.step = point.step;
@@ -216,8 +228,13 @@ impl<'g> Simulation<'g> {
             // A block cut short by an earlier stop is finished first, with its own length.
             let (k, mut done) = match self.pending.take() {
                 Some(p) => (p.steps, p.done),
-                None => (u64::from(self.fused).min(target - self.step) as u32, 0),
+                None => (
+                    u64::from(self.fused.min(self.stepper.max_fused())).min(target - self.step)
+                        as u32,
+                    0,
+                ),
             };
+            let min_slice = self.stepper.min_slice();
             for (index, chunk) in self.ensemble.chunks.iter().enumerate() {
                 let chunk_start = chunk.base - self.ensemble.first;
                 // Particles per submission so that one takes about BLOCK_TARGET.
@@ -226,16 +243,16 @@ impl<'g> Simulation<'g> {
                 let slice = match self.slice_particles {
                     Some(forced) => forced.clamp(1, chunk.count),
                     None => wanted
-                        .div_ceil(MIN_SLICE)
-                        .saturating_mul(MIN_SLICE)
-                        .max(MIN_SLICE)
+                        .div_ceil(min_slice)
+                        .saturating_mul(min_slice)
+                        .max(min_slice)
                         .min(chunk.count),
                 };
                 let mut first = done.saturating_sub(chunk_start).min(u64::from(chunk.count)) as u32;
                 while first < chunk.count {
                     let span = slice.min(chunk.count - first);
                     let started = Instant::now();
-                    self.langevin.submit_slice(
+                    self.stepper.submit_slice(
                         self.gpu,
                         &self.ensemble,
                         index,
@@ -243,7 +260,7 @@ impl<'g> Simulation<'g> {
                         span,
                         self.step,
                         k,
-                    );
+                    )?;
                     self.gpu.wait()?;
                     let measured =
                         f64::from(span) * f64::from(k) / started.elapsed().as_secs_f64().max(1e-6);
@@ -259,7 +276,7 @@ impl<'g> Simulation<'g> {
                     }
                 }
             }
-            let bad = self.langevin.take_nonfinite(self.gpu)?;
+            let bad = self.stepper.take_nonfinite(self.gpu)?;
             self.step += u64::from(k);
             if bad > 0 {
                 return Err(Error::Diverged {
@@ -297,11 +314,36 @@ impl<'g> Simulation<'g> {
             time: self.plan.dynamics.time_at(self.step),
             histogram,
             moments,
+            trace: self.trace()?,
         })
+    }
+
+    /// The traced particles (global indices below `output.trajectories`) this ensemble holds.
+    fn trace(&self) -> Result<Vec<f32>> {
+        let wanted = u64::from(self.plan.output.trajectories);
+        let d = u64::from(self.ensemble.dim);
+        let mut out = Vec::new();
+        for c in &self.ensemble.chunks {
+            let n = wanted.saturating_sub(c.base).min(u64::from(c.count));
+            if n == 0 {
+                break;
+            }
+            let bytes = self.gpu.read_bytes(&c.state, 0, n * d * 4)?;
+            out.extend_from_slice(bytemuck::cast_slice(&bytes));
+        }
+        Ok(out)
     }
 
     pub fn positions(&self) -> Result<Vec<f32>> {
         self.ensemble.read_positions(self.gpu)
+    }
+
+    /// Per-particle state besides the positions (heavy-ball velocities), row-major.
+    pub fn extra_state(&self) -> Result<Option<Vec<f32>>> {
+        self.stepper
+            .extra_state()
+            .map(|e| e.read_positions(self.gpu))
+            .transpose()
     }
 }
 
@@ -309,6 +351,3 @@ impl<'g> Simulation<'g> {
 /// of loading and storing every particle; the particles are then split into slices so that
 /// one submission still takes about [`BLOCK_TARGET`].
 pub const DEFAULT_FUSED_STEPS: u32 = 1000;
-
-/// Slices are whole multiples of this many particles.
-const MIN_SLICE: u32 = 16_384;

@@ -146,6 +146,30 @@ impl Case {
     }
 }
 
+const LANGEVIN_DYNAMICS: &str = r#"kind = "langevin"
+potential = { kind = "double_well" }
+temperature = 1.0
+dt = 1e-3
+steps = 5"#;
+
+/// A valid reverse-SDE scenario (prior init, mixture score) the diffusion cases mutate.
+fn reverse_case(name: &'static str) -> Case {
+    case(name)
+        .edit(
+            r#"init = { kind = "point", at = [0.0, 0.0] }"#,
+            r#"init = { kind = "prior" }"#,
+        )
+        .edit(
+            LANGEVIN_DYNAMICS,
+            r#"kind = "reverse_sde"
+process = { kind = "vp", beta_min = 0.1, beta_max = 20.0 }
+score = { kind = "mixture", weights = [1.0], means = [[1.0, 0.0]], stds = [0.5] }
+t_end = 1.0
+t_min = 1e-3
+steps = 5"#,
+        )
+}
+
 // ------------------------------------------------------------------------------------------
 // Data files built by hand, so malformed ones are as easy as good ones.
 
@@ -611,6 +635,74 @@ fn catalogue() -> Vec<Case> {
         case("--set without its value")
             .args(&["--set"])
             .expect(USAGE, &["--set <KEY=VALUE>", "a value is required"]),
+        // --- diffusion and gradient flows ------------------------------------------------------
+        reverse_case("reverse: t_min above t_end")
+            .edit("t_min = 1e-3", "t_min = 2.0")
+            .expect(INVALID, &["dynamics.t_min = 2.0", "below t_end = 1"]),
+        reverse_case("reverse: unknown process kind")
+            .edit(r#"kind = "vp", beta_min"#, r#"kind = "vpp", beta_min"#)
+            .expect(INVALID, &["dynamics.process.kind", r#"did you mean "vp"?"#]),
+        reverse_case("reverse: beta_max below beta_min")
+            .edit("beta_max = 20.0", "beta_max = 0.05")
+            .expect(INVALID, &["dynamics.process.beta_max = 0.05", ">= beta_min = 0.1"]),
+        reverse_case("reverse: ve sigma_max not above sigma_min")
+            .edit(
+                r#"{ kind = "vp", beta_min = 0.1, beta_max = 20.0 }"#,
+                r#"{ kind = "ve", sigma_min = 1.0, sigma_max = 1.0 }"#,
+            )
+            .expect(INVALID, &["dynamics.process.sigma_max = 1.0", "> sigma_min = 1"]),
+        reverse_case("reverse: missing score and steps")
+            .edit(
+                r#"score = { kind = "mixture", weights = [1.0], means = [[1.0, 0.0]], stds = [0.5] }"#,
+                "",
+            )
+            .edit("steps = 5", "")
+            .issues(2)
+            .expect(INVALID, &["dynamics.score: missing", "dynamics.steps: missing"]),
+        reverse_case("reverse: score mean of the wrong length")
+            .edit("means = [[1.0, 0.0]]", "means = [[1.0, 0.0, 2.0]]")
+            .expect(INVALID, &["dynamics.score.means", "particles.dim = 2"]),
+        reverse_case("reverse: samples score with the wrong columns")
+            .edit(
+                r#"score = { kind = "mixture", weights = [1.0], means = [[1.0, 0.0]], stds = [0.5] }"#,
+                r#"score = { kind = "samples", path = "data.npy" }"#,
+            )
+            .file("data.npy", npy("<f8", "(2, 3)", &f8(&[0.0; 6])))
+            .expect(INVALID, &["dynamics.score.path", "2 columns", "has 3"]),
+        reverse_case("reverse: samples score file missing")
+            .edit(
+                r#"score = { kind = "mixture", weights = [1.0], means = [[1.0, 0.0]], stds = [0.5] }"#,
+                r#"score = { kind = "samples", path = "nowhere.npy" }"#,
+            )
+            .expect(INVALID, &["dynamics.score.path", "nowhere.npy"]),
+        reverse_case("probability flow: unknown integrator")
+            .edit(r#"kind = "reverse_sde""#, "kind = \"probability_flow\"\nintegrator = \"rk4\"")
+            .expect(INVALID, &[r#"dynamics.integrator = "rk4""#, r#""euler""#, r#""heun""#]),
+        reverse_case("reverse SDE has no integrator key")
+            .edit("steps = 5", "steps = 5\nintegrator = \"heun\"")
+            .expect(INVALID, &["dynamics.integrator", "unknown key"]),
+        case("prior init without reverse dynamics")
+            .edit(r#"init = { kind = "point", at = [0.0, 0.0] }"#, r#"init = { kind = "prior" }"#)
+            .expect(INVALID, &["particles.init.kind", "reverse_sde, probability_flow", "langevin"]),
+        case("forward: negative dt and unknown integrator")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"forward\"\nprocess = { kind = \"ou\" }\nintegrator = \"exactly\"\ndt = -1.0\nsteps = 5",
+            )
+            .issues(2)
+            .expect(INVALID, &["dynamics.dt = -1.0", r#"dynamics.integrator = "exactly""#, r#"did you mean "exact"?"#]),
+        case("gradient flow: negative friction")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"gradient_flow\"\npotential = { kind = \"double_well\" }\nfriction = -1.0\ndt = 1e-3\nsteps = 5",
+            )
+            .expect(INVALID, &["dynamics.friction = -1.0", ">= 0"]),
+        case("gradient flow: temperature is not a key")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"gradient_flow\"\npotential = { kind = \"double_well\" }\ntemperature = 1.0\ndt = 1e-3\nsteps = 5")
+            .expect(INVALID, &["dynamics.temperature", "unknown key"]),
+        case("too many trajectories")
+            .append("\n[output]\ntrajectories = 65\n")
+            .expect(INVALID, &["output.trajectories = 65", "from 0 to 64"]),
         case("no such adapter")
             .args(&["--adapter", "no-such-adapter"])
             .expect(NO_ADAPTER, &["no usable GPU adapter", "no-such-adapter", "mesa-vulkan-drivers"]),
@@ -777,27 +869,30 @@ fn every_bad_input_is_refused_with_its_message_and_exit_code() {
 #[test]
 fn the_base_scenario_is_valid() {
     // Guards the catalogue: each case must fail because of its own edit, not the base.
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("s.toml"), BASE).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_fokker"))
-        .args([
-            "run",
-            "s.toml",
-            "--out",
-            "run",
-            "--progress",
-            "none",
-            "--dry-run",
-        ])
-        .current_dir(tmp.path())
-        .env("XDG_RUNTIME_DIR", tmp.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(
-        !tmp.path().join("run").exists(),
-        "--dry-run wrote the output directory"
-    );
+    let reverse = reverse_case("base").scenario.unwrap();
+    for base in [BASE.as_bytes(), reverse.as_slice()] {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("s.toml"), base).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_fokker"))
+            .args([
+                "run",
+                "s.toml",
+                "--out",
+                "run",
+                "--progress",
+                "none",
+                "--dry-run",
+            ])
+            .current_dir(tmp.path())
+            .env("XDG_RUNTIME_DIR", tmp.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            !tmp.path().join("run").exists(),
+            "--dry-run wrote the output directory"
+        );
+    }
 }
 
 /// A plan far beyond any adapter's memory is refused before anything is allocated or

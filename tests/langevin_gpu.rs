@@ -40,6 +40,7 @@ fn plan(
             },
             particles: ParticlesOutput::None,
             gif: false,
+            trajectories: 0,
         },
     }
 }
@@ -62,8 +63,8 @@ fn quadratic(a: [[f64; 2]; 2]) -> Potential {
 /// Runs `plan` to its end and returns the final positions.
 fn run_positions(plan: &Plan, layout: &Layout) -> Vec<f32> {
     let gpu = common::gpu();
-    let mut sim =
-        Simulation::new(&gpu, plan, None, 0, plan.particles.count, layout).expect("simulation");
+    let mut sim = Simulation::new(&gpu, plan, None, None, 0, plan.particles.count, layout)
+        .expect("simulation");
     sim.advance_to(plan.dynamics.steps(), |_| Ok(()), &|| false)
         .expect("advance");
     sim.positions().expect("positions")
@@ -156,7 +157,8 @@ fn ou_transient_matches_the_exact_gaussian() {
 
     // Histogram against the exact Gaussian integrated over each bin.
     let gpu = common::gpu();
-    let mut sim = Simulation::new(&gpu, &p, None, 0, n, &Layout::default()).expect("simulation");
+    let mut sim =
+        Simulation::new(&gpu, &p, None, None, 0, n, &Layout::default()).expect("simulation");
     sim.advance_to(steps, |_| Ok(()), &|| false)
         .expect("advance");
     let obs = sim.observe().expect("observe");
@@ -205,7 +207,8 @@ fn double_well_reaches_the_boltzmann_density() {
         spec.clone(),
     );
     let gpu = common::gpu();
-    let mut sim = Simulation::new(&gpu, &p, None, 0, n, &Layout::default()).expect("simulation");
+    let mut sim =
+        Simulation::new(&gpu, &p, None, None, 0, n, &Layout::default()).expect("simulation");
     sim.advance_to(steps, |_| Ok(()), &|| false)
         .expect("advance");
     let obs = sim.observe().expect("observe");
@@ -339,6 +342,7 @@ fn initial_distributions_match_the_twin() {
             &gpu,
             &p,
             Some(&table),
+            None,
             0,
             count,
             &Layout {
@@ -628,6 +632,7 @@ fn chunked_observers_match_the_cpu_twins() {
         &gpu,
         &p,
         None,
+        None,
         0,
         p.particles.count,
         &Layout {
@@ -729,6 +734,7 @@ fn moments_match_the_twin_in_every_dimension() {
         let mut sim = Simulation::new(
             &gpu,
             &p,
+            None,
             None,
             0,
             p.particles.count,

@@ -102,3 +102,13 @@ fn grad_mixture(x: Point) -> Point {
     }
     return Point(-acc.a / total, -acc.b / total);
 }
+
+// grad U of the potential chosen by `override POTENTIAL`; `quadratic` is only read for 0.
+fn gradient(quadratic: Quadratic, x: Point) -> Point {
+    switch POTENTIAL {
+        case 0u: { return grad_quadratic(quadratic, x); }
+        case 1u: { return grad_double_well(x); }
+        case 2u: { return grad_mueller_brown(x); }
+        default: { return grad_mixture(x); }
+    }
+}

@@ -3,6 +3,7 @@
 //! GPU pipeline (shaders/langevin.wgsl) and its f64 CPU twin [`langevin_cpu`].
 
 use super::potential_params::gpu_potential_params;
+use super::{NonfiniteCounter, Stepper};
 use crate::error::Result;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
@@ -59,8 +60,8 @@ pub struct LangevinGpu {
     dim: u32,
     dt: f32,
     noise_scale: f32,
-    /// Particles found NaN or Inf at the end of a dispatch since the last [`Self::take_nonfinite`].
-    nonfinite: wgpu::Buffer,
+    /// Particles found NaN or Inf at the end of a dispatch.
+    nonfinite: NonfiniteCounter,
 }
 
 impl LangevinGpu {
@@ -75,7 +76,7 @@ impl LangevinGpu {
     ) -> LangevinGpu {
         let (kind, params) = gpu_potential_params(potential);
         let potential = gpu.storage_with("potential params", bytemuck::cast_slice(&params));
-        let nonfinite = gpu.storage_buffer("nonfinite count", 4, wgpu::BufferUsages::empty());
+        let nonfinite = NonfiniteCounter::new(gpu);
         let kernel = |single: bool| {
             Kernel::new(
                 gpu,
@@ -101,7 +102,12 @@ impl LangevinGpu {
             let binds = ensemble
                 .chunks
                 .iter()
-                .map(|c| kernel.bind(gpu, &[&c.state, &c.uniform, &step, &potential, &nonfinite]))
+                .map(|c| {
+                    kernel.bind(
+                        gpu,
+                        &[&c.state, &c.uniform, &step, &potential, &nonfinite.buffer],
+                    )
+                })
                 .collect();
             Part {
                 kernel,
@@ -119,12 +125,12 @@ impl LangevinGpu {
             nonfinite,
         }
     }
+}
 
-    /// Submits steps `step0 .. step0 + steps` for particles `first .. first + span` of
-    /// chunk `chunk`: at most three fused dispatches (head, whole rounds, tail). Does not wait.
-    #[allow(clippy::too_many_arguments)]
-    pub fn submit_slice(
-        &self,
+impl Stepper for LangevinGpu {
+    /// At most three fused dispatches: head, whole rounds, tail.
+    fn submit_slice(
+        &mut self,
         gpu: &Gpu,
         ensemble: &Ensemble,
         chunk: usize,
@@ -132,7 +138,7 @@ impl LangevinGpu {
         span: u32,
         step0: u64,
         steps: u32,
-    ) {
+    ) -> Result<()> {
         let (head, body, tail) =
             split_block(step0, u64::from(steps), u64::from(round_steps(self.dim)));
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
@@ -169,17 +175,11 @@ impl LangevinGpu {
             }
         }
         gpu.queue.submit([encoder.finish()]);
+        Ok(())
     }
 
-    /// Reads and clears the count of particles that ended a dispatch NaN or Inf (a bit test
-    /// in the kernel; `x != x` would be compiled away).
-    pub fn take_nonfinite(&self, gpu: &Gpu) -> Result<u64> {
-        let bytes = gpu.read_bytes(&self.nonfinite, 0, 4)?;
-        let count = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        if count > 0 {
-            gpu.queue.write_buffer(&self.nonfinite, 0, &[0; 4]);
-        }
-        Ok(u64::from(count))
+    fn take_nonfinite(&self, gpu: &Gpu) -> Result<u64> {
+        self.nonfinite.take(gpu)
     }
 }
 

@@ -1,7 +1,9 @@
-//! The mathematical model: potentials and Gaussian mixtures, evaluated in f64.
+//! The mathematical model: potentials, Gaussian mixtures and noising processes, in f64.
 
 pub mod mixture;
 pub mod potential;
+pub mod process;
 
 pub use mixture::Mixture;
 pub use potential::Potential;
+pub use process::Process;

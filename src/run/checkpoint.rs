@@ -30,17 +30,26 @@ struct PointFile {
 /// A checkpoint read back.
 pub struct Saved {
     pub positions: Vec<f32>,
+    /// Velocities of dynamics that have them (`checkpoint/velocity.npy`).
+    pub extra: Option<Vec<f32>>,
     pub point: ResumePoint,
 }
 
-pub fn write(out: &Path, positions: &[f32], point: ResumePoint, manifest: &Manifest) -> Result<()> {
+pub fn write(
+    out: &Path,
+    positions: &[f32],
+    extra: Option<&[f32]>,
+    point: ResumePoint,
+    manifest: &Manifest,
+) -> Result<()> {
     let dim = manifest.plan.particles.dim;
     let particles = positions.len() as u64 / u64::from(dim);
     let dir = out.join("checkpoint.next");
-    output::write_atomic(
-        &dir.join("state.npy"),
-        &output::npy_f32(&[particles as usize, dim as usize], positions)?,
-    )?;
+    let shape = [particles as usize, dim as usize];
+    output::write_atomic(&dir.join("state.npy"), &output::npy_f32(&shape, positions)?)?;
+    if let Some(v) = extra {
+        output::write_atomic(&dir.join("velocity.npy"), &output::npy_f32(&shape, v)?)?;
+    }
     let file = PointFile {
         fokker_version: VERSION.into(),
         plan_hash: manifest.plan_hash.clone(),
@@ -118,8 +127,25 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
             ),
         });
     }
+    let velocity = source.join("velocity.npy");
+    let extra = if velocity.is_file() {
+        let (shape, v) = output::read_npy_f32(&velocity)?;
+        if shape != [file.particles as usize, file.dim as usize] {
+            return Err(Error::Data {
+                path: velocity,
+                reason: format!(
+                    "shape {shape:?} does not match the checkpoint's {} x {}",
+                    file.particles, file.dim
+                ),
+            });
+        }
+        Some(v)
+    } else {
+        None
+    };
     Ok(Saved {
         positions,
+        extra,
         point: file.point,
     })
 }
@@ -143,7 +169,17 @@ pub fn verify_inputs(dir: &Path, manifest: &Manifest) -> Result<Resolved> {
         }
         _ => None,
     };
+    let data = match plan.dynamics.input_file() {
+        Some((path, sha256)) => {
+            if sha256_file(path)? != sha256 {
+                return Err(Error::Data { path: path.to_path_buf(), reason: "this input file changed since the run started; restore it or start a new run".into() });
+            }
+            Some(read_table(path)?)
+        }
+        None => None,
+    };
     Ok(Resolved {
+        data,
         hash: manifest.plan_hash.clone(),
         plan,
         samples,

@@ -59,6 +59,9 @@ pub struct SnapshotRecord {
     pub histogram: HistogramRecord,
     /// Mean and covariance of the finite particles (also in metrics.csv).
     pub moments: MomentsRecord,
+    /// Positions of the traced particles (`output.trajectories`), row-major.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<f32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +104,9 @@ pub struct Manifest {
     /// Files at the run root, relative paths: metrics.csv, density.gif.
     pub metrics: String,
     pub gif: Option<String>,
+    /// `trajectories.npy` and `trajectories.png` when particles are traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trajectories: Option<String>,
     /// Why the run stopped, when status is not `complete`.
     pub error: Option<String>,
 }

@@ -5,6 +5,7 @@
 use super::manifest::{HistogramRecord, Manifest, MomentsRecord, SnapshotRecord, Status, Timings};
 use super::{
     read_manifest, snapshot_name, write_density, write_gif, write_manifest, write_metrics,
+    write_trajectories,
 };
 use crate::error::{Error, Result};
 use crate::output;
@@ -207,6 +208,11 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
             particles,
             histogram: hist,
             moments: pool_moments(&moments),
+            // Shards in index order hold the traced (lowest) particle indices in order.
+            trace: all
+                .iter()
+                .flat_map(|(_, m)| m.snapshots[j].trace.iter().copied())
+                .collect(),
         });
     }
     write_metrics(out, &plan, &snapshots)?;
@@ -234,6 +240,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
                 / stepping.max(1e-9),
             ..Timings::default()
         },
+        trajectories: write_trajectories(out, &plan, &snapshots)?,
         snapshots,
         gif,
         error: None,

@@ -71,13 +71,20 @@ pub fn snapshot_name(step: u64) -> String {
 }
 
 fn input_files(plan: &Plan) -> Vec<InputFile> {
-    match &plan.particles.init {
-        Init::Samples { path, sha256, .. } => vec![InputFile {
+    let mut files = Vec::new();
+    if let Init::Samples { path, sha256, .. } = &plan.particles.init {
+        files.push(InputFile {
             path: path.display().to_string(),
             sha256: sha256.clone(),
-        }],
-        _ => Vec::new(),
+        });
     }
+    if let Some((path, sha256)) = plan.dynamics.input_file() {
+        files.push(InputFile {
+            path: path.display().to_string(),
+            sha256: sha256.to_string(),
+        });
+    }
+    files
 }
 
 /// Bytes of device memory the plan needs: state, histogram bins and moment partials.
@@ -162,6 +169,21 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
             shard.index, shard.count
         )));
     }
+    if shard.count > 1 && plan.dynamics.couples_particles() {
+        return Err(Error::Scenario {
+            source_name: "command line".into(),
+            issues: vec![crate::error::ScenarioIssue {
+                key: "dynamics.kind".into(),
+                value: plan.dynamics.kind_name().into(),
+                allowed: format!(
+                    "--shard-count 1: {} couples every particle to the whole ensemble at each \
+                     step, so it cannot be split into shards (--shard-count {} was given)",
+                    plan.dynamics.kind_name(),
+                    shard.count
+                ),
+            }],
+        });
+    }
     if shard.count > plan.particles.count {
         return Err(Error::Scenario {
             source_name: "command line".into(),
@@ -200,6 +222,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         snapshots: Vec::new(),
         metrics: "metrics.csv".into(),
         gif: None,
+        trajectories: None,
         error: None,
     };
     write_manifest(&opts.out, &manifest)?;
@@ -207,6 +230,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         &gpu,
         plan,
         resolved.samples.as_ref(),
+        resolved.data.as_ref(),
         first,
         particles,
         &opts.layout,
@@ -243,12 +267,13 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         &gpu,
         plan,
         resolved.samples.as_ref(),
+        resolved.data.as_ref(),
         first,
         particles,
         &opts.layout,
     )
     .and_then(|mut sim| {
-        sim.restore(&saved.positions, saved.point)?;
+        sim.restore(&saved.positions, saved.extra.as_deref(), saved.point)?;
         if let Some(last) = manifest.snapshots.last() {
             sim.set_center(&last.moments.mean);
         }
@@ -347,7 +372,13 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
                 let Advance::Stopped(point) = advanced? else {
                     break;
                 };
-                checkpoint::write(out, &sim.positions()?, point, manifest)?;
+                checkpoint::write(
+                    out,
+                    &sim.positions()?,
+                    sim.extra_state()?.as_deref(),
+                    point,
+                    manifest,
+                )?;
                 last_checkpoint.set(Instant::now());
                 if opts.interrupt.load(Ordering::SeqCst) {
                     return Err(Error::Interrupted {
@@ -387,6 +418,9 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
         }
         if plan.output.gif {
             manifest.gif = Some(write_gif(out, &plan, &manifest.snapshots)?);
+        }
+        if manifest.shard.is_none_or(|s| s.first == 0) {
+            manifest.trajectories = write_trajectories(out, &plan, &manifest.snapshots)?;
         }
         Ok(())
     })();
@@ -478,6 +512,7 @@ fn write_snapshot(
             mean: obs.moments.mean.clone(),
             cov: obs.moments.cov.clone(),
         },
+        trace: obs.trace.clone(),
     })
 }
 
@@ -514,6 +549,37 @@ pub fn write_gif(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> Resul
     }
     output::write_atomic(&out.join("density.gif"), &output::encode_gif(&frames, 200)?)?;
     Ok("density.gif".into())
+}
+
+/// `trajectories.npy` (f32, snapshots x traced particles x dim) from the snapshot records,
+/// when the plan traces particles.
+pub fn write_trajectories(
+    out: &Path,
+    plan: &Plan,
+    snapshots: &[SnapshotRecord],
+) -> Result<Option<String>> {
+    let d = plan.particles.dim as usize;
+    let k = (plan.output.trajectories as usize).min(plan.particles.count as usize);
+    if k == 0 || snapshots.is_empty() {
+        return Ok(None);
+    }
+    let mut values = Vec::with_capacity(snapshots.len() * k * d);
+    for s in snapshots {
+        if s.trace.len() != k * d {
+            return Err(Error::Output(format!(
+                "snapshot at step {} traced {} coordinates, expected {}",
+                s.step,
+                s.trace.len(),
+                k * d
+            )));
+        }
+        values.extend_from_slice(&s.trace);
+    }
+    output::write_atomic(
+        &out.join("trajectories.npy"),
+        &output::npy_f32(&[snapshots.len(), k, d], &values)?,
+    )?;
+    Ok(Some("trajectories.npy".into()))
 }
 
 /// What `--dry-run` prints: the resolved plan, its hash, the snapshots and the memory.

@@ -17,6 +17,8 @@ use toml::{Table, Value};
 pub struct Resolved {
     pub plan: Plan,
     pub samples: Option<SampleTable>,
+    /// The data set the dynamics read (an empirical score), loaded once like `samples`.
+    pub data: Option<SampleTable>,
     /// See [`plan_hash`].
     pub hash: String,
 }
@@ -88,6 +90,7 @@ pub fn resolve_str(
             Ok(Resolved {
                 plan: b.plan,
                 samples: b.samples,
+                data: b.data,
                 hash,
             })
         }
@@ -96,7 +99,7 @@ pub fn resolve_str(
 }
 
 /// The run hash: hex sha256 over `serde_json::to_vec(plan)` followed by the hex sha256 of
-/// every input file (as ASCII, in plan order: today only `particles.init` samples). The
+/// every input file (as ASCII, in plan order: `particles.init` samples, then the dynamics' data set). The
 /// input digests are also inside the plan; hashing them again keeps the hash's definition
 /// ("the plan plus every input file") true even if a later plan type stops carrying them.
 /// It is computed from the plan alone so `merge` and `resume` can recompute it from a manifest.
@@ -116,6 +119,9 @@ pub fn input_digests(plan: &Plan) -> Vec<&str> {
     let mut out = Vec::new();
     if let Init::Samples { sha256, .. } = &plan.particles.init {
         out.push(sha256.as_str());
+    }
+    if let Some((_, sha256)) = plan.dynamics.input_file() {
+        out.push(sha256);
     }
     out
 }
@@ -303,7 +309,10 @@ steps = 100
             dt,
             steps,
             t_end,
-        } = &plan.dynamics;
+        } = &plan.dynamics
+        else {
+            panic!("not langevin: {:?}", plan.dynamics)
+        };
         (potential, *temperature, *dt, *steps, *t_end)
     }
 

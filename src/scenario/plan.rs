@@ -1,7 +1,7 @@
 //! The resolved plan: everything a run does, decided before any buffer exists.
 //! All defaults are filled in; the plan is written into the manifest and hashed.
 
-use crate::model::{Mixture, Potential};
+use crate::model::{Mixture, Potential, Process};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -47,6 +47,9 @@ pub enum Init {
         rows: u64,
         sha256: String,
     },
+    /// `kind = "prior"` as written: the resolver replaces it by the Gaussian prior of the
+    /// reverse dynamics' process, so a plan never holds it.
+    Prior,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,21 +64,164 @@ pub enum DynamicsPlan {
         steps: u64,
         t_end: f64,
     },
+    /// Gradient descent x += -grad U dt (T = 0); with `friction` the heavy ball
+    /// x'' + friction x' + grad U = 0 by semi-implicit Euler: v += -(friction v + grad U) dt,
+    /// x += v dt, from rest.
+    GradientFlow {
+        potential: Potential,
+        dt: f64,
+        steps: u64,
+        t_end: f64,
+        friction: Option<f64>,
+    },
+    /// The forward noising SDE from t = 0 to t_end.
+    Forward {
+        process: Process,
+        integrator: ForwardIntegrator,
+        dt: f64,
+        steps: u64,
+        t_end: f64,
+    },
+    /// The reverse-time SDE, Euler–Maruyama on a uniform grid from t_end down to t_min.
+    ReverseSde {
+        process: Process,
+        score: Score,
+        t_end: f64,
+        t_min: f64,
+        steps: u64,
+    },
+    /// The probability-flow ODE dx = [f - (1/2) g^2 score] dt from t_end down to t_min.
+    ProbabilityFlow {
+        process: Process,
+        score: Score,
+        integrator: FlowIntegrator,
+        t_end: f64,
+        t_min: f64,
+        steps: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardIntegrator {
+    /// x += -f x dt + g sqrt(dt) xi.
+    EulerMaruyama,
+    /// The exact Gaussian transition of the linear SDE (any dt).
+    Exact,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowIntegrator {
+    Euler,
+    Heun,
+}
+
+/// Where reverse dynamics take the score of the noised data law from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Score {
+    /// The closed-form score of a Gaussian mixture pushed through the process.
+    Mixture(Mixture),
+    /// The exact score of the noised empirical distribution of a data set (N x dim table).
+    Samples {
+        path: PathBuf,
+        rows: u64,
+        sha256: String,
+    },
 }
 
 impl DynamicsPlan {
     pub fn steps(&self) -> u64 {
         match self {
-            DynamicsPlan::Langevin { steps, .. } => *steps,
+            DynamicsPlan::Langevin { steps, .. }
+            | DynamicsPlan::GradientFlow { steps, .. }
+            | DynamicsPlan::Forward { steps, .. }
+            | DynamicsPlan::ReverseSde { steps, .. }
+            | DynamicsPlan::ProbabilityFlow { steps, .. } => *steps,
         }
     }
 
-    /// The dynamics' own time after `step` steps.
+    /// The dynamics' own time after `step` steps: physical time, or process time (which
+    /// decreases) for reverse dynamics.
     pub fn time_at(&self, step: u64) -> f64 {
         match self {
-            DynamicsPlan::Langevin { dt, .. } => step as f64 * dt,
+            DynamicsPlan::Langevin { dt, .. }
+            | DynamicsPlan::GradientFlow { dt, .. }
+            | DynamicsPlan::Forward { dt, .. } => step as f64 * dt,
+            DynamicsPlan::ReverseSde {
+                t_end,
+                t_min,
+                steps,
+                ..
+            }
+            | DynamicsPlan::ProbabilityFlow {
+                t_end,
+                t_min,
+                steps,
+                ..
+            } => reverse_time(*t_end, *t_min, *steps, step),
         }
     }
+
+    /// Time units per step (positive), to turn `output.every` into steps.
+    pub fn time_per_step(&self) -> f64 {
+        match self {
+            DynamicsPlan::Langevin { dt, .. }
+            | DynamicsPlan::GradientFlow { dt, .. }
+            | DynamicsPlan::Forward { dt, .. } => *dt,
+            DynamicsPlan::ReverseSde {
+                t_end,
+                t_min,
+                steps,
+                ..
+            }
+            | DynamicsPlan::ProbabilityFlow {
+                t_end,
+                t_min,
+                steps,
+                ..
+            } => (t_end - t_min) / *steps as f64,
+        }
+    }
+
+    /// The `kind` as written in a scenario.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            DynamicsPlan::Langevin { .. } => "langevin",
+            DynamicsPlan::GradientFlow { .. } => "gradient_flow",
+            DynamicsPlan::Forward { .. } => "forward",
+            DynamicsPlan::ReverseSde { .. } => "reverse_sde",
+            DynamicsPlan::ProbabilityFlow { .. } => "probability_flow",
+        }
+    }
+
+    /// Whether a step needs the whole ensemble (kernel sums over the particles themselves):
+    /// such dynamics cannot be sharded.
+    pub fn couples_particles(&self) -> bool {
+        false
+    }
+
+    /// The data set file the dynamics read, if any: (path, sha256).
+    pub fn input_file(&self) -> Option<(&std::path::Path, &str)> {
+        match self {
+            DynamicsPlan::ReverseSde { score, .. }
+            | DynamicsPlan::ProbabilityFlow { score, .. } => match score {
+                Score::Samples { path, sha256, .. } => Some((path, sha256)),
+                Score::Mixture(_) => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// Process time after `step` of `steps` uniform steps from `t_end` down to `t_min`; exactly
+/// t_min at the end.
+pub fn reverse_time(t_end: f64, t_min: f64, steps: u64, step: u64) -> f64 {
+    if step >= steps {
+        return t_min;
+    }
+    t_end - (t_end - t_min) * (step as f64 / steps as f64)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +232,10 @@ pub struct OutputPlan {
     pub heatmap: HeatmapSpec,
     pub particles: ParticlesOutput,
     pub gif: bool,
+    /// Trace the first this many particles: their positions at every snapshot go to
+    /// `trajectories.npy` and are drawn in `trajectories.png`.
+    #[serde(default)]
+    pub trajectories: u32,
 }
 
 impl OutputPlan {

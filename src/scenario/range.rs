@@ -1,7 +1,7 @@
 //! The default histogram range, used when `[output] histogram.range` is not given.
 
 use super::data::SampleTable;
-use super::plan::{DynamicsPlan, Init};
+use super::plan::{DynamicsPlan, Init, Score};
 use crate::model::{Mixture, Potential};
 
 /// Half-width, in standard deviations, of the box that stands for a Gaussian: 4 sigma holds
@@ -29,13 +29,14 @@ pub fn default_range(
     init: &Init,
     samples: Option<&SampleTable>,
     dynamics: &DynamicsPlan,
+    data: Option<&SampleTable>,
 ) -> Option<Vec<[f64; 2]>> {
     let bounds = samples.and_then(SampleTable::column_bounds);
     axes.iter()
         .map(|&a| {
             let a = a as usize;
             let start = initial_box(init, bounds.as_deref(), a)?;
-            let r = match equilibrium_box(dynamics, a) {
+            let r = match equilibrium_box(dynamics, data, a) {
                 Some(eq) => [start[0].min(eq[0]), start[1].max(eq[1])],
                 None => start,
             };
@@ -53,22 +54,36 @@ fn initial_box(init: &Init, bounds: Option<&[(f32, f32)]>, a: usize) -> Option<[
         }
         Init::Uniform { low, high } => Some([*low.get(a)?, *high.get(a)?]),
         Init::Mixture(m) => mixture_box(m, a, 1.0),
-        Init::Samples { .. } => {
-            let (lo, hi) = *bounds?.get(a)?;
-            let (lo, hi) = (f64::from(lo), f64::from(hi));
-            let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
-            Some([lo - pad, hi + pad])
-        }
+        Init::Samples { .. } => samples_box(bounds?.get(a)?),
+        Init::Prior => None,
     }
 }
 
-fn equilibrium_box(dynamics: &DynamicsPlan, a: usize) -> Option<[f64; 2]> {
-    let DynamicsPlan::Langevin {
-        potential,
-        temperature,
-        ..
-    } = dynamics;
-    let t = *temperature;
+fn equilibrium_box(
+    dynamics: &DynamicsPlan,
+    data: Option<&SampleTable>,
+    a: usize,
+) -> Option<[f64; 2]> {
+    let (potential, t) = match dynamics {
+        DynamicsPlan::Langevin {
+            potential,
+            temperature,
+            ..
+        } => (potential, *temperature),
+        // Descent ends in the minima, which the initial box and the wells cover below.
+        DynamicsPlan::GradientFlow { potential, .. } => (potential, 0.0),
+        DynamicsPlan::Forward { process, .. } => {
+            let s = SIGMAS * process.prior_variance().sqrt();
+            return Some([-s, s]);
+        }
+        DynamicsPlan::ReverseSde { score, .. } | DynamicsPlan::ProbabilityFlow { score, .. } => {
+            // Reverse dynamics end on the data.
+            return match score {
+                Score::Mixture(m) => mixture_box(m, a, 1.0),
+                Score::Samples { .. } => samples_box(data?.column_bounds()?.get(a)?),
+            };
+        }
+    };
     let harmonic = [-SIGMAS * t.sqrt(), SIGMAS * t.sqrt()];
     match potential {
         Potential::DoubleWell => Some(if a == 0 { [-2.5, 2.5] } else { harmonic }),
@@ -84,6 +99,13 @@ fn equilibrium_box(dynamics: &DynamicsPlan, a: usize) -> Option<[f64; 2]> {
         }
         Potential::Mixture(m) => mixture_box(m, a, t.sqrt().max(1.0)),
     }
+}
+
+/// A data column's [min, max] widened by 5% of its width on each side (± 0.5 if flat).
+fn samples_box(&(lo, hi): &(f32, f32)) -> Option<[f64; 2]> {
+    let (lo, hi) = (f64::from(lo), f64::from(hi));
+    let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
+    Some([lo - pad, hi + pad])
 }
 
 /// Union over components of mean ± 4 std * widen on axis `a`.
@@ -173,8 +195,14 @@ mod tests {
     #[test]
     fn union_of_initial_and_equilibrium_boxes() {
         let init = Init::Point { at: vec![3.0, 0.0] };
-        let r = default_range(&[0, 1], &init, None, &langevin(Potential::DoubleWell, 1.0))
-            .expect("range");
+        let r = default_range(
+            &[0, 1],
+            &init,
+            None,
+            &langevin(Potential::DoubleWell, 1.0),
+            None,
+        )
+        .expect("range");
         assert_eq!(r, vec![[-2.5, 3.5], [-4.0, 4.0]]);
         let q = Potential::Quadratic {
             matrix: vec![vec![4.0]],
@@ -185,6 +213,7 @@ mod tests {
             &Init::Point { at: vec![1.0] },
             None,
             &langevin(q, 1.0),
+            None,
         )
         .expect("range");
         assert_eq!(r, vec![[-1.0, 3.0]]);
@@ -198,6 +227,7 @@ mod tests {
             &Init::Point { at: vec![0.0] },
             None,
             &langevin(q, 1.0),
+            None,
         )
         .expect("range");
         assert_eq!(r, vec![[-0.5, 0.5]]);
@@ -216,6 +246,7 @@ mod tests {
             &init,
             Some(&table),
             &langevin(Potential::DoubleWell, 0.0),
+            None,
         )
         .expect("range");
         assert_eq!(r, vec![[-2.5, 10.5]]);
@@ -223,6 +254,15 @@ mod tests {
             mean: vec![0.0],
             std: vec![1e308],
         };
-        assert!(default_range(&[0], &big, None, &langevin(Potential::DoubleWell, 1.0)).is_none());
+        assert!(
+            default_range(
+                &[0],
+                &big,
+                None,
+                &langevin(Potential::DoubleWell, 1.0),
+                None
+            )
+            .is_none()
+        );
     }
 }

@@ -10,7 +10,7 @@ use super::plan::*;
 use super::range::default_range;
 use super::walk::{Issues, Section, choice, integer, number, numbers, one_of, show, table};
 use crate::error::Error;
-use crate::model::{Mixture, Potential};
+use crate::model::{Mixture, Potential, Process};
 use std::path::Path;
 use toml::{Table, Value};
 
@@ -25,12 +25,43 @@ pub const MAX_STEPS: u64 = 1 << 53;
 
 const TOP_KEYS: &[&str] = &["name", "seed", "particles", "dynamics", "output"];
 const PARTICLES_KEYS: &[&str] = &["count", "dim", "init"];
-const INIT_KINDS: &[&str] = &["point", "gaussian", "uniform", "mixture", "samples"];
-const DYNAMICS_KINDS: &[&str] = &["langevin"];
+const INIT_KINDS: &[&str] = &[
+    "point", "gaussian", "uniform", "mixture", "samples", "prior",
+];
+const DYNAMICS_KINDS: &[&str] = &[
+    "langevin",
+    "gradient_flow",
+    "forward",
+    "reverse_sde",
+    "probability_flow",
+];
+const GRADIENT_FLOW_KEYS: &[&str] = &["kind", "potential", "dt", "t_end", "steps", "friction"];
+const FORWARD_KEYS: &[&str] = &["kind", "process", "integrator", "dt", "t_end", "steps"];
+const REVERSE_KEYS: &[&str] = &["kind", "process", "score", "t_end", "t_min", "steps"];
+const FLOW_KEYS: &[&str] = &[
+    "kind",
+    "process",
+    "score",
+    "integrator",
+    "t_end",
+    "t_min",
+    "steps",
+];
+const PROCESS_KINDS: &[&str] = &["vp", "ve", "ou"];
+const SCORE_KINDS: &[&str] = &["mixture", "samples"];
 const LANGEVIN_KEYS: &[&str] = &["kind", "potential", "temperature", "dt", "t_end", "steps"];
 const POTENTIAL_KINDS: &[&str] = &["quadratic", "double_well", "mueller_brown", "mixture"];
 const MIXTURE_KEYS: &[&str] = &["kind", "weights", "means", "stds"];
-const OUTPUT_KEYS: &[&str] = &["every", "histogram", "heatmap", "particles", "gif"];
+const OUTPUT_KEYS: &[&str] = &[
+    "every",
+    "histogram",
+    "heatmap",
+    "particles",
+    "gif",
+    "trajectories",
+];
+/// Most particles `output.trajectories` may trace.
+pub const MAX_TRAJECTORIES: u32 = 64;
 const HISTOGRAM_KEYS: &[&str] = &["axes", "bins", "range"];
 const HEATMAP_KEYS: &[&str] = &["colormap", "scale"];
 const COLORMAPS: &[&str] = &[
@@ -41,6 +72,8 @@ const COLORMAPS: &[&str] = &[
 pub(crate) struct Built {
     pub plan: Plan,
     pub samples: Option<SampleTable>,
+    /// The data set the dynamics read (an empirical score), if any.
+    pub data: Option<SampleTable>,
 }
 
 /// Validates and resolves the whole scenario. `seed_override` (`--seed`) replaces the file's
@@ -75,12 +108,21 @@ pub(crate) fn resolve(
     let dim = particles.as_ref().and_then(|p| p.dim);
 
     let dynamics = required_table(issues, top, "dynamics")
-        .and_then(|t| dynamics(issues, Section::new("dynamics", t), dim));
+        .and_then(|t| dynamics(issues, Section::new("dynamics", t), dim, base_dir));
+    let (dynamics, data) = match dynamics {
+        Some((d, data)) => (Some(d), data),
+        None => (None, None),
+    };
+    let mut particles = particles;
+    if let Some(p) = particles.as_mut() {
+        resolve_prior(issues, &mut p.init, dynamics.as_ref(), p.dim);
+    }
 
     let init = particles.as_ref().and_then(|p| p.init.as_ref());
     let context = RangeContext {
         init: init.map(|(i, s)| (i, s.as_ref())),
         dynamics: dynamics.as_ref(),
+        data: data.as_ref(),
     };
     let output = output(issues, top.get("output"), dim, &context);
 
@@ -110,7 +152,51 @@ pub(crate) fn resolve(
             output,
         },
         samples,
+        data,
     })
+}
+
+/// `init = { kind = "prior" }` becomes the Gaussian prior of the reverse dynamics' process,
+/// so the plan says exactly what was sampled.
+fn resolve_prior(
+    issues: &mut Issues,
+    init: &mut Option<(Init, Option<SampleTable>)>,
+    dynamics: Option<&DynamicsPlan>,
+    dim: Option<usize>,
+) {
+    let Some((Init::Prior, _)) = init else {
+        return;
+    };
+    let process = match dynamics {
+        Some(DynamicsPlan::ReverseSde { process, .. })
+        | Some(DynamicsPlan::ProbabilityFlow { process, .. }) => process,
+        Some(other) => {
+            issues.add(
+                "particles.init.kind",
+                Some(&Value::String("prior".into())),
+                format!(
+                    "a distribution of its own: kind = prior is the terminal law of a reverse \
+                     dynamics' process (reverse_sde, probability_flow), and dynamics.kind is {}",
+                    other.kind_name()
+                ),
+            );
+            *init = None;
+            return;
+        }
+        None => {
+            *init = None;
+            return;
+        }
+    };
+    *init = dim.map(|d| {
+        (
+            Init::Gaussian {
+                mean: vec![0.0; d],
+                std: vec![process.prior_variance().sqrt(); d],
+            },
+            None,
+        )
+    });
 }
 
 fn required_table<'a>(issues: &mut Issues, sec: Section<'a>, key: &str) -> Option<&'a Table> {
@@ -313,24 +399,39 @@ fn init(
             mixture(issues, sec, dim).map(|m| (Init::Mixture(m), None))
         }
         "samples" => {
-            sec.check_keys(&["kind", "path"], issues);
-            let path = required(
-                issues,
-                sec,
-                "path",
-                "a path to a .npy or .csv file, relative to the scenario file",
-                |i, k, v| match v {
-                    Value::String(s) => Some(s.clone()),
-                    _ => {
-                        i.add(k, Some(v), "a string: a path to a .npy or .csv file");
-                        None
-                    }
-                },
-            )?;
-            samples(issues, &sec.key("path"), &path, base_dir, dim)
+            let (path, rows, sha256, table) = samples_table(issues, sec, base_dir, dim)?;
+            Some((Init::Samples { path, rows, sha256 }, Some(table)))
+        }
+        "prior" => {
+            sec.check_keys(&["kind"], issues);
+            Some((Init::Prior, None))
         }
         _ => None,
     }
+}
+
+/// `{ kind = "samples", path }`: the table, read and hashed.
+fn samples_table(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    base_dir: &Path,
+    dim: Option<usize>,
+) -> Option<(std::path::PathBuf, u64, String, SampleTable)> {
+    sec.check_keys(&["kind", "path"], issues);
+    let path = required(
+        issues,
+        sec,
+        "path",
+        "a path to a .npy or .csv file, relative to the scenario file",
+        |i, k, v| match v {
+            Value::String(s) => Some(s.clone()),
+            _ => {
+                i.add(k, Some(v), "a string: a path to a .npy or .csv file");
+                None
+            }
+        },
+    )?;
+    samples(issues, &sec.key("path"), &path, base_dir, dim)
 }
 
 /// Loads the table behind `init.path`. Data problems become issues of that key, so they are
@@ -341,7 +442,7 @@ fn samples(
     written: &str,
     base_dir: &Path,
     dim: Option<usize>,
-) -> Option<(Init, Option<SampleTable>)> {
+) -> Option<(std::path::PathBuf, u64, String, SampleTable)> {
     let value = Value::String(written.to_string());
     let path = base_dir.join(written);
     let (table, sha256) = match data::read_table_and_hash(&path) {
@@ -380,12 +481,7 @@ fn samples(
         );
         return None;
     }
-    let init = Init::Samples {
-        path,
-        rows: table.rows as u64,
-        sha256,
-    };
-    Some((init, Some(table)))
+    Some((path, table.rows as u64, sha256, table))
 }
 
 /// `weights`, `means`, `stds` of a Gaussian mixture. Weights are normalised to sum to 1;
@@ -491,16 +587,23 @@ fn component_list<'v>(
 // ----------------------------------------------------------------------------------------
 // [dynamics]
 
-fn dynamics(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option<DynamicsPlan> {
+fn dynamics(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+) -> Option<(DynamicsPlan, Option<SampleTable>)> {
     match kind(issues, sec, DYNAMICS_KINDS)? {
-        "langevin" => langevin(issues, sec, dim),
+        "langevin" => langevin(issues, sec, dim).map(|d| (d, None)),
+        "gradient_flow" => gradient_flow(issues, sec, dim).map(|d| (d, None)),
+        "forward" => forward(issues, sec).map(|d| (d, None)),
+        k @ ("reverse_sde" | "probability_flow") => reverse(issues, sec, dim, base_dir, k),
         _ => None,
     }
 }
 
-fn langevin(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option<DynamicsPlan> {
-    sec.check_keys(LANGEVIN_KEYS, issues);
-    let potential = required(
+fn potential_key(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option<Potential> {
+    required(
         issues,
         sec,
         "potential",
@@ -509,7 +612,244 @@ fn langevin(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option
             let t = table(i, k, v)?;
             potential(i, Section::new(k, t), dim)
         },
+    )
+}
+
+fn positive_dt(issues: &mut Issues, sec: Section<'_>) -> Option<f64> {
+    // Any positive dt is accepted: a step that diverges is caught at run time (exit 3).
+    required(issues, sec, "dt", "a finite number > 0", |i, k, v| {
+        number(i, k, v, "a finite number > 0", |x| x > 0.0)
+    })
+}
+
+fn gradient_flow(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+) -> Option<DynamicsPlan> {
+    sec.check_keys(GRADIENT_FLOW_KEYS, issues);
+    let potential = potential_key(issues, sec, dim);
+    let friction = optional(
+        issues,
+        sec,
+        "friction",
+        || Some(None),
+        |i, k, v| {
+            number(
+                i,
+                k,
+                v,
+                "a finite number >= 0 (heavy ball: x'' + friction x' + grad U = 0)",
+                |x| x >= 0.0,
+            )
+            .map(Some)
+        },
     );
+    let dt = positive_dt(issues, sec);
+    let (steps, t_end) = duration(issues, sec, dt)?;
+    Some(DynamicsPlan::GradientFlow {
+        potential: potential?,
+        dt: dt?,
+        steps,
+        t_end,
+        friction: friction?,
+    })
+}
+
+fn forward(issues: &mut Issues, sec: Section<'_>) -> Option<DynamicsPlan> {
+    sec.check_keys(FORWARD_KEYS, issues);
+    let process = process_key(issues, sec);
+    let integrator = optional(
+        issues,
+        sec,
+        "integrator",
+        || Some(ForwardIntegrator::EulerMaruyama),
+        |i, k, v| {
+            choice(i, k, v, &["euler_maruyama", "exact"]).map(|s| match s {
+                "exact" => ForwardIntegrator::Exact,
+                _ => ForwardIntegrator::EulerMaruyama,
+            })
+        },
+    );
+    let dt = positive_dt(issues, sec);
+    let (steps, t_end) = duration(issues, sec, dt)?;
+    Some(DynamicsPlan::Forward {
+        process: process?,
+        integrator: integrator?,
+        dt: dt?,
+        steps,
+        t_end,
+    })
+}
+
+fn reverse(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+    which: &str,
+) -> Option<(DynamicsPlan, Option<SampleTable>)> {
+    let flow = which == "probability_flow";
+    sec.check_keys(if flow { FLOW_KEYS } else { REVERSE_KEYS }, issues);
+    let process = process_key(issues, sec);
+    let score = required(
+        issues,
+        sec,
+        "score",
+        "a table { kind = \"mixture\", weights, means, stds } or { kind = \"samples\", path }",
+        |i, k, v| {
+            let t = table(i, k, v)?;
+            let sec = Section::new(k, t);
+            match kind(i, sec, SCORE_KINDS)? {
+                "mixture" => {
+                    sec.check_keys(MIXTURE_KEYS, i);
+                    mixture(i, sec, dim).map(|m| (Score::Mixture(m), None))
+                }
+                "samples" => {
+                    let (path, rows, sha256, table) = samples_table(i, sec, base_dir, dim)?;
+                    Some((Score::Samples { path, rows, sha256 }, Some(table)))
+                }
+                _ => None,
+            }
+        },
+    );
+    let integrator = if flow {
+        optional(
+            issues,
+            sec,
+            "integrator",
+            || Some(FlowIntegrator::Heun),
+            |i, k, v| {
+                choice(i, k, v, &["euler", "heun"]).map(|s| match s {
+                    "euler" => FlowIntegrator::Euler,
+                    _ => FlowIntegrator::Heun,
+                })
+            },
+        )
+    } else {
+        Some(FlowIntegrator::Euler)
+    };
+    let t_end = optional(
+        issues,
+        sec,
+        "t_end",
+        || Some(1.0),
+        |i, k, v| number(i, k, v, "a finite number > 0 (process time)", |x| x > 0.0),
+    );
+    let t_min = optional(
+        issues,
+        sec,
+        "t_min",
+        || Some(1e-3),
+        |i, k, v| number(i, k, v, "a finite number > 0 (process time)", |x| x > 0.0),
+    );
+    let steps_allowed = format!("an integer from 1 to {MAX_STEPS}");
+    let steps = required(issues, sec, "steps", &steps_allowed, |i, k, v| {
+        integer(i, k, v, &steps_allowed, |n| n >= 1 && n as u64 <= MAX_STEPS)
+    });
+    let (t_end, t_min) = (t_end?, t_min?);
+    if t_min >= t_end {
+        issues.add(
+            &sec.key("t_min"),
+            Some(&Value::Float(t_min)),
+            format!("a time below t_end = {t_end} (reverse dynamics run from t_end down to t_min)"),
+        );
+        return None;
+    }
+    let (process, (score, data), steps) = (process?, score?, steps? as u64);
+    let plan = if flow {
+        DynamicsPlan::ProbabilityFlow {
+            process,
+            score,
+            integrator: integrator?,
+            t_end,
+            t_min,
+            steps,
+        }
+    } else {
+        DynamicsPlan::ReverseSde {
+            process,
+            score,
+            t_end,
+            t_min,
+            steps,
+        }
+    };
+    Some((plan, data))
+}
+
+/// `process = { kind = "vp" | "ve" | "ou", ... }` with its defaults.
+fn process_key(issues: &mut Issues, sec: Section<'_>) -> Option<Process> {
+    required(
+        issues,
+        sec,
+        "process",
+        "a table { kind = \"vp\" | \"ve\" | \"ou\", ... }",
+        |i, k, v| {
+            let t = table(i, k, v)?;
+            let sec = Section::new(k, t);
+            let param =
+                |i: &mut Issues, key: &str, default: f64, allowed: &str, ok: fn(f64) -> bool| {
+                    optional(
+                        i,
+                        sec,
+                        key,
+                        || Some(default),
+                        |i, k, v| number(i, k, v, allowed, ok),
+                    )
+                };
+            match kind(i, sec, PROCESS_KINDS)? {
+                "vp" => {
+                    sec.check_keys(&["kind", "beta_min", "beta_max"], i);
+                    let lo = param(i, "beta_min", 0.1, "a finite number >= 0", |x| x >= 0.0);
+                    let hi = param(i, "beta_max", 20.0, "a finite number > 0", |x| x > 0.0);
+                    let (beta_min, beta_max) = (lo?, hi?);
+                    if beta_max < beta_min {
+                        i.add(
+                            &sec.key("beta_max"),
+                            Some(&Value::Float(beta_max)),
+                            format!("a number >= beta_min = {beta_min}"),
+                        );
+                        return None;
+                    }
+                    Some(Process::Vp { beta_min, beta_max })
+                }
+                "ve" => {
+                    sec.check_keys(&["kind", "sigma_min", "sigma_max"], i);
+                    let lo = param(i, "sigma_min", 0.01, "a finite number > 0", |x| x > 0.0);
+                    let hi = param(i, "sigma_max", 10.0, "a finite number > 0", |x| x > 0.0);
+                    let (sigma_min, sigma_max) = (lo?, hi?);
+                    if sigma_max <= sigma_min {
+                        i.add(
+                            &sec.key("sigma_max"),
+                            Some(&Value::Float(sigma_max)),
+                            format!("a number > sigma_min = {sigma_min}"),
+                        );
+                        return None;
+                    }
+                    Some(Process::Ve {
+                        sigma_min,
+                        sigma_max,
+                    })
+                }
+                "ou" => {
+                    sec.check_keys(&["kind", "theta", "diffusion"], i);
+                    let theta = param(i, "theta", 1.0, "a finite number > 0", |x| x > 0.0);
+                    let d = param(i, "diffusion", 1.0, "a finite number > 0", |x| x > 0.0);
+                    Some(Process::Ou {
+                        theta: theta?,
+                        diffusion: d?,
+                    })
+                }
+                _ => None,
+            }
+        },
+    )
+}
+
+fn langevin(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option<DynamicsPlan> {
+    sec.check_keys(LANGEVIN_KEYS, issues);
+    let potential = potential_key(issues, sec, dim);
     let temperature = optional(
         issues,
         sec,
@@ -517,10 +857,7 @@ fn langevin(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option
         || Some(1.0),
         |i, k, v| number(i, k, v, "a finite number >= 0", |x| x >= 0.0),
     );
-    // Any positive dt is accepted: a step that diverges is caught at run time (exit 3).
-    let dt = required(issues, sec, "dt", "a finite number > 0", |i, k, v| {
-        number(i, k, v, "a finite number > 0", |x| x > 0.0)
-    });
+    let dt = positive_dt(issues, sec);
     let (steps, t_end) = duration(issues, sec, dt)?;
     Some(DynamicsPlan::Langevin {
         potential: potential?,
@@ -719,6 +1056,7 @@ fn quadratic_matrix(
 struct RangeContext<'a> {
     init: Option<(&'a Init, Option<&'a SampleTable>)>,
     dynamics: Option<&'a DynamicsPlan>,
+    data: Option<&'a SampleTable>,
 }
 
 fn output(
@@ -734,9 +1072,7 @@ fn output(
     };
     let sec = Section::new("output", t);
     sec.check_keys(OUTPUT_KEYS, issues);
-    let dt = ctx.dynamics.map(|d| match d {
-        DynamicsPlan::Langevin { dt, .. } => *dt,
-    });
+    let dt = ctx.dynamics.map(DynamicsPlan::time_per_step);
     let every_steps = optional(
         issues,
         sec,
@@ -781,6 +1117,19 @@ fn output(
             })
         },
     );
+    let trajectory_allowed = format!("an integer from 0 to {MAX_TRAJECTORIES}");
+    let trajectories = optional(
+        issues,
+        sec,
+        "trajectories",
+        || Some(0),
+        |i, k, v| {
+            integer(i, k, v, &trajectory_allowed, |n| {
+                (0..=i64::from(MAX_TRAJECTORIES)).contains(&n)
+            })
+            .map(|n| n as u32)
+        },
+    );
     let gif = optional(
         issues,
         sec,
@@ -800,6 +1149,7 @@ fn output(
         heatmap: heatmap?,
         particles: particles?,
         gif: gif?,
+        trajectories: trajectories?,
     })
 }
 
@@ -834,7 +1184,7 @@ fn histogram(
             else {
                 return None;
             };
-            let range = default_range(axes, init, samples, dynamics);
+            let range = default_range(axes, init, samples, dynamics, ctx.data);
             if range.is_none() {
                 issues.missing(
                     &sec.key("range"),

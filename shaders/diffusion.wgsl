@@ -1,0 +1,245 @@
+// Forward noising, reverse-time SDE and probability-flow ODE: every step is
+//   x <- A x + C s(x, t) + B xi
+// with per-step coefficients (A, B, C) computed on the host in f64 (src/dynamics/diffusion.rs)
+// and the score s either absent (forward), the closed-form score of a Gaussian mixture pushed
+// through the process, or read from a buffer filled by the empirical-score kernel sum. Heun
+// (probability flow) adds a corrector: with p = A x + C s(x, t),
+//   x <- x + (1/2)[(A - 1) x + C s(x, t)] + (1/2)[(A2 - 1) p + C2 s(p, t2)].
+// CPU twin: src/dynamics/diffusion.rs (`diffusion_cpu`). Includes common/chunk.wgsl,
+// common/philox.wgsl, common/point.wgsl and common/noise.wgsl.
+
+override DIM: u32 = 2u;
+override ROUND_STEPS: u32 = 2u;
+override NOISE: u32 = 1u;
+override SINGLE_STEPS: u32 = 0u;
+// 0: no score (forward); 1: Gaussian mixture (closed form, fused steps); 2: from buffers
+// (one step per dispatch, after the kernel sum).
+override SCORE: u32 = 0u;
+override HEUN: u32 = 0u;
+// With SCORE 2 and HEUN: 0 writes the predictor p, 1 applies the corrector.
+override PHASE: u32 = 0u;
+override WG: u32 = 64u;
+
+struct Step {
+    key: vec2<u32>,
+    block0: u32,
+    lane0: u32,
+    steps: u32,
+    first: u32,
+    span: u32,
+    // Coefficient entry of this dispatch's first step.
+    table0: u32,
+    // Row of particle i in the score buffers is i - aux_base.
+    aux_base: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> state: array<f32>;
+@group(0) @binding(1) var<uniform> chunk: Chunk;
+@group(0) @binding(2) var<uniform> step: Step;
+// Per step three vec4s: (A, B, C, -), (alpha(t), s^2(t), -, -), (A2, C2, alpha(t2), s^2(t2)).
+@group(0) @binding(3) var<storage, read> coeffs: array<vec4<f32>>;
+// Mixture: K, then per component (17 floats) log w_k, mu_k (8), sigma_k^2 (8, padded with 1).
+@group(0) @binding(4) var<storage, read> score_params: array<f32>;
+@group(0) @binding(5) var<storage, read_write> nonfinite: array<atomic<u32>>;
+// SCORE 2: E[x0 | x] at x (mean1) and at the predictor (mean2), and the predictor itself.
+@group(0) @binding(6) var<storage, read> mean1: array<f32>;
+@group(0) @binding(7) var<storage, read_write> pred: array<f32>;
+@group(0) @binding(8) var<storage, read> mean2: array<f32>;
+
+fn score_param4(at: u32) -> vec4<f32> {
+    return vec4<f32>(score_params[at], score_params[at + 1u], score_params[at + 2u], score_params[at + 3u]);
+}
+
+// grad log of sum_k w_k N(x; alpha mu_k, alpha^2 sigma_k^2 + s2), responsibilities by a
+// running log-sum-exp (never 0/0 far from every component). Padding lanes have x = mu = 0
+// and the same variance in every component, so they cancel.
+fn mixture_score(x: Point, alpha: f32, s2: f32) -> Point {
+    let k_count = u32(score_params[0]);
+    var m = -3.4028235e38;
+    var total = 0.0;
+    var acc = Point(vec4<f32>(0.0), vec4<f32>(0.0));
+    let a2 = alpha * alpha;
+    for (var k = 0u; k < k_count; k = k + 1u) {
+        let base = 1u + k * 17u;
+        let iva = 1.0 / (a2 * score_param4(base + 9u) + s2);
+        let da = alpha * score_param4(base + 1u) - x.a;
+        var l = score_params[base] + 0.5 * dot(log(iva), vec4<f32>(1.0)) - 0.5 * dot(da * da, iva);
+        let va = da * iva;
+        var vb = vec4<f32>(0.0);
+        if (DIM > 4u) {
+            let ivb = 1.0 / (a2 * score_param4(base + 13u) + s2);
+            let db = alpha * score_param4(base + 5u) - x.b;
+            l = l + 0.5 * dot(log(ivb), vec4<f32>(1.0)) - 0.5 * dot(db * db, ivb);
+            vb = db * ivb;
+        }
+        if (l > m) {
+            let shrink = exp(m - l);
+            total = total * shrink + 1.0;
+            acc = Point(acc.a * shrink + va, acc.b * shrink + vb);
+            m = l;
+        } else {
+            let w = exp(l - m);
+            total = total + w;
+            acc = Point(acc.a + w * va, acc.b + w * vb);
+        }
+    }
+    return Point(acc.a / total, acc.b / total);
+}
+
+fn load_row(which: u32, i: u32) -> Point {
+    let o = (i - step.aux_base) * DIM;
+    var p = Point(vec4<f32>(0.0), vec4<f32>(0.0));
+    // Compile-time lanes (a run-time indexed private array would spill on lavapipe).
+    if (which == 0u) {
+        p.a.x = mean1[o];
+        if (DIM > 1u) { p.a.y = mean1[o + 1u]; }
+        if (DIM > 2u) { p.a.z = mean1[o + 2u]; }
+        if (DIM > 3u) { p.a.w = mean1[o + 3u]; }
+        if (DIM > 4u) { p.b.x = mean1[o + 4u]; }
+        if (DIM > 5u) { p.b.y = mean1[o + 5u]; }
+        if (DIM > 6u) { p.b.z = mean1[o + 6u]; }
+        if (DIM > 7u) { p.b.w = mean1[o + 7u]; }
+    } else if (which == 1u) {
+        p.a.x = mean2[o];
+        if (DIM > 1u) { p.a.y = mean2[o + 1u]; }
+        if (DIM > 2u) { p.a.z = mean2[o + 2u]; }
+        if (DIM > 3u) { p.a.w = mean2[o + 3u]; }
+        if (DIM > 4u) { p.b.x = mean2[o + 4u]; }
+        if (DIM > 5u) { p.b.y = mean2[o + 5u]; }
+        if (DIM > 6u) { p.b.z = mean2[o + 6u]; }
+        if (DIM > 7u) { p.b.w = mean2[o + 7u]; }
+    } else {
+        p.a.x = pred[o];
+        if (DIM > 1u) { p.a.y = pred[o + 1u]; }
+        if (DIM > 2u) { p.a.z = pred[o + 2u]; }
+        if (DIM > 3u) { p.a.w = pred[o + 3u]; }
+        if (DIM > 4u) { p.b.x = pred[o + 4u]; }
+        if (DIM > 5u) { p.b.y = pred[o + 5u]; }
+        if (DIM > 6u) { p.b.z = pred[o + 6u]; }
+        if (DIM > 7u) { p.b.w = pred[o + 7u]; }
+    }
+    return p;
+}
+
+fn store_pred(i: u32, p: Point) {
+    let o = (i - step.aux_base) * DIM;
+    pred[o] = p.a.x;
+    if (DIM > 1u) { pred[o + 1u] = p.a.y; }
+    if (DIM > 2u) { pred[o + 2u] = p.a.z; }
+    if (DIM > 3u) { pred[o + 3u] = p.a.w; }
+    if (DIM > 4u) { pred[o + 4u] = p.b.x; }
+    if (DIM > 5u) { pred[o + 5u] = p.b.y; }
+    if (DIM > 6u) { pred[o + 6u] = p.b.z; }
+    if (DIM > 7u) { pred[o + 7u] = p.b.w; }
+}
+
+// The exact score of the noised empirical law: (alpha E[x0 | x] - x) / s^2.
+fn buffer_score(x: Point, mean: Point, alpha: f32, s2: f32) -> Point {
+    let inv = 1.0 / s2;
+    return Point((alpha * mean.a - x.a) * inv, (alpha * mean.b - x.b) * inv);
+}
+
+fn affine(x: Point, a: f32, s: Point, c: f32) -> Point {
+    var out = Point(a * x.a + c * s.a, vec4<f32>(0.0));
+    if (DIM > 4u) {
+        out.b = a * x.b + c * s.b;
+    }
+    return out;
+}
+
+fn heun(x: Point, s1: Point, p: Point, s2: Point, c0: vec4<f32>, c2: vec4<f32>) -> Point {
+    let d1 = affine(x, c0.x - 1.0, s1, c0.z);
+    let d2 = affine(p, c2.x - 1.0, s2, c2.y);
+    return Point(x.a + 0.5 * (d1.a + d2.a), x.b + 0.5 * (d1.b + d2.b));
+}
+
+fn add_noise(x: Point, b: f32, xi: Point) -> Point {
+    return Point(x.a + b * xi.a, x.b + b * xi.b);
+}
+
+// One fused step with table entry e (SCORE 0 or 1).
+fn advance(x: Point, e: u32, xi: Point) -> Point {
+    let c0 = coeffs[3u * e];
+    if (SCORE == 0u) {
+        return add_noise(affine(x, c0.x, x, 0.0), c0.y, xi);
+    }
+    let c1 = coeffs[3u * e + 1u];
+    let s1 = mixture_score(x, c1.x, c1.y);
+    if (HEUN == 1u) {
+        let c2 = coeffs[3u * e + 2u];
+        let p = affine(x, c0.x, s1, c0.z);
+        return heun(x, s1, p, mixture_score(p, c2.z, c2.w), c0, c2);
+    }
+    return add_noise(affine(x, c0.x, s1, c0.z), c0.y, xi);
+}
+
+fn finish(i: u32, x: Point) {
+    if (!point_is_finite(x)) {
+        atomicAdd(&nonfinite[0], 1u);
+    }
+    store_point(i, x);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = step.first + gid.x + gid.y * nwg.x * WG;
+    if (i >= min(chunk.count, step.first + step.span)) {
+        return;
+    }
+    var x = load_point(i);
+    let index = global_index(chunk.base, i);
+    let zero = Point(vec4<f32>(0.0), vec4<f32>(0.0));
+    if (SCORE == 2u) {
+        // One step, table entry table0.
+        let e = step.table0;
+        let c0 = coeffs[3u * e];
+        let c1 = coeffs[3u * e + 1u];
+        let s1 = buffer_score(x, load_row(0u, i), c1.x, c1.y);
+        if (HEUN == 1u) {
+            if (PHASE == 0u) {
+                store_pred(i, affine(x, c0.x, s1, c0.z));
+                return;
+            }
+            let c2 = coeffs[3u * e + 2u];
+            let p = load_row(2u, i);
+            x = heun(x, s1, p, buffer_score(p, load_row(1u, i), c2.z, c2.w), c0, c2);
+        } else {
+            var xi = zero;
+            if (NOISE == 1u) {
+                xi = step_normals(index, step.block0, step.lane0, 0u, step.key);
+            }
+            x = add_noise(affine(x, c0.x, s1, c0.z), c0.y, xi);
+        }
+        finish(i, x);
+        return;
+    }
+    if (NOISE == 0u) {
+        for (var s = 0u; s < step.steps; s = s + 1u) {
+            x = advance(x, step.table0 + s, zero);
+        }
+        finish(i, x);
+        return;
+    }
+    if (SINGLE_STEPS == 1u) {
+        for (var s = 0u; s < step.steps; s = s + 1u) {
+            x = advance(x, step.table0 + s, step_normals(index, step.block0, step.lane0 + s * DIM, 0u, step.key));
+        }
+    } else {
+        for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
+            let b = round_blocks(index, step.block0 + ((s * DIM) >> 2u), 0u, step.key);
+            let e = step.table0 + s;
+            x = advance(x, e, normals_from(b, 0u));
+            if (ROUND_STEPS > 1u) {
+                x = advance(x, e + 1u, normals_from(b, DIM));
+            }
+            if (ROUND_STEPS > 2u) {
+                x = advance(x, e + 2u, normals_from(b, 2u * DIM));
+                x = advance(x, e + 3u, normals_from(b, 3u * DIM));
+            }
+        }
+    }
+    finish(i, x);
+}

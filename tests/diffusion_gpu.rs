@@ -1,0 +1,610 @@
+//! Diffusion dynamics and gradient flows on the GPU against exact answers and their CPU twins:
+//! forward marginals of a mixture, reverse SDE / probability flow recovering it, the
+//! empirical score, gradient descent and the heavy ball.
+
+mod common;
+
+use fokker::dynamics::diffusion::diffusion_cpu;
+use fokker::dynamics::gradient_flow::heavy_ball_cpu;
+use fokker::dynamics::init::init_cpu;
+use fokker::model::{Mixture, Potential, Process};
+use fokker::scenario::data::SampleTable;
+use fokker::scenario::*;
+use fokker::simulation::{Layout, Simulation};
+
+fn plan(dim: u32, count: u64, init: Init, dynamics: DynamicsPlan, hist: HistogramSpec) -> Plan {
+    Plan {
+        name: None,
+        seed: 11,
+        particles: ParticlesPlan { count, dim, init },
+        dynamics,
+        output: OutputPlan {
+            every_steps: None,
+            histogram: hist,
+            heatmap: HeatmapSpec {
+                colormap: "viridis".into(),
+                scale: Scale::Log,
+            },
+            particles: ParticlesOutput::None,
+            gif: false,
+            trajectories: 0,
+        },
+    }
+}
+
+fn hist2(bins: u32, lo: f64, hi: f64) -> HistogramSpec {
+    HistogramSpec {
+        axes: vec![0, 1],
+        bins: vec![bins, bins],
+        range: vec![[lo, hi], [lo, hi]],
+    }
+}
+
+/// Three components that barely overlap (so a particle's component is its nearest mean).
+fn separated() -> Mixture {
+    Mixture {
+        weights: vec![0.5, 0.3, 0.2],
+        means: vec![vec![-2.0, -1.0], vec![2.0, -1.0], vec![0.0, 2.0]],
+        stds: vec![vec![0.3, 0.3], vec![0.4, 0.25], vec![0.3, 0.3]],
+    }
+}
+
+/// Overlapping components, anisotropic.
+fn blobs() -> Mixture {
+    Mixture {
+        weights: vec![0.5, 0.3, 0.2],
+        means: vec![vec![-1.5, -1.0], vec![1.5, -0.5], vec![0.0, 1.5]],
+        stds: vec![vec![0.3, 0.3], vec![0.5, 0.2], vec![0.25, 0.25]],
+    }
+}
+
+fn vp() -> Process {
+    Process::Vp {
+        beta_min: 0.1,
+        beta_max: 20.0,
+    }
+}
+
+fn prior(process: &Process, dim: usize) -> Init {
+    Init::Gaussian {
+        mean: vec![0.0; dim],
+        std: vec![process.prior_variance().sqrt(); dim],
+    }
+}
+
+/// Total variation between a histogram (over `n` particles) and bin probabilities.
+fn tv(counts: &[u64], p: &[f64], n: u64) -> f64 {
+    let inside: f64 = 0.5
+        * counts
+            .iter()
+            .zip(p)
+            .map(|(&c, &q)| (c as f64 / n as f64 - q).abs())
+            .sum::<f64>();
+    // Mass outside the range counts too.
+    let out_emp = 1.0 - counts.iter().sum::<u64>() as f64 / n as f64;
+    let out_ref = 1.0 - p.iter().sum::<f64>();
+    inside + 0.5 * (out_emp - out_ref).abs()
+}
+
+/// Expected TV of n exact samples: sum_b E|p^_b - p_b| / 2 = sum_b sqrt(p_b (1 - p_b) / (2 pi n)).
+fn tv_floor(p: &[f64], n: u64) -> f64 {
+    p.iter()
+        .map(|&q| (q * (1.0 - q) / (2.0 * std::f64::consts::PI * n as f64)).sqrt())
+        .sum()
+}
+
+/// Runs to each of `checkpoints` (steps) and returns the histogram counts there, and the
+/// final positions.
+fn run(plan: &Plan, data: Option<&SampleTable>, checkpoints: &[u64]) -> (Vec<Vec<u64>>, Vec<f32>) {
+    let gpu = common::gpu();
+    let mut sim = Simulation::new(
+        &gpu,
+        plan,
+        None,
+        data,
+        0,
+        plan.particles.count,
+        &Layout::default(),
+    )
+    .expect("simulation");
+    let mut hists = Vec::new();
+    for &c in checkpoints {
+        sim.advance_to(c, |_| Ok(()), &|| false).expect("advance");
+        let obs = sim.observe().expect("observe");
+        assert_eq!(obs.histogram.nonfinite, 0);
+        hists.push(obs.histogram.counts);
+    }
+    (hists, sim.positions().expect("positions"))
+}
+
+#[test]
+fn forward_marginals_are_the_pushed_mixture() {
+    let n = 200_000;
+    let data = blobs();
+    let processes = [
+        (vp(), 4.0),
+        (
+            Process::Ve {
+                sigma_min: 0.05,
+                sigma_max: 3.0,
+            },
+            12.0,
+        ),
+        (
+            Process::Ou {
+                theta: 1.0,
+                diffusion: 0.5,
+            },
+            4.0,
+        ),
+    ];
+    for (process, half) in processes {
+        for (integrator, dt, allowance) in [
+            (ForwardIntegrator::Exact, 0.01, 0.004),
+            // Euler–Maruyama's O(dt) bias in the variance is visible at this N.
+            (ForwardIntegrator::EulerMaruyama, 0.002, 0.015),
+        ] {
+            let steps = (1.0 / dt) as u64;
+            let dynamics = DynamicsPlan::Forward {
+                process,
+                integrator,
+                dt,
+                steps,
+                t_end: 1.0,
+            };
+            let spec = hist2(40, -half, half);
+            let p = plan(
+                2,
+                n,
+                Init::Mixture(data.clone()),
+                dynamics.clone(),
+                spec.clone(),
+            );
+            let checks = [steps / 10, steps / 3, steps];
+            let (hists, _) = run(&p, None, &checks);
+            for (counts, step) in hists.iter().zip(checks) {
+                let t = dynamics.time_at(step);
+                let probs = process.marginal(&data, t).bin_probabilities(
+                    &spec.axes,
+                    &spec.bins,
+                    &spec.range,
+                );
+                let (d, floor) = (tv(counts, &probs, n), tv_floor(&probs, n));
+                assert!(
+                    d < 1.5 * floor + allowance,
+                    "{process:?} {integrator:?} t = {t}: TV {d} vs floor {floor}"
+                );
+            }
+        }
+    }
+}
+
+/// Fraction of particles nearest to each component mean.
+fn component_fractions(positions: &[f32], m: &Mixture) -> Vec<f64> {
+    let mut counts = vec![0u64; m.components()];
+    for x in positions.chunks_exact(2) {
+        let k = (0..m.components())
+            .min_by(|&a, &b| {
+                let d = |k: usize| {
+                    (f64::from(x[0]) - m.means[k][0]).powi(2)
+                        + (f64::from(x[1]) - m.means[k][1]).powi(2)
+                };
+                d(a).total_cmp(&d(b))
+            })
+            .expect("components");
+        counts[k] += 1;
+    }
+    let n = (positions.len() / 2) as f64;
+    counts.iter().map(|&c| c as f64 / n).collect()
+}
+
+fn reverse(score: Score, flow: Option<FlowIntegrator>, steps: u64, t_min: f64) -> DynamicsPlan {
+    match flow {
+        None => DynamicsPlan::ReverseSde {
+            process: vp(),
+            score,
+            t_end: 1.0,
+            t_min,
+            steps,
+        },
+        Some(integrator) => DynamicsPlan::ProbabilityFlow {
+            process: vp(),
+            score,
+            integrator,
+            t_end: 1.0,
+            t_min,
+            steps,
+        },
+    }
+}
+
+#[test]
+fn reverse_sde_and_probability_flow_recover_the_mixture() {
+    let n = 100_000;
+    let data = separated();
+    let spec = hist2(40, -3.5, 3.5);
+    for (flow, steps) in [(None, 500), (Some(FlowIntegrator::Heun), 100)] {
+        let dynamics = reverse(Score::Mixture(data.clone()), flow, steps, 1e-3);
+        let p = plan(2, n, prior(&vp(), 2), dynamics, spec.clone());
+        let (hists, positions) = run(&p, None, &[steps]);
+        let fractions = component_fractions(&positions, &data);
+        for (f, w) in fractions.iter().zip(&data.weights) {
+            let se = (w * (1.0 - w) / n as f64).sqrt();
+            assert!(
+                (f - w).abs() < 5.0 * se,
+                "{flow:?}: weight {f} vs {w} (se {se})"
+            );
+        }
+        let probs =
+            vp().marginal(&data, 1e-3)
+                .bin_probabilities(&spec.axes, &spec.bins, &spec.range);
+        let (d, floor) = (tv(&hists[0], &probs, n), tv_floor(&probs, n));
+        assert!(d < 1.5 * floor + 0.01, "{flow:?}: TV {d}, floor {floor}");
+    }
+}
+
+#[test]
+fn heun_beats_euler_at_equal_steps() {
+    let n = 100_000;
+    let data = blobs();
+    let spec = hist2(40, -3.5, 3.5);
+    let probs = vp()
+        .marginal(&data, 1e-2)
+        .bin_probabilities(&spec.axes, &spec.bins, &spec.range);
+    let mut tvs = Vec::new();
+    for integrator in [FlowIntegrator::Euler, FlowIntegrator::Heun] {
+        let dynamics = reverse(Score::Mixture(data.clone()), Some(integrator), 16, 1e-2);
+        let p = plan(2, n, prior(&vp(), 2), dynamics, spec.clone());
+        let (hists, _) = run(&p, None, &[16]);
+        tvs.push(tv(&hists[0], &probs, n));
+    }
+    let floor = tv_floor(&probs, n);
+    // Measured on lavapipe: Euler 0.060, Heun 0.038 (the floor is about 0.01).
+    assert!(
+        tvs[1] < 0.75 * tvs[0],
+        "Heun TV {} vs Euler TV {}",
+        tvs[1],
+        tvs[0]
+    );
+    assert!(
+        tvs[0] > 3.0 * floor,
+        "16 Euler steps should show their bias: {tvs:?}, floor {floor}"
+    );
+}
+
+/// GPU positions after `steps` vs the f64 twin, particle by particle.
+fn assert_twin(plan: &Plan, data: Option<&SampleTable>, steps: u64, tol: f64) {
+    let count = plan.particles.count;
+    let (_, gpu) = run(plan, data, &[steps]);
+    let dim = plan.particles.dim;
+    let mut cpu = init_cpu(&plan.particles.init, None, dim, 0, count, count, plan.seed);
+    diffusion_cpu(&mut cpu, dim, 0, &plan.dynamics, data, plan.seed, 0, steps);
+    let mut worst = 0.0f64;
+    for (g, c) in gpu.iter().zip(&cpu) {
+        assert!(g.is_finite(), "{:?}: non-finite", plan.dynamics.kind_name());
+        worst = worst.max((f64::from(*g) - c).abs() / (1.0 + c.abs()));
+    }
+    assert!(
+        worst < tol,
+        "{} dim {dim}: worst relative error {worst}",
+        plan.dynamics.kind_name()
+    );
+}
+
+fn mixture_nd(dim: usize) -> Mixture {
+    Mixture {
+        weights: vec![0.6, 0.4],
+        means: vec![
+            (0..dim).map(|i| 1.0 + 0.1 * i as f64).collect(),
+            (0..dim).map(|i| -1.0 + 0.2 * i as f64).collect(),
+        ],
+        stds: vec![
+            (0..dim).map(|i| 0.3 + 0.05 * i as f64).collect(),
+            vec![0.5; dim],
+        ],
+    }
+}
+
+#[test]
+fn fused_kernels_match_the_twin_in_every_dimension() {
+    for dim in [1u32, 2, 3, 4, 5, 8] {
+        let d = dim as usize;
+        let m = mixture_nd(d);
+        let hist = HistogramSpec {
+            axes: vec![0],
+            bins: vec![8],
+            range: vec![[-3.0, 3.0]],
+        };
+        // 37 steps: partial rounds of noise at both ends.
+        let kinds = [
+            DynamicsPlan::Forward {
+                process: vp(),
+                integrator: ForwardIntegrator::EulerMaruyama,
+                dt: 0.01,
+                steps: 37,
+                t_end: 0.37,
+            },
+            DynamicsPlan::ReverseSde {
+                process: vp(),
+                score: Score::Mixture(m.clone()),
+                t_end: 1.0,
+                t_min: 0.01,
+                steps: 37,
+            },
+            DynamicsPlan::ProbabilityFlow {
+                process: Process::Ve {
+                    sigma_min: 0.01,
+                    sigma_max: 5.0,
+                },
+                score: Score::Mixture(m.clone()),
+                integrator: FlowIntegrator::Heun,
+                t_end: 1.0,
+                t_min: 0.01,
+                steps: 37,
+            },
+        ];
+        for dynamics in kinds {
+            let p = plan(dim, 300, Init::Mixture(m.clone()), dynamics, hist.clone());
+            assert_twin(&p, None, 37, 2e-4);
+        }
+    }
+}
+
+fn table(rows: &[[f32; 2]]) -> SampleTable {
+    SampleTable {
+        rows: rows.len(),
+        dim: 2,
+        values: rows.iter().flatten().copied().collect(),
+    }
+}
+
+fn samples_score(t: &SampleTable) -> Score {
+    Score::Samples {
+        path: "data.npy".into(),
+        rows: t.rows as u64,
+        sha256: String::new(),
+    }
+}
+
+/// 50 points on a spiral.
+fn spiral() -> SampleTable {
+    let rows: Vec<[f32; 2]> = (0..50)
+        .map(|i| {
+            let a = 0.3 * i as f32;
+            let r = 0.2 + 0.05 * i as f32;
+            [r * a.cos(), r * a.sin()]
+        })
+        .collect();
+    table(&rows)
+}
+
+#[test]
+fn empirical_score_matches_the_twin_for_tiny_variances_and_far_points() {
+    let data = spiral();
+    let hist = hist2(8, -3.0, 3.0);
+    // VE to t_min = 1e-3: s^2 falls to ~1e-6; the particles start 40 units from the data,
+    // where every kernel weight underflows without the log-sum-exp shift.
+    let ve = Process::Ve {
+        sigma_min: 0.001,
+        sigma_max: 2.0,
+    };
+    let far = Init::Gaussian {
+        mean: vec![40.0, -40.0],
+        std: vec![1.0, 1.0],
+    };
+    for flow in [None, Some(FlowIntegrator::Heun)] {
+        let dynamics = match flow {
+            None => DynamicsPlan::ReverseSde {
+                process: ve,
+                score: samples_score(&data),
+                t_end: 0.3,
+                t_min: 1e-3,
+                steps: 9,
+            },
+            Some(integrator) => DynamicsPlan::ProbabilityFlow {
+                process: ve,
+                score: samples_score(&data),
+                integrator,
+                t_end: 0.3,
+                t_min: 1e-3,
+                steps: 9,
+            },
+        };
+        // 300 particles: not a multiple of the kernel's tile.
+        let p = plan(2, 300, far.clone(), dynamics, hist.clone());
+        assert_twin(&p, Some(&data), 9, 1e-3);
+    }
+}
+
+#[test]
+fn empirical_reverse_sde_lands_on_the_data_blurred_by_t_min() {
+    let n = 50_000;
+    let data = table(&[
+        [-2.0, -2.0],
+        [2.0, -2.0],
+        [0.0, 0.0],
+        [-2.0, 2.0],
+        [2.0, 2.0],
+    ]);
+    let t_min = 0.05;
+    let dynamics = reverse(samples_score(&data), None, 400, t_min);
+    let spec = hist2(48, -3.0, 3.0);
+    let p = plan(2, n, prior(&vp(), 2), dynamics, spec.clone());
+    let (hists, _) = run(&p, Some(&data), &[400]);
+    // The exact law at t_min: equal-weight Gaussians at alpha y_j with variance s^2.
+    let (a, s) = (vp().alpha(t_min), vp().s2(t_min).sqrt());
+    let blurred = Mixture {
+        weights: vec![0.2; 5],
+        means: data
+            .values
+            .chunks_exact(2)
+            .map(|y| vec![a * f64::from(y[0]), a * f64::from(y[1])])
+            .collect(),
+        stds: vec![vec![s, s]; 5],
+    };
+    let probs = blurred.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
+    let (d, floor) = (tv(&hists[0], &probs, n), tv_floor(&probs, n));
+    assert!(d < 1.5 * floor + 0.02, "TV {d}, floor {floor}");
+}
+
+#[test]
+fn probability_flow_is_deterministic() {
+    let dynamics = reverse(
+        Score::Mixture(blobs()),
+        Some(FlowIntegrator::Heun),
+        50,
+        1e-3,
+    );
+    let p = plan(2, 20_000, prior(&vp(), 2), dynamics, hist2(32, -3.0, 3.0));
+    let (h1, x1) = run(&p, None, &[25, 50]);
+    let (h2, x2) = run(&p, None, &[25, 50]);
+    assert_eq!(h1, h2);
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&x1), bits(&x2));
+}
+
+fn quadratic(a: [[f64; 2]; 2]) -> Potential {
+    Potential::Quadratic {
+        matrix: a.iter().map(|r| r.to_vec()).collect(),
+        center: vec![0.0, 0.0],
+    }
+}
+
+#[test]
+fn gradient_descent_iterates_are_powers_of_i_minus_dt_a() {
+    let a = [[2.0, 0.5], [0.5, 1.0]];
+    let (dt, steps, count) = (0.05, 120u64, 4096u64);
+    let init = Init::Uniform {
+        low: vec![-3.0, -3.0],
+        high: vec![3.0, 3.0],
+    };
+    let dynamics = DynamicsPlan::GradientFlow {
+        potential: quadratic(a),
+        dt,
+        steps,
+        t_end: steps as f64 * dt,
+        friction: None,
+    };
+    let p = plan(2, count, init.clone(), dynamics, hist2(16, -3.0, 3.0));
+    let (_, gpu) = run(&p, None, &[steps]);
+    let x0 = init_cpu(&init, None, 2, 0, count, count, p.seed);
+    // M = (I - dt A)^k by repeated multiplication in f64.
+    let mut m = [[1.0, 0.0], [0.0, 1.0]];
+    for _ in 0..steps {
+        let mut next = [[0.0; 2]; 2];
+        for i in 0..2 {
+            for j in 0..2 {
+                next[i][j] = (0..2)
+                    .map(|k| (if i == k { 1.0 } else { 0.0 } - dt * a[i][k]) * m[k][j])
+                    .sum();
+            }
+        }
+        m = next;
+    }
+    for (g, x) in gpu.chunks_exact(2).zip(x0.chunks_exact(2)) {
+        for i in 0..2 {
+            let want = m[i][0] * x[0] + m[i][1] * x[1];
+            assert!((f64::from(g[i]) - want).abs() < 1e-5 * (1.0 + x[0].abs() + x[1].abs()));
+        }
+    }
+}
+
+#[test]
+fn heavy_ball_matches_its_closed_form_on_a_diagonal_quadratic() {
+    let (l1, l2, friction) = (1.0, 4.0, 0.5);
+    let (dt, steps, count) = (0.01, 500u64, 1000u64);
+    let init = Init::Gaussian {
+        mean: vec![1.0, -1.0],
+        std: vec![0.5, 0.5],
+    };
+    let potential = quadratic([[l1, 0.0], [0.0, l2]]);
+    let dynamics = DynamicsPlan::GradientFlow {
+        potential: potential.clone(),
+        dt,
+        steps,
+        t_end: steps as f64 * dt,
+        friction: Some(friction),
+    };
+    let p = plan(2, count, init.clone(), dynamics, hist2(16, -3.0, 3.0));
+    let (_, gpu) = run(&p, None, &[steps]);
+    let x0 = init_cpu(&init, None, 2, 0, count, count, p.seed);
+    // The twin: the same recurrence in f64.
+    let mut twin = x0.clone();
+    let mut v = vec![0.0; twin.len()];
+    heavy_ball_cpu(&mut twin, &mut v, 2, &potential, dt, friction, steps);
+    // The continuous solution from rest: x'' + b x' + l x = 0, underdamped (b^2 < 4 l).
+    let t = steps as f64 * dt;
+    let exact = |x: f64, l: f64| {
+        let w = (l - friction * friction / 4.0).sqrt();
+        let decay = (-friction * t / 2.0).exp();
+        x * decay * ((w * t).cos() + friction / (2.0 * w) * (w * t).sin())
+    };
+    for ((g, c), x) in gpu
+        .chunks_exact(2)
+        .zip(twin.chunks_exact(2))
+        .zip(x0.chunks_exact(2))
+    {
+        for (i, l) in [(0, l1), (1, l2)] {
+            let g = f64::from(g[i]);
+            assert!(
+                (g - c[i]).abs() < 1e-5 * (1.0 + x[i].abs()),
+                "twin {g} vs {}",
+                c[i]
+            );
+            // Semi-implicit Euler is first order: O(dt) against the ODE.
+            assert!(
+                (g - exact(x[i], l)).abs() < 0.05 * x[i].abs() + 1e-4,
+                "ODE {g} vs {}",
+                exact(x[i], l)
+            );
+        }
+    }
+}
+
+#[test]
+fn heavy_ball_resumes_bit_exactly_with_its_velocities() {
+    let dynamics = DynamicsPlan::GradientFlow {
+        potential: Potential::DoubleWell,
+        dt: 0.01,
+        steps: 300,
+        t_end: 3.0,
+        friction: Some(0.3),
+    };
+    let init = Init::Gaussian {
+        mean: vec![0.5, 0.0],
+        std: vec![1.0, 1.0],
+    };
+    let p = plan(2, 50_000, init, dynamics, hist2(16, -3.0, 3.0));
+    let (_, straight) = run(&p, None, &[300]);
+    // Stop at the first chance, then continue in a new simulation from the saved state.
+    let gpu = common::gpu();
+    let layout = Layout {
+        slice_particles: Some(20_000),
+        ..Layout::default()
+    };
+    let mut sim = Simulation::new(&gpu, &p, None, None, 0, 50_000, &layout).expect("sim");
+    let point = match sim.advance_to(300, |_| Ok(()), &|| true).expect("advance") {
+        fokker::simulation::Advance::Stopped(point) => point,
+        other => panic!("expected a stop, got {other:?}"),
+    };
+    let (x, v) = (
+        sim.positions().expect("positions"),
+        sim.extra_state()
+            .expect("velocities")
+            .expect("heavy ball has velocities"),
+    );
+    drop(sim);
+    let mut resumed = Simulation::new(&gpu, &p, None, None, 0, 50_000, &layout).expect("sim");
+    resumed.restore(&x, Some(&v), point).expect("restore");
+    resumed
+        .advance_to(300, |_| Ok(()), &|| false)
+        .expect("advance");
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&resumed.positions().expect("positions")),
+        bits(&straight)
+    );
+    // Without the velocities a resume would be wrong: it is refused.
+    let mut bad = Simulation::new(&gpu, &p, None, None, 0, 50_000, &layout).expect("sim");
+    assert!(bad.restore(&x, None, point).is_err());
+}
