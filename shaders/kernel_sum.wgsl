@@ -1,61 +1,73 @@
 // Gaussian-kernel weighted means, the O(N M) sum shared by SD flow, the empirical score of
 // reverse diffusion, MMD flow, SVGD and the MMD diagnostic. For queries q_i (i < count, rows
-// first + i of `queries`, times `query_scale`), sources y_j (j < m) and payloads p_j:
+// first + i of `queries`, times `query_scale`), sources y_j and payloads p_j:
 //   w_ij        = exp(-|query_scale q_i - y_j|^2 / (2 v))
 //   out_mean[i] = sum_j w_ij p_j / sum_j w_ij
 //   out_log[i]  = log sum_j w_ij
 // CPU twin: src/dynamics/kernel_sum.rs (`kernel_sum_cpu`).
 //
-// Stability: weights are taken relative to the smallest squared distance seen so far
+// Tiling. The host copies the sources (and payloads) in windows of 64 KiB into uniform
+// buffers and dispatches once per window; every invocation reads the same source at the same
+// time, a broadcast. Uniform memory rather than workgroup memory: lavapipe turns any load
+// from workgroup or storage memory inside a loop into a scalar loop over the 8 SIMD lanes
+// (its uniform-address shortcut is disabled under an execution mask), which made the kernel
+// 2.5x slower, while uniform-buffer loads at a uniform offset are one scalar load and a
+// broadcast; on hardware, a uniform broadcast is served by the constant cache. Running sums
+// carry over between windows in `running` (per query: shift, sum, its compensation, the
+// weighted payload sum and its compensation).
+//
+// Stability. Weights are taken relative to the smallest squared distance seen so far
 // (log-sum-exp shift), so the largest weight is 1 and the denominator never underflows to
 // 0/0 however far the query is. Each tile of TILE sources is summed with the shift of the
 // tiles before it while tracking the tile's own smallest distance; only when that is far
 // below the shift (weights beyond 2^REDO) is the tile summed again with its own shift, which
 // in practice happens on the first tile only, so the common path costs one exp2 per
-// interaction. Tile sums are combined into the running sums with Kahan compensation: a
-// plain f32 running sum over 65536 sources is 1e-3..1e-2 off.
+// interaction. Tile sums are combined into the running sums with Kahan compensation: a plain
+// f32 running sum over 65536 sources is 1e-3..1e-2 off.
 //
-// Performance on software adapters (lavapipe runs invocations 8-wide in SIMD): all work is
-// on scalars with compile-time component selection (DIM is an override), sources come from
-// workgroup memory with a uniform index, and each invocation carries QUERIES queries so that
-// one load of a source serves several exp2.
+// Speed on software adapters (invocations run 8-wide in SIMD): scalar work with compile-time
+// component selection (DIM is an override), two queries per invocation so that one source
+// load serves two exp2, and the tile loop unrolled by four (each iteration costs lavapipe an
+// execution-mask update).
 
 override DIM: u32 = 2u;
 override WG: u32 = 64u;
-// 1: payloads p_j come from `payload`; 0: p_j = y_j (and `payload` is never read).
+// 1: payloads p_j come from `payload_window`; 0: p_j = y_j.
 override SEPARATE_PAYLOAD: u32 = 0u;
-// Queries per invocation: 1 or 2.
-override QUERIES: u32 = 2u;
 
+// Floats in a window: 64 KiB, the uniform-binding size every WebGPU device offers.
+const WINDOW_FLOATS: u32 = 16384u;
 const TILE: u32 = 256u;
 // A tile is summed again with its own shift when its weights relative to the running shift
-// would exceed 2^REDO (that keeps tile sums of 256 weights times payloads far inside f32).
+// would exceed 2^REDO (that keeps tile sums of TILE weights times payloads inside f32).
 const REDO: f32 = 64.0;
+// Params.flags bits.
+const FIRST_WINDOW: u32 = 1u;
+const LAST_WINDOW: u32 = 2u;
 
 struct Params {
     first: u32,
     count: u32,
-    m: u32,
+    // Sources in this window.
+    rows: u32,
     out_first: u32,
     query_scale: f32,
     // log2(e) / (2 v): squared distance to exponent in base 2.
     c2: f32,
     // 1 / (2 v): squared distance to exponent in base e.
     ce: f32,
-    _pad: u32,
+    flags: u32,
 }
 
 @group(0) @binding(0) var<storage, read> queries: array<f32>;
-@group(0) @binding(1) var<storage, read> sources: array<f32>;
-@group(0) @binding(2) var<storage, read> payload: array<f32>;
+@group(0) @binding(1) var<uniform> window: array<vec4<f32>, 4096>;
+@group(0) @binding(2) var<uniform> payload_window: array<vec4<f32>, 4096>;
 @group(0) @binding(3) var<uniform> params: Params;
-@group(0) @binding(4) var<storage, read_write> out_mean: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out_log: array<f32>;
-
-var<workgroup> tile_ya: array<vec4<f32>, TILE>;
-var<workgroup> tile_yb: array<vec4<f32>, TILE>;
-var<workgroup> tile_pa: array<vec4<f32>, TILE>;
-var<workgroup> tile_pb: array<vec4<f32>, TILE>;
+// Per query, between windows: shift, sum, sum compensation, DIM payload sums, DIM
+// compensations.
+@group(0) @binding(4) var<storage, read_write> running: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out_mean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out_log: array<f32>;
 
 // A row of DIM floats as two vec4 (zero beyond DIM), read with compile-time indices.
 struct Row {
@@ -63,9 +75,13 @@ struct Row {
     b: vec4<f32>,
 }
 
+fn zero_row() -> Row {
+    return Row(vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
 fn query_row(i: u32) -> Row {
     let o = i * DIM;
-    var r = Row(vec4<f32>(0.0), vec4<f32>(0.0));
+    var r = zero_row();
     r.a.x = queries[o];
     if (DIM > 1u) { r.a.y = queries[o + 1u]; }
     if (DIM > 2u) { r.a.z = queries[o + 2u]; }
@@ -77,42 +93,51 @@ fn query_row(i: u32) -> Row {
     return r;
 }
 
+// Float k of the window.
+fn wf(k: u32) -> f32 {
+    return window[k >> 2u][k & 3u];
+}
+
+fn pf(k: u32) -> f32 {
+    return payload_window[k >> 2u][k & 3u];
+}
+
 fn source_row(j: u32) -> Row {
     let o = j * DIM;
-    var r = Row(vec4<f32>(0.0), vec4<f32>(0.0));
-    r.a.x = sources[o];
-    if (DIM > 1u) { r.a.y = sources[o + 1u]; }
-    if (DIM > 2u) { r.a.z = sources[o + 2u]; }
-    if (DIM > 3u) { r.a.w = sources[o + 3u]; }
-    if (DIM > 4u) { r.b.x = sources[o + 4u]; }
-    if (DIM > 5u) { r.b.y = sources[o + 5u]; }
-    if (DIM > 6u) { r.b.z = sources[o + 6u]; }
-    if (DIM > 7u) { r.b.w = sources[o + 7u]; }
+    var r = zero_row();
+    r.a.x = wf(o);
+    if (DIM > 1u) { r.a.y = wf(o + 1u); }
+    if (DIM > 2u) { r.a.z = wf(o + 2u); }
+    if (DIM > 3u) { r.a.w = wf(o + 3u); }
+    if (DIM > 4u) { r.b.x = wf(o + 4u); }
+    if (DIM > 5u) { r.b.y = wf(o + 5u); }
+    if (DIM > 6u) { r.b.z = wf(o + 6u); }
+    if (DIM > 7u) { r.b.w = wf(o + 7u); }
     return r;
 }
 
 fn payload_row(j: u32) -> Row {
     let o = j * DIM;
-    var r = Row(vec4<f32>(0.0), vec4<f32>(0.0));
-    r.a.x = payload[o];
-    if (DIM > 1u) { r.a.y = payload[o + 1u]; }
-    if (DIM > 2u) { r.a.z = payload[o + 2u]; }
-    if (DIM > 3u) { r.a.w = payload[o + 3u]; }
-    if (DIM > 4u) { r.b.x = payload[o + 4u]; }
-    if (DIM > 5u) { r.b.y = payload[o + 5u]; }
-    if (DIM > 6u) { r.b.z = payload[o + 6u]; }
-    if (DIM > 7u) { r.b.w = payload[o + 7u]; }
+    var r = zero_row();
+    r.a.x = pf(o);
+    if (DIM > 1u) { r.a.y = pf(o + 1u); }
+    if (DIM > 2u) { r.a.z = pf(o + 2u); }
+    if (DIM > 3u) { r.a.w = pf(o + 3u); }
+    if (DIM > 4u) { r.b.x = pf(o + 4u); }
+    if (DIM > 5u) { r.b.y = pf(o + 5u); }
+    if (DIM > 6u) { r.b.z = pf(o + 6u); }
+    if (DIM > 7u) { r.b.w = pf(o + 7u); }
     return r;
 }
 
-fn dist2(q: Row, ya: vec4<f32>, yb: vec4<f32>) -> f32 {
-    let da = q.a - ya;
+fn dist2(q: Row, y: Row) -> f32 {
+    let da = q.a - y.a;
     var s = da.x * da.x;
     if (DIM > 1u) { s = fma(da.y, da.y, s); }
     if (DIM > 2u) { s = fma(da.z, da.z, s); }
     if (DIM > 3u) { s = fma(da.w, da.w, s); }
     if (DIM > 4u) {
-        let db = q.b - yb;
+        let db = q.b - y.b;
         s = fma(db.x, db.x, s);
         if (DIM > 5u) { s = fma(db.y, db.y, s); }
         if (DIM > 6u) { s = fma(db.z, db.z, s); }
@@ -122,16 +147,16 @@ fn dist2(q: Row, ya: vec4<f32>, yb: vec4<f32>) -> f32 {
 }
 
 // acc + w p on the first DIM components.
-fn add_weighted(acc: Row, w: f32, pa: vec4<f32>, pb: vec4<f32>) -> Row {
+fn add_weighted(acc: Row, w: f32, p: Row) -> Row {
     var r = acc;
-    r.a.x = fma(w, pa.x, r.a.x);
-    if (DIM > 1u) { r.a.y = fma(w, pa.y, r.a.y); }
-    if (DIM > 2u) { r.a.z = fma(w, pa.z, r.a.z); }
-    if (DIM > 3u) { r.a.w = fma(w, pa.w, r.a.w); }
-    if (DIM > 4u) { r.b.x = fma(w, pb.x, r.b.x); }
-    if (DIM > 5u) { r.b.y = fma(w, pb.y, r.b.y); }
-    if (DIM > 6u) { r.b.z = fma(w, pb.z, r.b.z); }
-    if (DIM > 7u) { r.b.w = fma(w, pb.w, r.b.w); }
+    r.a.x = fma(w, p.a.x, r.a.x);
+    if (DIM > 1u) { r.a.y = fma(w, p.a.y, r.a.y); }
+    if (DIM > 2u) { r.a.z = fma(w, p.a.z, r.a.z); }
+    if (DIM > 3u) { r.a.w = fma(w, p.a.w, r.a.w); }
+    if (DIM > 4u) { r.b.x = fma(w, p.b.x, r.b.x); }
+    if (DIM > 5u) { r.b.y = fma(w, p.b.y, r.b.y); }
+    if (DIM > 6u) { r.b.z = fma(w, p.b.z, r.b.z); }
+    if (DIM > 7u) { r.b.w = fma(w, p.b.w, r.b.w); }
     return r;
 }
 
@@ -139,7 +164,7 @@ fn scaled(r: Row, f: f32) -> Row {
     return Row(r.a * f, r.b * f);
 }
 
-// The sums of one tile for one query: weights exp2((shift - d2) c2).
+// The sums of one tile for one query, weights exp2((shift - d2) c2).
 struct TileSums {
     s: f32,
     acc: Row,
@@ -147,75 +172,56 @@ struct TileSums {
     dmin: f32,
 }
 
-fn zero_row() -> Row {
-    return Row(vec4<f32>(0.0), vec4<f32>(0.0));
-}
-
-// Payload of tile entry j: the source itself unless SEPARATE_PAYLOAD.
-fn tile_payload_a(j: u32) -> vec4<f32> {
-    if (SEPARATE_PAYLOAD == 1u) { return tile_pa[j]; }
-    return tile_ya[j];
-}
-
-fn tile_payload_b(j: u32) -> vec4<f32> {
-    if (SEPARATE_PAYLOAD == 1u) { return tile_pb[j]; }
-    return tile_yb[j];
-}
-
-fn tile_sums(q: Row, n: u32, shift: f32) -> TileSums {
-    let c2 = params.c2;
-    var t = TileSums(0.0, zero_row(), 3.0e38);
-    for (var j = 0u; j < n; j = j + 1u) {
-        let ya = tile_ya[j];
-        var yb = vec4<f32>(0.0);
-        if (DIM > 4u) { yb = tile_yb[j]; }
-        let d2 = dist2(q, ya, yb);
-        t.dmin = min(t.dmin, d2);
-        let w = exp2((shift - d2) * c2);
-        t.s = t.s + w;
-        var pb = vec4<f32>(0.0);
-        if (DIM > 4u) { pb = tile_payload_b(j); }
-        t.acc = add_weighted(t.acc, w, tile_payload_a(j), pb);
-    }
-    return t;
-}
-
-// Two queries against the same tile entries, so each source load serves two exp2.
-struct TileSums2 {
+// Both queries of an invocation.
+struct TilePair {
     first: TileSums,
     second: TileSums,
 }
 
-fn tile_sums2(q0: Row, q1: Row, n: u32, shift0: f32, shift1: f32) -> TileSums2 {
-    let c2 = params.c2;
-    var t0 = TileSums(0.0, zero_row(), 3.0e38);
-    var t1 = TileSums(0.0, zero_row(), 3.0e38);
-    for (var j = 0u; j < n; j = j + 1u) {
-        let ya = tile_ya[j];
-        var yb = vec4<f32>(0.0);
-        var pb = vec4<f32>(0.0);
-        if (DIM > 4u) {
-            yb = tile_yb[j];
-            pb = tile_payload_b(j);
-        }
-        let pa = tile_payload_a(j);
-        let d0 = dist2(q0, ya, yb);
-        let d1 = dist2(q1, ya, yb);
-        t0.dmin = min(t0.dmin, d0);
-        t1.dmin = min(t1.dmin, d1);
-        let w0 = exp2((shift0 - d0) * c2);
-        let w1 = exp2((shift1 - d1) * c2);
-        t0.s = t0.s + w0;
-        t1.s = t1.s + w1;
-        t0.acc = add_weighted(t0.acc, w0, pa, pb);
-        t1.acc = add_weighted(t1.acc, w1, pa, pb);
+fn empty_tile() -> TileSums {
+    return TileSums(0.0, zero_row(), 3.0e38);
+}
+
+fn entry(t: TileSums, d2: f32, shift: f32, p: Row) -> TileSums {
+    var out = t;
+    out.dmin = min(t.dmin, d2);
+    let w = exp2((shift - d2) * params.c2);
+    out.s = t.s + w;
+    out.acc = add_weighted(t.acc, w, p);
+    return out;
+}
+
+// Source j of the window against both queries: one load serves two exponentials.
+fn entry_pair(t: TilePair, q0: Row, q1: Row, j: u32, shift0: f32, shift1: f32) -> TilePair {
+    let y = source_row(j);
+    var p = y;
+    if (SEPARATE_PAYLOAD == 1u) {
+        p = payload_row(j);
     }
-    return TileSums2(t0, t1);
+    return TilePair(
+        entry(t.first, dist2(q0, y), shift0, p),
+        entry(t.second, dist2(q1, y), shift1, p),
+    );
+}
+
+// Sources begin .. end of the window.
+fn tile_sums(q0: Row, q1: Row, begin: u32, end: u32, shift0: f32, shift1: f32) -> TilePair {
+    var t = TilePair(empty_tile(), empty_tile());
+    var j = begin;
+    for (; j + 4u <= end; j = j + 4u) {
+        t = entry_pair(t, q0, q1, j, shift0, shift1);
+        t = entry_pair(t, q0, q1, j + 1u, shift0, shift1);
+        t = entry_pair(t, q0, q1, j + 2u, shift0, shift1);
+        t = entry_pair(t, q0, q1, j + 3u, shift0, shift1);
+    }
+    for (; j < end; j = j + 1u) {
+        t = entry_pair(t, q0, q1, j, shift0, shift1);
+    }
+    return t;
 }
 
 // Running sums of one query relative to exp2(-shift c2), with Kahan compensations.
 struct Running {
-    q: Row,
     started: bool,
     shift: f32,
     s: f32,
@@ -224,8 +230,56 @@ struct Running {
     acc_comp: Row,
 }
 
-fn new_running(q: Row) -> Running {
-    return Running(q, false, 0.0, 0.0, 0.0, zero_row(), zero_row());
+fn running_stride() -> u32 {
+    return 3u + 2u * DIM;
+}
+
+fn row_at(o: u32) -> Row {
+    var r = zero_row();
+    r.a.x = running[o];
+    if (DIM > 1u) { r.a.y = running[o + 1u]; }
+    if (DIM > 2u) { r.a.z = running[o + 2u]; }
+    if (DIM > 3u) { r.a.w = running[o + 3u]; }
+    if (DIM > 4u) { r.b.x = running[o + 4u]; }
+    if (DIM > 5u) { r.b.y = running[o + 5u]; }
+    if (DIM > 6u) { r.b.z = running[o + 6u]; }
+    if (DIM > 7u) { r.b.w = running[o + 7u]; }
+    return r;
+}
+
+fn store_row_at(o: u32, r: Row) {
+    running[o] = r.a.x;
+    if (DIM > 1u) { running[o + 1u] = r.a.y; }
+    if (DIM > 2u) { running[o + 2u] = r.a.z; }
+    if (DIM > 3u) { running[o + 3u] = r.a.w; }
+    if (DIM > 4u) { running[o + 4u] = r.b.x; }
+    if (DIM > 5u) { running[o + 5u] = r.b.y; }
+    if (DIM > 6u) { running[o + 6u] = r.b.z; }
+    if (DIM > 7u) { running[o + 7u] = r.b.w; }
+}
+
+fn load_running(local: u32) -> Running {
+    if ((params.flags & FIRST_WINDOW) != 0u) {
+        return Running(false, 0.0, 0.0, 0.0, zero_row(), zero_row());
+    }
+    let o = local * running_stride();
+    return Running(
+        true,
+        running[o],
+        running[o + 1u],
+        running[o + 2u],
+        row_at(o + 3u),
+        row_at(o + 3u + DIM),
+    );
+}
+
+fn store_running(local: u32, r: Running) {
+    let o = local * running_stride();
+    running[o] = r.shift;
+    running[o + 1u] = r.s;
+    running[o + 2u] = r.s_comp;
+    store_row_at(o + 3u, r.acc);
+    store_row_at(o + 3u + DIM, r.acc_comp);
 }
 
 // Whether a tile summed with the running shift must be summed again with its own.
@@ -233,10 +287,21 @@ fn needs_redo(r: Running, t: TileSums) -> bool {
     return !r.started || (r.shift - t.dmin) * params.c2 > REDO;
 }
 
+// Kahan step on a vec4: (sum, compensation) + x.
+struct Kahan4 {
+    sum: vec4<f32>,
+    comp: vec4<f32>,
+}
+
+fn kahan4(sum: vec4<f32>, comp: vec4<f32>, x: vec4<f32>) -> Kahan4 {
+    let y = x - comp;
+    let t = sum + y;
+    return Kahan4(t, (t - sum) - y);
+}
+
 // Adds a tile's sums, taken with shift `used`, to the running sums.
 fn combine(r: Running, t: TileSums, used: f32) -> Running {
     let c2 = params.c2;
-    var out = r;
     var shift = t.dmin;
     if (r.started) {
         shift = min(r.shift, t.dmin);
@@ -244,24 +309,17 @@ fn combine(r: Running, t: TileSums, used: f32) -> Running {
     // Both factors are <= 1: the new shift is the smallest distance seen.
     let keep = select(0.0, exp2((shift - r.shift) * c2), r.started);
     let take = exp2((shift - used) * c2);
-    out.s = r.s * keep;
-    out.s_comp = r.s_comp * keep;
-    out.acc = scaled(r.acc, keep);
-    out.acc_comp = scaled(r.acc_comp, keep);
-    // Kahan: y = x - comp; t = s + y; comp = (t - s) - y; s = t.
-    let ys = t.s * take - out.s_comp;
-    let ts = out.s + ys;
-    out.s_comp = (ts - out.s) - ys;
-    out.s = ts;
-    let ya = t.acc.a * take - out.acc_comp.a;
-    let ta = out.acc.a + ya;
-    out.acc_comp.a = (ta - out.acc.a) - ya;
-    out.acc.a = ta;
+    var out = r;
+    let s = kahan4(vec4<f32>(r.s * keep), vec4<f32>(r.s_comp * keep), vec4<f32>(t.s * take));
+    out.s = s.sum.x;
+    out.s_comp = s.comp.x;
+    let a = kahan4(r.acc.a * keep, r.acc_comp.a * keep, t.acc.a * take);
+    out.acc.a = a.sum;
+    out.acc_comp.a = a.comp;
     if (DIM > 4u) {
-        let yb = t.acc.b * take - out.acc_comp.b;
-        let tb = out.acc.b + yb;
-        out.acc_comp.b = (tb - out.acc.b) - yb;
-        out.acc.b = tb;
+        let b = kahan4(r.acc.b * keep, r.acc_comp.b * keep, t.acc.b * take);
+        out.acc.b = b.sum;
+        out.acc_comp.b = b.comp;
     }
     out.shift = shift;
     out.started = true;
@@ -269,7 +327,12 @@ fn combine(r: Running, t: TileSums, used: f32) -> Running {
 }
 
 fn finish(r: Running, local: u32) {
+    if ((params.flags & LAST_WINDOW) == 0u) {
+        store_running(local, r);
+        return;
+    }
     let o = (params.out_first + local) * DIM;
+    // s >= 1 up to rounding: the nearest source has weight 1.
     let inv = 1.0 / r.s;
     let a = r.acc.a * inv;
     let b = r.acc.b * inv;
@@ -284,26 +347,6 @@ fn finish(r: Running, local: u32) {
     out_log[params.out_first + local] = log(r.s) - r.shift * params.ce;
 }
 
-fn scaled_query(local: u32) -> Row {
-    // Invocations past the end compute on the last query (they still load tiles) and write
-    // nothing.
-    let i = params.first + min(local, params.count - 1u);
-    return scaled(query_row(i), params.query_scale);
-}
-
-fn load_tile(base: u32, n: u32, lid: u32) {
-    for (var k = lid; k < n; k = k + WG) {
-        let y = source_row(base + k);
-        tile_ya[k] = y.a;
-        if (DIM > 4u) { tile_yb[k] = y.b; }
-        if (SEPARATE_PAYLOAD == 1u) {
-            let p = payload_row(base + k);
-            tile_pa[k] = p.a;
-            if (DIM > 4u) { tile_pb[k] = p.b; }
-        }
-    }
-}
-
 @compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -311,45 +354,36 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let group = wid.x + wid.y * nwg.x;
-    // Query k of this invocation is local index group * QUERIES * WG + k * WG + lid.
-    let local0 = group * QUERIES * WG + lid;
+    // The invocation's two queries are local indices group * 2 WG + lid and that + WG.
+    let local0 = group * 2u * WG + lid;
     let local1 = local0 + WG;
-    var r0 = new_running(scaled_query(local0));
-    var r1 = new_running(scaled_query(local1));
-    for (var base = 0u; base < params.m; base = base + TILE) {
-        let n = min(TILE, params.m - base);
-        workgroupBarrier();
-        load_tile(base, n, lid);
-        workgroupBarrier();
-        if (QUERIES == 2u) {
-            var t = tile_sums2(r0.q, r1.q, n, r0.shift, r1.shift);
-            var used0 = r0.shift;
-            var used1 = r1.shift;
-            let redo0 = needs_redo(r0, t.first);
-            let redo1 = needs_redo(r1, t.second);
-            if (redo0 || redo1) {
-                // Both are summed again (one loop for the pair); the one that did not need it
-                // keeps its running shift.
-                used0 = select(r0.shift, t.first.dmin, redo0);
-                used1 = select(r1.shift, t.second.dmin, redo1);
-                t = tile_sums2(r0.q, r1.q, n, used0, used1);
-            }
-            r0 = combine(r0, t.first, used0);
-            r1 = combine(r1, t.second, used1);
-        } else {
-            var t = tile_sums(r0.q, n, r0.shift);
-            var used = r0.shift;
-            if (needs_redo(r0, t)) {
-                used = t.dmin;
-                t = tile_sums(r0.q, n, used);
-            }
-            r0 = combine(r0, t, used);
+    if (local0 >= params.count) {
+        return;
+    }
+    // Past the end, the second query repeats the first and writes nothing.
+    let second = select(local0, local1, local1 < params.count);
+    let q0 = scaled(query_row(params.first + local0), params.query_scale);
+    let q1 = scaled(query_row(params.first + second), params.query_scale);
+    var r0 = load_running(local0);
+    var r1 = load_running(second);
+    for (var begin = 0u; begin < params.rows; begin = begin + TILE) {
+        let end = min(begin + TILE, params.rows);
+        var t = tile_sums(q0, q1, begin, end, r0.shift, r1.shift);
+        var used0 = r0.shift;
+        var used1 = r1.shift;
+        let redo0 = needs_redo(r0, t.first);
+        let redo1 = needs_redo(r1, t.second);
+        if (redo0 || redo1) {
+            // One loop serves both; a query that did not need it keeps its running shift.
+            used0 = select(r0.shift, t.first.dmin, redo0);
+            used1 = select(r1.shift, t.second.dmin, redo1);
+            t = tile_sums(q0, q1, begin, end, used0, used1);
         }
+        r0 = combine(r0, t.first, used0);
+        r1 = combine(r1, t.second, used1);
     }
-    if (local0 < params.count) {
-        finish(r0, local0);
-    }
-    if (QUERIES == 2u && local1 < params.count) {
+    finish(r0, local0);
+    if (local1 < params.count) {
         finish(r1, local1);
     }
 }

@@ -19,33 +19,38 @@ use crate::gpu::{Gpu, Kernel};
 use crate::shaders;
 use std::sync::Arc;
 
-/// Sources per tile of workgroup memory (`TILE` in the shader).
-pub const TILE: u32 = 256;
+/// Floats in one window of sources (64 KiB of uniform memory, `WINDOW_FLOATS` in the shader).
+pub const WINDOW_FLOATS: u32 = 16384;
+const WINDOW_BYTES: u64 = WINDOW_FLOATS as u64 * 4;
 
-/// Queries each invocation carries (`QUERIES` in the shader): one load of a source from
-/// workgroup memory serves this many exponentials.
+/// Queries each invocation carries (the shader's main loop pairs them).
 pub const QUERIES_PER_INVOCATION: u32 = 2;
 
 /// Invocations per workgroup that ran fastest on lavapipe (benches/kernel.rs).
 pub const DEFAULT_WORKGROUP_SIZE: u32 = 64;
+
+const FIRST_WINDOW: u32 = 1;
+const LAST_WINDOW: u32 = 2;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
     first: u32,
     count: u32,
-    m: u32,
+    /// Sources in this window.
+    rows: u32,
     out_first: u32,
     query_scale: f32,
     /// log2(e) / (2 v).
     c2: f32,
     /// 1 / (2 v).
     ce: f32,
-    _pad: u32,
+    flags: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 32);
 
 /// One weighted-mean computation. Buffers hold rows of `dim` f32, row-major.
+#[derive(Clone, Copy)]
 pub struct KernelSumArgs<'a> {
     /// Queries are rows `query_first .. query_first + query_count` of this buffer (e.g. a
     /// slice of an ensemble chunk).
@@ -54,10 +59,10 @@ pub struct KernelSumArgs<'a> {
     pub query_count: u32,
     /// Multiplies every query before the distance is taken (x / alpha without a copy).
     pub query_scale: f32,
-    /// Sources are rows `0 .. source_count`; at least one.
+    /// Sources are rows `0 .. source_count`; at least one. Needs COPY_SRC usage.
     pub sources: &'a wgpu::Buffer,
     pub source_count: u32,
-    /// Values averaged (rows `0 .. source_count`); `None` averages the sources themselves.
+    /// Values averaged (rows `0 .. source_count`, COPY_SRC); `None` averages the sources.
     pub payload: Option<&'a wgpu::Buffer>,
     /// Kernel variance v > 0 (sigma^2 of the Gaussian kernel).
     pub variance: f64,
@@ -89,6 +94,12 @@ impl KernelSum {
                 "kernel_sum: workgroup size {workgroup_size}: allowed are powers of two up to 256"
             )));
         }
+        if gpu.limits.max_uniform_buffer_binding_size < WINDOW_BYTES {
+            return Err(Error::Device(format!(
+                "adapter {} binds at most {} bytes of uniform memory; the kernel sum needs {WINDOW_BYTES}",
+                gpu.adapter.name, gpu.limits.max_uniform_buffer_binding_size
+            )));
+        }
         let kernel = |separate: bool| {
             Kernel::new(
                 gpu,
@@ -97,7 +108,6 @@ impl KernelSum {
                 &[
                     ("DIM", f64::from(dim)),
                     ("SEPARATE_PAYLOAD", if separate { 1.0 } else { 0.0 }),
-                    ("QUERIES", f64::from(QUERIES_PER_INVOCATION)),
                 ],
                 workgroup_size,
             )
@@ -113,10 +123,16 @@ impl KernelSum {
         self.dim
     }
 
-    /// Records the computation into `encoder` (its own compute pass). Each call gets its own
-    /// uniform buffer, written at creation, so any number of calls with different
-    /// parameters can be recorded into one submission. Checks buffer sizes and parameters
-    /// first; nothing is recorded on error. `query_count = 0` records nothing.
+    /// Sources per window: whole rows in 64 KiB.
+    fn window_rows(&self) -> u32 {
+        WINDOW_FLOATS / self.dim
+    }
+
+    /// Records the computation into `encoder`: copies of the sources (and payloads) into
+    /// windows of uniform memory, then one dispatch per window. Every call owns its uniform
+    /// buffers, written at creation, so any number of calls with different parameters can be
+    /// recorded into one submission. Checks buffer sizes and parameters first; nothing is
+    /// recorded on error. `query_count = 0` records nothing.
     pub fn encode(
         &self,
         gpu: &Gpu,
@@ -127,69 +143,132 @@ impl KernelSum {
         if args.query_count == 0 {
             return Ok(());
         }
-        let params = Params {
-            first: args.query_first,
-            count: args.query_count,
-            m: args.source_count,
-            out_first: args.out_first,
-            query_scale: args.query_scale,
-            c2: (std::f64::consts::LOG2_E / (2.0 * args.variance)) as f32,
-            ce: (1.0 / (2.0 * args.variance)) as f32,
-            _pad: 0,
+        let rows_per_window = self.window_rows();
+        let windows = args.source_count.div_ceil(rows_per_window);
+        let source_windows = self.stage(gpu, encoder, args.sources, args.source_count);
+        let (kernel, payload_windows) = match args.payload {
+            Some(p) => (
+                &self.own_payload,
+                Some(self.stage(gpu, encoder, p, args.source_count)),
+            ),
+            None => (&self.source_payload, None),
         };
-        let uniform = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("kernel_sum params"),
-            size: std::mem::size_of::<Params>() as u64,
-            usage: wgpu::BufferUsages::UNIFORM,
-            mapped_at_creation: true,
-        });
-        uniform
-            .slice(..)
-            .get_mapped_range_mut()
-            .expect("mapped at creation")
-            .copy_from_slice(bytemuck::bytes_of(&params));
-        uniform.unmap();
-        let (kernel, payload) = match args.payload {
-            Some(p) => (&self.own_payload, p),
-            None => (&self.source_payload, args.sources),
-        };
-        let bind = kernel.bind(
-            gpu,
-            &[
-                args.queries,
-                args.sources,
-                payload,
-                &uniform,
-                args.out_mean,
-                args.out_log,
-            ],
+        let payload_windows = payload_windows.as_ref().unwrap_or(&source_windows);
+        // Running sums carried between windows: shift, sum, compensation, 2 dim more.
+        let running = gpu.storage_buffer(
+            "kernel_sum running sums",
+            if windows > 1 {
+                u64::from(args.query_count) * (3 + 2 * u64::from(self.dim)) * 4
+            } else {
+                4
+            },
+            wgpu::BufferUsages::empty(),
         );
         let per_group = kernel.workgroup_size * QUERIES_PER_INVOCATION;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("kernel_sum"),
             timestamp_writes: None,
         });
-        kernel.dispatch(
-            &mut pass,
-            &bind,
-            args.query_count.div_ceil(per_group),
-            gpu.limits.max_compute_workgroups_per_dimension,
-        );
+        for w in 0..windows {
+            let first_row = w * rows_per_window;
+            let mut flags = 0;
+            if w == 0 {
+                flags |= FIRST_WINDOW;
+            }
+            if w + 1 == windows {
+                flags |= LAST_WINDOW;
+            }
+            let params = Params {
+                first: args.query_first,
+                count: args.query_count,
+                rows: rows_per_window.min(args.source_count - first_row),
+                out_first: args.out_first,
+                query_scale: args.query_scale,
+                c2: (std::f64::consts::LOG2_E / (2.0 * args.variance)) as f32,
+                ce: (1.0 / (2.0 * args.variance)) as f32,
+                flags,
+            };
+            let uniform = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel_sum params"),
+                size: std::mem::size_of::<Params>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM,
+                mapped_at_creation: true,
+            });
+            uniform
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| Error::Device(format!("kernel_sum: cannot write its uniform: {e}")))?
+                .copy_from_slice(bytemuck::bytes_of(&params));
+            uniform.unmap();
+            let resources = [
+                args.queries.as_entire_binding(),
+                window_binding(&source_windows, w),
+                window_binding(payload_windows, w),
+                uniform.as_entire_binding(),
+                running.as_entire_binding(),
+                args.out_mean.as_entire_binding(),
+                args.out_log.as_entire_binding(),
+            ];
+            let entries: Vec<wgpu::BindGroupEntry> = resources
+                .into_iter()
+                .enumerate()
+                .map(|(i, resource)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource,
+                })
+                .collect();
+            let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("kernel_sum"),
+                layout: &kernel.layout,
+                entries: &entries,
+            });
+            kernel.dispatch(
+                &mut pass,
+                &bind,
+                args.query_count.div_ceil(per_group),
+                gpu.limits.max_compute_workgroups_per_dimension,
+            );
+        }
         Ok(())
+    }
+
+    /// Records copies of rows `0 .. rows` of `buffer` into windows of 64 KiB, each holding
+    /// [`Self::window_rows`] whole rows, in a new uniform buffer.
+    fn stage(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        rows: u32,
+    ) -> wgpu::Buffer {
+        let per_window = self.window_rows();
+        let windows = rows.div_ceil(per_window);
+        let row_bytes = u64::from(self.dim) * 4;
+        let windowed = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernel_sum windows"),
+            size: u64::from(windows) * WINDOW_BYTES,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        for w in 0..windows {
+            let first = w * per_window;
+            encoder.copy_buffer_to_buffer(
+                buffer,
+                u64::from(first) * row_bytes,
+                &windowed,
+                u64::from(w) * WINDOW_BYTES,
+                u64::from(per_window.min(rows - first)) * row_bytes,
+            );
+        }
+        windowed
     }
 
     fn check(&self, a: &KernelSumArgs<'_>) -> Result<()> {
         let row = u64::from(self.dim) * 4;
         let fail = |what: String| Err(Error::Usage(format!("kernel_sum: {what}")));
-        if !(a.variance.is_finite() && a.variance > 0.0) {
+        if !(a.variance.is_finite() && a.variance >= 1e-36 && 2.0 * a.variance < 1e36) {
             return fail(format!(
-                "variance = {}: must be finite and positive",
-                a.variance
-            ));
-        }
-        if !(a.variance.sqrt() >= 1e-18 && (2.0 * a.variance) < f64::from(f32::MAX)) {
-            return fail(format!(
-                "variance = {:e}: outside what f32 exponents can express",
+                "variance = {:e}: must be in [1e-36, 5e35] (f32 exponents)",
                 a.variance
             ));
         }
@@ -220,12 +299,21 @@ impl KernelSum {
         need("out_log", a.out_log, out_end * 4)?;
         if out_end * u64::from(self.dim) > u64::from(u32::MAX)
             || queries_end * u64::from(self.dim) > u64::from(u32::MAX)
-            || u64::from(a.source_count) * u64::from(self.dim) > u64::from(u32::MAX)
+            || u64::from(a.query_count) * (3 + 2 * u64::from(self.dim)) > u64::from(u32::MAX)
         {
             return fail("buffers beyond 2^32 floats cannot be indexed".into());
         }
         Ok(())
     }
+}
+
+/// Window `w` of a buffer made by [`KernelSum::stage`].
+fn window_binding(buffer: &wgpu::Buffer, w: u32) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset: u64::from(w) * WINDOW_BYTES,
+        size: std::num::NonZeroU64::new(WINDOW_BYTES),
+    })
 }
 
 /// CPU twin of shaders/kernel_sum.wgsl in f64, inputs in binding order: rows
