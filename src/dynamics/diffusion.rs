@@ -555,6 +555,53 @@ fn write_step(
     encoder.copy_buffer_to_buffer(&staging, 0, buffer, 0, staging.size());
 }
 
+/// The exact law of the particles at process time `t` where it has a closed form, as a
+/// Gaussian mixture: the forward process applied to a Gaussian or mixture initial law, and,
+/// for reverse dynamics, the data law pushed to time t (a mixture score's mixture, or the
+/// data set's points as equal-weight components of variance s(t)^2), which the reverse
+/// dynamics reproduce up to their discretisation and the prior's mismatch at t_end.
+pub fn exact_law(
+    dynamics: &DynamicsPlan,
+    init: &crate::scenario::Init,
+    data: Option<&SampleTable>,
+    t: f64,
+) -> Option<Mixture> {
+    use crate::scenario::Init;
+    match dynamics {
+        DynamicsPlan::Forward { process, .. } => {
+            let start = match init {
+                Init::Mixture(m) => m.clone(),
+                Init::Gaussian { mean, std } => Mixture {
+                    weights: vec![1.0],
+                    means: vec![mean.clone()],
+                    stds: vec![std.clone()],
+                },
+                _ => return None,
+            };
+            Some(process.marginal(&start, t))
+        }
+        DynamicsPlan::ReverseSde { process, score, .. }
+        | DynamicsPlan::ProbabilityFlow { process, score, .. } => match score {
+            Score::Mixture(m) => Some(process.marginal(m, t)),
+            Score::Samples { .. } => {
+                let table = data?;
+                let (a, s) = (process.alpha(t), process.s2(t).sqrt());
+                let rows = table.rows;
+                Some(Mixture {
+                    weights: vec![1.0 / rows as f64; rows],
+                    means: table
+                        .values
+                        .chunks_exact(table.dim)
+                        .map(|y| y.iter().map(|&v| a * f64::from(v)).collect())
+                        .collect(),
+                    stds: vec![vec![s; table.dim]; rows],
+                })
+            }
+        },
+        _ => None,
+    }
+}
+
 /// The score of the data law at process time t as the twin computes it, in f64.
 fn score_cpu(
     process: &Process,
