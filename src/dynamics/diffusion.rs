@@ -458,34 +458,22 @@ impl Stepper for DiffusionGpu {
     ) -> Result<()> {
         let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
         if let Some(empirical) = &self.empirical {
-            // One step at a time: score sums, then the update (Heun: twice).
+            // One step at a time: score sums, then the update (Heun: predictor, sums at the
+            // predictor, corrector).
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             for s in 0..steps {
                 let n = step0 + u64::from(s);
                 let c = coefficients(&self.dynamics, n);
-                let table: Vec<f32> = c.packed().to_vec();
                 // Entry s of the table: every step of the submission has its own.
                 gpu.queue.write_buffer(
                     &self.coeffs,
                     u64::from(s) * 48,
-                    bytemuck::cast_slice(&table),
+                    bytemuck::cast_slice(&c.packed()),
                 );
                 let uniform = self.uniform(n, 1, first, span, s);
-                empirical.encode_means(
-                    gpu,
-                    &mut encoder,
-                    ensemble,
-                    chunk,
-                    first,
-                    particles,
-                    c.alpha,
-                    c.s2,
-                    false,
-                )?;
-                if self.parts.len() == 2 {
-                    let (predictor, corrector) = (&self.parts[0], &self.parts[1]);
-                    write_step(gpu, &mut encoder, &predictor.step, &uniform);
-                    self.dispatch(gpu, &mut encoder, predictor, chunk, particles);
+                let times = [(c.alpha, c.s2), (c.alpha2, c.s2_2)];
+                for (phase, part) in self.parts.iter().enumerate() {
+                    let (alpha, s2) = times[phase];
                     empirical.encode_means(
                         gpu,
                         &mut encoder,
@@ -493,16 +481,12 @@ impl Stepper for DiffusionGpu {
                         chunk,
                         first,
                         particles,
-                        c.alpha2,
-                        c.s2_2,
-                        true,
+                        alpha,
+                        s2,
+                        phase == 1,
                     )?;
-                    write_step(gpu, &mut encoder, &corrector.step, &uniform);
-                    self.dispatch(gpu, &mut encoder, corrector, chunk, particles);
-                } else {
-                    let update = &self.parts[0];
-                    write_step(gpu, &mut encoder, &update.step, &uniform);
-                    self.dispatch(gpu, &mut encoder, update, chunk, particles);
+                    write_step(gpu, &mut encoder, &part.step, &uniform);
+                    self.dispatch(gpu, &mut encoder, part, chunk, particles);
                 }
             }
             gpu.queue.submit([encoder.finish()]);

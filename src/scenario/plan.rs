@@ -142,13 +142,9 @@ impl DynamicsPlan {
         }
     }
 
-    /// The dynamics' own time after `step` steps: physical time, or process time (which
-    /// decreases) for reverse dynamics.
-    pub fn time_at(&self, step: u64) -> f64 {
+    /// (t_end, t_min, steps) of reverse dynamics, which run from t_end down to t_min.
+    fn reverse_grid(&self) -> Option<(f64, f64, u64)> {
         match self {
-            DynamicsPlan::Langevin { dt, .. }
-            | DynamicsPlan::GradientFlow { dt, .. }
-            | DynamicsPlan::Forward { dt, .. } => step as f64 * dt,
             DynamicsPlan::ReverseSde {
                 t_end,
                 t_min,
@@ -160,7 +156,17 @@ impl DynamicsPlan {
                 t_min,
                 steps,
                 ..
-            } => reverse_time(*t_end, *t_min, *steps, step),
+            } => Some((*t_end, *t_min, *steps)),
+            _ => None,
+        }
+    }
+
+    /// The dynamics' own time after `step` steps: physical time, or process time (which
+    /// decreases) for reverse dynamics.
+    pub fn time_at(&self, step: u64) -> f64 {
+        match self.reverse_grid() {
+            Some((t_end, t_min, steps)) => reverse_time(t_end, t_min, steps, step),
+            None => step as f64 * self.time_per_step(),
         }
     }
 
@@ -170,18 +176,10 @@ impl DynamicsPlan {
             DynamicsPlan::Langevin { dt, .. }
             | DynamicsPlan::GradientFlow { dt, .. }
             | DynamicsPlan::Forward { dt, .. } => *dt,
-            DynamicsPlan::ReverseSde {
-                t_end,
-                t_min,
-                steps,
-                ..
+            DynamicsPlan::ReverseSde { .. } | DynamicsPlan::ProbabilityFlow { .. } => {
+                let (t_end, t_min, steps) = self.reverse_grid().unwrap_or((1.0, 0.0, 1));
+                (t_end - t_min) / steps as f64
             }
-            | DynamicsPlan::ProbabilityFlow {
-                t_end,
-                t_min,
-                steps,
-                ..
-            } => (t_end - t_min) / *steps as f64,
         }
     }
 
