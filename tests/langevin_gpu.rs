@@ -40,6 +40,8 @@ fn plan(
             },
             particles: ParticlesOutput::None,
             gif: false,
+            reference: None,
+            marginals: Vec::new(),
         },
     }
 }
