@@ -45,6 +45,8 @@ pub struct Observation {
     pub step: u64,
     pub time: f64,
     pub histogram: HistogramCounts,
+    /// One per `output.marginals` entry, in order.
+    pub marginals: Vec<HistogramCounts>,
     pub moments: Moments,
 }
 
@@ -54,6 +56,7 @@ pub struct Simulation<'g> {
     pub ensemble: Ensemble,
     langevin: LangevinGpu,
     histogram: HistogramGpu,
+    marginals: Vec<HistogramGpu>,
     moments: MomentsGpu,
     step: u64,
     fused: u32,
@@ -151,6 +154,12 @@ impl<'g> Simulation<'g> {
             &plan.output.histogram,
             layout.workgroup_size,
         );
+        let marginals = plan
+            .output
+            .marginals
+            .iter()
+            .map(|spec| HistogramGpu::new(gpu, &ensemble, spec, layout.workgroup_size))
+            .collect();
         let moments = MomentsGpu::new(gpu, &ensemble, layout.workgroup_size);
         gpu.check()?;
         let software = gpu.adapter.device_type == "Cpu";
@@ -164,6 +173,7 @@ impl<'g> Simulation<'g> {
             ensemble,
             langevin,
             histogram,
+            marginals,
             moments,
             step: 0,
             fused,
@@ -286,6 +296,11 @@ impl<'g> Simulation<'g> {
 
     pub fn observe(&mut self) -> Result<Observation> {
         let histogram = self.histogram.observe(self.gpu, &self.ensemble)?;
+        let marginals = self
+            .marginals
+            .iter()
+            .map(|m| m.observe(self.gpu, &self.ensemble))
+            .collect::<Result<Vec<_>>>()?;
         let moments = self
             .moments
             .observe(self.gpu, &self.ensemble, &self.last_mean)?;
@@ -296,6 +311,7 @@ impl<'g> Simulation<'g> {
             step: self.step,
             time: self.plan.dynamics.time_at(self.step),
             histogram,
+            marginals,
             moments,
         })
     }

@@ -215,6 +215,9 @@ enum Track {
     Solver {
         fp: FokkerPlanck,
         refine: usize,
+        /// For a point start, the exact law at t = 0 (all mass in the point's bin; the
+        /// solver itself starts from the point spread over the nearest cell centres).
+        start: Option<Vec<f64>>,
     },
     Boltzmann(Vec<f64>),
     Analytic {
@@ -263,9 +266,17 @@ impl Reference {
                 let grid = grid_of(spec, refine);
                 let cell_potential: Vec<f64> = grid.centres().iter().map(|y| u.value(y)).collect();
                 let mass = law::initial_masses(&grid, &axes, &plan.particles.init, samples)?;
+                let start = match &plan.particles.init {
+                    Init::Point { at } => {
+                        let point: Vec<f64> = axes.iter().map(|&a| at[a]).collect();
+                        Some(point_bins(spec, &point))
+                    }
+                    _ => None,
+                };
                 Track::Solver {
                     fp: FokkerPlanck::new(grid, temperature, cell_potential, mass, SOLVER_DT),
                     refine,
+                    start,
                 }
             }
             ReferenceKind::Boltzmann => {
@@ -357,10 +368,14 @@ impl Reference {
             }
         };
         match &mut self.track {
-            Track::Solver { fp, refine } => {
+            Track::Solver { fp, refine, start } => {
                 fp.advance_to(time);
+                let probabilities = match start {
+                    Some(p) if time <= 0.0 => p.clone(),
+                    _ => restrict(fp.mass(), fp.grid(), *refine),
+                };
                 ReferenceSnapshot {
-                    probabilities: restrict(fp.mass(), fp.grid(), *refine),
+                    probabilities,
                     free_energy: fp.free_energy(),
                 }
             }
@@ -381,6 +396,20 @@ impl Reference {
             }
         }
     }
+}
+
+/// All mass in the bin holding `point` (numpy's rule: [lo, hi) except the last bin).
+fn point_bins(spec: &HistogramSpec, point: &[f64]) -> Vec<f64> {
+    let mut index = 0;
+    for (k, &x) in point.iter().enumerate() {
+        let [lo, hi] = spec.range[k];
+        let n = spec.bins[k] as usize;
+        let i = (((x - lo) / (hi - lo) * n as f64).floor().max(0.0) as usize).min(n - 1);
+        index = index * n + i;
+    }
+    let mut p = vec![0.0; spec.total_bins()];
+    p[index] = 1.0;
+    p
 }
 
 /// Sums fine cells (each bin split `refine` times per axis) into bins.

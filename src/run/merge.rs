@@ -199,7 +199,14 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
         };
         let moments: Vec<&MomentsRecord> =
             all.iter().map(|(_, m)| &m.snapshots[j].moments).collect();
-        snapshots.push(SnapshotRecord {
+        let merged = crate::observe::HistogramCounts {
+            counts,
+            outside: hist.outside,
+            nonfinite: hist.nonfinite,
+            below: hist.below.clone(),
+            above: hist.above.clone(),
+        };
+        let mut record = SnapshotRecord {
             step: first.step,
             time: first.time,
             density,
@@ -207,7 +214,15 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
             particles,
             histogram: hist,
             moments: pool_moments(&moments),
-        });
+            reference: None,
+            marginals: Vec::new(),
+        };
+        let parts: Vec<(&Path, &SnapshotRecord)> = all
+            .iter()
+            .map(|(d, m)| (d.as_path(), &m.snapshots[j]))
+            .collect();
+        super::reference::merge_snapshot(out, &plan, &parts, &merged, &mut record)?;
+        snapshots.push(record);
     }
     write_metrics(out, &plan, &snapshots)?;
     let gif = if plan.output.gif {
@@ -234,6 +249,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
                 / stepping.max(1e-9),
             ..Timings::default()
         },
+        plots: super::reference::write_plots(out, &plan, &snapshots)?,
         snapshots,
         gif,
         error: None,

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod manifest;
 pub mod merge;
 pub mod progress;
+pub mod reference;
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterChoice, Gpu};
@@ -84,7 +85,8 @@ fn input_files(plan: &Plan) -> Vec<InputFile> {
 pub fn device_bytes(plan: &Plan) -> u64 {
     let p = &plan.particles;
     let state = p.count.saturating_mul(u64::from(p.dim) * 4);
-    let bins = (plan.output.histogram.total_bins() as u64 + 6) * 4;
+    let histograms = std::iter::once(&plan.output.histogram).chain(&plan.output.marginals);
+    let bins: u64 = histograms.map(|h| (h.total_bins() as u64 + 6) * 4).sum();
     let d = u64::from(p.dim);
     let partials = p
         .count
@@ -200,6 +202,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         snapshots: Vec::new(),
         metrics: "metrics.csv".into(),
         gif: None,
+        plots: Vec::new(),
         error: None,
     };
     write_manifest(&opts.out, &manifest)?;
@@ -213,7 +216,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
     )
     .and_then(|mut sim| {
         manifest.timings.init_seconds = started.elapsed().as_secs_f64();
-        execute(&mut sim, opts, &mut manifest)
+        execute(&mut sim, opts, &mut manifest, resolved.samples.as_ref())
     });
     finish(&gpu, opts, manifest, started, result)
 }
@@ -252,7 +255,7 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         if let Some(last) = manifest.snapshots.last() {
             sim.set_center(&last.moments.mean);
         }
-        execute(&mut sim, &opts, &mut manifest)
+        execute(&mut sim, &opts, &mut manifest, resolved.samples.as_ref())
     });
     finish(&gpu, &opts, manifest, started, result)
 }
@@ -308,8 +311,14 @@ pub fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
 
 /// Steps to the snapshots not yet written, writing each; checkpoints and stops when
 /// `opts.interrupt` is raised.
-fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> Result<()> {
+fn execute(
+    sim: &mut Simulation,
+    opts: &RunOptions,
+    manifest: &mut Manifest,
+    samples: Option<&crate::scenario::data::SampleTable>,
+) -> Result<()> {
     let plan = manifest.plan.clone();
+    let mut diagnostics = reference::Diagnostics::new(&plan, samples)?;
     let out = opts.out.as_path();
     let count = sim.ensemble.count;
     let total_steps = plan.dynamics.steps();
@@ -378,7 +387,10 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
             } else {
                 None
             };
-            let record = write_snapshot(out, &plan, &obs, positions.as_deref())?;
+            let mut record = write_snapshot(out, &plan, &obs, positions.as_deref())?;
+            let t3 = Instant::now();
+            diagnostics.write(out, &plan, &obs, &mut record)?;
+            manifest.timings.reference_seconds += t3.elapsed().as_secs_f64();
             progress.snapshot(obs.step, obs.time, &record.density);
             manifest.snapshots.push(record);
             write_metrics(out, &plan, &manifest.snapshots)?;
@@ -388,6 +400,7 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
         if plan.output.gif {
             manifest.gif = Some(write_gif(out, &plan, &manifest.snapshots)?);
         }
+        manifest.plots = reference::write_plots(out, &plan, &manifest.snapshots)?;
         Ok(())
     })();
     progress.finish(match &result {
@@ -398,7 +411,7 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
     result
 }
 
-fn title(plan: &Plan, step: u64, time: f64) -> String {
+pub(crate) fn title(plan: &Plan, step: u64, time: f64) -> String {
     match &plan.name {
         Some(n) => format!("{n}   t = {time:.4}   step {step}"),
         None => format!("t = {time:.4}   step {step}"),
@@ -478,6 +491,8 @@ fn write_snapshot(
             mean: obs.moments.mean.clone(),
             cov: obs.moments.cov.clone(),
         },
+        reference: None,
+        marginals: Vec::new(),
     })
 }
 
@@ -492,10 +507,11 @@ pub fn write_metrics(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> R
             cov: s.moments.cov.clone(),
         })
         .collect();
-    output::write_atomic(
-        &out.join("metrics.csv"),
-        output::metrics_csv(plan.particles.dim as usize, &rows).as_bytes(),
-    )
+    let mut csv = output::metrics_csv(plan.particles.dim as usize, &rows);
+    if plan.output.reference.is_some() {
+        csv = reference::extend_metrics(csv, snapshots);
+    }
+    output::write_atomic(&out.join("metrics.csv"), csv.as_bytes())
 }
 
 /// density.gif from the stored density arrays, so that it is the same whether the run was
