@@ -74,62 +74,86 @@ pub fn line_chart(
     series: &[Series],
     log_y: bool,
 ) -> Result<RgbImage> {
-    let keep = |y: f64| y.is_finite() && (!log_y || y > 0.0);
-    let pts = || {
-        series
-            .iter()
-            .flat_map(|s| s.points.iter())
-            .filter(|p| p.0.is_finite() && keep(p.1))
-    };
-    let (mut x0, mut x1) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-        (a.min(p.0), b.max(p.0))
-    });
-    let (mut y0, mut y1) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-        (a.min(p.1), b.max(p.1))
-    });
-    if x0.partial_cmp(&x1) != Some(std::cmp::Ordering::Less) {
-        (x0, x1) = if x0.is_finite() {
-            (x0 - 0.5, x0 + 0.5)
-        } else {
-            (0.0, 1.0)
-        };
-    }
-    if !y0.is_finite() {
-        (y0, y1) = if log_y { (0.1, 1.0) } else { (0.0, 1.0) };
-    }
-    if log_y {
-        (y0, y1) = (y0 / 1.5, y1 * 1.5);
-    } else {
-        let pad = if y1 > y0 { 0.05 * (y1 - y0) } else { 0.5 };
-        (y0, y1) = (y0 - pad, y1 + pad);
-    }
-    render(900, 560, |root| {
-        if log_y {
-            chart_lines(
-                root,
-                title,
-                x_label,
-                y_label,
-                series,
-                x0..x1,
-                (y0..y1).log_scale(),
-            )
-        } else {
-            chart_lines(root, title, x_label, y_label, series, x0..x1, y0..y1)
-        }
-    })
+    line_chart_axes(title, x_label, y_label, series, false, log_y)
 }
 
-fn chart_lines<Y>(
-    root: &DrawingArea<BitMapBackend<'_>, Shift>,
+/// [`line_chart`] with a choice of logarithmic axes (points with a non-positive coordinate
+/// on a log axis are left out).
+pub fn line_chart_axes(
     title: &str,
     x_label: &str,
     y_label: &str,
     series: &[Series],
-    x: std::ops::Range<f64>,
+    log_x: bool,
+    log_y: bool,
+) -> Result<RgbImage> {
+    let keep = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
+    let kept: Vec<Series> = series
+        .iter()
+        .map(|s| Series {
+            points: s
+                .points
+                .iter()
+                .copied()
+                .filter(|p| keep(p.0, log_x) && keep(p.1, log_y))
+                .collect(),
+            ..s.clone()
+        })
+        .collect();
+    let bounds = |pick: fn(&(f64, f64)) -> f64, log: bool| {
+        let (lo, hi) = kept
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .map(pick)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        if !lo.is_finite() {
+            return if log { (0.1, 1.0) } else { (0.0, 1.0) };
+        }
+        if log {
+            (lo / 1.5, hi * 1.5)
+        } else if hi > lo {
+            let pad = 0.05 * (hi - lo);
+            (lo - pad, hi + pad)
+        } else {
+            (lo - 0.5, hi + 0.5)
+        }
+    };
+    let (x0, x1) = bounds(|p| p.0, log_x);
+    let (x0, x1) = if log_x || kept.iter().all(|s| s.points.len() < 2) {
+        (x0, x1)
+    } else {
+        // No padding along x for time series: the lines start and end at the frame.
+        let (lo, hi) = kept
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.0), b.max(p.0))
+            });
+        if hi > lo { (lo, hi) } else { (x0, x1) }
+    };
+    let (y0, y1) = bounds(|p| p.1, log_y);
+    let args = (title, x_label, y_label, kept.as_slice());
+    render(900, 560, |root| match (log_x, log_y) {
+        (false, false) => chart_lines(root, args, x0..x1, y0..y1),
+        (false, true) => chart_lines(root, args, x0..x1, (y0..y1).log_scale()),
+        (true, false) => chart_lines(root, args, (x0..x1).log_scale(), y0..y1),
+        (true, true) => chart_lines(root, args, (x0..x1).log_scale(), (y0..y1).log_scale()),
+    })
+}
+
+type ChartText<'a> = (&'a str, &'a str, &'a str, &'a [Series]);
+
+fn chart_lines<X, Y>(
+    root: &DrawingArea<BitMapBackend<'_>, Shift>,
+    (title, x_label, y_label, series): ChartText<'_>,
+    x: X,
     y: Y,
 ) -> Result<()>
 where
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: AsRangedCoord<Value = f64>,
     Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
@@ -418,10 +442,7 @@ fn profile_panel(
     let pad = 0.05 * (hi - lo);
     chart_lines(
         area,
-        title,
-        x_name,
-        y_label,
-        &series,
+        (title, x_name, y_label, &series),
         x0..x1,
         (lo - pad)..(hi + pad),
     )

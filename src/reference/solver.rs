@@ -1,11 +1,15 @@
 //! A grid Fokker–Planck solver in f64, 1D and 2D:
 //!
-//!     d rho / dt = div(rho grad U) + T laplacian rho = div(T e^{-U/T} grad(rho e^{U/T}))
+//! ```text
+//! d rho / dt = div(rho grad U) + T laplacian rho = div(T e^{-U/T} grad(rho e^{U/T}))
+//! ```
 //!
 //! Finite volumes on a uniform box of cells holding *masses* m_i. The flux through the face
 //! between neighbouring cells i and i+1 along an axis with spacing h is Scharfetter–Gummel's
 //!
-//!     f = (T / h^2) [B(d) m_i - B(-d) m_{i+1}],   d = (U_{i+1} - U_i) / T,   B(z) = z / (e^z - 1),
+//! ```text
+//! f = (T / h^2) [B(d) m_i - B(-d) m_{i+1}],   d = (U_{i+1} - U_i) / T,   B(z) = z / (e^z - 1),
+//! ```
 //!
 //! which vanishes exactly for m proportional to e^{-U/T} (so the discrete stationary state is
 //! the Boltzmann density at the cell centres), reduces to upwinding as T -> 0 and to central

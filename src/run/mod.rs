@@ -2,10 +2,13 @@
 //! out, surviving interruption by a checkpoint.
 
 pub mod checkpoint;
+pub mod compare;
 pub mod manifest;
 pub mod merge;
+pub mod plot_csv;
 pub mod progress;
 pub mod reference;
+pub mod render;
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterChoice, Gpu};
