@@ -27,7 +27,7 @@ pub fn parse_range(text: &str) -> std::result::Result<Vec<[f64; 2]>, String> {
         .map(|v| v.trim().parse::<f64>())
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| format!("--range {text}: give numbers lo,hi or lo,hi,lo,hi"))?;
-    if values.is_empty() || values.len() % 2 != 0 || values.len() > 4 {
+    if values.is_empty() || !values.len().is_multiple_of(2) || values.len() > 4 {
         return Err(format!(
             "--range {text}: give lo,hi for one axis or lo,hi,lo,hi for two"
         ));
