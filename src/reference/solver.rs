@@ -113,6 +113,40 @@ struct AxisFactors {
     sub: Vec<f64>,
     inv: Vec<f64>,
     sup: Vec<f64>,
+    /// Every line has the same factors (a potential separable between the axes, e.g. the
+    /// double well): the vectors hold one line, indexed by position along the axis, which
+    /// takes most of the memory traffic out of a step.
+    shared: bool,
+}
+
+impl AxisFactors {
+    /// Keeps one line when all lines agree to round-off (1e-13 relative).
+    fn share_if_uniform(
+        self,
+        len: usize,
+        lines: usize,
+        at: impl Fn(usize, usize) -> usize,
+    ) -> Self {
+        let same = |v: &[f64]| {
+            (0..lines).all(|l| {
+                (0..len).all(|i| {
+                    let (a, b) = (v[at(l, i)], v[at(0, i)]);
+                    (a - b).abs() <= 1e-13 * a.abs().max(b.abs())
+                })
+            })
+        };
+        if lines > 1 && same(&self.sub) && same(&self.inv) && same(&self.sup) {
+            let line = |v: &[f64]| (0..len).map(|i| v[at(0, i)]).collect();
+            AxisFactors {
+                sub: line(&self.sub),
+                inv: line(&self.inv),
+                sup: line(&self.sup),
+                shared: true,
+            }
+        } else {
+            self
+        }
+    }
 }
 
 /// The solver's state: masses on the grid at `time`.
@@ -255,7 +289,13 @@ impl FokkerPlanck {
                 prev_c = sup[k];
             }
         }
-        AxisFactors { sub, inv, sup }
+        AxisFactors {
+            sub,
+            inv,
+            sup,
+            shared: false,
+        }
+        .share_if_uniform(len, lines, |line, i| line * line_stride + i * stride)
     }
 
     fn step_once(&mut self) {
@@ -284,6 +324,29 @@ impl FokkerPlanck {
 /// recurrences are interleaved, so that the sweep is not bound by the latency of one chain.
 fn solve_rows(mass: &mut [f64], f: &AxisFactors, n1: usize) {
     const GROUP: usize = 8;
+    if f.shared {
+        mass.par_chunks_mut(n1 * GROUP).for_each(|m| {
+            let rows = m.len() / n1;
+            for g in 0..rows {
+                m[g * n1] *= f.inv[0];
+            }
+            for i in 1..n1 {
+                let (a, inv) = (f.sub[i], f.inv[i]);
+                for g in 0..rows {
+                    let k = g * n1 + i;
+                    m[k] = (m[k] - a * m[k - 1]) * inv;
+                }
+            }
+            for i in (0..n1 - 1).rev() {
+                let c = f.sup[i];
+                for g in 0..rows {
+                    let k = g * n1 + i;
+                    m[k] -= c * m[k + 1];
+                }
+            }
+        });
+        return;
+    }
     mass.par_chunks_mut(n1 * GROUP)
         .zip(f.sub.par_chunks(n1 * GROUP))
         .zip(
@@ -326,6 +389,26 @@ fn solve_columns(mass: &mut [f64], f: &AxisFactors, n1: usize) {
             let mut m = Vec::with_capacity(n0 * w);
             for i in 0..n0 {
                 m.extend_from_slice(&mass[i * n1 + lo..i * n1 + lo + w]);
+            }
+            if f.shared {
+                for v in &mut m[..w] {
+                    *v *= f.inv[0];
+                }
+                for i in 1..n0 {
+                    let (prev, row) = m[(i - 1) * w..(i + 1) * w].split_at_mut(w);
+                    let (a, inv) = (f.sub[i], f.inv[i]);
+                    for (v, p) in row.iter_mut().zip(prev.iter()) {
+                        *v = (*v - a * p) * inv;
+                    }
+                }
+                for i in (0..n0 - 1).rev() {
+                    let (row, next) = m[i * w..(i + 2) * w].split_at_mut(w);
+                    let c = f.sup[i];
+                    for (v, n) in row.iter_mut().zip(next.iter()) {
+                        *v -= c * n;
+                    }
+                }
+                return m;
             }
             for (v, inv) in m[..w].iter_mut().zip(&f.inv[lo..lo + w]) {
                 *v *= inv;
