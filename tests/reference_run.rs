@@ -334,3 +334,68 @@ gif = false
         "marginal tv {tv} vs floor {floor}"
     );
 }
+
+#[test]
+fn merged_shards_have_the_unsharded_references_distances_and_marginals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = r#"
+seed = 4
+[particles]
+count = 6000
+dim = 3
+init = { kind = "gaussian", mean = [-1.0, 0.0, 0.5], std = 0.3 }
+[dynamics]
+kind = "langevin"
+potential = { kind = "double_well" }
+temperature = 0.7
+dt = 2e-3
+t_end = 0.2
+[output]
+every = 0.1
+histogram = { axes = [0], bins = 30, range = [[-2.5, 2.5]] }
+marginals = [{ axes = [0, 2], bins = 16 }]
+reference = "fokker_planck"
+"#;
+    std::fs::write(tmp.path().join("s.toml"), scenario).unwrap();
+    let args = |out: &'static str| vec!["run", "s.toml", "--out", out, "--progress", "none"];
+    ok(&fokker(&args("whole"), tmp.path()));
+    for (i, out) in ["shard0", "shard1"].iter().enumerate() {
+        let index = i.to_string();
+        let mut a = args(out);
+        a.extend(["--shard-index", &index, "--shard-count", "2"]);
+        ok(&fokker(&a, tmp.path()));
+    }
+    ok(&fokker(
+        &["merge", "merged", "shard1", "shard0"],
+        tmp.path(),
+    ));
+    let (whole, merged) = (tmp.path().join("whole"), tmp.path().join("merged"));
+    // The reference columns are exact (the moments are pooled, equal to round-off).
+    let (hw, rw) = metrics(&whole);
+    let (hm, rm) = metrics(&merged);
+    assert_eq!(hw, hm);
+    for c in [
+        "tv",
+        "hellinger",
+        "kl",
+        "tv_floor",
+        "free_energy",
+        "free_energy_reference",
+    ] {
+        assert_eq!(column(&hw, &rw, c), column(&hm, &rm, c), "{c}");
+    }
+    for rel in [
+        "reference/00000100.npy",
+        "reference/0_2/00000100.npy",
+        "density/0_2/00000100.npy",
+        "compare/00000100.png",
+        "compare/0_2/00000100.png",
+        "distances.png",
+    ] {
+        assert_eq!(
+            std::fs::read(whole.join(rel)).unwrap(),
+            std::fs::read(merged.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+}
