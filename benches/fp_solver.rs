@@ -1,8 +1,12 @@
 //! The grid Fokker–Planck solver's speed on the yardstick: a 512 x 512 double-well
 //! grid to t = 5 (solver dt = fokker::reference::SOLVER_DT), printed as one JSON line.
 //!
-//!     cargo bench --bench fp_solver -- [--cells 512] [--t-end 5]
+//!     cargo bench --bench fp_solver -- [--cells 512] [--t-end 5] [--mueller-brown]
+//!
+//! `--mueller-brown` solves the Müller–Brown surface (scale 0.1) instead, a potential that
+//! does not separate the axes (every line has its own factors).
 
+use fokker::model::Potential;
 use fokker::reference::SOLVER_DT;
 use fokker::reference::law;
 use fokker::reference::solver::{FokkerPlanck, Grid};
@@ -20,16 +24,27 @@ fn arg(name: &str, default: f64) -> f64 {
 fn main() {
     let n = arg("--cells", 512.0) as usize;
     let t_end = arg("--t-end", 5.0);
-    let grid = Grid::new(vec![n, n], vec![[-2.5, 2.5], [-2.5, 2.5]]);
-    let u: Vec<f64> = grid
-        .centres()
-        .iter()
-        .map(|x| (x[0] * x[0] - 1.0).powi(2) + 0.5 * x[1] * x[1])
-        .collect();
+    let mueller_brown = std::env::args().any(|a| a == "--mueller-brown");
+    let (grid, potential) = if mueller_brown {
+        (
+            Grid::new(vec![n, n], vec![[-1.5, 1.2], [-0.5, 2.0]]),
+            Potential::MuellerBrown { scale: 0.1 },
+        )
+    } else {
+        (
+            Grid::new(vec![n, n], vec![[-2.5, 2.5], [-2.5, 2.5]]),
+            Potential::DoubleWell,
+        )
+    };
+    let u: Vec<f64> = grid.centres().iter().map(|x| potential.value(x)).collect();
     let start = law::gaussian_bins(
         &grid,
         &law::Gaussian {
-            mean: vec![-1.0, 0.0],
+            mean: if mueller_brown {
+                vec![-0.5, 1.5]
+            } else {
+                vec![-1.0, 0.0]
+            },
             cov: vec![0.01, 0.0, 0.0, 0.01],
         },
     );
@@ -39,7 +54,12 @@ fn main() {
     let seconds = t0.elapsed().as_secs_f64();
     let steps = fp.steps();
     println!(
-        "{{\"cells\":{},\"t_end\":{t_end},\"steps\":{steps},\"seconds\":{seconds:.3},\"cell_steps_per_second\":{:.3e},\"threads\":{}}}",
+        "{{\"potential\":\"{}\",\"cells\":{},\"t_end\":{t_end},\"steps\":{steps},\"seconds\":{seconds:.3},\"cell_steps_per_second\":{:.3e},\"threads\":{}}}",
+        if mueller_brown {
+            "mueller_brown"
+        } else {
+            "double_well"
+        },
         n * n,
         (n * n) as f64 * steps as f64 / seconds,
         rayon::current_num_threads()
