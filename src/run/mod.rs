@@ -180,6 +180,8 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
             }],
         });
     }
+    // References are built before anything is written, so a bad one leaves no directory.
+    let mut diagnostics = reference::Diagnostics::new(plan, resolved.samples.as_ref())?;
     let gpu = Gpu::open(&opts.adapter)?;
     let (first, particles) = shard.range(plan.particles.count);
     check_memory(plan, particles, &gpu)?;
@@ -219,7 +221,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
     )
     .and_then(|mut sim| {
         manifest.timings.init_seconds = started.elapsed().as_secs_f64();
-        execute(&mut sim, opts, &mut manifest, resolved.samples.as_ref())
+        execute(&mut sim, opts, &mut manifest, &mut diagnostics)
     });
     finish(&gpu, opts, manifest, started, result)
 }
@@ -232,6 +234,7 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     let saved = checkpoint::read(dir, &manifest)?;
     let resolved = checkpoint::verify_inputs(dir, &manifest)?;
     let plan = &resolved.plan;
+    let mut diagnostics = reference::Diagnostics::new(plan, resolved.samples.as_ref())?;
     let gpu = Gpu::open(&opts.adapter)?;
     let (first, particles) = match manifest.shard {
         Some(s) => (s.first, s.particles),
@@ -258,7 +261,7 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         if let Some(last) = manifest.snapshots.last() {
             sim.set_center(&last.moments.mean);
         }
-        execute(&mut sim, &opts, &mut manifest, resolved.samples.as_ref())
+        execute(&mut sim, &opts, &mut manifest, &mut diagnostics)
     });
     finish(&gpu, &opts, manifest, started, result)
 }
@@ -318,10 +321,9 @@ fn execute(
     sim: &mut Simulation,
     opts: &RunOptions,
     manifest: &mut Manifest,
-    samples: Option<&crate::scenario::data::SampleTable>,
+    diagnostics: &mut reference::Diagnostics,
 ) -> Result<()> {
     let plan = manifest.plan.clone();
-    let mut diagnostics = reference::Diagnostics::new(&plan, samples)?;
     let out = opts.out.as_path();
     let count = sim.ensemble.count;
     let total_steps = plan.dynamics.steps();

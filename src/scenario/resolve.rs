@@ -866,7 +866,6 @@ fn marginals(
                 continue;
             }
         };
-        let before = issues.0.len();
         let spec = histogram(issues, Section::new(&item_key, &t), dim, ctx);
         match (spec, &mut specs) {
             (Some(s), Some(list)) if s.axes.len() == 2 => list.push(s),
@@ -878,7 +877,6 @@ fn marginals(
                 );
                 specs = None;
             }
-            (None, _) if issues.0.len() == before => specs = None,
             _ => specs = None,
         }
     }
