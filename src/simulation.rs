@@ -45,6 +45,8 @@ pub struct Observation {
     pub step: u64,
     pub time: f64,
     pub histogram: HistogramCounts,
+    /// One per `output.marginals` entry, in order.
+    pub marginals: Vec<HistogramCounts>,
     pub moments: Moments,
     /// Positions of the traced particles this ensemble holds (`output.trajectories`).
     pub trace: Vec<f32>,
@@ -56,6 +58,7 @@ pub struct Simulation<'g> {
     pub ensemble: Ensemble,
     stepper: Box<dyn Stepper>,
     histogram: HistogramGpu,
+    marginals: Vec<HistogramGpu>,
     moments: MomentsGpu,
     step: u64,
     fused: u32,
@@ -149,6 +152,12 @@ impl<'g> Simulation<'g> {
             &plan.output.histogram,
             layout.workgroup_size,
         );
+        let marginals = plan
+            .output
+            .marginals
+            .iter()
+            .map(|spec| HistogramGpu::new(gpu, &ensemble, spec, layout.workgroup_size))
+            .collect();
         let moments = MomentsGpu::new(gpu, &ensemble, layout.workgroup_size);
         gpu.check()?;
         let software = gpu.adapter.device_type == "Cpu";
@@ -162,6 +171,7 @@ impl<'g> Simulation<'g> {
             ensemble,
             stepper,
             histogram,
+            marginals,
             moments,
             step: 0,
             fused,
@@ -303,6 +313,11 @@ impl<'g> Simulation<'g> {
 
     pub fn observe(&mut self) -> Result<Observation> {
         let histogram = self.histogram.observe(self.gpu, &self.ensemble)?;
+        let marginals = self
+            .marginals
+            .iter()
+            .map(|m| m.observe(self.gpu, &self.ensemble))
+            .collect::<Result<Vec<_>>>()?;
         let moments = self
             .moments
             .observe(self.gpu, &self.ensemble, &self.last_mean)?;
@@ -313,6 +328,7 @@ impl<'g> Simulation<'g> {
             step: self.step,
             time: self.plan.dynamics.time_at(self.step),
             histogram,
+            marginals,
             moments,
             trace: self.trace()?,
         })

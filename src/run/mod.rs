@@ -2,9 +2,13 @@
 //! out, surviving interruption by a checkpoint.
 
 pub mod checkpoint;
+pub mod compare;
 pub mod manifest;
 pub mod merge;
+pub mod plot_csv;
 pub mod progress;
+pub mod reference;
+pub mod render;
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterChoice, Gpu};
@@ -91,7 +95,8 @@ fn input_files(plan: &Plan) -> Vec<InputFile> {
 pub fn device_bytes(plan: &Plan) -> u64 {
     let p = &plan.particles;
     let state = p.count.saturating_mul(u64::from(p.dim) * 4);
-    let bins = (plan.output.histogram.total_bins() as u64 + 6) * 4;
+    let histograms = std::iter::once(&plan.output.histogram).chain(&plan.output.marginals);
+    let bins: u64 = histograms.map(|h| (h.total_bins() as u64 + 6) * 4).sum();
     let d = u64::from(p.dim);
     let partials = p
         .count
@@ -197,6 +202,8 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
             }],
         });
     }
+    // References are built before anything is written, so a bad one leaves no directory.
+    let mut diagnostics = reference::Diagnostics::new(plan, resolved.samples.as_ref())?;
     let gpu = Gpu::open(&opts.adapter)?;
     let (first, particles) = shard.range(plan.particles.count);
     check_memory(plan, particles, &gpu)?;
@@ -223,6 +230,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         metrics: "metrics.csv".into(),
         gif: None,
         trajectories: None,
+        plots: Vec::new(),
         error: None,
     };
     write_manifest(&opts.out, &manifest)?;
@@ -237,7 +245,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
     )
     .and_then(|mut sim| {
         manifest.timings.init_seconds = started.elapsed().as_secs_f64();
-        execute(&mut sim, opts, &mut manifest)
+        execute(&mut sim, opts, &mut manifest, &mut diagnostics)
     });
     finish(&gpu, opts, manifest, started, result)
 }
@@ -250,6 +258,7 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     let saved = checkpoint::read(dir, &manifest)?;
     let resolved = checkpoint::verify_inputs(dir, &manifest)?;
     let plan = &resolved.plan;
+    let mut diagnostics = reference::Diagnostics::new(plan, resolved.samples.as_ref())?;
     let gpu = Gpu::open(&opts.adapter)?;
     let (first, particles) = match manifest.shard {
         Some(s) => (s.first, s.particles),
@@ -277,7 +286,7 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         if let Some(last) = manifest.snapshots.last() {
             sim.set_center(&last.moments.mean);
         }
-        execute(&mut sim, &opts, &mut manifest)
+        execute(&mut sim, &opts, &mut manifest, &mut diagnostics)
     });
     finish(&gpu, &opts, manifest, started, result)
 }
@@ -333,7 +342,12 @@ pub fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
 
 /// Steps to the snapshots not yet written, writing each; checkpoints and stops when
 /// `opts.interrupt` is raised.
-fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> Result<()> {
+fn execute(
+    sim: &mut Simulation,
+    opts: &RunOptions,
+    manifest: &mut Manifest,
+    diagnostics: &mut reference::Diagnostics,
+) -> Result<()> {
     let plan = manifest.plan.clone();
     let out = opts.out.as_path();
     let count = sim.ensemble.count;
@@ -409,7 +423,10 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
             } else {
                 None
             };
-            let record = write_snapshot(out, &plan, &obs, positions.as_deref())?;
+            let mut record = write_snapshot(out, &plan, &obs, positions.as_deref())?;
+            let t3 = Instant::now();
+            diagnostics.write(out, &plan, &obs, &mut record)?;
+            manifest.timings.reference_seconds += t3.elapsed().as_secs_f64();
             progress.snapshot(obs.step, obs.time, &record.density);
             manifest.snapshots.push(record);
             write_metrics(out, &plan, &manifest.snapshots)?;
@@ -422,6 +439,7 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
         if manifest.shard.is_none_or(|s| s.first == 0) {
             manifest.trajectories = write_trajectories(out, &plan, &manifest.snapshots)?;
         }
+        manifest.plots = reference::write_plots(out, &plan, &manifest.snapshots)?;
         Ok(())
     })();
     progress.finish(match &result {
@@ -432,7 +450,7 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
     result
 }
 
-fn title(plan: &Plan, step: u64, time: f64) -> String {
+pub(crate) fn title(plan: &Plan, step: u64, time: f64) -> String {
     match &plan.name {
         Some(n) => format!("{n}   t = {time:.4}   step {step}"),
         None => format!("t = {time:.4}   step {step}"),
@@ -513,6 +531,8 @@ fn write_snapshot(
             cov: obs.moments.cov.clone(),
         },
         trace: obs.trace.clone(),
+        reference: None,
+        marginals: Vec::new(),
     })
 }
 
@@ -527,10 +547,11 @@ pub fn write_metrics(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> R
             cov: s.moments.cov.clone(),
         })
         .collect();
-    output::write_atomic(
-        &out.join("metrics.csv"),
-        output::metrics_csv(plan.particles.dim as usize, &rows).as_bytes(),
-    )
+    let mut csv = output::metrics_csv(plan.particles.dim as usize, &rows);
+    if plan.output.reference.is_some() {
+        csv = reference::extend_metrics(csv, snapshots);
+    }
+    output::write_atomic(&out.join("metrics.csv"), csv.as_bytes())
 }
 
 /// density.gif from the stored density arrays, so that it is the same whether the run was

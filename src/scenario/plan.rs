@@ -234,6 +234,37 @@ pub struct OutputPlan {
     /// `trajectories.npy` and are drawn in `trajectories.png`.
     #[serde(default)]
     pub trajectories: u32,
+    /// A reference density for every histogram (left out of the plan, and so of its hash,
+    /// when absent, so older plans keep their hashes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceKind>,
+    /// Further 2D histograms (axis pairs), written to `density/<a>_<b>/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marginals: Vec<HistogramSpec>,
+}
+
+/// `[output] reference`: what the particle histograms are compared with (src/reference/).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceKind {
+    /// The grid Fokker–Planck solution from the initial law.
+    FokkerPlanck,
+    /// The stationary density exp(-U/T)/Z.
+    Boltzmann,
+    /// A closed form (the Ornstein–Uhlenbeck transient Gaussian).
+    Analytic,
+}
+
+impl ReferenceKind {
+    pub const NAMES: &[&str] = &["fokker_planck", "boltzmann", "analytic"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReferenceKind::FokkerPlanck => "fokker_planck",
+            ReferenceKind::Boltzmann => "boltzmann",
+            ReferenceKind::Analytic => "analytic",
+        }
+    }
 }
 
 impl OutputPlan {
