@@ -700,6 +700,23 @@ fn catalogue() -> Vec<Case> {
         case("gradient flow: temperature is not a key")
             .edit(LANGEVIN_DYNAMICS, "kind = \"gradient_flow\"\npotential = { kind = \"double_well\" }\ntemperature = 1.0\ndt = 1e-3\nsteps = 5")
             .expect(INVALID, &["dynamics.temperature", "unknown key"]),
+        reverse_case("reverse: a grid reference")
+            .append("\n[output]\nreference = \"fokker_planck\"\n")
+            .expect(INVALID, &["output.reference", r#""analytic" for kind = reverse_sde"#]),
+        case("forward: analytic reference from a point")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"forward\"\nprocess = { kind = \"vp\" }\ndt = 1e-3\nsteps = 5",
+            )
+            .append("\n[output]\nreference = \"analytic\"\n")
+            .expect(INVALID, &["output.reference", "gaussian or mixture"]),
+        case("gradient flow: no reference")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"gradient_flow\"\npotential = { kind = \"double_well\" }\ndt = 1e-3\nsteps = 5",
+            )
+            .append("\n[output]\nreference = \"boltzmann\"\n")
+            .expect(INVALID, &["output.reference", "dynamics.kind is gradient_flow"]),
         case("too many trajectories")
             .append("\n[output]\ntrajectories = 65\n")
             .expect(INVALID, &["output.trajectories = 65", "from 0 to 64"]),

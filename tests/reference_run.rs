@@ -399,3 +399,64 @@ reference = "fokker_planck"
         );
     }
 }
+
+/// Reverse dynamics with the analytic reference: the data law pushed to process time t.
+const REVERSE: &str = r#"
+seed = 3
+[particles]
+count = 100_000
+dim = 2
+init = { kind = "prior" }
+
+[dynamics]
+kind = "reverse_sde"
+process = { kind = "vp" }
+score = { kind = "mixture", weights = [0.6, 0.4], means = [[-1.0, 0.5], [1.5, -0.5]], stds = [0.3, [0.4, 0.2]] }
+steps = 400
+
+[output]
+every = 0.25
+histogram = { bins = [40, 40], range = [[-3.0, 3.0], [-3.0, 3.0]] }
+reference = "analytic"
+"#;
+
+#[test]
+fn diffusion_dynamics_sit_on_the_noise_floor_of_their_exact_law() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("s.toml"), REVERSE).unwrap();
+    for (out, kind) in [("sde", "reverse_sde"), ("flow", "probability_flow")] {
+        let kind_arg = format!("dynamics.kind=\"{kind}\"");
+        ok(&fokker(
+            &[
+                "run",
+                "s.toml",
+                "--out",
+                out,
+                "--progress",
+                "none",
+                "--set",
+                &kind_arg,
+            ],
+            tmp.path(),
+        ));
+        let run = tmp.path().join(out);
+        let (header, rows) = metrics(&run);
+        let tv = column(&header, &rows, "tv");
+        let floor = column(&header, &rows, "tv_floor");
+        assert_eq!(tv.len(), 5, "snapshots at t = 1, 0.75, 0.5, 0.25, 0.001");
+        for (t, f) in tv.iter().zip(&floor) {
+            // The prior is N(0, I), the exact law at t_end = 1 is within 1e-4 of it.
+            assert!(*t < 1.3 * f + 0.005, "{kind}: tv {t} vs floor {f}");
+        }
+        let m = manifest(&run);
+        let last = m["snapshots"].as_array().unwrap().last().unwrap().clone();
+        for key in ["density", "heatmap", "compare"] {
+            let rel = last["reference"][key].as_str().unwrap();
+            assert!(run.join(rel).is_file(), "{rel}");
+        }
+        // No potential, so no free energy and no free-energy plot.
+        assert!(last["reference"]["free_energy"].is_null());
+        assert!(run.join("distances.png").is_file());
+        assert!(!run.join("free_energy.png").exists());
+    }
+}

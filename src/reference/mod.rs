@@ -129,8 +129,18 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
         value: format!("\"{}\"", kind.name()),
         allowed,
     };
+    if is_diffusion(&plan.dynamics) {
+        return diffusion_issues(plan, kind)
+            .into_iter()
+            .map(issue)
+            .collect();
+    }
     let Some((potential, temperature)) = langevin(&plan.dynamics) else {
-        return vec![issue("reference needs kind = langevin".into())];
+        return vec![issue(format!(
+            "a reference for kind = langevin (any reference) or forward, reverse_sde and \
+             probability_flow (\"analytic\"); dynamics.kind is {}",
+            plan.dynamics.kind_name()
+        ))];
     };
     let mut issues = Vec::new();
     let dim = plan.particles.dim as usize;
@@ -185,6 +195,37 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
     issues
 }
 
+fn is_diffusion(dynamics: &DynamicsPlan) -> bool {
+    matches!(
+        dynamics,
+        DynamicsPlan::Forward { .. }
+            | DynamicsPlan::ReverseSde { .. }
+            | DynamicsPlan::ProbabilityFlow { .. }
+    )
+}
+
+/// Diffusion dynamics have the closed-form law of src/dynamics/diffusion.rs (`exact_law`)
+/// as their "analytic" reference, and nothing else.
+fn diffusion_issues(plan: &Plan, kind: ReferenceKind) -> Vec<String> {
+    if kind != ReferenceKind::Analytic {
+        return vec![format!(
+            "\"analytic\" for kind = {} (the data law pushed through the process); \
+             \"{}\" needs kind = langevin",
+            plan.dynamics.kind_name(),
+            kind.name()
+        )];
+    }
+    match (&plan.dynamics, &plan.particles.init) {
+        (DynamicsPlan::Forward { .. }, Init::Gaussian { .. } | Init::Mixture(_)) => Vec::new(),
+        (DynamicsPlan::Forward { .. }, _) => vec![
+            "\"analytic\" for kind = forward needs particles.init of kind gaussian or mixture \
+             (a mixture stays a mixture under the process)"
+                .into(),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Solver cells for bins: bins refined by the largest whole factor that keeps each axis at
 /// or under the target (factor at least 1).
 pub fn refinement(spec: &HistogramSpec) -> usize {
@@ -220,6 +261,12 @@ enum Track {
         start: Option<Vec<f64>>,
     },
     Boltzmann(Vec<f64>),
+    /// The closed-form law of diffusion dynamics, at any time.
+    Diffusion {
+        dynamics: DynamicsPlan,
+        init: Init,
+        data: Option<SampleTable>,
+    },
     Analytic {
         /// (weight, initial Gaussian on the axes) per component.
         start: Vec<(f64, Gaussian)>,
@@ -252,7 +299,25 @@ impl Reference {
         kind: ReferenceKind,
         spec: &HistogramSpec,
         samples: Option<&SampleTable>,
+        data: Option<&SampleTable>,
     ) -> Result<Reference, String> {
+        if is_diffusion(&plan.dynamics) {
+            if let Some(why) = diffusion_issues(plan, kind).into_iter().next() {
+                return Err(why);
+            }
+            return Ok(Reference {
+                kind,
+                spec: spec.clone(),
+                // No potential: the free energy is left out.
+                temperature: f64::NAN,
+                bin_potential: vec![0.0; spec.total_bins()],
+                track: Track::Diffusion {
+                    dynamics: plan.dynamics.clone(),
+                    init: plan.particles.init.clone(),
+                    data: data.cloned(),
+                },
+            });
+        }
         let (potential, temperature) =
             langevin(&plan.dynamics).ok_or("reference needs kind = langevin")?;
         let dim = plan.particles.dim as usize;
@@ -380,6 +445,26 @@ impl Reference {
                 }
             }
             Track::Boltzmann(p) => on_bins(p.clone(), &self.bin_potential, self.temperature),
+            Track::Diffusion {
+                dynamics,
+                init,
+                data,
+            } => {
+                let probabilities =
+                    crate::dynamics::diffusion::exact_law(dynamics, init, data.as_ref(), time)
+                        .map(|law| {
+                            law.bin_probabilities(
+                                &self.spec.axes,
+                                &self.spec.bins,
+                                &self.spec.range,
+                            )
+                        })
+                        .unwrap_or_else(|| vec![f64::NAN; bins.len()]);
+                ReferenceSnapshot {
+                    probabilities,
+                    free_energy: f64::NAN,
+                }
+            }
             Track::Analytic {
                 start,
                 matrix,

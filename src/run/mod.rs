@@ -203,7 +203,8 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         });
     }
     // References are built before anything is written, so a bad one leaves no directory.
-    let mut diagnostics = reference::Diagnostics::new(plan, resolved.samples.as_ref())?;
+    let mut diagnostics =
+        reference::Diagnostics::new(plan, resolved.samples.as_ref(), resolved.data.as_ref())?;
     let gpu = Gpu::open(&opts.adapter)?;
     let (first, particles) = shard.range(plan.particles.count);
     check_memory(plan, particles, &gpu)?;
@@ -258,7 +259,8 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     let saved = checkpoint::read(dir, &manifest)?;
     let resolved = checkpoint::verify_inputs(dir, &manifest)?;
     let plan = &resolved.plan;
-    let mut diagnostics = reference::Diagnostics::new(plan, resolved.samples.as_ref())?;
+    let mut diagnostics =
+        reference::Diagnostics::new(plan, resolved.samples.as_ref(), resolved.data.as_ref())?;
     let gpu = Gpu::open(&opts.adapter)?;
     let (first, particles) = match manifest.shard {
         Some(s) => (s.first, s.particles),

@@ -59,13 +59,17 @@ fn reference_error(e: String) -> Error {
 }
 
 impl Diagnostics {
-    pub fn new(plan: &Plan, samples: Option<&SampleTable>) -> Result<Diagnostics> {
+    pub fn new(
+        plan: &Plan,
+        samples: Option<&SampleTable>,
+        data: Option<&SampleTable>,
+    ) -> Result<Diagnostics> {
         let specs = std::iter::once(&plan.output.histogram).chain(plan.output.marginals.iter());
         let mut views = Vec::new();
         for spec in specs {
             let reference = match plan.output.reference {
                 Some(kind) => {
-                    Some(Reference::new(plan, kind, spec, samples).map_err(reference_error)?)
+                    Some(Reference::new(plan, kind, spec, samples, data).map_err(reference_error)?)
                 }
                 None => None,
             };
@@ -363,21 +367,28 @@ pub fn write_plots(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> Res
         &out.join("distances.png"),
         &output::png_bytes(&distances_png)?,
     )?;
+    let mut plots = vec!["distances.png".to_string()];
+    let energy = [
+        series("particles (histogram)", &|r| r.free_energy, false),
+        series(kind, &|r| r.free_energy_reference, true),
+    ];
+    // Dynamics without a potential (diffusion) have no free energy to plot.
+    if energy.iter().all(|s| s.points.is_empty()) {
+        return Ok(plots);
+    }
+    plots.push("free_energy.png".into());
     let free_energy_png = plot::line_chart(
         &title("free energy F = ∫ρU + T∫ρ log ρ"),
         "t",
         "F",
-        &[
-            series("particles (histogram)", &|r| r.free_energy, false),
-            series(kind, &|r| r.free_energy_reference, true),
-        ],
+        &energy,
         false,
     )?;
     output::write_atomic(
         &out.join("free_energy.png"),
         &output::png_bytes(&free_energy_png)?,
     )?;
-    Ok(vec!["distances.png".into(), "free_energy.png".into()])
+    Ok(plots)
 }
 
 fn sum_counts(parts: &[(&Path, &str)]) -> Result<Vec<u64>> {
