@@ -211,6 +211,59 @@ where
     Ok(())
 }
 
+/// Paths of traced particles in the plane (or coordinate against time), over fixed `x` and
+/// `y` ranges: one colour per path, a hollow circle where it starts and a filled one where it
+/// ends.
+pub fn path_chart(
+    title: &str,
+    labels: (&str, &str),
+    paths: &[Vec<(f64, f64)>],
+    x: [f64; 2],
+    y: [f64; 2],
+) -> Result<RgbImage> {
+    render(760, 720, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, font(20))
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x[0]..x[1], y[0]..y[1])
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .light_line_style(RGBColor(236, 236, 236))
+            .bold_line_style(RGBColor(210, 210, 210))
+            .x_desc(labels.0)
+            .y_desc(labels.1)
+            .label_style(font(15))
+            .axis_desc_style(font(17))
+            .y_label_formatter(&|v| short_number(*v))
+            .x_label_formatter(&|v| short_number(*v))
+            .draw()
+            .map_err(plot_error)?;
+        for (k, path) in paths.iter().enumerate() {
+            let colour = PALETTE[k % PALETTE.len()];
+            let points: Vec<(f64, f64)> = path
+                .iter()
+                .copied()
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                .map_err(plot_error)?;
+            if let (Some(&first), Some(&last)) = (points.first(), points.last()) {
+                chart
+                    .draw_series([
+                        Circle::new(first, 5, colour.stroke_width(2)),
+                        Circle::new(last, 5, colour.filled()),
+                    ])
+                    .map_err(plot_error)?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// A tick label: up to 4 significant digits, exponent form for very large or small values.
 fn short_number(v: f64) -> String {
     if v == 0.0 {

@@ -602,6 +602,42 @@ pub fn write_trajectories(
         &out.join("trajectories.npy"),
         &output::npy_f32(&[snapshots.len(), k, d], &values)?,
     )?;
+    // The paths on the histogram's axes (a 1D histogram: its axis against time).
+    let spec = &plan.output.histogram;
+    let axis = |s: &SnapshotRecord, p: usize, a: u32| f64::from(s.trace[p * d + a as usize]);
+    let paths: Vec<Vec<(f64, f64)>> = (0..k)
+        .map(|p| {
+            snapshots
+                .iter()
+                .map(|s| match spec.axes[..] {
+                    [a, b] => (axis(s, p, a), axis(s, p, b)),
+                    _ => (s.time, axis(s, p, spec.axes[0])),
+                })
+                .collect()
+        })
+        .collect();
+    let names = axis_names(plan);
+    let (x, y, labels) = match spec.axes[..] {
+        [_, _] => (
+            spec.range[0],
+            spec.range[1],
+            (names[0].as_str(), names[1].as_str()),
+        ),
+        _ => {
+            let times = snapshots.iter().map(|s| s.time);
+            let (t0, t1) = times.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
+                (a.min(t), b.max(t))
+            });
+            let t1 = if t1 > t0 { t1 } else { t0 + 1.0 };
+            ([t0, t1], spec.range[0], ("t", names[0].as_str()))
+        }
+    };
+    let title = match &plan.name {
+        Some(n) => format!("{n}: {k} traced particles"),
+        None => format!("{k} traced particles"),
+    };
+    let png = output::plot::path_chart(&title, labels, &paths, x, y)?;
+    output::write_atomic(&out.join("trajectories.png"), &output::png_bytes(&png)?)?;
     Ok(Some("trajectories.npy".into()))
 }
 
