@@ -716,7 +716,7 @@ fn catalogue() -> Vec<Case> {
                 "kind = \"gradient_flow\"\npotential = { kind = \"double_well\" }\ndt = 1e-3\nsteps = 5",
             )
             .append("\n[output]\nreference = \"boltzmann\"\n")
-            .expect(INVALID, &["output.reference", "dynamics.kind is gradient_flow"]),
+            .expect(INVALID, &["output.reference", "for kind = gradient_flow", "temperature > 0"]),
         case("too many trajectories")
             .append("\n[output]\ntrajectories = 65\n")
             .expect(INVALID, &["output.trajectories = 65", "from 0 to 64"]),

@@ -98,13 +98,18 @@ pub fn axis_potential(
 
 /// The Langevin potential and temperature, or None for dynamics a reference cannot describe.
 fn langevin(dynamics: &DynamicsPlan) -> Option<(&Potential, f64)> {
-    #[allow(unreachable_patterns)] // other dynamics kinds have no Fokker–Planck reference here
     match dynamics {
         DynamicsPlan::Langevin {
             potential,
             temperature,
             ..
         } => Some((potential, *temperature)),
+        // Plain gradient descent is Langevin at T = 0 (its analytic reference: exp(-A t)).
+        DynamicsPlan::GradientFlow {
+            potential,
+            friction: None,
+            ..
+        } => Some((potential, 0.0)),
         _ => None,
     }
 }
@@ -143,6 +148,21 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
         ))];
     };
     let mut issues = Vec::new();
+    if matches!(plan.dynamics, DynamicsPlan::GradientFlow { .. })
+        && (kind != ReferenceKind::Analytic
+            || !matches!(
+                plan.particles.init,
+                Init::Gaussian { .. } | Init::Mixture(_)
+            ))
+    {
+        issues.push(issue(
+            "\"analytic\" with a gaussian or mixture init for kind = gradient_flow (the law \
+             under x' = -A (x - c), exp(-A t) applied to each component); a grid reference \
+             needs temperature > 0"
+                .into(),
+        ));
+        return issues;
+    }
     let dim = plan.particles.dim as usize;
     for (key, spec) in views(plan) {
         let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();

@@ -171,13 +171,14 @@ pub fn marginal_png(
 /// U of the histogram's axes at the bin centres and the temperature, where the potential
 /// separates those axes (Langevin only).
 pub fn bin_potential(plan: &Plan, spec: &HistogramSpec) -> Option<(Vec<f64>, f64)> {
-    #[allow(unreachable_patterns)] // other dynamics kinds have no free energy here
     let (potential, temperature) = match &plan.dynamics {
         DynamicsPlan::Langevin {
             potential,
             temperature,
             ..
         } => (potential, *temperature),
+        // T = 0: the free energy is the mean of U, the ensemble's average loss.
+        DynamicsPlan::GradientFlow { potential, .. } => (potential, 0.0),
         _ => return None,
     };
     let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
