@@ -47,6 +47,16 @@ const SHADERS: &[(&str, &[&str])] = &[
     ),
     ("PHILOX_KAT", &["common/philox.wgsl", "philox_kat.wgsl"]),
     ("KERNEL_SUM", &["kernel_sum.wgsl"]),
+    (
+        "SD_FLOW",
+        &[
+            "common/chunk.wgsl",
+            "common/philox.wgsl",
+            "common/point.wgsl",
+            "common/noise.wgsl",
+            "sd_flow.wgsl",
+        ],
+    ),
 ];
 
 fn main() {

@@ -8,6 +8,7 @@ pub mod init;
 pub mod kernel_sum;
 pub mod langevin;
 pub mod potential_params;
+pub mod sd_flow;
 
 use crate::error::Result;
 use crate::gpu::{Ensemble, Gpu};
@@ -117,6 +118,17 @@ pub fn stepper(
             plan.seed,
             workgroup_size,
         )?),
+        DynamicsPlan::SdFlow { target, .. } => {
+            let targets = sd_flow::target_samples(target, data, plan.seed)?;
+            Box::new(sd_flow::SdFlowGpu::new(
+                gpu,
+                ensemble,
+                &plan.dynamics,
+                &targets,
+                plan.seed,
+                workgroup_size,
+            )?)
+        }
     })
 }
 

@@ -99,6 +99,61 @@ pub enum DynamicsPlan {
         t_min: f64,
         steps: u64,
     },
+    /// Score-difference flow, kernel form (seed 004): z = y + sigma eps, y += eta (D_p(z) -
+    /// D_q(z)) with Gaussian-kernel denoisers over the target samples and the current
+    /// particles (`approximate`: D_q(z) ~ y). Step-based: time is the step index.
+    SdFlow {
+        target: Target,
+        sigma: SigmaSchedule,
+        eta: f64,
+        steps: u64,
+        approximate: bool,
+    },
+}
+
+/// The law a kernel flow pushes the particles onto, given by samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// Rows of an M x dim table (.npy or .csv).
+    Samples {
+        path: PathBuf,
+        rows: u64,
+        sha256: String,
+    },
+    /// `count` samples of a Gaussian mixture, drawn from the run's seed (Philox stream
+    /// [`crate::rng::STREAM_TARGET`]).
+    Mixture { mixture: Mixture, count: u64 },
+}
+
+/// The proxy-noise level of SD flow per step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SigmaSchedule {
+    Constant {
+        sigma: f64,
+    },
+    /// Geometric from `start` at step 0 to `end` at the last step (decreasing in use).
+    Geometric {
+        start: f64,
+        end: f64,
+    },
+}
+
+impl SigmaSchedule {
+    /// sigma at step `step` of `steps` (0-based).
+    pub fn at(&self, step: u64, steps: u64) -> f64 {
+        match *self {
+            SigmaSchedule::Constant { sigma } => sigma,
+            SigmaSchedule::Geometric { start, end } => {
+                if steps <= 1 {
+                    return start;
+                }
+                let f = step.min(steps - 1) as f64 / (steps - 1) as f64;
+                start * (end / start).powf(f)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +193,8 @@ impl DynamicsPlan {
             | DynamicsPlan::GradientFlow { steps, .. }
             | DynamicsPlan::Forward { steps, .. }
             | DynamicsPlan::ReverseSde { steps, .. }
-            | DynamicsPlan::ProbabilityFlow { steps, .. } => *steps,
+            | DynamicsPlan::ProbabilityFlow { steps, .. }
+            | DynamicsPlan::SdFlow { steps, .. } => *steps,
         }
     }
 
@@ -161,6 +217,7 @@ impl DynamicsPlan {
                 steps,
                 ..
             } => reverse_time(*t_end, *t_min, *steps, step),
+            DynamicsPlan::SdFlow { .. } => step as f64,
         }
     }
 
@@ -182,6 +239,7 @@ impl DynamicsPlan {
                 steps,
                 ..
             } => (t_end - t_min) / *steps as f64,
+            DynamicsPlan::SdFlow { .. } => 1.0,
         }
     }
 
@@ -193,13 +251,14 @@ impl DynamicsPlan {
             DynamicsPlan::Forward { .. } => "forward",
             DynamicsPlan::ReverseSde { .. } => "reverse_sde",
             DynamicsPlan::ProbabilityFlow { .. } => "probability_flow",
+            DynamicsPlan::SdFlow { .. } => "sd_flow",
         }
     }
 
     /// Whether a step needs the whole ensemble (kernel sums over the particles themselves):
     /// such dynamics cannot be sharded.
     pub fn couples_particles(&self) -> bool {
-        false
+        matches!(self, DynamicsPlan::SdFlow { .. })
     }
 
     /// The data set file the dynamics read, if any: (path, sha256).
@@ -210,6 +269,10 @@ impl DynamicsPlan {
                 Score::Samples { path, sha256, .. } => Some((path, sha256)),
                 Score::Mixture(_) => None,
             },
+            DynamicsPlan::SdFlow {
+                target: Target::Samples { path, sha256, .. },
+                ..
+            } => Some((path, sha256)),
             _ => None,
         }
     }
