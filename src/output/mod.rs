@@ -5,6 +5,7 @@
 mod atomic;
 mod gif;
 mod heatmap;
+mod line_plot;
 mod metrics;
 mod npy;
 mod rundir;
@@ -12,6 +13,7 @@ mod rundir;
 pub use atomic::write_atomic;
 pub use gif::encode_gif;
 pub use heatmap::{colormap, colormap_names, png_bytes, render_density_image, render_density_png};
+pub use line_plot::{Series, render_line_plot};
 pub use metrics::{MetricsRow, metrics_csv};
 pub use npy::{npy_f32, npy_u64, read_npy_f32, read_npy_u64};
 pub use rundir::prepare_run_dir;

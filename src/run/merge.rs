@@ -213,6 +213,8 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
                 .iter()
                 .flat_map(|(_, m)| m.snapshots[j].trace.iter().copied())
                 .collect(),
+            // Only dynamics of independent particles shard; none of them has a target.
+            mmd2: None,
         });
     }
     write_metrics(out, &plan, &snapshots)?;

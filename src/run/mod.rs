@@ -224,6 +224,8 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         gif: None,
         trajectories: None,
         error: None,
+        mmd_bandwidth: None,
+        mmd_plot: None,
     };
     write_manifest(&opts.out, &manifest)?;
     let result = Simulation::new(
@@ -237,6 +239,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
     )
     .and_then(|mut sim| {
         manifest.timings.init_seconds = started.elapsed().as_secs_f64();
+        manifest.mmd_bandwidth = sim.mmd_bandwidth();
         execute(&mut sim, opts, &mut manifest)
     });
     finish(&gpu, opts, manifest, started, result)
@@ -422,6 +425,7 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
         if manifest.shard.is_none_or(|s| s.first == 0) {
             manifest.trajectories = write_trajectories(out, &plan, &manifest.snapshots)?;
         }
+        manifest.mmd_plot = write_mmd_plot(out, &plan, &manifest.snapshots)?;
         Ok(())
     })();
     progress.finish(match &result {
@@ -513,7 +517,34 @@ fn write_snapshot(
             cov: obs.moments.cov.clone(),
         },
         trace: obs.trace.clone(),
+        mmd2: obs.mmd2,
     })
+}
+
+/// `mmd.png`, MMD^2 to the target against step, where the snapshots have it.
+pub fn write_mmd_plot(
+    out: &Path,
+    plan: &Plan,
+    snapshots: &[SnapshotRecord],
+) -> Result<Option<String>> {
+    let points: Vec<(f64, f64)> = snapshots
+        .iter()
+        .filter_map(|s| s.mmd2.map(|m| (s.step as f64, m)))
+        .collect();
+    if points.is_empty() {
+        return Ok(None);
+    }
+    let png = output::render_line_plot(
+        &format!("MMD^2 to the target, {}", plan.dynamics.kind_name()),
+        "step",
+        "MMD^2",
+        &[output::Series {
+            name: plan.dynamics.kind_name(),
+            points: &points,
+        }],
+    )?;
+    output::write_atomic(&out.join("mmd.png"), &png)?;
+    Ok(Some("mmd.png".into()))
 }
 
 /// metrics.csv from the snapshot records (so a resumed or merged run writes it whole).
@@ -525,6 +556,7 @@ pub fn write_metrics(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> R
             time: s.time,
             mean: s.moments.mean.clone(),
             cov: s.moments.cov.clone(),
+            mmd2: s.mmd2,
         })
         .collect();
     output::write_atomic(

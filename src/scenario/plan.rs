@@ -261,6 +261,14 @@ impl DynamicsPlan {
         matches!(self, DynamicsPlan::SdFlow { .. })
     }
 
+    /// The target of a kernel flow (whose MMD^2 each snapshot reports).
+    pub fn kernel_target(&self) -> Option<&Target> {
+        match self {
+            DynamicsPlan::SdFlow { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
     /// The data set file the dynamics read, if any: (path, sha256).
     pub fn input_file(&self) -> Option<(&std::path::Path, &str)> {
         match self {

@@ -34,7 +34,15 @@ const DYNAMICS_KINDS: &[&str] = &[
     "forward",
     "reverse_sde",
     "probability_flow",
+    "sd_flow",
 ];
+const SD_FLOW_KEYS: &[&str] = &["kind", "target", "sigma", "eta", "steps", "approximate"];
+const TARGET_KINDS: &[&str] = &["samples", "mixture"];
+const TARGET_MIXTURE_KEYS: &[&str] = &["kind", "weights", "means", "stds", "count"];
+/// Target samples drawn from a mixture target unless `count` says otherwise.
+pub const DEFAULT_TARGET_SAMPLES: u64 = 8192;
+/// Most target samples a kernel flow takes (the kernel sum indexes rows with u32).
+const MAX_TARGET_SAMPLES: i64 = 1 << 26;
 const GRADIENT_FLOW_KEYS: &[&str] = &["kind", "potential", "dt", "t_end", "steps", "friction"];
 const FORWARD_KEYS: &[&str] = &["kind", "process", "integrator", "dt", "t_end", "steps"];
 const REVERSE_KEYS: &[&str] = &["kind", "process", "score", "t_end", "t_min", "steps"];
@@ -598,6 +606,7 @@ fn dynamics(
         "gradient_flow" => gradient_flow(issues, sec, dim).map(|d| (d, None)),
         "forward" => forward(issues, sec).map(|d| (d, None)),
         k @ ("reverse_sde" | "probability_flow") => reverse(issues, sec, dim, base_dir, k),
+        "sd_flow" => sd_flow(issues, sec, dim, base_dir),
         _ => None,
     }
 }
@@ -776,6 +785,154 @@ fn reverse(
         }
     };
     Some((plan, data))
+}
+
+/// `target = { kind = "samples", path } | { kind = "mixture", weights, means, stds, count }`:
+/// the law a kernel flow pushes the particles onto, with its loaded table.
+fn target_key(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+) -> Option<(Target, Option<SampleTable>)> {
+    required(
+        issues,
+        sec,
+        "target",
+        "a table { kind = \"samples\", path } or { kind = \"mixture\", weights, means, stds, count }",
+        |i, k, v| {
+            let t = table(i, k, v)?;
+            let sec = Section::new(k, t);
+            match kind(i, sec, TARGET_KINDS)? {
+                "mixture" => {
+                    sec.check_keys(TARGET_MIXTURE_KEYS, i);
+                    let allowed = format!(
+                        "an integer from 1 to {MAX_TARGET_SAMPLES} (samples drawn from the mixture)"
+                    );
+                    let count = optional(
+                        i,
+                        sec,
+                        "count",
+                        || Some(DEFAULT_TARGET_SAMPLES),
+                        |i, k, v| {
+                            integer(i, k, v, &allowed, |n| (1..=MAX_TARGET_SAMPLES).contains(&n))
+                                .map(|n| n as u64)
+                        },
+                    );
+                    let mixture = mixture(i, sec, dim);
+                    Some((
+                        Target::Mixture {
+                            mixture: mixture?,
+                            count: count?,
+                        },
+                        None,
+                    ))
+                }
+                "samples" => {
+                    let (path, rows, sha256, table) = samples_table(i, sec, base_dir, dim)?;
+                    if rows > MAX_TARGET_SAMPLES as u64 {
+                        i.add(
+                            &sec.key("path"),
+                            Some(&Value::String(path.display().to_string())),
+                            format!("a table of at most {MAX_TARGET_SAMPLES} rows; it has {rows}"),
+                        );
+                        return None;
+                    }
+                    Some((Target::Samples { path, rows, sha256 }, Some(table)))
+                }
+                _ => None,
+            }
+        },
+    )
+}
+
+/// `steps` of a step-based dynamics (kernel flows: time is the step index).
+fn step_count(issues: &mut Issues, sec: Section<'_>) -> Option<u64> {
+    let allowed = format!("an integer from 1 to {MAX_STEPS}");
+    required(issues, sec, "steps", &allowed, |i, k, v| {
+        integer(i, k, v, &allowed, |n| n >= 1 && n as u64 <= MAX_STEPS).map(|n| n as u64)
+    })
+}
+
+fn sd_flow(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+) -> Option<(DynamicsPlan, Option<SampleTable>)> {
+    sec.check_keys(SD_FLOW_KEYS, issues);
+    let target = target_key(issues, sec, dim, base_dir);
+    let sigma_allowed = "a number > 0, or a decreasing schedule { start, end } of numbers > 0";
+    let sigma = required(issues, sec, "sigma", sigma_allowed, |i, k, v| match v {
+        Value::Table(t) => {
+            let sec = Section::new(k, t);
+            sec.check_keys(&["start", "end"], i);
+            let positive = |i: &mut Issues, key: &str| {
+                required(i, sec, key, "a finite number > 0", |i, k, v| {
+                    number(i, k, v, "a finite number > 0", |x| x > 0.0)
+                })
+            };
+            let (start, end) = (positive(i, "start"), positive(i, "end"));
+            let (start, end) = (start?, end?);
+            if end > start {
+                i.add(
+                    &sec.key("end"),
+                    Some(&Value::Float(end)),
+                    format!(
+                        "at most start = {start} (sigma decreases geometrically from start to end)"
+                    ),
+                );
+                return None;
+            }
+            Some(SigmaSchedule::Geometric { start, end })
+        }
+        _ => number(i, k, v, sigma_allowed, |x| x > 0.0)
+            .map(|sigma| SigmaSchedule::Constant { sigma }),
+    });
+    let eta = optional(
+        issues,
+        sec,
+        "eta",
+        || Some(0.5),
+        |i, k, v| {
+            number(
+                i,
+                k,
+                v,
+                "a finite number > 0 (step size; 0.5 to 1 is typical)",
+                |x| x > 0.0,
+            )
+        },
+    );
+    let approximate = optional(
+        issues,
+        sec,
+        "approximate",
+        || Some(false),
+        |i, k, v| match v {
+            Value::Boolean(b) => Some(*b),
+            _ => {
+                i.add(
+                    k,
+                    Some(v),
+                    "true (D_q(z) ~ y, the diffusion-like variant) or false",
+                );
+                None
+            }
+        },
+    );
+    let steps = step_count(issues, sec);
+    let (target, data) = target?;
+    Some((
+        DynamicsPlan::SdFlow {
+            target,
+            sigma: sigma?,
+            eta: eta?,
+            steps: steps?,
+            approximate: approximate?,
+        },
+        data,
+    ))
 }
 
 /// `process = { kind = "vp" | "ve" | "ou", ... }` with its defaults.
