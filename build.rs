@@ -48,13 +48,14 @@ const SHADERS: &[(&str, &[&str])] = &[
     ("PHILOX_KAT", &["common/philox.wgsl", "philox_kat.wgsl"]),
     ("KERNEL_SUM", &["kernel_sum.wgsl"]),
     (
-        "SD_FLOW",
+        "KERNEL_FLOWS",
         &[
             "common/chunk.wgsl",
             "common/philox.wgsl",
             "common/point.wgsl",
             "common/noise.wgsl",
-            "sd_flow.wgsl",
+            "common/potential.wgsl",
+            "kernel_flows.wgsl",
         ],
     ),
 ];

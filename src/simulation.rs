@@ -155,7 +155,8 @@ impl<'g> Simulation<'g> {
         let moments = MomentsGpu::new(gpu, &ensemble, layout.workgroup_size);
         let mmd = match plan.dynamics.kernel_target() {
             Some(target) => {
-                let targets = crate::dynamics::sd_flow::target_samples(target, data, plan.seed)?;
+                let targets =
+                    crate::dynamics::kernel_flows::target_samples(target, data, plan.seed)?;
                 Some(MmdGpu::new(gpu, &ensemble, &targets)?)
             }
             None => None,

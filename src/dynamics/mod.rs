@@ -5,10 +5,10 @@ pub mod diffusion;
 pub mod empirical;
 pub mod gradient_flow;
 pub mod init;
+pub mod kernel_flows;
 pub mod kernel_sum;
 pub mod langevin;
 pub mod potential_params;
-pub mod sd_flow;
 
 use crate::error::Result;
 use crate::gpu::{Ensemble, Gpu};
@@ -118,13 +118,19 @@ pub fn stepper(
             plan.seed,
             workgroup_size,
         )?),
-        DynamicsPlan::SdFlow { target, .. } => {
-            let targets = sd_flow::target_samples(target, data, plan.seed)?;
-            Box::new(sd_flow::SdFlowGpu::new(
+        DynamicsPlan::SdFlow { .. }
+        | DynamicsPlan::MmdFlow { .. }
+        | DynamicsPlan::Svgd { .. }
+        | DynamicsPlan::Interaction { .. } => {
+            let targets = match plan.dynamics.kernel_target() {
+                Some(target) => Some(kernel_flows::target_samples(target, data, plan.seed)?),
+                None => None,
+            };
+            Box::new(kernel_flows::KernelFlowGpu::new(
                 gpu,
                 ensemble,
                 &plan.dynamics,
-                &targets,
+                targets.as_ref(),
                 plan.seed,
                 workgroup_size,
             )?)

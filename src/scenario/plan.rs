@@ -109,6 +109,48 @@ pub enum DynamicsPlan {
         steps: u64,
         approximate: bool,
     },
+    /// MMD gradient flow with a Gaussian kernel of bandwidth h:
+    /// x_i -= eta grad_x [(1/N) sum_j k(x, x_j) - (1/M) sum_m k(x, y_m)] at x = x_i + beta eps
+    /// (noise injection, `noise` = beta; 0 for none). Step-based.
+    MmdFlow {
+        target: Target,
+        eta: f64,
+        steps: u64,
+        /// h; None: the median pairwise distance of the target samples.
+        bandwidth: Option<f64>,
+        noise: f64,
+    },
+    /// Stein variational gradient descent, k = exp(-r^2 / h), h = med^2 / log N of the
+    /// current particles unless given. The target score is a mixture's exact score or the
+    /// Gaussian-kernel-smoothed score of the target samples (bandwidth `score_bandwidth`,
+    /// default Silverman's rule). Step-based.
+    Svgd {
+        target: Target,
+        eta: f64,
+        steps: u64,
+        bandwidth: Option<f64>,
+        score_bandwidth: Option<f64>,
+    },
+    /// Mean-field interacting particles (McKean–Vlasov), Euler–Maruyama:
+    /// x_i += [-grad V(x_i) - (1/N) sum_j grad W(x_i - x_j)] dt + sqrt(2 T dt) xi.
+    Interaction {
+        potential: Potential,
+        interaction: Interaction,
+        temperature: f64,
+        dt: f64,
+        steps: u64,
+        t_end: f64,
+    },
+}
+
+/// The pair potential W of [`DynamicsPlan::Interaction`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Interaction {
+    /// W(r) = strength exp(-|r|^2 / (2 width^2)) (repulsive for strength > 0).
+    Gaussian { strength: f64, width: f64 },
+    /// W(r) = (strength / 2) |r|^2 (attraction to the ensemble mean for strength > 0).
+    Quadratic { strength: f64 },
 }
 
 /// The law a kernel flow pushes the particles onto, given by samples.
@@ -194,7 +236,10 @@ impl DynamicsPlan {
             | DynamicsPlan::Forward { steps, .. }
             | DynamicsPlan::ReverseSde { steps, .. }
             | DynamicsPlan::ProbabilityFlow { steps, .. }
-            | DynamicsPlan::SdFlow { steps, .. } => *steps,
+            | DynamicsPlan::SdFlow { steps, .. }
+            | DynamicsPlan::MmdFlow { steps, .. }
+            | DynamicsPlan::Svgd { steps, .. }
+            | DynamicsPlan::Interaction { steps, .. } => *steps,
         }
     }
 
@@ -217,7 +262,10 @@ impl DynamicsPlan {
                 steps,
                 ..
             } => reverse_time(*t_end, *t_min, *steps, step),
-            DynamicsPlan::SdFlow { .. } => step as f64,
+            DynamicsPlan::SdFlow { .. }
+            | DynamicsPlan::MmdFlow { .. }
+            | DynamicsPlan::Svgd { .. } => step as f64,
+            DynamicsPlan::Interaction { dt, .. } => step as f64 * dt,
         }
     }
 
@@ -239,7 +287,10 @@ impl DynamicsPlan {
                 steps,
                 ..
             } => (t_end - t_min) / *steps as f64,
-            DynamicsPlan::SdFlow { .. } => 1.0,
+            DynamicsPlan::SdFlow { .. }
+            | DynamicsPlan::MmdFlow { .. }
+            | DynamicsPlan::Svgd { .. } => 1.0,
+            DynamicsPlan::Interaction { dt, .. } => *dt,
         }
     }
 
@@ -252,19 +303,30 @@ impl DynamicsPlan {
             DynamicsPlan::ReverseSde { .. } => "reverse_sde",
             DynamicsPlan::ProbabilityFlow { .. } => "probability_flow",
             DynamicsPlan::SdFlow { .. } => "sd_flow",
+            DynamicsPlan::MmdFlow { .. } => "mmd_flow",
+            DynamicsPlan::Svgd { .. } => "svgd",
+            DynamicsPlan::Interaction { .. } => "interaction",
         }
     }
 
     /// Whether a step needs the whole ensemble (kernel sums over the particles themselves):
     /// such dynamics cannot be sharded.
     pub fn couples_particles(&self) -> bool {
-        matches!(self, DynamicsPlan::SdFlow { .. })
+        matches!(
+            self,
+            DynamicsPlan::SdFlow { .. }
+                | DynamicsPlan::MmdFlow { .. }
+                | DynamicsPlan::Svgd { .. }
+                | DynamicsPlan::Interaction { .. }
+        )
     }
 
     /// The target of a kernel flow (whose MMD^2 each snapshot reports).
     pub fn kernel_target(&self) -> Option<&Target> {
         match self {
-            DynamicsPlan::SdFlow { target, .. } => Some(target),
+            DynamicsPlan::SdFlow { target, .. }
+            | DynamicsPlan::MmdFlow { target, .. }
+            | DynamicsPlan::Svgd { target, .. } => Some(target),
             _ => None,
         }
     }
@@ -277,10 +339,12 @@ impl DynamicsPlan {
                 Score::Samples { path, sha256, .. } => Some((path, sha256)),
                 Score::Mixture(_) => None,
             },
-            DynamicsPlan::SdFlow {
-                target: Target::Samples { path, sha256, .. },
-                ..
-            } => Some((path, sha256)),
+            DynamicsPlan::SdFlow { .. }
+            | DynamicsPlan::MmdFlow { .. }
+            | DynamicsPlan::Svgd { .. } => match self.kernel_target() {
+                Some(Target::Samples { path, sha256, .. }) => Some((path, sha256)),
+                _ => None,
+            },
             _ => None,
         }
     }

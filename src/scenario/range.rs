@@ -83,8 +83,17 @@ fn equilibrium_box(
                 Score::Samples { .. } => samples_box(data?.column_bounds()?.get(a)?),
             };
         }
+        // Interacting particles: the confinement's equilibrium box (W only narrows it for
+        // attraction and widens it modestly for repulsion; the initial box adds the rest).
+        DynamicsPlan::Interaction {
+            potential,
+            temperature,
+            ..
+        } => (potential, *temperature),
         // Kernel flows end on the target.
-        DynamicsPlan::SdFlow { target, .. } => {
+        DynamicsPlan::SdFlow { target, .. }
+        | DynamicsPlan::MmdFlow { target, .. }
+        | DynamicsPlan::Svgd { target, .. } => {
             return match target {
                 Target::Mixture { mixture, .. } => mixture_box(mixture, a, 1.0),
                 Target::Samples { .. } => samples_box(data?.column_bounds()?.get(a)?),

@@ -35,6 +35,27 @@ const DYNAMICS_KINDS: &[&str] = &[
     "reverse_sde",
     "probability_flow",
     "sd_flow",
+    "mmd_flow",
+    "svgd",
+    "interaction",
+];
+const MMD_FLOW_KEYS: &[&str] = &["kind", "target", "eta", "steps", "bandwidth", "noise"];
+const SVGD_KEYS: &[&str] = &[
+    "kind",
+    "target",
+    "eta",
+    "steps",
+    "bandwidth",
+    "score_bandwidth",
+];
+const INTERACTION_KEYS: &[&str] = &[
+    "kind",
+    "potential",
+    "interaction",
+    "temperature",
+    "dt",
+    "t_end",
+    "steps",
 ];
 const SD_FLOW_KEYS: &[&str] = &["kind", "target", "sigma", "eta", "steps", "approximate"];
 const TARGET_KINDS: &[&str] = &["samples", "mixture"];
@@ -607,6 +628,9 @@ fn dynamics(
         "forward" => forward(issues, sec).map(|d| (d, None)),
         k @ ("reverse_sde" | "probability_flow") => reverse(issues, sec, dim, base_dir, k),
         "sd_flow" => sd_flow(issues, sec, dim, base_dir),
+        "mmd_flow" => mmd_flow(issues, sec, dim, base_dir),
+        "svgd" => svgd(issues, sec, dim, base_dir),
+        "interaction" => interaction(issues, sec, dim).map(|d| (d, None)),
         _ => None,
     }
 }
@@ -933,6 +957,173 @@ fn sd_flow(
         },
         data,
     ))
+}
+
+/// An optional positive number (a bandwidth); None when absent.
+fn optional_positive(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    key: &str,
+    allowed: &str,
+) -> Option<Option<f64>> {
+    optional(
+        issues,
+        sec,
+        key,
+        || Some(None),
+        |i, k, v| number(i, k, v, allowed, |x| x > 0.0).map(Some),
+    )
+}
+
+fn step_size(issues: &mut Issues, sec: Section<'_>, default: f64) -> Option<f64> {
+    optional(
+        issues,
+        sec,
+        "eta",
+        || Some(default),
+        |i, k, v| number(i, k, v, "a finite number > 0 (the step size)", |x| x > 0.0),
+    )
+}
+
+fn mmd_flow(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+) -> Option<(DynamicsPlan, Option<SampleTable>)> {
+    sec.check_keys(MMD_FLOW_KEYS, issues);
+    let target = target_key(issues, sec, dim, base_dir);
+    let eta = step_size(issues, sec, 1.0);
+    let bandwidth = optional_positive(
+        issues,
+        sec,
+        "bandwidth",
+        "a finite number > 0 (Gaussian kernel width; default: median target distance)",
+    );
+    let noise = optional(
+        issues,
+        sec,
+        "noise",
+        || Some(0.0),
+        |i, k, v| {
+            number(
+                i,
+                k,
+                v,
+                "a finite number >= 0 (noise injection level beta)",
+                |x| x >= 0.0,
+            )
+        },
+    );
+    let steps = step_count(issues, sec);
+    let (target, data) = target?;
+    Some((
+        DynamicsPlan::MmdFlow {
+            target,
+            eta: eta?,
+            steps: steps?,
+            bandwidth: bandwidth?,
+            noise: noise?,
+        },
+        data,
+    ))
+}
+
+fn svgd(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+) -> Option<(DynamicsPlan, Option<SampleTable>)> {
+    sec.check_keys(SVGD_KEYS, issues);
+    let target = target_key(issues, sec, dim, base_dir);
+    let eta = step_size(issues, sec, 0.1);
+    let bandwidth = optional_positive(
+        issues,
+        sec,
+        "bandwidth",
+        "a finite number > 0 (h in exp(-r^2 / h); default: median^2 / log N each step)",
+    );
+    let score_bandwidth = optional_positive(
+        issues,
+        sec,
+        "score_bandwidth",
+        "a finite number > 0 (smoothing of the target samples' score; default: Silverman's rule)",
+    );
+    let steps = step_count(issues, sec);
+    let (target, data) = target?;
+    Some((
+        DynamicsPlan::Svgd {
+            target,
+            eta: eta?,
+            steps: steps?,
+            bandwidth: bandwidth?,
+            score_bandwidth: score_bandwidth?,
+        },
+        data,
+    ))
+}
+
+fn interaction(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option<DynamicsPlan> {
+    sec.check_keys(INTERACTION_KEYS, issues);
+    let potential = potential_key(issues, sec, dim);
+    let pair = required(
+        issues,
+        sec,
+        "interaction",
+        "a table { kind = \"gaussian\", strength, width } or { kind = \"quadratic\", strength }",
+        |i, k, v| {
+            let t = table(i, k, v)?;
+            let sec = Section::new(k, t);
+            let strength = |i: &mut Issues| {
+                required(i, sec, "strength", "a finite number", |i, k, v| {
+                    number(
+                        i,
+                        k,
+                        v,
+                        "a finite number (W's strength; > 0 repels for gaussian, attracts for quadratic)",
+                        |_| true,
+                    )
+                })
+            };
+            match kind(i, sec, &["gaussian", "quadratic"])? {
+                "gaussian" => {
+                    sec.check_keys(&["kind", "strength", "width"], i);
+                    let s = strength(i);
+                    let width = required(i, sec, "width", "a finite number > 0", |i, k, v| {
+                        number(i, k, v, "a finite number > 0", |x| x > 0.0)
+                    });
+                    Some(Interaction::Gaussian {
+                        strength: s?,
+                        width: width?,
+                    })
+                }
+                _ => {
+                    sec.check_keys(&["kind", "strength"], i);
+                    Some(Interaction::Quadratic {
+                        strength: strength(i)?,
+                    })
+                }
+            }
+        },
+    );
+    let temperature = optional(
+        issues,
+        sec,
+        "temperature",
+        || Some(1.0),
+        |i, k, v| number(i, k, v, "a finite number >= 0", |x| x >= 0.0),
+    );
+    let dt = positive_dt(issues, sec);
+    let (steps, t_end) = duration(issues, sec, dt)?;
+    Some(DynamicsPlan::Interaction {
+        potential: potential?,
+        interaction: pair?,
+        temperature: temperature?,
+        dt: dt?,
+        steps,
+        t_end,
+    })
 }
 
 /// `process = { kind = "vp" | "ve" | "ou", ... }` with its defaults.
