@@ -89,6 +89,21 @@ pub fn target_samples(
             reason: "the target samples were not loaded with the plan".into(),
         }),
         Target::Mixture { mixture, count } => Ok(mixture_samples(mixture, *count, seed)),
+        Target::Image {
+            path,
+            sha256,
+            range,
+            count,
+        } => {
+            let b = super::image_target::read_brightness(path)?;
+            if b.sha256 != *sha256 {
+                return Err(Error::Data {
+                    path: path.clone(),
+                    reason: "this input file changed since the run was planned; restore it or start a new run".into(),
+                });
+            }
+            Ok(super::image_target::image_samples(&b, *range, *count, seed))
+        }
     }
 }
 
@@ -239,7 +254,7 @@ impl KernelFlowGpu {
                     },
                     Some(Potential::Mixture(mixture.clone())),
                 ),
-                Target::Samples { .. } => (
+                Target::Samples { .. } | Target::Image { .. } => (
                     Update::Svgd {
                         eta: *eta,
                         bandwidth: *bandwidth,

@@ -4,6 +4,7 @@
 pub mod diffusion;
 pub mod empirical;
 pub mod gradient_flow;
+pub mod image_target;
 pub mod init;
 pub mod kernel_flows;
 pub mod kernel_sum;

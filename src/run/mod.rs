@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod manifest;
 pub mod merge;
+pub mod mmd_plot;
 pub mod progress;
 
 use crate::error::{Error, Result};
@@ -425,7 +426,7 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
         if manifest.shard.is_none_or(|s| s.first == 0) {
             manifest.trajectories = write_trajectories(out, &plan, &manifest.snapshots)?;
         }
-        manifest.mmd_plot = write_mmd_plot(out, &plan, &manifest.snapshots)?;
+        manifest.mmd_plot = mmd_plot::write_mmd_plot(out, &plan, &manifest.snapshots)?;
         Ok(())
     })();
     progress.finish(match &result {
@@ -519,32 +520,6 @@ fn write_snapshot(
         trace: obs.trace.clone(),
         mmd2: obs.mmd2,
     })
-}
-
-/// `mmd.png`, MMD^2 to the target against step, where the snapshots have it.
-pub fn write_mmd_plot(
-    out: &Path,
-    plan: &Plan,
-    snapshots: &[SnapshotRecord],
-) -> Result<Option<String>> {
-    let points: Vec<(f64, f64)> = snapshots
-        .iter()
-        .filter_map(|s| s.mmd2.map(|m| (s.step as f64, m)))
-        .collect();
-    if points.is_empty() {
-        return Ok(None);
-    }
-    let png = output::render_line_plot(
-        &format!("MMD^2 to the target, {}", plan.dynamics.kind_name()),
-        "step",
-        "MMD^2",
-        &[output::Series {
-            name: plan.dynamics.kind_name(),
-            points: &points,
-        }],
-    )?;
-    output::write_atomic(&out.join("mmd.png"), &png)?;
-    Ok(Some("mmd.png".into()))
 }
 
 /// metrics.csv from the snapshot records (so a resumed or merged run writes it whole).

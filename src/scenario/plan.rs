@@ -166,6 +166,14 @@ pub enum Target {
     /// `count` samples of a Gaussian mixture, drawn from the run's seed (Philox stream
     /// [`crate::rng::STREAM_TARGET`]).
     Mixture { mixture: Mixture, count: u64 },
+    /// `count` points with density proportional to the brightness of an image over
+    /// `range = [[x0, x1], [y0, y1]]` (2D), drawn from the run's seed.
+    Image {
+        path: PathBuf,
+        sha256: String,
+        range: [[f64; 2]; 2],
+        count: u64,
+    },
 }
 
 /// The proxy-noise level of SD flow per step.

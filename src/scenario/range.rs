@@ -97,6 +97,7 @@ fn equilibrium_box(
             return match target {
                 Target::Mixture { mixture, .. } => mixture_box(mixture, a, 1.0),
                 Target::Samples { .. } => samples_box(data?.column_bounds()?.get(a)?),
+                Target::Image { range, .. } => range.get(a).copied(),
             };
         }
     };

@@ -58,7 +58,8 @@ const INTERACTION_KEYS: &[&str] = &[
     "steps",
 ];
 const SD_FLOW_KEYS: &[&str] = &["kind", "target", "sigma", "eta", "steps", "approximate"];
-const TARGET_KINDS: &[&str] = &["samples", "mixture"];
+const TARGET_KINDS: &[&str] = &["samples", "mixture", "image"];
+const TARGET_IMAGE_KEYS: &[&str] = &["kind", "path", "range", "count"];
 const TARGET_MIXTURE_KEYS: &[&str] = &["kind", "weights", "means", "stds", "count"];
 /// Target samples drawn from a mixture target unless `count` says otherwise.
 pub const DEFAULT_TARGET_SAMPLES: u64 = 8192;
@@ -823,7 +824,8 @@ fn target_key(
         issues,
         sec,
         "target",
-        "a table { kind = \"samples\", path } or { kind = \"mixture\", weights, means, stds, count }",
+        "a table { kind = \"samples\", path }, { kind = \"mixture\", weights, means, stds, count } \
+         or { kind = \"image\", path, range, count }",
         |i, k, v| {
             let t = table(i, k, v)?;
             let sec = Section::new(k, t);
@@ -852,6 +854,7 @@ fn target_key(
                         None,
                     ))
                 }
+                "image" => image_target(i, sec, dim, base_dir).map(|t| (t, None)),
                 "samples" => {
                     let (path, rows, sha256, table) = samples_table(i, sec, base_dir, dim)?;
                     if rows > MAX_TARGET_SAMPLES as u64 {
@@ -868,6 +871,87 @@ fn target_key(
             }
         },
     )
+}
+
+/// `target = { kind = "image", path, range = [[x0, x1], [y0, y1]], count }` (2D only).
+fn image_target(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+) -> Option<Target> {
+    sec.check_keys(TARGET_IMAGE_KEYS, issues);
+    if let Some(d) = dim
+        && d != 2
+    {
+        issues.add(
+            &sec.key("kind"),
+            Some(&Value::String("image".into())),
+            format!("a target of particles.dim = {d} dimensions: image targets are 2D (particles.dim = 2)"),
+        );
+        return None;
+    }
+    let allowed =
+        format!("an integer from 1 to {MAX_TARGET_SAMPLES} (samples drawn from the image)");
+    let count = optional(
+        issues,
+        sec,
+        "count",
+        || Some(DEFAULT_TARGET_SAMPLES),
+        |i, k, v| {
+            integer(i, k, v, &allowed, |n| (1..=MAX_TARGET_SAMPLES).contains(&n)).map(|n| n as u64)
+        },
+    );
+    let range_allowed = "[[x0, x1], [y0, y1]]: finite numbers with x0 < x1 and y0 < y1 (the \
+                         rectangle the image covers)";
+    let range = required(issues, sec, "range", range_allowed, |i, k, v| {
+        let rows = match v {
+            Value::Array(rows) if rows.len() == 2 => rows,
+            _ => {
+                i.add(k, Some(v), range_allowed);
+                return None;
+            }
+        };
+        let mut out = [[0.0; 2]; 2];
+        for (a, row) in rows.iter().enumerate() {
+            let pair = numbers(i, k, row, "numbers", Some((2, "low and high")), |_| true)?;
+            if pair[0] >= pair[1] {
+                i.add(k, Some(v), range_allowed);
+                return None;
+            }
+            out[a] = [pair[0], pair[1]];
+        }
+        Some(out)
+    });
+    let path = required(
+        issues,
+        sec,
+        "path",
+        "a path to an image (PNG), relative to the scenario file",
+        |i, k, v| match v {
+            Value::String(s) => {
+                let path = base_dir.join(s);
+                match crate::dynamics::image_target::read_brightness(&path) {
+                    Ok(b) => Some((path, b.sha256)),
+                    Err(e) => {
+                        i.add(k, Some(v), format!("a readable, not all black image; {e}"));
+                        None
+                    }
+                }
+            }
+            _ => {
+                i.add(k, Some(v), "a string: a path to an image (PNG)");
+                None
+            }
+        },
+    );
+    let (path, sha256) = path?;
+    Some(Target::Image {
+        path,
+        sha256,
+        range: range?,
+        count: count?,
+    })
 }
 
 /// `steps` of a step-based dynamics (kernel flows: time is the step index).
