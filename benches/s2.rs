@@ -64,6 +64,7 @@ fn s2_plan(particles: u64, targets: u64, steps: u64, seed: u64) -> Plan {
             eta: 0.5,
             steps,
             approximate: false,
+            exact_score: false,
         },
         output: OutputPlan {
             every_steps: None,

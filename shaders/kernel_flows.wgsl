@@ -30,6 +30,10 @@ override POTENTIAL: u32 = 1u;
 override MODE: u32 = 0u;
 override STAGE: u32 = 0u;
 override SCORE_FROM: u32 = 0u;
+// sd_flow with a mixture target's exact noised score: D_p(z) = z - sigma^2 grad U_sigma(z),
+// U_sigma = -log of the mixture with every variance grown by sigma^2 (the host rewrites
+// `potential_params` each step).
+override EXACT_P: u32 = 0u;
 override WG: u32 = 64u;
 
 struct Step {
@@ -130,6 +134,16 @@ fn grad_u(x: Point) -> Point {
     return gradient(quadratic, x);
 }
 
+// D_p(z) of sd_flow: sum 0's weighted mean, or the exact one of a mixture target.
+fn target_denoiser(i: u32) -> Point {
+    if (EXACT_P == 1u) {
+        let z = proxy_row(i);
+        let sigma = step.noise_scale;
+        return sub(z, scale(grad_u(z), sigma * sigma));
+    }
+    return mean_row(i);
+}
+
 fn finish(i: u32, x: Point) {
     if (!point_is_finite(x)) {
         atomicAdd(&nonfinite[0], 1u);
@@ -162,10 +176,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var next = y;
     switch MODE {
         case 0u: {
-            next = add(y, scale(sub(mean_row(i), mean_row(n + i)), step.a));
+            next = add(y, scale(sub(target_denoiser(i), mean_row(n + i)), step.a));
         }
         case 1u: {
-            next = add(y, scale(sub(mean_row(i), y), step.a));
+            next = add(y, scale(sub(target_denoiser(i), y), step.a));
         }
         case 2u: {
             let z = proxy_row(i);

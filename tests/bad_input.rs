@@ -714,6 +714,10 @@ fn catalogue() -> Vec<Case> {
             .edit(TARGET, "target = { kind = \"samples\", path = \"t.npy\" }")
             .file("t.npy", npy("<f8", "(2, 3)", &f8(&[0.0; 6])))
             .expect(INVALID, &["dynamics.target.path", "2 columns", "has 3"]),
+        sd_flow_case("sd_flow: exact score of a samples target")
+            .edit(TARGET, "target = { kind = \"samples\", path = \"t.npy\" }\nexact_score = true")
+            .file("t.npy", npy("<f8", "(2, 2)", &f8(&[0.0; 4])))
+            .expect(INVALID, &["dynamics.exact_score = true", "mixture targets only"]),
         sd_flow_case("sd_flow refuses shards")
             .args(&["--shard-count", "2", "--shard-index", "0"])
             .expect(INVALID, &["sd_flow couples every particle", "--shard-count 1"]),

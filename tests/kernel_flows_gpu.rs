@@ -4,7 +4,7 @@
 mod common;
 
 use fokker::dynamics::kernel_flows::{
-    interaction_cpu, mmd_flow_cpu, sd_flow_cpu, svgd_cpu, target_samples,
+    interaction_cpu, mmd_flow_cpu, sd_flow_cpu, sd_flow_exact_cpu, svgd_cpu, target_samples,
 };
 use fokker::gpu::Gpu;
 use fokker::model::{Mixture, Potential};
@@ -127,6 +127,7 @@ fn every_kernel_flow_matches_its_twin_step_by_step() {
                 eta: 0.7,
                 steps: 4,
                 approximate,
+                exact_score: false,
             },
         );
         let y = targets_of(&p);
@@ -143,6 +144,32 @@ fn every_kernel_flow_matches_its_twin_step_by_step() {
             "sd_flow dim {dim} approx {approximate}: {worst:e}"
         );
     }
+    // sd_flow with the target mixture's exact noised score in place of its samples.
+    let p = plan(
+        300,
+        2,
+        gaussian(2, 0.0, 1.0),
+        DynamicsPlan::SdFlow {
+            target: mixture_target(64, two.clone()),
+            sigma: SigmaSchedule::Geometric {
+                start: 0.5,
+                end: 0.2,
+            },
+            eta: 0.7,
+            steps: 4,
+            approximate: false,
+            exact_score: true,
+        },
+    );
+    let worst = gpu_vs_twin(&p, 4, &|x, k| {
+        let sigma = SigmaSchedule::Geometric {
+            start: 0.5,
+            end: 0.2,
+        }
+        .at(k, 4);
+        sd_flow_exact_cpu(x, 2, &two, sigma, 0.7, false, 11, k)
+    });
+    assert!(worst < 2e-4, "sd_flow exact score: {worst:e}");
     // mmd_flow with noise injection.
     let p = plan(
         300,
@@ -240,6 +267,7 @@ fn sd_flow_takes_a_gaussian_to_a_gaussian() {
             eta: 0.7,
             steps: 100,
             approximate: false,
+            exact_score: false,
         },
     );
     let mut sim = start(&gpu, &p, None);
@@ -315,6 +343,7 @@ fn sd_flow_reaches_the_ring_and_mmd_falls_tenfold() {
             eta: 0.5,
             steps: 40,
             approximate: false,
+            exact_score: false,
         },
     );
     let mut sim = start(&gpu, &p, Some(&data));
@@ -354,6 +383,7 @@ fn small_sigma_far_from_the_target_stays_finite_and_arrives() {
             eta: 0.5,
             steps: 60,
             approximate: false,
+            exact_score: false,
         },
     );
     let mut sim = start(&gpu, &p, Some(&data));

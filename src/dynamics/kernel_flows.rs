@@ -114,6 +114,8 @@ enum Update {
         sigma: SigmaSchedule,
         eta: f64,
         approximate: bool,
+        /// Some: D_p from this mixture target's exact noised score, not from samples.
+        exact: Option<Mixture>,
     },
     MmdFlow {
         eta: f64,
@@ -147,6 +149,19 @@ impl Update {
             Update::Svgd { .. } => 3,
             Update::Interaction { .. } => 4,
         }
+    }
+}
+
+/// The mixture convolved with N(0, sigma^2 I): every variance grows by sigma^2.
+pub fn noised_mixture(m: &Mixture, sigma: f64) -> Mixture {
+    Mixture {
+        weights: m.weights.clone(),
+        means: m.means.clone(),
+        stds: m
+            .stds
+            .iter()
+            .map(|s| s.iter().map(|v| (v * v + sigma * sigma).sqrt()).collect())
+            .collect(),
     }
 }
 
@@ -186,6 +201,7 @@ pub struct KernelFlowGpu {
     pre_bind: wgpu::BindGroup,
     post_bind: wgpu::BindGroup,
     targets: Option<(wgpu::Buffer, u32)>,
+    potential_params: wgpu::Buffer,
     proxy: wgpu::Buffer,
     /// Rows [0, N): the step's first kernel sum; [N, 2N): its second.
     means: wgpu::Buffer,
@@ -211,18 +227,34 @@ impl KernelFlowGpu {
         let no_target = || Error::Usage("internal error: a kernel flow without targets".into());
         let (flow, potential) = match dynamics {
             DynamicsPlan::SdFlow {
+                target,
                 sigma,
                 eta,
                 approximate,
+                exact_score,
                 ..
-            } => (
-                Update::SdFlow {
-                    sigma: *sigma,
-                    eta: *eta,
-                    approximate: *approximate,
-                },
-                None,
-            ),
+            } => {
+                let exact = match (target, exact_score) {
+                    (Target::Mixture { mixture, .. }, true) => Some(mixture.clone()),
+                    (_, true) => {
+                        return Err(Error::Usage(
+                            "internal error: sd_flow's exact score needs a mixture target".into(),
+                        ));
+                    }
+                    _ => None,
+                };
+                // The mixture's parameters are rewritten for each step's sigma.
+                let potential = exact.clone().map(Potential::Mixture);
+                (
+                    Update::SdFlow {
+                        sigma: *sigma,
+                        eta: *eta,
+                        approximate: *approximate,
+                        exact,
+                    },
+                    potential,
+                )
+            }
             DynamicsPlan::MmdFlow {
                 eta,
                 bandwidth,
@@ -350,6 +382,13 @@ impl KernelFlowGpu {
                             _ => 0.0,
                         },
                     ),
+                    (
+                        "EXACT_P",
+                        match flow {
+                            Update::SdFlow { exact: Some(_), .. } => 1.0,
+                            _ => 0.0,
+                        },
+                    ),
                 ],
                 workgroup_size,
             )
@@ -393,6 +432,7 @@ impl KernelFlowGpu {
             pre_bind,
             post_bind,
             targets,
+            potential_params,
             proxy,
             means,
             logs,
@@ -476,23 +516,31 @@ impl KernelFlowGpu {
                 sigma,
                 eta,
                 approximate,
+                exact,
             } => {
                 let sigma = sigma.at(step, self.steps);
                 uniform.noise_scale = sigma as f32;
                 uniform.a = *eta as f32;
-                let targets = self.targets.as_ref().ok_or_else(no_target)?;
                 self.stage(gpu, &mut encoder, n, false);
                 let v = sigma * sigma;
-                self.sum(
-                    gpu,
-                    &mut encoder,
-                    n,
-                    &self.proxy,
-                    (&targets.0, targets.1),
-                    None,
-                    v,
-                    0,
-                )?;
+                match exact {
+                    // D_p(z) = z + sigma^2 grad log p_sigma(z), p_sigma the mixture with
+                    // every variance grown by sigma^2 (computed in the update stage).
+                    Some(m) => {
+                        let (_, params) =
+                            gpu_potential_params(&Potential::Mixture(noised_mixture(m, sigma)));
+                        gpu.queue.write_buffer(
+                            &self.potential_params,
+                            0,
+                            bytemuck::cast_slice(&params),
+                        );
+                    }
+                    None => {
+                        let targets = self.targets.as_ref().ok_or_else(no_target)?;
+                        let t = (&targets.0, targets.1);
+                        self.sum(gpu, &mut encoder, n, &self.proxy, t, None, v, 0)?;
+                    }
+                }
                 if !approximate {
                     self.sum(gpu, &mut encoder, n, &self.proxy, particles, None, v, 1)?;
                 }
@@ -691,6 +739,42 @@ pub fn sd_flow_cpu(
     let d = dim as usize;
     let z = noised(positions, d, sigma, seed, STREAM_PROXY, step);
     let (dp, _) = kernel_mean_cpu(&z, targets, None, d, sigma * sigma);
+    let dq = if approximate {
+        positions.to_vec()
+    } else {
+        kernel_mean_cpu(&z, positions, None, d, sigma * sigma).0
+    };
+    for ((y, p), q) in positions.iter_mut().zip(&dp).zip(&dq) {
+        *y += eta * (p - q);
+    }
+}
+
+/// CPU twin of one SD-flow step whose target denoiser is a mixture's exact noised one,
+/// D_p(z) = z + sigma^2 grad log (p * N(0, sigma^2 I))(z).
+#[allow(clippy::too_many_arguments)]
+pub fn sd_flow_exact_cpu(
+    positions: &mut [f64],
+    dim: u32,
+    target: &Mixture,
+    sigma: f64,
+    eta: f64,
+    approximate: bool,
+    seed: u64,
+    step: u64,
+) {
+    let d = dim as usize;
+    let z = noised(positions, d, sigma, seed, STREAM_PROXY, step);
+    let noised_target = noised_mixture(target, sigma);
+    let dp: Vec<f64> = z
+        .chunks_exact(d)
+        .flat_map(|q| {
+            let s = noised_target.score(q);
+            q.iter()
+                .zip(s)
+                .map(|(a, b)| a + sigma * sigma * b)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let dq = if approximate {
         positions.to_vec()
     } else {

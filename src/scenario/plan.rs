@@ -108,6 +108,10 @@ pub enum DynamicsPlan {
         eta: f64,
         steps: u64,
         approximate: bool,
+        /// Mixture targets: D_p from the mixture's exact noised score instead of its samples
+        /// (the samples still serve the MMD diagnostic).
+        #[serde(default)]
+        exact_score: bool,
     },
     /// MMD gradient flow with a Gaussian kernel of bandwidth h:
     /// x_i -= eta grad_x [(1/N) sum_j k(x, x_j) - (1/M) sum_m k(x, y_m)] at x = x_i + beta eps

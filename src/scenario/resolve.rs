@@ -57,7 +57,15 @@ const INTERACTION_KEYS: &[&str] = &[
     "t_end",
     "steps",
 ];
-const SD_FLOW_KEYS: &[&str] = &["kind", "target", "sigma", "eta", "steps", "approximate"];
+const SD_FLOW_KEYS: &[&str] = &[
+    "kind",
+    "target",
+    "sigma",
+    "eta",
+    "steps",
+    "approximate",
+    "exact_score",
+];
 const TARGET_KINDS: &[&str] = &["samples", "mixture", "image"];
 const TARGET_IMAGE_KEYS: &[&str] = &["kind", "path", "range", "count"];
 const TARGET_MIXTURE_KEYS: &[&str] = &["kind", "weights", "means", "stds", "count"];
@@ -1029,8 +1037,34 @@ fn sd_flow(
             }
         },
     );
+    let exact_score = optional(
+        issues,
+        sec,
+        "exact_score",
+        || Some(false),
+        |i, k, v| match v {
+            Value::Boolean(b) => Some(*b),
+            _ => {
+                i.add(
+                    k,
+                    Some(v),
+                    "true (a mixture target's exact noised score) or false",
+                );
+                None
+            }
+        },
+    );
     let steps = step_count(issues, sec);
     let (target, data) = target?;
+    let exact_score = exact_score?;
+    if exact_score && !matches!(target, Target::Mixture { .. }) {
+        issues.add(
+            &sec.key("exact_score"),
+            Some(&Value::Boolean(true)),
+            "false for samples and image targets (an exact score exists for mixture targets only)",
+        );
+        return None;
+    }
     Some((
         DynamicsPlan::SdFlow {
             target,
@@ -1038,6 +1072,7 @@ fn sd_flow(
             eta: eta?,
             steps: steps?,
             approximate: approximate?,
+            exact_score,
         },
         data,
     ))
