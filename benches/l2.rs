@@ -44,6 +44,8 @@ fn l2_plan(particles: u64, steps: u64, seed: u64, temperature: f64) -> Plan {
             particles: ParticlesOutput::None,
             gif: false,
             trajectories: 0,
+            reference: None,
+            marginals: Vec::new(),
         },
     }
 }

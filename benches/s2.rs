@@ -80,6 +80,8 @@ fn s2_plan(particles: u64, targets: u64, steps: u64, seed: u64) -> Plan {
             particles: ParticlesOutput::None,
             gif: false,
             trajectories: 0,
+            reference: None,
+            marginals: Vec::new(),
         },
     }
 }

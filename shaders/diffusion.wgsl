@@ -18,6 +18,8 @@ override SCORE: u32 = 0u;
 override HEUN: u32 = 0u;
 // With SCORE 2 and HEUN: 0 writes the predictor p, 1 applies the corrector.
 override PHASE: u32 = 0u;
+// Mixture components (SCORE 1).
+override COMPONENTS: u32 = 1u;
 override WG: u32 = 64u;
 
 struct Step {
@@ -39,40 +41,39 @@ struct Step {
 @group(0) @binding(0) var<storage, read_write> state: array<f32>;
 @group(0) @binding(1) var<uniform> chunk: Chunk;
 @group(0) @binding(2) var<uniform> step: Step;
-// Per step three vec4s: (A, B, C, -), (alpha(t), s^2(t), -, -), (A2, C2, alpha(t2), s^2(t2)).
+// Per step three vec4s: (A, B, C, -), (alpha(t), s^2(t), -, -), (A2, C2, alpha(t2), s^2(t2)),
+// entries counted from the block's first step.
 @group(0) @binding(3) var<storage, read> coeffs: array<vec4<f32>>;
-// Mixture: K, then per component (17 floats) log w_k, mu_k (8), sigma_k^2 (8, padded with 1).
-@group(0) @binding(4) var<storage, read> score_params: array<f32>;
+// SCORE 1: per step, per time (t, then Heun's t2), per component 20 floats (five vec4s)
+// computed on the host in f64: the means alpha mu_k (8), the inverse variances
+// 1 / (alpha^2 sigma_k^2 + s^2) (8, zero-padded), and log w_k + (1/2) sum log(inverse
+// variance), then padding.
+@group(0) @binding(4) var<storage, read> mixture: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> nonfinite: array<atomic<u32>>;
 // SCORE 2: E[x0 | x] at x (mean1) and at the predictor (mean2), and the predictor itself.
 @group(0) @binding(6) var<storage, read> mean1: array<f32>;
 @group(0) @binding(7) var<storage, read_write> pred: array<f32>;
 @group(0) @binding(8) var<storage, read> mean2: array<f32>;
 
-fn score_param4(at: u32) -> vec4<f32> {
-    return vec4<f32>(score_params[at], score_params[at + 1u], score_params[at + 2u], score_params[at + 3u]);
-}
-
-// grad log of sum_k w_k N(x; alpha mu_k, alpha^2 sigma_k^2 + s2), responsibilities by a
-// running log-sum-exp (never 0/0 far from every component). Padding lanes have x = mu = 0
-// and the same variance in every component, so they cancel.
-fn mixture_score(x: Point, alpha: f32, s2: f32) -> Point {
-    let k_count = u32(score_params[0]);
+// grad log of sum_k w_k N(x; alpha mu_k, alpha^2 sigma_k^2 + s2) at table entry e, time
+// `which` (0: t, 1: t2). Responsibilities by a running log-sum-exp (never 0/0 far from
+// every component).
+fn mixture_score(x: Point, e: u32, which: u32) -> Point {
     var m = -3.4028235e38;
     var total = 0.0;
     var acc = Point(vec4<f32>(0.0), vec4<f32>(0.0));
-    let a2 = alpha * alpha;
-    for (var k = 0u; k < k_count; k = k + 1u) {
-        let base = 1u + k * 17u;
-        let iva = 1.0 / (a2 * score_param4(base + 9u) + s2);
-        let da = alpha * score_param4(base + 1u) - x.a;
-        var l = score_params[base] + 0.5 * dot(log(iva), vec4<f32>(1.0)) - 0.5 * dot(da * da, iva);
+    let base = (e * 2u + which) * COMPONENTS * 5u;
+    for (var k = 0u; k < COMPONENTS; k = k + 1u) {
+        let o = base + 5u * k;
+        let da = mixture[o] - x.a;
+        let iva = mixture[o + 2u];
+        var l = mixture[o + 4u].x - 0.5 * dot(da * da, iva);
         let va = da * iva;
         var vb = vec4<f32>(0.0);
         if (DIM > 4u) {
-            let ivb = 1.0 / (a2 * score_param4(base + 13u) + s2);
-            let db = alpha * score_param4(base + 5u) - x.b;
-            l = l + 0.5 * dot(log(ivb), vec4<f32>(1.0)) - 0.5 * dot(db * db, ivb);
+            let db = mixture[o + 1u] - x.b;
+            let ivb = mixture[o + 3u];
+            l = l - 0.5 * dot(db * db, ivb);
             vb = db * ivb;
         }
         if (l > m) {
@@ -166,12 +167,11 @@ fn advance(x: Point, e: u32, xi: Point) -> Point {
     if (SCORE == 0u) {
         return add_noise(affine(x, c0.x, x, 0.0), c0.y, xi);
     }
-    let c1 = coeffs[3u * e + 1u];
-    let s1 = mixture_score(x, c1.x, c1.y);
+    let s1 = mixture_score(x, e, 0u);
     if (HEUN == 1u) {
         let c2 = coeffs[3u * e + 2u];
         let p = affine(x, c0.x, s1, c0.z);
-        return heun(x, s1, p, mixture_score(p, c2.z, c2.w), c0, c2);
+        return heun(x, s1, p, mixture_score(p, e, 1u), c0, c2);
     }
     return add_noise(affine(x, c0.x, s1, c0.z), c0.y, xi);
 }

@@ -6,6 +6,7 @@ pub mod gpu;
 pub mod model;
 pub mod observe;
 pub mod output;
+pub mod reference;
 pub mod rng;
 pub mod run;
 pub mod scenario;

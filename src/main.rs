@@ -49,12 +49,65 @@ enum Command {
         #[arg(required = true)]
         runs: Vec<PathBuf>,
     },
+    /// Redraw a finished run's pictures (PNGs, GIF, plots) from its stored arrays.
+    Render {
+        /// The run directory.
+        dir: PathBuf,
+        /// Colormap (default: the run's).
+        #[arg(long)]
+        colormap: Option<String>,
+        /// linear | log (default: the run's).
+        #[arg(long)]
+        scale: Option<ScaleArg>,
+        /// Show only lo,hi (one axis) or lo,hi,lo,hi (two axes) of the histograms.
+        #[arg(long, allow_hyphen_values = true)]
+        range: Option<String>,
+    },
+    /// Distances between two runs' densities, snapshot by snapshot (matched by time).
+    Compare {
+        run_a: PathBuf,
+        run_b: PathBuf,
+        /// Folder for vs_<RUN_A name>.csv and .png (default: RUN_B/compare).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Plot columns of a CSV file as lines (e.g. a convergence study's table).
+    Plot {
+        csv: PathBuf,
+        /// The x column.
+        #[arg(long)]
+        x: String,
+        /// The y columns, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        y: Vec<String>,
+        /// One line per distinct value of this column.
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        log_x: bool,
+        #[arg(long)]
+        log_y: bool,
+        #[arg(long, default_value = "")]
+        title: String,
+        /// The y axis label (default: the y column names).
+        #[arg(long)]
+        y_label: Option<String>,
+        /// The PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the GPU adapters wgpu can see, with their limits.
     Adapters {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScaleArg {
+    Linear,
+    Log,
 }
 
 /// Flags for everything that steps particles.
@@ -160,6 +213,35 @@ fn main() -> ExitCode {
             run::mmd_plot::compare_mmd(&out, &runs).map(|()| println!("wrote {}", out.display()))
         }
         Command::Adapters { json } => adapters_command(json),
+        Command::Render {
+            dir,
+            colormap,
+            scale,
+            range,
+        } => render_command(&dir, colormap, scale, range.as_deref()),
+        Command::Compare { run_a, run_b, out } => compare_command(&run_a, &run_b, out.as_deref()),
+        Command::Plot {
+            csv,
+            x,
+            y,
+            group,
+            log_x,
+            log_y,
+            title,
+            y_label,
+            out,
+        } => {
+            let spec = run::plot_csv::PlotSpec {
+                y_label: y_label.unwrap_or_else(|| y.join(", ")),
+                x,
+                y,
+                group,
+                log_x,
+                log_y,
+                title,
+            };
+            run::plot_csv::plot_csv(&csv, &spec, &out).map(|()| println!("wrote {}", out.display()))
+        }
     };
     if let Some(dir) = runtime_dir {
         let _ = std::fs::remove_dir_all(dir);
@@ -278,6 +360,39 @@ fn run_command(args: RunArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> 
         checkpoint_every: args.device.checkpoint_every()?,
     };
     print_report(&run::run(&resolved, &opts)?);
+    Ok(())
+}
+
+fn render_command(
+    dir: &std::path::Path,
+    colormap: Option<String>,
+    scale: Option<ScaleArg>,
+    range: Option<&str>,
+) -> fokker::Result<()> {
+    let opts = run::render::RenderOptions {
+        colormap,
+        scale: scale.map(|s| match s {
+            ScaleArg::Linear => fokker::scenario::Scale::Linear,
+            ScaleArg::Log => fokker::scenario::Scale::Log,
+        }),
+        range: range
+            .map(run::render::parse_range)
+            .transpose()
+            .map_err(fokker::Error::Usage)?,
+    };
+    let written = run::render::render(dir, &opts)?;
+    println!("rendered {written} files in {}", dir.display());
+    Ok(())
+}
+
+fn compare_command(
+    a: &std::path::Path,
+    b: &std::path::Path,
+    out: Option<&std::path::Path>,
+) -> fokker::Result<()> {
+    let c = run::compare::compare(a, b, out)?;
+    print!("{}", run::compare::table(&c.rows));
+    println!("wrote {} and {}", c.csv.display(), c.plot.display());
     Ok(())
 }
 

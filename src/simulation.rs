@@ -45,6 +45,8 @@ pub struct Observation {
     pub step: u64,
     pub time: f64,
     pub histogram: HistogramCounts,
+    /// One per `output.marginals` entry, in order.
+    pub marginals: Vec<HistogramCounts>,
     pub moments: Moments,
     /// MMD^2 to the target (kernel flows).
     pub mmd2: Option<f64>,
@@ -58,6 +60,7 @@ pub struct Simulation<'g> {
     pub ensemble: Ensemble,
     stepper: Box<dyn Stepper>,
     histogram: HistogramGpu,
+    marginals: Vec<HistogramGpu>,
     moments: MomentsGpu,
     mmd: Option<MmdGpu>,
     step: u64,
@@ -152,6 +155,12 @@ impl<'g> Simulation<'g> {
             &plan.output.histogram,
             layout.workgroup_size,
         );
+        let marginals = plan
+            .output
+            .marginals
+            .iter()
+            .map(|spec| HistogramGpu::new(gpu, &ensemble, spec, layout.workgroup_size))
+            .collect();
         let moments = MomentsGpu::new(gpu, &ensemble, layout.workgroup_size);
         let mmd = match plan.dynamics.kernel_target() {
             Some(target) => {
@@ -173,6 +182,7 @@ impl<'g> Simulation<'g> {
             ensemble,
             stepper,
             histogram,
+            marginals,
             moments,
             mmd,
             step: 0,
@@ -320,6 +330,11 @@ impl<'g> Simulation<'g> {
 
     pub fn observe(&mut self) -> Result<Observation> {
         let histogram = self.histogram.observe(self.gpu, &self.ensemble)?;
+        let marginals = self
+            .marginals
+            .iter()
+            .map(|m| m.observe(self.gpu, &self.ensemble))
+            .collect::<Result<Vec<_>>>()?;
         let moments = self
             .moments
             .observe(self.gpu, &self.ensemble, &self.last_mean)?;
@@ -334,6 +349,7 @@ impl<'g> Simulation<'g> {
             step: self.step,
             time: self.plan.dynamics.time_at(self.step),
             histogram,
+            marginals,
             moments,
             mmd2,
             trace: self.trace()?,

@@ -759,12 +759,77 @@ fn catalogue() -> Vec<Case> {
         case("gradient flow: temperature is not a key")
             .edit(LANGEVIN_DYNAMICS, "kind = \"gradient_flow\"\npotential = { kind = \"double_well\" }\ntemperature = 1.0\ndt = 1e-3\nsteps = 5")
             .expect(INVALID, &["dynamics.temperature", "unknown key"]),
+        reverse_case("reverse: a grid reference")
+            .append("\n[output]\nreference = \"fokker_planck\"\n")
+            .expect(INVALID, &["output.reference", r#""analytic" for kind = reverse_sde"#]),
+        case("forward: analytic reference from a point")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"forward\"\nprocess = { kind = \"vp\" }\ndt = 1e-3\nsteps = 5",
+            )
+            .append("\n[output]\nreference = \"analytic\"\n")
+            .expect(INVALID, &["output.reference", "gaussian or mixture"]),
+        case("gradient flow: no reference")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"gradient_flow\"\npotential = { kind = \"double_well\" }\ndt = 1e-3\nsteps = 5",
+            )
+            .append("\n[output]\nreference = \"boltzmann\"\n")
+            .expect(INVALID, &["output.reference", "for kind = gradient_flow", "temperature > 0"]),
         case("too many trajectories")
             .append("\n[output]\ntrajectories = 65\n")
             .expect(INVALID, &["output.trajectories = 65", "from 0 to 64"]),
         case("no such adapter")
             .args(&["--adapter", "no-such-adapter"])
             .expect(NO_ADAPTER, &["no usable GPU adapter", "no-such-adapter", "mesa-vulkan-drivers"]),
+        // --- references and marginals (issue 6) ----------------------------------------
+        case("unknown reference kind")
+            .append("\n[output]\nreference = \"exact\"\n")
+            .expect(INVALID, &["output.reference", "exact", "fokker_planck", "boltzmann", "analytic"]),
+        case("reference with mueller_brown on one of its coupled axes")
+            .edit("dim = 2", "dim = 3")
+            .edit(POINT_INIT, r#"kind = "point", at = [0.0, 0.0, 0.0]"#)
+            .edit(r#"kind = "double_well" }"#, r#"kind = "mueller_brown", scale = 0.1 }"#)
+            .append("\n[output]\nreference = \"fokker_planck\"\nhistogram = { axes = [0, 2] }\n")
+            .expect(INVALID, &["output.reference", "mueller_brown couples axes 0 and 1", "axes [0, 2]"]),
+        case("reference with a mixture potential on fewer axes than dim")
+            .edit("dim = 2", "dim = 3")
+            .edit(POINT_INIT, r#"kind = "point", at = [0.0, 0.0, 0.0]"#)
+            .edit(
+                r#"kind = "double_well" }"#,
+                r#"kind = "mixture", weights = [1.0], means = [[0.0, 0.0, 0.0]], stds = [1.0] }"#,
+            )
+            .append("\n[output]\nreference = \"boltzmann\"\n")
+            .expect(INVALID, &["output.reference", "mixture potential couples all 3 axes"]),
+        case("reference with a coupled quadratic")
+            .edit("dim = 2", "dim = 3")
+            .edit(POINT_INIT, r#"kind = "point", at = [0.0, 0.0, 0.0]"#)
+            .edit(
+                r#"kind = "double_well" }"#,
+                &quadratic("[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0], [0.5, 0.0, 1.0]]"),
+            )
+            .append("\n[output]\nreference = \"fokker_planck\"\n")
+            .expect(INVALID, &["output.reference", "couples axis 0", "axis 2", "block-diagonal"]),
+        case("analytic reference without a closed form")
+            .append("\n[output]\nreference = \"analytic\"\n")
+            .expect(INVALID, &["output.reference", "only for a quadratic potential"]),
+        case("boltzmann reference at zero temperature")
+            .edit("temperature = 1.0", "temperature = 0.0")
+            .append("\n[output]\nreference = \"boltzmann\"\n")
+            .expect(INVALID, &["output.reference", "temperature > 0"]),
+        case("reference from a point outside the histogram")
+            .edit(POINT_INIT, r#"kind = "point", at = [3.0, 0.0]"#)
+            .append("\n[output]\nreference = \"fokker_planck\"\nhistogram = { range = [[-2.0, 2.0], [-2.0, 2.0]] }\n")
+            .expect(INVALID, &["output.reference", "particles.init.at[0] = 3", "outside"]),
+        case("marginal with one axis")
+            .append("\n[output]\nmarginals = [[1]]\n")
+            .expect(INVALID, &["output.marginals[0].axes", "two distinct axes"]),
+        case("marginal with an axis beyond dim")
+            .append("\n[output]\nmarginals = [[0, 5]]\n")
+            .expect(INVALID, &["output.marginals[0].axes", "from 0 to 1"]),
+        case("marginals is not a list")
+            .append("\n[output]\nmarginals = 3\n")
+            .expect(INVALID, &["output.marginals = 3", "axis pairs"]),
     ]
 }
 

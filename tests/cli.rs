@@ -306,6 +306,7 @@ trajectories = 5
     assert_eq!(times.last(), Some(&0.01));
     assert!(times.windows(2).all(|w| w[1] < w[0]), "{times:?}");
     assert_eq!(m["trajectories"], "trajectories.npy");
+    assert!(run.join("trajectories.png").is_file());
     let bytes = std::fs::read(run.join("trajectories.npy")).unwrap();
     let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
     assert_eq!(npy.shape(), &[times.len() as u64, 5, 2]);

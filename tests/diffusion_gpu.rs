@@ -28,6 +28,8 @@ fn plan(dim: u32, count: u64, init: Init, dynamics: DynamicsPlan, hist: Histogra
             particles: ParticlesOutput::None,
             gif: false,
             trajectories: 0,
+            reference: None,
+            marginals: Vec::new(),
         },
     }
 }

@@ -33,6 +33,8 @@ fn plan(count: u64, dim: u32, init: Init, dynamics: DynamicsPlan) -> Plan {
             particles: ParticlesOutput::None,
             gif: false,
             trajectories: 0,
+            reference: None,
+            marginals: Vec::new(),
         },
     }
 }

@@ -41,6 +41,8 @@ fn plan(
             particles: ParticlesOutput::None,
             gif: false,
             trajectories: 0,
+            reference: None,
+            marginals: Vec::new(),
         },
     }
 }

@@ -176,22 +176,30 @@ pub fn coefficients(dynamics: &DynamicsPlan, n: u64) -> StepCoefficients {
     c
 }
 
-/// Mixture parameters as shaders/diffusion.wgsl reads them: K, then per component
-/// log w_k, mu_k (8, zero-padded), sigma_k^2 (8, padded with 1).
-fn mixture_params(m: &Mixture) -> Vec<f32> {
-    let mut p = vec![m.components() as f32];
+/// Floats per mixture component and time in the mixture table (five vec4s).
+const COMPONENT_FLOATS: usize = 20;
+
+/// Bytes of mixture table one block may use: blocks are shortened for many components.
+const MIXTURE_TABLE_BYTES: usize = 16 << 20;
+
+/// The mixture's score constants at process time t (alpha, s2), as shaders/diffusion.wgsl
+/// reads them: per component alpha mu (8), 1 / (alpha^2 sigma^2 + s2) (8, zero-padded),
+/// log w + (1/2) sum log of the inverse variances, and padding. Computed in f64.
+fn mixture_constants(m: &Mixture, alpha: f64, s2: f64, out: &mut Vec<f32>) {
     for k in 0..m.components() {
-        p.push(m.weights[k].ln() as f32);
-        let mut mu = [0f32; 8];
-        let mut var = [1f32; 8];
-        for (i, (&x, &s)) in m.means[k].iter().zip(&m.stds[k]).enumerate() {
-            mu[i] = x as f32;
-            var[i] = (s * s) as f32;
+        let mut mean = [0f32; 8];
+        let mut inv = [0f32; 8];
+        let mut log_norm = m.weights[k].ln();
+        for (i, (&mu, &s)) in m.means[k].iter().zip(&m.stds[k]).enumerate() {
+            let iv = 1.0 / (alpha * alpha * s * s + s2);
+            mean[i] = (alpha * mu) as f32;
+            inv[i] = iv as f32;
+            log_norm += 0.5 * iv.ln();
         }
-        p.extend(mu);
-        p.extend(var);
+        out.extend(mean);
+        out.extend(inv);
+        out.extend([log_norm as f32, 0.0, 0.0, 0.0]);
     }
-    p
 }
 
 /// One pipeline with its step uniform and a bind group per chunk.
@@ -203,6 +211,12 @@ struct Part {
 
 pub struct DiffusionGpu {
     dynamics: DynamicsPlan,
+    /// The mixture of a closed-form score, its per-step table and the steps it holds.
+    mixture: Option<Mixture>,
+    mixture_table: wgpu::Buffer,
+    table_steps: u32,
+    /// (first step, steps) of the block whose tables are on the device.
+    uploaded: Option<(u64, u32)>,
     /// Fused: head, whole rounds, tail. Empirical score: the single-step update (Euler),
     /// or Heun's predictor and corrector.
     parts: Vec<Part>,
@@ -240,11 +254,24 @@ impl DiffusionGpu {
             }
             _ => None,
         };
-        let params = match p.score {
-            Some(Score::Mixture(m)) => mixture_params(m),
-            _ => vec![0.0],
+        let mixture = match p.score {
+            Some(Score::Mixture(m)) => Some(m.clone()),
+            _ => None,
         };
-        let score_params = gpu.storage_with("score params", bytemuck::cast_slice(&params));
+        let components = mixture.as_ref().map_or(1, Mixture::components);
+        let per_step = 2 * components * COMPONENT_FLOATS * 4;
+        let table_steps = match mixture {
+            Some(_) => (MIXTURE_TABLE_BYTES / per_step).clamp(1, TABLE_STEPS as usize) as u32,
+            None => TABLE_STEPS,
+        };
+        let mixture_table = gpu.storage_buffer(
+            "mixture table",
+            match mixture {
+                Some(_) => (table_steps as usize * per_step) as u64,
+                None => 16,
+            },
+            wgpu::BufferUsages::empty(),
+        );
         let coeffs = gpu.storage_buffer(
             "diffusion coefficients",
             u64::from(TABLE_STEPS) * 48,
@@ -270,6 +297,7 @@ impl DiffusionGpu {
                     ("SCORE", score_kind),
                     ("HEUN", if p.heun { 1.0 } else { 0.0 }),
                     ("PHASE", f64::from(phase)),
+                    ("COMPONENTS", components as f64),
                 ],
                 workgroup_size,
             )
@@ -297,7 +325,7 @@ impl DiffusionGpu {
                             &c.uniform,
                             &step,
                             &coeffs,
-                            &score_params,
+                            &mixture_table,
                             &nonfinite.buffer,
                             &mean1,
                             &pred,
@@ -327,6 +355,10 @@ impl DiffusionGpu {
         };
         Ok(DiffusionGpu {
             dynamics: dynamics.clone(),
+            mixture,
+            mixture_table,
+            table_steps,
+            uploaded: None,
             parts,
             coeffs,
             key: rng::key_from_seed(seed),
@@ -337,12 +369,28 @@ impl DiffusionGpu {
         })
     }
 
-    fn upload_coefficients(&self, gpu: &Gpu, step0: u64, steps: u32) {
-        let table: Vec<f32> = (0..u64::from(steps))
-            .flat_map(|s| coefficients(&self.dynamics, step0 + s).packed())
+    /// Writes the coefficient (and mixture) tables of steps `step0 .. step0 + steps`,
+    /// unless they are already there (every slice of a block shares them).
+    fn upload_tables(&mut self, gpu: &Gpu, step0: u64, steps: u32) {
+        if self.uploaded == Some((step0, steps)) {
+            return;
+        }
+        let all: Vec<StepCoefficients> = (0..u64::from(steps))
+            .map(|s| coefficients(&self.dynamics, step0 + s))
             .collect();
+        let table: Vec<f32> = all.iter().flat_map(StepCoefficients::packed).collect();
         gpu.queue
             .write_buffer(&self.coeffs, 0, bytemuck::cast_slice(&table));
+        if let Some(m) = &self.mixture {
+            let mut constants = Vec::new();
+            for c in &all {
+                mixture_constants(m, c.alpha, c.s2, &mut constants);
+                mixture_constants(m, c.alpha2, c.s2_2, &mut constants);
+            }
+            gpu.queue
+                .write_buffer(&self.mixture_table, 0, bytemuck::cast_slice(&constants));
+        }
+        self.uploaded = Some((step0, steps));
     }
 
     fn uniform(&self, step0: u64, steps: u32, first: u32, span: u32, table0: u32) -> StepUniform {
@@ -384,7 +432,7 @@ impl Stepper for DiffusionGpu {
         if self.empirical.is_some() {
             16
         } else {
-            TABLE_STEPS
+            self.table_steps
         }
     }
 
@@ -410,34 +458,22 @@ impl Stepper for DiffusionGpu {
     ) -> Result<()> {
         let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
         if let Some(empirical) = &self.empirical {
-            // One step at a time: score sums, then the update (Heun: twice).
+            // One step at a time: score sums, then the update (Heun: predictor, sums at the
+            // predictor, corrector).
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             for s in 0..steps {
                 let n = step0 + u64::from(s);
                 let c = coefficients(&self.dynamics, n);
-                let table: Vec<f32> = c.packed().to_vec();
                 // Entry s of the table: every step of the submission has its own.
                 gpu.queue.write_buffer(
                     &self.coeffs,
                     u64::from(s) * 48,
-                    bytemuck::cast_slice(&table),
+                    bytemuck::cast_slice(&c.packed()),
                 );
                 let uniform = self.uniform(n, 1, first, span, s);
-                empirical.encode_means(
-                    gpu,
-                    &mut encoder,
-                    ensemble,
-                    chunk,
-                    first,
-                    particles,
-                    c.alpha,
-                    c.s2,
-                    false,
-                )?;
-                if self.parts.len() == 2 {
-                    let (predictor, corrector) = (&self.parts[0], &self.parts[1]);
-                    write_step(gpu, &mut encoder, &predictor.step, &uniform);
-                    self.dispatch(gpu, &mut encoder, predictor, chunk, particles);
+                let times = [(c.alpha, c.s2), (c.alpha2, c.s2_2)];
+                for (phase, part) in self.parts.iter().enumerate() {
+                    let (alpha, s2) = times[phase];
                     empirical.encode_means(
                         gpu,
                         &mut encoder,
@@ -445,22 +481,18 @@ impl Stepper for DiffusionGpu {
                         chunk,
                         first,
                         particles,
-                        c.alpha2,
-                        c.s2_2,
-                        true,
+                        alpha,
+                        s2,
+                        phase == 1,
                     )?;
-                    write_step(gpu, &mut encoder, &corrector.step, &uniform);
-                    self.dispatch(gpu, &mut encoder, corrector, chunk, particles);
-                } else {
-                    let update = &self.parts[0];
-                    write_step(gpu, &mut encoder, &update.step, &uniform);
-                    self.dispatch(gpu, &mut encoder, update, chunk, particles);
+                    write_step(gpu, &mut encoder, &part.step, &uniform);
+                    self.dispatch(gpu, &mut encoder, part, chunk, particles);
                 }
             }
             gpu.queue.submit([encoder.finish()]);
             return Ok(());
         }
-        self.upload_coefficients(gpu, step0, steps);
+        self.upload_tables(gpu, step0, steps);
         let round = if self.noise {
             u64::from(super::langevin::round_steps(self.dim))
         } else {
@@ -505,6 +537,53 @@ fn write_step(
             usage: wgpu::BufferUsages::COPY_SRC,
         });
     encoder.copy_buffer_to_buffer(&staging, 0, buffer, 0, staging.size());
+}
+
+/// The exact law of the particles at process time `t` where it has a closed form, as a
+/// Gaussian mixture: the forward process applied to a Gaussian or mixture initial law, and,
+/// for reverse dynamics, the data law pushed to time t (a mixture score's mixture, or the
+/// data set's points as equal-weight components of variance s(t)^2), which the reverse
+/// dynamics reproduce up to their discretisation and the prior's mismatch at t_end.
+pub fn exact_law(
+    dynamics: &DynamicsPlan,
+    init: &crate::scenario::Init,
+    data: Option<&SampleTable>,
+    t: f64,
+) -> Option<Mixture> {
+    use crate::scenario::Init;
+    match dynamics {
+        DynamicsPlan::Forward { process, .. } => {
+            let start = match init {
+                Init::Mixture(m) => m.clone(),
+                Init::Gaussian { mean, std } => Mixture {
+                    weights: vec![1.0],
+                    means: vec![mean.clone()],
+                    stds: vec![std.clone()],
+                },
+                _ => return None,
+            };
+            Some(process.marginal(&start, t))
+        }
+        DynamicsPlan::ReverseSde { process, score, .. }
+        | DynamicsPlan::ProbabilityFlow { process, score, .. } => match score {
+            Score::Mixture(m) => Some(process.marginal(m, t)),
+            Score::Samples { .. } => {
+                let table = data?;
+                let (a, s) = (process.alpha(t), process.s2(t).sqrt());
+                let rows = table.rows;
+                Some(Mixture {
+                    weights: vec![1.0 / rows as f64; rows],
+                    means: table
+                        .values
+                        .chunks_exact(table.dim)
+                        .map(|y| y.iter().map(|&v| a * f64::from(v)).collect())
+                        .collect(),
+                    stds: vec![vec![s; table.dim]; rows],
+                })
+            }
+        },
+        _ => None,
+    }
 }
 
 /// The score of the data law at process time t as the twin computes it, in f64.

@@ -1,5 +1,6 @@
 //! Observers: what crosses the bus between snapshots (histograms, moments).
 
+pub mod distance;
 pub mod histogram;
 pub mod mmd;
 pub mod moments;

@@ -23,6 +23,15 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     })
 }
 
+/// `.npy` bytes of a C-order f64 array (`<f8`), e.g. reference bin probabilities.
+pub fn npy_f64(shape: &[usize], data: &[f64]) -> Result<Vec<u8>> {
+    encode(shape, data.len(), "<f8", 8, |buf| {
+        for v in data {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+    })
+}
+
 fn encode(
     shape: &[usize],
     len: usize,
@@ -76,6 +85,18 @@ pub fn read_npy_f32(path: &std::path::Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(bad)?;
     let shape = npy.shape().iter().map(|&d| d as usize).collect();
     Ok((shape, npy.into_vec::<f32>().map_err(bad)?))
+}
+
+/// Reads an f64 array written by [`npy_f64`]: (shape, values in C order).
+pub fn read_npy_f64(path: &std::path::Path) -> Result<(Vec<usize>, Vec<f64>)> {
+    let bytes = std::fs::read(path).map_err(|e| crate::error::Error::io(path, e))?;
+    let bad = |e: std::io::Error| crate::error::Error::Data {
+        path: path.to_path_buf(),
+        reason: format!("not an f64 .npy array: {e}"),
+    };
+    let npy = npyz::NpyFile::new(&bytes[..]).map_err(bad)?;
+    let shape = npy.shape().iter().map(|&d| d as usize).collect();
+    Ok((shape, npy.into_vec::<f64>().map_err(bad)?))
 }
 
 #[cfg(test)]

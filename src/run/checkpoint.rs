@@ -116,30 +116,24 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
             reason: "the checkpoint belongs to another plan than the manifest".into(),
         });
     }
-    let state = source.join("state.npy");
-    let (shape, positions) = output::read_npy_f32(&state)?;
-    if shape != [file.particles as usize, file.dim as usize] {
-        return Err(Error::Data {
-            path: state,
-            reason: format!(
-                "shape {shape:?} does not match the checkpoint's {} x {}",
-                file.particles, file.dim
-            ),
-        });
-    }
-    let velocity = source.join("velocity.npy");
-    let extra = if velocity.is_file() {
-        let (shape, v) = output::read_npy_f32(&velocity)?;
+    // particles x dim f32 arrays: the positions, and the velocities of a heavy ball.
+    let read = |path: std::path::PathBuf| -> Result<Vec<f32>> {
+        let (shape, values) = output::read_npy_f32(&path)?;
         if shape != [file.particles as usize, file.dim as usize] {
             return Err(Error::Data {
-                path: velocity,
+                path,
                 reason: format!(
                     "shape {shape:?} does not match the checkpoint's {} x {}",
                     file.particles, file.dim
                 ),
             });
         }
-        Some(v)
+        Ok(values)
+    };
+    let positions = read(source.join("state.npy"))?;
+    let velocity = source.join("velocity.npy");
+    let extra = if velocity.is_file() {
+        Some(read(velocity)?)
     } else {
         None
     };

@@ -31,6 +31,9 @@ pub struct Timings {
     pub stepping_seconds: f64,
     pub observe_seconds: f64,
     pub write_seconds: f64,
+    /// Computing references (the grid solver) and writing their files.
+    #[serde(default)]
+    pub reference_seconds: f64,
     /// count * steps / stepping_seconds.
     pub particle_steps_per_second: f64,
 }
@@ -65,6 +68,42 @@ pub struct SnapshotRecord {
     /// MMD^2 to the target (kernel flows; also in metrics.csv).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mmd2: Option<f64>,
+    /// With `[output] reference`: the reference's files and the distances to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceRecord>,
+    /// The `[output] marginals` histograms, in the plan's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marginals: Vec<MarginalRecord>,
+}
+
+/// A histogram's reference at one snapshot (src/run/reference.rs). Distances are None where
+/// undefined (no particles in range).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceRecord {
+    pub kind: crate::scenario::ReferenceKind,
+    /// Relative paths: the reference bin probabilities (f64 .npy) and their picture, and the
+    /// particle | reference | difference picture.
+    pub density: String,
+    pub heatmap: String,
+    pub compare: String,
+    pub tv: Option<f64>,
+    pub hellinger: Option<f64>,
+    pub kl: Option<f64>,
+    pub tv_floor: Option<f64>,
+    /// F of the particle histogram (U at the bin centres).
+    pub free_energy: Option<f64>,
+    /// F of the reference on its own grid.
+    pub free_energy_reference: Option<f64>,
+}
+
+/// One `[output] marginals` histogram at one snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MarginalRecord {
+    pub density: String,
+    pub heatmap: String,
+    pub histogram: HistogramRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +149,9 @@ pub struct Manifest {
     /// `trajectories.npy` and `trajectories.png` when particles are traced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trajectories: Option<String>,
+    /// Plots at the run root (distances.png, free_energy.png with a reference).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plots: Vec<String>,
     /// Why the run stopped, when status is not `complete`.
     pub error: Option<String>,
     /// Kernel flows: the MMD diagnostic's Gaussian-kernel bandwidth h (median pairwise

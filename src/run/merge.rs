@@ -200,7 +200,14 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
         };
         let moments: Vec<&MomentsRecord> =
             all.iter().map(|(_, m)| &m.snapshots[j].moments).collect();
-        snapshots.push(SnapshotRecord {
+        let merged = crate::observe::HistogramCounts {
+            counts,
+            outside: hist.outside,
+            nonfinite: hist.nonfinite,
+            below: hist.below.clone(),
+            above: hist.above.clone(),
+        };
+        let mut record = SnapshotRecord {
             step: first.step,
             time: first.time,
             density,
@@ -213,9 +220,17 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
                 .iter()
                 .flat_map(|(_, m)| m.snapshots[j].trace.iter().copied())
                 .collect(),
+            reference: None,
+            marginals: Vec::new(),
             // Only dynamics of independent particles shard; none of them has a target.
             mmd2: None,
-        });
+        };
+        let parts: Vec<(&Path, &SnapshotRecord)> = all
+            .iter()
+            .map(|(d, m)| (d.as_path(), &m.snapshots[j]))
+            .collect();
+        super::reference::merge_snapshot(out, &plan, &parts, &merged, &mut record)?;
+        snapshots.push(record);
     }
     write_metrics(out, &plan, &snapshots)?;
     let gif = if plan.output.gif {
@@ -243,6 +258,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
             ..Timings::default()
         },
         trajectories: write_trajectories(out, &plan, &snapshots)?,
+        plots: super::reference::write_plots(out, &plan, &snapshots)?,
         snapshots,
         gif,
         error: None,

@@ -2,10 +2,14 @@
 //! out, surviving interruption by a checkpoint.
 
 pub mod checkpoint;
+pub mod compare;
 pub mod manifest;
 pub mod merge;
 pub mod mmd_plot;
+pub mod plot_csv;
 pub mod progress;
+pub mod reference;
+pub mod render;
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterChoice, Gpu};
@@ -92,7 +96,8 @@ fn input_files(plan: &Plan) -> Vec<InputFile> {
 pub fn device_bytes(plan: &Plan) -> u64 {
     let p = &plan.particles;
     let state = p.count.saturating_mul(u64::from(p.dim) * 4);
-    let bins = (plan.output.histogram.total_bins() as u64 + 6) * 4;
+    let histograms = std::iter::once(&plan.output.histogram).chain(&plan.output.marginals);
+    let bins: u64 = histograms.map(|h| (h.total_bins() as u64 + 6) * 4).sum();
     let d = u64::from(p.dim);
     let partials = p
         .count
@@ -198,6 +203,9 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
             }],
         });
     }
+    // References are built before anything is written, so a bad one leaves no directory.
+    let mut diagnostics =
+        reference::Diagnostics::new(plan, resolved.samples.as_ref(), resolved.data.as_ref())?;
     let gpu = Gpu::open(&opts.adapter)?;
     let (first, particles) = shard.range(plan.particles.count);
     check_memory(plan, particles, &gpu)?;
@@ -224,6 +232,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         metrics: "metrics.csv".into(),
         gif: None,
         trajectories: None,
+        plots: Vec::new(),
         error: None,
         mmd_bandwidth: None,
         mmd_plot: None,
@@ -241,7 +250,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
     .and_then(|mut sim| {
         manifest.timings.init_seconds = started.elapsed().as_secs_f64();
         manifest.mmd_bandwidth = sim.mmd_bandwidth();
-        execute(&mut sim, opts, &mut manifest)
+        execute(&mut sim, opts, &mut manifest, &mut diagnostics)
     });
     finish(&gpu, opts, manifest, started, result)
 }
@@ -254,6 +263,8 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     let saved = checkpoint::read(dir, &manifest)?;
     let resolved = checkpoint::verify_inputs(dir, &manifest)?;
     let plan = &resolved.plan;
+    let mut diagnostics =
+        reference::Diagnostics::new(plan, resolved.samples.as_ref(), resolved.data.as_ref())?;
     let gpu = Gpu::open(&opts.adapter)?;
     let (first, particles) = match manifest.shard {
         Some(s) => (s.first, s.particles),
@@ -281,7 +292,7 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         if let Some(last) = manifest.snapshots.last() {
             sim.set_center(&last.moments.mean);
         }
-        execute(&mut sim, &opts, &mut manifest)
+        execute(&mut sim, &opts, &mut manifest, &mut diagnostics)
     });
     finish(&gpu, &opts, manifest, started, result)
 }
@@ -337,7 +348,12 @@ pub fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
 
 /// Steps to the snapshots not yet written, writing each; checkpoints and stops when
 /// `opts.interrupt` is raised.
-fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> Result<()> {
+fn execute(
+    sim: &mut Simulation,
+    opts: &RunOptions,
+    manifest: &mut Manifest,
+    diagnostics: &mut reference::Diagnostics,
+) -> Result<()> {
     let plan = manifest.plan.clone();
     let out = opts.out.as_path();
     let count = sim.ensemble.count;
@@ -413,7 +429,10 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
             } else {
                 None
             };
-            let record = write_snapshot(out, &plan, &obs, positions.as_deref())?;
+            let mut record = write_snapshot(out, &plan, &obs, positions.as_deref())?;
+            let t3 = Instant::now();
+            diagnostics.write(out, &plan, &obs, &mut record)?;
+            manifest.timings.reference_seconds += t3.elapsed().as_secs_f64();
             progress.snapshot(obs.step, obs.time, &record.density);
             manifest.snapshots.push(record);
             write_metrics(out, &plan, &manifest.snapshots)?;
@@ -426,6 +445,7 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
         if manifest.shard.is_none_or(|s| s.first == 0) {
             manifest.trajectories = write_trajectories(out, &plan, &manifest.snapshots)?;
         }
+        manifest.plots = reference::write_plots(out, &plan, &manifest.snapshots)?;
         manifest.mmd_plot = mmd_plot::write_mmd_plot(out, &plan, &manifest.snapshots)?;
         Ok(())
     })();
@@ -437,7 +457,7 @@ fn execute(sim: &mut Simulation, opts: &RunOptions, manifest: &mut Manifest) -> 
     result
 }
 
-fn title(plan: &Plan, step: u64, time: f64) -> String {
+pub(crate) fn title(plan: &Plan, step: u64, time: f64) -> String {
     match &plan.name {
         Some(n) => format!("{n}   t = {time:.4}   step {step}"),
         None => format!("t = {time:.4}   step {step}"),
@@ -518,6 +538,8 @@ fn write_snapshot(
             cov: obs.moments.cov.clone(),
         },
         trace: obs.trace.clone(),
+        reference: None,
+        marginals: Vec::new(),
         mmd2: obs.mmd2,
     })
 }
@@ -534,10 +556,11 @@ pub fn write_metrics(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> R
             mmd2: s.mmd2,
         })
         .collect();
-    output::write_atomic(
-        &out.join("metrics.csv"),
-        output::metrics_csv(plan.particles.dim as usize, &rows).as_bytes(),
-    )
+    let mut csv = output::metrics_csv(plan.particles.dim as usize, &rows);
+    if plan.output.reference.is_some() {
+        csv = reference::extend_metrics(csv, snapshots);
+    }
+    output::write_atomic(&out.join("metrics.csv"), csv.as_bytes())
 }
 
 /// density.gif from the stored density arrays, so that it is the same whether the run was
@@ -586,6 +609,42 @@ pub fn write_trajectories(
         &out.join("trajectories.npy"),
         &output::npy_f32(&[snapshots.len(), k, d], &values)?,
     )?;
+    // The paths on the histogram's axes (a 1D histogram: its axis against time).
+    let spec = &plan.output.histogram;
+    let axis = |s: &SnapshotRecord, p: usize, a: u32| f64::from(s.trace[p * d + a as usize]);
+    let paths: Vec<Vec<(f64, f64)>> = (0..k)
+        .map(|p| {
+            snapshots
+                .iter()
+                .map(|s| match spec.axes[..] {
+                    [a, b] => (axis(s, p, a), axis(s, p, b)),
+                    _ => (s.time, axis(s, p, spec.axes[0])),
+                })
+                .collect()
+        })
+        .collect();
+    let names = axis_names(plan);
+    let (x, y, labels) = match spec.axes[..] {
+        [_, _] => (
+            spec.range[0],
+            spec.range[1],
+            (names[0].as_str(), names[1].as_str()),
+        ),
+        _ => {
+            let times = snapshots.iter().map(|s| s.time);
+            let (t0, t1) = times.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
+                (a.min(t), b.max(t))
+            });
+            let t1 = if t1 > t0 { t1 } else { t0 + 1.0 };
+            ([t0, t1], spec.range[0], ("t", names[0].as_str()))
+        }
+    };
+    let title = match &plan.name {
+        Some(n) => format!("{n}: {k} traced particles"),
+        None => format!("{k} traced particles"),
+    };
+    let png = output::plot::path_chart(&title, labels, &paths, x, y)?;
+    output::write_atomic(&out.join("trajectories.png"), &output::png_bytes(&png)?)?;
     Ok(Some("trajectories.npy".into()))
 }
 

@@ -255,13 +255,9 @@ impl DynamicsPlan {
         }
     }
 
-    /// The dynamics' own time after `step` steps: physical time, or process time (which
-    /// decreases) for reverse dynamics.
-    pub fn time_at(&self, step: u64) -> f64 {
+    /// (t_end, t_min, steps) of reverse dynamics, which run from t_end down to t_min.
+    fn reverse_grid(&self) -> Option<(f64, f64, u64)> {
         match self {
-            DynamicsPlan::Langevin { dt, .. }
-            | DynamicsPlan::GradientFlow { dt, .. }
-            | DynamicsPlan::Forward { dt, .. } => step as f64 * dt,
             DynamicsPlan::ReverseSde {
                 t_end,
                 t_min,
@@ -273,11 +269,17 @@ impl DynamicsPlan {
                 t_min,
                 steps,
                 ..
-            } => reverse_time(*t_end, *t_min, *steps, step),
-            DynamicsPlan::SdFlow { .. }
-            | DynamicsPlan::MmdFlow { .. }
-            | DynamicsPlan::Svgd { .. } => step as f64,
-            DynamicsPlan::Interaction { dt, .. } => step as f64 * dt,
+            } => Some((*t_end, *t_min, *steps)),
+            _ => None,
+        }
+    }
+
+    /// The dynamics' own time after `step` steps: physical time, or process time (which
+    /// decreases) for reverse dynamics.
+    pub fn time_at(&self, step: u64) -> f64 {
+        match self.reverse_grid() {
+            Some((t_end, t_min, steps)) => reverse_time(t_end, t_min, steps, step),
+            None => step as f64 * self.time_per_step(),
         }
     }
 
@@ -287,18 +289,10 @@ impl DynamicsPlan {
             DynamicsPlan::Langevin { dt, .. }
             | DynamicsPlan::GradientFlow { dt, .. }
             | DynamicsPlan::Forward { dt, .. } => *dt,
-            DynamicsPlan::ReverseSde {
-                t_end,
-                t_min,
-                steps,
-                ..
+            DynamicsPlan::ReverseSde { .. } | DynamicsPlan::ProbabilityFlow { .. } => {
+                let (t_end, t_min, steps) = self.reverse_grid().unwrap_or((1.0, 0.0, 1));
+                (t_end - t_min) / steps as f64
             }
-            | DynamicsPlan::ProbabilityFlow {
-                t_end,
-                t_min,
-                steps,
-                ..
-            } => (t_end - t_min) / *steps as f64,
             DynamicsPlan::SdFlow { .. }
             | DynamicsPlan::MmdFlow { .. }
             | DynamicsPlan::Svgd { .. } => 1.0,
@@ -383,6 +377,37 @@ pub struct OutputPlan {
     /// `trajectories.npy` and are drawn in `trajectories.png`.
     #[serde(default)]
     pub trajectories: u32,
+    /// A reference density for every histogram (left out of the plan, and so of its hash,
+    /// when absent, so older plans keep their hashes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceKind>,
+    /// Further 2D histograms (axis pairs), written to `density/<a>_<b>/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marginals: Vec<HistogramSpec>,
+}
+
+/// `[output] reference`: what the particle histograms are compared with (src/reference/).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceKind {
+    /// The grid Fokker–Planck solution from the initial law.
+    FokkerPlanck,
+    /// The stationary density exp(-U/T)/Z.
+    Boltzmann,
+    /// A closed form (the Ornstein–Uhlenbeck transient Gaussian).
+    Analytic,
+}
+
+impl ReferenceKind {
+    pub const NAMES: &[&str] = &["fokker_planck", "boltzmann", "analytic"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReferenceKind::FokkerPlanck => "fokker_planck",
+            ReferenceKind::Boltzmann => "boltzmann",
+            ReferenceKind::Analytic => "analytic",
+        }
+    }
 }
 
 impl OutputPlan {

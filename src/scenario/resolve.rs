@@ -97,6 +97,8 @@ const OUTPUT_KEYS: &[&str] = &[
     "particles",
     "gif",
     "trajectories",
+    "reference",
+    "marginals",
 ];
 /// Most particles `output.trajectories` may trace.
 pub const MAX_TRAJECTORIES: u32 = 64;
@@ -177,18 +179,23 @@ pub(crate) fn resolve(
     if !issues.is_empty() {
         return None;
     }
-    Some(Built {
-        plan: Plan {
-            name,
-            seed,
-            particles: ParticlesPlan {
-                count,
-                dim: dim as u32,
-                init,
-            },
-            dynamics,
-            output,
+    let plan = Plan {
+        name,
+        seed,
+        particles: ParticlesPlan {
+            count,
+            dim: dim as u32,
+            init,
         },
+        dynamics,
+        output,
+    };
+    issues.0.extend(crate::reference::check(&plan));
+    if !issues.is_empty() {
+        return None;
+    }
+    Some(Built {
+        plan,
         samples,
         data,
     })
@@ -1610,6 +1617,26 @@ fn output(
             }
         },
     );
+    let reference = optional(
+        issues,
+        sec,
+        "reference",
+        || Some(None),
+        |i, k, v| {
+            choice(i, k, v, ReferenceKind::NAMES).map(|s| match s {
+                "boltzmann" => Some(ReferenceKind::Boltzmann),
+                "analytic" => Some(ReferenceKind::Analytic),
+                _ => Some(ReferenceKind::FokkerPlanck),
+            })
+        },
+    );
+    let marginals = optional(
+        issues,
+        sec,
+        "marginals",
+        || Some(Vec::new()),
+        |i, k, v| marginals(i, k, v, dim, ctx),
+    );
     Some(OutputPlan {
         every_steps: every_steps?,
         histogram: histogram?,
@@ -1617,7 +1644,57 @@ fn output(
         particles: particles?,
         gif: gif?,
         trajectories: trajectories?,
+        reference: reference?,
+        marginals: marginals?,
     })
+}
+
+/// `output.marginals`: a list of axis pairs `[a, b]` (shorthand for `{ axes = [a, b] }`) or
+/// histogram tables `{ axes = [a, b], bins, range }` with the defaults of `output.histogram`.
+fn marginals(
+    issues: &mut Issues,
+    key: &str,
+    v: &Value,
+    dim: Option<usize>,
+    ctx: &RangeContext<'_>,
+) -> Option<Vec<HistogramSpec>> {
+    const ALLOWED: &str =
+        "a list of axis pairs [a, b] or tables { axes = [a, b], bins = .., range = .. }";
+    let Value::Array(items) = v else {
+        issues.add(key, Some(v), ALLOWED);
+        return None;
+    };
+    let mut specs = Some(Vec::new());
+    for (k, item) in items.iter().enumerate() {
+        let item_key = format!("{key}[{k}]");
+        let t = match item {
+            Value::Array(_) => {
+                let mut t = Table::new();
+                t.insert("axes".into(), item.clone());
+                t
+            }
+            Value::Table(t) => t.clone(),
+            _ => {
+                issues.add(&item_key, Some(item), ALLOWED);
+                specs = None;
+                continue;
+            }
+        };
+        let spec = histogram(issues, Section::new(&item_key, &t), dim, ctx);
+        match (spec, &mut specs) {
+            (Some(s), Some(list)) if s.axes.len() == 2 => list.push(s),
+            (Some(s), _) if s.axes.len() != 2 => {
+                issues.add(
+                    &format!("{item_key}.axes"),
+                    t.get("axes"),
+                    "two distinct axes (a marginal is a 2D histogram; the 1D one is output.histogram)",
+                );
+                specs = None;
+            }
+            _ => specs = None,
+        }
+    }
+    specs
 }
 
 fn histogram(

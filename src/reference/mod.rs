@@ -1,0 +1,535 @@
+//! Reference densities for the particle histograms (`[output] reference = ...`): the grid
+//! Fokker–Planck solution, the Boltzmann density, or the Ornstein–Uhlenbeck closed form, as
+//! probabilities on the histogram's bins at each snapshot time.
+//!
+//! A histogram of axes A has a reference only where the potential separates A from the other
+//! axes, U(x) = U_A(x_A) + U_rest(x_rest): then the coordinates x_A move on their own, by
+//! Langevin dynamics in U_A, and their law solves the Fokker–Planck equation of U_A from the
+//! marginal of the initial law, whatever the other axes do.
+
+pub mod law;
+pub mod solver;
+
+use crate::error::ScenarioIssue;
+use crate::model::Potential;
+use crate::scenario::data::SampleTable;
+use crate::scenario::{DynamicsPlan, HistogramSpec, Init, Plan, ReferenceKind};
+use law::Gaussian;
+use solver::{FokkerPlanck, Grid};
+
+/// Largest solver time step. Backward Euler is first order in dt; at 1e-3 its error is well
+/// below the sampling noise of 1e8 particles on 128^2 bins in the tests' problems.
+pub const SOLVER_DT: f64 = 1e-3;
+
+/// Solver cells per axis aimed at: bins are refined by a whole factor up to this (a bin that
+/// is already this fine is used as is).
+pub const SOLVER_CELLS_1D: u32 = 2048;
+pub const SOLVER_CELLS_2D: u32 = 256;
+
+/// The potential of the axes `axes`, U_A(y) = U(x) with x_A = y and the other coordinates at
+/// a fixed base point (where U_rest is 0 for the built-in potentials).
+#[derive(Debug, Clone)]
+pub struct AxisPotential {
+    potential: Potential,
+    base: Vec<f64>,
+    axes: Vec<usize>,
+}
+
+impl AxisPotential {
+    pub fn value(&self, y: &[f64]) -> f64 {
+        let mut x = self.base.clone();
+        for (k, &a) in self.axes.iter().enumerate() {
+            x[a] = y[k];
+        }
+        self.potential.value(&x)
+    }
+}
+
+/// U_A when `potential` separates `axes` from the other axes of `dim`; otherwise why not.
+pub fn axis_potential(
+    potential: &Potential,
+    dim: usize,
+    axes: &[usize],
+) -> Result<AxisPotential, String> {
+    let inside = |a: usize| axes.contains(&a);
+    let base = match potential {
+        Potential::DoubleWell => vec![0.0; dim],
+        Potential::Quadratic { matrix, center } => {
+            for a in axes {
+                for b in (0..dim).filter(|&b| !inside(b)) {
+                    if matrix[*a][b] != 0.0 {
+                        return Err(format!(
+                            "the quadratic matrix couples axis {a} (histogrammed) with axis {b} \
+                             (matrix[{a}][{b}] = {}); a reference needs it block-diagonal \
+                             between the histogram axes and the others",
+                            matrix[*a][b]
+                        ));
+                    }
+                }
+            }
+            center.clone()
+        }
+        Potential::MuellerBrown { .. } => {
+            if dim >= 2 && inside(0) != inside(1) {
+                return Err(
+                    "mueller_brown couples axes 0 and 1: a reference needs both among the \
+                     histogram axes, or neither"
+                        .into(),
+                );
+            }
+            vec![0.0; dim]
+        }
+        Potential::Mixture(_) => {
+            if axes.len() != dim {
+                return Err(format!(
+                    "a mixture potential couples all {dim} axes: a reference needs a histogram \
+                     of every axis (dim <= 2)"
+                ));
+            }
+            vec![0.0; dim]
+        }
+    };
+    Ok(AxisPotential {
+        potential: potential.clone(),
+        base,
+        axes: axes.to_vec(),
+    })
+}
+
+/// The Langevin potential and temperature, or None for dynamics a reference cannot describe.
+fn langevin(dynamics: &DynamicsPlan) -> Option<(&Potential, f64)> {
+    match dynamics {
+        DynamicsPlan::Langevin {
+            potential,
+            temperature,
+            ..
+        } => Some((potential, *temperature)),
+        // Plain gradient descent is Langevin at T = 0 (its analytic reference: exp(-A t)).
+        DynamicsPlan::GradientFlow {
+            potential,
+            friction: None,
+            ..
+        } => Some((potential, 0.0)),
+        _ => None,
+    }
+}
+
+/// Every histogram a run observes with a reference: the main one and the marginals, with
+/// the key that asked for it.
+fn views(plan: &Plan) -> Vec<(String, &HistogramSpec)> {
+    let mut v = vec![("output.histogram".to_string(), &plan.output.histogram)];
+    for (k, m) in plan.output.marginals.iter().enumerate() {
+        v.push((format!("output.marginals[{k}]"), m));
+    }
+    v
+}
+
+/// Why the plan's reference cannot be made (none when it can, or none is asked for).
+pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
+    let Some(kind) = plan.output.reference else {
+        return Vec::new();
+    };
+    let issue = |allowed: String| ScenarioIssue {
+        key: "output.reference".into(),
+        value: format!("\"{}\"", kind.name()),
+        allowed,
+    };
+    if is_diffusion(&plan.dynamics) {
+        return diffusion_issues(plan, kind)
+            .into_iter()
+            .map(issue)
+            .collect();
+    }
+    let Some((potential, temperature)) = langevin(&plan.dynamics) else {
+        return vec![issue(format!(
+            "a reference for kind = langevin (any reference) or forward, reverse_sde and \
+             probability_flow (\"analytic\"); dynamics.kind is {}",
+            plan.dynamics.kind_name()
+        ))];
+    };
+    let mut issues = Vec::new();
+    if matches!(plan.dynamics, DynamicsPlan::GradientFlow { .. })
+        && (kind != ReferenceKind::Analytic
+            || !matches!(
+                plan.particles.init,
+                Init::Gaussian { .. } | Init::Mixture(_)
+            ))
+    {
+        issues.push(issue(
+            "\"analytic\" with a gaussian or mixture init for kind = gradient_flow (the law \
+             under x' = -A (x - c), exp(-A t) applied to each component); a grid reference \
+             needs temperature > 0"
+                .into(),
+        ));
+        return issues;
+    }
+    let dim = plan.particles.dim as usize;
+    for (key, spec) in views(plan) {
+        let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
+        if let Err(why) = axis_potential(potential, dim, &axes) {
+            issues.push(issue(format!("{why} ({key} has axes {:?})", spec.axes)));
+            continue;
+        }
+        if let Init::Point { at } = &plan.particles.init {
+            for (k, &a) in axes.iter().enumerate() {
+                let [lo, hi] = spec.range[k];
+                if !(lo..=hi).contains(&at[a]) {
+                    issues.push(issue(format!(
+                        "particles.init.at[{a}] = {} lies outside {key}.range [{lo}, {hi}]",
+                        at[a]
+                    )));
+                }
+            }
+        }
+    }
+    match kind {
+        ReferenceKind::Boltzmann
+            if temperature.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) =>
+        {
+            issues.push(issue(
+                "\"boltzmann\" needs dynamics.temperature > 0 (exp(-U/T) is undefined at T = 0)"
+                    .into(),
+            ));
+        }
+        ReferenceKind::Analytic => {
+            if !matches!(potential, Potential::Quadratic { .. }) {
+                issues.push(issue(
+                    "\"analytic\" exists only for a quadratic potential (the Ornstein–Uhlenbeck \
+                     transient); use \"fokker_planck\" or \"boltzmann\""
+                        .into(),
+                ));
+            }
+            if matches!(
+                plan.particles.init,
+                Init::Uniform { .. } | Init::Samples { .. }
+            ) {
+                issues.push(issue(
+                    "\"analytic\" needs particles.init of kind point, gaussian or mixture (a \
+                     Gaussian stays Gaussian); use \"fokker_planck\""
+                        .into(),
+                ));
+            }
+        }
+        _ => {}
+    }
+    issues
+}
+
+fn is_diffusion(dynamics: &DynamicsPlan) -> bool {
+    matches!(
+        dynamics,
+        DynamicsPlan::Forward { .. }
+            | DynamicsPlan::ReverseSde { .. }
+            | DynamicsPlan::ProbabilityFlow { .. }
+    )
+}
+
+/// Diffusion dynamics have the closed-form law of src/dynamics/diffusion.rs (`exact_law`)
+/// as their "analytic" reference, and nothing else.
+fn diffusion_issues(plan: &Plan, kind: ReferenceKind) -> Vec<String> {
+    if kind != ReferenceKind::Analytic {
+        return vec![format!(
+            "\"analytic\" for kind = {} (the data law pushed through the process); \
+             \"{}\" needs kind = langevin",
+            plan.dynamics.kind_name(),
+            kind.name()
+        )];
+    }
+    match (&plan.dynamics, &plan.particles.init) {
+        (DynamicsPlan::Forward { .. }, Init::Gaussian { .. } | Init::Mixture(_)) => Vec::new(),
+        (DynamicsPlan::Forward { .. }, _) => vec![
+            "\"analytic\" for kind = forward needs particles.init of kind gaussian or mixture \
+             (a mixture stays a mixture under the process)"
+                .into(),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// Solver cells for bins: bins refined by the largest whole factor that keeps each axis at
+/// or under the target (factor at least 1).
+pub fn refinement(spec: &HistogramSpec) -> usize {
+    let target = if spec.bins.len() == 1 {
+        SOLVER_CELLS_1D
+    } else {
+        SOLVER_CELLS_2D
+    };
+    spec.bins
+        .iter()
+        .map(|&b| (target / b).max(1) as usize)
+        .min()
+        .unwrap_or(1)
+}
+
+/// The reference at one time, on the histogram's bins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceSnapshot {
+    /// Probability of each bin (numpy order). Sums to 1, or, for the analytic law, to the
+    /// probability of the range.
+    pub probabilities: Vec<f64>,
+    /// F = sum p U + T sum p log(p / vol) on the reference's own grid (the solver's cells for
+    /// "fokker_planck", the bins otherwise).
+    pub free_energy: f64,
+}
+
+enum Track {
+    Solver {
+        fp: FokkerPlanck,
+        refine: usize,
+        /// For a point start, the exact law at t = 0 (all mass in the point's bin; the
+        /// solver itself starts from the point spread over the nearest cell centres).
+        start: Option<Vec<f64>>,
+    },
+    Boltzmann(Vec<f64>),
+    /// The closed-form law of diffusion dynamics, at any time.
+    Diffusion {
+        dynamics: DynamicsPlan,
+        init: Init,
+        data: Option<SampleTable>,
+    },
+    Analytic {
+        /// (weight, initial Gaussian on the axes) per component.
+        start: Vec<(f64, Gaussian)>,
+        matrix: Vec<f64>,
+        center: Vec<f64>,
+    },
+}
+
+/// A reference for one histogram, advanced through increasing times.
+pub struct Reference {
+    pub kind: ReferenceKind,
+    spec: HistogramSpec,
+    temperature: f64,
+    /// U_A at the bin centres.
+    bin_potential: Vec<f64>,
+    track: Track,
+}
+
+fn grid_of(spec: &HistogramSpec, refine: usize) -> Grid {
+    Grid::new(
+        spec.bins.iter().map(|&b| b as usize * refine).collect(),
+        spec.range.clone(),
+    )
+}
+
+impl Reference {
+    /// The reference of `kind` for the histogram `spec` of `plan` (checked by [`check`]).
+    pub fn new(
+        plan: &Plan,
+        kind: ReferenceKind,
+        spec: &HistogramSpec,
+        samples: Option<&SampleTable>,
+        data: Option<&SampleTable>,
+    ) -> Result<Reference, String> {
+        if is_diffusion(&plan.dynamics) {
+            if let Some(why) = diffusion_issues(plan, kind).into_iter().next() {
+                return Err(why);
+            }
+            return Ok(Reference {
+                kind,
+                spec: spec.clone(),
+                // No potential: the free energy is left out.
+                temperature: f64::NAN,
+                bin_potential: vec![0.0; spec.total_bins()],
+                track: Track::Diffusion {
+                    dynamics: plan.dynamics.clone(),
+                    init: plan.particles.init.clone(),
+                    data: data.cloned(),
+                },
+            });
+        }
+        let (potential, temperature) =
+            langevin(&plan.dynamics).ok_or("reference needs kind = langevin")?;
+        let dim = plan.particles.dim as usize;
+        let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
+        let u = axis_potential(potential, dim, &axes)?;
+        let bins = grid_of(spec, 1);
+        let bin_potential: Vec<f64> = bins.centres().iter().map(|y| u.value(y)).collect();
+        let track = match kind {
+            ReferenceKind::FokkerPlanck => {
+                let refine = refinement(spec);
+                let grid = grid_of(spec, refine);
+                let cell_potential: Vec<f64> = grid.centres().iter().map(|y| u.value(y)).collect();
+                let mass = law::initial_masses(&grid, &axes, &plan.particles.init, samples)?;
+                let start = match &plan.particles.init {
+                    Init::Point { at } => {
+                        let point: Vec<f64> = axes.iter().map(|&a| at[a]).collect();
+                        Some(point_bins(spec, &point))
+                    }
+                    _ => None,
+                };
+                Track::Solver {
+                    fp: FokkerPlanck::new(grid, temperature, cell_potential, mass, SOLVER_DT),
+                    refine,
+                    start,
+                }
+            }
+            ReferenceKind::Boltzmann => {
+                // Midpoint quadrature on cells 8 times finer than the bins, then summed.
+                let fine = grid_of(spec, 8);
+                let cell_potential: Vec<f64> = fine.centres().iter().map(|y| u.value(y)).collect();
+                let m = law::boltzmann_masses(&cell_potential, temperature);
+                Track::Boltzmann(restrict(&m, &fine, 8))
+            }
+            ReferenceKind::Analytic => {
+                let Potential::Quadratic { matrix, center } = potential else {
+                    return Err("\"analytic\" needs a quadratic potential".into());
+                };
+                let n = axes.len();
+                let block: Vec<f64> = (0..n * n)
+                    .map(|k| matrix[axes[k / n]][axes[k % n]])
+                    .collect();
+                let pick = |v: &[f64]| axes.iter().map(|&a| v[a]).collect::<Vec<f64>>();
+                let diag = |s: &[f64]| {
+                    let mut c = vec![0.0; n * n];
+                    for (k, &a) in axes.iter().enumerate() {
+                        c[k * n + k] = s[a] * s[a];
+                    }
+                    c
+                };
+                let start = match &plan.particles.init {
+                    Init::Point { at } => vec![(
+                        1.0,
+                        Gaussian {
+                            mean: pick(at),
+                            cov: vec![0.0; n * n],
+                        },
+                    )],
+                    Init::Gaussian { mean, std } => vec![(
+                        1.0,
+                        Gaussian {
+                            mean: pick(mean),
+                            cov: diag(std),
+                        },
+                    )],
+                    Init::Mixture(m) => (0..m.components())
+                        .map(|k| {
+                            (
+                                m.weights[k],
+                                Gaussian {
+                                    mean: pick(&m.means[k]),
+                                    cov: diag(&m.stds[k]),
+                                },
+                            )
+                        })
+                        .collect(),
+                    _ => return Err("\"analytic\" needs a point, gaussian or mixture init".into()),
+                };
+                Track::Analytic {
+                    start,
+                    matrix: block,
+                    center: pick(center),
+                }
+            }
+        };
+        Ok(Reference {
+            kind,
+            spec: spec.clone(),
+            temperature,
+            bin_potential,
+            track,
+        })
+    }
+
+    /// U_A at the bin centres.
+    pub fn bin_potential(&self) -> &[f64] {
+        &self.bin_potential
+    }
+
+    pub fn temperature(&self) -> f64 {
+        self.temperature
+    }
+
+    /// The reference at `time` (for the solver: not before a time already reached).
+    pub fn at(&mut self, time: f64) -> ReferenceSnapshot {
+        let bins = grid_of(&self.spec, 1);
+        let on_bins = |p: Vec<f64>, u: &[f64], t: f64| {
+            let total: f64 = p.iter().sum();
+            let normalised: Vec<f64> = p.iter().map(|v| v / total.max(f64::MIN_POSITIVE)).collect();
+            let free_energy = solver::free_energy(&normalised, u, t, bins.volume());
+            ReferenceSnapshot {
+                probabilities: p,
+                free_energy,
+            }
+        };
+        match &mut self.track {
+            Track::Solver { fp, refine, start } => {
+                fp.advance_to(time);
+                let probabilities = match start {
+                    Some(p) if time <= 0.0 => p.clone(),
+                    _ => restrict(fp.mass(), fp.grid(), *refine),
+                };
+                ReferenceSnapshot {
+                    probabilities,
+                    free_energy: fp.free_energy(),
+                }
+            }
+            Track::Boltzmann(p) => on_bins(p.clone(), &self.bin_potential, self.temperature),
+            Track::Diffusion {
+                dynamics,
+                init,
+                data,
+            } => {
+                let probabilities =
+                    crate::dynamics::diffusion::exact_law(dynamics, init, data.as_ref(), time)
+                        .map(|law| {
+                            law.bin_probabilities(
+                                &self.spec.axes,
+                                &self.spec.bins,
+                                &self.spec.range,
+                            )
+                        })
+                        .unwrap_or_else(|| vec![f64::NAN; bins.len()]);
+                ReferenceSnapshot {
+                    probabilities,
+                    free_energy: f64::NAN,
+                }
+            }
+            Track::Analytic {
+                start,
+                matrix,
+                center,
+            } => {
+                let mut p = vec![0.0; bins.len()];
+                for (w, g0) in start.iter() {
+                    let g = law::ou_transient(matrix, center, self.temperature, g0, time);
+                    for (a, b) in p.iter_mut().zip(law::gaussian_bins(&bins, &g)) {
+                        *a += w * b;
+                    }
+                }
+                on_bins(p, &self.bin_potential, self.temperature)
+            }
+        }
+    }
+}
+
+/// All mass in the bin holding `point` (numpy's rule: [lo, hi) except the last bin).
+fn point_bins(spec: &HistogramSpec, point: &[f64]) -> Vec<f64> {
+    let mut index = 0;
+    for (k, &x) in point.iter().enumerate() {
+        let [lo, hi] = spec.range[k];
+        let n = spec.bins[k] as usize;
+        let i = (((x - lo) / (hi - lo) * n as f64).floor().max(0.0) as usize).min(n - 1);
+        index = index * n + i;
+    }
+    let mut p = vec![0.0; spec.total_bins()];
+    p[index] = 1.0;
+    p
+}
+
+/// Sums fine cells (each bin split `refine` times per axis) into bins.
+pub fn restrict(fine: &[f64], grid: &Grid, refine: usize) -> Vec<f64> {
+    if refine == 1 {
+        return fine.to_vec();
+    }
+    let n0 = grid.cells[0] / refine;
+    let n1f = grid.cells.get(1).copied().unwrap_or(1);
+    let n1 = if grid.axes() == 2 { n1f / refine } else { 1 };
+    let r1 = if grid.axes() == 2 { refine } else { 1 };
+    let mut out = vec![0.0; n0 * n1];
+    for (k, &m) in fine.iter().enumerate() {
+        let (i, j) = (k / n1f, k % n1f);
+        out[(i / refine) * n1 + j / r1] += m;
+    }
+    out
+}
