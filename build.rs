@@ -47,6 +47,17 @@ const SHADERS: &[(&str, &[&str])] = &[
     ),
     ("PHILOX_KAT", &["common/philox.wgsl", "philox_kat.wgsl"]),
     ("KERNEL_SUM", &["kernel_sum.wgsl"]),
+    (
+        "KERNEL_FLOWS",
+        &[
+            "common/chunk.wgsl",
+            "common/philox.wgsl",
+            "common/point.wgsl",
+            "common/noise.wgsl",
+            "common/potential.wgsl",
+            "kernel_flows.wgsl",
+        ],
+    ),
 ];
 
 fn main() {

@@ -41,6 +41,14 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Plot MMD^2 to the target against step for kernel-flow runs side by side.
+    MmdPlot {
+        /// The PNG to write.
+        out: PathBuf,
+        /// Run directories of sd_flow, mmd_flow or svgd runs.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+    },
     /// Redraw a finished run's pictures (PNGs, GIF, plots) from its stored arrays.
     Render {
         /// The run directory.
@@ -201,6 +209,9 @@ fn main() -> ExitCode {
         Command::Run(args) => run_command(args, interrupt),
         Command::Resume(args) => resume_command(args, interrupt),
         Command::Merge { out, shards, force } => merge_command(&out, &shards, force),
+        Command::MmdPlot { out, runs } => {
+            run::mmd_plot::compare_mmd(&out, &runs).map(|()| println!("wrote {}", out.display()))
+        }
         Command::Adapters { json } => adapters_command(json),
         Command::Render {
             dir,

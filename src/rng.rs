@@ -15,6 +15,11 @@
 
 pub const STREAM_DYNAMICS: u32 = 0;
 pub const STREAM_INIT: u32 = 1;
+/// SD flow's proxy noise: normal g = step * dim + coordinate, laid out as for dynamics noise.
+pub const STREAM_PROXY: u32 = 2;
+/// Samples drawn from a kernel flow's mixture target (row r: normals in blocks from 0, the
+/// component choice in block [`INIT_CHOICE_BLOCK`]).
+pub const STREAM_TARGET: u32 = 4;
 pub const INIT_UNIFORM_BLOCK: u32 = 0x8000_0000;
 pub const INIT_CHOICE_BLOCK: u32 = 0xC000_0000;
 

@@ -5,7 +5,7 @@ use crate::dynamics::Stepper;
 use crate::dynamics::init::initialize;
 use crate::error::{Error, Result};
 use crate::gpu::{Ensemble, Gpu};
-use crate::observe::{HistogramCounts, HistogramGpu, Moments, MomentsGpu};
+use crate::observe::{HistogramCounts, HistogramGpu, MmdGpu, Moments, MomentsGpu};
 use crate::scenario::data::SampleTable;
 use crate::scenario::{Init, Plan};
 use std::time::{Duration, Instant};
@@ -48,6 +48,8 @@ pub struct Observation {
     /// One per `output.marginals` entry, in order.
     pub marginals: Vec<HistogramCounts>,
     pub moments: Moments,
+    /// MMD^2 to the target (kernel flows).
+    pub mmd2: Option<f64>,
     /// Positions of the traced particles this ensemble holds (`output.trajectories`).
     pub trace: Vec<f32>,
 }
@@ -60,6 +62,7 @@ pub struct Simulation<'g> {
     histogram: HistogramGpu,
     marginals: Vec<HistogramGpu>,
     moments: MomentsGpu,
+    mmd: Option<MmdGpu>,
     step: u64,
     fused: u32,
     /// Particle-steps per second, a running estimate used to size submissions.
@@ -159,6 +162,14 @@ impl<'g> Simulation<'g> {
             .map(|spec| HistogramGpu::new(gpu, &ensemble, spec, layout.workgroup_size))
             .collect();
         let moments = MomentsGpu::new(gpu, &ensemble, layout.workgroup_size);
+        let mmd = match plan.dynamics.kernel_target() {
+            Some(target) => {
+                let targets =
+                    crate::dynamics::kernel_flows::target_samples(target, data, plan.seed)?;
+                Some(MmdGpu::new(gpu, &ensemble, &targets)?)
+            }
+            None => None,
+        };
         gpu.check()?;
         let software = gpu.adapter.device_type == "Cpu";
         // A first guess of the throughput; corrected after every submission.
@@ -173,12 +184,18 @@ impl<'g> Simulation<'g> {
             histogram,
             marginals,
             moments,
+            mmd,
             step: 0,
             fused,
             rate,
             slice_particles: layout.slice_particles,
             pending: None,
         })
+    }
+
+    /// The MMD diagnostic's kernel bandwidth (kernel flows).
+    pub fn mmd_bandwidth(&self) -> Option<f64> {
+        self.mmd.as_ref().map(MmdGpu::bandwidth)
     }
 
     pub fn step(&self) -> u64 {
@@ -324,12 +341,17 @@ impl<'g> Simulation<'g> {
         if moments.count > 0 {
             self.last_mean = moments.mean.clone();
         }
+        let mmd2 = match &self.mmd {
+            Some(m) => Some(m.observe(self.gpu, &self.ensemble)?),
+            None => None,
+        };
         Ok(Observation {
             step: self.step,
             time: self.plan.dynamics.time_at(self.step),
             histogram,
             marginals,
             moments,
+            mmd2,
             trace: self.trace()?,
         })
     }

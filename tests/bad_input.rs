@@ -152,6 +152,16 @@ temperature = 1.0
 dt = 1e-3
 steps = 5"#;
 
+const TARGET: &str = r#"target = { kind = "mixture", weights = [1.0], means = [[1.0, 0.0]], stds = [0.5], count = 64 }"#;
+
+/// A valid SD-flow scenario (mixture target) the kernel-flow cases mutate.
+fn sd_flow_case(name: &'static str) -> Case {
+    case(name).edit(
+        LANGEVIN_DYNAMICS,
+        &format!("kind = \"sd_flow\"\n{TARGET}\nsigma = 0.3\neta = 0.5\nsteps = 3"),
+    )
+}
+
 /// A valid reverse-SDE scenario (prior init, mixture score) the diffusion cases mutate.
 fn reverse_case(name: &'static str) -> Case {
     case(name)
@@ -681,6 +691,55 @@ fn catalogue() -> Vec<Case> {
         reverse_case("reverse SDE has no integrator key")
             .edit("steps = 5", "steps = 5\nintegrator = \"heun\"")
             .expect(INVALID, &["dynamics.integrator", "unknown key"]),
+        sd_flow_case("sd_flow: sigma schedule increasing, eta negative, approximate a string")
+            .edit("sigma = 0.3", "sigma = { start = 0.1, end = 0.5 }")
+            .edit("eta = 0.5", "eta = -0.5\napproximate = \"yes\"")
+            .issues(3)
+            .expect(INVALID, &["dynamics.sigma.end = 0.5", "at most start = 0.1", "dynamics.eta = -0.5", "dynamics.approximate"]),
+        sd_flow_case("sd_flow: missing target and steps")
+            .edit(TARGET, "")
+            .edit("steps = 3", "")
+            .issues(2)
+            .expect(INVALID, &["dynamics.target: missing", "dynamics.steps: missing"]),
+        sd_flow_case("sd_flow: target of the wrong kind and an unknown key")
+            .edit(TARGET, "target = { kind = \"picture\", path = \"a.png\" }\nsigmaa = 1.0")
+            .issues(2)
+            .expect(INVALID, &["dynamics.target.kind = \"picture\"", "\"image\"", "dynamics.sigmaa", "sigma"]),
+        sd_flow_case("sd_flow: image target that is not an image, in 2D only")
+            .edit(TARGET, "target = { kind = \"image\", path = \"t.png\", range = [[0.0, 1.0], [1.0, 0.0]] }")
+            .file("t.png", b"not a png".to_vec())
+            .issues(2)
+            .expect(INVALID, &["dynamics.target.path", "not a readable image", "dynamics.target.range"]),
+        sd_flow_case("sd_flow: samples target with the wrong columns")
+            .edit(TARGET, "target = { kind = \"samples\", path = \"t.npy\" }")
+            .file("t.npy", npy("<f8", "(2, 3)", &f8(&[0.0; 6])))
+            .expect(INVALID, &["dynamics.target.path", "2 columns", "has 3"]),
+        sd_flow_case("sd_flow: exact score of a samples target")
+            .edit(TARGET, "target = { kind = \"samples\", path = \"t.npy\" }\nexact_score = true")
+            .file("t.npy", npy("<f8", "(2, 2)", &f8(&[0.0; 4])))
+            .expect(INVALID, &["dynamics.exact_score = true", "mixture targets only"]),
+        sd_flow_case("sd_flow refuses shards")
+            .args(&["--shard-count", "2", "--shard-index", "0"])
+            .expect(INVALID, &["sd_flow couples every particle", "--shard-count 1"]),
+        case("mmd_flow: negative noise and zero bandwidth")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"mmd_flow\"\ntarget = { kind = \"mixture\", weights = [1.0], means = [[1.0, 0.0]], stds = [0.5] }\nnoise = -0.1\nbandwidth = 0.0\nsteps = 3",
+            )
+            .issues(2)
+            .expect(INVALID, &["dynamics.noise = -0.1", "dynamics.bandwidth = 0.0"]),
+        case("svgd: target count out of range")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"svgd\"\ntarget = { kind = \"mixture\", weights = [1.0], means = [[1.0, 0.0]], stds = [0.5], count = 0 }\nsteps = 3",
+            )
+            .expect(INVALID, &["dynamics.target.count = 0", "an integer from 1"]),
+        case("interaction: unknown pair potential and zero width")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"interaction\"\npotential = { kind = \"double_well\" }\ninteraction = { kind = \"gaussian\", strength = 1.0, width = 0.0 }\ndt = 1e-3\nsteps = 3",
+            )
+            .expect(INVALID, &["dynamics.interaction.width = 0.0", "> 0"]),
         case("prior init without reverse dynamics")
             .edit(r#"init = { kind = "point", at = [0.0, 0.0] }"#, r#"init = { kind = "prior" }"#)
             .expect(INVALID, &["particles.init.kind", "reverse_sde, probability_flow", "langevin"]),

@@ -335,3 +335,97 @@ trajectories = 5
     );
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+const KERNEL_FLOW: &str = r#"
+seed = 2
+
+[particles]
+count = 512
+dim = 2
+init = { kind = "gaussian", mean = [0.0, 0.0], std = 1.0 }
+
+[dynamics]
+kind = "KIND"
+target = { kind = "image", path = "t.png", range = [[-2.0, 2.0], [-2.0, 2.0]], count = 512 }
+steps = 20
+
+[output]
+every = 10
+histogram = { axes = [0, 1], bins = [16, 16], range = [[-2.5, 2.5], [-2.5, 2.5]] }
+"#;
+
+/// A 4 x 4 grey PNG lit in its top-left quarter only (the image crate writes it).
+fn quarter_png() -> Vec<u8> {
+    let img = image::GrayImage::from_fn(4, 4, |x, y| {
+        image::Luma([if x < 2 && y < 2 { 255 } else { 0 }])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn kernel_flows_report_mmd_and_compare_in_one_plot() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("t.png"), quarter_png()).unwrap();
+    for kind in ["sd_flow", "mmd_flow", "svgd"] {
+        let extra = if kind == "sd_flow" {
+            "sigma = 0.3\n"
+        } else {
+            ""
+        };
+        let text = KERNEL_FLOW
+            .replace("KIND", kind)
+            .replace("steps = 20", &format!("{extra}steps = 20"));
+        std::fs::write(tmp.path().join(format!("{kind}.toml")), text).unwrap();
+        let o = fokker(
+            &[
+                "run",
+                &format!("{kind}.toml"),
+                "--out",
+                kind,
+                "--progress",
+                "none",
+            ],
+            tmp.path(),
+        );
+        assert!(o.status.success(), "{kind}: {}", stderr(&o));
+        let run = tmp.path().join(kind);
+        let m = manifest(&run);
+        assert!(m["mmd_bandwidth"].as_f64().unwrap() > 0.0);
+        assert_eq!(m["mmd_plot"], "mmd.png");
+        assert!(run.join("mmd.png").is_file());
+        let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].ends_with(",mmd2"), "{}", lines[0]);
+        assert_eq!(lines.len(), 4, "snapshots at steps 0, 10, 20");
+        let mmd: Vec<f64> = lines[1..]
+            .iter()
+            .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(mmd[2] < mmd[0], "{kind}: MMD^2 {mmd:?} did not fall");
+        // The target lies in the image's lit quarter: x < 0, y > 0.
+        let mean_x: f64 = lines[3].split(',').nth(2).unwrap().parse().unwrap();
+        assert!(mean_x < 0.0, "{kind}: mean x {mean_x}");
+    }
+    let o = fokker(
+        &["mmd-plot", "all.png", "sd_flow", "mmd_flow", "svgd"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(tmp.path().join("all.png").is_file());
+    // A run without MMD is refused by name.
+    std::fs::write(tmp.path().join("s.toml"), SMALL).unwrap();
+    assert!(
+        fokker(
+            &["run", "s.toml", "--out", "lv", "--progress", "none"],
+            tmp.path()
+        )
+        .status
+        .success()
+    );
+    let o = fokker(&["mmd-plot", "x.png", "sd_flow", "lv"], tmp.path());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("carry no MMD^2"), "{}", stderr(&o));
+    assert!(!tmp.path().join("x.png").exists());
+}

@@ -4,7 +4,9 @@
 pub mod diffusion;
 pub mod empirical;
 pub mod gradient_flow;
+pub mod image_target;
 pub mod init;
+pub mod kernel_flows;
 pub mod kernel_sum;
 pub mod langevin;
 pub mod potential_params;
@@ -117,6 +119,23 @@ pub fn stepper(
             plan.seed,
             workgroup_size,
         )?),
+        DynamicsPlan::SdFlow { .. }
+        | DynamicsPlan::MmdFlow { .. }
+        | DynamicsPlan::Svgd { .. }
+        | DynamicsPlan::Interaction { .. } => {
+            let targets = match plan.dynamics.kernel_target() {
+                Some(target) => Some(kernel_flows::target_samples(target, data, plan.seed)?),
+                None => None,
+            };
+            Box::new(kernel_flows::KernelFlowGpu::new(
+                gpu,
+                ensemble,
+                &plan.dynamics,
+                targets.as_ref(),
+                plan.seed,
+                workgroup_size,
+            )?)
+        }
     })
 }
 

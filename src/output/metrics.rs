@@ -9,6 +9,8 @@ pub struct MetricsRow {
     pub time: f64,
     pub mean: Vec<f64>,
     pub cov: Vec<f64>,
+    /// MMD^2 to a kernel flow's target.
+    pub mmd2: Option<f64>,
 }
 
 /// The whole CSV (header and rows, each line ending in `\n`). Only the upper triangle of the
@@ -16,7 +18,9 @@ pub struct MetricsRow {
 /// `{}` for f64: the shortest text that parses back to the same value, never in exponent
 /// form, so any CSV reader gets the exact number. An entry a row lacks (a vector shorter
 /// than `dim` asks for) is left empty, which CSV readers take as missing, instead of panicking.
+/// A last column `mmd2` appears when any row has it.
 pub fn metrics_csv(dim: usize, rows: &[MetricsRow]) -> String {
+    let with_mmd = rows.iter().any(|r| r.mmd2.is_some());
     let mut out = String::from("step,time");
     for i in 0..dim {
         let _ = write!(out, ",mean_{i}");
@@ -25,6 +29,9 @@ pub fn metrics_csv(dim: usize, rows: &[MetricsRow]) -> String {
         for j in i..dim {
             let _ = write!(out, ",cov_{i}_{j}");
         }
+    }
+    if with_mmd {
+        out.push_str(",mmd2");
     }
     out.push('\n');
     for row in rows {
@@ -41,6 +48,12 @@ pub fn metrics_csv(dim: usize, rows: &[MetricsRow]) -> String {
                 if let Some(v) = row.cov.get(i * dim + j) {
                     let _ = write!(out, "{v}");
                 }
+            }
+        }
+        if with_mmd {
+            out.push(',');
+            if let Some(v) = row.mmd2 {
+                let _ = write!(out, "{v}");
             }
         }
         out.push('\n');
@@ -60,12 +73,14 @@ mod tests {
                 time: 0.0,
                 mean: vec![0.0, 1.5],
                 cov: vec![1.0, 0.25, 0.25, 2.0],
+                mmd2: None,
             },
             MetricsRow {
                 step: 500,
                 time: 0.5,
                 mean: vec![-0.1, 1e-7],
                 cov: vec![0.1, 0.2, 0.2, 1e20],
+                mmd2: None,
             },
         ];
         let csv = metrics_csv(2, &rows);
@@ -84,6 +99,22 @@ mod tests {
     }
 
     #[test]
+    fn mmd_column_when_a_row_has_it() {
+        let row = |step, mmd2| MetricsRow {
+            step,
+            time: step as f64,
+            mean: vec![0.5],
+            cov: vec![2.0],
+            mmd2,
+        };
+        let csv = metrics_csv(1, &[row(0, Some(0.25)), row(10, None)]);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "step,time,mean_0,cov_0_0,mmd2");
+        assert_eq!(lines[1], "0,0,0.5,2,0.25");
+        assert_eq!(lines[2], "10,10,0.5,2,");
+    }
+
+    #[test]
     fn three_dimensions_upper_triangle_and_short_rows() {
         let csv = metrics_csv(
             3,
@@ -92,6 +123,7 @@ mod tests {
                 time: 0.001,
                 mean: vec![1.0],
                 cov: vec![],
+                mmd2: None,
             }],
         );
         let lines: Vec<&str> = csv.lines().collect();

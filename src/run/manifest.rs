@@ -65,6 +65,9 @@ pub struct SnapshotRecord {
     /// Positions of the traced particles (`output.trajectories`), row-major.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trace: Vec<f32>,
+    /// MMD^2 to the target (kernel flows; also in metrics.csv).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mmd2: Option<f64>,
     /// With `[output] reference`: the reference's files and the distances to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceRecord>,
@@ -151,4 +154,11 @@ pub struct Manifest {
     pub plots: Vec<String>,
     /// Why the run stopped, when status is not `complete`.
     pub error: Option<String>,
+    /// Kernel flows: the MMD diagnostic's Gaussian-kernel bandwidth h (median pairwise
+    /// distance of the target samples), fixed for the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mmd_bandwidth: Option<f64>,
+    /// Kernel flows: `mmd.png`, MMD^2 against step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mmd_plot: Option<String>,
 }

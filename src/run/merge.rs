@@ -222,6 +222,8 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
                 .collect(),
             reference: None,
             marginals: Vec::new(),
+            // Only dynamics of independent particles shard; none of them has a target.
+            mmd2: None,
         };
         let parts: Vec<(&Path, &SnapshotRecord)> = all
             .iter()

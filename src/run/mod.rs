@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod manifest;
 pub mod merge;
+pub mod mmd_plot;
 pub mod plot_csv;
 pub mod progress;
 pub mod reference;
@@ -233,6 +234,8 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         trajectories: None,
         plots: Vec::new(),
         error: None,
+        mmd_bandwidth: None,
+        mmd_plot: None,
     };
     write_manifest(&opts.out, &manifest)?;
     let result = Simulation::new(
@@ -246,6 +249,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
     )
     .and_then(|mut sim| {
         manifest.timings.init_seconds = started.elapsed().as_secs_f64();
+        manifest.mmd_bandwidth = sim.mmd_bandwidth();
         execute(&mut sim, opts, &mut manifest, &mut diagnostics)
     });
     finish(&gpu, opts, manifest, started, result)
@@ -442,6 +446,7 @@ fn execute(
             manifest.trajectories = write_trajectories(out, &plan, &manifest.snapshots)?;
         }
         manifest.plots = reference::write_plots(out, &plan, &manifest.snapshots)?;
+        manifest.mmd_plot = mmd_plot::write_mmd_plot(out, &plan, &manifest.snapshots)?;
         Ok(())
     })();
     progress.finish(match &result {
@@ -535,6 +540,7 @@ fn write_snapshot(
         trace: obs.trace.clone(),
         reference: None,
         marginals: Vec::new(),
+        mmd2: obs.mmd2,
     })
 }
 
@@ -547,6 +553,7 @@ pub fn write_metrics(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> R
             time: s.time,
             mean: s.moments.mean.clone(),
             cov: s.moments.cov.clone(),
+            mmd2: s.mmd2,
         })
         .collect();
     let mut csv = output::metrics_csv(plan.particles.dim as usize, &rows);

@@ -99,6 +99,115 @@ pub enum DynamicsPlan {
         t_min: f64,
         steps: u64,
     },
+    /// Score-difference flow, kernel form (seed 004): z = y + sigma eps, y += eta (D_p(z) -
+    /// D_q(z)) with Gaussian-kernel denoisers over the target samples and the current
+    /// particles (`approximate`: D_q(z) ~ y). Step-based: time is the step index.
+    SdFlow {
+        target: Target,
+        sigma: SigmaSchedule,
+        eta: f64,
+        steps: u64,
+        approximate: bool,
+        /// Mixture targets: D_p from the mixture's exact noised score instead of its samples
+        /// (the samples still serve the MMD diagnostic).
+        #[serde(default)]
+        exact_score: bool,
+    },
+    /// MMD gradient flow with a Gaussian kernel of bandwidth h:
+    /// x_i -= eta grad_x [(1/N) sum_j k(x, x_j) - (1/M) sum_m k(x, y_m)] at x = x_i + beta eps
+    /// (noise injection, `noise` = beta; 0 for none). Step-based.
+    MmdFlow {
+        target: Target,
+        eta: f64,
+        steps: u64,
+        /// h; None: the median pairwise distance of the target samples.
+        bandwidth: Option<f64>,
+        noise: f64,
+    },
+    /// Stein variational gradient descent, k = exp(-r^2 / h), h = med^2 / log N of the
+    /// current particles unless given. The target score is a mixture's exact score or the
+    /// Gaussian-kernel-smoothed score of the target samples (bandwidth `score_bandwidth`,
+    /// default Silverman's rule). Step-based.
+    Svgd {
+        target: Target,
+        eta: f64,
+        steps: u64,
+        bandwidth: Option<f64>,
+        score_bandwidth: Option<f64>,
+    },
+    /// Mean-field interacting particles (McKean–Vlasov), Euler–Maruyama:
+    /// x_i += [-grad V(x_i) - (1/N) sum_j grad W(x_i - x_j)] dt + sqrt(2 T dt) xi.
+    Interaction {
+        potential: Potential,
+        interaction: Interaction,
+        temperature: f64,
+        dt: f64,
+        steps: u64,
+        t_end: f64,
+    },
+}
+
+/// The pair potential W of [`DynamicsPlan::Interaction`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Interaction {
+    /// W(r) = strength exp(-|r|^2 / (2 width^2)) (repulsive for strength > 0).
+    Gaussian { strength: f64, width: f64 },
+    /// W(r) = (strength / 2) |r|^2 (attraction to the ensemble mean for strength > 0).
+    Quadratic { strength: f64 },
+}
+
+/// The law a kernel flow pushes the particles onto, given by samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// Rows of an M x dim table (.npy or .csv).
+    Samples {
+        path: PathBuf,
+        rows: u64,
+        sha256: String,
+    },
+    /// `count` samples of a Gaussian mixture, drawn from the run's seed (Philox stream
+    /// [`crate::rng::STREAM_TARGET`]).
+    Mixture { mixture: Mixture, count: u64 },
+    /// `count` points with density proportional to the brightness of an image over
+    /// `range = [[x0, x1], [y0, y1]]` (2D), drawn from the run's seed.
+    Image {
+        path: PathBuf,
+        sha256: String,
+        range: [[f64; 2]; 2],
+        count: u64,
+    },
+}
+
+/// The proxy-noise level of SD flow per step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SigmaSchedule {
+    Constant {
+        sigma: f64,
+    },
+    /// Geometric from `start` at step 0 to `end` at the last step (decreasing in use).
+    Geometric {
+        start: f64,
+        end: f64,
+    },
+}
+
+impl SigmaSchedule {
+    /// sigma at step `step` of `steps` (0-based).
+    pub fn at(&self, step: u64, steps: u64) -> f64 {
+        match *self {
+            SigmaSchedule::Constant { sigma } => sigma,
+            SigmaSchedule::Geometric { start, end } => {
+                if steps <= 1 {
+                    return start;
+                }
+                let f = step.min(steps - 1) as f64 / (steps - 1) as f64;
+                start * (end / start).powf(f)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +247,11 @@ impl DynamicsPlan {
             | DynamicsPlan::GradientFlow { steps, .. }
             | DynamicsPlan::Forward { steps, .. }
             | DynamicsPlan::ReverseSde { steps, .. }
-            | DynamicsPlan::ProbabilityFlow { steps, .. } => *steps,
+            | DynamicsPlan::ProbabilityFlow { steps, .. }
+            | DynamicsPlan::SdFlow { steps, .. }
+            | DynamicsPlan::MmdFlow { steps, .. }
+            | DynamicsPlan::Svgd { steps, .. }
+            | DynamicsPlan::Interaction { steps, .. } => *steps,
         }
     }
 
@@ -180,6 +293,10 @@ impl DynamicsPlan {
                 let (t_end, t_min, steps) = self.reverse_grid().unwrap_or((1.0, 0.0, 1));
                 (t_end - t_min) / steps as f64
             }
+            DynamicsPlan::SdFlow { .. }
+            | DynamicsPlan::MmdFlow { .. }
+            | DynamicsPlan::Svgd { .. } => 1.0,
+            DynamicsPlan::Interaction { dt, .. } => *dt,
         }
     }
 
@@ -191,13 +308,33 @@ impl DynamicsPlan {
             DynamicsPlan::Forward { .. } => "forward",
             DynamicsPlan::ReverseSde { .. } => "reverse_sde",
             DynamicsPlan::ProbabilityFlow { .. } => "probability_flow",
+            DynamicsPlan::SdFlow { .. } => "sd_flow",
+            DynamicsPlan::MmdFlow { .. } => "mmd_flow",
+            DynamicsPlan::Svgd { .. } => "svgd",
+            DynamicsPlan::Interaction { .. } => "interaction",
         }
     }
 
     /// Whether a step needs the whole ensemble (kernel sums over the particles themselves):
     /// such dynamics cannot be sharded.
     pub fn couples_particles(&self) -> bool {
-        false
+        matches!(
+            self,
+            DynamicsPlan::SdFlow { .. }
+                | DynamicsPlan::MmdFlow { .. }
+                | DynamicsPlan::Svgd { .. }
+                | DynamicsPlan::Interaction { .. }
+        )
+    }
+
+    /// The target of a kernel flow (whose MMD^2 each snapshot reports).
+    pub fn kernel_target(&self) -> Option<&Target> {
+        match self {
+            DynamicsPlan::SdFlow { target, .. }
+            | DynamicsPlan::MmdFlow { target, .. }
+            | DynamicsPlan::Svgd { target, .. } => Some(target),
+            _ => None,
+        }
     }
 
     /// The data set file the dynamics read, if any: (path, sha256).
@@ -207,6 +344,12 @@ impl DynamicsPlan {
             | DynamicsPlan::ProbabilityFlow { score, .. } => match score {
                 Score::Samples { path, sha256, .. } => Some((path, sha256)),
                 Score::Mixture(_) => None,
+            },
+            DynamicsPlan::SdFlow { .. }
+            | DynamicsPlan::MmdFlow { .. }
+            | DynamicsPlan::Svgd { .. } => match self.kernel_target() {
+                Some(Target::Samples { path, sha256, .. }) => Some((path, sha256)),
+                _ => None,
             },
             _ => None,
         }

@@ -1,7 +1,7 @@
 //! The default histogram range, used when `[output] histogram.range` is not given.
 
 use super::data::SampleTable;
-use super::plan::{DynamicsPlan, Init, Score};
+use super::plan::{DynamicsPlan, Init, Score, Target};
 use crate::model::{Mixture, Potential};
 
 /// Half-width, in standard deviations, of the box that stands for a Gaussian: 4 sigma holds
@@ -81,6 +81,23 @@ fn equilibrium_box(
             return match score {
                 Score::Mixture(m) => mixture_box(m, a, 1.0),
                 Score::Samples { .. } => samples_box(data?.column_bounds()?.get(a)?),
+            };
+        }
+        // Interacting particles: the confinement's equilibrium box (W only narrows it for
+        // attraction and widens it modestly for repulsion; the initial box adds the rest).
+        DynamicsPlan::Interaction {
+            potential,
+            temperature,
+            ..
+        } => (potential, *temperature),
+        // Kernel flows end on the target.
+        DynamicsPlan::SdFlow { target, .. }
+        | DynamicsPlan::MmdFlow { target, .. }
+        | DynamicsPlan::Svgd { target, .. } => {
+            return match target {
+                Target::Mixture { mixture, .. } => mixture_box(mixture, a, 1.0),
+                Target::Samples { .. } => samples_box(data?.column_bounds()?.get(a)?),
+                Target::Image { range, .. } => range.get(a).copied(),
             };
         }
     };

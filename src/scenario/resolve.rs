@@ -34,7 +34,45 @@ const DYNAMICS_KINDS: &[&str] = &[
     "forward",
     "reverse_sde",
     "probability_flow",
+    "sd_flow",
+    "mmd_flow",
+    "svgd",
+    "interaction",
 ];
+const MMD_FLOW_KEYS: &[&str] = &["kind", "target", "eta", "steps", "bandwidth", "noise"];
+const SVGD_KEYS: &[&str] = &[
+    "kind",
+    "target",
+    "eta",
+    "steps",
+    "bandwidth",
+    "score_bandwidth",
+];
+const INTERACTION_KEYS: &[&str] = &[
+    "kind",
+    "potential",
+    "interaction",
+    "temperature",
+    "dt",
+    "t_end",
+    "steps",
+];
+const SD_FLOW_KEYS: &[&str] = &[
+    "kind",
+    "target",
+    "sigma",
+    "eta",
+    "steps",
+    "approximate",
+    "exact_score",
+];
+const TARGET_KINDS: &[&str] = &["samples", "mixture", "image"];
+const TARGET_IMAGE_KEYS: &[&str] = &["kind", "path", "range", "count"];
+const TARGET_MIXTURE_KEYS: &[&str] = &["kind", "weights", "means", "stds", "count"];
+/// Target samples drawn from a mixture target unless `count` says otherwise.
+pub const DEFAULT_TARGET_SAMPLES: u64 = 8192;
+/// Most target samples a kernel flow takes (the kernel sum indexes rows with u32).
+const MAX_TARGET_SAMPLES: i64 = 1 << 26;
 const GRADIENT_FLOW_KEYS: &[&str] = &["kind", "potential", "dt", "t_end", "steps", "friction"];
 const FORWARD_KEYS: &[&str] = &["kind", "process", "integrator", "dt", "t_end", "steps"];
 const REVERSE_KEYS: &[&str] = &["kind", "process", "score", "t_end", "t_min", "steps"];
@@ -605,6 +643,10 @@ fn dynamics(
         "gradient_flow" => gradient_flow(issues, sec, dim).map(|d| (d, None)),
         "forward" => forward(issues, sec).map(|d| (d, None)),
         k @ ("reverse_sde" | "probability_flow") => reverse(issues, sec, dim, base_dir, k),
+        "sd_flow" => sd_flow(issues, sec, dim, base_dir),
+        "mmd_flow" => mmd_flow(issues, sec, dim, base_dir),
+        "svgd" => svgd(issues, sec, dim, base_dir),
+        "interaction" => interaction(issues, sec, dim).map(|d| (d, None)),
         _ => None,
     }
 }
@@ -783,6 +825,431 @@ fn reverse(
         }
     };
     Some((plan, data))
+}
+
+/// `target = { kind = "samples", path } | { kind = "mixture", weights, means, stds, count }`:
+/// the law a kernel flow pushes the particles onto, with its loaded table.
+fn target_key(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+) -> Option<(Target, Option<SampleTable>)> {
+    required(
+        issues,
+        sec,
+        "target",
+        "a table { kind = \"samples\", path }, { kind = \"mixture\", weights, means, stds, count } \
+         or { kind = \"image\", path, range, count }",
+        |i, k, v| {
+            let t = table(i, k, v)?;
+            let sec = Section::new(k, t);
+            match kind(i, sec, TARGET_KINDS)? {
+                "mixture" => {
+                    sec.check_keys(TARGET_MIXTURE_KEYS, i);
+                    let allowed = format!(
+                        "an integer from 1 to {MAX_TARGET_SAMPLES} (samples drawn from the mixture)"
+                    );
+                    let count = optional(
+                        i,
+                        sec,
+                        "count",
+                        || Some(DEFAULT_TARGET_SAMPLES),
+                        |i, k, v| {
+                            integer(i, k, v, &allowed, |n| (1..=MAX_TARGET_SAMPLES).contains(&n))
+                                .map(|n| n as u64)
+                        },
+                    );
+                    let mixture = mixture(i, sec, dim);
+                    Some((
+                        Target::Mixture {
+                            mixture: mixture?,
+                            count: count?,
+                        },
+                        None,
+                    ))
+                }
+                "image" => image_target(i, sec, dim, base_dir).map(|t| (t, None)),
+                "samples" => {
+                    let (path, rows, sha256, table) = samples_table(i, sec, base_dir, dim)?;
+                    if rows > MAX_TARGET_SAMPLES as u64 {
+                        i.add(
+                            &sec.key("path"),
+                            Some(&Value::String(path.display().to_string())),
+                            format!("a table of at most {MAX_TARGET_SAMPLES} rows; it has {rows}"),
+                        );
+                        return None;
+                    }
+                    Some((Target::Samples { path, rows, sha256 }, Some(table)))
+                }
+                _ => None,
+            }
+        },
+    )
+}
+
+/// `target = { kind = "image", path, range = [[x0, x1], [y0, y1]], count }` (2D only).
+fn image_target(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+) -> Option<Target> {
+    sec.check_keys(TARGET_IMAGE_KEYS, issues);
+    if let Some(d) = dim
+        && d != 2
+    {
+        issues.add(
+            &sec.key("kind"),
+            Some(&Value::String("image".into())),
+            format!("a target of particles.dim = {d} dimensions: image targets are 2D (particles.dim = 2)"),
+        );
+        return None;
+    }
+    let allowed =
+        format!("an integer from 1 to {MAX_TARGET_SAMPLES} (samples drawn from the image)");
+    let count = optional(
+        issues,
+        sec,
+        "count",
+        || Some(DEFAULT_TARGET_SAMPLES),
+        |i, k, v| {
+            integer(i, k, v, &allowed, |n| (1..=MAX_TARGET_SAMPLES).contains(&n)).map(|n| n as u64)
+        },
+    );
+    let range_allowed = "[[x0, x1], [y0, y1]]: finite numbers with x0 < x1 and y0 < y1 (the \
+                         rectangle the image covers)";
+    let range = required(issues, sec, "range", range_allowed, |i, k, v| {
+        let rows = match v {
+            Value::Array(rows) if rows.len() == 2 => rows,
+            _ => {
+                i.add(k, Some(v), range_allowed);
+                return None;
+            }
+        };
+        let mut out = [[0.0; 2]; 2];
+        for (a, row) in rows.iter().enumerate() {
+            let pair = numbers(i, k, row, "numbers", Some((2, "low and high")), |_| true)?;
+            if pair[0] >= pair[1] {
+                i.add(k, Some(v), range_allowed);
+                return None;
+            }
+            out[a] = [pair[0], pair[1]];
+        }
+        Some(out)
+    });
+    let path = required(
+        issues,
+        sec,
+        "path",
+        "a path to an image (PNG), relative to the scenario file",
+        |i, k, v| match v {
+            Value::String(s) => {
+                let path = base_dir.join(s);
+                match crate::dynamics::image_target::read_brightness(&path) {
+                    Ok(b) => Some((path, b.sha256)),
+                    Err(e) => {
+                        i.add(k, Some(v), format!("a readable, not all black image; {e}"));
+                        None
+                    }
+                }
+            }
+            _ => {
+                i.add(k, Some(v), "a string: a path to an image (PNG)");
+                None
+            }
+        },
+    );
+    let (path, sha256) = path?;
+    Some(Target::Image {
+        path,
+        sha256,
+        range: range?,
+        count: count?,
+    })
+}
+
+/// `steps` of a step-based dynamics (kernel flows: time is the step index).
+fn step_count(issues: &mut Issues, sec: Section<'_>) -> Option<u64> {
+    let allowed = format!("an integer from 1 to {MAX_STEPS}");
+    required(issues, sec, "steps", &allowed, |i, k, v| {
+        integer(i, k, v, &allowed, |n| n >= 1 && n as u64 <= MAX_STEPS).map(|n| n as u64)
+    })
+}
+
+fn sd_flow(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+) -> Option<(DynamicsPlan, Option<SampleTable>)> {
+    sec.check_keys(SD_FLOW_KEYS, issues);
+    let target = target_key(issues, sec, dim, base_dir);
+    let sigma_allowed = "a number > 0, or a decreasing schedule { start, end } of numbers > 0";
+    let sigma = required(issues, sec, "sigma", sigma_allowed, |i, k, v| match v {
+        Value::Table(t) => {
+            let sec = Section::new(k, t);
+            sec.check_keys(&["start", "end"], i);
+            let positive = |i: &mut Issues, key: &str| {
+                required(i, sec, key, "a finite number > 0", |i, k, v| {
+                    number(i, k, v, "a finite number > 0", |x| x > 0.0)
+                })
+            };
+            let (start, end) = (positive(i, "start"), positive(i, "end"));
+            let (start, end) = (start?, end?);
+            if end > start {
+                i.add(
+                    &sec.key("end"),
+                    Some(&Value::Float(end)),
+                    format!(
+                        "at most start = {start} (sigma decreases geometrically from start to end)"
+                    ),
+                );
+                return None;
+            }
+            Some(SigmaSchedule::Geometric { start, end })
+        }
+        _ => number(i, k, v, sigma_allowed, |x| x > 0.0)
+            .map(|sigma| SigmaSchedule::Constant { sigma }),
+    });
+    let eta = optional(
+        issues,
+        sec,
+        "eta",
+        || Some(0.5),
+        |i, k, v| {
+            number(
+                i,
+                k,
+                v,
+                "a finite number > 0 (step size; 0.5 to 1 is typical)",
+                |x| x > 0.0,
+            )
+        },
+    );
+    let approximate = optional(
+        issues,
+        sec,
+        "approximate",
+        || Some(false),
+        |i, k, v| match v {
+            Value::Boolean(b) => Some(*b),
+            _ => {
+                i.add(
+                    k,
+                    Some(v),
+                    "true (D_q(z) ~ y, the diffusion-like variant) or false",
+                );
+                None
+            }
+        },
+    );
+    let exact_score = optional(
+        issues,
+        sec,
+        "exact_score",
+        || Some(false),
+        |i, k, v| match v {
+            Value::Boolean(b) => Some(*b),
+            _ => {
+                i.add(
+                    k,
+                    Some(v),
+                    "true (a mixture target's exact noised score) or false",
+                );
+                None
+            }
+        },
+    );
+    let steps = step_count(issues, sec);
+    let (target, data) = target?;
+    let exact_score = exact_score?;
+    if exact_score && !matches!(target, Target::Mixture { .. }) {
+        issues.add(
+            &sec.key("exact_score"),
+            Some(&Value::Boolean(true)),
+            "false for samples and image targets (an exact score exists for mixture targets only)",
+        );
+        return None;
+    }
+    Some((
+        DynamicsPlan::SdFlow {
+            target,
+            sigma: sigma?,
+            eta: eta?,
+            steps: steps?,
+            approximate: approximate?,
+            exact_score,
+        },
+        data,
+    ))
+}
+
+/// An optional positive number (a bandwidth); None when absent.
+fn optional_positive(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    key: &str,
+    allowed: &str,
+) -> Option<Option<f64>> {
+    optional(
+        issues,
+        sec,
+        key,
+        || Some(None),
+        |i, k, v| number(i, k, v, allowed, |x| x > 0.0).map(Some),
+    )
+}
+
+fn step_size(issues: &mut Issues, sec: Section<'_>, default: f64) -> Option<f64> {
+    optional(
+        issues,
+        sec,
+        "eta",
+        || Some(default),
+        |i, k, v| number(i, k, v, "a finite number > 0 (the step size)", |x| x > 0.0),
+    )
+}
+
+fn mmd_flow(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+) -> Option<(DynamicsPlan, Option<SampleTable>)> {
+    sec.check_keys(MMD_FLOW_KEYS, issues);
+    let target = target_key(issues, sec, dim, base_dir);
+    let eta = step_size(issues, sec, 1.0);
+    let bandwidth = optional_positive(
+        issues,
+        sec,
+        "bandwidth",
+        "a finite number > 0 (Gaussian kernel width; default: median target distance)",
+    );
+    let noise = optional(
+        issues,
+        sec,
+        "noise",
+        || Some(0.0),
+        |i, k, v| {
+            number(
+                i,
+                k,
+                v,
+                "a finite number >= 0 (noise injection level beta)",
+                |x| x >= 0.0,
+            )
+        },
+    );
+    let steps = step_count(issues, sec);
+    let (target, data) = target?;
+    Some((
+        DynamicsPlan::MmdFlow {
+            target,
+            eta: eta?,
+            steps: steps?,
+            bandwidth: bandwidth?,
+            noise: noise?,
+        },
+        data,
+    ))
+}
+
+fn svgd(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+    base_dir: &Path,
+) -> Option<(DynamicsPlan, Option<SampleTable>)> {
+    sec.check_keys(SVGD_KEYS, issues);
+    let target = target_key(issues, sec, dim, base_dir);
+    let eta = step_size(issues, sec, 0.1);
+    let bandwidth = optional_positive(
+        issues,
+        sec,
+        "bandwidth",
+        "a finite number > 0 (h in exp(-r^2 / h); default: median^2 / log N each step)",
+    );
+    let score_bandwidth = optional_positive(
+        issues,
+        sec,
+        "score_bandwidth",
+        "a finite number > 0 (smoothing of the target samples' score; default: Silverman's rule)",
+    );
+    let steps = step_count(issues, sec);
+    let (target, data) = target?;
+    Some((
+        DynamicsPlan::Svgd {
+            target,
+            eta: eta?,
+            steps: steps?,
+            bandwidth: bandwidth?,
+            score_bandwidth: score_bandwidth?,
+        },
+        data,
+    ))
+}
+
+fn interaction(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option<DynamicsPlan> {
+    sec.check_keys(INTERACTION_KEYS, issues);
+    let potential = potential_key(issues, sec, dim);
+    let pair = required(
+        issues,
+        sec,
+        "interaction",
+        "a table { kind = \"gaussian\", strength, width } or { kind = \"quadratic\", strength }",
+        |i, k, v| {
+            let t = table(i, k, v)?;
+            let sec = Section::new(k, t);
+            let strength = |i: &mut Issues| {
+                required(i, sec, "strength", "a finite number", |i, k, v| {
+                    number(
+                        i,
+                        k,
+                        v,
+                        "a finite number (W's strength; > 0 repels for gaussian, attracts for quadratic)",
+                        |_| true,
+                    )
+                })
+            };
+            match kind(i, sec, &["gaussian", "quadratic"])? {
+                "gaussian" => {
+                    sec.check_keys(&["kind", "strength", "width"], i);
+                    let s = strength(i);
+                    let width = required(i, sec, "width", "a finite number > 0", |i, k, v| {
+                        number(i, k, v, "a finite number > 0", |x| x > 0.0)
+                    });
+                    Some(Interaction::Gaussian {
+                        strength: s?,
+                        width: width?,
+                    })
+                }
+                _ => {
+                    sec.check_keys(&["kind", "strength"], i);
+                    Some(Interaction::Quadratic {
+                        strength: strength(i)?,
+                    })
+                }
+            }
+        },
+    );
+    let temperature = optional(
+        issues,
+        sec,
+        "temperature",
+        || Some(1.0),
+        |i, k, v| number(i, k, v, "a finite number >= 0", |x| x >= 0.0),
+    );
+    let dt = positive_dt(issues, sec);
+    let (steps, t_end) = duration(issues, sec, dt)?;
+    Some(DynamicsPlan::Interaction {
+        potential: potential?,
+        interaction: pair?,
+        temperature: temperature?,
+        dt: dt?,
+        steps,
+        t_end,
+    })
 }
 
 /// `process = { kind = "vp" | "ve" | "ou", ... }` with its defaults.

@@ -1,0 +1,883 @@
+//! Kernel flows and mean-field interacting particles: every step couples each particle to
+//! the whole ensemble through the shared Gaussian-kernel sum (src/dynamics/kernel_sum.rs),
+//! with per-particle stages in shaders/kernel_flows.wgsl. CPU twins in f64 below:
+//! [`sd_flow_cpu`], [`mmd_flow_cpu`], [`svgd_cpu`], [`interaction_cpu`].
+//!
+//! - `sd_flow`, score-difference flow, kernel form (seed 004; Weber, TMLR 2023):
+//!   z = y + sigma eps, y <- y + eta (D_p(z) - D_q(z)) with Gaussian-kernel denoisers
+//!   D(z) = sum_j K(z, x_j) x_j / sum_j K(z, x_j) over the target samples (D_p) and the
+//!   current clean particles (D_q; the approximate variant takes D_q(z) ~ y): an Euler step
+//!   of the flow of the proxies' score difference (D_p - D_q) / sigma^2 applied to the clean
+//!   particles.
+//! - `mmd_flow` (Arbel et al. 2019), `svgd` (Liu & Wang 2016), `interaction`
+//!   (McKean–Vlasov): DESIGN.md's dynamics table; the shader header spells out each update.
+
+use super::kernel_sum::{KernelSum, KernelSumArgs};
+use super::potential_params::gpu_potential_params;
+use super::{NonfiniteCounter, Stepper};
+use crate::error::{Error, Result};
+use crate::gpu::{Ensemble, Gpu, Kernel};
+use crate::model::{Mixture, Potential};
+use crate::observe::median_bandwidth;
+use crate::rng::{self, INIT_CHOICE_BLOCK, STREAM_DYNAMICS, STREAM_PROXY, STREAM_TARGET};
+use crate::scenario::data::SampleTable;
+use crate::scenario::{DynamicsPlan, Interaction, SigmaSchedule, Target};
+use crate::shaders;
+use std::sync::Arc;
+
+/// The variance standing in for an infinitely wide kernel (quadratic W): every weight is
+/// exactly 1 in f32 for any distance below 1e6.
+const FLAT_VARIANCE: f64 = 1e30;
+
+/// Particles the SVGD median heuristic looks at each step (the first rows; particles are
+/// exchangeable).
+pub const SVGD_MEDIAN_ROWS: usize = 512;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct StepUniform {
+    key: [u32; 2],
+    block0: u32,
+    lane0: u32,
+    noise_scale: f32,
+    a: f32,
+    b: f32,
+    c: f32,
+}
+const _: () = assert!(std::mem::size_of::<StepUniform>() == 32);
+
+/// `count` samples of `mixture` from `seed`: row r takes its component from the first word
+/// of block [`INIT_CHOICE_BLOCK`] and its normals from blocks 0.. of (r, stream
+/// [`STREAM_TARGET`]), so a run's target is reproducible from its manifest.
+pub fn mixture_samples(mixture: &Mixture, count: u64, seed: u64) -> SampleTable {
+    let key = rng::key_from_seed(seed);
+    let d = mixture.dim();
+    let mut values = Vec::with_capacity(count as usize * d);
+    for r in 0..count {
+        let word = rng::philox4x32_10(rng::counter(r, INIT_CHOICE_BLOCK, STREAM_TARGET), key)[0];
+        let u = rng::unit_closed_open(word);
+        let mut acc = 0.0;
+        let mut k = 0;
+        while k + 1 < mixture.components() {
+            acc += mixture.weights[k];
+            if u < acc {
+                break;
+            }
+            k += 1;
+        }
+        for c in 0..d {
+            let z = rng::normal(key, r, STREAM_TARGET, c as u64);
+            values.push((mixture.means[k][c] + mixture.stds[k][c] * z) as f32);
+        }
+    }
+    SampleTable {
+        rows: count as usize,
+        dim: d,
+        values,
+    }
+}
+
+/// The target samples of a kernel flow: the loaded table, or samples of its mixture.
+pub fn target_samples(
+    target: &Target,
+    data: Option<&SampleTable>,
+    seed: u64,
+) -> Result<SampleTable> {
+    match target {
+        Target::Samples { path, .. } => data.cloned().ok_or_else(|| Error::Data {
+            path: path.clone(),
+            reason: "the target samples were not loaded with the plan".into(),
+        }),
+        Target::Mixture { mixture, count } => Ok(mixture_samples(mixture, *count, seed)),
+        Target::Image {
+            path,
+            sha256,
+            range,
+            count,
+        } => {
+            let b = super::image_target::read_brightness(path)?;
+            if b.sha256 != *sha256 {
+                return Err(Error::Data {
+                    path: path.clone(),
+                    reason: "this input file changed since the run was planned; restore it or start a new run".into(),
+                });
+            }
+            Ok(super::image_target::image_samples(&b, *range, *count, seed))
+        }
+    }
+}
+
+/// Which update the stages apply (`MODE` in the shader) and its constants.
+#[derive(Debug, Clone)]
+enum Update {
+    SdFlow {
+        sigma: SigmaSchedule,
+        eta: f64,
+        approximate: bool,
+        /// Some: D_p from this mixture target's exact noised score, not from samples.
+        exact: Option<Mixture>,
+    },
+    MmdFlow {
+        eta: f64,
+        bandwidth: f64,
+        noise: f64,
+    },
+    Svgd {
+        eta: f64,
+        bandwidth: Option<f64>,
+        /// Some(eps): the smoothed score of the target samples; None: the mixture's score.
+        score_bandwidth: Option<f64>,
+    },
+    Interaction {
+        kappa: f64,
+        variance: f64,
+        temperature: f64,
+        dt: f64,
+    },
+}
+
+impl Update {
+    fn mode(&self) -> u32 {
+        match self {
+            Update::SdFlow {
+                approximate: false, ..
+            } => 0,
+            Update::SdFlow {
+                approximate: true, ..
+            } => 1,
+            Update::MmdFlow { .. } => 2,
+            Update::Svgd { .. } => 3,
+            Update::Interaction { .. } => 4,
+        }
+    }
+}
+
+/// The mixture convolved with N(0, sigma^2 I): every variance grows by sigma^2.
+pub fn noised_mixture(m: &Mixture, sigma: f64) -> Mixture {
+    Mixture {
+        weights: m.weights.clone(),
+        means: m.means.clone(),
+        stds: m
+            .stds
+            .iter()
+            .map(|s| s.iter().map(|v| (v * v + sigma * sigma).sqrt()).collect())
+            .collect(),
+    }
+}
+
+/// Silverman's rule of thumb for the kernel-smoothed target score:
+/// eps = mean coordinate std * (4 / ((d + 2) M))^(1 / (d + 4)).
+pub fn silverman_bandwidth(targets: &SampleTable) -> f64 {
+    let (m, d) = (targets.rows as f64, targets.dim);
+    let mut total = 0.0;
+    for c in 0..d {
+        let col = (0..targets.rows).map(|r| f64::from(targets.values[r * d + c]));
+        let mean = col.clone().sum::<f64>() / m;
+        total += (col.map(|v| (v - mean).powi(2)).sum::<f64>() / m).sqrt();
+    }
+    let std = (total / d as f64).max(1e-6);
+    std * (4.0 / ((d as f64 + 2.0) * m)).powf(1.0 / (d as f64 + 4.0))
+}
+
+/// SVGD's h = med^2 / log N from rows of the particles (N >= 2).
+pub fn svgd_bandwidth(rows: &[f32], dim: usize, particles: u64) -> f64 {
+    let table = SampleTable {
+        rows: rows.len() / dim,
+        dim,
+        values: rows.to_vec(),
+    };
+    let med = median_bandwidth(&table);
+    (med * med / (particles.max(2) as f64).ln()).max(1e-12)
+}
+
+/// A kernel flow or interacting-particle system bound to an ensemble held in one chunk
+/// (every step couples all particles).
+pub struct KernelFlowGpu {
+    flow: Update,
+    kernel: KernelSum,
+    pre: Arc<Kernel>,
+    post: Arc<Kernel>,
+    step: wgpu::Buffer,
+    pre_bind: wgpu::BindGroup,
+    post_bind: wgpu::BindGroup,
+    targets: Option<(wgpu::Buffer, u32)>,
+    potential_params: wgpu::Buffer,
+    proxy: wgpu::Buffer,
+    /// Rows [0, N): the step's first kernel sum; [N, 2N): its second.
+    means: wgpu::Buffer,
+    logs: wgpu::Buffer,
+    score: wgpu::Buffer,
+    steps: u64,
+    key: [u32; 2],
+    dim: u32,
+    nonfinite: NonfiniteCounter,
+}
+
+impl KernelFlowGpu {
+    /// `targets` are the target samples of a kernel flow (None for interaction).
+    pub fn new(
+        gpu: &Gpu,
+        ensemble: &Ensemble,
+        dynamics: &DynamicsPlan,
+        targets: Option<&SampleTable>,
+        seed: u64,
+        workgroup_size: u32,
+    ) -> Result<Self> {
+        let dim = ensemble.dim;
+        let no_target = || Error::Usage("internal error: a kernel flow without targets".into());
+        let (flow, potential) = match dynamics {
+            DynamicsPlan::SdFlow {
+                target,
+                sigma,
+                eta,
+                approximate,
+                exact_score,
+                ..
+            } => {
+                let exact = match (target, exact_score) {
+                    (Target::Mixture { mixture, .. }, true) => Some(mixture.clone()),
+                    (_, true) => {
+                        return Err(Error::Usage(
+                            "internal error: sd_flow's exact score needs a mixture target".into(),
+                        ));
+                    }
+                    _ => None,
+                };
+                // The mixture's parameters are rewritten for each step's sigma.
+                let potential = exact.clone().map(Potential::Mixture);
+                (
+                    Update::SdFlow {
+                        sigma: *sigma,
+                        eta: *eta,
+                        approximate: *approximate,
+                        exact,
+                    },
+                    potential,
+                )
+            }
+            DynamicsPlan::MmdFlow {
+                eta,
+                bandwidth,
+                noise,
+                ..
+            } => (
+                Update::MmdFlow {
+                    eta: *eta,
+                    bandwidth: match bandwidth {
+                        Some(h) => *h,
+                        None => median_bandwidth(targets.ok_or_else(no_target)?),
+                    },
+                    noise: *noise,
+                },
+                None,
+            ),
+            DynamicsPlan::Svgd {
+                target,
+                eta,
+                bandwidth,
+                score_bandwidth,
+                ..
+            } => match target {
+                Target::Mixture { mixture, .. } => (
+                    Update::Svgd {
+                        eta: *eta,
+                        bandwidth: *bandwidth,
+                        score_bandwidth: None,
+                    },
+                    Some(Potential::Mixture(mixture.clone())),
+                ),
+                Target::Samples { .. } | Target::Image { .. } => (
+                    Update::Svgd {
+                        eta: *eta,
+                        bandwidth: *bandwidth,
+                        score_bandwidth: Some(match score_bandwidth {
+                            Some(e) => *e,
+                            None => silverman_bandwidth(targets.ok_or_else(no_target)?),
+                        }),
+                    },
+                    None,
+                ),
+            },
+            DynamicsPlan::Interaction {
+                potential,
+                interaction,
+                temperature,
+                dt,
+                ..
+            } => {
+                let (kappa, variance) = match *interaction {
+                    Interaction::Gaussian { strength, width } => {
+                        (-strength / (width * width), width * width)
+                    }
+                    Interaction::Quadratic { strength } => (strength, FLAT_VARIANCE),
+                };
+                (
+                    Update::Interaction {
+                        kappa,
+                        variance,
+                        temperature: *temperature,
+                        dt: *dt,
+                    },
+                    Some(potential.clone()),
+                )
+            }
+            other => {
+                return Err(Error::Usage(format!(
+                    "internal error: {} is not a kernel flow",
+                    other.kind_name()
+                )));
+            }
+        };
+        let [chunk] = ensemble.chunks.as_slice() else {
+            return Err(Error::Device(format!(
+                "{} couples every particle to the whole ensemble: {} particles of dimension \
+                 {dim} must fit one storage binding of {}",
+                dynamics.kind_name(),
+                ensemble.count,
+                gpu.adapter.name
+            )));
+        };
+        let targets = match (targets, dynamics.kernel_target()) {
+            (Some(t), Some(_)) => {
+                if t.dim != dim as usize || t.rows == 0 || t.rows > u32::MAX as usize {
+                    return Err(Error::Usage(format!(
+                        "internal error: {} needs 1 to 2^32 target rows of dimension {dim}, got {} x {}",
+                        dynamics.kind_name(),
+                        t.rows,
+                        t.dim
+                    )));
+                }
+                Some((
+                    gpu.storage_with("kernel flow targets", bytemuck::cast_slice(&t.values)),
+                    t.rows as u32,
+                ))
+            }
+            (None, Some(_)) => return Err(no_target()),
+            _ => None,
+        };
+        let (potential_kind, params) = match &potential {
+            Some(p) => gpu_potential_params(p),
+            None => (1, vec![0.0]),
+        };
+        let potential_params =
+            gpu.storage_with("kernel flow potential", bytemuck::cast_slice(&params));
+        let kernel = KernelSum::new(gpu, dim, workgroup_size.min(256))?;
+        let stage = |s: u32| {
+            Kernel::new(
+                gpu,
+                "kernel_flows",
+                shaders::KERNEL_FLOWS,
+                &[
+                    ("DIM", f64::from(dim)),
+                    ("POTENTIAL", f64::from(potential_kind)),
+                    ("MODE", f64::from(flow.mode())),
+                    ("STAGE", f64::from(s)),
+                    (
+                        "SCORE_FROM",
+                        match flow {
+                            Update::Svgd {
+                                score_bandwidth: Some(_),
+                                ..
+                            } => 1.0,
+                            _ => 0.0,
+                        },
+                    ),
+                    (
+                        "EXACT_P",
+                        match flow {
+                            Update::SdFlow { exact: Some(_), .. } => 1.0,
+                            _ => 0.0,
+                        },
+                    ),
+                ],
+                workgroup_size,
+            )
+        };
+        let (pre, post) = (stage(0), stage(1));
+        let rows = u64::from(chunk.count) * u64::from(dim) * 4;
+        let scratch =
+            |label: &str, bytes: u64| gpu.storage_buffer(label, bytes, wgpu::BufferUsages::empty());
+        let proxy = scratch("kernel flow proxy", rows);
+        let means = scratch("kernel flow means", 2 * rows);
+        let logs = scratch("kernel flow log sums", 2 * u64::from(chunk.count) * 4);
+        let score = scratch("kernel flow score", rows);
+        let step = gpu.uniform_with(
+            "kernel flow step",
+            bytemuck::bytes_of(&<StepUniform as bytemuck::Zeroable>::zeroed()),
+        );
+        let nonfinite = NonfiniteCounter::new(gpu);
+        let bind = |k: &Kernel| {
+            k.bind(
+                gpu,
+                &[
+                    &chunk.state,
+                    &chunk.uniform,
+                    &step,
+                    &proxy,
+                    &means,
+                    &logs,
+                    &score,
+                    &potential_params,
+                    &nonfinite.buffer,
+                ],
+            )
+        };
+        let (pre_bind, post_bind) = (bind(&pre), bind(&post));
+        let flow = KernelFlowGpu {
+            flow,
+            kernel,
+            pre,
+            post,
+            step,
+            pre_bind,
+            post_bind,
+            targets,
+            potential_params,
+            proxy,
+            means,
+            logs,
+            score,
+            steps: dynamics.steps(),
+            key: rng::key_from_seed(seed),
+            dim,
+            nonfinite,
+        };
+        gpu.check()?;
+        Ok(flow)
+    }
+
+    /// One kernel sum of the step: queries `queries` (the chunk's N rows) against `sources`,
+    /// results in half `half` (0 or 1) of `means` and `logs`.
+    #[allow(clippy::too_many_arguments)]
+    fn sum(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        n: u32,
+        queries: &wgpu::Buffer,
+        sources: (&wgpu::Buffer, u32),
+        payload: Option<&wgpu::Buffer>,
+        variance: f64,
+        half: u32,
+    ) -> Result<()> {
+        self.kernel.encode(
+            gpu,
+            encoder,
+            &KernelSumArgs {
+                queries,
+                query_first: 0,
+                query_count: n,
+                query_scale: 1.0,
+                sources: sources.0,
+                source_count: sources.1,
+                payload,
+                variance,
+                out_mean: &self.means,
+                out_log: &self.logs,
+                out_first: half * n,
+            },
+        )
+    }
+
+    fn stage(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, n: u32, post: bool) {
+        let (kernel, bind) = if post {
+            (&self.post, &self.post_bind)
+        } else {
+            (&self.pre, &self.pre_bind)
+        };
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        kernel.dispatch(
+            &mut pass,
+            bind,
+            n.div_ceil(kernel.workgroup_size),
+            gpu.limits.max_compute_workgroups_per_dimension,
+        );
+    }
+
+    /// Records and submits step `step`.
+    fn submit_step(&self, gpu: &Gpu, ensemble: &Ensemble, step: u64) -> Result<()> {
+        let chunk = &ensemble.chunks[0];
+        let n = chunk.count;
+        let g = step * u64::from(self.dim);
+        let mut uniform = StepUniform {
+            key: self.key,
+            block0: (g >> 2) as u32,
+            lane0: (g & 3) as u32,
+            noise_scale: 0.0,
+            a: 0.0,
+            b: 0.0,
+            c: 0.0,
+        };
+        let particles = (&chunk.state, n);
+        let no_target = || Error::Usage("internal error: a kernel flow without targets".into());
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        match &self.flow {
+            Update::SdFlow {
+                sigma,
+                eta,
+                approximate,
+                exact,
+            } => {
+                let sigma = sigma.at(step, self.steps);
+                uniform.noise_scale = sigma as f32;
+                uniform.a = *eta as f32;
+                self.stage(gpu, &mut encoder, n, false);
+                let v = sigma * sigma;
+                match exact {
+                    // D_p(z) = z + sigma^2 grad log p_sigma(z), p_sigma the mixture with
+                    // every variance grown by sigma^2 (computed in the update stage).
+                    Some(m) => {
+                        let (_, params) =
+                            gpu_potential_params(&Potential::Mixture(noised_mixture(m, sigma)));
+                        gpu.queue.write_buffer(
+                            &self.potential_params,
+                            0,
+                            bytemuck::cast_slice(&params),
+                        );
+                    }
+                    None => {
+                        let targets = self.targets.as_ref().ok_or_else(no_target)?;
+                        let t = (&targets.0, targets.1);
+                        self.sum(gpu, &mut encoder, n, &self.proxy, t, None, v, 0)?;
+                    }
+                }
+                if !approximate {
+                    self.sum(gpu, &mut encoder, n, &self.proxy, particles, None, v, 1)?;
+                }
+            }
+            Update::MmdFlow {
+                eta,
+                bandwidth,
+                noise,
+            } => {
+                let targets = self.targets.as_ref().ok_or_else(no_target)?;
+                uniform.noise_scale = *noise as f32;
+                uniform.a = (eta / (bandwidth * bandwidth)) as f32;
+                uniform.b = (1.0 / f64::from(n)) as f32;
+                uniform.c = (1.0 / f64::from(targets.1)) as f32;
+                self.stage(gpu, &mut encoder, n, false);
+                let v = bandwidth * bandwidth;
+                self.sum(
+                    gpu,
+                    &mut encoder,
+                    n,
+                    &self.proxy,
+                    (&targets.0, targets.1),
+                    None,
+                    v,
+                    0,
+                )?;
+                self.sum(gpu, &mut encoder, n, &self.proxy, particles, None, v, 1)?;
+            }
+            Update::Svgd {
+                eta,
+                bandwidth,
+                score_bandwidth,
+            } => {
+                let h = match bandwidth {
+                    Some(h) => *h,
+                    None => {
+                        let rows = (n as usize).min(SVGD_MEDIAN_ROWS);
+                        let bytes =
+                            gpu.read_bytes(&chunk.state, 0, rows as u64 * u64::from(self.dim) * 4)?;
+                        svgd_bandwidth(
+                            bytemuck::cast_slice(&bytes),
+                            self.dim as usize,
+                            u64::from(n),
+                        )
+                    }
+                };
+                uniform.a = (eta / f64::from(n)) as f32;
+                uniform.b = (2.0 / h) as f32;
+                if let Some(eps) = score_bandwidth {
+                    uniform.c = (1.0 / (eps * eps)) as f32;
+                    let targets = self.targets.as_ref().ok_or_else(no_target)?;
+                    let (q, t) = (&chunk.state, (&targets.0, targets.1));
+                    self.sum(gpu, &mut encoder, n, q, t, None, eps * eps, 0)?;
+                }
+                self.stage(gpu, &mut encoder, n, false);
+                let q = &chunk.state;
+                self.sum(
+                    gpu,
+                    &mut encoder,
+                    n,
+                    q,
+                    particles,
+                    Some(&self.score),
+                    h / 2.0,
+                    0,
+                )?;
+                self.sum(gpu, &mut encoder, n, q, particles, None, h / 2.0, 1)?;
+            }
+            Update::Interaction {
+                kappa,
+                variance,
+                temperature,
+                dt,
+            } => {
+                uniform.noise_scale = (2.0 * temperature * dt).sqrt() as f32;
+                uniform.a = *dt as f32;
+                uniform.b = (kappa / f64::from(n)) as f32;
+                self.sum(
+                    gpu,
+                    &mut encoder,
+                    n,
+                    &chunk.state,
+                    particles,
+                    None,
+                    *variance,
+                    0,
+                )?;
+            }
+        }
+        self.stage(gpu, &mut encoder, n, true);
+        // One step per submission: the staged uniform write lands before this step's work.
+        gpu.queue
+            .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
+        gpu.queue.submit([encoder.finish()]);
+        Ok(())
+    }
+}
+
+impl Stepper for KernelFlowGpu {
+    fn max_fused(&self) -> u32 {
+        1
+    }
+
+    fn min_slice(&self) -> u32 {
+        u32::MAX
+    }
+
+    fn submit_slice(
+        &mut self,
+        gpu: &Gpu,
+        ensemble: &Ensemble,
+        _chunk: usize,
+        _first: u32,
+        _span: u32,
+        step0: u64,
+        steps: u32,
+    ) -> Result<()> {
+        for s in 0..u64::from(steps) {
+            self.submit_step(gpu, ensemble, step0 + s)?;
+        }
+        Ok(())
+    }
+
+    fn take_nonfinite(&self, gpu: &Gpu) -> Result<u64> {
+        self.nonfinite.take(gpu)
+    }
+}
+
+/// Gaussian-kernel weighted means of `payload` (default `points`) at each row of `z`, and
+/// the log sums (f64, log-sum-exp): the twin of one kernel sum.
+fn kernel_mean_cpu(
+    z: &[f64],
+    points: &[f64],
+    payload: Option<&[f64]>,
+    dim: usize,
+    variance: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let payload = payload.unwrap_or(points);
+    let mut out = Vec::with_capacity(z.len());
+    let mut logs = Vec::with_capacity(z.len() / dim);
+    let mut e = vec![0.0; points.len() / dim];
+    for q in z.chunks_exact(dim) {
+        for (ej, y) in e.iter_mut().zip(points.chunks_exact(dim)) {
+            let d2: f64 = q.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum();
+            *ej = -d2 / (2.0 * variance);
+        }
+        let top = e.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut total = 0.0;
+        let mut acc = vec![0.0; dim];
+        for (ej, p) in e.iter().zip(payload.chunks_exact(dim)) {
+            let w = (ej - top).exp();
+            total += w;
+            for (a, v) in acc.iter_mut().zip(p) {
+                *a += w * v;
+            }
+        }
+        out.extend(acc.iter().map(|a| a / total));
+        logs.push(top + total.ln());
+    }
+    (out, logs)
+}
+
+/// y + scale * (normals of `stream` at step `step`), the GPU's noise layout.
+fn noised(
+    positions: &[f64],
+    dim: usize,
+    scale: f64,
+    seed: u64,
+    stream: u32,
+    step: u64,
+) -> Vec<f64> {
+    let key = rng::key_from_seed(seed);
+    let mut z = positions.to_vec();
+    for (i, row) in z.chunks_exact_mut(dim).enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v += scale * rng::normal(key, i as u64, stream, step * dim as u64 + c as u64);
+        }
+    }
+    z
+}
+
+/// CPU twin of one SD-flow step in f64 with the GPU's proxy noise: advances all particles
+/// (`positions`, row-major, global indices from 0) through step `step` at proxy level
+/// `sigma`.
+#[allow(clippy::too_many_arguments)]
+pub fn sd_flow_cpu(
+    positions: &mut [f64],
+    dim: u32,
+    targets: &[f64],
+    sigma: f64,
+    eta: f64,
+    approximate: bool,
+    seed: u64,
+    step: u64,
+) {
+    let d = dim as usize;
+    let z = noised(positions, d, sigma, seed, STREAM_PROXY, step);
+    let (dp, _) = kernel_mean_cpu(&z, targets, None, d, sigma * sigma);
+    let dq = if approximate {
+        positions.to_vec()
+    } else {
+        kernel_mean_cpu(&z, positions, None, d, sigma * sigma).0
+    };
+    for ((y, p), q) in positions.iter_mut().zip(&dp).zip(&dq) {
+        *y += eta * (p - q);
+    }
+}
+
+/// CPU twin of one SD-flow step whose target denoiser is a mixture's exact noised one,
+/// D_p(z) = z + sigma^2 grad log (p * N(0, sigma^2 I))(z).
+#[allow(clippy::too_many_arguments)]
+pub fn sd_flow_exact_cpu(
+    positions: &mut [f64],
+    dim: u32,
+    target: &Mixture,
+    sigma: f64,
+    eta: f64,
+    approximate: bool,
+    seed: u64,
+    step: u64,
+) {
+    let d = dim as usize;
+    let z = noised(positions, d, sigma, seed, STREAM_PROXY, step);
+    let noised_target = noised_mixture(target, sigma);
+    let dp: Vec<f64> = z
+        .chunks_exact(d)
+        .flat_map(|q| {
+            let s = noised_target.score(q);
+            q.iter()
+                .zip(s)
+                .map(|(a, b)| a + sigma * sigma * b)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let dq = if approximate {
+        positions.to_vec()
+    } else {
+        kernel_mean_cpu(&z, positions, None, d, sigma * sigma).0
+    };
+    for ((y, p), q) in positions.iter_mut().zip(&dp).zip(&dq) {
+        *y += eta * (p - q);
+    }
+}
+
+/// CPU twin of one MMD-flow step (bandwidth `h`, noise injection `beta`).
+#[allow(clippy::too_many_arguments)]
+pub fn mmd_flow_cpu(
+    positions: &mut [f64],
+    dim: u32,
+    targets: &[f64],
+    eta: f64,
+    h: f64,
+    beta: f64,
+    seed: u64,
+    step: u64,
+) {
+    let d = dim as usize;
+    let (n, m) = ((positions.len() / d) as f64, (targets.len() / d) as f64);
+    let z = noised(positions, d, beta, seed, STREAM_PROXY, step);
+    let (mp, lp) = kernel_mean_cpu(&z, targets, None, d, h * h);
+    let (mq, lq) = kernel_mean_cpu(&z, positions, None, d, h * h);
+    for (i, y) in positions.chunks_exact_mut(d).enumerate() {
+        let (sp, sq) = (lp[i].exp() / m, lq[i].exp() / n);
+        for (c, v) in y.iter_mut().enumerate() {
+            let k = i * d + c;
+            *v += eta / (h * h) * (sq * (z[k] - mq[k]) - sp * (z[k] - mp[k]));
+        }
+    }
+}
+
+/// CPU twin of one SVGD step with kernel exp(-r^2 / h) and target score `score`.
+pub fn svgd_cpu(
+    positions: &mut [f64],
+    dim: u32,
+    score: &dyn Fn(&[f64]) -> Vec<f64>,
+    eta: f64,
+    h: f64,
+) {
+    let d = dim as usize;
+    let n = (positions.len() / d) as f64;
+    let scores: Vec<f64> = positions.chunks_exact(d).flat_map(score).collect();
+    let (ms, logs) = kernel_mean_cpu(positions, positions, Some(&scores), d, h / 2.0);
+    let (m, _) = kernel_mean_cpu(positions, positions, None, d, h / 2.0);
+    for (i, y) in positions.chunks_exact_mut(d).enumerate() {
+        let s = logs[i].exp();
+        for (c, v) in y.iter_mut().enumerate() {
+            let k = i * d + c;
+            *v += eta / n * s * (ms[k] + 2.0 / h * (*v - m[k]));
+        }
+    }
+}
+
+/// CPU twin of one interacting-particle step (Euler–Maruyama, dynamics noise stream).
+#[allow(clippy::too_many_arguments)]
+pub fn interaction_cpu(
+    positions: &mut [f64],
+    dim: u32,
+    potential: &Potential,
+    interaction: Interaction,
+    temperature: f64,
+    dt: f64,
+    seed: u64,
+    step: u64,
+) {
+    let d = dim as usize;
+    let n = (positions.len() / d) as f64;
+    let (kappa, variance) = match interaction {
+        Interaction::Gaussian { strength, width } => (-strength / (width * width), width * width),
+        Interaction::Quadratic { strength } => (strength, f64::INFINITY),
+    };
+    let (m, logs) = if variance.is_finite() {
+        kernel_mean_cpu(positions, positions, None, d, variance)
+    } else {
+        let mut mean = vec![0.0; d];
+        for y in positions.chunks_exact(d) {
+            for (a, v) in mean.iter_mut().zip(y) {
+                *a += v / n;
+            }
+        }
+        (mean.repeat(n as usize), vec![n.ln(); n as usize])
+    };
+    let xi = noised(
+        &vec![0.0; positions.len()],
+        d,
+        1.0,
+        seed,
+        STREAM_DYNAMICS,
+        step,
+    );
+    let noise = (2.0 * temperature * dt).sqrt();
+    for (i, y) in positions.chunks_exact_mut(d).enumerate() {
+        let grad = potential.gradient(y);
+        let s = logs[i].exp();
+        for c in 0..d {
+            let k = i * d + c;
+            let pair = kappa / n * s * (y[c] - m[k]);
+            y[c] += -(grad[c] + pair) * dt + noise * xi[k];
+        }
+    }
+}
