@@ -5,7 +5,6 @@
 mod atomic;
 mod gif;
 mod heatmap;
-mod line_plot;
 mod metrics;
 mod npy;
 pub mod plot;
@@ -14,7 +13,6 @@ mod rundir;
 pub use atomic::write_atomic;
 pub use gif::encode_gif;
 pub use heatmap::{colormap, colormap_names, png_bytes, render_density_image, render_density_png};
-pub use line_plot::{Series, render_line_plot};
 pub use metrics::{MetricsRow, metrics_csv};
 pub use npy::{npy_f32, npy_f64, npy_u64, read_npy_f32, read_npy_f64, read_npy_u64};
 pub use rundir::prepare_run_dir;

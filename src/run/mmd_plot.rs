@@ -5,7 +5,8 @@
 use super::manifest::{Manifest, SnapshotRecord};
 use super::read_manifest;
 use crate::error::{Error, Result};
-use crate::output::{Series, render_line_plot, write_atomic};
+use crate::output::plot::{Series, line_chart};
+use crate::output::{png_bytes, write_atomic};
 use crate::scenario::Plan;
 use std::path::Path;
 
@@ -26,16 +27,18 @@ pub fn write_mmd_plot(
     if points.is_empty() {
         return Ok(None);
     }
-    let png = render_line_plot(
-        &format!("MMD^2 to the target, {}", plan.dynamics.kind_name()),
+    let png = line_chart(
+        &format!("MMD² to the target, {}", plan.dynamics.kind_name()),
         "step",
-        "MMD^2",
+        "MMD² (log scale)",
         &[Series {
-            name: plan.dynamics.kind_name(),
-            points: &points,
+            name: plan.dynamics.kind_name().into(),
+            points,
+            dashed: false,
         }],
+        true,
     )?;
-    write_atomic(&out.join("mmd.png"), &png)?;
+    write_atomic(&out.join("mmd.png"), &png_bytes(&png)?)?;
     Ok(Some("mmd.png".into()))
 }
 
@@ -61,10 +64,20 @@ pub fn compare_mmd(out_png: &Path, runs: &[std::path::PathBuf]) -> Result<()> {
             .unwrap_or_else(|| m.plan.dynamics.kind_name().to_string());
         curves.push((name, p));
     }
-    let series: Vec<Series<'_>> = curves
-        .iter()
-        .map(|(name, points)| Series { name, points })
+    let series: Vec<Series> = curves
+        .into_iter()
+        .map(|(name, points)| Series {
+            name,
+            points,
+            dashed: false,
+        })
         .collect();
-    let png = render_line_plot("MMD^2 to the target", "step", "MMD^2", &series)?;
-    write_atomic(out_png, &png)
+    let png = line_chart(
+        "MMD² to the target",
+        "step",
+        "MMD² (log scale)",
+        &series,
+        true,
+    )?;
+    write_atomic(out_png, &png_bytes(&png)?)
 }
