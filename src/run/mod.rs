@@ -83,7 +83,8 @@ fn input_files(plan: &Plan) -> Vec<InputFile> {
             sha256: sha256.clone(),
         });
     }
-    if let Some((path, sha256)) = plan.dynamics.input_file() {
+    let dynamics_files = plan.dynamics.input_file().into_iter();
+    for (path, sha256) in dynamics_files.chain(plan.dynamics.image_file()) {
         files.push(InputFile {
             path: path.display().to_string(),
             sha256: sha256.to_string(),

@@ -120,7 +120,8 @@ pub fn input_digests(plan: &Plan) -> Vec<&str> {
     if let Init::Samples { sha256, .. } = &plan.particles.init {
         out.push(sha256.as_str());
     }
-    if let Some((_, sha256)) = plan.dynamics.input_file() {
+    let dynamics_files = plan.dynamics.input_file().into_iter();
+    for (_, sha256) in dynamics_files.chain(plan.dynamics.image_file()) {
         out.push(sha256);
     }
     out

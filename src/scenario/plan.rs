@@ -337,6 +337,15 @@ impl DynamicsPlan {
         }
     }
 
+    /// The target image a kernel flow samples, if any: (path, sha256). Not a table: it is
+    /// read (and its hash checked) by the stepper when the run starts or resumes.
+    pub fn image_file(&self) -> Option<(&std::path::Path, &str)> {
+        match self.kernel_target() {
+            Some(Target::Image { path, sha256, .. }) => Some((path, sha256)),
+            _ => None,
+        }
+    }
+
     /// The data set file the dynamics read, if any: (path, sha256).
     pub fn input_file(&self) -> Option<(&std::path::Path, &str)> {
         match self {
