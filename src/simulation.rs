@@ -279,7 +279,7 @@ impl<'g> Simulation<'g> {
                 while first < chunk.count {
                     let span = slice.min(chunk.count - first);
                     let started = Instant::now();
-                    self.stepper.submit_slice(
+                    let whole = self.stepper.submit_slice(
                         self.gpu,
                         &self.ensemble,
                         index,
@@ -287,7 +287,14 @@ impl<'g> Simulation<'g> {
                         span,
                         self.step,
                         k,
+                        stop,
                     )?;
+                    if !whole {
+                        // A step over the whole ensemble was abandoned before it changed
+                        // anything: stop before it; resume does it again.
+                        self.gpu.wait()?;
+                        return Ok(Advance::Stopped(self.resume_point()));
+                    }
                     self.gpu.wait()?;
                     let measured =
                         f64::from(span) * f64::from(k) / started.elapsed().as_secs_f64().max(1e-6);

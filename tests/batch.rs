@@ -317,3 +317,71 @@ fn periodic_checkpoints_survive_a_hard_kill() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_same_files(&killed, &tmp.path().join("whole"));
 }
+
+/// A kernel flow's step is several submissions (kernel sums in query slices of about a
+/// quarter second each): SIGTERM between them abandons the step, the checkpoint holds the
+/// state before it, and resume gives the uninterrupted bytes.
+#[test]
+fn a_kernel_flow_stops_inside_a_step_and_resumes_byte_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = r#"
+seed = 5
+[particles]
+count = 16384
+dim = 2
+init = { kind = "gaussian", mean = [0.0, -2.0], std = [0.5, 0.5] }
+[dynamics]
+kind = "sd_flow"
+target = { kind = "mixture", weights = [0.5, 0.5], means = [[-1.5, 1.0], [1.5, 1.0]], stds = [0.4, 0.4], count = 16384 }
+sigma = 0.5
+eta = 0.5
+steps = 8
+[output]
+every = 4
+histogram = { bins = [32, 32], range = [[-3.5, 3.5], [-3.5, 3.5]] }
+particles = "snapshots"
+"#;
+    std::fs::write(tmp.path().join("s.toml"), scenario).unwrap();
+    let o = fokker(
+        &["run", "s.toml", "--out", "whole", "--progress", "none"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fokker"))
+        .args(["run", "s.toml", "--out", "cut", "--progress", "jsonl"])
+        .current_dir(tmp.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("\"event\":\"snapshot\"") {
+            break;
+        }
+    }
+    // Each step is ~0.5 s of kernel sums on lavapipe: this lands inside one.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
+    let status = child.wait().unwrap();
+    let cut = tmp.path().join("cut");
+    if status.code() == Some(0) {
+        // A GPU fast enough to finish first: nothing to test beyond a complete run.
+        assert_same_files(&cut, &tmp.path().join("whole"));
+        return;
+    }
+    assert_eq!(status.code(), Some(75), "{rest:?}");
+    assert_eq!(manifest(&cut)["status"], "interrupted");
+    let o = fokker(&["resume", "cut", "--progress", "none"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_files(&cut, &tmp.path().join("whole"));
+    assert_eq!(
+        std::fs::read(cut.join("metrics.csv")).unwrap(),
+        std::fs::read(tmp.path().join("whole/metrics.csv")).unwrap()
+    );
+}

@@ -455,7 +455,8 @@ impl Stepper for DiffusionGpu {
         span: u32,
         step0: u64,
         steps: u32,
-    ) -> Result<()> {
+        _stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
         let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
         if let Some(empirical) = &self.empirical {
             // One step at a time: score sums, then the update (Heun: predictor, sums at the
@@ -490,7 +491,7 @@ impl Stepper for DiffusionGpu {
                 }
             }
             gpu.queue.submit([encoder.finish()]);
-            return Ok(());
+            return Ok(true);
         }
         self.upload_tables(gpu, step0, steps);
         let round = if self.noise {
@@ -512,7 +513,7 @@ impl Stepper for DiffusionGpu {
             at += n;
         }
         gpu.queue.submit([encoder.finish()]);
-        Ok(())
+        Ok(true)
     }
 
     fn take_nonfinite(&self, gpu: &Gpu) -> Result<u64> {

@@ -109,7 +109,8 @@ impl Stepper for HeavyBallGpu {
         span: u32,
         _step0: u64,
         steps: u32,
-    ) -> Result<()> {
+        _stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
         let uniform = StepUniform {
             steps,
             dt: self.dt,
@@ -132,7 +133,7 @@ impl Stepper for HeavyBallGpu {
             );
         }
         gpu.queue.submit([encoder.finish()]);
-        Ok(())
+        Ok(true)
     }
 
     fn take_nonfinite(&self, gpu: &Gpu) -> Result<u64> {

@@ -23,6 +23,7 @@ use crate::rng::{self, INIT_CHOICE_BLOCK, STREAM_DYNAMICS, STREAM_PROXY, STREAM_
 use crate::scenario::data::SampleTable;
 use crate::scenario::{DynamicsPlan, Interaction, SigmaSchedule, Target};
 use crate::shaders;
+use crate::simulation::BLOCK_TARGET;
 use std::sync::Arc;
 
 /// The variance standing in for an infinitely wide kernel (quadratic W): every weight is
@@ -211,6 +212,51 @@ pub struct KernelFlowGpu {
     key: [u32; 2],
     dim: u32,
     nonfinite: NonfiniteCounter,
+    /// Kernel interactions per submission: about [`BLOCK_TARGET`] of work.
+    budget: f64,
+}
+
+/// Commands of one step, submitted whenever about `budget` interactions are recorded, so no
+/// more than about [`BLOCK_TARGET`] of work is queued and a signal is answered between two.
+struct Batch<'a> {
+    gpu: &'a Gpu,
+    encoder: wgpu::CommandEncoder,
+    work: f64,
+    budget: f64,
+    stop: &'a dyn Fn() -> bool,
+}
+
+impl<'a> Batch<'a> {
+    fn new(gpu: &'a Gpu, budget: f64, stop: &'a dyn Fn() -> bool) -> Self {
+        Batch {
+            gpu,
+            encoder: gpu.device.create_command_encoder(&Default::default()),
+            work: 0.0,
+            budget,
+            stop,
+        }
+    }
+
+    /// Counts `interactions` just recorded; past the budget, submits, waits and asks `stop`
+    /// (false: stop).
+    fn recorded(&mut self, interactions: f64) -> Result<bool> {
+        self.work += interactions;
+        if self.work < self.budget {
+            return Ok(true);
+        }
+        let full = std::mem::replace(
+            &mut self.encoder,
+            self.gpu.device.create_command_encoder(&Default::default()),
+        );
+        self.gpu.queue.submit([full.finish()]);
+        self.work = 0.0;
+        self.gpu.wait()?;
+        Ok(!(self.stop)())
+    }
+
+    fn finish(self) {
+        self.gpu.queue.submit([self.encoder.finish()]);
+    }
 }
 
 impl KernelFlowGpu {
@@ -441,45 +487,70 @@ impl KernelFlowGpu {
             key: rng::key_from_seed(seed),
             dim,
             nonfinite,
+            // Interactions per second: ~1e9 on a software adapter, ~1e11 on a GPU.
+            budget: BLOCK_TARGET.as_secs_f64()
+                * if gpu.adapter.device_type == "Cpu" {
+                    1e9
+                } else {
+                    1e11
+                },
         };
         gpu.check()?;
         Ok(flow)
     }
 
     /// One kernel sum of the step: queries `queries` (the chunk's N rows) against `sources`,
-    /// results in half `half` (0 or 1) of `means` and `logs`.
+    /// results in half `half` (0 or 1) of `means` and `logs`. Recorded in query slices of
+    /// about a submission's work each; `Ok(false)` when the batch was told to stop.
     #[allow(clippy::too_many_arguments)]
     fn sum(
         &self,
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
+        batch: &mut Batch<'_>,
         n: u32,
         queries: &wgpu::Buffer,
         sources: (&wgpu::Buffer, u32),
         payload: Option<&wgpu::Buffer>,
         variance: f64,
         half: u32,
-    ) -> Result<()> {
-        self.kernel.encode(
-            gpu,
-            encoder,
-            &KernelSumArgs {
-                queries,
-                query_first: 0,
-                query_count: n,
-                query_scale: 1.0,
-                sources: sources.0,
-                source_count: sources.1,
-                payload,
-                variance,
-                out_mean: &self.means,
-                out_log: &self.logs,
-                out_first: half * n,
-            },
-        )
+    ) -> Result<bool> {
+        let m = f64::from(sources.1.max(1));
+        let per = ((batch.budget / m) as u32).div_ceil(256).max(1) * 256;
+        let mut q0 = 0;
+        while q0 < n {
+            let len = per.min(n - q0);
+            self.kernel.encode(
+                batch.gpu,
+                &mut batch.encoder,
+                &KernelSumArgs {
+                    queries,
+                    query_first: q0,
+                    query_count: len,
+                    query_scale: 1.0,
+                    sources: sources.0,
+                    source_count: sources.1,
+                    payload,
+                    variance,
+                    out_mean: &self.means,
+                    out_log: &self.logs,
+                    out_first: half * n + q0,
+                },
+            )?;
+            if !batch.recorded(f64::from(len) * m)? {
+                return Ok(false);
+            }
+            q0 += len;
+        }
+        Ok(true)
     }
 
-    fn stage(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, n: u32, post: bool) {
+    /// Records the pre (proxy noise) or post (update) stage. The step's uniform is written
+    /// first: a queue write lands before the next submission, which holds this stage.
+    fn stage(&self, batch: &mut Batch<'_>, uniform: &StepUniform, n: u32, post: bool) {
+        batch
+            .gpu
+            .queue
+            .write_buffer(&self.step, 0, bytemuck::bytes_of(uniform));
+        let (gpu, encoder) = (batch.gpu, &mut batch.encoder);
         let (kernel, bind) = if post {
             (&self.post, &self.post_bind)
         } else {
@@ -495,7 +566,16 @@ impl KernelFlowGpu {
     }
 
     /// Records and submits step `step`.
-    fn submit_step(&self, gpu: &Gpu, ensemble: &Ensemble, step: u64) -> Result<()> {
+    /// Records and submits one step, in submissions of about [`BLOCK_TARGET`] of work each;
+    /// `Ok(false)` when `stop` said yes between two of them (the positions are then as before
+    /// the step: only the last stage writes them).
+    fn submit_step(
+        &self,
+        gpu: &Gpu,
+        ensemble: &Ensemble,
+        step: u64,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
         let chunk = &ensemble.chunks[0];
         let n = chunk.count;
         let g = step * u64::from(self.dim);
@@ -510,7 +590,7 @@ impl KernelFlowGpu {
         };
         let particles = (&chunk.state, n);
         let no_target = || Error::Usage("internal error: a kernel flow without targets".into());
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        let mut batch = Batch::new(gpu, self.budget, stop);
         match &self.flow {
             Update::SdFlow {
                 sigma,
@@ -521,7 +601,7 @@ impl KernelFlowGpu {
                 let sigma = sigma.at(step, self.steps);
                 uniform.noise_scale = sigma as f32;
                 uniform.a = *eta as f32;
-                self.stage(gpu, &mut encoder, n, false);
+                self.stage(&mut batch, &uniform, n, false);
                 let v = sigma * sigma;
                 match exact {
                     // D_p(z) = z + sigma^2 grad log p_sigma(z), p_sigma the mixture with
@@ -538,11 +618,15 @@ impl KernelFlowGpu {
                     None => {
                         let targets = self.targets.as_ref().ok_or_else(no_target)?;
                         let t = (&targets.0, targets.1);
-                        self.sum(gpu, &mut encoder, n, &self.proxy, t, None, v, 0)?;
+                        if !self.sum(&mut batch, n, &self.proxy, t, None, v, 0)? {
+                            return Ok(false);
+                        }
                     }
                 }
                 if !approximate {
-                    self.sum(gpu, &mut encoder, n, &self.proxy, particles, None, v, 1)?;
+                    if !self.sum(&mut batch, n, &self.proxy, particles, None, v, 1)? {
+                        return Ok(false);
+                    }
                 }
             }
             Update::MmdFlow {
@@ -555,19 +639,22 @@ impl KernelFlowGpu {
                 uniform.a = (eta / (bandwidth * bandwidth)) as f32;
                 uniform.b = (1.0 / f64::from(n)) as f32;
                 uniform.c = (1.0 / f64::from(targets.1)) as f32;
-                self.stage(gpu, &mut encoder, n, false);
+                self.stage(&mut batch, &uniform, n, false);
                 let v = bandwidth * bandwidth;
-                self.sum(
-                    gpu,
-                    &mut encoder,
+                if !self.sum(
+                    &mut batch,
                     n,
                     &self.proxy,
                     (&targets.0, targets.1),
                     None,
                     v,
                     0,
-                )?;
-                self.sum(gpu, &mut encoder, n, &self.proxy, particles, None, v, 1)?;
+                )? {
+                    return Ok(false);
+                }
+                if !self.sum(&mut batch, n, &self.proxy, particles, None, v, 1)? {
+                    return Ok(false);
+                }
             }
             Update::Svgd {
                 eta,
@@ -593,21 +680,18 @@ impl KernelFlowGpu {
                     uniform.c = (1.0 / (eps * eps)) as f32;
                     let targets = self.targets.as_ref().ok_or_else(no_target)?;
                     let (q, t) = (&chunk.state, (&targets.0, targets.1));
-                    self.sum(gpu, &mut encoder, n, q, t, None, eps * eps, 0)?;
+                    if !self.sum(&mut batch, n, q, t, None, eps * eps, 0)? {
+                        return Ok(false);
+                    }
                 }
-                self.stage(gpu, &mut encoder, n, false);
+                self.stage(&mut batch, &uniform, n, false);
                 let q = &chunk.state;
-                self.sum(
-                    gpu,
-                    &mut encoder,
-                    n,
-                    q,
-                    particles,
-                    Some(&self.score),
-                    h / 2.0,
-                    0,
-                )?;
-                self.sum(gpu, &mut encoder, n, q, particles, None, h / 2.0, 1)?;
+                if !self.sum(&mut batch, n, q, particles, Some(&self.score), h / 2.0, 0)? {
+                    return Ok(false);
+                }
+                if !self.sum(&mut batch, n, q, particles, None, h / 2.0, 1)? {
+                    return Ok(false);
+                }
             }
             Update::Interaction {
                 kappa,
@@ -618,24 +702,14 @@ impl KernelFlowGpu {
                 uniform.noise_scale = (2.0 * temperature * dt).sqrt() as f32;
                 uniform.a = *dt as f32;
                 uniform.b = (kappa / f64::from(n)) as f32;
-                self.sum(
-                    gpu,
-                    &mut encoder,
-                    n,
-                    &chunk.state,
-                    particles,
-                    None,
-                    *variance,
-                    0,
-                )?;
+                if !self.sum(&mut batch, n, &chunk.state, particles, None, *variance, 0)? {
+                    return Ok(false);
+                }
             }
         }
-        self.stage(gpu, &mut encoder, n, true);
-        // One step per submission: the staged uniform write lands before this step's work.
-        gpu.queue
-            .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
-        gpu.queue.submit([encoder.finish()]);
-        Ok(())
+        self.stage(&mut batch, &uniform, n, true);
+        batch.finish();
+        Ok(true)
     }
 }
 
@@ -657,11 +731,14 @@ impl Stepper for KernelFlowGpu {
         _span: u32,
         step0: u64,
         steps: u32,
-    ) -> Result<()> {
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
         for s in 0..u64::from(steps) {
-            self.submit_step(gpu, ensemble, step0 + s)?;
+            if !self.submit_step(gpu, ensemble, step0 + s, stop)? {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn take_nonfinite(&self, gpu: &Gpu) -> Result<u64> {

@@ -138,7 +138,8 @@ impl Stepper for LangevinGpu {
         span: u32,
         step0: u64,
         steps: u32,
-    ) -> Result<()> {
+        _stop: &dyn Fn() -> bool,
+    ) -> Result<bool> {
         let (head, body, tail) =
             split_block(step0, u64::from(steps), u64::from(round_steps(self.dim)));
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
@@ -175,7 +176,7 @@ impl Stepper for LangevinGpu {
             }
         }
         gpu.queue.submit([encoder.finish()]);
-        Ok(())
+        Ok(true)
     }
 
     fn take_nonfinite(&self, gpu: &Gpu) -> Result<u64> {

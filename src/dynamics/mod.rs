@@ -33,7 +33,10 @@ pub trait Stepper {
     }
 
     /// Submits steps `step0 .. step0 + steps` for particles `first .. first + span` of chunk
-    /// `chunk`. Does not wait.
+    /// `chunk`; need not wait for the last submission. A stepper whose steps take many
+    /// submissions (kernel sums over the whole ensemble) asks `stop` between them and, when
+    /// it says yes, returns `Ok(false)` with the state as it was before the step: the step is
+    /// then done again on resume. Otherwise `Ok(true)`.
     #[allow(clippy::too_many_arguments)]
     fn submit_slice(
         &mut self,
@@ -44,7 +47,8 @@ pub trait Stepper {
         span: u32,
         step0: u64,
         steps: u32,
-    ) -> Result<()>;
+        stop: &dyn Fn() -> bool,
+    ) -> Result<bool>;
 
     /// Reads and clears the count of particles found NaN or Inf since the last call.
     fn take_nonfinite(&self, gpu: &Gpu) -> Result<u64>;
