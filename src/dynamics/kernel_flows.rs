@@ -623,10 +623,8 @@ impl KernelFlowGpu {
                         }
                     }
                 }
-                if !approximate {
-                    if !self.sum(&mut batch, n, &self.proxy, particles, None, v, 1)? {
-                        return Ok(false);
-                    }
+                if !approximate && !self.sum(&mut batch, n, &self.proxy, particles, None, v, 1)? {
+                    return Ok(false);
                 }
             }
             Update::MmdFlow {
