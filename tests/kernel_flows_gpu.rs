@@ -500,3 +500,60 @@ fn quadratic_interaction_matches_the_mean_field_gaussian() {
         "Var(mean) {var_mean} vs {expect_var_mean}"
     );
 }
+
+/// A step cut short between its submissions leaves the positions as before it, and doing it
+/// again gives the same bytes as never stopping. At N = M = 16384 one SD-flow step holds
+/// 2 x 2.7e8 interactions, more than one submission's share on a software adapter, so the
+/// first stop request lands inside the step.
+#[test]
+fn a_step_stopped_between_submissions_is_abandoned_and_redone_exactly() {
+    let n = 16384;
+    let p = plan(
+        n,
+        2,
+        gaussian(2, 0.0, 1.0),
+        DynamicsPlan::SdFlow {
+            target: mixture_target(
+                n,
+                mixture(
+                    vec![vec![1.0, 1.0], vec![-1.0, 1.0]],
+                    vec![vec![0.3, 0.3]; 2],
+                ),
+            ),
+            sigma: SigmaSchedule::Constant { sigma: 0.4 },
+            eta: 0.5,
+            steps: 2,
+            approximate: false,
+            exact_score: false,
+        },
+    );
+    let gpu = common::gpu();
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let mut straight = start(&gpu, &p, None);
+    let x0 = straight.positions().expect("positions");
+    advance(&mut straight, 2);
+    let want = bits(&straight.positions().expect("positions"));
+    drop(straight);
+
+    let mut cut = start(&gpu, &p, None);
+    let asked = std::cell::Cell::new(0);
+    let stop = || {
+        asked.set(asked.get() + 1);
+        true
+    };
+    let point = match cut.advance_to(2, |_| Ok(()), &stop).expect("advance") {
+        fokker::simulation::Advance::Stopped(point) => point,
+        other => panic!("expected a stop, got {other:?}"),
+    };
+    assert_eq!(asked.get(), 1);
+    if gpu.adapter.device_type == "Cpu" {
+        // Stopped inside step 0: nothing moved.
+        assert_eq!(point.step, 0);
+        assert_eq!(bits(&cut.positions().expect("positions")), bits(&x0));
+    }
+    let x = cut.positions().expect("positions");
+    let mut resumed = start(&gpu, &p, None);
+    resumed.restore(&x, None, point).expect("restore");
+    advance(&mut resumed, 2);
+    assert_eq!(bits(&resumed.positions().expect("positions")), want);
+}
