@@ -301,12 +301,17 @@ fn shard_of(args: &RunArgs) -> fokker::Result<Shard> {
 }
 
 fn print_report(report: &run::RunReport) {
+    let t = &report.timings;
+    // Kernel-sum dynamics: the figure that compares across sizes is interactions per second.
+    let rate = match t.interactions_per_second {
+        Some(i) => format!("{:.3e} interactions/s", i),
+        None => format!("{:.3e} particle-steps/s", t.particle_steps_per_second),
+    };
     println!(
-        "wrote {} ({} snapshots, {:.2} s, {:.3e} particle-steps/s on {})",
+        "wrote {} ({} snapshots, {:.2} s, {rate} on {})",
         report.out.display(),
         report.snapshots,
-        report.timings.wall_seconds,
-        report.timings.particle_steps_per_second,
+        t.wall_seconds,
         report.adapter
     );
 }

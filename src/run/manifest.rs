@@ -36,6 +36,10 @@ pub struct Timings {
     pub reference_seconds: f64,
     /// count * steps / stepping_seconds.
     pub particle_steps_per_second: f64,
+    /// For dynamics built on kernel sums: Gaussian-kernel evaluations per second (particle
+    /// steps per second times the evaluations each needs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactions_per_second: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -429,6 +429,10 @@ fn execute(
                 manifest.timings.stepping_seconds += t0.elapsed().as_secs_f64();
                 manifest.timings.particle_steps_per_second =
                     count as f64 * sim.step() as f64 / manifest.timings.stepping_seconds.max(1e-9);
+                manifest.timings.interactions_per_second = plan
+                    .dynamics
+                    .interactions_per_particle_step(plan.particles.count)
+                    .map(|k| k * manifest.timings.particle_steps_per_second);
                 let Advance::Stopped(point) = advanced? else {
                     break;
                 };

@@ -300,6 +300,54 @@ impl DynamicsPlan {
         }
     }
 
+    /// Gaussian-kernel evaluations per particle and step for dynamics built on kernel sums
+    /// (`particles` is the ensemble size N), None for the others: the empirical score sums
+    /// over the data (twice for Heun); SD flow over the targets and the particles (the peer's
+    /// N (M + N) count); MMD flow likewise; SVGD twice over the particles, plus the targets
+    /// for a smoothed score; interaction over the particles.
+    pub fn interactions_per_particle_step(&self, particles: u64) -> Option<f64> {
+        let n = particles as f64;
+        let m = match self.kernel_target() {
+            Some(Target::Samples { rows, .. }) => *rows as f64,
+            Some(Target::Mixture { count, .. } | Target::Image { count, .. }) => *count as f64,
+            None => 0.0,
+        };
+        match self {
+            DynamicsPlan::ReverseSde {
+                score: Score::Samples { rows, .. },
+                ..
+            } => Some(*rows as f64),
+            DynamicsPlan::ProbabilityFlow {
+                score: Score::Samples { rows, .. },
+                integrator,
+                ..
+            } => Some(
+                *rows as f64
+                    * match integrator {
+                        FlowIntegrator::Heun => 2.0,
+                        FlowIntegrator::Euler => 1.0,
+                    },
+            ),
+            DynamicsPlan::SdFlow {
+                approximate,
+                exact_score,
+                ..
+            } => Some(if *exact_score { 0.0 } else { m } + if *approximate { 0.0 } else { n }),
+            DynamicsPlan::MmdFlow { .. } => Some(m + n),
+            DynamicsPlan::Svgd {
+                target,
+                score_bandwidth,
+                ..
+            } => {
+                let smoothed =
+                    !matches!(target, Target::Mixture { .. }) || score_bandwidth.is_some();
+                Some(2.0 * n + if smoothed { m } else { 0.0 })
+            }
+            DynamicsPlan::Interaction { .. } => Some(n),
+            _ => None,
+        }
+    }
+
     /// The `kind` as written in a scenario.
     pub fn kind_name(&self) -> &'static str {
         match self {
