@@ -17,7 +17,8 @@
 //                              sums over the particles with k = exp(-r^2 / h): payload the
 //                                   scores (ms) and the positions (m), both with S
 //                              POST y += (eta / N) S [ms + (2 / h)(y - m)]
-// MODE 4 interaction:          sum over the particles, kernel width w (quadratic W: w = inf)
+// MODE 4 interaction:          sum over the particles, kernel width w (quadratic W: w = inf,
+//                                   one query only: SHARED_SUM)
 //                              POST y += [-grad V(y) - kappa (S / N)(y - m)] dt + sqrt(2 T dt) xi
 //                                   (stream 0); kappa = b (quadratic) or -strength / w^2
 // Includes common/chunk.wgsl, common/philox.wgsl, common/point.wgsl, common/potential.wgsl,
@@ -34,6 +35,10 @@ override SCORE_FROM: u32 = 0u;
 // U_sigma = -log of the mixture with every variance grown by sigma^2 (the host rewrites
 // `potential_params` each step).
 override EXACT_P: u32 = 0u;
+// Interaction with quadratic W: the flat-kernel sum is the same for every particle (the
+// ensemble mean, S = N), so it is computed once, for query 0, and every particle reads row 0:
+// O(N) per step instead of O(N^2).
+override SHARED_SUM: u32 = 0u;
 override WG: u32 = 64u;
 
 struct Step {
@@ -194,8 +199,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             next = add(y, scale(add(mean_row(i), repulsion), step.a * s));
         }
         default: {
-            let s = exp(logs[i]);
-            let drift = add(grad_u(y), scale(sub(y, mean_row(i)), step.b * s));
+            let r = select(i, 0u, SHARED_SUM == 1u);
+            let s = exp(logs[r]);
+            let drift = add(grad_u(y), scale(sub(y, mean_row(r)), step.b * s));
             let xi = step_normals(index, step.block0, step.lane0, 0u, step.key);
             next = add(sub(y, scale(drift, step.a)), scale(xi, step.noise_scale));
         }

@@ -151,6 +151,11 @@ impl Update {
             Update::Interaction { .. } => 4,
         }
     }
+
+    /// Quadratic W: a flat kernel, the same sum for every particle (computed once).
+    fn shared_sum(&self) -> bool {
+        matches!(self, Update::Interaction { variance, .. } if *variance == FLAT_VARIANCE)
+    }
 }
 
 /// The mixture convolved with N(0, sigma^2 I): every variance grows by sigma^2.
@@ -435,6 +440,7 @@ impl KernelFlowGpu {
                             _ => 0.0,
                         },
                     ),
+                    ("SHARED_SUM", if flow.shared_sum() { 1.0 } else { 0.0 }),
                 ],
                 workgroup_size,
             )
@@ -700,7 +706,16 @@ impl KernelFlowGpu {
                 uniform.noise_scale = (2.0 * temperature * dt).sqrt() as f32;
                 uniform.a = *dt as f32;
                 uniform.b = (kappa / f64::from(n)) as f32;
-                if !self.sum(&mut batch, n, &chunk.state, particles, None, *variance, 0)? {
+                let queries = if self.flow.shared_sum() { 1 } else { n };
+                if !self.sum(
+                    &mut batch,
+                    queries,
+                    &chunk.state,
+                    particles,
+                    None,
+                    *variance,
+                    0,
+                )? {
                     return Ok(false);
                 }
             }

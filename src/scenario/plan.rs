@@ -304,7 +304,8 @@ impl DynamicsPlan {
     /// (`particles` is the ensemble size N), None for the others: the empirical score sums
     /// over the data (twice for Heun); SD flow over the targets and the particles (the peer's
     /// N (M + N) count); MMD flow likewise; SVGD twice over the particles, plus the targets
-    /// for a smoothed score; interaction over the particles.
+    /// for a smoothed score; interaction over the particles (a Gaussian W; a quadratic W
+    /// needs only the mean).
     pub fn interactions_per_particle_step(&self, particles: u64) -> Option<f64> {
         let n = particles as f64;
         let m = match self.kernel_target() {
@@ -343,6 +344,11 @@ impl DynamicsPlan {
                     !matches!(target, Target::Mixture { .. }) || score_bandwidth.is_some();
                 Some(2.0 * n + if smoothed { m } else { 0.0 })
             }
+            // Quadratic W needs only the ensemble mean: one sum of N per step, O(1) each.
+            DynamicsPlan::Interaction {
+                interaction: Interaction::Quadratic { .. },
+                ..
+            } => None,
             DynamicsPlan::Interaction { .. } => Some(n),
             _ => None,
         }
