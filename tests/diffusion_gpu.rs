@@ -610,3 +610,59 @@ fn heavy_ball_resumes_bit_exactly_with_its_velocities() {
     let mut bad = Simulation::new(&gpu, &p, None, None, 0, 50_000, &layout).expect("sim");
     assert!(bad.restore(&x, None, point).is_err());
 }
+
+/// Reverse dynamics stopped inside a block (some particles advanced, the rest not) resume
+/// to the same bytes: the empirical score (one kernel sum per step) and the fused mixture
+/// path, whose coefficient tables are uploaded per block.
+#[test]
+fn reverse_dynamics_resume_bit_exactly_from_inside_a_block() {
+    let data = spiral();
+    let cases = [
+        (reverse(samples_score(&data), None, 24, 0.05), Some(&data)),
+        (
+            reverse(
+                Score::Mixture(blobs()),
+                Some(FlowIntegrator::Heun),
+                40,
+                1e-3,
+            ),
+            None,
+        ),
+    ];
+    let gpu = common::gpu();
+    let layout = Layout {
+        slice_particles: Some(16_384),
+        fused_steps: Some(8),
+        ..Layout::default()
+    };
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for (dynamics, data) in cases {
+        let steps = dynamics.steps();
+        let p = plan(2, 40_000, prior(&vp(), 2), dynamics, hist2(16, -3.0, 3.0));
+        let mut straight = Simulation::new(&gpu, &p, None, data, 0, 40_000, &layout).unwrap();
+        straight.advance_to(steps, |_| Ok(()), &|| false).unwrap();
+        let want = bits(&straight.positions().unwrap());
+        let mut cut = Simulation::new(&gpu, &p, None, data, 0, 40_000, &layout).unwrap();
+        // Let two submissions through, then stop: inside the first block.
+        let calls = std::cell::Cell::new(0);
+        let stop = || {
+            calls.set(calls.get() + 1);
+            calls.get() > 1
+        };
+        let point = match cut.advance_to(steps, |_| Ok(()), &stop).unwrap() {
+            fokker::simulation::Advance::Stopped(point) => point,
+            other => panic!("expected a stop, got {other:?}"),
+        };
+        assert!(point.pending.is_some(), "stopped inside a block: {point:?}");
+        let x = cut.positions().unwrap();
+        let mut resumed = Simulation::new(&gpu, &p, None, data, 0, 40_000, &layout).unwrap();
+        resumed.restore(&x, None, point).unwrap();
+        resumed.advance_to(steps, |_| Ok(()), &|| false).unwrap();
+        assert_eq!(
+            bits(&resumed.positions().unwrap()),
+            want,
+            "{}",
+            p.dynamics.kind_name()
+        );
+    }
+}
