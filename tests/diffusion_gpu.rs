@@ -208,6 +208,7 @@ fn reverse(score: Score, flow: Option<FlowIntegrator>, steps: u64, t_min: f64) -
             t_end: 1.0,
             t_min,
             steps,
+            grid: TimeGrid::Uniform,
         },
         Some(integrator) => DynamicsPlan::ProbabilityFlow {
             process: vp(),
@@ -216,6 +217,7 @@ fn reverse(score: Score, flow: Option<FlowIntegrator>, steps: u64, t_min: f64) -
             t_end: 1.0,
             t_min,
             steps,
+            grid: TimeGrid::Uniform,
         },
     }
 }
@@ -332,6 +334,7 @@ fn fused_kernels_match_the_twin_in_every_dimension() {
                 t_end: 1.0,
                 t_min: 0.01,
                 steps: 37,
+                grid: TimeGrid::Uniform,
             },
             DynamicsPlan::ProbabilityFlow {
                 process: Process::Ve {
@@ -343,6 +346,7 @@ fn fused_kernels_match_the_twin_in_every_dimension() {
                 t_end: 1.0,
                 t_min: 0.01,
                 steps: 37,
+                grid: TimeGrid::Uniform,
             },
         ];
         for dynamics in kinds {
@@ -402,6 +406,7 @@ fn empirical_score_matches_the_twin_for_tiny_variances_and_far_points() {
                 t_end: 0.3,
                 t_min: 1e-3,
                 steps: 9,
+                grid: TimeGrid::Uniform,
             },
             Some(integrator) => DynamicsPlan::ProbabilityFlow {
                 process: ve,
@@ -410,6 +415,7 @@ fn empirical_score_matches_the_twin_for_tiny_variances_and_far_points() {
                 t_end: 0.3,
                 t_min: 1e-3,
                 steps: 9,
+                grid: TimeGrid::Uniform,
             },
         };
         // 300 particles: not a multiple of the kernel's tile.
@@ -665,4 +671,51 @@ fn reverse_dynamics_resume_bit_exactly_from_inside_a_block() {
             p.dynamics.kind_name()
         );
     }
+}
+
+/// The empirical score down to t_min = 1e-3 (data blurred by s ~ 0.01): a uniform grid's
+/// last steps are too coarse to resolve that, a geometric grid's are not.
+#[test]
+fn a_geometric_grid_lands_on_sharply_blurred_data() {
+    let n = 20_000;
+    let data = table(&[
+        [-2.0, -2.0],
+        [2.0, -2.0],
+        [0.0, 0.0],
+        [-2.0, 2.0],
+        [2.0, 2.0],
+    ]);
+    let spec = hist2(96, -3.0, 3.0);
+    let t_min = 1e-3;
+    let mut tvs = Vec::new();
+    for grid in [TimeGrid::Uniform, TimeGrid::Geometric] {
+        let dynamics = DynamicsPlan::ReverseSde {
+            process: vp(),
+            score: samples_score(&data),
+            t_end: 1.0,
+            t_min,
+            steps: 200,
+            grid,
+        };
+        let p = plan(2, n, prior(&vp(), 2), dynamics.clone(), spec.clone());
+        let (hists, _) = run(&p, Some(&data), &[200]);
+        let law = fokker::dynamics::diffusion::exact_law(
+            &dynamics,
+            &p.particles.init,
+            Some(&data),
+            t_min,
+        )
+        .expect("a closed form");
+        let probs = law.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
+        tvs.push((tv(&hists[0], &probs, n), tv_floor(&probs, n)));
+    }
+    let ((uniform, _), (geometric, floor)) = (tvs[0], tvs[1]);
+    assert!(
+        geometric < 1.3 * floor + 0.005,
+        "geometric TV {geometric}, floor {floor}"
+    );
+    assert!(
+        uniform > 2.0 * geometric,
+        "uniform TV {uniform} vs geometric {geometric}"
+    );
 }

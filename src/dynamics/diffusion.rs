@@ -676,6 +676,7 @@ mod tests {
             t_end: 1.0,
             t_min: 1e-3,
             steps: 100,
+            grid: crate::scenario::TimeGrid::Uniform,
         };
         assert_eq!(d.time_at(0), 1.0);
         assert_eq!(d.time_at(100), 1e-3);
@@ -684,6 +685,31 @@ mod tests {
         assert!((c.c - vp().g2(d.time_at(99)) * h).abs() < 1e-12);
         assert!((c.b * c.b - c.c).abs() < 1e-12);
         assert!(c.a > 1.0);
+    }
+
+    #[test]
+    fn geometric_grid_shrinks_its_steps_towards_t_min() {
+        let d = DynamicsPlan::ProbabilityFlow {
+            process: vp(),
+            score: Score::Mixture(Mixture {
+                weights: vec![1.0],
+                means: vec![vec![0.0]],
+                stds: vec![vec![1.0]],
+            }),
+            integrator: FlowIntegrator::Heun,
+            t_end: 1.0,
+            t_min: 1e-3,
+            steps: 30,
+            grid: crate::scenario::TimeGrid::Geometric,
+        };
+        assert_eq!(d.time_at(0), 1.0);
+        assert_eq!(d.time_at(30), 1e-3);
+        assert!((d.time_at(10) - 0.1).abs() < 1e-12);
+        let h = |n| d.time_at(n) - d.time_at(n + 1);
+        assert!((h(0) / h(10) - 10.0).abs() < 1e-9);
+        // Coefficients follow the step: C = g^2 h / 2 at t.
+        let c = coefficients(&d, 10);
+        assert!((c.c - 0.5 * vp().g2(0.1) * h(10)).abs() < 1e-15);
     }
 
     #[test]

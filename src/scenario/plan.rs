@@ -89,6 +89,8 @@ pub enum DynamicsPlan {
         t_end: f64,
         t_min: f64,
         steps: u64,
+        #[serde(default, skip_serializing_if = "TimeGrid::is_uniform")]
+        grid: TimeGrid,
     },
     /// The probability-flow ODE dx = [f - (1/2) g^2 score] dt from t_end down to t_min.
     ProbabilityFlow {
@@ -98,6 +100,8 @@ pub enum DynamicsPlan {
         t_end: f64,
         t_min: f64,
         steps: u64,
+        #[serde(default, skip_serializing_if = "TimeGrid::is_uniform")]
+        grid: TimeGrid,
     },
     /// Score-difference flow, kernel form (seed 004): z = y + sigma eps, y += eta (D_p(z) -
     /// D_q(z)) with Gaussian-kernel denoisers over the target samples and the current
@@ -219,6 +223,24 @@ pub enum ForwardIntegrator {
     Exact,
 }
 
+/// How reverse dynamics place their steps between t_end and t_min.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeGrid {
+    /// t_n = t_end - n (t_end - t_min) / steps.
+    #[default]
+    Uniform,
+    /// t_n = t_end (t_min / t_end)^(n / steps): steps shrink with t, so the last ones
+    /// resolve a data law blurred only by s(t_min).
+    Geometric,
+}
+
+impl TimeGrid {
+    pub fn is_uniform(&self) -> bool {
+        *self == TimeGrid::Uniform
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlowIntegrator {
@@ -255,21 +277,23 @@ impl DynamicsPlan {
         }
     }
 
-    /// (t_end, t_min, steps) of reverse dynamics, which run from t_end down to t_min.
-    fn reverse_grid(&self) -> Option<(f64, f64, u64)> {
+    /// (t_end, t_min, steps, grid) of reverse dynamics, which run from t_end down to t_min.
+    fn reverse_grid(&self) -> Option<(f64, f64, u64, TimeGrid)> {
         match self {
             DynamicsPlan::ReverseSde {
                 t_end,
                 t_min,
                 steps,
+                grid,
                 ..
             }
             | DynamicsPlan::ProbabilityFlow {
                 t_end,
                 t_min,
                 steps,
+                grid,
                 ..
-            } => Some((*t_end, *t_min, *steps)),
+            } => Some((*t_end, *t_min, *steps, *grid)),
             _ => None,
         }
     }
@@ -278,19 +302,31 @@ impl DynamicsPlan {
     /// decreases) for reverse dynamics.
     pub fn time_at(&self, step: u64) -> f64 {
         match self.reverse_grid() {
-            Some((t_end, t_min, steps)) => reverse_time(t_end, t_min, steps, step),
+            Some((t_end, t_min, steps, TimeGrid::Uniform)) => {
+                reverse_time(t_end, t_min, steps, step)
+            }
+            Some((t_end, t_min, steps, TimeGrid::Geometric)) => {
+                if step >= steps {
+                    t_min
+                } else {
+                    t_end * (t_min / t_end).powf(step as f64 / steps as f64)
+                }
+            }
             None => step as f64 * self.time_per_step(),
         }
     }
 
-    /// Time units per step (positive), to turn `output.every` into steps.
+    /// Time units per step (positive), to turn `output.every` into steps; for reverse
+    /// dynamics the mean step (t_end - t_min) / steps, whatever the grid.
     pub fn time_per_step(&self) -> f64 {
         match self {
             DynamicsPlan::Langevin { dt, .. }
             | DynamicsPlan::GradientFlow { dt, .. }
             | DynamicsPlan::Forward { dt, .. } => *dt,
             DynamicsPlan::ReverseSde { .. } | DynamicsPlan::ProbabilityFlow { .. } => {
-                let (t_end, t_min, steps) = self.reverse_grid().unwrap_or((1.0, 0.0, 1));
+                let (t_end, t_min, steps, _) =
+                    self.reverse_grid()
+                        .unwrap_or((1.0, 0.0, 1, TimeGrid::Uniform));
                 (t_end - t_min) / steps as f64
             }
             DynamicsPlan::SdFlow { .. }

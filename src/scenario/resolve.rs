@@ -75,7 +75,9 @@ pub const DEFAULT_TARGET_SAMPLES: u64 = 8192;
 const MAX_TARGET_SAMPLES: i64 = 1 << 26;
 const GRADIENT_FLOW_KEYS: &[&str] = &["kind", "potential", "dt", "t_end", "steps", "friction"];
 const FORWARD_KEYS: &[&str] = &["kind", "process", "integrator", "dt", "t_end", "steps"];
-const REVERSE_KEYS: &[&str] = &["kind", "process", "score", "t_end", "t_min", "steps"];
+const REVERSE_KEYS: &[&str] = &[
+    "kind", "process", "score", "t_end", "t_min", "steps", "grid",
+];
 const FLOW_KEYS: &[&str] = &[
     "kind",
     "process",
@@ -84,6 +86,7 @@ const FLOW_KEYS: &[&str] = &[
     "t_end",
     "t_min",
     "steps",
+    "grid",
 ];
 const PROCESS_KINDS: &[&str] = &["vp", "ve", "ou"];
 const SCORE_KINDS: &[&str] = &["mixture", "samples"];
@@ -796,7 +799,19 @@ fn reverse(
     let steps = required(issues, sec, "steps", &steps_allowed, |i, k, v| {
         integer(i, k, v, &steps_allowed, |n| n >= 1 && n as u64 <= MAX_STEPS)
     });
-    let (t_end, t_min) = (t_end?, t_min?);
+    let grid = optional(
+        issues,
+        sec,
+        "grid",
+        || Some(TimeGrid::Uniform),
+        |i, k, v| {
+            choice(i, k, v, &["uniform", "geometric"]).map(|s| match s {
+                "geometric" => TimeGrid::Geometric,
+                _ => TimeGrid::Uniform,
+            })
+        },
+    );
+    let (t_end, t_min, grid) = (t_end?, t_min?, grid?);
     if t_min >= t_end {
         issues.add(
             &sec.key("t_min"),
@@ -814,6 +829,7 @@ fn reverse(
             t_end,
             t_min,
             steps,
+            grid,
         }
     } else {
         DynamicsPlan::ReverseSde {
@@ -822,6 +838,7 @@ fn reverse(
             t_end,
             t_min,
             steps,
+            grid,
         }
     };
     Some((plan, data))
