@@ -688,6 +688,9 @@ fn catalogue() -> Vec<Case> {
         reverse_case("probability flow: unknown integrator")
             .edit(r#"kind = "reverse_sde""#, "kind = \"probability_flow\"\nintegrator = \"rk4\"")
             .expect(INVALID, &[r#"dynamics.integrator = "rk4""#, r#""euler""#, r#""heun""#]),
+        reverse_case("reverse: unknown time grid")
+            .edit("steps = 5", "steps = 5\ngrid = \"log\"")
+            .expect(INVALID, &[r#"dynamics.grid = "log""#, r#""uniform""#, r#""geometric""#]),
         reverse_case("reverse SDE has no integrator key")
             .edit("steps = 5", "steps = 5\nintegrator = \"heun\"")
             .expect(INVALID, &["dynamics.integrator", "unknown key"]),
