@@ -829,12 +829,26 @@ pub fn sd_flow_cpu(
     let d = dim as usize;
     let z = noised(positions, d, sigma, seed, STREAM_PROXY, step);
     let (dp, _) = kernel_mean_cpu(&z, targets, None, d, sigma * sigma);
+    sd_flow_update(positions, d, &z, &dp, sigma, eta, approximate);
+}
+
+/// y += eta (D_p(z) - D_q(z)), D_q the kernel mean over the clean particles (or y itself,
+/// approximately): the part the two SD-flow twins share.
+fn sd_flow_update(
+    positions: &mut [f64],
+    d: usize,
+    z: &[f64],
+    dp: &[f64],
+    sigma: f64,
+    eta: f64,
+    approximate: bool,
+) {
     let dq = if approximate {
         positions.to_vec()
     } else {
-        kernel_mean_cpu(&z, positions, None, d, sigma * sigma).0
+        kernel_mean_cpu(z, positions, None, d, sigma * sigma).0
     };
-    for ((y, p), q) in positions.iter_mut().zip(&dp).zip(&dq) {
+    for ((y, p), q) in positions.iter_mut().zip(dp).zip(&dq) {
         *y += eta * (p - q);
     }
 }
@@ -865,14 +879,7 @@ pub fn sd_flow_exact_cpu(
                 .collect::<Vec<_>>()
         })
         .collect();
-    let dq = if approximate {
-        positions.to_vec()
-    } else {
-        kernel_mean_cpu(&z, positions, None, d, sigma * sigma).0
-    };
-    for ((y, p), q) in positions.iter_mut().zip(&dp).zip(&dq) {
-        *y += eta * (p - q);
-    }
+    sd_flow_update(positions, d, &z, &dp, sigma, eta, approximate);
 }
 
 /// CPU twin of one MMD-flow step (bandwidth `h`, noise injection `beta`).

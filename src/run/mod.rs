@@ -17,10 +17,7 @@ use crate::output::{self, MetricsRow};
 use crate::scenario::parse::Resolved;
 use crate::scenario::{DynamicsPlan, Init, ParticlesOutput, Plan, Score, Target};
 use crate::simulation::{Advance, Layout, Observation, Simulation};
-use manifest::{
-    HistogramRecord, InputFile, Manifest, MomentsRecord, ShardRecord, SnapshotRecord, Status,
-    Timings,
-};
+use manifest::{InputFile, Manifest, MomentsRecord, ShardRecord, SnapshotRecord, Status, Timings};
 use progress::{Progress, ProgressMode};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -559,23 +556,13 @@ fn write_snapshot(
         }
         None => None,
     };
-    let h = &obs.histogram;
     Ok(SnapshotRecord {
         step: obs.step,
         time: obs.time,
         density,
         heatmap,
         particles,
-        histogram: HistogramRecord {
-            axes: spec.axes.clone(),
-            bins: spec.bins.clone(),
-            range: spec.range.clone(),
-            in_range: h.in_range(),
-            outside: h.outside,
-            nonfinite: h.nonfinite,
-            below: h.below.clone(),
-            above: h.above.clone(),
-        },
+        histogram: reference::histogram_record(spec, &obs.histogram),
         moments: MomentsRecord {
             count: obs.moments.count,
             mean: obs.moments.mean.clone(),
