@@ -23,13 +23,13 @@ fn l2_plan(particles: u64, steps: u64, seed: u64, temperature: f64) -> Plan {
             dim: 2,
             init: Init::Point { at: vec![0.0, 0.0] },
         },
-        dynamics: DynamicsPlan::Langevin {
+        dynamics: DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
             potential: Potential::DoubleWell,
             temperature,
             dt: 1e-3,
             steps,
             t_end: steps as f64 * 1e-3,
-        },
+        }),
         output: OutputPlan {
             every_steps: None,
             histogram: HistogramSpec {

@@ -1,4 +1,4 @@
-//! Error types and the exit codes they map to (DESIGN.md, "Exit codes").
+//! Error types and the exit codes they map to (README, "Exit codes").
 
 use std::path::PathBuf;
 

@@ -141,14 +141,14 @@ impl<'g> Simulation<'g> {
             plan.seed,
             layout.workgroup_size,
         )?;
-        let stepper = crate::dynamics::stepper(
+        let stepper = plan.dynamics.stepper(&crate::dynamics::StepperContext {
             gpu,
-            &ensemble,
-            plan,
+            ensemble: &ensemble,
+            seed: plan.seed,
             data,
-            layout.workgroup_size,
-            layout.chunk_particles,
-        )?;
+            workgroup_size: layout.workgroup_size,
+            chunk_particles: layout.chunk_particles,
+        })?;
         let histogram = HistogramGpu::new(
             gpu,
             &ensemble,

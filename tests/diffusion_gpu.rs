@@ -4,9 +4,9 @@
 
 mod common;
 
-use fokker::dynamics::diffusion::diffusion_cpu;
 use fokker::dynamics::gradient_flow::heavy_ball_cpu;
 use fokker::dynamics::init::init_cpu;
+use fokker::dynamics::{TwinContext, TwinState};
 use fokker::model::{Mixture, Potential, Process};
 use fokker::scenario::data::SampleTable;
 use fokker::scenario::*;
@@ -147,13 +147,13 @@ fn forward_marginals_are_the_pushed_mixture() {
             (ForwardIntegrator::EulerMaruyama, 0.002, 0.015),
         ] {
             let steps = (1.0 / dt) as u64;
-            let dynamics = DynamicsPlan::Forward {
+            let dynamics = DynamicsPlan::Forward(fokker::dynamics::forward::ForwardPlan {
                 process,
                 integrator,
                 dt,
                 steps,
                 t_end: 1.0,
-            };
+            });
             let spec = hist2(40, -half, half);
             let p = plan(
                 2,
@@ -202,23 +202,25 @@ fn component_fractions(positions: &[f32], m: &Mixture) -> Vec<f64> {
 
 fn reverse(score: Score, flow: Option<FlowIntegrator>, steps: u64, t_min: f64) -> DynamicsPlan {
     match flow {
-        None => DynamicsPlan::ReverseSde {
+        None => DynamicsPlan::ReverseSde(fokker::dynamics::reverse_sde::ReverseSdePlan {
             process: vp(),
             score,
             t_end: 1.0,
             t_min,
             steps,
             grid: TimeGrid::Uniform,
-        },
-        Some(integrator) => DynamicsPlan::ProbabilityFlow {
-            process: vp(),
-            score,
-            integrator,
-            t_end: 1.0,
-            t_min,
-            steps,
-            grid: TimeGrid::Uniform,
-        },
+        }),
+        Some(integrator) => {
+            DynamicsPlan::ProbabilityFlow(fokker::dynamics::probability_flow::ProbabilityFlowPlan {
+                process: vp(),
+                score,
+                integrator,
+                t_end: 1.0,
+                t_min,
+                steps,
+                grid: TimeGrid::Uniform,
+            })
+        }
     }
 }
 
@@ -281,8 +283,20 @@ fn assert_twin(plan: &Plan, data: Option<&SampleTable>, steps: u64, tol: f64) {
     let count = plan.particles.count;
     let (_, gpu) = run(plan, data, &[steps]);
     let dim = plan.particles.dim;
-    let mut cpu = init_cpu(&plan.particles.init, None, dim, 0, count, count, plan.seed);
-    diffusion_cpu(&mut cpu, dim, 0, &plan.dynamics, data, plan.seed, 0, steps);
+    let cpu = init_cpu(&plan.particles.init, None, dim, 0, count, count, plan.seed);
+    let mut state = TwinState {
+        positions: cpu,
+        extra: Vec::new(),
+    };
+    let cx = TwinContext {
+        dim,
+        seed: plan.seed,
+        data,
+        step0: 0,
+        steps,
+    };
+    plan.dynamics.twin(&mut state, &cx).expect("twin");
+    let cpu = state.positions;
     let mut worst = 0.0f64;
     for (g, c) in gpu.iter().zip(&cpu) {
         assert!(g.is_finite(), "{:?}: non-finite", plan.dynamics.kind_name());
@@ -321,33 +335,35 @@ fn fused_kernels_match_the_twin_in_every_dimension() {
         };
         // 37 steps: partial rounds of noise at both ends.
         let kinds = [
-            DynamicsPlan::Forward {
+            DynamicsPlan::Forward(fokker::dynamics::forward::ForwardPlan {
                 process: vp(),
                 integrator: ForwardIntegrator::EulerMaruyama,
                 dt: 0.01,
                 steps: 37,
                 t_end: 0.37,
-            },
-            DynamicsPlan::ReverseSde {
+            }),
+            DynamicsPlan::ReverseSde(fokker::dynamics::reverse_sde::ReverseSdePlan {
                 process: vp(),
                 score: Score::Mixture(m.clone()),
                 t_end: 1.0,
                 t_min: 0.01,
                 steps: 37,
                 grid: TimeGrid::Uniform,
-            },
-            DynamicsPlan::ProbabilityFlow {
-                process: Process::Ve {
-                    sigma_min: 0.01,
-                    sigma_max: 5.0,
+            }),
+            DynamicsPlan::ProbabilityFlow(
+                fokker::dynamics::probability_flow::ProbabilityFlowPlan {
+                    process: Process::Ve {
+                        sigma_min: 0.01,
+                        sigma_max: 5.0,
+                    },
+                    score: Score::Mixture(m.clone()),
+                    integrator: FlowIntegrator::Heun,
+                    t_end: 1.0,
+                    t_min: 0.01,
+                    steps: 37,
+                    grid: TimeGrid::Uniform,
                 },
-                score: Score::Mixture(m.clone()),
-                integrator: FlowIntegrator::Heun,
-                t_end: 1.0,
-                t_min: 0.01,
-                steps: 37,
-                grid: TimeGrid::Uniform,
-            },
+            ),
         ];
         for dynamics in kinds {
             let p = plan(dim, 300, Init::Mixture(m.clone()), dynamics, hist.clone());
@@ -400,23 +416,25 @@ fn empirical_score_matches_the_twin_for_tiny_variances_and_far_points() {
     };
     for flow in [None, Some(FlowIntegrator::Heun)] {
         let dynamics = match flow {
-            None => DynamicsPlan::ReverseSde {
+            None => DynamicsPlan::ReverseSde(fokker::dynamics::reverse_sde::ReverseSdePlan {
                 process: ve,
                 score: samples_score(&data),
                 t_end: 0.3,
                 t_min: 1e-3,
                 steps: 9,
                 grid: TimeGrid::Uniform,
-            },
-            Some(integrator) => DynamicsPlan::ProbabilityFlow {
-                process: ve,
-                score: samples_score(&data),
-                integrator,
-                t_end: 0.3,
-                t_min: 1e-3,
-                steps: 9,
-                grid: TimeGrid::Uniform,
-            },
+            }),
+            Some(integrator) => DynamicsPlan::ProbabilityFlow(
+                fokker::dynamics::probability_flow::ProbabilityFlowPlan {
+                    process: ve,
+                    score: samples_score(&data),
+                    integrator,
+                    t_end: 0.3,
+                    t_min: 1e-3,
+                    steps: 9,
+                    grid: TimeGrid::Uniform,
+                },
+            ),
         };
         // 300 particles: not a multiple of the kernel's tile.
         let p = plan(2, 300, far.clone(), dynamics, hist.clone());
@@ -486,13 +504,13 @@ fn gradient_descent_iterates_are_powers_of_i_minus_dt_a() {
         low: vec![-3.0, -3.0],
         high: vec![3.0, 3.0],
     };
-    let dynamics = DynamicsPlan::GradientFlow {
+    let dynamics = DynamicsPlan::GradientFlow(fokker::dynamics::gradient_flow::GradientFlowPlan {
         potential: quadratic(a),
         dt,
         steps,
         t_end: steps as f64 * dt,
         friction: None,
-    };
+    });
     let p = plan(2, count, init.clone(), dynamics, hist2(16, -3.0, 3.0));
     let (_, gpu) = run(&p, None, &[steps]);
     let x0 = init_cpu(&init, None, 2, 0, count, count, p.seed);
@@ -526,13 +544,13 @@ fn heavy_ball_matches_its_closed_form_on_a_diagonal_quadratic() {
         std: vec![0.5, 0.5],
     };
     let potential = quadratic([[l1, 0.0], [0.0, l2]]);
-    let dynamics = DynamicsPlan::GradientFlow {
+    let dynamics = DynamicsPlan::GradientFlow(fokker::dynamics::gradient_flow::GradientFlowPlan {
         potential: potential.clone(),
         dt,
         steps,
         t_end: steps as f64 * dt,
         friction: Some(friction),
-    };
+    });
     let p = plan(2, count, init.clone(), dynamics, hist2(16, -3.0, 3.0));
     let (_, gpu) = run(&p, None, &[steps]);
     let x0 = init_cpu(&init, None, 2, 0, count, count, p.seed);
@@ -571,13 +589,13 @@ fn heavy_ball_matches_its_closed_form_on_a_diagonal_quadratic() {
 
 #[test]
 fn heavy_ball_resumes_bit_exactly_with_its_velocities() {
-    let dynamics = DynamicsPlan::GradientFlow {
+    let dynamics = DynamicsPlan::GradientFlow(fokker::dynamics::gradient_flow::GradientFlowPlan {
         potential: Potential::DoubleWell,
         dt: 0.01,
         steps: 300,
         t_end: 3.0,
         friction: Some(0.3),
-    };
+    });
     let init = Init::Gaussian {
         mean: vec![0.5, 0.0],
         std: vec![1.0, 1.0],
@@ -689,23 +707,19 @@ fn a_geometric_grid_lands_on_sharply_blurred_data() {
     let t_min = 1e-3;
     let mut tvs = Vec::new();
     for grid in [TimeGrid::Uniform, TimeGrid::Geometric] {
-        let dynamics = DynamicsPlan::ReverseSde {
+        let dynamics = DynamicsPlan::ReverseSde(fokker::dynamics::reverse_sde::ReverseSdePlan {
             process: vp(),
             score: samples_score(&data),
             t_end: 1.0,
             t_min,
             steps: 200,
             grid,
-        };
+        });
         let p = plan(2, n, prior(&vp(), 2), dynamics.clone(), spec.clone());
         let (hists, _) = run(&p, Some(&data), &[200]);
-        let law = fokker::dynamics::diffusion::exact_law(
-            &dynamics,
-            &p.particles.init,
-            Some(&data),
-            t_min,
-        )
-        .expect("a closed form");
+        let law = dynamics
+            .exact_law(&p.particles.init, Some(&data), t_min)
+            .expect("a closed form");
         let probs = law.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
         tvs.push((tv(&hists[0], &probs, n), tv_floor(&probs, n)));
     }

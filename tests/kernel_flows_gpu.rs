@@ -120,7 +120,7 @@ fn every_kernel_flow_matches_its_twin_step_by_step() {
             300,
             dim,
             gaussian(dim as usize, 0.0, 1.0),
-            DynamicsPlan::SdFlow {
+            DynamicsPlan::SdFlow(fokker::dynamics::sd_flow::SdFlowPlan {
                 target: mixture_target(257, m),
                 sigma: SigmaSchedule::Geometric {
                     start: 0.5,
@@ -130,7 +130,7 @@ fn every_kernel_flow_matches_its_twin_step_by_step() {
                 steps: 4,
                 approximate,
                 exact_score: false,
-            },
+            }),
         );
         let y = targets_of(&p);
         let worst = gpu_vs_twin(&p, 4, &|x, k| {
@@ -151,7 +151,7 @@ fn every_kernel_flow_matches_its_twin_step_by_step() {
         300,
         2,
         gaussian(2, 0.0, 1.0),
-        DynamicsPlan::SdFlow {
+        DynamicsPlan::SdFlow(fokker::dynamics::sd_flow::SdFlowPlan {
             target: mixture_target(64, two.clone()),
             sigma: SigmaSchedule::Geometric {
                 start: 0.5,
@@ -161,7 +161,7 @@ fn every_kernel_flow_matches_its_twin_step_by_step() {
             steps: 4,
             approximate: false,
             exact_score: true,
-        },
+        }),
     );
     let worst = gpu_vs_twin(&p, 4, &|x, k| {
         let sigma = SigmaSchedule::Geometric {
@@ -177,13 +177,13 @@ fn every_kernel_flow_matches_its_twin_step_by_step() {
         300,
         2,
         gaussian(2, 0.0, 1.0),
-        DynamicsPlan::MmdFlow {
+        DynamicsPlan::MmdFlow(fokker::dynamics::mmd_flow::MmdFlowPlan {
             target: mixture_target(200, two.clone()),
             eta: 2.0,
             steps: 4,
             bandwidth: Some(0.8),
             noise: 0.1,
-        },
+        }),
     );
     let y = targets_of(&p);
     let worst = gpu_vs_twin(&p, 4, &|x, k| mmd_flow_cpu(x, 2, &y, 2.0, 0.8, 0.1, 11, k));
@@ -193,13 +193,13 @@ fn every_kernel_flow_matches_its_twin_step_by_step() {
         300,
         2,
         gaussian(2, 0.0, 1.0),
-        DynamicsPlan::Svgd {
+        DynamicsPlan::Svgd(fokker::dynamics::svgd::SvgdPlan {
             target: mixture_target(64, two.clone()),
             eta: 0.2,
             steps: 4,
             bandwidth: Some(0.5),
             score_bandwidth: None,
-        },
+        }),
     );
     let worst = gpu_vs_twin(&p, 4, &|x, _| svgd_cpu(x, 2, &|q| two.score(q), 0.2, 0.5));
     assert!(worst < 2e-4, "svgd: {worst:e}");
@@ -212,14 +212,14 @@ fn every_kernel_flow_matches_its_twin_step_by_step() {
         300,
         2,
         gaussian(2, 0.0, 1.0),
-        DynamicsPlan::Interaction {
+        DynamicsPlan::Interaction(fokker::dynamics::interaction::InteractionPlan {
             potential: Potential::DoubleWell,
             interaction: w,
             temperature: 0.3,
             dt: 0.01,
             steps: 4,
             t_end: 0.04,
-        },
+        }),
     );
     let worst = gpu_vs_twin(&p, 4, &|x, k| {
         interaction_cpu(x, 2, &Potential::DoubleWell, w, 0.3, 0.01, 11, k)
@@ -260,7 +260,7 @@ fn sd_flow_takes_a_gaussian_to_a_gaussian() {
         2048,
         2,
         gaussian(2, 0.0, 1.0),
-        DynamicsPlan::SdFlow {
+        DynamicsPlan::SdFlow(fokker::dynamics::sd_flow::SdFlowPlan {
             target: mixture_target(2048, mixture(vec![m.to_vec()], vec![s.to_vec()])),
             sigma: SigmaSchedule::Geometric {
                 start: 1.0,
@@ -270,7 +270,7 @@ fn sd_flow_takes_a_gaussian_to_a_gaussian() {
             steps: 100,
             approximate: false,
             exact_score: false,
-        },
+        }),
     );
     let mut sim = start(&gpu, &p, None);
     advance(&mut sim, 100);
@@ -339,14 +339,14 @@ fn sd_flow_reaches_the_ring_and_mmd_falls_tenfold() {
         2048,
         2,
         gaussian(2, 0.0, 1.0),
-        DynamicsPlan::SdFlow {
+        DynamicsPlan::SdFlow(fokker::dynamics::sd_flow::SdFlowPlan {
             target: samples_target(2048),
             sigma: SigmaSchedule::Constant { sigma: 0.3 },
             eta: 0.5,
             steps: 40,
             approximate: false,
             exact_score: false,
-        },
+        }),
     );
     let mut sim = start(&gpu, &p, Some(&data));
     let first = sim.observe().expect("observe").mmd2.expect("mmd2");
@@ -379,14 +379,14 @@ fn small_sigma_far_from_the_target_stays_finite_and_arrives() {
             mean: vec![30.0, -30.0],
             std: vec![0.5, 0.5],
         },
-        DynamicsPlan::SdFlow {
+        DynamicsPlan::SdFlow(fokker::dynamics::sd_flow::SdFlowPlan {
             target: samples_target(1024),
             sigma: SigmaSchedule::Constant { sigma: 0.1 },
             eta: 0.5,
             steps: 60,
             approximate: false,
             exact_score: false,
-        },
+        }),
     );
     let mut sim = start(&gpu, &p, Some(&data));
     advance(&mut sim, 60);
@@ -405,13 +405,13 @@ fn svgd_reaches_a_gaussian_target_and_mmd_flow_lowers_mmd() {
         512,
         2,
         gaussian(2, 0.0, 1.0),
-        DynamicsPlan::Svgd {
+        DynamicsPlan::Svgd(fokker::dynamics::svgd::SvgdPlan {
             target: mixture_target(2048, target.clone()),
             eta: 0.3,
             steps: 300,
             bandwidth: None,
             score_bandwidth: None,
-        },
+        }),
     );
     let mut sim = start(&gpu, &p, None);
     advance(&mut sim, 300);
@@ -426,13 +426,13 @@ fn svgd_reaches_a_gaussian_target_and_mmd_flow_lowers_mmd() {
         1024,
         2,
         gaussian(2, 0.0, 1.0),
-        DynamicsPlan::MmdFlow {
+        DynamicsPlan::MmdFlow(fokker::dynamics::mmd_flow::MmdFlowPlan {
             target: mixture_target(1024, target),
             eta: 5.0,
             steps: 100,
             bandwidth: None,
             noise: 0.0,
-        },
+        }),
     );
     let mut sim = start(&gpu, &p, None);
     let first = sim.observe().expect("observe").mmd2.expect("mmd2");
@@ -455,7 +455,7 @@ fn quadratic_interaction_matches_the_mean_field_gaussian() {
         n,
         2,
         gaussian(2, 0.0, 0.5),
-        DynamicsPlan::Interaction {
+        DynamicsPlan::Interaction(fokker::dynamics::interaction::InteractionPlan {
             potential: Potential::Quadratic {
                 matrix: vec![vec![a, 0.0], vec![0.0, a]],
                 center: vec![0.0, 0.0],
@@ -465,7 +465,7 @@ fn quadratic_interaction_matches_the_mean_field_gaussian() {
             dt,
             steps: 12_000,
             t_end: 600.0,
-        },
+        }),
     );
     let mut sim = start(&gpu, &p, None);
     // Burn in 10 time units, then sample every 2 (about two correlation times of the mean).
@@ -512,7 +512,7 @@ fn a_step_stopped_between_submissions_is_abandoned_and_redone_exactly() {
         n,
         2,
         gaussian(2, 0.0, 1.0),
-        DynamicsPlan::SdFlow {
+        DynamicsPlan::SdFlow(fokker::dynamics::sd_flow::SdFlowPlan {
             target: mixture_target(
                 n,
                 mixture(
@@ -525,7 +525,7 @@ fn a_step_stopped_between_submissions_is_abandoned_and_redone_exactly() {
             steps: 2,
             approximate: false,
             exact_score: false,
-        },
+        }),
     );
     let gpu = common::gpu();
     let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();

@@ -24,13 +24,13 @@ fn plan(
         name: None,
         seed: 42,
         particles: ParticlesPlan { count, dim, init },
-        dynamics: DynamicsPlan::Langevin {
+        dynamics: DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
             potential,
             temperature,
             dt,
             steps,
             t_end: steps as f64 * dt,
-        },
+        }),
         output: OutputPlan {
             every_steps: None,
             histogram: hist,

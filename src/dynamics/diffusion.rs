@@ -1,4 +1,4 @@
-//! Diffusion dynamics (DESIGN.md, Dynamics): the forward noising SDE, the reverse-time SDE
+//! Diffusion dynamics' shared pipeline: the forward noising SDE, the reverse-time SDE
 //! and the probability-flow ODE, all as steps x <- A x + C s(x, t) + B xi whose
 //! coefficients are computed here in f64 for every step ([`coefficients`]) and uploaded per
 //! block. GPU pipeline: shaders/diffusion.wgsl; CPU twin: [`diffusion_cpu`].
@@ -18,15 +18,21 @@
 //! (src/dynamics/kernel_sum.rs, one step per dispatch).
 
 use super::empirical::EmpiricalScore;
-use super::{NonfiniteCounter, Stepper};
+use super::{Dynamics, NonfiniteCounter, Stepper};
+use super::{ParseContext, StateMemory};
 use crate::error::{Error, Result};
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::{Mixture, Process};
 use crate::rng::{self, NoiseStream};
 use crate::scenario::data::SampleTable;
-use crate::scenario::{DynamicsPlan, FlowIntegrator, ForwardIntegrator, Score};
+use crate::scenario::keys;
+use crate::scenario::range::{mixture_box, samples_box};
+use crate::scenario::resolve::{MAX_STEPS, optional, required};
+use crate::scenario::walk::{Issues, Section, choice, integer, number};
+use crate::scenario::{FlowIntegrator, Score, TimeGrid, reverse_time};
 use crate::shaders;
 use std::sync::Arc;
+use toml::Value;
 
 /// Steps of coefficients one upload holds: blocks are at most this long.
 pub const TABLE_STEPS: u32 = 1024;
@@ -83,48 +89,29 @@ impl StepCoefficients {
     }
 }
 
-/// What the diffusion dynamics of a plan are made of.
-struct Parts<'p> {
-    process: &'p Process,
-    score: Option<&'p Score>,
-    noise: bool,
-    heun: bool,
+/// What a diffusion kind is made of, as the shared stepper and twin see it.
+pub struct Parts<'p> {
+    pub process: &'p Process,
+    pub score: Option<&'p Score>,
+    pub noise: bool,
+    pub heun: bool,
 }
 
-fn parts(dynamics: &DynamicsPlan) -> Option<Parts<'_>> {
-    match dynamics {
-        DynamicsPlan::Forward { process, .. } => Some(Parts {
-            process,
-            score: None,
-            noise: true,
-            heun: false,
-        }),
-        DynamicsPlan::ReverseSde { process, score, .. } => Some(Parts {
-            process,
-            score: Some(score),
-            noise: true,
-            heun: false,
-        }),
-        DynamicsPlan::ProbabilityFlow {
-            process,
-            score,
-            integrator,
-            ..
-        } => Some(Parts {
-            process,
-            score: Some(score),
-            noise: false,
-            heun: *integrator == FlowIntegrator::Heun,
-        }),
-        _ => None,
-    }
+/// The diffusion kinds (`forward`, `reverse_sde`, `probability_flow`; src/dynamics/forward.rs
+/// and its siblings): steps x <- A x + C s(x, t) + B xi driven by this file's pipeline.
+pub trait Diffusion: Dynamics {
+    fn parts(&self) -> Parts<'_>;
+
+    /// The coefficients of global step `n`, in f64.
+    fn coefficients(&self, n: u64) -> StepCoefficients;
+
+    /// The same dynamics, owned (the stepper keeps it to compute each block's coefficients).
+    fn boxed(&self) -> Box<dyn Diffusion>;
 }
 
-/// The coefficients of global step `n` of `dynamics` (a diffusion kind), in f64.
-pub fn coefficients(dynamics: &DynamicsPlan, n: u64) -> StepCoefficients {
-    let t = dynamics.time_at(n);
-    let t2 = dynamics.time_at(n + 1);
-    let mut c = StepCoefficients {
+/// Coefficients of a step that leaves x unchanged, to be filled in by a kind.
+pub fn identity_coefficients() -> StepCoefficients {
+    StepCoefficients {
         a: 1.0,
         b: 0.0,
         c: 0.0,
@@ -134,46 +121,7 @@ pub fn coefficients(dynamics: &DynamicsPlan, n: u64) -> StepCoefficients {
         c2: 0.0,
         alpha2: 1.0,
         s2_2: 1.0,
-    };
-    match dynamics {
-        DynamicsPlan::Forward {
-            process,
-            integrator,
-            dt,
-            ..
-        } => match integrator {
-            ForwardIntegrator::EulerMaruyama => {
-                c.a = 1.0 - process.drift(t) * dt;
-                c.b = (process.g2(t) * dt).sqrt();
-            }
-            ForwardIntegrator::Exact => {
-                let (a, v) = process.transition(t, t2);
-                c.a = a;
-                c.b = v.sqrt();
-            }
-        },
-        DynamicsPlan::ReverseSde { process, .. } => {
-            let h = t - t2;
-            c.a = 1.0 + process.drift(t) * h;
-            c.c = process.g2(t) * h;
-            c.b = c.c.sqrt();
-            c.alpha = process.alpha(t);
-            c.s2 = process.s2(t);
-        }
-        DynamicsPlan::ProbabilityFlow { process, .. } => {
-            let h = t - t2;
-            c.a = 1.0 + process.drift(t) * h;
-            c.c = 0.5 * process.g2(t) * h;
-            c.alpha = process.alpha(t);
-            c.s2 = process.s2(t);
-            c.a2 = 1.0 + process.drift(t2) * h;
-            c.c2 = 0.5 * process.g2(t2) * h;
-            c.alpha2 = process.alpha(t2);
-            c.s2_2 = process.s2(t2);
-        }
-        _ => {}
     }
-    c
 }
 
 /// Floats per mixture component and time in the mixture table (five vec4s).
@@ -210,7 +158,7 @@ struct Part {
 }
 
 pub struct DiffusionGpu {
-    dynamics: DynamicsPlan,
+    dynamics: Box<dyn Diffusion>,
     /// The mixture of a closed-form score, its per-step table and the steps it holds.
     mixture: Option<Mixture>,
     mixture_table: wgpu::Buffer,
@@ -232,17 +180,12 @@ impl DiffusionGpu {
     pub fn new(
         gpu: &Gpu,
         ensemble: &Ensemble,
-        dynamics: &DynamicsPlan,
+        dynamics: &dyn Diffusion,
         data: Option<&SampleTable>,
         seed: u64,
         workgroup_size: u32,
     ) -> Result<Self> {
-        let Some(p) = parts(dynamics) else {
-            return Err(Error::Usage(format!(
-                "internal error: {} is not a diffusion dynamics",
-                dynamics.kind_name()
-            )));
-        };
+        let p = dynamics.parts();
         let dim = ensemble.dim;
         let empirical = match p.score {
             Some(Score::Samples { path, .. }) => {
@@ -354,7 +297,7 @@ impl DiffusionGpu {
             ]
         };
         Ok(DiffusionGpu {
-            dynamics: dynamics.clone(),
+            dynamics: dynamics.boxed(),
             mixture,
             mixture_table,
             table_steps,
@@ -376,7 +319,7 @@ impl DiffusionGpu {
             return;
         }
         let all: Vec<StepCoefficients> = (0..u64::from(steps))
-            .map(|s| coefficients(&self.dynamics, step0 + s))
+            .map(|s| self.dynamics.coefficients(step0 + s))
             .collect();
         let table: Vec<f32> = all.iter().flat_map(StepCoefficients::packed).collect();
         gpu.queue
@@ -464,7 +407,7 @@ impl Stepper for DiffusionGpu {
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             for s in 0..steps {
                 let n = step0 + u64::from(s);
-                let c = coefficients(&self.dynamics, n);
+                let c = self.dynamics.coefficients(n);
                 // Entry s of the table: every step of the submission has its own.
                 gpu.queue.write_buffer(
                     &self.coeffs,
@@ -540,50 +483,171 @@ fn write_step(
     encoder.copy_buffer_to_buffer(&staging, 0, buffer, 0, staging.size());
 }
 
-/// The exact law of the particles at process time `t` where it has a closed form, as a
-/// Gaussian mixture: the forward process applied to a Gaussian or mixture initial law, and,
-/// for reverse dynamics, the data law pushed to time t (a mixture score's mixture, or the
-/// data set's points as equal-weight components of variance s(t)^2), which the reverse
-/// dynamics reproduce up to their discretisation and the prior's mismatch at t_end.
-pub fn exact_law(
-    dynamics: &DynamicsPlan,
-    init: &crate::scenario::Init,
+/// The data law pushed to process time `t`, for reverse dynamics with `score`: a mixture
+/// score's mixture through the process, or the data set's points as equal-weight components
+/// of variance s(t)^2. The reverse dynamics reproduce it up to their discretisation and the
+/// prior's mismatch at t_end.
+pub fn data_law(
+    process: &Process,
+    score: &Score,
     data: Option<&SampleTable>,
     t: f64,
 ) -> Option<Mixture> {
-    use crate::scenario::Init;
-    match dynamics {
-        DynamicsPlan::Forward { process, .. } => {
-            let start = match init {
-                Init::Mixture(m) => m.clone(),
-                Init::Gaussian { mean, std } => Mixture {
-                    weights: vec![1.0],
-                    means: vec![mean.clone()],
-                    stds: vec![std.clone()],
-                },
-                _ => return None,
-            };
-            Some(process.marginal(&start, t))
+    match score {
+        Score::Mixture(m) => Some(process.marginal(m, t)),
+        Score::Samples { .. } => {
+            let table = data?;
+            let (a, s) = (process.alpha(t), process.s2(t).sqrt());
+            let rows = table.rows;
+            Some(Mixture {
+                weights: vec![1.0 / rows as f64; rows],
+                means: table
+                    .values
+                    .chunks_exact(table.dim)
+                    .map(|y| y.iter().map(|&v| a * f64::from(v)).collect())
+                    .collect(),
+                stds: vec![vec![s; table.dim]; rows],
+            })
         }
-        DynamicsPlan::ReverseSde { process, score, .. }
-        | DynamicsPlan::ProbabilityFlow { process, score, .. } => match score {
-            Score::Mixture(m) => Some(process.marginal(m, t)),
-            Score::Samples { .. } => {
-                let table = data?;
-                let (a, s) = (process.alpha(t), process.s2(t).sqrt());
-                let rows = table.rows;
-                Some(Mixture {
-                    weights: vec![1.0 / rows as f64; rows],
-                    means: table
-                        .values
-                        .chunks_exact(table.dim)
-                        .map(|y| y.iter().map(|&v| a * f64::from(v)).collect())
-                        .collect(),
-                    stds: vec![vec![s; table.dim]; rows],
+    }
+}
+
+/// The keys `reverse_sde` and `probability_flow` share: a process, a score, and a time grid
+/// from t_end down to t_min.
+pub(crate) struct ReverseKeys {
+    pub process: Process,
+    pub score: Score,
+    pub data: Option<SampleTable>,
+    /// `integrator` (probability flow only; Heun by default).
+    pub integrator: Option<FlowIntegrator>,
+    pub t_end: f64,
+    pub t_min: f64,
+    pub steps: u64,
+    pub grid: TimeGrid,
+}
+
+/// Reads the shared keys of a reverse kind (`allowed_keys` are the kind's keys), and
+/// `integrator` when `flow`.
+pub(crate) fn reverse_keys(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    cx: &ParseContext<'_>,
+    allowed_keys: &[&str],
+    flow: bool,
+) -> Option<ReverseKeys> {
+    sec.check_keys(allowed_keys, issues);
+    let process = keys::process(issues, sec);
+    let score = keys::score(issues, sec, cx.dim, cx.base_dir);
+    let integrator = if flow {
+        optional(
+            issues,
+            sec,
+            "integrator",
+            || Some(FlowIntegrator::Heun),
+            |i, k, v| {
+                choice(i, k, v, &["euler", "heun"]).map(|s| match s {
+                    "euler" => FlowIntegrator::Euler,
+                    _ => FlowIntegrator::Heun,
                 })
-            }
+            },
+        )
+        .map(Some)
+    } else {
+        Some(None)
+    };
+    let t_end = optional(
+        issues,
+        sec,
+        "t_end",
+        || Some(1.0),
+        |i, k, v| number(i, k, v, "a finite number > 0 (process time)", |x| x > 0.0),
+    );
+    let t_min = optional(
+        issues,
+        sec,
+        "t_min",
+        || Some(1e-3),
+        |i, k, v| number(i, k, v, "a finite number > 0 (process time)", |x| x > 0.0),
+    );
+    let steps_allowed = format!("an integer from 1 to {MAX_STEPS}");
+    let steps = required(issues, sec, "steps", &steps_allowed, |i, k, v| {
+        integer(i, k, v, &steps_allowed, |n| n >= 1 && n as u64 <= MAX_STEPS)
+    });
+    let grid = optional(
+        issues,
+        sec,
+        "grid",
+        || Some(TimeGrid::Uniform),
+        |i, k, v| {
+            choice(i, k, v, &["uniform", "geometric"]).map(|s| match s {
+                "geometric" => TimeGrid::Geometric,
+                _ => TimeGrid::Uniform,
+            })
         },
-        _ => None,
+    );
+    let (t_end, t_min, grid) = (t_end?, t_min?, grid?);
+    if t_min >= t_end {
+        issues.add(
+            &sec.key("t_min"),
+            Some(&Value::Float(t_min)),
+            format!("a time below t_end = {t_end} (reverse dynamics run from t_end down to t_min)"),
+        );
+        return None;
+    }
+    let (process, (score, data), steps) = (process?, score?, steps? as u64);
+    Some(ReverseKeys {
+        process,
+        score,
+        data,
+        integrator: integrator?,
+        t_end,
+        t_min,
+        steps,
+        grid,
+    })
+}
+
+/// Process time after `step` of `steps` from `t_end` down to `t_min` on `grid`; exactly
+/// t_min at the end.
+pub fn reverse_time_at(t_end: f64, t_min: f64, steps: u64, grid: TimeGrid, step: u64) -> f64 {
+    match grid {
+        TimeGrid::Uniform => reverse_time(t_end, t_min, steps, step),
+        TimeGrid::Geometric => {
+            if step >= steps {
+                t_min
+            } else {
+                t_end * (t_min / t_end).powf(step as f64 / steps as f64)
+            }
+        }
+    }
+}
+
+/// Where reverse dynamics end: on the data (a mixture score's mixture, or the data set's
+/// bounds).
+pub(crate) fn data_box(score: &Score, data: Option<&SampleTable>, axis: usize) -> Option<[f64; 2]> {
+    match score {
+        Score::Mixture(m) => mixture_box(m, axis, 1.0),
+        Score::Samples { .. } => samples_box(data?.column_bounds()?.get(axis)?),
+    }
+}
+
+/// Device memory of an empirical score: the data set and scratch rows (two means, Heun's
+/// predictor, log sums).
+pub(crate) fn score_memory(score: &Score, dim: u64) -> StateMemory {
+    match score {
+        Score::Samples { rows, .. } => StateMemory {
+            floats_per_particle: 3 * dim + 1,
+            data_rows: *rows,
+        },
+        Score::Mixture(_) => StateMemory::default(),
+    }
+}
+
+/// The data set file of an empirical score.
+pub(crate) fn score_file(score: &Score) -> Option<(&std::path::Path, &str)> {
+    match score {
+        Score::Samples { path, sha256, .. } => Some((path, sha256)),
+        Score::Mixture(_) => None,
     }
 }
 
@@ -617,19 +681,19 @@ pub fn diffusion_cpu(
     positions: &mut [f64],
     dim: u32,
     first: u64,
-    dynamics: &DynamicsPlan,
+    dynamics: &dyn Diffusion,
     data: Option<&SampleTable>,
     seed: u64,
     step0: u64,
     steps: u64,
 ) {
-    let p = parts(dynamics).expect("a diffusion dynamics");
+    let p = dynamics.parts();
     let key = rng::key_from_seed(seed);
     let d = dim as usize;
     for (i, x) in positions.chunks_exact_mut(d).enumerate() {
         let mut noise = NoiseStream::new(key, first + i as u64, step0, dim);
         for n in step0..step0 + steps {
-            let c = coefficients(dynamics, n);
+            let c = dynamics.coefficients(n);
             let s1 = match p.score {
                 Some(score) => score_cpu(p.process, score, data, x, dynamics.time_at(n)),
                 None => vec![0.0; d],
@@ -656,6 +720,10 @@ pub fn diffusion_cpu(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dynamics::forward::ForwardPlan;
+    use crate::dynamics::probability_flow::ProbabilityFlowPlan;
+    use crate::dynamics::reverse_sde::ReverseSdePlan;
+    use crate::scenario::ForwardIntegrator;
 
     fn vp() -> Process {
         Process::Vp {
@@ -666,7 +734,7 @@ mod tests {
 
     #[test]
     fn reverse_grid_runs_from_t_end_to_t_min() {
-        let d = DynamicsPlan::ReverseSde {
+        let d = ReverseSdePlan {
             process: vp(),
             score: Score::Mixture(Mixture {
                 weights: vec![1.0],
@@ -680,7 +748,7 @@ mod tests {
         };
         assert_eq!(d.time_at(0), 1.0);
         assert_eq!(d.time_at(100), 1e-3);
-        let c = coefficients(&d, 99);
+        let c = d.coefficients(99);
         let h = (1.0 - 1e-3) / 100.0;
         assert!((c.c - vp().g2(d.time_at(99)) * h).abs() < 1e-12);
         assert!((c.b * c.b - c.c).abs() < 1e-12);
@@ -689,7 +757,7 @@ mod tests {
 
     #[test]
     fn geometric_grid_shrinks_its_steps_towards_t_min() {
-        let d = DynamicsPlan::ProbabilityFlow {
+        let d = ProbabilityFlowPlan {
             process: vp(),
             score: Score::Mixture(Mixture {
                 weights: vec![1.0],
@@ -708,13 +776,13 @@ mod tests {
         let h = |n| d.time_at(n) - d.time_at(n + 1);
         assert!((h(0) / h(10) - 10.0).abs() < 1e-9);
         // Coefficients follow the step: C = g^2 h / 2 at t.
-        let c = coefficients(&d, 10);
+        let c = d.coefficients(10);
         assert!((c.c - 0.5 * vp().g2(0.1) * h(10)).abs() < 1e-15);
     }
 
     #[test]
     fn exact_forward_coefficients_compose() {
-        let d = DynamicsPlan::Forward {
+        let d = ForwardPlan {
             process: vp(),
             integrator: ForwardIntegrator::Exact,
             dt: 0.01,
@@ -724,7 +792,7 @@ mod tests {
         // Product of A = alpha(1); accumulated variance = s^2(1).
         let (mut a, mut v) = (1.0, 0.0);
         for n in 0..100 {
-            let c = coefficients(&d, n);
+            let c = d.coefficients(n);
             a *= c.a;
             v = c.a * c.a * v + c.b * c.b;
         }

@@ -1,15 +1,24 @@
 //! Gradient flow. Plain descent x += -grad U dt is Langevin at T = 0 (the Langevin pipeline
-//! with its noise compiled out); the heavy ball x'' + friction x' + grad U = 0 (seed 002) is
+//! with its noise compiled out); the heavy ball x'' + friction x' + grad U = 0 (Polyak's heavy ball) is
 //! this file's pipeline (shaders/heavy_ball.wgsl), semi-implicit Euler from rest:
 //!   v_{k+1} = v_k - (friction v_k + grad U(x_k)) dt,   x_{k+1} = x_k + v_{k+1} dt,
 //! with its f64 CPU twin [`heavy_ball_cpu`].
 
+use super::langevin::{LangevinGpu, langevin_cpu};
 use super::potential_params::gpu_potential_params;
-use super::{NonfiniteCounter, Stepper};
+use super::{
+    Dynamics, NonfiniteCounter, ParseContext, ParseKind, References, StateMemory, Stepper,
+    StepperContext, TwinContext, TwinState,
+};
 use crate::error::Result;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
+use crate::scenario::data::SampleTable;
+use crate::scenario::keys;
+use crate::scenario::resolve::optional;
+use crate::scenario::walk::{Issues, Section, number};
 use crate::shaders;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 #[repr(C)]
@@ -142,6 +151,148 @@ impl Stepper for HeavyBallGpu {
 
     fn extra_state(&self) -> Option<&Ensemble> {
         Some(&self.velocity)
+    }
+}
+
+/// `kind = "gradient_flow"`: gradient descent x += -grad U dt (T = 0); with `friction` the
+/// heavy ball x'' + friction x' + grad U = 0 by semi-implicit Euler from rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradientFlowPlan {
+    pub potential: Potential,
+    pub dt: f64,
+    pub steps: u64,
+    pub t_end: f64,
+    pub friction: Option<f64>,
+}
+
+const KEYS: &[&str] = &["kind", "potential", "dt", "t_end", "steps", "friction"];
+
+impl ParseKind for GradientFlowPlan {
+    fn parse(
+        issues: &mut Issues,
+        sec: Section<'_>,
+        cx: &ParseContext<'_>,
+    ) -> Option<(Self, Option<SampleTable>)> {
+        sec.check_keys(KEYS, issues);
+        let potential = keys::potential(issues, sec, cx.dim);
+        let friction = optional(
+            issues,
+            sec,
+            "friction",
+            || Some(None),
+            |i, k, v| {
+                number(
+                    i,
+                    k,
+                    v,
+                    "a finite number >= 0 (heavy ball: x'' + friction x' + grad U = 0)",
+                    |x| x >= 0.0,
+                )
+                .map(Some)
+            },
+        );
+        let dt = keys::positive_dt(issues, sec);
+        let (steps, t_end) = keys::duration(issues, sec, dt)?;
+        let plan = GradientFlowPlan {
+            potential: potential?,
+            dt: dt?,
+            steps,
+            t_end,
+            friction: friction?,
+        };
+        Some((plan, None))
+    }
+}
+
+impl Dynamics for GradientFlowPlan {
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn time_per_step(&self) -> f64 {
+        self.dt
+    }
+
+    /// T = 0 with or without friction: descent ends in the minima (which the initial box
+    /// and the wells cover), and the free energy is the mean of U, the ensemble's loss.
+    fn potential(&self) -> Option<(&Potential, f64)> {
+        Some((&self.potential, 0.0))
+    }
+
+    fn state_memory(&self, dim: u64) -> StateMemory {
+        match self.friction {
+            // The velocities, dim floats per particle.
+            Some(_) => StateMemory {
+                floats_per_particle: dim,
+                data_rows: 0,
+            },
+            None => StateMemory::default(),
+        }
+    }
+
+    fn references(&self) -> References<'_> {
+        match self.friction {
+            // Plain descent is Langevin at T = 0: its analytic reference is exp(-A t).
+            None => References::Descent {
+                potential: &self.potential,
+            },
+            Some(_) => References::None,
+        }
+    }
+
+    fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>> {
+        Ok(match self.friction {
+            None => Box::new(LangevinGpu::new(
+                cx.gpu,
+                cx.ensemble,
+                &self.potential,
+                0.0,
+                self.dt,
+                cx.seed,
+                cx.workgroup_size,
+            )),
+            Some(friction) => Box::new(HeavyBallGpu::new(
+                cx.gpu,
+                cx.ensemble,
+                &self.potential,
+                self.dt,
+                friction,
+                cx.workgroup_size,
+                cx.chunk_particles,
+            )?),
+        })
+    }
+
+    fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
+        match self.friction {
+            None => langevin_cpu(
+                &mut state.positions,
+                cx.dim,
+                0,
+                &self.potential,
+                0.0,
+                self.dt,
+                cx.seed,
+                cx.step0,
+                cx.steps,
+            ),
+            Some(friction) => {
+                if state.extra.len() != state.positions.len() {
+                    // From rest.
+                    state.extra = vec![0.0; state.positions.len()];
+                }
+                heavy_ball_cpu(
+                    &mut state.positions,
+                    &mut state.extra,
+                    cx.dim,
+                    &self.potential,
+                    self.dt,
+                    friction,
+                    cx.steps,
+                );
+            }
+        }
+        Ok(())
     }
 }
 

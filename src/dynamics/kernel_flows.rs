@@ -3,25 +3,26 @@
 //! with per-particle stages in shaders/kernel_flows.wgsl. CPU twins in f64 below:
 //! [`sd_flow_cpu`], [`mmd_flow_cpu`], [`svgd_cpu`], [`interaction_cpu`].
 //!
-//! - `sd_flow`, score-difference flow, kernel form (seed 004; Weber, TMLR 2023):
+//! - `sd_flow`, score-difference flow, kernel form (Weber, TMLR 2023):
 //!   z = y + sigma eps, y <- y + eta (D_p(z) - D_q(z)) with Gaussian-kernel denoisers
 //!   D(z) = sum_j K(z, x_j) x_j / sum_j K(z, x_j) over the target samples (D_p) and the
 //!   current clean particles (D_q; the approximate variant takes D_q(z) ~ y): an Euler step
 //!   of the flow of the proxies' score difference (D_p - D_q) / sigma^2 applied to the clean
 //!   particles.
 //! - `mmd_flow` (Arbel et al. 2019), `svgd` (Liu & Wang 2016), `interaction`
-//!   (McKean–Vlasov): DESIGN.md's dynamics table; the shader header spells out each update.
+//!   (McKean–Vlasov): each kind's module states its update; the shader header spells them out.
 
 use super::kernel_sum::{KernelSum, KernelSumArgs};
 use super::potential_params::gpu_potential_params;
-use super::{NonfiniteCounter, Stepper};
+use super::{NonfiniteCounter, StateMemory, Stepper, StepperContext};
 use crate::error::{Error, Result};
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::{Mixture, Potential};
 use crate::observe::median_bandwidth;
 use crate::rng::{self, INIT_CHOICE_BLOCK, STREAM_DYNAMICS, STREAM_PROXY, STREAM_TARGET};
 use crate::scenario::data::SampleTable;
-use crate::scenario::{DynamicsPlan, Interaction, SigmaSchedule, Target};
+use crate::scenario::range::{mixture_box, samples_box};
+use crate::scenario::{Interaction, SigmaSchedule, Target};
 use crate::shaders;
 use crate::simulation::BLOCK_TARGET;
 use std::sync::Arc;
@@ -108,30 +109,104 @@ pub fn target_samples(
     }
 }
 
-/// Which update the stages apply (`MODE` in the shader) and its constants.
-#[derive(Debug, Clone)]
-enum Update {
+/// Rows of a kernel flow's target samples.
+pub fn target_rows(target: &Target) -> u64 {
+    match target {
+        Target::Samples { rows, .. } => *rows,
+        Target::Mixture { count, .. } | Target::Image { count, .. } => *count,
+    }
+}
+
+/// Where a kernel flow ends: on its target.
+pub(crate) fn target_box(
+    target: &Target,
+    data: Option<&SampleTable>,
+    axis: usize,
+) -> Option<[f64; 2]> {
+    match target {
+        Target::Mixture { mixture, .. } => mixture_box(mixture, axis, 1.0),
+        Target::Samples { .. } => samples_box(data?.column_bounds()?.get(axis)?),
+        Target::Image { range, .. } => range.get(axis).copied(),
+    }
+}
+
+/// The data set file of a samples target.
+pub(crate) fn target_file(target: &Target) -> Option<(&std::path::Path, &str)> {
+    match target {
+        Target::Samples { path, sha256, .. } => Some((path, sha256)),
+        _ => None,
+    }
+}
+
+/// Device memory of a kernel flow: its `target_rows` targets and scratch rows (proxy, two
+/// halves of means and log sums, score).
+pub(crate) fn kernel_flow_memory(target_rows: u64, dim: u64) -> StateMemory {
+    StateMemory {
+        floats_per_particle: 4 * dim + 2,
+        data_rows: target_rows,
+    }
+}
+
+/// A kernel flow's target samples on the device, uploaded by the kind that owns them.
+pub struct TargetRows {
+    buffer: wgpu::Buffer,
+    rows: u32,
+}
+
+impl TargetRows {
+    /// Uploads `table` (at most [`crate::scenario::keys`]' 2^26 rows, checked with the
+    /// scenario).
+    pub fn upload(gpu: &Gpu, table: &SampleTable) -> Self {
+        TargetRows {
+            buffer: gpu.storage_with("kernel flow targets", bytemuck::cast_slice(&table.values)),
+            rows: table.rows as u32,
+        }
+    }
+
+    fn source(&self) -> (&wgpu::Buffer, u32) {
+        (&self.buffer, self.rows)
+    }
+}
+
+/// Where SD flow takes the target's denoiser D_p from.
+pub enum TargetDenoiser {
+    /// The Gaussian-kernel weighted mean of the target samples.
+    Samples(TargetRows),
+    /// A mixture target's exact noised score: D_p(z) = z + sigma^2 grad log p_sigma(z).
+    Exact(Mixture),
+}
+
+/// Where SVGD takes the target score from.
+pub enum SvgdScore {
+    /// A mixture target's exact score (the stages' mixture potential).
+    Mixture(Mixture),
+    /// The Gaussian-kernel-smoothed score of the target samples at bandwidth `bandwidth`.
+    Smoothed { targets: TargetRows, bandwidth: f64 },
+}
+
+/// Which update the stages apply (`MODE` in the shader), its constants and the target data
+/// it reads: built by each kind (src/dynamics/sd_flow.rs and its siblings).
+pub enum Update {
     SdFlow {
         sigma: SigmaSchedule,
         eta: f64,
         approximate: bool,
-        /// Some: D_p from this mixture target's exact noised score, not from samples.
-        exact: Option<Mixture>,
+        denoiser: TargetDenoiser,
     },
     MmdFlow {
         eta: f64,
         bandwidth: f64,
         noise: f64,
+        targets: TargetRows,
     },
     Svgd {
         eta: f64,
         bandwidth: Option<f64>,
-        /// Some(eps): the smoothed score of the target samples; None: the mixture's score.
-        score_bandwidth: Option<f64>,
+        score: SvgdScore,
     },
     Interaction {
-        kappa: f64,
-        variance: f64,
+        potential: Potential,
+        interaction: Interaction,
         temperature: f64,
         dt: f64,
     },
@@ -152,9 +227,43 @@ impl Update {
         }
     }
 
+    /// The potential the stages evaluate: the confinement of interacting particles, a
+    /// mixture target's exact score (SVGD; SD flow rewrites it per step's sigma).
+    fn potential(&self) -> Option<Potential> {
+        match self {
+            Update::SdFlow {
+                denoiser: TargetDenoiser::Exact(m),
+                ..
+            }
+            | Update::Svgd {
+                score: SvgdScore::Mixture(m),
+                ..
+            } => Some(Potential::Mixture(m.clone())),
+            Update::Interaction { potential, .. } => Some(potential.clone()),
+            _ => None,
+        }
+    }
+
+    /// (kappa, variance) of the pair kernel of interacting particles: W's gradient is
+    /// kappa (x_i - x_j) k(x_i - x_j) with a Gaussian k of this variance.
+    fn pair(interaction: Interaction) -> (f64, f64) {
+        match interaction {
+            Interaction::Gaussian { strength, width } => {
+                (-strength / (width * width), width * width)
+            }
+            Interaction::Quadratic { strength } => (strength, FLAT_VARIANCE),
+        }
+    }
+
     /// Quadratic W: a flat kernel, the same sum for every particle (computed once).
     fn shared_sum(&self) -> bool {
-        matches!(self, Update::Interaction { variance, .. } if *variance == FLAT_VARIANCE)
+        matches!(
+            self,
+            Update::Interaction {
+                interaction: Interaction::Quadratic { .. },
+                ..
+            }
+        )
     }
 }
 
@@ -206,7 +315,6 @@ pub struct KernelFlowGpu {
     step: wgpu::Buffer,
     pre_bind: wgpu::BindGroup,
     post_bind: wgpu::BindGroup,
-    targets: Option<(wgpu::Buffer, u32)>,
     potential_params: wgpu::Buffer,
     proxy: wgpu::Buffer,
     /// Rows [0, N): the step's first kernel sum; [N, 2N): its second.
@@ -265,147 +373,18 @@ impl<'a> Batch<'a> {
 }
 
 impl KernelFlowGpu {
-    /// `targets` are the target samples of a kernel flow (None for interaction).
-    pub fn new(
-        gpu: &Gpu,
-        ensemble: &Ensemble,
-        dynamics: &DynamicsPlan,
-        targets: Option<&SampleTable>,
-        seed: u64,
-        workgroup_size: u32,
-    ) -> Result<Self> {
+    /// The stepper of kind `name` applying `flow` for `steps` steps.
+    pub fn new(cx: &StepperContext<'_>, name: &str, flow: Update, steps: u64) -> Result<Self> {
+        let (gpu, ensemble, workgroup_size) = (cx.gpu, cx.ensemble, cx.workgroup_size);
         let dim = ensemble.dim;
-        let no_target = || Error::Usage("internal error: a kernel flow without targets".into());
-        let (flow, potential) = match dynamics {
-            DynamicsPlan::SdFlow {
-                target,
-                sigma,
-                eta,
-                approximate,
-                exact_score,
-                ..
-            } => {
-                let exact = match (target, exact_score) {
-                    (Target::Mixture { mixture, .. }, true) => Some(mixture.clone()),
-                    (_, true) => {
-                        return Err(Error::Usage(
-                            "internal error: sd_flow's exact score needs a mixture target".into(),
-                        ));
-                    }
-                    _ => None,
-                };
-                // The mixture's parameters are rewritten for each step's sigma.
-                let potential = exact.clone().map(Potential::Mixture);
-                (
-                    Update::SdFlow {
-                        sigma: *sigma,
-                        eta: *eta,
-                        approximate: *approximate,
-                        exact,
-                    },
-                    potential,
-                )
-            }
-            DynamicsPlan::MmdFlow {
-                eta,
-                bandwidth,
-                noise,
-                ..
-            } => (
-                Update::MmdFlow {
-                    eta: *eta,
-                    bandwidth: match bandwidth {
-                        Some(h) => *h,
-                        None => median_bandwidth(targets.ok_or_else(no_target)?),
-                    },
-                    noise: *noise,
-                },
-                None,
-            ),
-            DynamicsPlan::Svgd {
-                target,
-                eta,
-                bandwidth,
-                score_bandwidth,
-                ..
-            } => match target {
-                Target::Mixture { mixture, .. } => (
-                    Update::Svgd {
-                        eta: *eta,
-                        bandwidth: *bandwidth,
-                        score_bandwidth: None,
-                    },
-                    Some(Potential::Mixture(mixture.clone())),
-                ),
-                Target::Samples { .. } | Target::Image { .. } => (
-                    Update::Svgd {
-                        eta: *eta,
-                        bandwidth: *bandwidth,
-                        score_bandwidth: Some(match score_bandwidth {
-                            Some(e) => *e,
-                            None => silverman_bandwidth(targets.ok_or_else(no_target)?),
-                        }),
-                    },
-                    None,
-                ),
-            },
-            DynamicsPlan::Interaction {
-                potential,
-                interaction,
-                temperature,
-                dt,
-                ..
-            } => {
-                let (kappa, variance) = match *interaction {
-                    Interaction::Gaussian { strength, width } => {
-                        (-strength / (width * width), width * width)
-                    }
-                    Interaction::Quadratic { strength } => (strength, FLAT_VARIANCE),
-                };
-                (
-                    Update::Interaction {
-                        kappa,
-                        variance,
-                        temperature: *temperature,
-                        dt: *dt,
-                    },
-                    Some(potential.clone()),
-                )
-            }
-            other => {
-                return Err(Error::Usage(format!(
-                    "internal error: {} is not a kernel flow",
-                    other.kind_name()
-                )));
-            }
-        };
         let [chunk] = ensemble.chunks.as_slice() else {
             return Err(Error::Device(format!(
-                "{} couples every particle to the whole ensemble: {} particles of dimension \
+                "{name} couples every particle to the whole ensemble: {} particles of dimension \
                  {dim} must fit one storage binding of {}",
-                dynamics.kind_name(),
-                ensemble.count,
-                gpu.adapter.name
+                ensemble.count, gpu.adapter.name
             )));
         };
-        let targets = match (targets, dynamics.kernel_target()) {
-            (Some(t), Some(_)) => {
-                if t.dim != dim as usize || t.rows == 0 || t.rows > u32::MAX as usize {
-                    return Err(Error::Usage(format!(
-                        "internal error: {} needs 1 to 2^32 target rows of dimension {dim}, got {} x {}",
-                        dynamics.kind_name(),
-                        t.rows,
-                        t.dim
-                    )));
-                }
-                Some((
-                    gpu.storage_with("kernel flow targets", bytemuck::cast_slice(&t.values)),
-                    t.rows as u32,
-                ))
-            }
-            (None, Some(_)) => return Err(no_target()),
-            _ => None,
-        };
+        let potential = flow.potential();
         let (potential_kind, params) = match &potential {
             Some(p) => gpu_potential_params(p),
             None => (1, vec![0.0]),
@@ -427,7 +406,7 @@ impl KernelFlowGpu {
                         "SCORE_FROM",
                         match flow {
                             Update::Svgd {
-                                score_bandwidth: Some(_),
+                                score: SvgdScore::Smoothed { .. },
                                 ..
                             } => 1.0,
                             _ => 0.0,
@@ -436,7 +415,10 @@ impl KernelFlowGpu {
                     (
                         "EXACT_P",
                         match flow {
-                            Update::SdFlow { exact: Some(_), .. } => 1.0,
+                            Update::SdFlow {
+                                denoiser: TargetDenoiser::Exact(_),
+                                ..
+                            } => 1.0,
                             _ => 0.0,
                         },
                     ),
@@ -483,14 +465,13 @@ impl KernelFlowGpu {
             step,
             pre_bind,
             post_bind,
-            targets,
             potential_params,
             proxy,
             means,
             logs,
             score,
-            steps: dynamics.steps(),
-            key: rng::key_from_seed(seed),
+            steps,
+            key: rng::key_from_seed(cx.seed),
             dim,
             nonfinite,
             // Interactions per second: ~1e9 on a software adapter, ~1e11 on a GPU.
@@ -595,24 +576,23 @@ impl KernelFlowGpu {
             c: 0.0,
         };
         let particles = (&chunk.state, n);
-        let no_target = || Error::Usage("internal error: a kernel flow without targets".into());
         let mut batch = Batch::new(gpu, self.budget, stop);
         match &self.flow {
             Update::SdFlow {
                 sigma,
                 eta,
                 approximate,
-                exact,
+                denoiser,
             } => {
                 let sigma = sigma.at(step, self.steps);
                 uniform.noise_scale = sigma as f32;
                 uniform.a = *eta as f32;
                 self.stage(&mut batch, &uniform, n, false);
                 let v = sigma * sigma;
-                match exact {
+                match denoiser {
                     // D_p(z) = z + sigma^2 grad log p_sigma(z), p_sigma the mixture with
                     // every variance grown by sigma^2 (computed in the update stage).
-                    Some(m) => {
+                    TargetDenoiser::Exact(m) => {
                         let (_, params) =
                             gpu_potential_params(&Potential::Mixture(noised_mixture(m, sigma)));
                         gpu.queue.write_buffer(
@@ -621,9 +601,8 @@ impl KernelFlowGpu {
                             bytemuck::cast_slice(&params),
                         );
                     }
-                    None => {
-                        let targets = self.targets.as_ref().ok_or_else(no_target)?;
-                        let t = (&targets.0, targets.1);
+                    TargetDenoiser::Samples(targets) => {
+                        let t = targets.source();
                         if !self.sum(&mut batch, n, &self.proxy, t, None, v, 0)? {
                             return Ok(false);
                         }
@@ -637,23 +616,15 @@ impl KernelFlowGpu {
                 eta,
                 bandwidth,
                 noise,
+                targets,
             } => {
-                let targets = self.targets.as_ref().ok_or_else(no_target)?;
                 uniform.noise_scale = *noise as f32;
                 uniform.a = (eta / (bandwidth * bandwidth)) as f32;
                 uniform.b = (1.0 / f64::from(n)) as f32;
-                uniform.c = (1.0 / f64::from(targets.1)) as f32;
+                uniform.c = (1.0 / f64::from(targets.rows)) as f32;
                 self.stage(&mut batch, &uniform, n, false);
                 let v = bandwidth * bandwidth;
-                if !self.sum(
-                    &mut batch,
-                    n,
-                    &self.proxy,
-                    (&targets.0, targets.1),
-                    None,
-                    v,
-                    0,
-                )? {
+                if !self.sum(&mut batch, n, &self.proxy, targets.source(), None, v, 0)? {
                     return Ok(false);
                 }
                 if !self.sum(&mut batch, n, &self.proxy, particles, None, v, 1)? {
@@ -663,7 +634,7 @@ impl KernelFlowGpu {
             Update::Svgd {
                 eta,
                 bandwidth,
-                score_bandwidth,
+                score,
             } => {
                 let h = match bandwidth {
                     Some(h) => *h,
@@ -680,10 +651,13 @@ impl KernelFlowGpu {
                 };
                 uniform.a = (eta / f64::from(n)) as f32;
                 uniform.b = (2.0 / h) as f32;
-                if let Some(eps) = score_bandwidth {
+                if let SvgdScore::Smoothed {
+                    targets,
+                    bandwidth: eps,
+                } = score
+                {
                     uniform.c = (1.0 / (eps * eps)) as f32;
-                    let targets = self.targets.as_ref().ok_or_else(no_target)?;
-                    let (q, t) = (&chunk.state, (&targets.0, targets.1));
+                    let (q, t) = (&chunk.state, targets.source());
                     if !self.sum(&mut batch, n, q, t, None, eps * eps, 0)? {
                         return Ok(false);
                     }
@@ -698,11 +672,12 @@ impl KernelFlowGpu {
                 }
             }
             Update::Interaction {
-                kappa,
-                variance,
+                interaction,
                 temperature,
                 dt,
+                ..
             } => {
+                let (kappa, variance) = Update::pair(*interaction);
                 uniform.noise_scale = (2.0 * temperature * dt).sqrt() as f32;
                 uniform.a = *dt as f32;
                 uniform.b = (kappa / f64::from(n)) as f32;
@@ -713,7 +688,7 @@ impl KernelFlowGpu {
                     &chunk.state,
                     particles,
                     None,
-                    *variance,
+                    variance,
                     0,
                 )? {
                     return Ok(false);
@@ -761,7 +736,7 @@ impl Stepper for KernelFlowGpu {
 
 /// Gaussian-kernel weighted means of `payload` (default `points`) at each row of `z`, and
 /// the log sums (f64, log-sum-exp): the twin of one kernel sum.
-fn kernel_mean_cpu(
+pub(crate) fn kernel_mean_cpu(
     z: &[f64],
     points: &[f64],
     payload: Option<&[f64]>,

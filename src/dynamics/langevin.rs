@@ -3,13 +3,20 @@
 //! GPU pipeline (shaders/langevin.wgsl) and its f64 CPU twin [`langevin_cpu`].
 
 use super::potential_params::gpu_potential_params;
-use super::{NonfiniteCounter, Stepper};
+use super::{
+    Dynamics, NonfiniteCounter, ParseContext, ParseKind, References, Stepper, StepperContext,
+    TwinContext, TwinState,
+};
 use crate::error::Result;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
 use crate::rng::{self, NoiseStream};
+use crate::scenario::data::SampleTable;
+use crate::scenario::keys;
+use crate::scenario::walk::{Issues, Section};
 use crate::shaders;
 use bytemuck::Zeroable;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 #[repr(C)]
@@ -214,6 +221,89 @@ pub fn langevin_cpu(
                 x[c] += -g[c] * dt + scale * xi;
             }
         }
+    }
+}
+
+/// `kind = "langevin"`: overdamped Langevin in a potential at a temperature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LangevinPlan {
+    pub potential: Potential,
+    pub temperature: f64,
+    pub dt: f64,
+    /// Number of steps; t_end = steps * dt.
+    pub steps: u64,
+    pub t_end: f64,
+}
+
+const KEYS: &[&str] = &["kind", "potential", "temperature", "dt", "t_end", "steps"];
+
+impl ParseKind for LangevinPlan {
+    fn parse(
+        issues: &mut Issues,
+        sec: Section<'_>,
+        cx: &ParseContext<'_>,
+    ) -> Option<(Self, Option<SampleTable>)> {
+        sec.check_keys(KEYS, issues);
+        let potential = keys::potential(issues, sec, cx.dim);
+        let temperature = keys::temperature(issues, sec);
+        let dt = keys::positive_dt(issues, sec);
+        let (steps, t_end) = keys::duration(issues, sec, dt)?;
+        let plan = LangevinPlan {
+            potential: potential?,
+            temperature: temperature?,
+            dt: dt?,
+            steps,
+            t_end,
+        };
+        Some((plan, None))
+    }
+}
+
+impl Dynamics for LangevinPlan {
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn time_per_step(&self) -> f64 {
+        self.dt
+    }
+
+    fn potential(&self) -> Option<(&Potential, f64)> {
+        Some((&self.potential, self.temperature))
+    }
+
+    fn references(&self) -> References<'_> {
+        References::Langevin {
+            potential: &self.potential,
+            temperature: self.temperature,
+        }
+    }
+
+    fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>> {
+        Ok(Box::new(LangevinGpu::new(
+            cx.gpu,
+            cx.ensemble,
+            &self.potential,
+            self.temperature,
+            self.dt,
+            cx.seed,
+            cx.workgroup_size,
+        )))
+    }
+
+    fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
+        langevin_cpu(
+            &mut state.positions,
+            cx.dim,
+            0,
+            &self.potential,
+            self.temperature,
+            self.dt,
+            cx.seed,
+            cx.step0,
+            cx.steps,
+        );
+        Ok(())
     }
 }
 

@@ -1,20 +1,292 @@
-//! Dynamics: one file per kind, each with its GPU pipeline and its CPU twin, all driven by
-//! [`crate::simulation::Simulation`] through the [`Stepper`] trait.
+//! Dynamics: one module per kind, each owning its plan type, scenario keys and parser,
+//! defaults, memory estimate, stepper (GPU pipeline), references and CPU twin, and
+//! registered with one line in [`registry!`] below. docs/architecture.md, "Adding a
+//! dynamics kind", walks through it.
 
 pub mod diffusion;
 pub mod empirical;
+pub mod forward;
 pub mod gradient_flow;
 pub mod image_target;
 pub mod init;
+pub mod interaction;
 pub mod kernel_flows;
 pub mod kernel_sum;
 pub mod langevin;
+pub mod mmd_flow;
 pub mod potential_params;
+pub mod probability_flow;
+pub mod reverse_sde;
+pub mod sd_flow;
+pub mod svgd;
 
 use crate::error::Result;
 use crate::gpu::{Ensemble, Gpu};
+use crate::model::{Mixture, Potential, Process};
 use crate::scenario::data::SampleTable;
-use crate::scenario::{DynamicsPlan, Plan};
+use crate::scenario::walk::{Issues, Section};
+use crate::scenario::{Init, Target};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Declares the registered kinds: the plan enum (serialised with the kind's name as its
+/// `kind` tag, the newtype's fields beside it), the name list the scenario parser offers,
+/// and the dispatch from a plan to its kind. Each line is `Variant(PlanType) = "name"`.
+macro_rules! registry {
+    ($($variant:ident($plan:ty) = $name:literal,)*) => {
+        /// The dynamics of a plan: one variant per registered kind, each a newtype over the
+        /// kind's own plan type, which implements [`Dynamics`].
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum DynamicsPlan {
+            $(#[serde(rename = $name)] $variant($plan),)*
+        }
+
+        impl DynamicsPlan {
+            /// Every kind's name as a scenario writes it, in registration order.
+            pub const KINDS: &[&str] = &[$($name),*];
+
+            /// The kind behind the plan.
+            pub fn as_dyn(&self) -> &(dyn Dynamics + 'static) {
+                match self {
+                    $(DynamicsPlan::$variant(p) => p,)*
+                }
+            }
+
+            /// The `kind` as written in a scenario.
+            pub fn kind_name(&self) -> &'static str {
+                match self {
+                    $(DynamicsPlan::$variant(_) => $name,)*
+                }
+            }
+        }
+
+        $(impl From<$plan> for DynamicsPlan {
+            fn from(plan: $plan) -> Self {
+                DynamicsPlan::$variant(plan)
+            }
+        })*
+
+        /// (name, parser) of every kind.
+        const PARSERS: &[(&str, ParseFn)] = &[$(
+            ($name, |issues, sec, cx| {
+                <$plan as ParseKind>::parse(issues, sec, cx)
+                    .map(|(plan, data)| (DynamicsPlan::$variant(plan), data))
+            }),
+        )*];
+    };
+}
+
+registry! {
+    Langevin(langevin::LangevinPlan) = "langevin",
+    GradientFlow(gradient_flow::GradientFlowPlan) = "gradient_flow",
+    Forward(forward::ForwardPlan) = "forward",
+    ReverseSde(reverse_sde::ReverseSdePlan) = "reverse_sde",
+    ProbabilityFlow(probability_flow::ProbabilityFlowPlan) = "probability_flow",
+    SdFlow(sd_flow::SdFlowPlan) = "sd_flow",
+    MmdFlow(mmd_flow::MmdFlowPlan) = "mmd_flow",
+    Svgd(svgd::SvgdPlan) = "svgd",
+    Interaction(interaction::InteractionPlan) = "interaction",
+}
+
+impl std::ops::Deref for DynamicsPlan {
+    type Target = dyn Dynamics;
+
+    fn deref(&self) -> &Self::Target {
+        self.as_dyn()
+    }
+}
+
+/// What a kind's parser knows besides its own `[dynamics]` table.
+pub(crate) struct ParseContext<'a> {
+    /// `particles.dim`, when it is valid.
+    pub dim: Option<usize>,
+    /// The scenario file's directory: relative input paths start here.
+    pub base_dir: &'a Path,
+}
+
+type ParseFn = for<'a, 'b> fn(
+    &mut Issues,
+    Section<'a>,
+    &ParseContext<'b>,
+) -> Option<(DynamicsPlan, Option<SampleTable>)>;
+
+/// Reading a kind's `[dynamics]` table: its keys, their defaults and checks.
+pub(crate) trait ParseKind: Sized {
+    /// The plan of `sec` (whose `kind` already names this kind) and the data set it reads
+    /// (an empirical score's or a kernel flow's samples, loaded once here), or None after
+    /// recording every problem in `issues`.
+    fn parse(
+        issues: &mut Issues,
+        sec: Section<'_>,
+        cx: &ParseContext<'_>,
+    ) -> Option<(Self, Option<SampleTable>)>;
+}
+
+/// Parses `[dynamics]` as the kind its `kind` key names.
+pub(crate) fn parse(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    cx: &ParseContext<'_>,
+) -> Option<(DynamicsPlan, Option<SampleTable>)> {
+    let name = crate::scenario::resolve::kind(issues, sec, DynamicsPlan::KINDS)?;
+    let (_, parse) = PARSERS.iter().find(|(n, _)| *n == name)?;
+    parse(issues, sec, cx)
+}
+
+/// What the run hands a kind to build its stepper.
+pub struct StepperContext<'a> {
+    pub gpu: &'a Gpu,
+    pub ensemble: &'a Ensemble,
+    pub seed: u64,
+    /// The dynamics' data set (an empirical score, a kernel flow's target samples), loaded
+    /// with the plan.
+    pub data: Option<&'a SampleTable>,
+    pub workgroup_size: u32,
+    /// Particles per chunk, when the layout asks for a particular chunking.
+    pub chunk_particles: Option<u64>,
+}
+
+/// Device memory a kind needs beyond the positions: `floats_per_particle` f32 per particle
+/// (velocities, scratch rows) and `data_rows` rows of `dim` f32 (a data set, targets).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateMemory {
+    pub floats_per_particle: u64,
+    pub data_rows: u64,
+}
+
+/// The references (`[output] reference`) a kind supports.
+pub enum References<'a> {
+    /// None: asking for one is a scenario error.
+    None,
+    /// Overdamped Langevin in `potential` at `temperature`: the grid Fokker–Planck solution,
+    /// the Boltzmann density, and the Ornstein–Uhlenbeck transient for a quadratic U.
+    Langevin {
+        potential: &'a Potential,
+        temperature: f64,
+    },
+    /// Gradient descent in a quadratic U: the continuous flow exp(-A t) ("analytic" only,
+    /// from a gaussian or mixture init).
+    Descent { potential: &'a Potential },
+    /// A closed-form law at every time ([`Dynamics::exact_law`]; "analytic" only).
+    /// `needs_mixture_init`: the law is the initial law pushed forward, so the init must be
+    /// a gaussian or a mixture.
+    ExactLaw { needs_mixture_init: bool },
+}
+
+/// A dynamics kind: everything the run, the scenario resolver, the references and the
+/// outputs ask of it. Implemented by each kind's plan type.
+pub trait Dynamics: std::fmt::Debug {
+    /// Number of steps the run takes.
+    fn steps(&self) -> u64;
+
+    /// Time units per step (positive), to turn `output.every` into steps; for dynamics on a
+    /// non-uniform grid the mean step.
+    fn time_per_step(&self) -> f64;
+
+    /// The dynamics' own time after `step` steps (physical time, or process time, which
+    /// decreases, for reverse dynamics).
+    fn time_at(&self, step: u64) -> f64 {
+        step as f64 * self.time_per_step()
+    }
+
+    /// The potential U and temperature T whose equilibrium exp(-U/T) the dynamics relaxes
+    /// towards (T = 0: descent into the minima). Drives the default histogram range and the
+    /// free energy.
+    fn potential(&self) -> Option<(&Potential, f64)> {
+        None
+    }
+
+    /// Where the density ends up on axis `axis` (the default histogram range holds it and
+    /// the initial law): by default the equilibrium box of [`Dynamics::potential`].
+    fn final_box(&self, data: Option<&SampleTable>, axis: usize) -> Option<[f64; 2]> {
+        let _ = data;
+        let (potential, temperature) = self.potential()?;
+        crate::scenario::range::equilibrium_box(potential, temperature, axis)
+    }
+
+    /// The forward process whose Gaussian prior `init = { kind = "prior" }` stands for.
+    fn prior_process(&self) -> Option<&Process> {
+        None
+    }
+
+    /// Device memory beyond the positions, for particles of dimension `dim`.
+    fn state_memory(&self, dim: u64) -> StateMemory {
+        let _ = dim;
+        StateMemory::default()
+    }
+
+    /// Whether a step needs the whole ensemble (kernel sums over the particles themselves):
+    /// such dynamics cannot be sharded.
+    fn couples_particles(&self) -> bool {
+        false
+    }
+
+    /// The target of a kernel flow (whose MMD^2 each snapshot reports).
+    fn kernel_target(&self) -> Option<&Target> {
+        None
+    }
+
+    /// The data set file the dynamics read, if any: (path, sha256).
+    fn input_file(&self) -> Option<(&Path, &str)> {
+        None
+    }
+
+    /// Gaussian-kernel evaluations per particle and step for dynamics built on kernel sums
+    /// (`particles` is the ensemble size N), None for the others.
+    fn interactions_per_particle_step(&self, particles: u64) -> Option<f64> {
+        let _ = particles;
+        None
+    }
+
+    /// The references this kind supports.
+    fn references(&self) -> References<'_> {
+        References::None
+    }
+
+    /// The closed-form law at time `t` for [`References::ExactLaw`] kinds.
+    fn exact_law(&self, init: &Init, data: Option<&SampleTable>, t: f64) -> Option<Mixture> {
+        let _ = (init, data, t);
+        None
+    }
+
+    /// The GPU stepper for `cx.ensemble`.
+    fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>>;
+
+    /// CPU twin in f64: advances the whole ensemble (`state.positions`, row-major, global
+    /// particle indices from 0; `state.extra` the kind's extra per-particle state) through
+    /// steps `step0 .. step0 + steps` with the GPU's noise.
+    fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()>;
+}
+
+/// The state a CPU twin advances.
+#[derive(Debug, Clone, Default)]
+pub struct TwinState {
+    pub positions: Vec<f64>,
+    /// Per-particle state besides the positions (heavy-ball velocities), `dim` per particle;
+    /// empty for kinds without any (a twin that needs it starts it at zero).
+    pub extra: Vec<f64>,
+}
+
+/// What a CPU twin is given besides the state.
+pub struct TwinContext<'a> {
+    pub dim: u32,
+    pub seed: u64,
+    pub data: Option<&'a SampleTable>,
+    pub step0: u64,
+    pub steps: u64,
+}
+
+impl DynamicsPlan {
+    /// The target image a kernel flow samples, if any: (path, sha256). Not a table: it is
+    /// read (and its hash checked) by the stepper when the run starts or resumes.
+    pub fn image_file(&self) -> Option<(&Path, &str)> {
+        match self.kernel_target() {
+            Some(Target::Image { path, sha256, .. }) => Some((path, sha256)),
+            _ => None,
+        }
+    }
+}
 
 /// A dynamics' GPU pipeline bound to an ensemble. The simulation advances the particles in
 /// blocks of steps, each block in slices of particles submitted one after the other, so
@@ -58,89 +330,6 @@ pub trait Stepper {
     fn extra_state(&self) -> Option<&Ensemble> {
         None
     }
-}
-
-/// Builds the stepper of `plan.dynamics` for `ensemble`. `data` is the dynamics' data set
-/// (an empirical score), loaded with the plan.
-pub fn stepper(
-    gpu: &Gpu,
-    ensemble: &Ensemble,
-    plan: &Plan,
-    data: Option<&SampleTable>,
-    workgroup_size: u32,
-    chunk_particles: Option<u64>,
-) -> Result<Box<dyn Stepper>> {
-    Ok(match &plan.dynamics {
-        DynamicsPlan::Langevin {
-            potential,
-            temperature,
-            dt,
-            ..
-        } => Box::new(langevin::LangevinGpu::new(
-            gpu,
-            ensemble,
-            potential,
-            *temperature,
-            *dt,
-            plan.seed,
-            workgroup_size,
-        )),
-        DynamicsPlan::GradientFlow {
-            potential,
-            dt,
-            friction: None,
-            ..
-        } => Box::new(langevin::LangevinGpu::new(
-            gpu,
-            ensemble,
-            potential,
-            0.0,
-            *dt,
-            plan.seed,
-            workgroup_size,
-        )),
-        DynamicsPlan::GradientFlow {
-            potential,
-            dt,
-            friction: Some(friction),
-            ..
-        } => Box::new(gradient_flow::HeavyBallGpu::new(
-            gpu,
-            ensemble,
-            potential,
-            *dt,
-            *friction,
-            workgroup_size,
-            chunk_particles,
-        )?),
-        DynamicsPlan::Forward { .. }
-        | DynamicsPlan::ReverseSde { .. }
-        | DynamicsPlan::ProbabilityFlow { .. } => Box::new(diffusion::DiffusionGpu::new(
-            gpu,
-            ensemble,
-            &plan.dynamics,
-            data,
-            plan.seed,
-            workgroup_size,
-        )?),
-        DynamicsPlan::SdFlow { .. }
-        | DynamicsPlan::MmdFlow { .. }
-        | DynamicsPlan::Svgd { .. }
-        | DynamicsPlan::Interaction { .. } => {
-            let targets = match plan.dynamics.kernel_target() {
-                Some(target) => Some(kernel_flows::target_samples(target, data, plan.seed)?),
-                None => None,
-            };
-            Box::new(kernel_flows::KernelFlowGpu::new(
-                gpu,
-                ensemble,
-                &plan.dynamics,
-                targets.as_ref(),
-                plan.seed,
-                workgroup_size,
-            )?)
-        }
-    })
 }
 
 /// The 4-byte NaN/Inf particle counter the kernels bump by bit test (`x != x` would be

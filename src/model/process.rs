@@ -1,5 +1,5 @@
 //! Forward noising processes dx = -f(t) x dt + g(t) dW and their marginals
-//! x_t = alpha(t) x_0 + s(t) eps, in f64 (DESIGN.md: in f32, 1 - exp(-B) is 5% off at
+//! x_t = alpha(t) x_0 + s(t) eps, in f64 (docs/architecture.md, "Host coefficients in f64": in f32, 1 - exp(-B) is 5% off at
 //! t = 1e-5, so every coefficient is computed here and passed to the GPU per step).
 //!
 //! - `vp`: beta(t) = beta_min + t (beta_max - beta_min), f = beta/2, g^2 = beta,

@@ -1,4 +1,4 @@
-//! MMD^2 between the particles and a kernel flow's target samples (DESIGN.md, "Kernel
+//! MMD^2 between the particles and a kernel flow's target samples (docs/architecture.md, "Kernel
 //! sums"): the biased V-statistic
 //!
 //! ```text

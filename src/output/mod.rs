@@ -1,4 +1,4 @@
-//! Writers for everything a run directory holds (DESIGN.md, "Output contract"): one writer per
+//! Writers for everything a run directory holds (README, "Output contract"): one writer per
 //! format, each producing bytes that [`write_atomic`] puts in place, so a reader never sees a
 //! half-written file and an interrupted run never leaves one behind.
 

@@ -10,6 +10,7 @@
 pub mod law;
 pub mod solver;
 
+use crate::dynamics::References;
 use crate::error::ScenarioIssue;
 use crate::model::Potential;
 use crate::scenario::data::SampleTable;
@@ -96,21 +97,17 @@ pub fn axis_potential(
     })
 }
 
-/// The Langevin potential and temperature, or None for dynamics a reference cannot describe.
+/// The Langevin potential and temperature, or None for dynamics a grid or Boltzmann
+/// reference cannot describe.
 fn langevin(dynamics: &DynamicsPlan) -> Option<(&Potential, f64)> {
-    match dynamics {
-        DynamicsPlan::Langevin {
+    match dynamics.references() {
+        References::Langevin {
             potential,
             temperature,
-            ..
-        } => Some((potential, *temperature)),
+        } => Some((potential, temperature)),
         // Plain gradient descent is Langevin at T = 0 (its analytic reference: exp(-A t)).
-        DynamicsPlan::GradientFlow {
-            potential,
-            friction: None,
-            ..
-        } => Some((potential, 0.0)),
-        _ => None,
+        References::Descent { potential } => Some((potential, 0.0)),
+        References::None | References::ExactLaw { .. } => None,
     }
 }
 
@@ -134,8 +131,8 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
         value: format!("\"{}\"", kind.name()),
         allowed,
     };
-    if is_diffusion(&plan.dynamics) {
-        return diffusion_issues(plan, kind)
+    if let References::ExactLaw { needs_mixture_init } = plan.dynamics.references() {
+        return exact_law_issues(plan, kind, needs_mixture_init)
             .into_iter()
             .map(issue)
             .collect();
@@ -148,7 +145,7 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
         ))];
     };
     let mut issues = Vec::new();
-    if matches!(plan.dynamics, DynamicsPlan::GradientFlow { .. })
+    if matches!(plan.dynamics.references(), References::Descent { .. })
         && (kind != ReferenceKind::Analytic
             || !matches!(
                 plan.particles.init,
@@ -215,18 +212,9 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
     issues
 }
 
-fn is_diffusion(dynamics: &DynamicsPlan) -> bool {
-    matches!(
-        dynamics,
-        DynamicsPlan::Forward { .. }
-            | DynamicsPlan::ReverseSde { .. }
-            | DynamicsPlan::ProbabilityFlow { .. }
-    )
-}
-
-/// Diffusion dynamics have the closed-form law of src/dynamics/diffusion.rs (`exact_law`)
-/// as their "analytic" reference, and nothing else.
-fn diffusion_issues(plan: &Plan, kind: ReferenceKind) -> Vec<String> {
+/// Kinds with a closed-form law (src/dynamics/forward.rs and the reverse kinds) have it as
+/// their "analytic" reference, and nothing else.
+fn exact_law_issues(plan: &Plan, kind: ReferenceKind, needs_mixture_init: bool) -> Vec<String> {
     if kind != ReferenceKind::Analytic {
         return vec![format!(
             "\"analytic\" for kind = {} (the data law pushed through the process); \
@@ -235,15 +223,19 @@ fn diffusion_issues(plan: &Plan, kind: ReferenceKind) -> Vec<String> {
             kind.name()
         )];
     }
-    match (&plan.dynamics, &plan.particles.init) {
-        (DynamicsPlan::Forward { .. }, Init::Gaussian { .. } | Init::Mixture(_)) => Vec::new(),
-        (DynamicsPlan::Forward { .. }, _) => vec![
-            "\"analytic\" for kind = forward needs particles.init of kind gaussian or mixture \
-             (a mixture stays a mixture under the process)"
-                .into(),
-        ],
-        _ => Vec::new(),
+    if needs_mixture_init
+        && !matches!(
+            plan.particles.init,
+            Init::Gaussian { .. } | Init::Mixture(_)
+        )
+    {
+        return vec![format!(
+            "\"analytic\" for kind = {} needs particles.init of kind gaussian or mixture \
+             (a mixture stays a mixture under the process)",
+            plan.dynamics.kind_name()
+        )];
     }
+    Vec::new()
 }
 
 /// Solver cells for bins: bins refined by the largest whole factor that keeps each axis at
@@ -321,8 +313,11 @@ impl Reference {
         samples: Option<&SampleTable>,
         data: Option<&SampleTable>,
     ) -> Result<Reference, String> {
-        if is_diffusion(&plan.dynamics) {
-            if let Some(why) = diffusion_issues(plan, kind).into_iter().next() {
+        if let References::ExactLaw { needs_mixture_init } = plan.dynamics.references() {
+            if let Some(why) = exact_law_issues(plan, kind, needs_mixture_init)
+                .into_iter()
+                .next()
+            {
                 return Err(why);
             }
             return Ok(Reference {
@@ -470,16 +465,12 @@ impl Reference {
                 init,
                 data,
             } => {
-                let probabilities =
-                    crate::dynamics::diffusion::exact_law(dynamics, init, data.as_ref(), time)
-                        .map(|law| {
-                            law.bin_probabilities(
-                                &self.spec.axes,
-                                &self.spec.bins,
-                                &self.spec.range,
-                            )
-                        })
-                        .unwrap_or_else(|| vec![f64::NAN; bins.len()]);
+                let probabilities = dynamics
+                    .exact_law(init, data.as_ref(), time)
+                    .map(|law| {
+                        law.bin_probabilities(&self.spec.axes, &self.spec.bins, &self.spec.range)
+                    })
+                    .unwrap_or_else(|| vec![f64::NAN; bins.len()]);
                 ReferenceSnapshot {
                     probabilities,
                     free_energy: f64::NAN,

@@ -1,4 +1,4 @@
-//! `manifest.json`: what a run directory holds and how it was made (DESIGN.md, output
+//! `manifest.json`: what a run directory holds and how it was made (README, output
 //! contract). Rewritten atomically at the start, after every snapshot and at the end.
 
 use crate::gpu::AdapterSummary;

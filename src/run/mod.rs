@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{AdapterChoice, Gpu};
 use crate::output::{self, MetricsRow};
 use crate::scenario::parse::Resolved;
-use crate::scenario::{DynamicsPlan, Init, ParticlesOutput, Plan, Score, Target};
+use crate::scenario::{Init, ParticlesOutput, Plan};
 use crate::simulation::{Advance, Layout, Observation, Simulation};
 use manifest::{InputFile, Manifest, MomentsRecord, ShardRecord, SnapshotRecord, Status, Timings};
 use progress::{Progress, ProgressMode};
@@ -108,40 +108,12 @@ pub fn device_bytes(plan: &Plan) -> u64 {
         .saturating_add(dynamics_bytes(plan))
 }
 
-/// Device memory a dynamics needs beyond the positions: heavy-ball velocities; the
-/// empirical score's data and scratch rows (two means, Heun's predictor, log sums); a kernel
-/// flow's targets and scratch rows (proxy, two halves of means and log sums, score).
+/// Device memory a dynamics needs beyond the positions (its kind's estimate).
 fn dynamics_bytes(plan: &Plan) -> u64 {
     let (n, d) = (plan.particles.count, u64::from(plan.particles.dim));
-    let rows = |floats_per_particle: u64, data_rows: u64| {
-        n.saturating_mul(floats_per_particle * 4)
-            .saturating_add(data_rows.saturating_mul(d * 4))
-    };
-    match &plan.dynamics {
-        DynamicsPlan::GradientFlow {
-            friction: Some(_), ..
-        } => rows(d, 0),
-        DynamicsPlan::ReverseSde {
-            score: Score::Samples { rows: m, .. },
-            ..
-        }
-        | DynamicsPlan::ProbabilityFlow {
-            score: Score::Samples { rows: m, .. },
-            ..
-        } => rows(3 * d + 1, *m),
-        DynamicsPlan::SdFlow { .. }
-        | DynamicsPlan::MmdFlow { .. }
-        | DynamicsPlan::Svgd { .. }
-        | DynamicsPlan::Interaction { .. } => {
-            let m = match plan.dynamics.kernel_target() {
-                Some(Target::Samples { rows, .. }) => *rows,
-                Some(Target::Mixture { count, .. } | Target::Image { count, .. }) => *count,
-                None => 0,
-            };
-            rows(4 * d + 2, m)
-        }
-        _ => 0,
-    }
+    let m = plan.dynamics.state_memory(d);
+    n.saturating_mul(m.floats_per_particle * 4)
+        .saturating_add(m.data_rows.saturating_mul(d * 4))
 }
 
 /// Peak host memory for outputs: a particle snapshot (f32) when particles are written.

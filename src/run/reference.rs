@@ -14,7 +14,7 @@ use crate::observe::distance::{distances, histogram_free_energy, tv_floor};
 use crate::output::{self, plot};
 use crate::reference::{Reference, ReferenceSnapshot, axis_potential, solver::Grid};
 use crate::scenario::data::SampleTable;
-use crate::scenario::{DynamicsPlan, HistogramSpec, Plan};
+use crate::scenario::{HistogramSpec, Plan};
 use crate::simulation::Observation;
 use std::path::Path;
 
@@ -171,16 +171,7 @@ pub fn marginal_png(
 /// U of the histogram's axes at the bin centres and the temperature, where the potential
 /// separates those axes (Langevin only).
 pub fn bin_potential(plan: &Plan, spec: &HistogramSpec) -> Option<(Vec<f64>, f64)> {
-    let (potential, temperature) = match &plan.dynamics {
-        DynamicsPlan::Langevin {
-            potential,
-            temperature,
-            ..
-        } => (potential, *temperature),
-        // T = 0: the free energy is the mean of U, the ensemble's average loss.
-        DynamicsPlan::GradientFlow { potential, .. } => (potential, 0.0),
-        _ => return None,
-    };
+    let (potential, temperature) = plan.dynamics.potential()?;
     let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
     let u = axis_potential(potential, plan.particles.dim as usize, &axes).ok()?;
     let grid = Grid::new(

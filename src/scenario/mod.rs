@@ -5,11 +5,12 @@
 //! defaults filled in, the sample table it needs, and the run hash.
 
 pub mod data;
+pub(crate) mod keys;
 pub mod parse;
 pub mod plan;
-mod range;
-mod resolve;
-mod walk;
+pub(crate) mod range;
+pub(crate) mod resolve;
+pub(crate) mod walk;
 
 pub use parse::{Resolved, input_digests, load, plan_hash, resolve_str};
 pub use plan::*;

@@ -304,13 +304,13 @@ steps = 100
     }
 
     fn langevin(plan: &Plan) -> (&Potential, f64, f64, u64, f64) {
-        let DynamicsPlan::Langevin {
+        let DynamicsPlan::Langevin(crate::dynamics::langevin::LangevinPlan {
             potential,
             temperature,
             dt,
             steps,
             t_end,
-        } = &plan.dynamics
+        }) = &plan.dynamics
         else {
             panic!("not langevin: {:?}", plan.dynamics)
         };

@@ -1,12 +1,12 @@
 //! The default histogram range, used when `[output] histogram.range` is not given.
 
 use super::data::SampleTable;
-use super::plan::{DynamicsPlan, Init, Score, Target};
+use super::plan::{DynamicsPlan, Init};
 use crate::model::{Mixture, Potential};
 
 /// Half-width, in standard deviations, of the box that stands for a Gaussian: 4 sigma holds
 /// all but 6e-5 of the mass per axis, so under/overflow counts stay negligible.
-const SIGMAS: f64 = 4.0;
+pub(crate) const SIGMAS: f64 = 4.0;
 
 /// The default histogram range for `axes`: per axis, the smallest interval holding both
 ///
@@ -36,7 +36,7 @@ pub fn default_range(
         .map(|&a| {
             let a = a as usize;
             let start = initial_box(init, bounds.as_deref(), a)?;
-            let r = match equilibrium_box(dynamics, data, a) {
+            let r = match dynamics.final_box(data, a) {
                 Some(eq) => [start[0].min(eq[0]), start[1].max(eq[1])],
                 None => start,
             };
@@ -59,48 +59,9 @@ fn initial_box(init: &Init, bounds: Option<&[(f32, f32)]>, a: usize) -> Option<[
     }
 }
 
-fn equilibrium_box(
-    dynamics: &DynamicsPlan,
-    data: Option<&SampleTable>,
-    a: usize,
-) -> Option<[f64; 2]> {
-    let (potential, t) = match dynamics {
-        DynamicsPlan::Langevin {
-            potential,
-            temperature,
-            ..
-        } => (potential, *temperature),
-        // Descent ends in the minima, which the initial box and the wells cover below.
-        DynamicsPlan::GradientFlow { potential, .. } => (potential, 0.0),
-        DynamicsPlan::Forward { process, .. } => {
-            let s = SIGMAS * process.prior_variance().sqrt();
-            return Some([-s, s]);
-        }
-        DynamicsPlan::ReverseSde { score, .. } | DynamicsPlan::ProbabilityFlow { score, .. } => {
-            // Reverse dynamics end on the data.
-            return match score {
-                Score::Mixture(m) => mixture_box(m, a, 1.0),
-                Score::Samples { .. } => samples_box(data?.column_bounds()?.get(a)?),
-            };
-        }
-        // Interacting particles: the confinement's equilibrium box (W only narrows it for
-        // attraction and widens it modestly for repulsion; the initial box adds the rest).
-        DynamicsPlan::Interaction {
-            potential,
-            temperature,
-            ..
-        } => (potential, *temperature),
-        // Kernel flows end on the target.
-        DynamicsPlan::SdFlow { target, .. }
-        | DynamicsPlan::MmdFlow { target, .. }
-        | DynamicsPlan::Svgd { target, .. } => {
-            return match target {
-                Target::Mixture { mixture, .. } => mixture_box(mixture, a, 1.0),
-                Target::Samples { .. } => samples_box(data?.column_bounds()?.get(a)?),
-                Target::Image { range, .. } => range.get(a).copied(),
-            };
-        }
-    };
+/// The box the equilibrium exp(-U/T) of `potential` occupies on axis `a` (see
+/// [`default_range`]).
+pub(crate) fn equilibrium_box(potential: &Potential, t: f64, a: usize) -> Option<[f64; 2]> {
     let harmonic = [-SIGMAS * t.sqrt(), SIGMAS * t.sqrt()];
     match potential {
         Potential::DoubleWell => Some(if a == 0 { [-2.5, 2.5] } else { harmonic }),
@@ -119,14 +80,14 @@ fn equilibrium_box(
 }
 
 /// A data column's [min, max] widened by 5% of its width on each side (± 0.5 if flat).
-fn samples_box(&(lo, hi): &(f32, f32)) -> Option<[f64; 2]> {
+pub(crate) fn samples_box(&(lo, hi): &(f32, f32)) -> Option<[f64; 2]> {
     let (lo, hi) = (f64::from(lo), f64::from(hi));
     let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
     Some([lo - pad, hi + pad])
 }
 
 /// Union over components of mean ± 4 std * widen on axis `a`.
-fn mixture_box(m: &Mixture, a: usize, widen: f64) -> Option<[f64; 2]> {
+pub(crate) fn mixture_box(m: &Mixture, a: usize, widen: f64) -> Option<[f64; 2]> {
     m.means
         .iter()
         .zip(&m.stds)
@@ -200,13 +161,13 @@ mod tests {
     }
 
     fn langevin(potential: Potential, temperature: f64) -> DynamicsPlan {
-        DynamicsPlan::Langevin {
+        DynamicsPlan::Langevin(crate::dynamics::langevin::LangevinPlan {
             potential,
             temperature,
             dt: 0.01,
             steps: 1,
             t_end: 0.01,
-        }
+        })
     }
 
     #[test]

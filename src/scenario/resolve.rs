@@ -10,7 +10,7 @@ use super::plan::*;
 use super::range::default_range;
 use super::walk::{Issues, Section, choice, integer, number, numbers, one_of, show, table};
 use crate::error::Error;
-use crate::model::{Mixture, Potential, Process};
+use crate::model::{Mixture, Potential};
 use std::path::Path;
 use toml::{Table, Value};
 
@@ -28,69 +28,6 @@ const PARTICLES_KEYS: &[&str] = &["count", "dim", "init"];
 const INIT_KINDS: &[&str] = &[
     "point", "gaussian", "uniform", "mixture", "samples", "prior",
 ];
-const DYNAMICS_KINDS: &[&str] = &[
-    "langevin",
-    "gradient_flow",
-    "forward",
-    "reverse_sde",
-    "probability_flow",
-    "sd_flow",
-    "mmd_flow",
-    "svgd",
-    "interaction",
-];
-const MMD_FLOW_KEYS: &[&str] = &["kind", "target", "eta", "steps", "bandwidth", "noise"];
-const SVGD_KEYS: &[&str] = &[
-    "kind",
-    "target",
-    "eta",
-    "steps",
-    "bandwidth",
-    "score_bandwidth",
-];
-const INTERACTION_KEYS: &[&str] = &[
-    "kind",
-    "potential",
-    "interaction",
-    "temperature",
-    "dt",
-    "t_end",
-    "steps",
-];
-const SD_FLOW_KEYS: &[&str] = &[
-    "kind",
-    "target",
-    "sigma",
-    "eta",
-    "steps",
-    "approximate",
-    "exact_score",
-];
-const TARGET_KINDS: &[&str] = &["samples", "mixture", "image"];
-const TARGET_IMAGE_KEYS: &[&str] = &["kind", "path", "range", "count"];
-const TARGET_MIXTURE_KEYS: &[&str] = &["kind", "weights", "means", "stds", "count"];
-/// Target samples drawn from a mixture target unless `count` says otherwise.
-pub const DEFAULT_TARGET_SAMPLES: u64 = 8192;
-/// Most target samples a kernel flow takes (the kernel sum indexes rows with u32).
-const MAX_TARGET_SAMPLES: i64 = 1 << 26;
-const GRADIENT_FLOW_KEYS: &[&str] = &["kind", "potential", "dt", "t_end", "steps", "friction"];
-const FORWARD_KEYS: &[&str] = &["kind", "process", "integrator", "dt", "t_end", "steps"];
-const REVERSE_KEYS: &[&str] = &[
-    "kind", "process", "score", "t_end", "t_min", "steps", "grid",
-];
-const FLOW_KEYS: &[&str] = &[
-    "kind",
-    "process",
-    "score",
-    "integrator",
-    "t_end",
-    "t_min",
-    "steps",
-    "grid",
-];
-const PROCESS_KINDS: &[&str] = &["vp", "ve", "ou"];
-const SCORE_KINDS: &[&str] = &["mixture", "samples"];
-const LANGEVIN_KEYS: &[&str] = &["kind", "potential", "temperature", "dt", "t_end", "steps"];
 const POTENTIAL_KINDS: &[&str] = &["quadratic", "double_well", "mueller_brown", "mixture"];
 const MIXTURE_KEYS: &[&str] = &["kind", "weights", "means", "stds"];
 const OUTPUT_KEYS: &[&str] = &[
@@ -150,8 +87,10 @@ pub(crate) fn resolve(
         .map(|t| particles(issues, Section::new("particles", t), base_dir));
     let dim = particles.as_ref().and_then(|p| p.dim);
 
-    let dynamics = required_table(issues, top, "dynamics")
-        .and_then(|t| dynamics(issues, Section::new("dynamics", t), dim, base_dir));
+    let dynamics = required_table(issues, top, "dynamics").and_then(|t| {
+        let cx = crate::dynamics::ParseContext { dim, base_dir };
+        crate::dynamics::parse(issues, Section::new("dynamics", t), &cx)
+    });
     let (dynamics, data) = match dynamics {
         Some((d, data)) => (Some(d), data),
         None => (None, None),
@@ -215,10 +154,9 @@ fn resolve_prior(
     let Some((Init::Prior, _)) = init else {
         return;
     };
-    let process = match dynamics {
-        Some(DynamicsPlan::ReverseSde { process, .. })
-        | Some(DynamicsPlan::ProbabilityFlow { process, .. }) => process,
-        Some(other) => {
+    let process = match dynamics.map(|d| (d, d.prior_process())) {
+        Some((_, Some(process))) => process,
+        Some((other, None)) => {
             issues.add(
                 "particles.init.kind",
                 Some(&Value::String("prior".into())),
@@ -258,7 +196,7 @@ fn required_table<'a>(issues: &mut Issues, sec: Section<'a>, key: &str) -> Optio
 }
 
 /// Reads `key` with `read` if present; `default` if absent.
-fn optional<'a, T>(
+pub(crate) fn optional<'a, T>(
     issues: &mut Issues,
     sec: Section<'a>,
     key: &str,
@@ -272,7 +210,7 @@ fn optional<'a, T>(
 }
 
 /// Reads a required `key` with `read`; `allowed` describes it when missing.
-fn required<'a, T>(
+pub(crate) fn required<'a, T>(
     issues: &mut Issues,
     sec: Section<'a>,
     key: &str,
@@ -289,7 +227,7 @@ fn required<'a, T>(
 }
 
 /// The `kind` of a tagged table, from `kinds`.
-fn kind<'a>(issues: &mut Issues, sec: Section<'a>, kinds: &[&str]) -> Option<&'a str> {
+pub(crate) fn kind<'a>(issues: &mut Issues, sec: Section<'a>, kinds: &[&str]) -> Option<&'a str> {
     required(issues, sec, "kind", &one_of(kinds), |i, k, v| {
         choice(i, k, v, kinds)
     })
@@ -300,7 +238,7 @@ fn per_dim(dim: Option<usize>) -> Option<(usize, String)> {
 }
 
 /// A list of `dim` finite numbers satisfying `ok` (any length when dim is unknown).
-fn dim_vector(
+pub(crate) fn dim_vector(
     issues: &mut Issues,
     key: &str,
     v: &Value,
@@ -459,7 +397,7 @@ fn init(
 }
 
 /// `{ kind = "samples", path }`: the table, read and hashed.
-fn samples_table(
+pub(crate) fn samples_table(
     issues: &mut Issues,
     sec: Section<'_>,
     base_dir: &Path,
@@ -534,7 +472,11 @@ fn samples(
 
 /// `weights`, `means`, `stds` of a Gaussian mixture. Weights are normalised to sum to 1;
 /// isotropic stds are expanded to one per dimension.
-fn mixture(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option<Mixture> {
+pub(crate) fn mixture(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dim: Option<usize>,
+) -> Option<Mixture> {
     let weights = required(
         issues,
         sec,
@@ -635,786 +577,11 @@ fn component_list<'v>(
 // ----------------------------------------------------------------------------------------
 // [dynamics]
 
-fn dynamics(
+pub(crate) fn potential(
     issues: &mut Issues,
     sec: Section<'_>,
     dim: Option<usize>,
-    base_dir: &Path,
-) -> Option<(DynamicsPlan, Option<SampleTable>)> {
-    match kind(issues, sec, DYNAMICS_KINDS)? {
-        "langevin" => langevin(issues, sec, dim).map(|d| (d, None)),
-        "gradient_flow" => gradient_flow(issues, sec, dim).map(|d| (d, None)),
-        "forward" => forward(issues, sec).map(|d| (d, None)),
-        k @ ("reverse_sde" | "probability_flow") => reverse(issues, sec, dim, base_dir, k),
-        "sd_flow" => sd_flow(issues, sec, dim, base_dir),
-        "mmd_flow" => mmd_flow(issues, sec, dim, base_dir),
-        "svgd" => svgd(issues, sec, dim, base_dir),
-        "interaction" => interaction(issues, sec, dim).map(|d| (d, None)),
-        _ => None,
-    }
-}
-
-fn potential_key(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option<Potential> {
-    required(
-        issues,
-        sec,
-        "potential",
-        "a table { kind = ... } naming the potential U",
-        |i, k, v| {
-            let t = table(i, k, v)?;
-            potential(i, Section::new(k, t), dim)
-        },
-    )
-}
-
-fn positive_dt(issues: &mut Issues, sec: Section<'_>) -> Option<f64> {
-    // Any positive dt is accepted: a step that diverges is caught at run time (exit 3).
-    required(issues, sec, "dt", "a finite number > 0", |i, k, v| {
-        number(i, k, v, "a finite number > 0", |x| x > 0.0)
-    })
-}
-
-fn gradient_flow(
-    issues: &mut Issues,
-    sec: Section<'_>,
-    dim: Option<usize>,
-) -> Option<DynamicsPlan> {
-    sec.check_keys(GRADIENT_FLOW_KEYS, issues);
-    let potential = potential_key(issues, sec, dim);
-    let friction = optional(
-        issues,
-        sec,
-        "friction",
-        || Some(None),
-        |i, k, v| {
-            number(
-                i,
-                k,
-                v,
-                "a finite number >= 0 (heavy ball: x'' + friction x' + grad U = 0)",
-                |x| x >= 0.0,
-            )
-            .map(Some)
-        },
-    );
-    let dt = positive_dt(issues, sec);
-    let (steps, t_end) = duration(issues, sec, dt)?;
-    Some(DynamicsPlan::GradientFlow {
-        potential: potential?,
-        dt: dt?,
-        steps,
-        t_end,
-        friction: friction?,
-    })
-}
-
-fn forward(issues: &mut Issues, sec: Section<'_>) -> Option<DynamicsPlan> {
-    sec.check_keys(FORWARD_KEYS, issues);
-    let process = process_key(issues, sec);
-    let integrator = optional(
-        issues,
-        sec,
-        "integrator",
-        || Some(ForwardIntegrator::EulerMaruyama),
-        |i, k, v| {
-            choice(i, k, v, &["euler_maruyama", "exact"]).map(|s| match s {
-                "exact" => ForwardIntegrator::Exact,
-                _ => ForwardIntegrator::EulerMaruyama,
-            })
-        },
-    );
-    let dt = positive_dt(issues, sec);
-    let (steps, t_end) = duration(issues, sec, dt)?;
-    Some(DynamicsPlan::Forward {
-        process: process?,
-        integrator: integrator?,
-        dt: dt?,
-        steps,
-        t_end,
-    })
-}
-
-fn reverse(
-    issues: &mut Issues,
-    sec: Section<'_>,
-    dim: Option<usize>,
-    base_dir: &Path,
-    which: &str,
-) -> Option<(DynamicsPlan, Option<SampleTable>)> {
-    let flow = which == "probability_flow";
-    sec.check_keys(if flow { FLOW_KEYS } else { REVERSE_KEYS }, issues);
-    let process = process_key(issues, sec);
-    let score = required(
-        issues,
-        sec,
-        "score",
-        "a table { kind = \"mixture\", weights, means, stds } or { kind = \"samples\", path }",
-        |i, k, v| {
-            let t = table(i, k, v)?;
-            let sec = Section::new(k, t);
-            match kind(i, sec, SCORE_KINDS)? {
-                "mixture" => {
-                    sec.check_keys(MIXTURE_KEYS, i);
-                    mixture(i, sec, dim).map(|m| (Score::Mixture(m), None))
-                }
-                "samples" => {
-                    let (path, rows, sha256, table) = samples_table(i, sec, base_dir, dim)?;
-                    Some((Score::Samples { path, rows, sha256 }, Some(table)))
-                }
-                _ => None,
-            }
-        },
-    );
-    let integrator = if flow {
-        optional(
-            issues,
-            sec,
-            "integrator",
-            || Some(FlowIntegrator::Heun),
-            |i, k, v| {
-                choice(i, k, v, &["euler", "heun"]).map(|s| match s {
-                    "euler" => FlowIntegrator::Euler,
-                    _ => FlowIntegrator::Heun,
-                })
-            },
-        )
-    } else {
-        Some(FlowIntegrator::Euler)
-    };
-    let t_end = optional(
-        issues,
-        sec,
-        "t_end",
-        || Some(1.0),
-        |i, k, v| number(i, k, v, "a finite number > 0 (process time)", |x| x > 0.0),
-    );
-    let t_min = optional(
-        issues,
-        sec,
-        "t_min",
-        || Some(1e-3),
-        |i, k, v| number(i, k, v, "a finite number > 0 (process time)", |x| x > 0.0),
-    );
-    let steps_allowed = format!("an integer from 1 to {MAX_STEPS}");
-    let steps = required(issues, sec, "steps", &steps_allowed, |i, k, v| {
-        integer(i, k, v, &steps_allowed, |n| n >= 1 && n as u64 <= MAX_STEPS)
-    });
-    let grid = optional(
-        issues,
-        sec,
-        "grid",
-        || Some(TimeGrid::Uniform),
-        |i, k, v| {
-            choice(i, k, v, &["uniform", "geometric"]).map(|s| match s {
-                "geometric" => TimeGrid::Geometric,
-                _ => TimeGrid::Uniform,
-            })
-        },
-    );
-    let (t_end, t_min, grid) = (t_end?, t_min?, grid?);
-    if t_min >= t_end {
-        issues.add(
-            &sec.key("t_min"),
-            Some(&Value::Float(t_min)),
-            format!("a time below t_end = {t_end} (reverse dynamics run from t_end down to t_min)"),
-        );
-        return None;
-    }
-    let (process, (score, data), steps) = (process?, score?, steps? as u64);
-    let plan = if flow {
-        DynamicsPlan::ProbabilityFlow {
-            process,
-            score,
-            integrator: integrator?,
-            t_end,
-            t_min,
-            steps,
-            grid,
-        }
-    } else {
-        DynamicsPlan::ReverseSde {
-            process,
-            score,
-            t_end,
-            t_min,
-            steps,
-            grid,
-        }
-    };
-    Some((plan, data))
-}
-
-/// `target = { kind = "samples", path } | { kind = "mixture", weights, means, stds, count }`:
-/// the law a kernel flow pushes the particles onto, with its loaded table.
-fn target_key(
-    issues: &mut Issues,
-    sec: Section<'_>,
-    dim: Option<usize>,
-    base_dir: &Path,
-) -> Option<(Target, Option<SampleTable>)> {
-    required(
-        issues,
-        sec,
-        "target",
-        "a table { kind = \"samples\", path }, { kind = \"mixture\", weights, means, stds, count } \
-         or { kind = \"image\", path, range, count }",
-        |i, k, v| {
-            let t = table(i, k, v)?;
-            let sec = Section::new(k, t);
-            match kind(i, sec, TARGET_KINDS)? {
-                "mixture" => {
-                    sec.check_keys(TARGET_MIXTURE_KEYS, i);
-                    let allowed = format!(
-                        "an integer from 1 to {MAX_TARGET_SAMPLES} (samples drawn from the mixture)"
-                    );
-                    let count = optional(
-                        i,
-                        sec,
-                        "count",
-                        || Some(DEFAULT_TARGET_SAMPLES),
-                        |i, k, v| {
-                            integer(i, k, v, &allowed, |n| (1..=MAX_TARGET_SAMPLES).contains(&n))
-                                .map(|n| n as u64)
-                        },
-                    );
-                    let mixture = mixture(i, sec, dim);
-                    Some((
-                        Target::Mixture {
-                            mixture: mixture?,
-                            count: count?,
-                        },
-                        None,
-                    ))
-                }
-                "image" => image_target(i, sec, dim, base_dir).map(|t| (t, None)),
-                "samples" => {
-                    let (path, rows, sha256, table) = samples_table(i, sec, base_dir, dim)?;
-                    if rows > MAX_TARGET_SAMPLES as u64 {
-                        i.add(
-                            &sec.key("path"),
-                            Some(&Value::String(path.display().to_string())),
-                            format!("a table of at most {MAX_TARGET_SAMPLES} rows; it has {rows}"),
-                        );
-                        return None;
-                    }
-                    Some((Target::Samples { path, rows, sha256 }, Some(table)))
-                }
-                _ => None,
-            }
-        },
-    )
-}
-
-/// `target = { kind = "image", path, range = [[x0, x1], [y0, y1]], count }` (2D only).
-fn image_target(
-    issues: &mut Issues,
-    sec: Section<'_>,
-    dim: Option<usize>,
-    base_dir: &Path,
-) -> Option<Target> {
-    sec.check_keys(TARGET_IMAGE_KEYS, issues);
-    if let Some(d) = dim
-        && d != 2
-    {
-        issues.add(
-            &sec.key("kind"),
-            Some(&Value::String("image".into())),
-            format!("a target of particles.dim = {d} dimensions: image targets are 2D (particles.dim = 2)"),
-        );
-        return None;
-    }
-    let allowed =
-        format!("an integer from 1 to {MAX_TARGET_SAMPLES} (samples drawn from the image)");
-    let count = optional(
-        issues,
-        sec,
-        "count",
-        || Some(DEFAULT_TARGET_SAMPLES),
-        |i, k, v| {
-            integer(i, k, v, &allowed, |n| (1..=MAX_TARGET_SAMPLES).contains(&n)).map(|n| n as u64)
-        },
-    );
-    let range_allowed = "[[x0, x1], [y0, y1]]: finite numbers with x0 < x1 and y0 < y1 (the \
-                         rectangle the image covers)";
-    let range = required(issues, sec, "range", range_allowed, |i, k, v| {
-        let rows = match v {
-            Value::Array(rows) if rows.len() == 2 => rows,
-            _ => {
-                i.add(k, Some(v), range_allowed);
-                return None;
-            }
-        };
-        let mut out = [[0.0; 2]; 2];
-        for (a, row) in rows.iter().enumerate() {
-            let pair = numbers(i, k, row, "numbers", Some((2, "low and high")), |_| true)?;
-            if pair[0] >= pair[1] {
-                i.add(k, Some(v), range_allowed);
-                return None;
-            }
-            out[a] = [pair[0], pair[1]];
-        }
-        Some(out)
-    });
-    let path = required(
-        issues,
-        sec,
-        "path",
-        "a path to an image (PNG), relative to the scenario file",
-        |i, k, v| match v {
-            Value::String(s) => {
-                let path = base_dir.join(s);
-                match crate::dynamics::image_target::read_brightness(&path) {
-                    Ok(b) => Some((path, b.sha256)),
-                    Err(e) => {
-                        i.add(k, Some(v), format!("a readable, not all black image; {e}"));
-                        None
-                    }
-                }
-            }
-            _ => {
-                i.add(k, Some(v), "a string: a path to an image (PNG)");
-                None
-            }
-        },
-    );
-    let (path, sha256) = path?;
-    Some(Target::Image {
-        path,
-        sha256,
-        range: range?,
-        count: count?,
-    })
-}
-
-/// `steps` of a step-based dynamics (kernel flows: time is the step index).
-fn step_count(issues: &mut Issues, sec: Section<'_>) -> Option<u64> {
-    let allowed = format!("an integer from 1 to {MAX_STEPS}");
-    required(issues, sec, "steps", &allowed, |i, k, v| {
-        integer(i, k, v, &allowed, |n| n >= 1 && n as u64 <= MAX_STEPS).map(|n| n as u64)
-    })
-}
-
-fn sd_flow(
-    issues: &mut Issues,
-    sec: Section<'_>,
-    dim: Option<usize>,
-    base_dir: &Path,
-) -> Option<(DynamicsPlan, Option<SampleTable>)> {
-    sec.check_keys(SD_FLOW_KEYS, issues);
-    let target = target_key(issues, sec, dim, base_dir);
-    let sigma_allowed = "a number > 0, or a decreasing schedule { start, end } of numbers > 0";
-    let sigma = required(issues, sec, "sigma", sigma_allowed, |i, k, v| match v {
-        Value::Table(t) => {
-            let sec = Section::new(k, t);
-            sec.check_keys(&["start", "end"], i);
-            let positive = |i: &mut Issues, key: &str| {
-                required(i, sec, key, "a finite number > 0", |i, k, v| {
-                    number(i, k, v, "a finite number > 0", |x| x > 0.0)
-                })
-            };
-            let (start, end) = (positive(i, "start"), positive(i, "end"));
-            let (start, end) = (start?, end?);
-            if end > start {
-                i.add(
-                    &sec.key("end"),
-                    Some(&Value::Float(end)),
-                    format!(
-                        "at most start = {start} (sigma decreases geometrically from start to end)"
-                    ),
-                );
-                return None;
-            }
-            Some(SigmaSchedule::Geometric { start, end })
-        }
-        _ => number(i, k, v, sigma_allowed, |x| x > 0.0)
-            .map(|sigma| SigmaSchedule::Constant { sigma }),
-    });
-    let eta = optional(
-        issues,
-        sec,
-        "eta",
-        || Some(0.5),
-        |i, k, v| {
-            number(
-                i,
-                k,
-                v,
-                "a finite number > 0 (step size; 0.5 to 1 is typical)",
-                |x| x > 0.0,
-            )
-        },
-    );
-    let approximate = optional(
-        issues,
-        sec,
-        "approximate",
-        || Some(false),
-        |i, k, v| match v {
-            Value::Boolean(b) => Some(*b),
-            _ => {
-                i.add(
-                    k,
-                    Some(v),
-                    "true (D_q(z) ~ y, the diffusion-like variant) or false",
-                );
-                None
-            }
-        },
-    );
-    let exact_score = optional(
-        issues,
-        sec,
-        "exact_score",
-        || Some(false),
-        |i, k, v| match v {
-            Value::Boolean(b) => Some(*b),
-            _ => {
-                i.add(
-                    k,
-                    Some(v),
-                    "true (a mixture target's exact noised score) or false",
-                );
-                None
-            }
-        },
-    );
-    let steps = step_count(issues, sec);
-    let (target, data) = target?;
-    let exact_score = exact_score?;
-    if exact_score && !matches!(target, Target::Mixture { .. }) {
-        issues.add(
-            &sec.key("exact_score"),
-            Some(&Value::Boolean(true)),
-            "false for samples and image targets (an exact score exists for mixture targets only)",
-        );
-        return None;
-    }
-    Some((
-        DynamicsPlan::SdFlow {
-            target,
-            sigma: sigma?,
-            eta: eta?,
-            steps: steps?,
-            approximate: approximate?,
-            exact_score,
-        },
-        data,
-    ))
-}
-
-/// An optional positive number (a bandwidth); None when absent.
-fn optional_positive(
-    issues: &mut Issues,
-    sec: Section<'_>,
-    key: &str,
-    allowed: &str,
-) -> Option<Option<f64>> {
-    optional(
-        issues,
-        sec,
-        key,
-        || Some(None),
-        |i, k, v| number(i, k, v, allowed, |x| x > 0.0).map(Some),
-    )
-}
-
-fn step_size(issues: &mut Issues, sec: Section<'_>, default: f64) -> Option<f64> {
-    optional(
-        issues,
-        sec,
-        "eta",
-        || Some(default),
-        |i, k, v| number(i, k, v, "a finite number > 0 (the step size)", |x| x > 0.0),
-    )
-}
-
-fn mmd_flow(
-    issues: &mut Issues,
-    sec: Section<'_>,
-    dim: Option<usize>,
-    base_dir: &Path,
-) -> Option<(DynamicsPlan, Option<SampleTable>)> {
-    sec.check_keys(MMD_FLOW_KEYS, issues);
-    let target = target_key(issues, sec, dim, base_dir);
-    let eta = step_size(issues, sec, 1.0);
-    let bandwidth = optional_positive(
-        issues,
-        sec,
-        "bandwidth",
-        "a finite number > 0 (Gaussian kernel width; default: median target distance)",
-    );
-    let noise = optional(
-        issues,
-        sec,
-        "noise",
-        || Some(0.0),
-        |i, k, v| {
-            number(
-                i,
-                k,
-                v,
-                "a finite number >= 0 (noise injection level beta)",
-                |x| x >= 0.0,
-            )
-        },
-    );
-    let steps = step_count(issues, sec);
-    let (target, data) = target?;
-    Some((
-        DynamicsPlan::MmdFlow {
-            target,
-            eta: eta?,
-            steps: steps?,
-            bandwidth: bandwidth?,
-            noise: noise?,
-        },
-        data,
-    ))
-}
-
-fn svgd(
-    issues: &mut Issues,
-    sec: Section<'_>,
-    dim: Option<usize>,
-    base_dir: &Path,
-) -> Option<(DynamicsPlan, Option<SampleTable>)> {
-    sec.check_keys(SVGD_KEYS, issues);
-    let target = target_key(issues, sec, dim, base_dir);
-    let eta = step_size(issues, sec, 0.1);
-    let bandwidth = optional_positive(
-        issues,
-        sec,
-        "bandwidth",
-        "a finite number > 0 (h in exp(-r^2 / h); default: median^2 / log N each step)",
-    );
-    let score_bandwidth = optional_positive(
-        issues,
-        sec,
-        "score_bandwidth",
-        "a finite number > 0 (smoothing of the target samples' score; default: Silverman's rule)",
-    );
-    let steps = step_count(issues, sec);
-    let (target, data) = target?;
-    Some((
-        DynamicsPlan::Svgd {
-            target,
-            eta: eta?,
-            steps: steps?,
-            bandwidth: bandwidth?,
-            score_bandwidth: score_bandwidth?,
-        },
-        data,
-    ))
-}
-
-fn interaction(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option<DynamicsPlan> {
-    sec.check_keys(INTERACTION_KEYS, issues);
-    let potential = potential_key(issues, sec, dim);
-    let pair = required(
-        issues,
-        sec,
-        "interaction",
-        "a table { kind = \"gaussian\", strength, width } or { kind = \"quadratic\", strength }",
-        |i, k, v| {
-            let t = table(i, k, v)?;
-            let sec = Section::new(k, t);
-            let strength = |i: &mut Issues| {
-                required(i, sec, "strength", "a finite number", |i, k, v| {
-                    number(
-                        i,
-                        k,
-                        v,
-                        "a finite number (W's strength; > 0 repels for gaussian, attracts for quadratic)",
-                        |_| true,
-                    )
-                })
-            };
-            match kind(i, sec, &["gaussian", "quadratic"])? {
-                "gaussian" => {
-                    sec.check_keys(&["kind", "strength", "width"], i);
-                    let s = strength(i);
-                    let width = required(i, sec, "width", "a finite number > 0", |i, k, v| {
-                        number(i, k, v, "a finite number > 0", |x| x > 0.0)
-                    });
-                    Some(Interaction::Gaussian {
-                        strength: s?,
-                        width: width?,
-                    })
-                }
-                _ => {
-                    sec.check_keys(&["kind", "strength"], i);
-                    Some(Interaction::Quadratic {
-                        strength: strength(i)?,
-                    })
-                }
-            }
-        },
-    );
-    let temperature = optional(
-        issues,
-        sec,
-        "temperature",
-        || Some(1.0),
-        |i, k, v| number(i, k, v, "a finite number >= 0", |x| x >= 0.0),
-    );
-    let dt = positive_dt(issues, sec);
-    let (steps, t_end) = duration(issues, sec, dt)?;
-    Some(DynamicsPlan::Interaction {
-        potential: potential?,
-        interaction: pair?,
-        temperature: temperature?,
-        dt: dt?,
-        steps,
-        t_end,
-    })
-}
-
-/// `process = { kind = "vp" | "ve" | "ou", ... }` with its defaults.
-fn process_key(issues: &mut Issues, sec: Section<'_>) -> Option<Process> {
-    required(
-        issues,
-        sec,
-        "process",
-        "a table { kind = \"vp\" | \"ve\" | \"ou\", ... }",
-        |i, k, v| {
-            let t = table(i, k, v)?;
-            let sec = Section::new(k, t);
-            let param =
-                |i: &mut Issues, key: &str, default: f64, allowed: &str, ok: fn(f64) -> bool| {
-                    optional(
-                        i,
-                        sec,
-                        key,
-                        || Some(default),
-                        |i, k, v| number(i, k, v, allowed, ok),
-                    )
-                };
-            match kind(i, sec, PROCESS_KINDS)? {
-                "vp" => {
-                    sec.check_keys(&["kind", "beta_min", "beta_max"], i);
-                    let lo = param(i, "beta_min", 0.1, "a finite number >= 0", |x| x >= 0.0);
-                    let hi = param(i, "beta_max", 20.0, "a finite number > 0", |x| x > 0.0);
-                    let (beta_min, beta_max) = (lo?, hi?);
-                    if beta_max < beta_min {
-                        i.add(
-                            &sec.key("beta_max"),
-                            Some(&Value::Float(beta_max)),
-                            format!("a number >= beta_min = {beta_min}"),
-                        );
-                        return None;
-                    }
-                    Some(Process::Vp { beta_min, beta_max })
-                }
-                "ve" => {
-                    sec.check_keys(&["kind", "sigma_min", "sigma_max"], i);
-                    let lo = param(i, "sigma_min", 0.01, "a finite number > 0", |x| x > 0.0);
-                    let hi = param(i, "sigma_max", 10.0, "a finite number > 0", |x| x > 0.0);
-                    let (sigma_min, sigma_max) = (lo?, hi?);
-                    if sigma_max <= sigma_min {
-                        i.add(
-                            &sec.key("sigma_max"),
-                            Some(&Value::Float(sigma_max)),
-                            format!("a number > sigma_min = {sigma_min}"),
-                        );
-                        return None;
-                    }
-                    Some(Process::Ve {
-                        sigma_min,
-                        sigma_max,
-                    })
-                }
-                "ou" => {
-                    sec.check_keys(&["kind", "theta", "diffusion"], i);
-                    let theta = param(i, "theta", 1.0, "a finite number > 0", |x| x > 0.0);
-                    let d = param(i, "diffusion", 1.0, "a finite number > 0", |x| x > 0.0);
-                    Some(Process::Ou {
-                        theta: theta?,
-                        diffusion: d?,
-                    })
-                }
-                _ => None,
-            }
-        },
-    )
-}
-
-fn langevin(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option<DynamicsPlan> {
-    sec.check_keys(LANGEVIN_KEYS, issues);
-    let potential = potential_key(issues, sec, dim);
-    let temperature = optional(
-        issues,
-        sec,
-        "temperature",
-        || Some(1.0),
-        |i, k, v| number(i, k, v, "a finite number >= 0", |x| x >= 0.0),
-    );
-    let dt = positive_dt(issues, sec);
-    let (steps, t_end) = duration(issues, sec, dt)?;
-    Some(DynamicsPlan::Langevin {
-        potential: potential?,
-        temperature: temperature?,
-        dt: dt?,
-        steps,
-        t_end,
-    })
-}
-
-/// Exactly one of `t_end` (steps = round(t_end / dt), at least 1) or `steps`; the stored
-/// t_end is steps * dt, the time the run actually reaches.
-fn duration(issues: &mut Issues, sec: Section<'_>, dt: Option<f64>) -> Option<(u64, f64)> {
-    let t_end_key = sec.key("t_end");
-    let steps_allowed = format!("an integer from 1 to {MAX_STEPS}");
-    match (sec.get("t_end"), sec.get("steps")) {
-        (Some(t), Some(s)) => {
-            issues.add(
-                &t_end_key,
-                Some(t),
-                format!(
-                    "exactly one of {t_end_key} or {}, not both (steps = {})",
-                    sec.key("steps"),
-                    show(s)
-                ),
-            );
-            None
-        }
-        (None, None) => {
-            issues.missing(
-                &t_end_key,
-                &format!(
-                    "exactly one of {t_end_key} (time units, > 0) or {} (an integer >= 1)",
-                    sec.key("steps")
-                ),
-            );
-            None
-        }
-        (None, Some(s)) => {
-            let steps = integer(issues, &sec.key("steps"), s, &steps_allowed, |n| {
-                n >= 1 && n as u64 <= MAX_STEPS
-            })? as u64;
-            Some((steps, steps as f64 * dt?))
-        }
-        (Some(t), None) => {
-            let t_end = number(issues, &t_end_key, t, "a finite number > 0", |x| x > 0.0)?;
-            let dt = dt?;
-            let n = (t_end / dt).round().max(1.0);
-            if n > MAX_STEPS as f64 {
-                issues.add(
-                    &t_end_key,
-                    Some(t),
-                    format!(
-                        "at most {MAX_STEPS} steps of dt = {dt}; t_end / dt = {:e}",
-                        t_end / dt
-                    ),
-                );
-                return None;
-            }
-            let steps = n as u64;
-            Some((steps, steps as f64 * dt))
-        }
-    }
-}
-
-fn potential(issues: &mut Issues, sec: Section<'_>, dim: Option<usize>) -> Option<Potential> {
+) -> Option<Potential> {
     match kind(issues, sec, POTENTIAL_KINDS)? {
         "quadratic" => {
             sec.check_keys(&["kind", "matrix", "center"], issues);
@@ -1563,7 +730,7 @@ fn output(
     };
     let sec = Section::new("output", t);
     sec.check_keys(OUTPUT_KEYS, issues);
-    let dt = ctx.dynamics.map(DynamicsPlan::time_per_step);
+    let dt = ctx.dynamics.map(|d| d.time_per_step());
     let every_steps = optional(
         issues,
         sec,

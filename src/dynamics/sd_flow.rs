@@ -1,0 +1,252 @@
+//! `kind = "sd_flow"`: score-difference flow, kernel form (Weber, TMLR 2023): z = y +
+//! sigma eps, y += eta (D_p(z) - D_q(z)) with Gaussian-kernel denoisers over the target
+//! samples and the current particles (`approximate`: D_q(z) ~ y); on the kernel-flow
+//! pipeline (src/dynamics/kernel_flows.rs). Step-based: time is the step index.
+
+use super::kernel_flows::{
+    KernelFlowGpu, TargetRows, Update, kernel_flow_memory, target_box, target_file, target_rows,
+    target_samples,
+};
+use super::kernel_flows::{TargetDenoiser, sd_flow_cpu, sd_flow_exact_cpu};
+use super::{
+    Dynamics, ParseContext, ParseKind, StateMemory, Stepper, StepperContext, TwinContext, TwinState,
+};
+use crate::error::Result;
+use crate::scenario::SigmaSchedule;
+use crate::scenario::Target;
+use crate::scenario::data::SampleTable;
+use crate::scenario::keys;
+use crate::scenario::resolve::{optional, required};
+use crate::scenario::walk::number;
+use crate::scenario::walk::{Issues, Section};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use toml::Value;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SdFlowPlan {
+    pub target: Target,
+    pub sigma: SigmaSchedule,
+    pub eta: f64,
+    pub steps: u64,
+    pub approximate: bool,
+    /// Mixture targets: D_p from the mixture's exact noised score instead of its samples
+    /// (the samples still serve the MMD diagnostic).
+    #[serde(default)]
+    pub exact_score: bool,
+}
+
+const KEYS: &[&str] = &[
+    "kind",
+    "target",
+    "sigma",
+    "eta",
+    "steps",
+    "approximate",
+    "exact_score",
+];
+
+impl ParseKind for SdFlowPlan {
+    fn parse(
+        issues: &mut Issues,
+        sec: Section<'_>,
+        cx: &ParseContext<'_>,
+    ) -> Option<(Self, Option<SampleTable>)> {
+        sec.check_keys(KEYS, issues);
+        let target = keys::target(issues, sec, cx.dim, cx.base_dir);
+        let sigma_allowed = "a number > 0, or a decreasing schedule { start, end } of numbers > 0";
+        let sigma = required(issues, sec, "sigma", sigma_allowed, |i, k, v| match v {
+            Value::Table(t) => {
+                let sec = Section::new(k, t);
+                sec.check_keys(&["start", "end"], i);
+                let positive = |i: &mut Issues, key: &str| {
+                    required(i, sec, key, "a finite number > 0", |i, k, v| {
+                        number(i, k, v, "a finite number > 0", |x| x > 0.0)
+                    })
+                };
+                let (start, end) = (positive(i, "start"), positive(i, "end"));
+                let (start, end) = (start?, end?);
+                if end > start {
+                    i.add(
+                        &sec.key("end"),
+                        Some(&Value::Float(end)),
+                        format!(
+                            "at most start = {start} (sigma decreases geometrically from start to end)"
+                        ),
+                    );
+                    return None;
+                }
+                Some(SigmaSchedule::Geometric { start, end })
+            }
+            _ => number(i, k, v, sigma_allowed, |x| x > 0.0)
+                .map(|sigma| SigmaSchedule::Constant { sigma }),
+        });
+        let eta = optional(
+            issues,
+            sec,
+            "eta",
+            || Some(0.5),
+            |i, k, v| {
+                number(
+                    i,
+                    k,
+                    v,
+                    "a finite number > 0 (step size; 0.5 to 1 is typical)",
+                    |x| x > 0.0,
+                )
+            },
+        );
+        let approximate = optional(
+            issues,
+            sec,
+            "approximate",
+            || Some(false),
+            |i, k, v| match v {
+                Value::Boolean(b) => Some(*b),
+                _ => {
+                    i.add(
+                        k,
+                        Some(v),
+                        "true (D_q(z) ~ y, the diffusion-like variant) or false",
+                    );
+                    None
+                }
+            },
+        );
+        let exact_score = optional(
+            issues,
+            sec,
+            "exact_score",
+            || Some(false),
+            |i, k, v| match v {
+                Value::Boolean(b) => Some(*b),
+                _ => {
+                    i.add(
+                        k,
+                        Some(v),
+                        "true (a mixture target's exact noised score) or false",
+                    );
+                    None
+                }
+            },
+        );
+        let steps = keys::step_count(issues, sec);
+        let (target, data) = target?;
+        let exact_score = exact_score?;
+        if exact_score && !matches!(target, Target::Mixture { .. }) {
+            issues.add(
+                &sec.key("exact_score"),
+                Some(&Value::Boolean(true)),
+                "false for samples and image targets (an exact score exists for mixture targets only)",
+            );
+            return None;
+        }
+        Some((
+            SdFlowPlan {
+                target,
+                sigma: sigma?,
+                eta: eta?,
+                steps: steps?,
+                approximate: approximate?,
+                exact_score,
+            },
+            data,
+        ))
+    }
+}
+
+impl Dynamics for SdFlowPlan {
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn time_per_step(&self) -> f64 {
+        1.0
+    }
+
+    fn couples_particles(&self) -> bool {
+        true
+    }
+
+    fn final_box(&self, data: Option<&SampleTable>, axis: usize) -> Option<[f64; 2]> {
+        target_box(&self.target, data, axis)
+    }
+
+    fn state_memory(&self, dim: u64) -> StateMemory {
+        kernel_flow_memory(target_rows(&self.target), dim)
+    }
+
+    fn kernel_target(&self) -> Option<&Target> {
+        Some(&self.target)
+    }
+
+    fn input_file(&self) -> Option<(&Path, &str)> {
+        target_file(&self.target)
+    }
+
+    /// The peer's N (M + N) count: the targets (unless the score is exact) and the
+    /// particles (unless approximate).
+    fn interactions_per_particle_step(&self, particles: u64) -> Option<f64> {
+        let m = if self.exact_score {
+            0.0
+        } else {
+            target_rows(&self.target) as f64
+        };
+        let n = if self.approximate {
+            0.0
+        } else {
+            particles as f64
+        };
+        Some(m + n)
+    }
+
+    fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>> {
+        let denoiser = match (&self.target, self.exact_score) {
+            (Target::Mixture { mixture, .. }, true) => TargetDenoiser::Exact(mixture.clone()),
+            _ => {
+                let table = target_samples(&self.target, cx.data, cx.seed)?;
+                TargetDenoiser::Samples(TargetRows::upload(cx.gpu, &table))
+            }
+        };
+        let update = Update::SdFlow {
+            sigma: self.sigma,
+            eta: self.eta,
+            approximate: self.approximate,
+            denoiser,
+        };
+        Ok(Box::new(KernelFlowGpu::new(
+            cx, "sd_flow", update, self.steps,
+        )?))
+    }
+
+    fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
+        let table = target_samples(&self.target, cx.data, cx.seed)?;
+        let targets: Vec<f64> = table.values.iter().map(|&v| f64::from(v)).collect();
+        for step in cx.step0..cx.step0 + cx.steps {
+            let sigma = self.sigma.at(step, self.steps);
+            match (&self.target, self.exact_score) {
+                (Target::Mixture { mixture, .. }, true) => sd_flow_exact_cpu(
+                    &mut state.positions,
+                    cx.dim,
+                    mixture,
+                    sigma,
+                    self.eta,
+                    self.approximate,
+                    cx.seed,
+                    step,
+                ),
+                _ => sd_flow_cpu(
+                    &mut state.positions,
+                    cx.dim,
+                    &targets,
+                    sigma,
+                    self.eta,
+                    self.approximate,
+                    cx.seed,
+                    step,
+                ),
+            }
+        }
+        Ok(())
+    }
+}
