@@ -40,8 +40,6 @@ fn gpu_init_params(init: &Init, samples: Option<&SampleTable>) -> (u32, Vec<f32>
             (3, p)
         }
         Init::Samples { .. } => (4, samples.map(|s| s.values.clone()).unwrap_or_default()),
-        // Refused by `initialize` before this is used.
-        Init::Prior => (0, Vec::new()),
     }
 }
 
@@ -67,11 +65,6 @@ pub fn initialize(
     seed: u64,
     workgroup_size: u32,
 ) -> Result<()> {
-    if *init == Init::Prior {
-        return Err(Error::Usage(
-            "internal error: an unresolved `prior` initial distribution reached the GPU".into(),
-        ));
-    }
     let (kind, params) = gpu_init_params(init, samples);
     let rows = rows_of(init, samples)?;
     let params_bytes = params.len() as u64 * 4;
@@ -160,7 +153,6 @@ pub fn init_cpu(
                     };
                     f64::from(table.values[row * d + c])
                 }
-                Init::Prior => f64::NAN,
             });
         }
     }

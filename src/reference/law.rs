@@ -146,7 +146,6 @@ pub fn initial_masses(
             }
             m
         }
-        Init::Prior => return Err("an unresolved prior initial distribution".into()),
     };
     let total: f64 = m.iter().sum();
     if total.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {

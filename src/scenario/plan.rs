@@ -47,9 +47,6 @@ pub enum Init {
         rows: u64,
         sha256: String,
     },
-    /// `kind = "prior"` as written: the resolver replaces it by the Gaussian prior of the
-    /// reverse dynamics' process, so a plan never holds it.
-    Prior,
 }
 
 pub use crate::dynamics::DynamicsPlan;

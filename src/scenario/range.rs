@@ -55,7 +55,6 @@ fn initial_box(init: &Init, bounds: Option<&[(f32, f32)]>, a: usize) -> Option<[
         Init::Uniform { low, high } => Some([*low.get(a)?, *high.get(a)?]),
         Init::Mixture(m) => mixture_box(m, a, 1.0),
         Init::Samples { .. } => samples_box(bounds?.get(a)?),
-        Init::Prior => None,
     }
 }
 

@@ -96,13 +96,12 @@ pub(crate) fn resolve(
         None => (None, None),
     };
     let mut particles = particles;
-    if let Some(p) = particles.as_mut() {
-        resolve_prior(issues, &mut p.init, dynamics.as_ref(), p.dim);
-    }
+    let init = particles
+        .as_mut()
+        .and_then(|p| resolve_prior(issues, p.init.take()?, dynamics.as_ref(), p.dim));
 
-    let init = particles.as_ref().and_then(|p| p.init.as_ref());
     let context = RangeContext {
-        init: init.map(|(i, s)| (i, s.as_ref())),
+        init: init.as_ref().map(|(i, s)| (i, s.as_ref())),
         dynamics: dynamics.as_ref(),
         data: data.as_ref(),
     };
@@ -113,8 +112,7 @@ pub(crate) fn resolve(
     else {
         return None;
     };
-    let (Some(count), Some(dim), Some((init, samples))) =
-        (particles.count, particles.dim, particles.init)
+    let (Some(count), Some(dim), Some((init, samples))) = (particles.count, particles.dim, init)
     else {
         return None;
     };
@@ -143,46 +141,49 @@ pub(crate) fn resolve(
     })
 }
 
-/// `init = { kind = "prior" }` becomes the Gaussian prior of the reverse dynamics' process,
-/// so the plan says exactly what was sampled.
+/// `particles.init` as written: a distribution (with the table a samples init reads), or
+/// `kind = "prior"`, which stands for the prior of the dynamics' process and is resolved once
+/// the dynamics are known, so a plan never holds it.
+enum InitRead {
+    Law(Init, Option<SampleTable>),
+    Prior,
+}
+
+/// The initial distribution of the plan: `init = { kind = "prior" }` becomes the Gaussian
+/// prior of the reverse dynamics' process, so the plan says exactly what was sampled.
 fn resolve_prior(
     issues: &mut Issues,
-    init: &mut Option<(Init, Option<SampleTable>)>,
+    init: InitRead,
     dynamics: Option<&DynamicsPlan>,
     dim: Option<usize>,
-) {
-    let Some((Init::Prior, _)) = init else {
-        return;
+) -> Option<(Init, Option<SampleTable>)> {
+    let InitRead::Law(init, samples) = init else {
+        return match dynamics.map(|d| (d, d.prior_process())) {
+            Some((_, Some(process))) => dim.map(|d| {
+                let std = process.prior_variance().sqrt();
+                let prior = Init::Gaussian {
+                    mean: vec![0.0; d],
+                    std: vec![std; d],
+                };
+                (prior, None)
+            }),
+            Some((other, None)) => {
+                issues.add(
+                    "particles.init.kind",
+                    Some(&Value::String("prior".into())),
+                    format!(
+                        "a distribution of its own: kind = prior is the terminal law of a \
+                         reverse dynamics' process (reverse_sde, probability_flow), and \
+                         dynamics.kind is {}",
+                        other.kind_name()
+                    ),
+                );
+                None
+            }
+            None => None,
+        };
     };
-    let process = match dynamics.map(|d| (d, d.prior_process())) {
-        Some((_, Some(process))) => process,
-        Some((other, None)) => {
-            issues.add(
-                "particles.init.kind",
-                Some(&Value::String("prior".into())),
-                format!(
-                    "a distribution of its own: kind = prior is the terminal law of a reverse \
-                     dynamics' process (reverse_sde, probability_flow), and dynamics.kind is {}",
-                    other.kind_name()
-                ),
-            );
-            *init = None;
-            return;
-        }
-        None => {
-            *init = None;
-            return;
-        }
-    };
-    *init = dim.map(|d| {
-        (
-            Init::Gaussian {
-                mean: vec![0.0; d],
-                std: vec![process.prior_variance().sqrt(); d],
-            },
-            None,
-        )
-    });
+    Some((init, samples))
 }
 
 fn required_table<'a>(issues: &mut Issues, sec: Section<'a>, key: &str) -> Option<&'a Table> {
@@ -295,7 +296,7 @@ fn std_spec(
 struct ParticlesRead {
     count: Option<u64>,
     dim: Option<usize>,
-    init: Option<(Init, Option<SampleTable>)>,
+    init: Option<InitRead>,
 }
 
 fn particles(issues: &mut Issues, sec: Section<'_>, base_dir: &Path) -> ParticlesRead {
@@ -327,7 +328,7 @@ fn init(
     sec: Section<'_>,
     dim: Option<usize>,
     base_dir: &Path,
-) -> Option<(Init, Option<SampleTable>)> {
+) -> Option<InitRead> {
     let kind = kind(issues, sec, INIT_KINDS)?;
     let vector = |issues: &mut Issues, key: &str| {
         required(
@@ -342,7 +343,7 @@ fn init(
         "point" => {
             sec.check_keys(&["kind", "at"], issues);
             let at = vector(issues, "at")?;
-            Some((Init::Point { at }, None))
+            Some(InitRead::Law(Init::Point { at }, None))
         }
         "gaussian" => {
             sec.check_keys(&["kind", "mean", "std"], issues);
@@ -354,7 +355,7 @@ fn init(
                 "a number > 0, or a list of them (one per dimension)",
                 |i, k, v| std_spec(i, k, v, dim, None),
             );
-            Some((
+            Some(InitRead::Law(
                 Init::Gaussian {
                     mean: mean?,
                     std: std?,
@@ -378,19 +379,22 @@ fn init(
                 );
                 return None;
             }
-            Some((Init::Uniform { low, high }, None))
+            Some(InitRead::Law(Init::Uniform { low, high }, None))
         }
         "mixture" => {
             sec.check_keys(MIXTURE_KEYS, issues);
-            mixture(issues, sec, dim).map(|m| (Init::Mixture(m), None))
+            mixture(issues, sec, dim).map(|m| InitRead::Law(Init::Mixture(m), None))
         }
         "samples" => {
             let (path, rows, sha256, table) = samples_table(issues, sec, base_dir, dim)?;
-            Some((Init::Samples { path, rows, sha256 }, Some(table)))
+            Some(InitRead::Law(
+                Init::Samples { path, rows, sha256 },
+                Some(table),
+            ))
         }
         "prior" => {
             sec.check_keys(&["kind"], issues);
-            Some((Init::Prior, None))
+            Some(InitRead::Prior)
         }
         _ => None,
     }
