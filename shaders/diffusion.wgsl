@@ -24,6 +24,7 @@ override WG: u32 = 64u;
 
 struct Step {
     key: vec2<u32>,
+    // Philox block of the first normal: low word here, high word in block0_hi.
     block0: u32,
     lane0: u32,
     steps: u32,
@@ -33,7 +34,7 @@ struct Step {
     table0: u32,
     // Row of particle i in the score buffers is i - aux_base.
     aux_base: u32,
-    _pad0: u32,
+    block0_hi: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -191,6 +192,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     var x = load_point(i);
     let index = global_index(chunk.base, i);
+    let block0 = vec2<u32>(step.block0, step.block0_hi);
     let zero = Point(vec4<f32>(0.0), vec4<f32>(0.0));
     if (SCORE == 2u) {
         // One step, table entry table0.
@@ -209,7 +211,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         } else {
             var xi = zero;
             if (NOISE == 1u) {
-                xi = step_normals(index, step.block0, step.lane0, 0u, step.key);
+                xi = step_normals(index, block0, step.lane0, 0u, step.key);
             }
             x = add_noise(affine(x, c0.x, s1, c0.z), c0.y, xi);
         }
@@ -225,11 +227,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     if (SINGLE_STEPS == 1u) {
         for (var s = 0u; s < step.steps; s = s + 1u) {
-            x = advance(x, step.table0 + s, step_normals(index, step.block0, step.lane0 + s * DIM, 0u, step.key));
+            x = advance(x, step.table0 + s, step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key));
         }
     } else {
         for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
-            let b = round_blocks(index, step.block0 + ((s * DIM) >> 2u), 0u, step.key);
+            let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
             let e = step.table0 + s;
             x = advance(x, e, normals_from(b, 0u));
             if (ROUND_STEPS > 1u) {

@@ -43,7 +43,8 @@ override WG: u32 = 64u;
 
 struct Step {
     key: vec2<u32>,
-    // Philox block and lane of the step's first normal: g = step * DIM.
+    // Philox block (low word; high word in block0_hi) and lane of the step's first normal:
+    // g = step * DIM.
     block0: u32,
     lane0: u32,
     // sigma (sd_flow), beta (mmd_flow), sqrt(2 T dt) (interaction).
@@ -54,6 +55,10 @@ struct Step {
     b: f32,
     // 1 / M (mmd_flow), 1 / eps^2 (svgd with samples).
     c: f32,
+    block0_hi: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> state: array<f32>;
@@ -173,7 +178,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 store_score(i, scale(grad_u(y), -1.0));
             }
         } else {
-            let eps = step_normals(index, step.block0, step.lane0, 2u, step.key);
+            let eps = step_normals(index, vec2<u32>(step.block0, step.block0_hi), step.lane0, 2u, step.key);
             store_proxy(i, add(y, scale(eps, step.noise_scale)));
         }
         return;
@@ -202,7 +207,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             let r = select(i, 0u, SHARED_SUM == 1u);
             let s = exp(logs[r]);
             let drift = add(grad_u(y), scale(sub(y, mean_row(r)), step.b * s));
-            let xi = step_normals(index, step.block0, step.lane0, 0u, step.key);
+            let xi = step_normals(index, vec2<u32>(step.block0, step.block0_hi), step.lane0, 0u, step.key);
             next = add(sub(y, scale(drift, step.a)), scale(xi, step.noise_scale));
         }
     }

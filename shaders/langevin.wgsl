@@ -17,7 +17,8 @@ override WG: u32 = 64u;
 
 struct Step {
     key: vec2<u32>,
-    // Philox block and lane of the first normal of the first step: g = step0 * DIM.
+    // Philox block (low word; high word in block0_hi) and lane of the first normal of the
+    // first step: g = step0 * DIM.
     block0: u32,
     lane0: u32,
     steps: u32,
@@ -27,7 +28,7 @@ struct Step {
     // long block of steps on many particles is split into submissions of bounded length).
     first: u32,
     span: u32,
-    _pad0: u32,
+    block0_hi: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -80,14 +81,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     // Normal numbers are counted from block0's first lane: step s starts at lane0 + s DIM.
+    let block0 = vec2<u32>(step.block0, step.block0_hi);
     if (SINGLE_STEPS == 1u) {
         for (var s = 0u; s < step.steps; s = s + 1u) {
-            x = euler(quadratic, x, step_normals(index, step.block0, step.lane0 + s * DIM, 0u, step.key));
+            x = euler(quadratic, x, step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key));
         }
     } else {
         // Whole rounds, every lane a compile-time constant.
         for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
-            let b = round_blocks(index, step.block0 + ((s * DIM) >> 2u), 0u, step.key);
+            let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
             x = euler(quadratic, x, normals_from(b, 0u));
             if (ROUND_STEPS > 1u) {
                 x = euler(quadratic, x, normals_from(b, DIM));

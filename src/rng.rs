@@ -1,10 +1,14 @@
 //! Philox4x32-10, the Rust twin of `shaders/common/philox.wgsl`, and the counter layout
 //! every kernel follows.
 //!
-//! Counter = (global particle index low word, block, stream, particle index high word),
-//! key = the 64-bit seed (low word, high word). Indexing is absolute, so the numbers a
-//! particle receives depend only on (seed, particle, stream, block): never on workgroup
-//! size, chunking, steps fused per dispatch, snapshot placement, resume or sharding.
+//! Counter = (global particle index low word, block low word, stream | block high word << 8,
+//! particle index high word), key = the 64-bit seed (low word, high word); see
+//! docs/architecture.md, "RNG counter layout". Blocks are 64-bit so that a particle's
+//! dynamics noise never repeats however many steps it takes (a 32-bit block word wrapped
+//! after 2^34 normals); below block 2^32 the counter is the original one, so runs that
+//! short keep their values. Indexing is absolute, so the numbers a particle receives
+//! depend only on (seed, particle, stream, block): never on workgroup size, chunking,
+//! steps fused per dispatch, snapshot placement, resume or sharding.
 //!
 //! Streams and blocks:
 //! - [`STREAM_DYNAMICS`]: normal number g = step * dim + coordinate sits in block g >> 2,
@@ -52,8 +56,31 @@ pub fn key_from_seed(seed: u64) -> [u32; 2] {
     [seed as u32, (seed >> 32) as u32]
 }
 
+/// The counter of a block below 2^32 (initial sampling and targets).
 pub fn counter(particle: u64, block: u32, stream: u32) -> [u32; 4] {
-    [particle as u32, block, stream, (particle >> 32) as u32]
+    block_counter(particle, u64::from(block), stream)
+}
+
+/// The counter of 64-bit `block` of `stream` (< 256) for `particle`. The block's high word
+/// sits above the stream's 8 bits, so blocks are distinct up to 2^56 (normals up to 2^58).
+pub fn block_counter(particle: u64, block: u64, stream: u32) -> [u32; 4] {
+    debug_assert!(
+        stream < 256,
+        "stream {stream} overlaps the block's high word"
+    );
+    [
+        particle as u32,
+        block as u32,
+        stream | (((block >> 32) as u32) << 8),
+        (particle >> 32) as u32,
+    ]
+}
+
+/// Where the dynamics noise of `step` starts for a particle of dimension `dim`, as the
+/// shaders take it: (block low word, block high word, lane) of normal g = step * dim.
+pub fn noise_start(step: u64, dim: u32) -> (u32, u32, u32) {
+    let g = step * u64::from(dim);
+    ((g >> 2) as u32, (g >> 34) as u32, (g & 3) as u32)
 }
 
 /// u in (0, 1] from the top 24 bits, exactly as the shader computes it.
@@ -81,8 +108,7 @@ pub fn normals4(w: [u32; 4]) -> [f64; 4] {
 
 /// The g-th normal of a particle's stream.
 pub fn normal(key: [u32; 2], particle: u64, stream: u32, g: u64) -> f64 {
-    let block = (g >> 2) as u32;
-    normals4(philox4x32_10(counter(particle, block, stream), key))[(g & 3) as usize]
+    normals4(philox4x32_10(block_counter(particle, g >> 2, stream), key))[(g & 3) as usize]
 }
 
 /// The dynamics-noise normals a particle receives, block by block, in step order.
@@ -111,7 +137,7 @@ impl NoiseStream {
             Some((cached, v)) if cached == b => v,
             _ => {
                 let v = normals4(philox4x32_10(
-                    counter(self.particle, b as u32, STREAM_DYNAMICS),
+                    block_counter(self.particle, b, STREAM_DYNAMICS),
                     self.key,
                 ));
                 self.block = Some((b, v));
@@ -166,6 +192,52 @@ mod tests {
                 assert_eq!(s.next_normal(), normal(key, 77, STREAM_DYNAMICS, g));
             }
         }
+    }
+
+    /// Below block 2^32 the counter is the 32-bit layout the known answers were taken with
+    /// (so shorter runs keep their values); from block 2^32 on the high word lands above
+    /// the stream and the noise goes on without repeating.
+    #[test]
+    fn blocks_past_the_32_bit_word_do_not_repeat() {
+        let key = key_from_seed(0x1234_5678_9abc_def0);
+        let particle = 0x0000_0007_0000_0042u64;
+        assert_eq!(
+            block_counter(particle, 0xFFFF_FFFF, STREAM_PROXY),
+            [0x42, 0xFFFF_FFFF, STREAM_PROXY, 7]
+        );
+        assert_eq!(
+            block_counter(particle, (3 << 32) | 5, STREAM_PROXY),
+            [0x42, 5, STREAM_PROXY | (3 << 8), 7]
+        );
+        for stream in [STREAM_DYNAMICS, STREAM_PROXY] {
+            for b in [0u64, 1, 2, 0xFFFF_FFFF] {
+                let low = philox4x32_10(block_counter(particle, b, stream), key);
+                let high = philox4x32_10(block_counter(particle, b + (1 << 32), stream), key);
+                assert_ne!(
+                    low, high,
+                    "stream {stream}: block {b} repeats at {b} + 2^32"
+                );
+            }
+        }
+        // Normals g and g +- 2^34 (one lap of a 32-bit block word) differ, in every lane,
+        // and the stream carries across the boundary in step order.
+        for dim in 1..=8u32 {
+            let step = (1u64 << 34) / u64::from(dim) - 3;
+            let mut s = NoiseStream::new(key, particle, step, dim);
+            for g in step * u64::from(dim)..(step + 6) * u64::from(dim) {
+                let n = s.next_normal();
+                assert_eq!(n, normal(key, particle, STREAM_DYNAMICS, g));
+                assert_ne!(n, normal(key, particle, STREAM_DYNAMICS, g ^ (1 << 34)));
+            }
+        }
+    }
+
+    #[test]
+    fn noise_start_splits_the_64_bit_block() {
+        assert_eq!(noise_start(5, 3), (3, 0, 3));
+        assert_eq!(noise_start(1 << 33, 2), (0, 1, 0));
+        assert_eq!(noise_start((1 << 34) / 3, 3), (0xFFFF_FFFF, 0, 3));
+        assert_eq!(noise_start((1 << 34) / 3 + 1, 3), (0, 1, 2));
     }
 
     /// Box–Muller output of the Rust twin is standard Gaussian (mean, variance, KS).

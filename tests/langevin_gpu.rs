@@ -758,3 +758,114 @@ fn moments_match_the_twin_in_every_dimension() {
         assert_moments_close(&obs.moments, &m, &format!("dim {dim}"));
     }
 }
+
+/// Noise blocks are 64-bit: a block of steps that starts just before block 2^32 (normal
+/// 2^34, one lap of a 32-bit block word) and runs across it gives every particle exactly the
+/// twin's noise, whether the boundary falls in the round kernel or the single-step one.
+/// A 32-bit block word would repeat the noise of one lap earlier, so for the dimensions
+/// that divide 2^34 the same block started a whole lap later must differ.
+#[test]
+fn noise_carries_across_the_32_bit_block_boundary() {
+    let gpu = common::gpu();
+    let (n, temperature, dt, steps) = (256u64, 0.8, 5e-3, 12u64);
+    // Error of GPU (f32) against twin (f64), per coordinate, with eps = 2^-24: the twin
+    // starts from the GPU's own f32 positions; |x| <= 4 (init std 0.5, 256 particles, and
+    // U = |x|^2 / 2 contracts); the noise scale s = sqrt(2 T dt) = 0.09 and Box–Muller's
+    // radius r = sqrt(-2 ln u) <= sqrt(48 ln 2) = 5.8 (u >= 2^-24). A step rounds three
+    // operations on values below 4 + 4 dt + s r < 5 (<= 3 * 5 eps), and each f32 normal is
+    // off by a few ulp of its log, sqrt and of cos/sin at an angle of at most 2 pi (<= 8 eps
+    // (r + 2 pi r), times s: <= 30 eps). So <= 45 eps a step, and the contraction (1 - dt)
+    // keeps errors from growing: after `steps` steps at most 64 eps * steps. A wrong noise
+    // block is off by about s |xi| ~ 0.09, thousands of times more.
+    let tolerance = 64.0 * f64::from(f32::EPSILON) / 2.0 * steps as f64;
+    for dim in 1..=8u32 {
+        let d = dim as usize;
+        let mut matrix = vec![vec![0.0; d]; d];
+        for (i, row) in matrix.iter_mut().enumerate() {
+            row[i] = 1.0;
+        }
+        let potential = Potential::Quadratic {
+            matrix,
+            center: vec![0.0; d],
+        };
+        let init = Init::Gaussian {
+            mean: vec![0.0; d],
+            std: vec![0.5; d],
+        };
+        let spec = HistogramSpec {
+            axes: vec![0],
+            bins: vec![4],
+            range: vec![[-2.0, 2.0]],
+        };
+        let p = plan(
+            dim,
+            n,
+            init,
+            potential.clone(),
+            temperature,
+            dt,
+            steps,
+            spec,
+        );
+        let mut sim = Simulation::new(
+            &gpu,
+            &p,
+            None,
+            None,
+            0,
+            n,
+            &Layout {
+                fused_steps: Some(steps as u32),
+                ..Layout::default()
+            },
+        )
+        .expect("simulation");
+        let start = sim.positions().expect("positions");
+        let mut run_from = |step0: u64| {
+            let point = fokker::simulation::ResumePoint {
+                step: step0,
+                pending: None,
+            };
+            sim.restore(&start, None, point).expect("restore");
+            sim.advance_to(step0 + steps, |_| Ok(()), &|| false)
+                .expect("advance");
+            sim.positions().expect("positions")
+        };
+        // The step whose normals reach number 2^34.
+        let boundary = (1u64 << 34) / u64::from(dim);
+        // Starts that put the boundary in the single-step head, in a whole round and (with
+        // the head's rounds of up to 4 steps) at different lanes.
+        for back in [0u64, 1, 3, 5] {
+            let step0 = boundary - back;
+            let gpu_pos = run_from(step0);
+            let mut cpu: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
+            langevin_cpu(
+                &mut cpu,
+                dim,
+                0,
+                &potential,
+                temperature,
+                dt,
+                p.seed,
+                step0,
+                steps,
+            );
+            let worst = gpu_pos
+                .iter()
+                .zip(&cpu)
+                .map(|(g, c)| (f64::from(*g) - c).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst < tolerance,
+                "dim {dim}, from step {step0}: largest difference from the twin {worst}"
+            );
+            if (1u64 << 34) % u64::from(dim) == 0 {
+                let lap_later = run_from(step0 + boundary);
+                assert!(
+                    !bit_identical(&gpu_pos, &lap_later),
+                    "dim {dim}: the noise from step {step0} repeats one lap later"
+                );
+            }
+        }
+    }
+}

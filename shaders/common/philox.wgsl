@@ -1,8 +1,10 @@
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11),
 // the counter-based generator of Random123. Rust twin: src/rng.rs.
 //
-// Counter layout (DESIGN.md, "Counter-based RNG"): (particle index low word, block,
-// stream, particle index high word); key = the 64-bit seed as (low, high).
+// Counter layout (docs/architecture.md, "RNG counter layout"): (particle index low word,
+// block low word, stream | block high word << 8, particle index high word); key = the
+// 64-bit seed as (low, high). Blocks are 64-bit, (low, high) here, so a particle's noise
+// never repeats; below block 2^32 the counter is the original 32-bit one.
 // Each block yields four u32 words, turned into four standard normals by Box–Muller
 // on lane pairs (0, 1) and (2, 3).
 
@@ -66,6 +68,18 @@ fn global_index(base: vec2<u32>, i: u32) -> vec2<u32> {
     return vec2<u32>(lo, base.y + select(0u, 1u, lo < base.x));
 }
 
+// A block below 2^32 (initial sampling).
 fn philox_counter(index: vec2<u32>, block: u32, stream: u32) -> vec4<u32> {
     return vec4<u32>(index.x, block, stream, index.y);
+}
+
+// A 64-bit block (low, high) of `stream` < 256: the high word sits above the stream.
+fn philox_block_counter(index: vec2<u32>, block: vec2<u32>, stream: u32) -> vec4<u32> {
+    return vec4<u32>(index.x, block.x, stream | (block.y << 8u), index.y);
+}
+
+// The 64-bit block `block` + k, carrying into the high word (a dispatch may cross 2^32).
+fn block_add(block: vec2<u32>, k: u32) -> vec2<u32> {
+    let lo = block.x + k;
+    return vec2<u32>(lo, block.y + select(0u, 1u, lo < block.x));
 }

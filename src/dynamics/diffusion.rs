@@ -48,7 +48,8 @@ pub(crate) struct StepUniform {
     pub span: u32,
     pub table0: u32,
     pub aux_base: u32,
-    pub _pad: [u32; 3],
+    pub block0_hi: u32,
+    pub _pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<StepUniform>() == 48);
 
@@ -337,17 +338,18 @@ impl DiffusionGpu {
     }
 
     fn uniform(&self, step0: u64, steps: u32, first: u32, span: u32, table0: u32) -> StepUniform {
-        let g = step0 * u64::from(self.dim);
+        let (block0, block0_hi, lane0) = rng::noise_start(step0, self.dim);
         StepUniform {
             key: self.key,
-            block0: (g >> 2) as u32,
-            lane0: (g & 3) as u32,
+            block0,
+            lane0,
             steps,
             first,
             span,
             table0,
             aux_base: 0,
-            _pad: [0; 3],
+            block0_hi,
+            _pad: [0; 2],
         }
     }
 

@@ -45,8 +45,10 @@ struct StepUniform {
     a: f32,
     b: f32,
     c: f32,
+    block0_hi: u32,
+    _pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<StepUniform>() == 32);
+const _: () = assert!(std::mem::size_of::<StepUniform>() == 48);
 
 /// `count` samples of `mixture` from `seed`: row r takes its component from the first word
 /// of block [`INIT_CHOICE_BLOCK`] and its normals from blocks 0.. of (r, stream
@@ -565,15 +567,17 @@ impl KernelFlowGpu {
     ) -> Result<bool> {
         let chunk = &ensemble.chunks[0];
         let n = chunk.count;
-        let g = step * u64::from(self.dim);
+        let (block0, block0_hi, lane0) = rng::noise_start(step, self.dim);
         let mut uniform = StepUniform {
             key: self.key,
-            block0: (g >> 2) as u32,
-            lane0: (g & 3) as u32,
+            block0,
+            lane0,
             noise_scale: 0.0,
             a: 0.0,
             b: 0.0,
             c: 0.0,
+            block0_hi,
+            _pad: [0; 3],
         };
         let particles = (&chunk.state, n);
         let mut batch = Batch::new(gpu, self.budget, stop);

@@ -30,7 +30,8 @@ struct StepUniform {
     noise_scale: f32,
     first: u32,
     span: u32,
-    _pad: [u32; 3],
+    block0_hi: u32,
+    _pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<StepUniform>() == 48);
 
@@ -157,17 +158,18 @@ impl Stepper for LangevinGpu {
                 if n == 0 {
                     continue;
                 }
-                let g = at * u64::from(self.dim);
+                let (block0, block0_hi, lane0) = rng::noise_start(at, self.dim);
                 let uniform = StepUniform {
                     key: self.key,
-                    block0: (g >> 2) as u32,
-                    lane0: (g & 3) as u32,
+                    block0,
+                    lane0,
                     steps: n as u32,
                     dt: self.dt,
                     noise_scale: self.noise_scale,
                     first,
                     span,
-                    _pad: [0; 3],
+                    block0_hi,
+                    _pad: [0; 2],
                 };
                 // Staged writes land before this submit and after all earlier ones.
                 gpu.queue
