@@ -1,6 +1,6 @@
 // Forward noising, reverse-time SDE and probability-flow ODE: every step is
-//   x <- A x + C s(x, t) + B xi
-// with per-step coefficients (A, B, C) computed on the host in f64 (src/dynamics/diffusion.rs)
+//   x <- A x + C s(x, t) + B xi = x + [(A - 1) x + C s(x, t) + B xi]
+// with per-step coefficients (A - 1, B, C) computed on the host in f64 (src/dynamics/diffusion.rs)
 // and the score s either absent (forward), the closed-form score of a Gaussian mixture pushed
 // through the process, or read from a buffer filled by the empirical-score kernel sum. Heun
 // (probability flow) adds a corrector: with p = A x + C s(x, t),
@@ -42,8 +42,11 @@ struct Step {
 @group(0) @binding(0) var<storage, read_write> state: array<f32>;
 @group(0) @binding(1) var<uniform> chunk: Chunk;
 @group(0) @binding(2) var<uniform> step: Step;
-// Per step three vec4s: (A, B, C, -), (alpha(t), s^2(t), -, -), (A2, C2, alpha(t2), s^2(t2)),
-// entries counted from the block's first step.
+// Per step three vec4s: (A - 1, B, C, -), (alpha(t), s^2(t), -, -),
+// (A2 - 1, C2, alpha(t2), s^2(t2)), entries counted from the block's first step. A - 1 comes
+// from the host because near t_min it is far below f32's resolution at 1: A in f32 would
+// quantise the drift (A - 1) x to steps of 2^-24 x (docs/architecture.md, "Host
+// coefficients in f64").
 @group(0) @binding(3) var<storage, read> coeffs: array<vec4<f32>>;
 // SCORE 1: per step, per time (t, then Heun's t2), per component 20 floats (five vec4s)
 // computed on the host in f64: the means alpha mu_k (8), the inverse variances
@@ -153,28 +156,31 @@ fn affine(x: Point, a: f32, s: Point, c: f32) -> Point {
 }
 
 fn heun(x: Point, s1: Point, p: Point, s2: Point, c0: vec4<f32>, c2: vec4<f32>) -> Point {
-    let d1 = affine(x, c0.x - 1.0, s1, c0.z);
-    let d2 = affine(p, c2.x - 1.0, s2, c2.y);
+    let d1 = affine(x, c0.x, s1, c0.z);
+    let d2 = affine(p, c2.x, s2, c2.y);
     return Point(x.a + 0.5 * (d1.a + d2.a), x.b + 0.5 * (d1.b + d2.b));
 }
 
-fn add_noise(x: Point, b: f32, xi: Point) -> Point {
-    return Point(x.a + b * xi.a, x.b + b * xi.b);
+// x + [(A - 1) x + C s + B xi] with am1 = A - 1: the increment is summed before it meets x,
+// so a drift below half an ulp of x still moves x on average once the noise is added.
+fn euler_step(x: Point, am1: f32, s: Point, c: f32, b: f32, xi: Point) -> Point {
+    let d = affine(x, am1, s, c);
+    return Point(x.a + (d.a + b * xi.a), x.b + (d.b + b * xi.b));
 }
 
 // One fused step with table entry e (SCORE 0 or 1).
 fn advance(x: Point, e: u32, xi: Point) -> Point {
     let c0 = coeffs[3u * e];
     if (SCORE == 0u) {
-        return add_noise(affine(x, c0.x, x, 0.0), c0.y, xi);
+        return euler_step(x, c0.x, x, 0.0, c0.y, xi);
     }
     let s1 = mixture_score(x, e, 0u);
     if (HEUN == 1u) {
         let c2 = coeffs[3u * e + 2u];
-        let p = affine(x, c0.x, s1, c0.z);
+        let p = euler_step(x, c0.x, s1, c0.z, 0.0, xi);
         return heun(x, s1, p, mixture_score(p, e, 1u), c0, c2);
     }
-    return add_noise(affine(x, c0.x, s1, c0.z), c0.y, xi);
+    return euler_step(x, c0.x, s1, c0.z, c0.y, xi);
 }
 
 fn finish(i: u32, x: Point) {
@@ -202,7 +208,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let s1 = buffer_score(x, load_row(0u, i), c1.x, c1.y);
         if (HEUN == 1u) {
             if (PHASE == 0u) {
-                store_pred(i, affine(x, c0.x, s1, c0.z));
+                store_pred(i, euler_step(x, c0.x, s1, c0.z, 0.0, zero));
                 return;
             }
             let c2 = coeffs[3u * e + 2u];
@@ -213,7 +219,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             if (NOISE == 1u) {
                 xi = step_normals(index, block0, step.lane0, 0u, step.key);
             }
-            x = add_noise(affine(x, c0.x, s1, c0.z), c0.y, xi);
+            x = euler_step(x, c0.x, s1, c0.z, c0.y, xi);
         }
         finish(i, x);
         return;

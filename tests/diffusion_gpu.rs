@@ -4,6 +4,7 @@
 
 mod common;
 
+use fokker::dynamics::diffusion::{Diffusion, diffusion_cpu};
 use fokker::dynamics::gradient_flow::heavy_ball_cpu;
 use fokker::dynamics::init::init_cpu;
 use fokker::dynamics::{TwinContext, TwinState};
@@ -731,5 +732,109 @@ fn a_geometric_grid_lands_on_sharply_blurred_data() {
     assert!(
         uniform > 2.0 * geometric,
         "uniform TV {uniform} vs geometric {geometric}"
+    );
+}
+
+/// Near t_min on a geometric grid a reverse step's A - 1 is below 1e-5, where A itself in
+/// f32 is off by up to 2^-24: the drift (A - 1) x would be quantised to 2^-24 x, the same
+/// amount every particle (a bias of the ensemble mean). The host uploads A - 1 instead; one
+/// step from particles around x = 100 then moves the mean exactly as the f64 twin does.
+#[test]
+fn drift_near_t_min_is_not_quantised_by_f32_coefficients() {
+    let n = 16_384u64;
+    let data = Mixture {
+        weights: vec![1.0],
+        means: vec![vec![100.0]],
+        stds: vec![vec![1.0]],
+    };
+    let reverse = fokker::dynamics::reverse_sde::ReverseSdePlan {
+        process: vp(),
+        score: Score::Mixture(data.clone()),
+        t_end: 1.0,
+        t_min: 1e-5,
+        steps: 1000,
+        grid: TimeGrid::Geometric,
+    };
+    // Among the steps with A - 1 below 1e-5, the one whose A f32 rounds worst.
+    let f32_error = |a: f64| (f64::from(a as f32) - a).abs();
+    let step = (0..1000)
+        .filter(|&k| reverse.coefficients(k).a - 1.0 < 1e-5)
+        .max_by(|&i, &j| {
+            let (a, b) = (reverse.coefficients(i).a, reverse.coefficients(j).a);
+            f32_error(a).total_cmp(&f32_error(b))
+        })
+        .expect("steps near t_min");
+    let c = reverse.coefficients(step);
+    let init = Init::Gaussian {
+        mean: vec![100.0],
+        std: vec![1.0],
+    };
+    let p = plan(
+        1,
+        n,
+        init,
+        DynamicsPlan::ReverseSde(reverse.clone()),
+        hist2(4, 90.0, 110.0),
+    );
+    let gpu = common::gpu();
+    let mut sim = Simulation::new(&gpu, &p, None, None, 0, n, &Layout::default()).unwrap();
+    let start = sim.positions().unwrap();
+    let point = fokker::simulation::ResumePoint {
+        step,
+        pending: None,
+    };
+    sim.restore(&start, None, point).unwrap();
+    sim.advance_to(step + 1, |_| Ok(()), &|| false).unwrap();
+    let moved = sim.positions().unwrap();
+    let mut cpu: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
+    diffusion_cpu(&mut cpu, 1, 0, &reverse, None, p.seed, step, 1);
+    let bias = moved
+        .iter()
+        .zip(&cpu)
+        .map(|(g, c)| f64::from(*g) - c)
+        .sum::<f64>()
+        / n as f64;
+
+    // Bound on |bias| with exact A - 1 (eps = 2^-24, positions within [64, 128), so one ulp
+    // of x is 2^-17):
+    // - the f32 state rounds x + increment to nearest; the increment holds B xi >> ulp, so
+    //   the rounding errors are unbiased, uniform over one ulp: the mean of n has standard
+    //   deviation ulp / sqrt(12 n); allow 5 of them;
+    // - the increment's own f32 arithmetic (a few operations, < 8 eps of its size);
+    // - Box–Muller in f32 (log, sqrt, cos/sin at an angle up to 2 pi, each a few ulp): a
+    //   normal is off by at most 16 eps r_max, r_max = sqrt(48 ln 2) since u >= 2^-24;
+    // - the score's mean alpha mu uploaded in f32 (off by half an ulp of x) shifts every
+    //   score by ulp / 2 / (alpha^2 sigma^2 + s^2), times C.
+    let eps = f64::from(f32::EPSILON) / 2.0;
+    let ulp = 2f64.powi(-17);
+    let x_max = start.iter().map(|&v| f64::from(v)).fold(0.0, f64::max);
+    assert!(
+        start.iter().all(|&v| (64.0..128.0).contains(&v)),
+        "positions outside [64, 128)"
+    );
+    let r_max = (48.0 * std::f64::consts::LN_2).sqrt();
+    let variance = c.alpha * c.alpha + c.s2;
+    let score_max = start
+        .iter()
+        .map(|&v| (c.alpha * 100.0 - f64::from(v)).abs() / variance)
+        .fold(0.0, f64::max);
+    let increment_max = (c.a - 1.0).abs() * x_max + c.c * score_max + c.b * r_max;
+    let tolerance = 5.0 * ulp / (12.0 * n as f64).sqrt()
+        + 8.0 * eps * increment_max
+        + 16.0 * eps * r_max * c.b
+        + c.c * 0.5 * ulp / variance;
+    // What an f32 A would cost: every particle's drift off by (A_f32 - A) x.
+    let quantised = f32_error(c.a) * start.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+    assert!(
+        quantised > 10.0 * tolerance,
+        "step {step}: A = 1 + {:e} rounds too well in f32 for this test to bite",
+        c.a - 1.0
+    );
+    assert!(
+        bias.abs() < tolerance,
+        "step {step}, A - 1 = {:e}: mean GPU - twin {bias:e} (tolerance {tolerance:e}; an f32 A \
+         would give {quantised:e}, of a mean drift {:e})",
+        c.a - 1.0,
+        (c.a - 1.0) * 100.0
     );
 }

@@ -71,10 +71,13 @@ pub struct StepCoefficients {
 }
 
 impl StepCoefficients {
+    /// As the shader reads them, with A - 1 and A2 - 1 in place of A and A2: near t_min
+    /// A - 1 is far below f32's resolution at 1, so the difference is taken here in f64
+    /// (docs/architecture.md, "Host coefficients in f64").
     fn packed(&self) -> [f32; 12] {
         let f = |x: f64| x as f32;
         [
-            f(self.a),
+            f(self.a - 1.0),
             f(self.b),
             f(self.c),
             0.0,
@@ -82,7 +85,7 @@ impl StepCoefficients {
             f(self.s2),
             0.0,
             0.0,
-            f(self.a2),
+            f(self.a2 - 1.0),
             f(self.c2),
             f(self.alpha2),
             f(self.s2_2),
