@@ -95,13 +95,41 @@ pub enum Advance {
     Stopped(ResumePoint),
 }
 
-/// A first guess of the ensemble mean, used to centre the moment sums.
-fn init_center(init: &Init, dim: usize) -> Vec<f64> {
+/// A first guess of the ensemble mean, used to centre the moment sums: the f32 sums about
+/// a centre far from the data (0 for data around 1e4) lose the covariance to cancellation.
+/// `samples` is the table of a samples init.
+fn init_center(init: &Init, samples: Option<&SampleTable>, dim: usize) -> Vec<f64> {
     match init {
         Init::Point { at } => at.clone(),
         Init::Gaussian { mean, .. } => mean.clone(),
         Init::Uniform { low, high } => low.iter().zip(high).map(|(l, h)| 0.5 * (l + h)).collect(),
-        _ => vec![0.0; dim],
+        Init::Mixture(m) => {
+            let total: f64 = m.weights.iter().sum();
+            (0..dim)
+                .map(|c| {
+                    let sum: f64 = m
+                        .weights
+                        .iter()
+                        .zip(&m.means)
+                        .map(|(w, mu)| w * mu[c])
+                        .sum();
+                    sum / total
+                })
+                .collect()
+        }
+        Init::Samples { .. } => match samples {
+            Some(table) if table.rows > 0 && table.dim == dim => (0..dim)
+                .map(|c| {
+                    let sum: f64 = table
+                        .values
+                        .chunks_exact(dim)
+                        .map(|row| f64::from(row[c]))
+                        .sum();
+                    sum / table.rows as f64
+                })
+                .collect(),
+            _ => vec![0.0; dim],
+        },
     }
 }
 
@@ -178,7 +206,7 @@ impl<'g> Simulation<'g> {
         Ok(Simulation {
             gpu,
             plan: plan.clone(),
-            last_mean: init_center(&plan.particles.init, dim as usize),
+            last_mean: init_center(&plan.particles.init, samples, dim as usize),
             ensemble,
             stepper,
             histogram,

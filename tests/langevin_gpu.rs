@@ -869,3 +869,104 @@ fn noise_carries_across_the_32_bit_block_boundary() {
         }
     }
 }
+
+/// Moments at step 0 of data far from the origin (around 1e4, spread about 1), for the two
+/// inits whose centre is not written in the plan: a mixture and a sample table. The f32
+/// sums are taken about the init's mean, so the covariance keeps its digits (about 0, the
+/// sums of squares are 1e8 per particle and the covariance drowns in their round-off).
+#[test]
+fn first_moments_of_data_far_from_the_origin_keep_their_digits() {
+    use fokker::model::Mixture;
+    use fokker::scenario::data::SampleTable;
+    let gpu = common::gpu();
+    let n = 20_000u64;
+    let mixture = Mixture {
+        weights: vec![0.3, 0.7],
+        means: vec![vec![1e4 - 1.0, 1e4 + 0.5], vec![1e4 + 1.0, 1e4 - 0.5]],
+        stds: vec![vec![0.5, 1.0], vec![1.0, 0.5]],
+    };
+    let mixture_mean: Vec<f64> = (0..2)
+        .map(|c| 0.3 * mixture.means[0][c] + 0.7 * mixture.means[1][c])
+        .collect();
+    let key = fokker::rng::key_from_seed(3);
+    let values: Vec<f32> = (0..n)
+        .flat_map(|r| (0..2u64).map(move |c| (1e4 + fokker::rng::normal(key, r, 0, c)) as f32))
+        .collect();
+    let table_mean: Vec<f64> = (0..2)
+        .map(|c| {
+            values
+                .iter()
+                .skip(c)
+                .step_by(2)
+                .map(|&v| f64::from(v))
+                .sum::<f64>()
+                / n as f64
+        })
+        .collect();
+    let table = SampleTable {
+        rows: n as usize,
+        dim: 2,
+        values,
+    };
+    let samples = Init::Samples {
+        path: "far.npy".into(),
+        rows: n,
+        sha256: String::new(),
+    };
+    let cases = [
+        ("mixture", Init::Mixture(mixture), None, mixture_mean),
+        ("samples", samples, Some(&table), table_mean),
+    ];
+    // Each invocation adds ITEMS products y_a y_b of y = x - c (c the init's mean in f32;
+    // x - c is exact, both being within a factor 2), then a workgroup tree adds log2(64)
+    // levels and the host adds in f64. Recursive summation is off by at most
+    // K eps sum |y_a y_b| with K = ITEMS + log2(64) + 1, eps = 2^-24, and mean |y_a y_b| <=
+    // sqrt(m_a m_b), m_a = mean y_a^2 = cov_aa + (mean_a - c_a)^2. The mean's correction
+    // s = mean y is off by K eps sqrt(m_a), so the covariance S2 / n - s_a s_b by at most
+    // 3 K eps sqrt(m_a m_b), the mean by K eps sqrt(m_a).
+    let k = f64::from(fokker::observe::moments::ITEMS) + 6.0 + 1.0;
+    let eps = f64::from(f32::EPSILON) / 2.0;
+    for (what, init, samples, center) in cases {
+        let p = plan(
+            2,
+            n,
+            init,
+            Potential::DoubleWell,
+            1.0,
+            1e-3,
+            1,
+            hist2(4, 9990.0, 10010.0),
+        );
+        let mut sim =
+            Simulation::new(&gpu, &p, samples, None, 0, n, &Layout::default()).expect("simulation");
+        let obs = sim.observe().expect("observe");
+        let pos: Vec<f64> = sim
+            .positions()
+            .expect("positions")
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let twin = moments_cpu(&pos, 2);
+        let m: Vec<f64> = (0..2)
+            .map(|a| {
+                let c = f64::from(center[a] as f32);
+                twin.cov[a * 2 + a] + (twin.mean[a] - c).powi(2)
+            })
+            .collect();
+        for a in 0..2 {
+            let err = (obs.moments.mean[a] - twin.mean[a]).abs();
+            let tol = k * eps * m[a].sqrt();
+            assert!(err <= tol, "{what}: mean[{a}] off by {err:e} > {tol:e}");
+            for b in 0..2 {
+                let err = (obs.moments.cov[a * 2 + b] - twin.cov[a * 2 + b]).abs();
+                let tol = 3.0 * k * eps * (m[a] * m[b]).sqrt();
+                assert!(
+                    err <= tol,
+                    "{what}: cov[{a}][{b}] {} vs twin {} (off by {err:e} > {tol:e})",
+                    obs.moments.cov[a * 2 + b],
+                    twin.cov[a * 2 + b]
+                );
+            }
+        }
+    }
+}

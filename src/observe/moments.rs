@@ -173,7 +173,16 @@ impl MomentsGpu {
 /// CPU twin of shaders/moments.wgsl in f64.
 pub fn moments_cpu(positions: &[f64], dim: u32) -> Moments {
     let d = dim as usize;
-    let center = vec![0.0; d];
+    // Two passes: sums about the mean, so data far from 0 keep their covariance's digits.
+    let finite = || {
+        positions
+            .chunks_exact(d)
+            .filter(|x| x.iter().all(|v| v.is_finite()))
+    };
+    let rows = finite().count().max(1) as f64;
+    let center: Vec<f64> = (0..d)
+        .map(|a| finite().map(|x| x[a]).sum::<f64>() / rows)
+        .collect();
     let mut s1 = vec![0.0; d];
     let mut s2 = vec![0.0; row_len(d) - d - 1];
     let (mut count, mut nonfinite) = (0u64, 0u64);
@@ -185,9 +194,9 @@ pub fn moments_cpu(positions: &[f64], dim: u32) -> Moments {
         count += 1;
         let mut k = 0;
         for a in 0..d {
-            s1[a] += x[a];
+            s1[a] += x[a] - center[a];
             for b in a..d {
-                s2[k] += x[a] * x[b];
+                s2[k] += (x[a] - center[a]) * (x[b] - center[b]);
                 k += 1;
             }
         }
