@@ -276,6 +276,17 @@ fn quiet_mesa_gl() -> Option<PathBuf> {
     None
 }
 
+/// The test hook `FOKKER_TEST_STOP_AT` ([`run::StopAt`]), read once as a run starts.
+fn test_stop_at() -> fokker::Result<Option<run::StopAt>> {
+    match std::env::var("FOKKER_TEST_STOP_AT") {
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|e| fokker::Error::Usage(format!("FOKKER_TEST_STOP_AT={v}: {e}"))),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The shard from the flags, else from a Slurm job array's environment, else the whole run.
 fn shard_of(args: &RunArgs) -> fokker::Result<Shard> {
     let env = |name: &str| -> fokker::Result<Option<u64>> {
@@ -326,6 +337,7 @@ fn resume_command(args: ResumeArgs, interrupt: Arc<AtomicBool>) -> fokker::Resul
         shard: Shard::WHOLE,
         interrupt,
         checkpoint_every: args.device.checkpoint_every()?,
+        stop_at: test_stop_at()?,
     };
     print_report(&run::resume(&args.dir, &opts)?);
     Ok(())
@@ -363,6 +375,7 @@ fn run_command(args: RunArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> 
         shard: shard_of(&args)?,
         interrupt,
         checkpoint_every: args.device.checkpoint_every()?,
+        stop_at: test_stop_at()?,
     };
     print_report(&run::run(&resolved, &opts)?);
     Ok(())

@@ -212,8 +212,16 @@ fn long_run_with_reference(dir: &Path, t_end: &str) -> [&'static str; 2] {
     slices
 }
 
+/// The `pending` part of a checkpoint's resume point.
+fn checkpoint_point(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("checkpoint/point.json")).expect("point.json");
+    serde_json::from_str::<serde_json::Value>(&text).expect("json")["point"].clone()
+}
+
 /// SIGTERM mid-run: exit 75 with a checkpoint; `fokker resume` then finishes with the same
-/// bytes as a run that was never interrupted.
+/// bytes as a run that was never interrupted. The test hook holds the run at its third stop
+/// check (after the third submission of 500 particles) until the signal comes, so the
+/// signal lands there on any adapter, however fast.
 #[test]
 fn interrupt_and_resume_is_byte_identical() {
     let tmp = tempfile::tempdir().unwrap();
@@ -227,30 +235,47 @@ fn interrupt_and_resume_is_byte_identical() {
             .concat(),
         )
         .current_dir(tmp.path())
+        .env("FOKKER_TEST_STOP_AT", "3:signal")
+        // Without XDG_RUNTIME_DIR fokker makes its own runtime directory: checked below.
+        .env_remove("XDG_RUNTIME_DIR")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    let runtime = std::env::temp_dir().join(format!("fokker-runtime-{}", child.id()));
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    // Wait until it has stepped, then send what Slurm sends before a time limit.
+    let mut seen = Vec::new();
     for line in lines.by_ref() {
-        if line.unwrap().contains("\"event\":\"progress\"") {
+        let line = line.unwrap();
+        let waiting = line.contains(fokker::run::StopAt::WAITING);
+        seen.push(line);
+        if waiting {
             break;
         }
     }
+    // What Slurm sends before a time limit.
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
+    seen.extend(lines.map_while(|l| l.ok()));
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(75), "{rest:?}");
+    assert_eq!(status.code(), Some(75), "{seen:?}");
+    assert!(
+        !runtime.exists(),
+        "an interrupted run left {} behind",
+        runtime.display()
+    );
     let cut = tmp.path().join("cut");
     assert_eq!(manifest(&cut)["status"], "interrupted");
     assert!(
         cut.join("checkpoint/state.npy").is_file() && cut.join("checkpoint/point.json").is_file()
     );
+    // Stopped exactly there: inside the first block, three slices of 500 done.
+    let point = checkpoint_point(&cut);
+    assert_eq!(point["step"], 0, "{point}");
+    assert_eq!(point["pending"]["done"], 1500, "{point}");
 
     let o = fokker(&["resume", "cut", "--progress", "none"], tmp.path());
     assert!(o.status.success(), "{}", stderr(&o));
@@ -268,7 +293,10 @@ fn interrupt_and_resume_is_byte_identical() {
 }
 
 /// A hard kill (no chance to checkpoint) loses only the work since the last periodic
-/// checkpoint: resume from it still gives the uninterrupted bytes.
+/// checkpoint: resume from it still gives the uninterrupted bytes. Checkpoints are asked
+/// for at every stop check, and the test hook holds the run at its 120th check (in the
+/// second block, past the first snapshot) until it is killed, so the kill lands there and
+/// the last checkpoint is the 119th check's on any adapter.
 #[test]
 fn periodic_checkpoints_survive_a_hard_kill() {
     let tmp = tempfile::tempdir().unwrap();
@@ -284,43 +312,48 @@ fn periodic_checkpoints_survive_a_hard_kill() {
                     "--progress",
                     "none",
                     "--checkpoint-every",
-                    "0.05",
+                    "1e-9",
                 ][..],
                 &slices,
             ]
             .concat(),
         )
         .current_dir(tmp.path())
-        .stderr(Stdio::null())
+        .env("FOKKER_TEST_STOP_AT", "120:signal")
+        // A killed run cannot remove its runtime directory: give it one that goes with tmp.
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let killed = tmp.path().join("killed");
-    // Wait for a first checkpoint, then kill without warning.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !killed.join("checkpoint/point.json").is_file() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no checkpoint was written"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        let waiting = line.contains(fokker::run::StopAt::WAITING);
+        seen.push(line);
+        if waiting {
+            break;
+        }
     }
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Kill without warning.
     child.kill().unwrap();
     let status = child.wait().unwrap();
-    assert!(
-        !status.success(),
-        "the run finished before it could be killed: make it longer"
-    );
+    assert!(!status.success(), "{seen:?}");
+    let killed = tmp.path().join("killed");
     assert_eq!(manifest(&killed)["status"], "running");
+    assert!(
+        killed.join("checkpoint/point.json").is_file(),
+        "no checkpoint was written: {seen:?}"
+    );
     let o = fokker(&["resume", "killed", "--progress", "none"], tmp.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert_same_files(&killed, &tmp.path().join("whole"));
 }
 
 /// A kernel flow's step is several submissions (kernel sums in query slices of about a
-/// quarter second each): SIGTERM between them abandons the step, the checkpoint holds the
-/// state before it, and resume gives the uninterrupted bytes.
+/// quarter second each): an interrupt between them abandons the step, the checkpoint holds
+/// the state before it, and resume gives the uninterrupted bytes.
 #[test]
 fn a_kernel_flow_stops_inside_a_step_and_resumes_byte_identically() {
     let tmp = tempfile::tempdir().unwrap();
@@ -347,35 +380,29 @@ particles = "snapshots"
         tmp.path(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fokker"))
+    // The run asks whether to stop between the submissions of a step's kernel sums (on a
+    // software adapter a sum is two submissions) and after every step: the hook raises the
+    // interrupt flag at the fourth time it asks, inside the second step on a software
+    // adapter, after the fifth step (past the snapshot) where a step is one submission.
+    let child = Command::new(env!("CARGO_BIN_EXE_fokker"))
         .args(["run", "s.toml", "--out", "cut", "--progress", "jsonl"])
         .current_dir(tmp.path())
+        .env("FOKKER_TEST_STOP_AT", "4")
+        // Without XDG_RUNTIME_DIR fokker makes its own runtime directory: checked below.
+        .env_remove("XDG_RUNTIME_DIR")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("\"event\":\"snapshot\"") {
-            break;
-        }
-    }
-    // Each step is ~0.5 s of kernel sums on lavapipe: this lands inside one.
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
-    let status = child.wait().unwrap();
+    let runtime = std::env::temp_dir().join(format!("fokker-runtime-{}", child.id()));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert!(
+        !runtime.exists(),
+        "an interrupted run left {} behind",
+        runtime.display()
+    );
     let cut = tmp.path().join("cut");
-    if status.code() == Some(0) {
-        // A GPU fast enough to finish first: nothing to test beyond a complete run.
-        assert_same_files(&cut, &tmp.path().join("whole"));
-        return;
-    }
-    assert_eq!(status.code(), Some(75), "{rest:?}");
     assert_eq!(manifest(&cut)["status"], "interrupted");
     let o = fokker(&["resume", "cut", "--progress", "none"], tmp.path());
     assert!(o.status.success(), "{}", stderr(&o));

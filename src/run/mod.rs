@@ -56,6 +56,58 @@ pub struct RunOptions {
     pub interrupt: Arc<AtomicBool>,
     /// Also write a checkpoint this often (wall clock) and carry on.
     pub checkpoint_every: Option<Duration>,
+    /// Test hook (`FOKKER_TEST_STOP_AT`): interrupt at a chosen stop check.
+    pub stop_at: Option<StopAt>,
+}
+
+/// A test hook that makes interruption land at the same place on any adapter, however fast:
+/// the run asks whether to stop at every submission boundary (and between the submissions
+/// of a kernel-sum step), and at the `at`-th time it asks (counted from 1 in this process)
+/// the interrupt flag that SIGTERM / SIGINT set is raised, as if the signal had come just
+/// then. With `wait_for_signal` the run instead says so on stderr and waits (up to a
+/// minute) for a real signal to raise the flag, so that a test can send one exactly there.
+/// Set from the environment as `FOKKER_TEST_STOP_AT=<at>` or `<at>:signal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopAt {
+    pub at: u64,
+    pub wait_for_signal: bool,
+}
+
+impl std::str::FromStr for StopAt {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (at, wait_for_signal) = match s.split_once(':') {
+            Some((at, "signal")) => (at, true),
+            Some(_) => return Err(format!("`{s}`: write <n> or <n>:signal")),
+            None => (s, false),
+        };
+        match at.trim().parse() {
+            Ok(at) if at > 0 => Ok(StopAt {
+                at,
+                wait_for_signal,
+            }),
+            _ => Err(format!("`{s}`: <n> is a positive integer")),
+        }
+    }
+}
+
+impl StopAt {
+    /// The line the run writes to stderr while it waits for the signal.
+    pub const WAITING: &'static str = "test hook: waiting for a signal";
+
+    /// Called at the `at`-th stop check.
+    fn reached(&self, interrupt: &AtomicBool) {
+        if !self.wait_for_signal {
+            interrupt.store(true, Ordering::SeqCst);
+            return;
+        }
+        eprintln!("{} at stop check {}", Self::WAITING, self.at);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !interrupt.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 /// What a finished run reports.
@@ -376,7 +428,14 @@ fn execute(
         .filter(|&s| written.is_none_or(|w| s > w))
         .collect();
     let last_checkpoint = Cell::new(Instant::now());
+    let checks = Cell::new(0u64);
     let stop = || {
+        if let Some(hook) = opts.stop_at {
+            checks.set(checks.get() + 1);
+            if checks.get() == hook.at {
+                hook.reached(&opts.interrupt);
+            }
+        }
         opts.interrupt.load(Ordering::SeqCst)
             || opts
                 .checkpoint_every
