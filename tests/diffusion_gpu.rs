@@ -838,3 +838,70 @@ fn drift_near_t_min_is_not_quantised_by_f32_coefficients() {
         (c.a - 1.0) * 100.0
     );
 }
+
+/// The diffusion kernels take the noise's 64-bit block from their step uniform: a forward
+/// OU block (constant coefficients, so any step index is a valid time) that starts just
+/// before block 2^32 and crosses it matches the twin particle by particle, in dimensions
+/// whose rounds straddle the boundary (3) and whose steps do (8), and from starts that put
+/// the boundary in the single-step head or in a round.
+#[test]
+fn forward_noise_carries_across_the_32_bit_block_boundary() {
+    let (n, dt, steps) = (256u64, 1e-3, 12u64);
+    let process = Process::Ou {
+        theta: 1.0,
+        diffusion: 0.5,
+    };
+    // Per coordinate, eps = 2^-24, |x| <= 4 (init std 1, 256 particles), B = sqrt(2 D dt)
+    // = 0.03, Box–Muller radius r <= sqrt(48 ln 2) = 5.8: a step rounds three operations
+    // on values below 5 (<= 15 eps) and its f32 normal is off by at most 16 eps r (log,
+    // sqrt, cos/sin at angles up to 2 pi, a few ulp each), times B (< 3 eps); A = 1 -
+    // theta dt contracts, so errors add up over the steps: <= 32 eps a step. A wrong noise
+    // block is off by about B |xi| ~ 0.03.
+    let tolerance = 32.0 * f64::from(f32::EPSILON) / 2.0 * steps as f64;
+    let gpu = common::gpu();
+    for dim in [3u32, 8] {
+        let d = dim as usize;
+        let forward = fokker::dynamics::forward::ForwardPlan {
+            process,
+            integrator: ForwardIntegrator::EulerMaruyama,
+            dt,
+            steps,
+            t_end: steps as f64 * dt,
+        };
+        let dynamics = DynamicsPlan::Forward(forward.clone());
+        let init = Init::Gaussian {
+            mean: vec![0.0; d],
+            std: vec![1.0; d],
+        };
+        let p = plan(dim, n, init, dynamics.clone(), hist2(4, -3.0, 3.0));
+        let layout = Layout {
+            fused_steps: Some(steps as u32),
+            ..Layout::default()
+        };
+        let mut sim = Simulation::new(&gpu, &p, None, None, 0, n, &layout).unwrap();
+        let start = sim.positions().unwrap();
+        let boundary = (1u64 << 34) / u64::from(dim);
+        for back in [0u64, 1, 5] {
+            let step0 = boundary - back;
+            let point = fokker::simulation::ResumePoint {
+                step: step0,
+                pending: None,
+            };
+            sim.restore(&start, None, point).unwrap();
+            sim.advance_to(step0 + steps, |_| Ok(()), &|| false)
+                .unwrap();
+            let moved = sim.positions().unwrap();
+            let mut cpu: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
+            diffusion_cpu(&mut cpu, dim, 0, &forward, None, p.seed, step0, steps);
+            let worst = moved
+                .iter()
+                .zip(&cpu)
+                .map(|(g, c)| (f64::from(*g) - c).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst < tolerance,
+                "dim {dim}, from step {step0}: largest difference from the twin {worst}"
+            );
+        }
+    }
+}

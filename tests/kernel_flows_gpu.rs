@@ -557,3 +557,66 @@ fn a_step_stopped_between_submissions_is_abandoned_and_redone_exactly() {
     advance(&mut resumed, 2);
     assert_eq!(bits(&resumed.positions().expect("positions")), want);
 }
+
+/// The kernel-flow kernels take the noise's 64-bit block from their step uniform:
+/// interacting particles stepped across block 2^32 (dimension 3, so a step's normals
+/// straddle it) get exactly the twin's noise.
+#[test]
+fn interaction_noise_carries_across_the_32_bit_block_boundary() {
+    let (n, dim, dt, temperature, steps) = (300u64, 3u32, 0.01, 0.3, 3u64);
+    let w = Interaction::Quadratic { strength: 0.5 };
+    let potential = Potential::Quadratic {
+        matrix: vec![
+            vec![1.0, 0.0, 0.0],
+            vec![0.0, 1.0, 0.0],
+            vec![0.0, 0.0, 1.0],
+        ],
+        center: vec![0.0; 3],
+    };
+    let p = plan(
+        n,
+        dim,
+        gaussian(3, 0.0, 1.0),
+        DynamicsPlan::Interaction(fokker::dynamics::interaction::InteractionPlan {
+            potential: potential.clone(),
+            interaction: w,
+            temperature,
+            dt,
+            steps,
+            t_end: steps as f64 * dt,
+        }),
+    );
+    // Per coordinate, eps = 2^-24, |x| <= 4 (init std 1, 300 particles; the flow
+    // contracts): the update's own rounding (< 8 eps |x|), the ensemble mean summed in f32
+    // over n particles (< n eps |x|) entering times dt kappa, and the f32 normal (off by at
+    // most 16 eps r, r <= sqrt(48 ln 2), times sqrt(2 T dt)); errors add up over the steps.
+    let eps = f64::from(f32::EPSILON) / 2.0;
+    let r_max = (48.0 * std::f64::consts::LN_2).sqrt();
+    let per_step = 8.0 * eps * 4.0
+        + dt * 0.5 * n as f64 * eps * 4.0
+        + (2.0 * temperature * dt).sqrt() * 16.0 * eps * r_max;
+    let tolerance = per_step * steps as f64;
+    let gpu = common::gpu();
+    let mut s = start(&gpu, &p, None);
+    let x0 = s.positions().expect("positions");
+    let step0 = (1u64 << 34) / u64::from(dim) - 1;
+    let point = fokker::simulation::ResumePoint {
+        step: step0,
+        pending: None,
+    };
+    s.restore(&x0, None, point).expect("restore");
+    advance(&mut s, step0 + steps);
+    let mut x = to_f64(&x0);
+    for k in step0..step0 + steps {
+        interaction_cpu(&mut x, dim, &potential, w, temperature, dt, p.seed, k);
+    }
+    let worst = to_f64(&s.positions().expect("positions"))
+        .iter()
+        .zip(&x)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst < tolerance,
+        "largest difference from the twin {worst:e}"
+    );
+}
