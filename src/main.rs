@@ -196,7 +196,19 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     let runtime_dir = quiet_mesa_gl();
-    let cli = Cli::parse();
+    let remove_runtime_dir = || {
+        if let Some(dir) = &runtime_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    };
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help, --version and usage errors end here: clean up before clap exits.
+            remove_runtime_dir();
+            e.exit();
+        }
+    };
     // Before any device is opened: SIGTERM / SIGINT / SIGUSR1 (what Slurm sends before a
     // time limit) ask the run to checkpoint at the next step boundary and exit 75.
     let interrupt = Arc::new(AtomicBool::new(false));
@@ -243,9 +255,7 @@ fn main() -> ExitCode {
             run::plot_csv::plot_csv(&csv, &spec, &out).map(|()| println!("wrote {}", out.display()))
         }
     };
-    if let Some(dir) = runtime_dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    remove_runtime_dir();
     match result {
         Ok(()) => ExitCode::from(exit::OK as u8),
         Err(e) => {

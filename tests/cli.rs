@@ -429,3 +429,31 @@ fn kernel_flows_report_mmd_and_compare_in_one_plot() {
     assert!(stderr(&o).contains("carry no MMD^2"), "{}", stderr(&o));
     assert!(!tmp.path().join("x.png").exists());
 }
+
+/// Without XDG_RUNTIME_DIR fokker makes /tmp/fokker-runtime-<pid> for Mesa; every way out
+/// removes it, including the ones clap takes (help, version, a usage error).
+#[test]
+fn help_version_and_usage_errors_leave_no_runtime_directory() {
+    for (args, code) in [
+        (&["--help"][..], 0),
+        (&["--version"][..], 0),
+        (&["run"][..], 2),
+        (&["run", "--no-such-flag", "x.toml"][..], 2),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fokker"))
+            .args(args)
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start fokker");
+        let runtime = std::env::temp_dir().join(format!("fokker-runtime-{}", child.id()));
+        let status = child.wait().expect("wait for fokker");
+        assert_eq!(status.code(), Some(code), "fokker {args:?}");
+        assert!(
+            !runtime.exists(),
+            "fokker {args:?} left {}",
+            runtime.display()
+        );
+    }
+}
