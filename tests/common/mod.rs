@@ -14,3 +14,5 @@ pub fn gpu() -> Gpu {
         Err(e) => panic!("GPU tests need an adapter and none could be opened: {e}"),
     }
 }
+
+pub mod stats;
