@@ -78,91 +78,106 @@ fn prior(process: &Process, dim: usize) -> Init {
 /// f32 unit round-off.
 const U32: f64 = EPS32 / 2.0;
 
-/// Relative error f32 adds to a step's deterministic part, per coordinate: the uploaded
-/// coefficients a, b, c are rounded once (3 u), the update a x + c s + b xi costs three
-/// products and two sums (5 u), the f32 normal (Box–Muller: log, sqrt, cos, product) 4 u.
-/// The mixture's score in f32 is within a few u of its f64 value where the particles are
-/// (exponents of order 1); it is counted in the 12 u too, as it enters through c s.
+/// Relative error f32 adds to one step, per coordinate, against the scale |m| + sd of the
+/// law: the uploaded coefficients a, b, c are rounded once (3 u), the update
+/// a x + c s + b xi costs three products and two sums (5 u), the f32 normal (Box–Muller:
+/// log, sqrt, cos, product) 4 u. The mixture's score in f32 is within a few u of its f64
+/// value where the particles are (exponents of order 1) and enters through c s: also
+/// counted in these 12 u.
 const STEP_ROUNDING: f64 = 12.0 * U32;
 
-/// Bound on the TV that f32 arithmetic adds to `law` (per component, diagonal) over
-/// `steps` steps: worst case, every step moves each coordinate by STEP_ROUNDING relative to
-/// its scale |m| + sd and the variance by twice that, in the same direction (they are
-/// really unbiased and mostly cancel: this overstates them).
-fn f32_bias(law: &Mixture, steps: u64) -> f64 {
-    let r = steps as f64 * STEP_ROUNDING;
-    (0..law.components())
-        .map(|k| {
-            let m = &law.means[k];
-            let v: Vec<f64> = law.stds[k].iter().map(|s| s * s).collect();
-            let m2: Vec<f64> = m
-                .iter()
-                .zip(&law.stds[k])
-                .map(|(m, s)| m + r * (m.abs() + s))
-                .collect();
-            let v2: Vec<f64> = v.iter().map(|v| v * (1.0 + 2.0 * r)).collect();
-            law.weights[k] * stats::gaussian_tv_bound(m, &v, &m2, &v2)
-        })
-        .sum()
-}
-
-/// The forward chain's own law after `steps` steps from the mixture `data`: every step is
-/// x <- a x + b xi with the f64 coefficients the GPU is given, so each component stays a
-/// Gaussian with mean a m and variance a^2 v + b^2, exactly, for either integrator (for
-/// the exact one this is the process's marginal).
-fn forward_chain_law(dynamics: &DynamicsPlan, data: &Mixture, steps: u64) -> Mixture {
-    let mut law = data.clone();
-    for n in 0..steps {
-        let c = coefficients(dynamics, n);
-        for (m, s) in law.means.iter_mut().zip(law.stds.iter_mut()) {
-            for (m, s) in m.iter_mut().zip(s.iter_mut()) {
-                *m *= c.a;
-                *s = (c.a * c.a * *s * *s + c.b * c.b).sqrt();
-            }
-        }
-    }
-    law
-}
-
-/// Discretisation bias, in TV, of reverse dynamics that should land on `data` pushed to
-/// `t_min`: the sum over components of w_k TV(chain_k, exact_k), where chain_k is the
-/// chain driven by component k's own score (alpha mu - x) / (alpha^2 sigma^2 + s^2). That
-/// score is linear, so chain_k is Gaussian and follows from the step coefficients exactly:
-/// per coordinate x <- G x + K + b xi, with G = a - c / v_t, K = c alpha mu / v_t for the
-/// SDE and the Euler flow, and Heun's average of that and the same at the predictor.
-/// Exact for a single Gaussian; for a mixture it models the bias by the components' (near
-/// t_end they have collapsed onto the prior, near t_min separated ones do not interact).
-/// TV(chain_k, exact_k) is bounded by Pinsker on the Gaussians' KL.
-fn reverse_bias(dynamics: &DynamicsPlan, heun: bool, data: &Mixture, t_min: f64) -> f64 {
-    let process = vp();
-    let prior = process.prior_variance();
-    let (alpha, s2) = (process.alpha(t_min), process.s2(t_min));
-    let mut bias = 0.0;
-    for k in 0..data.components() {
-        let (mu, sd) = (&data.means[k], &data.stds[k]);
-        let d = mu.len();
-        let (mut m, mut v) = (vec![0.0; d], vec![prior; d]);
-        for n in 0..dynamics.steps() {
-            let c = coefficients(dynamics, n);
+/// A chain that is linear per coordinate, x <- g x + shift + b xi with (g, shift, b) =
+/// `step(n, k, i)` for step n, component k, coordinate i, run from `start` for `steps`
+/// steps: every component stays Gaussian, with mean g m + shift and variance g^2 v + b^2,
+/// exactly. Returns that law and a bound on the TV f32 adds to it: an error e made at one
+/// step is carried on multiplied by |g|, so e <- |g| e + STEP_ROUNDING (|m| + sd) bounds
+/// how far a coordinate's mean and standard deviation can have moved (worst case: the
+/// roundings all in one direction; they are really unbiased and mostly cancel), and
+/// Pinsker's inequality on the Gaussians' KL turns that into TV.
+fn linear_chain(
+    start: &Mixture,
+    steps: u64,
+    step: impl Fn(u64, usize, usize) -> (f64, f64, f64),
+) -> (Mixture, f64) {
+    let mut law = start.clone();
+    let mut f32_bias = 0.0;
+    for k in 0..start.components() {
+        let d = start.means[k].len();
+        let mut m = start.means[k].clone();
+        let mut v: Vec<f64> = start.stds[k].iter().map(|s| s * s).collect();
+        let mut e = vec![0.0; d];
+        for n in 0..steps {
             for i in 0..d {
-                let vt = c.alpha * c.alpha * sd[i] * sd[i] + c.s2;
-                let (l1, k1) = (c.a - c.c / vt, c.c * c.alpha * mu[i] / vt);
-                let (g, shift) = if heun {
-                    let vt2 = c.alpha2 * c.alpha2 * sd[i] * sd[i] + c.s2_2;
-                    let (l2, k2) = (c.a2 - 1.0 - c.c2 / vt2, c.c2 * c.alpha2 * mu[i] / vt2);
-                    (1.0 + 0.5 * (l1 - 1.0 + l2 * l1), 0.5 * (k1 + l2 * k1 + k2))
-                } else {
-                    (l1, k1)
-                };
+                let (g, shift, b) = step(n, k, i);
+                e[i] = g.abs() * e[i] + STEP_ROUNDING * (m[i].abs() + v[i].sqrt());
                 m[i] = g * m[i] + shift;
-                v[i] = g * g * v[i] + c.b * c.b;
+                v[i] = g * g * v[i] + b * b;
             }
         }
-        let exact_m: Vec<f64> = mu.iter().map(|x| alpha * x).collect();
-        let exact_v: Vec<f64> = sd.iter().map(|s| alpha * alpha * s * s + s2).collect();
-        bias += data.weights[k] * stats::gaussian_tv_bound(&m, &v, &exact_m, &exact_v);
+        let moved_m: Vec<f64> = m.iter().zip(&e).map(|(m, e)| m + e).collect();
+        let moved_v: Vec<f64> = v
+            .iter()
+            .zip(&e)
+            .map(|(v, e)| (v.sqrt() + e).powi(2))
+            .collect();
+        f32_bias += start.weights[k] * stats::gaussian_tv_bound(&m, &v, &moved_m, &moved_v);
+        law.means[k] = m;
+        law.stds[k] = v.iter().map(|v| v.sqrt()).collect();
     }
-    bias
+    (law, f32_bias)
+}
+
+/// The forward chain's own law after `steps` steps from the mixture `data` (x <- a x + b xi
+/// with the f64 coefficients the GPU is given; for the exact integrator this is the
+/// process's marginal), and the TV f32 may add to it.
+fn forward_chain_law(dynamics: &DynamicsPlan, data: &Mixture, steps: u64) -> (Mixture, f64) {
+    linear_chain(data, steps, |n, _, _| {
+        let c = coefficients(dynamics, n);
+        (c.a, 0.0, c.b)
+    })
+}
+
+/// Model of the law reverse dynamics reach, for their discretisation bias: the mixture over
+/// components k (weights w_k) of chain_k, the chain driven by component k's own score
+/// (alpha mu - x) / (alpha^2 sigma^2 + s^2) from the prior. That score is linear, so chain_k
+/// is Gaussian and follows from the step coefficients exactly ([`linear_chain`]):
+/// g = a - c / v_t, shift = c alpha mu / v_t for the SDE and the Euler flow, and Heun's
+/// average of that and the same at the predictor. Exact for a single Gaussian; for a
+/// mixture it models the bias by its components' (near t_end they have all collapsed onto
+/// the prior, near t_min separated ones no longer interact). Returns the bias allowed, the
+/// TV between this law and the exact `probs` on the bins of `spec`, plus f32's bound.
+fn reverse_bias(
+    dynamics: &DynamicsPlan,
+    heun: bool,
+    data: &Mixture,
+    spec: &HistogramSpec,
+    probs: &[f64],
+) -> f64 {
+    let prior_sd = vp().prior_variance().sqrt();
+    let start = Mixture {
+        weights: data.weights.clone(),
+        means: vec![vec![0.0; data.dim()]; data.components()],
+        stds: vec![vec![prior_sd; data.dim()]; data.components()],
+    };
+    let (model, f32_bias) = linear_chain(&start, dynamics.steps(), |n, k, i| {
+        let c = coefficients(dynamics, n);
+        let (mu, sd) = (data.means[k][i], data.stds[k][i]);
+        let vt = c.alpha * c.alpha * sd * sd + c.s2;
+        let (l1, k1) = (c.a - c.c / vt, c.c * c.alpha * mu / vt);
+        if heun {
+            let vt2 = c.alpha2 * c.alpha2 * sd * sd + c.s2_2;
+            let (l2, k2) = (c.a2 - 1.0 - c.c2 / vt2, c.c2 * c.alpha2 * mu / vt2);
+            (
+                1.0 + 0.5 * (l1 - 1.0 + l2 * l1),
+                0.5 * (k1 + l2 * k1 + k2),
+                c.b,
+            )
+        } else {
+            (l1, k1, c.b)
+        }
+    });
+    let model_probs = model.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
+    stats::binned_tv(&model_probs, probs) + f32_bias
 }
 
 /// A data table as a mixture of point masses (the empirical score's law at t = 0).
@@ -266,7 +281,7 @@ fn forward_marginals_are_the_pushed_mixture() {
             for (counts, step) in hists.iter().zip(checks) {
                 let t = dynamics.time_at(step);
                 // Against the chain's own law: no time-step allowance, only f32's.
-                let law = forward_chain_law(&dynamics, &data, step);
+                let (law, f32_bias) = forward_chain_law(&dynamics, &data, step);
                 if integrator == ForwardIntegrator::Exact {
                     // Exact transitions compose to the process's marginal.
                     let exact = process.marginal(&data, t);
@@ -279,7 +294,7 @@ fn forward_marginals_are_the_pushed_mixture() {
                     counts,
                     &probs,
                     n,
-                    f32_bias(&law, step),
+                    f32_bias,
                     &format!("{process:?} {integrator:?} t = {t}"),
                 );
             }
@@ -345,9 +360,10 @@ fn reverse_sde_and_probability_flow_recover_the_mixture() {
                 "{flow:?}: weight {f} vs {w} (se {se})"
             );
         }
-        let law = vp().marginal(&data, 1e-3);
-        let probs = law.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
-        let bias = reverse_bias(&dynamics, flow.is_some(), &data, 1e-3) + f32_bias(&law, steps);
+        let probs =
+            vp().marginal(&data, 1e-3)
+                .bin_probabilities(&spec.axes, &spec.bins, &spec.range);
+        let bias = reverse_bias(&dynamics, flow.is_some(), &data, &spec, &probs);
         assert_tv(&hists[0], &probs, n, bias, &format!("{flow:?}"));
     }
 }
@@ -370,7 +386,7 @@ fn heun_beats_euler_at_equal_steps() {
         println!(
             "{integrator:?}: TV {:.4}, linear-model bias {:.4}",
             tvs.last().unwrap(),
-            reverse_bias(&dynamics, heun, &data, 1e-2)
+            reverse_bias(&dynamics, heun, &data, &spec, &probs)
         );
     }
     // Each TV lies within eps = tv_deviation(n) of its mean E0 + (its bias) but for
@@ -566,7 +582,7 @@ fn empirical_reverse_sde_lands_on_the_data_blurred_by_t_min() {
         stds: vec![vec![s, s]; 5],
     };
     let probs = blurred.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
-    let bias = reverse_bias(&dynamics, false, &points(&data), t_min) + f32_bias(&blurred, 400);
+    let bias = reverse_bias(&dynamics, false, &points(&data), &spec, &probs);
     assert_tv(&hists[0], &probs, n, bias, "empirical reverse SDE");
 }
 
@@ -822,17 +838,11 @@ fn a_geometric_grid_lands_on_sharply_blurred_data() {
         )
         .expect("a closed form");
         let probs = law.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
-        let bias = reverse_bias(&dynamics, false, &points(&data), t_min);
+        let bias = reverse_bias(&dynamics, false, &points(&data), &spec, &probs);
         let d = stats::tv(&hists[0], &probs, n);
         println!("{grid:?}: TV {d:.4}, linear-model bias {bias:.4}");
         if grid == TimeGrid::Geometric {
-            assert_tv(
-                &hists[0],
-                &probs,
-                n,
-                bias + f32_bias(&law, 200),
-                "geometric",
-            );
+            assert_tv(&hists[0], &probs, n, bias, "geometric");
         }
         tvs.push((d, probs));
     }

@@ -38,6 +38,12 @@ pub fn tv(counts: &[u64], p: &[f64], n: u64) -> f64 {
     inside + 0.5 * (out_emp - out_ref).abs()
 }
 
+/// TV between two laws given by their bin probabilities (the outside mass one more bin).
+pub fn binned_tv(p: &[f64], q: &[f64]) -> f64 {
+    let out = |p: &[f64]| (1.0 - p.iter().sum::<f64>()).max(0.0);
+    0.5 * (p.iter().zip(q).map(|(a, b)| (a - b).abs()).sum::<f64>() + (out(p) - out(q)).abs())
+}
+
 /// E TV(p^, p) for `n` samples of p itself (exact).
 pub fn tv_expected(p: &[f64], n: u64) -> f64 {
     fokker::observe::distance::tv_floor(n, p)
