@@ -15,4 +15,5 @@ pub fn gpu() -> Gpu {
     }
 }
 
+pub mod chain;
 pub mod stats;

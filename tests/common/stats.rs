@@ -81,17 +81,18 @@ pub fn gaussian_tv_bound(m1: &[f64], v1: &[f64], m2: &[f64], v2: &[f64]) -> f64 
     (0.5 * kl).sqrt().min(1.0)
 }
 
-/// Particles (rows of `dim`) with a histogrammed coordinate within `reach` of one of its
-/// bin edges: an upper bound on how many can change bin when every coordinate moves by
-/// less than `reach`.
+/// Particles (rows of `dim`) with a histogrammed coordinate within `reach[p]` of one of its
+/// bin edges: an upper bound on how many can change bin when particle p moves by less than
+/// `reach[p]` in every coordinate.
 pub fn near_edges(
     x: &[f64],
     dim: usize,
     spec: &fokker::scenario::HistogramSpec,
-    reach: f64,
+    reach: &[f64],
 ) -> u64 {
     x.chunks_exact(dim)
-        .filter(|r| {
+        .zip(reach)
+        .filter(|&(r, &reach)| {
             spec.axes.iter().enumerate().any(|(j, &axis)| {
                 let ([lo, hi], bins) = (spec.range[j], f64::from(spec.bins[j]));
                 let w = (hi - lo) / bins;
@@ -101,3 +102,13 @@ pub fn near_edges(
         })
         .count() as u64
 }
+
+/// Laurent–Massart: a chi-square variable with k degrees of freedom exceeds
+/// k + 2 sqrt(k x) + 2 x with probability at most e^-x; x = ln(1 / FALSE_ALARM).
+pub fn chi_square_limit(dof: usize) -> f64 {
+    let (k, x) = (dof as f64, (1.0 / FALSE_ALARM).ln());
+    k + 2.0 * (k * x).sqrt() + 2.0 * x
+}
+
+/// Two-sided normal quantile for FALSE_ALARM: P(|Z| > Z_LIMIT) < 1e-6 (4.89 exactly).
+pub const Z_LIMIT: f64 = 4.9;
