@@ -16,4 +16,5 @@ pub fn gpu() -> Gpu {
 }
 
 pub mod chain;
+pub mod linear_chain;
 pub mod stats;
