@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::linear_chain::{linear_chain, reverse_bias};
+use common::linear_chain::{Scheme, reverse_bias, scheme_law};
 use common::stats;
-use fokker::dynamics::diffusion::{coefficients, diffusion_cpu};
+use fokker::dynamics::diffusion::diffusion_cpu;
 use fokker::dynamics::gradient_flow::heavy_ball_cpu;
 use fokker::dynamics::init::init_cpu;
 use fokker::model::{Mixture, Potential, Process};
@@ -76,14 +76,13 @@ fn prior(process: &Process, dim: usize) -> Init {
     }
 }
 
-/// The forward chain's own law after `steps` steps from the mixture `data` (x <- a x + b xi
-/// with the f64 coefficients the GPU is given; for the exact integrator this is the
-/// process's marginal), and the TV f32 may add to it.
-fn forward_chain_law(dynamics: &DynamicsPlan, data: &Mixture, steps: u64) -> (Mixture, f64) {
-    linear_chain(data, steps, |n, _, _| {
-        let c = coefficients(dynamics, n);
-        (c.a, 0.0, c.b)
-    })
+/// The scheme of reverse dynamics with `flow` (None: the SDE).
+fn scheme(flow: Option<FlowIntegrator>) -> Scheme {
+    match flow {
+        None => Scheme::ReverseSde,
+        Some(FlowIntegrator::Euler) => Scheme::FlowEuler,
+        Some(FlowIntegrator::Heun) => Scheme::FlowHeun,
+    }
 }
 
 /// A data table as a mixture of point masses (the empirical score's law at t = 0).
@@ -187,7 +186,12 @@ fn forward_marginals_are_the_pushed_mixture() {
             for (counts, step) in hists.iter().zip(checks) {
                 let t = dynamics.time_at(step);
                 // Against the chain's own law: no time-step allowance, only f32's.
-                let (law, f32_bias) = forward_chain_law(&dynamics, &data, step);
+                let scheme = match integrator {
+                    ForwardIntegrator::Exact => Scheme::ForwardExact,
+                    ForwardIntegrator::EulerMaruyama => Scheme::ForwardEm,
+                };
+                let time_at = |k| dynamics.time_at(k);
+                let (law, f32_bias) = scheme_law(scheme, &process, &time_at, &data, &data, step);
                 if integrator == ForwardIntegrator::Exact {
                     // Exact transitions compose to the process's marginal.
                     let exact = process.marginal(&data, t);
@@ -270,9 +274,9 @@ fn reverse_sde_and_probability_flow_recover_the_mixture() {
             vp().marginal(&data, 1e-3)
                 .bin_probabilities(&spec.axes, &spec.bins, &spec.range);
         let bias = reverse_bias(
-            &dynamics,
+            scheme(flow),
             &vp(),
-            flow.is_some(),
+            &|k| dynamics.time_at(k),
             &data,
             steps,
             &spec,
@@ -292,12 +296,19 @@ fn heun_beats_euler_at_equal_steps() {
         .bin_probabilities(&spec.axes, &spec.bins, &spec.range);
     let mut tvs = Vec::new();
     for integrator in [FlowIntegrator::Euler, FlowIntegrator::Heun] {
-        let heun = integrator == FlowIntegrator::Heun;
         let dynamics = reverse(Score::Mixture(data.clone()), Some(integrator), 16, 1e-2);
         let p = plan(2, n, prior(&vp(), 2), dynamics.clone(), spec.clone());
         let (hists, _) = run(&p, None, &[16]);
         // Each on its own within its modelled bias of the exact law.
-        let bias = reverse_bias(&dynamics, &vp(), heun, &data, 16, &spec, &probs);
+        let bias = reverse_bias(
+            scheme(Some(integrator)),
+            &vp(),
+            &|k| dynamics.time_at(k),
+            &data,
+            16,
+            &spec,
+            &probs,
+        );
         tvs.push(assert_tv(
             &hists[0],
             &probs,
@@ -500,9 +511,9 @@ fn empirical_reverse_sde_lands_on_the_data_blurred_by_t_min() {
     };
     let probs = blurred.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
     let bias = reverse_bias(
-        &dynamics,
+        Scheme::ReverseSde,
         &vp(),
-        false,
+        &|k| dynamics.time_at(k),
         &points(&data),
         dynamics.steps(),
         &spec,
@@ -764,9 +775,9 @@ fn a_geometric_grid_lands_on_sharply_blurred_data() {
         .expect("a closed form");
         let probs = law.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
         let bias = reverse_bias(
-            &dynamics,
+            Scheme::ReverseSde,
             &vp(),
-            false,
+            &|k| dynamics.time_at(k),
             &points(&data),
             dynamics.steps(),
             &spec,

@@ -4,9 +4,8 @@
 //! discretisation bias (tests/diffusion_gpu.rs, tests/reference_run.rs).
 
 use super::stats::{self, EPS32};
-use fokker::dynamics::diffusion::coefficients;
 use fokker::model::{Mixture, Process};
-use fokker::scenario::{DynamicsPlan, HistogramSpec};
+use fokker::scenario::HistogramSpec;
 
 /// f32 unit round-off.
 pub const U32: f64 = EPS32 / 2.0;
@@ -60,21 +59,95 @@ pub fn linear_chain(
     (law, f32_bias)
 }
 
-/// Model of the law reverse dynamics reach, for their discretisation bias: the mixture over
-/// components k (weights w_k) of chain_k, the chain driven by component k's own score
-/// (alpha mu - x) / (alpha^2 sigma^2 + s^2) from the prior. That score is linear, so chain_k
-/// is Gaussian and follows from the step coefficients exactly ([`linear_chain`]):
-/// g = a - c / v_t, shift = c alpha mu / v_t for the SDE and the Euler flow, and Heun's
-/// average of that and the same at the predictor. Exact for a single Gaussian; for a
-/// mixture it models the bias by its components' (near t_end they have all collapsed onto
-/// the prior, near t_min separated ones no longer interact). Returns the bias allowed after
-/// `steps` steps, the TV between this law and the exact `probs` on the bins of `spec`, plus
-/// f32's bound.
+/// The discretisation schemes, with their step coefficients written here from the
+/// definitions (independently of src/dynamics/diffusion.rs's `coefficients`, so that a
+/// mistake there shows as a difference from these chains). With the forward process
+/// dx = -f(t) x dt + g(t) dW and the step from t to t2 (h = |t - t2|):
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scheme {
+    /// Forward Euler–Maruyama: x <- (1 - f(t) h) x + sqrt(g^2(t) h) xi.
+    ForwardEm,
+    /// Forward exact transition: x <- (alpha(t2) / alpha(t)) x + sqrt(v) xi with
+    /// v = s^2(t2) - (alpha(t2) / alpha(t))^2 s^2(t).
+    ForwardExact,
+    /// Reverse SDE: x <- (1 + f(t) h) x + g^2(t) h s(x, t) + sqrt(g^2(t) h) xi.
+    ReverseSde,
+    /// Probability flow, Euler: x <- (1 + f(t) h) x + (1/2) g^2(t) h s(x, t).
+    FlowEuler,
+    /// Probability flow, Heun: the average of that increment at (x, t) and at the
+    /// predictor (p, t2).
+    FlowHeun,
+}
+
+/// Law of the chain of `scheme` after `steps` steps from `start`, for data whose law is
+/// the Gaussian mixture `data` (diagonal) and whose component k's score drives component k
+/// of the chain: s_k(x, t) = (alpha mu - x) / (alpha^2 sigma^2 + s^2). That score is linear,
+/// so [`linear_chain`] gives the law exactly; with one Gaussian it is the scheme's law.
+/// Forward schemes do not use the score. Returns the law and f32's TV bound.
+pub fn scheme_law(
+    scheme: Scheme,
+    process: &Process,
+    time_at: &dyn Fn(u64) -> f64,
+    start: &Mixture,
+    data: &Mixture,
+    steps: u64,
+) -> (Mixture, f64) {
+    linear_chain(start, steps, |n, k, i| {
+        let (t, t2) = (time_at(n), time_at(n + 1));
+        let h = (t - t2).abs();
+        let (f, g2) = (process.drift(t), process.g2(t));
+        // Component k's score at time t as (slope, offset): s = slope x + offset.
+        let score = |t: f64| {
+            let (alpha, s2) = (process.alpha(t), process.s2(t));
+            let (mu, sd) = (data.means[k][i], data.stds[k][i]);
+            let v = alpha * alpha * sd * sd + s2;
+            (-1.0 / v, alpha * mu / v)
+        };
+        match scheme {
+            Scheme::ForwardEm => (1.0 - f * h, 0.0, (g2 * h).sqrt()),
+            Scheme::ForwardExact => {
+                let a = process.alpha(t2) / process.alpha(t);
+                (a, 0.0, (process.s2(t2) - a * a * process.s2(t)).sqrt())
+            }
+            Scheme::ReverseSde => {
+                let (sl, off) = score(t);
+                (1.0 + f * h + g2 * h * sl, g2 * h * off, (g2 * h).sqrt())
+            }
+            Scheme::FlowEuler | Scheme::FlowHeun => {
+                let (sl, off) = score(t);
+                let c = 0.5 * g2 * h;
+                // Increment d1 = (f h + c sl) x + c off; the predictor p = x + d1.
+                let (d1x, d1c) = (f * h + c * sl, c * off);
+                if scheme == Scheme::FlowEuler {
+                    return (1.0 + d1x, d1c, 0.0);
+                }
+                let (sl2, off2) = score(t2);
+                let c2 = 0.5 * process.g2(t2) * h;
+                let (d2x, d2c) = (process.drift(t2) * h + c2 * sl2, c2 * off2);
+                // d2 at p = (1 + d1x) x + d1c.
+                let (px, pc) = (1.0 + d1x, d1c);
+                (
+                    1.0 + 0.5 * (d1x + d2x * px),
+                    0.5 * (d1c + d2x * pc + d2c),
+                    0.0,
+                )
+            }
+        }
+    })
+}
+
+/// Discretisation bias, in TV on the bins of `spec`, of reverse dynamics that should be at
+/// the exact law `probs` after `steps` steps from the prior N(0, prior_variance I). The
+/// chain's law for a mixture is not closed form; it is modelled by the mixture over
+/// components k (weights w_k) of the chains driven by component k's own score
+/// ([`scheme_law`]): exact for a single Gaussian, and for a mixture the components'
+/// biases (near t_end they have all collapsed onto the prior, near t_min separated ones no
+/// longer interact). Returns the TV between this law and `probs`, plus f32's bound.
 #[allow(clippy::too_many_arguments)]
 pub fn reverse_bias(
-    dynamics: &DynamicsPlan,
+    scheme: Scheme,
     process: &Process,
-    heun: bool,
+    time_at: &dyn Fn(u64) -> f64,
     data: &Mixture,
     steps: u64,
     spec: &HistogramSpec,
@@ -86,23 +159,7 @@ pub fn reverse_bias(
         means: vec![vec![0.0; data.dim()]; data.components()],
         stds: vec![vec![prior_sd; data.dim()]; data.components()],
     };
-    let (model, f32_bias) = linear_chain(&start, steps, |n, k, i| {
-        let c = coefficients(dynamics, n);
-        let (mu, sd) = (data.means[k][i], data.stds[k][i]);
-        let vt = c.alpha * c.alpha * sd * sd + c.s2;
-        let (l1, k1) = (c.a - c.c / vt, c.c * c.alpha * mu / vt);
-        if heun {
-            let vt2 = c.alpha2 * c.alpha2 * sd * sd + c.s2_2;
-            let (l2, k2) = (c.a2 - 1.0 - c.c2 / vt2, c.c2 * c.alpha2 * mu / vt2);
-            (
-                1.0 + 0.5 * (l1 - 1.0 + l2 * l1),
-                0.5 * (k1 + l2 * k1 + k2),
-                c.b,
-            )
-        } else {
-            (l1, k1, c.b)
-        }
-    });
+    let (model, f32_bias) = scheme_law(scheme, process, time_at, &start, data, steps);
     let model_probs = model.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
     stats::binned_tv(&model_probs, probs) + f32_bias
 }
