@@ -241,7 +241,7 @@ fn particles_match_the_grid_solver_within_the_noise_floor_and_render_reproduces_
     // here exactly; its distance delta to the grid solver's reference (time step and grid
     // together) is the only bias: E0 - delta - eps <= tv <= E0 + delta + eps.
     let snapshots = reference_snapshots(&run);
-    let steps: Vec<u64> = snapshots[1..].iter().map(|s| s.0).collect();
+    let steps: Vec<u64> = time[1..].iter().map(|t| (t / 1e-3).round() as u64).collect();
     let chain = double_well_chain(0.6, 1e-3, (-1.0, 0.1), 48, &steps);
     let eps = stats::tv_deviation(100_000);
     for k in 1..tv.len() {
