@@ -65,6 +65,23 @@ pub fn tv_lower(p: &[f64], n: u64, bias: f64) -> f64 {
     tv_expected(p, n) - bias - tv_deviation(n)
 }
 
+/// Largest TV between the histograms of two independent runs of `na` and `nb` particles,
+/// run a's law q (bin probabilities) and run b's within `bias` of it. Coupling b's samples
+/// with samples of q moves the TV by at most bias on average; for two samples of q,
+/// E|p^a_b - p^b_b| <= sqrt(q_b (1 - q_b) (1/na + 1/nb)) (Jensen), the outside mass one
+/// more bin; one sample of a (of b) moves the TV by at most 1/na (1/nb), so McDiarmid's
+/// deviation is sqrt(ln(1 / FALSE_ALARM) (1/na + 1/nb) / 2).
+pub fn two_sample_tv_upper(q: &[f64], na: u64, nb: u64, bias: f64) -> f64 {
+    let inv = 1.0 / na as f64 + 1.0 / nb as f64;
+    let out = (1.0 - q.iter().sum::<f64>()).max(0.0);
+    let mean: f64 = 0.5
+        * q.iter()
+            .chain(std::iter::once(&out))
+            .map(|&p| (p * (1.0 - p) * inv).sqrt())
+            .sum::<f64>();
+    mean + bias + ((1.0 / FALSE_ALARM).ln() * inv / 2.0).sqrt()
+}
+
 /// KL(N(m1, v1) || N(m2, v2)) of one coordinate.
 pub fn gaussian_kl(m1: f64, v1: f64, m2: f64, v2: f64) -> f64 {
     let r = v1 / v2;
