@@ -5,6 +5,7 @@
 mod common;
 
 use common::chain::chain_law;
+use common::linear_chain::{Scheme, reverse_bias};
 use common::stats;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -643,9 +644,45 @@ fn diffusion_dynamics_sit_on_the_noise_floor_of_their_exact_law() {
         let tv = column(&header, &rows, "tv");
         let floor = column(&header, &rows, "tv_floor");
         assert_eq!(tv.len(), 5, "snapshots at t = 1, 0.75, 0.5, 0.25, 0.001");
-        for (t, f) in tv.iter().zip(&floor) {
-            // The prior is N(0, I), the exact law at t_end = 1 is within 1e-4 of it.
-            assert!(*t < 1.3 * f + 0.005, "{kind}: tv {t} vs floor {f}");
+        // The bias: the linear-chain model of the scheme (tests/common/linear_chain.rs),
+        // from the plan's own time grid and process, against each snapshot's reference.
+        let plan = fokker::scenario::resolve_str(REVERSE, "s.toml", tmp.path(), &[kind_arg], None)
+            .expect("the scenario resolves")
+            .plan;
+        let json = serde_json::to_value(&plan.dynamics).expect("a plan serialises");
+        let process: fokker::model::Process =
+            serde_json::from_value(json["process"].clone()).expect("a process");
+        // probability_flow's default integrator is Heun.
+        let scheme = match kind {
+            "reverse_sde" => Scheme::ReverseSde,
+            _ => Scheme::FlowHeun,
+        };
+        let data = fokker::model::Mixture {
+            weights: vec![0.6, 0.4],
+            means: vec![vec![-1.0, 0.5], vec![1.5, -0.5]],
+            stds: vec![vec![0.3, 0.3], vec![0.4, 0.2]],
+        };
+        let eps = stats::tv_deviation(100_000);
+        for (k, (step, probs)) in reference_snapshots(&run).iter().enumerate() {
+            let delta = reverse_bias(
+                scheme,
+                &process,
+                &|n| plan.dynamics.time_at(n),
+                &data,
+                *step,
+                &plan.output.histogram,
+                probs,
+            );
+            let (t, f) = (tv[k], floor[k]);
+            println!("{kind} step {step}: tv {t:.4} floor {f:.4} delta {delta:.1e}");
+            assert!(
+                t <= f + delta + eps,
+                "{kind}: tv {t} vs floor {f} + delta {delta} + eps {eps}"
+            );
+            assert!(
+                t >= f - delta - eps,
+                "{kind}: tv {t} vs floor {f} - delta {delta} - eps {eps}"
+            );
         }
         let m = manifest(&run);
         let last = m["snapshots"].as_array().unwrap().last().unwrap().clone();
