@@ -6,7 +6,7 @@ mod common;
 
 use common::chain::chain_law;
 use common::linear_chain::{Scheme, reverse_bias};
-use common::stats;
+use common::stats::{self, EPS32};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -195,6 +195,45 @@ fn gauss2_tv_bound((m1, s1): Gauss2, (m2, s2): Gauss2) -> f64 {
         .sum();
     let kl = 0.5 * (trace - 2.0 + quad + (d2 / det(s1)).ln());
     (0.5 * kl).sqrt().min(1.0)
+}
+
+/// Bin probabilities (the first axis slowest) of the 2D Gaussian N(m, S) on `bins` of
+/// `range`: per bin of x, the integral of x's density times the conditional probability of
+/// y's bin, Simpson's rule on 64 intervals (the integrand is smooth; the narrowest standard
+/// deviation here is several intervals wide).
+fn gauss2_bins((m, s): Gauss2, (bins, range): ([usize; 2], [[f64; 2]; 2])) -> Vec<f64> {
+    let cdf = |x: f64| 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2);
+    let (sx, slope) = (s[0][0].sqrt(), s[0][1] / s[0][0]);
+    let sc = (s[1][1] - s[0][1] * s[0][1] / s[0][0]).sqrt();
+    let (wx, wy) = (
+        (range[0][1] - range[0][0]) / bins[0] as f64,
+        (range[1][1] - range[1][0]) / bins[1] as f64,
+    );
+    let mut out = vec![0.0; bins[0] * bins[1]];
+    let intervals = 64;
+    for i in 0..bins[0] {
+        let h = wx / intervals as f64;
+        for q in 0..=intervals {
+            let x = range[0][0] + wx * i as f64 + h * q as f64;
+            let weight = if q == 0 || q == intervals {
+                1.0
+            } else if q % 2 == 1 {
+                4.0
+            } else {
+                2.0
+            } * h
+                / 3.0;
+            let z = (x - m[0]) / sx;
+            let density = (-0.5 * z * z).exp() / (sx * (2.0 * std::f64::consts::PI).sqrt());
+            let mu = m[1] + slope * (x - m[0]);
+            for j in 0..bins[1] {
+                let c = range[1][0] + wy * j as f64;
+                out[i * bins[1] + j] +=
+                    weight * density * (cdf((c + wy - mu) / sc) - cdf((c - mu) / sc));
+            }
+        }
+    }
+    out
 }
 
 /// The snapshots' steps and reference probabilities (reference/*.npy) of a run.
@@ -718,7 +757,17 @@ histogram = { bins = [48, 48], range = [[-1.0, 3.0], [-3.0, 1.0]] }
 reference = "analytic"
 "#;
     std::fs::write(tmp.path().join("s.toml"), scenario).unwrap();
-    let mut gaps = Vec::new();
+    // The iterates are x_k = M^k x_0, M = I - dt A: from N(m0, S0) exactly N(M^k m0,
+    // M^k S0 M^kT), against the flow's N(e^{-At} m0, e^{-At} S0 e^{-At}); their binned TV
+    // delta is the bias, computed (2D Gaussian bins by quadrature). f32 moves an iterate by
+    // at most 3 u |x| per step (a product, a sum, the store; |x| < 3): over k steps
+    // 9 k u, a fraction 9 k u / sd of the narrowest standard deviation sd, which Pinsker
+    // turns into at most that over 2 of TV.
+    let a = [[3.0, 1.0], [1.0, 1.0]];
+    let start = ([2.0, -2.0], [[0.04, 0.0], [0.0, 0.04]]);
+    let spec = ([48, 48], [[-1.0, 3.0], [-3.0, 1.0]]);
+    let (n, eps) = (200_000, stats::tv_deviation(200_000));
+    let mut deltas = Vec::new();
     for (out, dt) in [("coarse", "0.02"), ("fine", "0.005")] {
         let set = format!("dynamics.dt={dt}");
         ok(&fokker(
@@ -736,16 +785,46 @@ reference = "analytic"
         ));
         let (header, rows) = metrics(&tmp.path().join(out));
         let tv = column(&header, &rows, "tv");
-        let floor = column(&header, &rows, "tv_floor");
         let energy = column(&header, &rows, "free_energy");
         // The mean loss (F at T = 0) falls.
         assert!(energy[1] < energy[0]);
-        gaps.push(tv[1] - floor[1]);
+        let dt: f64 = dt.parse().unwrap();
+        let k = (0.5 / dt).round() as u64;
+        let (chain, exact) = ou_chain_and_exact(a, 0.0, dt, k, start);
+        // The reference the run compares with (the flow's law, binned by src/reference's
+        // midpoint rule) and the chain's, binned here: delta includes the reference's own
+        // quadrature error (printed: the flow's law binned both ways).
+        let p = reference_snapshots(&tmp.path().join(out)).pop().unwrap().1;
+        let q = gauss2_bins(chain, spec);
+        let own = stats::binned_tv(&gauss2_bins(exact, spec), &p);
+        let s = chain.1;
+        let tr = s[0][0] + s[1][1];
+        let det = s[0][0] * s[1][1] - s[0][1] * s[1][0];
+        let sd_min = (0.5 * (tr - (tr * tr - 4.0 * det).sqrt())).sqrt();
+        let f32_bias = 9.0 * k as f64 * EPS32 / 2.0 / sd_min / 2.0;
+        let delta = stats::binned_tv(&q, &p) + f32_bias;
+        let (e0p, e0q) = (stats::tv_expected(&p, n), stats::tv_expected(&q, n));
+        // E0(p) - delta <= E tv <= E0(p) + delta (coupling), and tv >= delta - TV(hist, q),
+        // with TV(hist, q) <= E0(q) + eps.
+        let (lo, hi) = ((e0p - delta).max(delta - e0q) - eps, e0p + delta + eps);
+        println!(
+            "dt {dt}: tv {} in [{lo:.4}, {hi:.4}], delta {delta:.4} (quadrature {own:.1e})",
+            tv[1]
+        );
+        assert!(
+            lo <= tv[1] && tv[1] <= hi,
+            "dt {dt}: tv {} not in [{lo}, {hi}]",
+            tv[1]
+        );
+        deltas.push((delta, e0p));
     }
-    // 4x smaller steps: the bias shrinks well below half (first order: about a quarter).
+    // The coarse run's bias is clear of the noise: its tv exceeds what an unbiased run
+    // reaches (E0 + eps) by construction of the bounds above when delta - E0(q) - eps does;
+    // and 4x smaller steps shrink it below half (first order: about a quarter).
+    let ((coarse, e0), (fine, _)) = (deltas[0], deltas[1]);
     assert!(
-        gaps[0] > 0.05,
-        "the coarse gap should be clear of the noise: {gaps:?}"
+        coarse - e0 - eps > e0 + eps,
+        "coarse bias {coarse} not clear of the noise"
     );
-    assert!(gaps[1] < 0.5 * gaps[0], "{gaps:?}");
+    assert!(fine < 0.5 * coarse, "bias {coarse} -> {fine}");
 }
