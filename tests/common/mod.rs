@@ -16,5 +16,6 @@ pub fn gpu() -> Gpu {
 }
 
 pub mod chain;
+pub mod kernel_bounds;
 pub mod linear_chain;
 pub mod stats;
