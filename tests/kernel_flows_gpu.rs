@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::f32err::{NORMAL_ERROR, U, mixture_score_error};
 use common::kernel_bounds::kernel_sum_bounds;
 use fokker::dynamics::kernel_flows::{
     interaction_cpu, mmd_flow_cpu, sd_flow_cpu, sd_flow_exact_cpu, svgd_cpu, target_samples,
@@ -77,11 +78,6 @@ fn advance(s: &mut Simulation<'_>, step: u64) {
     s.advance_to(step, |_| Ok(()), &|| false).expect("advance");
 }
 
-/// f32 unit round-off, and the absolute error of one f32 Box–Muller normal (as in
-/// tests/langevin_gpu.rs: log, sqrt, cos within 4 ulp, |error| <= 5.8 * 34 u < 200 u).
-const U: f64 = f32::EPSILON as f64 / 2.0;
-const NORMAL_ERROR: f64 = 200.0 * U;
-
 /// One step's f32 error at the twin's state x (flattened rows), per coordinate: `input`, an
 /// error of the step's noised queries z = x + s xi (carried through the step like an error
 /// of x), and `output`, the error the step itself adds (kernel sums, products, the store).
@@ -150,25 +146,6 @@ fn noised(x: &[f64], d: usize, scale: f64, seed: u64, step: u64) -> (Vec<f64>, V
         *err = scale * NORMAL_ERROR + U * (xi.abs() + z.abs());
     }
     (z, err)
-}
-
-/// Error bound of a Gaussian mixture's score computed in f32 at x (as tests/langevin_gpu.rs
-/// bounds the mixture gradient): exponents of 2 dim + 2 rounded terms, (2 dim + 4) u of
-/// their size E, exp within 8 u, so responsibilities within 2 ((2 dim + 4) E + 8) u, times
-/// the largest component score, plus 3 u of that score.
-fn mixture_score_error(m: &Mixture, x: &[f64]) -> f64 {
-    let d = x.len() as f64;
-    let (mut exponent, mut score) = (0.0f64, 0.0f64);
-    for k in 0..m.components() {
-        let (mu, sd) = (&m.means[k], &m.stds[k]);
-        let z2: f64 = (0..x.len()).map(|i| ((x[i] - mu[i]) / sd[i]).powi(2)).sum();
-        let logs: f64 = sd.iter().map(|s| s.ln().abs()).sum();
-        exponent = exponent.max(m.weights[k].ln().abs() + logs + 0.5 * z2);
-        for i in 0..x.len() {
-            score = score.max(((x[i] - mu[i]) / (sd[i] * sd[i])).abs());
-        }
-    }
-    U * (2.0 * ((2.0 * d + 4.0) * exponent + 8.0) + 3.0) * score
 }
 
 /// Local error of an SD-flow step y <- y + eta (D_p(z) - D_q(z)): the kernel sums' bounds,

@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::stats::{self, EPS32};
+use common::f32err::{NORMAL_ERROR, U, mixture_score_error};
+use common::stats;
 use fokker::dynamics::init::init_cpu;
 use fokker::dynamics::langevin::langevin_cpu;
 use fokker::model::Potential;
@@ -63,17 +64,6 @@ fn quadratic(a: [[f64; 2]; 2]) -> Potential {
     }
 }
 
-/// f32 unit round-off.
-const U: f64 = EPS32 / 2.0;
-
-/// Absolute error of one f32 Box–Muller normal r cos(2 pi v), r = sqrt(-2 log u), from the
-/// same 24-bit u, v as the twin's: with f32 log, sqrt, cos within 4 ulp (8 u) each (true of
-/// lavapipe's LLVM and of GPU drivers' precise paths; the WGSL spec allows more), r is
-/// within 4 + 1 + 8 u relative, the angle 2 pi v within 2 u, so cos(angle) within
-/// 8 u + 2 pi 2 u absolute; with r <= sqrt(2 ln 2^24) = 5.8, |error| <= 5.8 (13 + 8 + 13) u
-/// < 200 u.
-const NORMAL_ERROR: f64 = 200.0 * U;
-
 /// Largest |x| of a row.
 fn norm_inf(x: &[f64]) -> f64 {
     x.iter().fold(0.0, |m, v| m.max(v.abs()))
@@ -82,10 +72,7 @@ fn norm_inf(x: &[f64]) -> f64 {
 /// Error the f32 gradient of `potential` can have at x (max norm), first order in u.
 /// Quadratic: each coordinate a dot product of dim terms, (dim + 1) u sum |A_ij x_j|.
 /// Double well: 4 x (x^2 - 1) in four operations, 4 u (4 |x|^3 + 4 |x|); the other
-/// coordinates are exact. Mixture: grad U = sum_k r_k S_k^-1 (x - mu_k); each exponent
-/// l_k = log w_k - sum log sigma - z^2 / 2 is summed from 2 dim + 2 rounded terms,
-/// (2 dim + 4) u (|log w_k| + sum |log sigma| + z^2 / 2) absolute, and exp within 8 u,
-/// so every r_k is within twice that relative; the S_k^-1 (x - mu_k) within 3 u.
+/// coordinates are exact. Mixture: grad U = -score, tests/common/f32err.rs.
 fn gradient_error(potential: &Potential, x: &[f64]) -> f64 {
     let d = x.len() as f64;
     match potential {
@@ -101,21 +88,7 @@ fn gradient_error(potential: &Potential, x: &[f64]) -> f64 {
         Potential::DoubleWell => {
             4.0 * U * (4.0 * x[0].abs().powi(3) + 4.0 * x[0].abs()) + U * norm_inf(&x[1..])
         }
-        Potential::Mixture(m) => {
-            let (mut exponent, mut score) = (0.0f64, 0.0f64);
-            for k in 0..m.components() {
-                let (mu, sd) = (&m.means[k], &m.stds[k]);
-                let z2: f64 = (0..x.len()).map(|i| ((x[i] - mu[i]) / sd[i]).powi(2)).sum();
-                let logs: f64 = sd.iter().map(|s| s.ln().abs()).sum();
-                exponent = exponent.max(m.weights[k].ln().abs() + logs + 0.5 * z2);
-                score = score.max(norm_inf(
-                    &(0..x.len())
-                        .map(|i| (x[i] - mu[i]) / (sd[i] * sd[i]))
-                        .collect::<Vec<_>>(),
-                ));
-            }
-            U * (2.0 * ((2.0 * d + 4.0) * exponent + 8.0) + 3.0) * score
-        }
+        Potential::Mixture(m) => mixture_score_error(m, x),
         Potential::MuellerBrown { .. } => unimplemented!("no test here uses it"),
     }
 }

@@ -16,6 +16,7 @@ pub fn gpu() -> Gpu {
 }
 
 pub mod chain;
+pub mod f32err;
 pub mod kernel_bounds;
 pub mod linear_chain;
 pub mod stats;
