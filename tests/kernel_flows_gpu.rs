@@ -614,10 +614,32 @@ fn sd_flow_reaches_the_ring_and_mmd_falls_tenfold() {
     // The GPU diagnostic agrees with its twin.
     let x0 = to_f64(&sim.positions().expect("positions"));
     let h = median_bandwidth(&data);
-    let twin = mmd2_cpu(&x0, &to_f64(&data.values), 2, h);
+    let y0 = to_f64(&data.values);
+    let twin = mmd2_cpu(&x0, &y0, 2, h);
+    // The GPU's MMD^2 is xx / n^2 + (target term, f64) - 2 xy / (n m), xx and xy the sums
+    // over queries of exp(out_log): each row sum S_i within its log's bound b_i relative
+    // (tests/common/kernel_bounds.rs), so MMD^2 within (sum_i S^xx_i b^xx_i) / n^2 +
+    // 2 (sum_i S^xy_i b^xy_i) / (n m).
+    let (n, m) = ((x0.len() / 2) as f64, (y0.len() / 2) as f64);
+    let spread = |sources: &[f64]| -> f64 {
+        let (_, log_bound) = kernel_sum_bounds(2, &x0, sources, None, h * h);
+        x0.chunks_exact(2)
+            .zip(&log_bound)
+            .map(|(q, b)| {
+                let s: f64 = sources
+                    .chunks_exact(2)
+                    .map(|y| {
+                        (-((q[0] - y[0]).powi(2) + (q[1] - y[1]).powi(2)) / (2.0 * h * h)).exp()
+                    })
+                    .sum();
+                s * b
+            })
+            .sum()
+    };
+    let bound = spread(&x0) / (n * n) + 2.0 * spread(&y0) / (n * m);
     assert!(
-        (first - twin).abs() < 1e-4 * twin.max(1e-3),
-        "mmd2 {first} vs twin {twin}"
+        (first - twin).abs() <= bound,
+        "mmd2 {first} vs twin {twin}: bound {bound:e}"
     );
     advance(&mut sim, 40);
     let last = sim.observe().expect("observe").mmd2.expect("mmd2");
