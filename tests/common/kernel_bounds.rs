@@ -10,6 +10,7 @@
 //!   rescaled by one more such exp2 of the shift difference, at most min(REDO, the first
 //!   tile's smallest d2 - the smallest d2) c2: relative error
 //!   rho_j = delta d2_j / (2 v) + 3 u (d2_j - d2_min) / (2 v) + 8 u + rescale.
+//!
 //! The mean sum_j w_j p_j / sum_j w_j moves by at most sum_j w~_j rho_j |p_j - m| under
 //! those (w~ the normalised weights: a factor common to all cancels); the log by the
 //! shift's own error delta d2_min / (2 v) plus sum_j w~_j rho_j. The sums: tiles of TILE
