@@ -14,3 +14,9 @@ pub fn gpu() -> Gpu {
         Err(e) => panic!("GPU tests need an adapter and none could be opened: {e}"),
     }
 }
+
+pub mod chain;
+pub mod f32err;
+pub mod kernel_bounds;
+pub mod linear_chain;
+pub mod stats;
