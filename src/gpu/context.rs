@@ -156,8 +156,9 @@ pub struct Gpu {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     errors: Arc<Mutex<Vec<String>>>,
-    /// Compiled pipelines by label, source and specialisation (see `Kernel::new`).
-    pub(crate) kernels: Mutex<std::collections::HashMap<String, Arc<super::Kernel>>>,
+    /// Compiled pipelines by label, full source and specialisation (see `Kernel::new`).
+    pub(crate) kernels:
+        Mutex<std::collections::HashMap<super::kernel::KernelKey, Arc<super::Kernel>>>,
 }
 
 impl Gpu {
