@@ -171,7 +171,7 @@ impl<'g> Simulation<'g> {
             None => None,
         };
         gpu.check()?;
-        let software = gpu.adapter.device_type == "Cpu";
+        let software = gpu.adapter.is_software();
         // A first guess of the throughput; corrected after every submission.
         let rate: f64 = if software { 2e8 } else { 2e10 };
         let fused = layout.fused_steps.unwrap_or(DEFAULT_FUSED_STEPS).max(1);

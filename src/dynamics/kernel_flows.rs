@@ -494,12 +494,7 @@ impl KernelFlowGpu {
             dim,
             nonfinite,
             // Interactions per second: ~1e9 on a software adapter, ~1e11 on a GPU.
-            budget: BLOCK_TARGET.as_secs_f64()
-                * if gpu.adapter.device_type == "Cpu" {
-                    1e9
-                } else {
-                    1e11
-                },
+            budget: BLOCK_TARGET.as_secs_f64() * if gpu.adapter.is_software() { 1e9 } else { 1e11 },
         };
         gpu.check()?;
         Ok(flow)

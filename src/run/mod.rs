@@ -176,7 +176,7 @@ fn check_memory(plan: &Plan, particles: u64, gpu: &Gpu) -> Result<()> {
             gpu.adapter.name
         ));
     }
-    if gpu.adapter.device_type != "Cpu" {
+    if !gpu.adapter.is_software() {
         return Ok(());
     }
     let share = particles as f64 / plan.particles.count.max(1) as f64;
