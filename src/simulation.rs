@@ -27,7 +27,7 @@ pub struct Layout {
 impl Default for Layout {
     fn default() -> Self {
         Layout {
-            workgroup_size: 64,
+            workgroup_size: crate::gpu::abi::DEFAULT_WORKGROUP_SIZE,
             chunk_particles: None,
             fused_steps: None,
             slice_particles: None,

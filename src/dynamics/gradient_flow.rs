@@ -7,22 +7,11 @@
 use super::potential_params::gpu_potential_params;
 use super::{NonfiniteCounter, Stepper};
 use crate::error::Result;
+use crate::gpu::abi::HeavyBallStep as StepUniform;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
 use crate::shaders;
 use std::sync::Arc;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct StepUniform {
-    steps: u32,
-    dt: f32,
-    friction: f32,
-    first: u32,
-    span: u32,
-    _pad: [u32; 3],
-}
-const _: () = assert!(std::mem::size_of::<StepUniform>() == 32);
 
 pub struct HeavyBallGpu {
     kernel: Arc<Kernel>,

@@ -16,6 +16,7 @@ use super::kernel_sum::{KernelSum, KernelSumArgs};
 use super::potential_params::gpu_potential_params;
 use super::{NonfiniteCounter, Stepper};
 use crate::error::{Error, Result};
+use crate::gpu::abi::{self, KernelFlowStep as StepUniform};
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::{Mixture, Potential};
 use crate::observe::median_bandwidth;
@@ -33,19 +34,6 @@ const FLAT_VARIANCE: f64 = 1e30;
 /// Particles the SVGD median heuristic looks at each step (the first rows; particles are
 /// exchangeable).
 pub const SVGD_MEDIAN_ROWS: usize = 512;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct StepUniform {
-    key: [u32; 2],
-    block0: u32,
-    lane0: u32,
-    noise_scale: f32,
-    a: f32,
-    b: f32,
-    c: f32,
-}
-const _: () = assert!(std::mem::size_of::<StepUniform>() == 32);
 
 /// `count` samples of `mixture` from `seed`: row r takes its component from the first word
 /// of block [`INIT_CHOICE_BLOCK`] and its normals from blocks 0.. of (r, stream
@@ -142,13 +130,13 @@ impl Update {
         match self {
             Update::SdFlow {
                 approximate: false, ..
-            } => 0,
+            } => abi::FLOW_SD,
             Update::SdFlow {
                 approximate: true, ..
-            } => 1,
-            Update::MmdFlow { .. } => 2,
-            Update::Svgd { .. } => 3,
-            Update::Interaction { .. } => 4,
+            } => abi::FLOW_SD_APPROXIMATE,
+            Update::MmdFlow { .. } => abi::FLOW_MMD,
+            Update::Svgd { .. } => abi::FLOW_SVGD,
+            Update::Interaction { .. } => abi::FLOW_INTERACTION,
         }
     }
 
@@ -408,7 +396,7 @@ impl KernelFlowGpu {
         };
         let (potential_kind, params) = match &potential {
             Some(p) => gpu_potential_params(p),
-            None => (1, vec![0.0]),
+            None => (abi::POTENTIAL_DOUBLE_WELL, vec![0.0]),
         };
         let potential_params =
             gpu.storage_with("kernel flow potential", bytemuck::cast_slice(&params));
@@ -445,7 +433,7 @@ impl KernelFlowGpu {
                 workgroup_size,
             )
         };
-        let (pre, post) = (stage(0), stage(1));
+        let (pre, post) = (stage(abi::STAGE_PRE), stage(abi::STAGE_POST));
         let rows = u64::from(chunk.count) * u64::from(dim) * 4;
         let scratch =
             |label: &str, bytes: u64| gpu.storage_buffer(label, bytes, wgpu::BufferUsages::empty());

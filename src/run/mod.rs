@@ -95,12 +95,15 @@ pub fn device_bytes(plan: &Plan) -> u64 {
     let p = &plan.particles;
     let state = p.count.saturating_mul(u64::from(p.dim) * 4);
     let histograms = std::iter::once(&plan.output.histogram).chain(&plan.output.marginals);
-    let bins: u64 = histograms.map(|h| (h.total_bins() as u64 + 6) * 4).sum();
+    let tallies = u64::from(crate::gpu::abi::HIST_TALLIES);
+    let bins: u64 = histograms
+        .map(|h| (h.total_bins() as u64 + tallies) * 4)
+        .sum();
     let d = u64::from(p.dim);
-    let partials = p
-        .count
-        .div_ceil(u64::from(crate::observe::moments::ITEMS) * 64)
-        * (d + d * (d + 1) / 2 + 1)
+    let partials = p.count.div_ceil(
+        u64::from(crate::observe::moments::ITEMS)
+            * u64::from(crate::gpu::abi::DEFAULT_WORKGROUP_SIZE),
+    ) * (d + d * (d + 1) / 2 + 1)
         * 4;
     state
         .saturating_add(bins)
