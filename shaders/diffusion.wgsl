@@ -6,8 +6,8 @@
 // (probability flow) adds a corrector: with p = A x + C s(x, t),
 //   x <- x + (1/2)[(A - 1) x + C s(x, t)] + (1/2)[(A2 - 1) p + C2 s(p, t2)].
 // CPU twin: src/dynamics/diffusion.rs (`diffusion_cpu`). Includes common/chunk.wgsl,
-// common/philox.wgsl, common/point.wgsl, common/state.wgsl and common/noise.wgsl; `Chunk` and
-// `Step` (DiffusionStep) come from src/gpu/abi.rs.
+// common/philox.wgsl, common/point.wgsl, common/state.wgsl, common/finish.wgsl and
+// common/noise.wgsl; `Chunk` and `Step` (DiffusionStep) come from src/gpu/abi.rs.
 
 override ROUND_STEPS: u32 = 2u;
 override NOISE: u32 = 1u;
@@ -105,13 +105,6 @@ fn advance(x: Point, e: u32, xi: Point) -> Point {
         return heun(x, s1, p, mixture_score(p, e, 1u), c0, c2);
     }
     return add_noise(affine(x, c0.x, s1, c0.z), c0.y, xi);
-}
-
-fn finish(i: u32, x: Point) {
-    if (!point_is_finite(x)) {
-        atomicAdd(&nonfinite[0], 1u);
-    }
-    store_point(i, x);
 }
 
 @compute @workgroup_size(WG)

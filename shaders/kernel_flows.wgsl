@@ -23,7 +23,7 @@
 //                              POST y += [-grad V(y) - kappa (S / N)(y - m)] dt + sqrt(2 T dt) xi
 //                                   (stream 0); kappa = b (quadratic) or -strength / w^2
 // Includes common/chunk.wgsl, common/philox.wgsl, common/point.wgsl, common/state.wgsl,
-// common/noise.wgsl and common/potential.wgsl; `Chunk` and `Step` (KernelFlowStep) come
+// common/finish.wgsl, common/noise.wgsl and common/potential.wgsl; `Chunk` and `Step` (KernelFlowStep) come
 // from src/gpu/abi.rs.
 
 // Needed by common/noise.wgsl; a step here takes single steps' normals only.
@@ -79,13 +79,6 @@ fn target_denoiser(i: u32) -> Point {
         return sub(z, scale(grad_u(z), sigma * sigma));
     }
     return mean_row(i);
-}
-
-fn finish(i: u32, x: Point) {
-    if (!point_is_finite(x)) {
-        atomicAdd(&nonfinite[0], 1u);
-    }
-    store_point(i, x);
 }
 
 @compute @workgroup_size(WG)

@@ -1,8 +1,8 @@
 // Overdamped Langevin, Euler–Maruyama, `steps` steps fused per dispatch:
 //   x <- x - grad U(x) dt + sqrt(2 T dt) xi.
 // CPU twin: src/dynamics/langevin.rs (`langevin_cpu`). Includes common/chunk.wgsl,
-// common/philox.wgsl, common/point.wgsl, common/state.wgsl, common/potential.wgsl and
-// common/noise.wgsl; `Chunk` and `Step` (LangevinStep) come from src/gpu/abi.rs.
+// common/philox.wgsl, common/point.wgsl, common/state.wgsl, common/finish.wgsl,
+// common/potential.wgsl and common/noise.wgsl; `Chunk` and `Step` (LangevinStep) come from src/gpu/abi.rs.
 
 override POTENTIAL: u32 = 1u;
 // 4 / gcd(DIM, 4): steps per round of whole Philox blocks (common/noise.wgsl).
@@ -18,13 +18,6 @@ override SINGLE_STEPS: u32 = 0u;
 @group(0) @binding(3) var<storage, read> potential_params: array<f32>;
 // [0]: particles whose coordinates are NaN or Inf after this dispatch (divergence check).
 @group(0) @binding(4) var<storage, read_write> nonfinite: array<atomic<u32>>;
-
-fn finish(i: u32, x: Point) {
-    if (!point_is_finite(x)) {
-        atomicAdd(&nonfinite[0], 1u);
-    }
-    store_point(i, x);
-}
 
 fn euler(quadratic: Quadratic, x: Point, xi: Point) -> Point {
     let g = gradient(quadratic, x);
