@@ -1,25 +1,15 @@
 // Histogram of one or two axes with atomic u32 bins (drained to u64 on the host between
 // batches small enough that no bin can wrap). CPU twin: src/observe/histogram.rs.
-// Includes common/chunk.wgsl.
+// Includes common/chunk.wgsl; `Chunk` and `Hist` (HistUniform) come from src/gpu/abi.rs.
 // Bins follow numpy: [lo, hi) except the last, which includes hi.
 //
-// counts layout: bins (numpy histogram2d order: i * bins1 + j), then the tallies
-//   [total bins + 0] outside (not in any bin, finite), [+1] non-finite,
-//   [+2 + 2a] below range on axis a, [+3 + 2a] above range on axis a.
+// counts layout: bins (numpy histogram2d order: i * bins1 + j), then the HIST_TALLIES
+// tallies: [total bins + HIST_OUTSIDE] outside (not in any bin, finite), [+ HIST_NONFINITE]
+// non-finite, [+ HIST_BELOW + 2a] below range on axis a, [+ HIST_ABOVE + 2a] above range on
+// axis a.
 
 override DIM: u32 = 2u;
 override WG: u32 = 64u;
-
-struct Hist {
-    axes: vec2<u32>,
-    bins: vec2<u32>,
-    lo: vec2<f32>,
-    // bins / (hi - lo) per axis.
-    scale: vec2<f32>,
-    hi: vec2<f32>,
-    naxes: u32,
-    _pad: u32,
-}
 
 @group(0) @binding(0) var<storage, read> state: array<f32>;
 @group(0) @binding(1) var<uniform> chunk: Chunk;
@@ -38,7 +28,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         finite = finite && is_finite_bits(state[i * DIM + d]);
     }
     if (!finite) {
-        atomicAdd(&counts[total + 1u], 1u);
+        atomicAdd(&counts[total + HIST_NONFINITE], 1u);
         return;
     }
     var inside = true;
@@ -47,10 +37,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let v = state[i * DIM + hist.axes[a]];
         var b = 0u;
         if (v < hist.lo[a]) {
-            atomicAdd(&counts[total + 2u + 2u * a], 1u);
+            atomicAdd(&counts[total + HIST_BELOW + 2u * a], 1u);
             inside = false;
         } else if (v > hist.hi[a]) {
-            atomicAdd(&counts[total + 3u + 2u * a], 1u);
+            atomicAdd(&counts[total + HIST_ABOVE + 2u * a], 1u);
             inside = false;
         } else {
             b = min(u32((v - hist.lo[a]) * hist.scale[a]), hist.bins[a] - 1u);
@@ -60,6 +50,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (inside) {
         atomicAdd(&counts[flat], 1u);
     } else {
-        atomicAdd(&counts[total], 1u);
+        atomicAdd(&counts[total + HIST_OUTSIDE], 1u);
     }
 }

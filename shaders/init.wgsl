@@ -1,12 +1,13 @@
 // Initial sampling on Philox stream 1 (block layout in src/rng.rs). CPU twin:
-// src/dynamics/init.rs (`init_cpu`). Includes common/chunk.wgsl and common/philox.wgsl.
+// src/dynamics/init.rs (`init_cpu`). Includes common/chunk.wgsl and common/philox.wgsl;
+// `Chunk` and `InitArgs` come from src/gpu/abi.rs.
 //
 // init_params layout per INIT kind (written by `gpu_init_params`):
-//   0 point:    at (DIM)
-//   1 gaussian: mean (DIM), std (DIM)
-//   2 uniform:  low (DIM), high - low (DIM)
-//   3 mixture:  K, cumulative weights (K), then per component mean (DIM), std (DIM)
-//   4 samples:  the data table, rows x DIM row-major
+//   INIT_POINT:    at (DIM)
+//   INIT_GAUSSIAN: mean (DIM), std (DIM)
+//   INIT_UNIFORM:  low (DIM), high - low (DIM)
+//   INIT_MIXTURE:  K, cumulative weights (K), then per component mean (DIM), std (DIM)
+//   INIT_SAMPLES:  the data table, rows x DIM row-major
 
 override DIM: u32 = 2u;
 override INIT: u32 = 0u;
@@ -15,13 +16,6 @@ override WG: u32 = 64u;
 const STREAM_INIT: u32 = 1u;
 const UNIFORM_BLOCK: u32 = 0x80000000u;
 const CHOICE_BLOCK: u32 = 0xC0000000u;
-
-struct InitArgs {
-    key: vec2<u32>,
-    // Table rows (samples) and whether particle i takes row i (count == rows).
-    rows: u32,
-    in_order: u32,
-}
 
 @group(0) @binding(0) var<storage, read_write> state: array<f32>;
 @group(0) @binding(1) var<uniform> chunk: Chunk;
@@ -52,16 +46,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var c = 0u; c < DIM; c = c + 1u) {
         var v = 0.0;
         switch INIT {
-            case 0u: {
+            case INIT_POINT: {
                 v = init_params[c];
             }
-            case 1u: {
+            case INIT_GAUSSIAN: {
                 v = init_params[c] + init_params[DIM + c] * init_normal(index, c);
             }
-            case 2u: {
+            case INIT_UNIFORM: {
                 v = init_params[c] + init_params[DIM + c] * init_uniform(index, c);
             }
-            case 3u: {
+            case INIT_MIXTURE: {
                 let k_count = u32(init_params[0]);
                 let u = unit_closed_open(choice_word(index));
                 var k = 0u;
@@ -71,13 +65,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 let base = 1u + k_count + k * 2u * DIM;
                 v = init_params[base + c] + init_params[base + DIM + c] * init_normal(index, c);
             }
-            default: {
+            case INIT_SAMPLES: {
                 var row = index.x;
                 if (args.in_order == 0u) {
                     // Lemire's multiply-shift: a uniform row in [0, rows).
                     row = mul_hi(choice_word(index), args.rows);
                 }
                 v = init_params[row * DIM + c];
+            }
+            // No host value reaches it.
+            default: {
+                v = bitcast<f32>(0x7FC00000u);
             }
         }
         state[i * DIM + c] = v;

@@ -1,9 +1,9 @@
 // Overdamped Langevin, Euler–Maruyama, `steps` steps fused per dispatch:
 //   x <- x - grad U(x) dt + sqrt(2 T dt) xi.
-// CPU twin: src/dynamics/langevin.rs (`langevin_cpu`). Includes common/chunk.wgsl, common/philox.wgsl,
-// common/point.wgsl, common/potential.wgsl and common/noise.wgsl.
+// CPU twin: src/dynamics/langevin.rs (`langevin_cpu`). Includes common/chunk.wgsl,
+// common/philox.wgsl, common/point.wgsl, common/state.wgsl, common/finish.wgsl,
+// common/potential.wgsl and common/noise.wgsl; `Chunk` and `Step` (LangevinStep) come from src/gpu/abi.rs.
 
-override DIM: u32 = 2u;
 override POTENTIAL: u32 = 1u;
 // 4 / gcd(DIM, 4): steps per round of whole Philox blocks (common/noise.wgsl).
 override ROUND_STEPS: u32 = 2u;
@@ -13,39 +13,11 @@ override NOISE: u32 = 1u;
 // ROUND_STEPS); 1: single steps from anywhere. Two pipelines rather than one with both
 // loops: the combined kernel ran 40% slower on lavapipe.
 override SINGLE_STEPS: u32 = 0u;
-override WG: u32 = 64u;
 
-struct Step {
-    key: vec2<u32>,
-    // Philox block (low word; high word in block0_hi) and lane of the first normal of the
-    // first step: g = step0 * DIM.
-    block0: u32,
-    lane0: u32,
-    steps: u32,
-    dt: f32,
-    noise_scale: f32,
-    // This dispatch covers the chunk's particles first .. first + span (a slice, so that a
-    // long block of steps on many particles is split into submissions of bounded length).
-    first: u32,
-    span: u32,
-    block0_hi: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<storage, read_write> state: array<f32>;
-@group(0) @binding(1) var<uniform> chunk: Chunk;
 @group(0) @binding(2) var<uniform> step: Step;
 @group(0) @binding(3) var<storage, read> potential_params: array<f32>;
 // [0]: particles whose coordinates are NaN or Inf after this dispatch (divergence check).
 @group(0) @binding(4) var<storage, read_write> nonfinite: array<atomic<u32>>;
-
-fn finish(i: u32, x: Point) {
-    if (!point_is_finite(x)) {
-        atomicAdd(&nonfinite[0], 1u);
-    }
-    store_point(i, x);
-}
 
 fn euler(quadratic: Quadratic, x: Point, xi: Point) -> Point {
     let g = gradient(quadratic, x);
@@ -68,11 +40,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     var x = load_point(i);
     let index = global_index(chunk.base, i);
-    let zero = Point(vec4<f32>(0.0), vec4<f32>(0.0));
-    var quadratic: Quadratic;
-    if (POTENTIAL == 0u) {
-        quadratic = load_quadratic();
-    }
+    let zero = zero_point();
+    let quadratic = potential_quadratic();
     if (NOISE == 0u) {
         for (var s = 0u; s < step.steps; s = s + 1u) {
             x = euler(quadratic, x, zero);

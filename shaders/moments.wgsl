@@ -4,21 +4,13 @@
 // which the host adds in f64. Non-finite particles (bit test) are left out of the sums.
 // Per particle the sums are vec4 and mat4x4 updates (common/point.wgsl says why: run-time
 // indexed private arrays ran several times slower on lavapipe).
-// CPU twin: src/observe/moments.rs. Includes common/chunk.wgsl and common/point.wgsl.
+// CPU twin: src/observe/moments.rs. Includes common/chunk.wgsl, common/point.wgsl and
+// common/state.wgsl; `Chunk` comes from src/gpu/abi.rs.
 
-override DIM: u32 = 2u;
-override WG: u32 = 64u;
 // Particles per invocation, set by the host (src/observe/moments.rs, `ITEMS`).
 override ITEMS: u32 = 128u;
 
-struct Center {
-    a: vec4<f32>,
-    b: vec4<f32>,
-}
-
-@group(0) @binding(0) var<storage, read_write> state: array<f32>;
-@group(0) @binding(1) var<uniform> chunk: Chunk;
-@group(0) @binding(2) var<uniform> center: Center;
+@group(0) @binding(2) var<uniform> center: Point;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
 
 var<workgroup> scratch: array<f32, 256>;

@@ -439,7 +439,7 @@ fn adapters_command(json: bool) -> fokker::Result<()> {
     }
     for a in adapters {
         println!(
-            "{} [{} {}] driver: {} {}",
+            "{} [{} {:?}] driver: {} {}",
             a.name, a.backend, a.device_type, a.driver, a.driver_info
         );
         println!(

@@ -27,7 +27,7 @@ pub struct Layout {
 impl Default for Layout {
     fn default() -> Self {
         Layout {
-            workgroup_size: 64,
+            workgroup_size: crate::gpu::abi::DEFAULT_WORKGROUP_SIZE,
             chunk_particles: None,
             fused_steps: None,
             slice_particles: None,
@@ -199,7 +199,7 @@ impl<'g> Simulation<'g> {
             None => None,
         };
         gpu.check()?;
-        let software = gpu.adapter.device_type == "Cpu";
+        let software = gpu.adapter.is_software();
         // A first guess of the throughput; corrected after every submission.
         let rate: f64 = if software { 2e8 } else { 2e10 };
         let fused = layout.fused_steps.unwrap_or(DEFAULT_FUSED_STEPS).max(1);

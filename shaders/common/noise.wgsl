@@ -40,15 +40,10 @@ fn normal_at(b: Blocks, o: u32) -> f32 {
 
 // DIM normals o0, o0 + 1, ... of `b`, as a Point zero beyond DIM.
 fn normals_from(b: Blocks, o0: u32) -> Point {
-    var p = Point(vec4<f32>(0.0), vec4<f32>(0.0));
-    p.a.x = normal_at(b, o0);
-    if (DIM > 1u) { p.a.y = normal_at(b, o0 + 1u); }
-    if (DIM > 2u) { p.a.z = normal_at(b, o0 + 2u); }
-    if (DIM > 3u) { p.a.w = normal_at(b, o0 + 3u); }
-    if (DIM > 4u) { p.b.x = normal_at(b, o0 + 4u); }
-    if (DIM > 5u) { p.b.y = normal_at(b, o0 + 5u); }
-    if (DIM > 6u) { p.b.z = normal_at(b, o0 + 6u); }
-    if (DIM > 7u) { p.b.w = normal_at(b, o0 + 7u); }
+    var p = zero_point();
+    for (var k = 0u; k < DIM; k = k + 1u) {
+        p = with_coordinate(p, k, normal_at(b, o0 + k));
+    }
     return p;
 }
 

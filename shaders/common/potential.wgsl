@@ -2,12 +2,15 @@
 // Points are common/point.wgsl's two-vec4 `Point`.
 //
 // The including shader declares `override DIM: u32`, `override POTENTIAL: u32` and the
-// storage array `potential_params`, laid out by src/dynamics/potential_params.rs:
-//   POTENTIAL 0 quadratic:      A (8 x 8, row-major, zero-padded), then the center c (8)
-//   POTENTIAL 1 double_well:    (none)
-//   POTENTIAL 2 mueller_brown:  scale
-//   POTENTIAL 3 mixture:        K, then per component (17 floats): log w_k - sum_i log sigma_ki,
-//                               mu_k (8, zero-padded), 1 / sigma_k^2 (8, zero-padded)
+// storage array `potential_params`, laid out by src/dynamics/potential_params.rs (codes and
+// offsets from src/gpu/abi.rs):
+//   POTENTIAL_QUADRATIC:      A (8 x 8, row-major, zero-padded), then from QUADRATIC_CENTER
+//                             the center c (8)
+//   POTENTIAL_DOUBLE_WELL:    (none)
+//   POTENTIAL_MUELLER_BROWN:  scale
+//   POTENTIAL_MIXTURE:        K, then per component (MIXTURE_COMPONENT_FLOATS):
+//                             log w_k - sum_i log sigma_ki, mu_k (8, zero-padded, from
+//                             MIXTURE_MEAN), 1 / sigma_k^2 (8, zero-padded, from MIXTURE_INV_VAR)
 
 fn param4(at: u32) -> vec4<f32> {
     return vec4<f32>(potential_params[at], potential_params[at + 1u], potential_params[at + 2u], potential_params[at + 3u]);
@@ -42,8 +45,17 @@ fn load_quadratic() -> Quadratic {
         quadratic_block(0u, 1u),
         quadratic_block(1u, 0u),
         quadratic_block(1u, 1u),
-        Point(param4(64u), param4(68u)),
+        Point(param4(QUADRATIC_CENTER), param4(QUADRATIC_CENTER + 4u)),
     );
+}
+
+// The quadratic of the potential, loaded once per invocation; zero for other potentials.
+fn potential_quadratic() -> Quadratic {
+    var quadratic: Quadratic;
+    if (POTENTIAL == POTENTIAL_QUADRATIC) {
+        quadratic = load_quadratic();
+    }
+    return quadratic;
 }
 
 fn grad_quadratic(q: Quadratic, x: Point) -> Point {
@@ -73,42 +85,31 @@ fn grad_mueller_brown(x: Point) -> Point {
     return Point(vec4<f32>(gx, gy, x.a.zw), x.b);
 }
 
-// grad U = -score of the mixture. Responsibilities by a running log-sum-exp so that far
-// points never give 0/0.
+// grad U = -score of the mixture (responsibilities by common/point.wgsl's running
+// log-sum-exp).
 fn grad_mixture(x: Point) -> Point {
     let k_count = u32(potential_params[0]);
-    var m = -3.4028235e38;
-    var total = 0.0;
-    var acc = Point(vec4<f32>(0.0), vec4<f32>(0.0));
+    var sum = weighted_sum_start();
     for (var k = 0u; k < k_count; k = k + 1u) {
-        let base = 1u + k * 17u;
-        let da = param4(base + 1u) - x.a;
-        let db = param4(base + 5u) - x.b;
-        let iva = param4(base + 9u);
-        let ivb = param4(base + 13u);
+        let base = 1u + k * MIXTURE_COMPONENT_FLOATS;
+        let da = param4(base + MIXTURE_MEAN) - x.a;
+        let db = param4(base + MIXTURE_MEAN + 4u) - x.b;
+        let iva = param4(base + MIXTURE_INV_VAR);
+        let ivb = param4(base + MIXTURE_INV_VAR + 4u);
         let l = potential_params[base] - 0.5 * (dot(da * da, iva) + dot(db * db, ivb));
-        let va = da * iva;
-        let vb = db * ivb;
-        if (l > m) {
-            let shrink = exp(m - l);
-            total = total * shrink + 1.0;
-            acc = Point(acc.a * shrink + va, acc.b * shrink + vb);
-            m = l;
-        } else {
-            let w = exp(l - m);
-            total = total + w;
-            acc = Point(acc.a + w * va, acc.b + w * vb);
-        }
+        sum = weighted_sum_add(sum, l, Point(da * iva, db * ivb));
     }
-    return Point(-acc.a / total, -acc.b / total);
+    return Point(-sum.acc.a / sum.total, -sum.acc.b / sum.total);
 }
 
-// grad U of the potential chosen by `override POTENTIAL`; `quadratic` is only read for 0.
+// grad U of the potential chosen by `override POTENTIAL`; `quadratic` is only read for
+// POTENTIAL_QUADRATIC. No host value reaches the default.
 fn gradient(quadratic: Quadratic, x: Point) -> Point {
     switch POTENTIAL {
-        case 0u: { return grad_quadratic(quadratic, x); }
-        case 1u: { return grad_double_well(x); }
-        case 2u: { return grad_mueller_brown(x); }
-        default: { return grad_mixture(x); }
+        case POTENTIAL_QUADRATIC: { return grad_quadratic(quadratic, x); }
+        case POTENTIAL_DOUBLE_WELL: { return grad_double_well(x); }
+        case POTENTIAL_MUELLER_BROWN: { return grad_mueller_brown(x); }
+        case POTENTIAL_MIXTURE: { return grad_mixture(x); }
+        default: { return poison_point(); }
     }
 }

@@ -21,6 +21,9 @@ use super::empirical::EmpiricalScore;
 use super::{Dynamics, NonfiniteCounter, Stepper};
 use super::{ParseContext, StateMemory};
 use crate::error::{Error, Result};
+use crate::gpu::abi::{
+    self, DIFFUSION_COEFF_VEC4S, DIFFUSION_COMPONENT_VEC4S, DiffusionStep as StepUniform,
+};
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::{Mixture, Process};
 use crate::rng::{self, NoiseStream};
@@ -36,22 +39,6 @@ use toml::Value;
 
 /// Steps of coefficients one upload holds: blocks are at most this long.
 pub const TABLE_STEPS: u32 = 1024;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct StepUniform {
-    pub key: [u32; 2],
-    pub block0: u32,
-    pub lane0: u32,
-    pub steps: u32,
-    pub first: u32,
-    pub span: u32,
-    pub table0: u32,
-    pub aux_base: u32,
-    pub block0_hi: u32,
-    pub _pad: [u32; 2],
-}
-const _: () = assert!(std::mem::size_of::<StepUniform>() == 48);
 
 /// One step's coefficients, as the shader reads them (three vec4s).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -128,8 +115,8 @@ pub fn identity_coefficients() -> StepCoefficients {
     }
 }
 
-/// Floats per mixture component and time in the mixture table (five vec4s).
-const COMPONENT_FLOATS: usize = 20;
+/// Floats per mixture component and time in the mixture table.
+const COMPONENT_FLOATS: usize = 4 * DIFFUSION_COMPONENT_VEC4S as usize;
 
 /// Bytes of mixture table one block may use: blocks are shortened for many components.
 const MIXTURE_TABLE_BYTES: usize = 16 << 20;
@@ -221,14 +208,14 @@ impl DiffusionGpu {
         );
         let coeffs = gpu.storage_buffer(
             "diffusion coefficients",
-            u64::from(TABLE_STEPS) * 48,
+            u64::from(TABLE_STEPS * DIFFUSION_COEFF_VEC4S) * 16,
             wgpu::BufferUsages::empty(),
         );
         let nonfinite = NonfiniteCounter::new(gpu);
         let score_kind = match (p.score, &empirical) {
-            (None, _) => 0.0,
-            (Some(_), None) => 1.0,
-            (Some(_), Some(_)) => 2.0,
+            (None, _) => abi::SCORE_NONE,
+            (Some(_), None) => abi::SCORE_MIXTURE,
+            (Some(_), Some(_)) => abi::SCORE_BUFFERS,
         };
         let round = super::langevin::round_steps(dim);
         let kernel = |single: bool, phase: u32| {
@@ -241,7 +228,7 @@ impl DiffusionGpu {
                     ("ROUND_STEPS", f64::from(round)),
                     ("NOISE", if p.noise { 1.0 } else { 0.0 }),
                     ("SINGLE_STEPS", if single { 1.0 } else { 0.0 }),
-                    ("SCORE", score_kind),
+                    ("SCORE", f64::from(score_kind)),
                     ("HEUN", if p.heun { 1.0 } else { 0.0 }),
                     ("PHASE", f64::from(phase)),
                     ("COMPONENTS", components as f64),

@@ -11,6 +11,7 @@ use super::{
     StepperContext, TwinContext, TwinState,
 };
 use crate::error::Result;
+use crate::gpu::abi::HeavyBallStep as StepUniform;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
 use crate::scenario::data::SampleTable;
@@ -20,18 +21,6 @@ use crate::scenario::walk::{Issues, Section, number};
 use crate::shaders;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct StepUniform {
-    steps: u32,
-    dt: f32,
-    friction: f32,
-    first: u32,
-    span: u32,
-    _pad: [u32; 3],
-}
-const _: () = assert!(std::mem::size_of::<StepUniform>() == 32);
 
 pub struct HeavyBallGpu {
     kernel: Arc<Kernel>,

@@ -1,30 +1,22 @@
 //! Initial distributions: the GPU sampler (shaders/init.wgsl) and its f64 CPU twin.
 
 use crate::error::{Error, Result};
+use crate::gpu::abi::{self, InitArgs};
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::rng::{self, INIT_CHOICE_BLOCK, INIT_UNIFORM_BLOCK, STREAM_INIT};
 use crate::scenario::Init;
 use crate::scenario::data::SampleTable;
 use crate::shaders;
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct InitArgs {
-    key: [u32; 2],
-    rows: u32,
-    in_order: u32,
-}
-const _: () = assert!(std::mem::size_of::<InitArgs>() == 16);
-
 /// (INIT override value, parameter array) for shaders/init.wgsl.
 fn gpu_init_params(init: &Init, samples: Option<&SampleTable>) -> (u32, Vec<f32>) {
     let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
     match init {
-        Init::Point { at } => (0, f(at)),
-        Init::Gaussian { mean, std } => (1, [f(mean), f(std)].concat()),
+        Init::Point { at } => (abi::INIT_POINT, f(at)),
+        Init::Gaussian { mean, std } => (abi::INIT_GAUSSIAN, [f(mean), f(std)].concat()),
         Init::Uniform { low, high } => {
             let width: Vec<f64> = low.iter().zip(high).map(|(l, h)| h - l).collect();
-            (2, [f(low), f(&width)].concat())
+            (abi::INIT_UNIFORM, [f(low), f(&width)].concat())
         }
         Init::Mixture(m) => {
             let mut p = vec![m.components() as f32];
@@ -37,9 +29,12 @@ fn gpu_init_params(init: &Init, samples: Option<&SampleTable>) -> (u32, Vec<f32>
                 p.extend(f(&m.means[k]));
                 p.extend(f(&m.stds[k]));
             }
-            (3, p)
+            (abi::INIT_MIXTURE, p)
         }
-        Init::Samples { .. } => (4, samples.map(|s| s.values.clone()).unwrap_or_default()),
+        Init::Samples { .. } => (
+            abi::INIT_SAMPLES,
+            samples.map(|s| s.values.clone()).unwrap_or_default(),
+        ),
     }
 }
 

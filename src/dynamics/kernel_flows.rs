@@ -16,6 +16,7 @@ use super::kernel_sum::{KernelSum, KernelSumArgs};
 use super::potential_params::gpu_potential_params;
 use super::{NonfiniteCounter, StateMemory, Stepper, StepperContext};
 use crate::error::{Error, Result};
+use crate::gpu::abi::{self, KernelFlowStep as StepUniform};
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::{Mixture, Potential};
 use crate::observe::median_bandwidth;
@@ -34,21 +35,6 @@ const FLAT_VARIANCE: f64 = 1e30;
 /// Particles the SVGD median heuristic looks at each step (the first rows; particles are
 /// exchangeable).
 pub const SVGD_MEDIAN_ROWS: usize = 512;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct StepUniform {
-    key: [u32; 2],
-    block0: u32,
-    lane0: u32,
-    noise_scale: f32,
-    a: f32,
-    b: f32,
-    c: f32,
-    block0_hi: u32,
-    _pad: [u32; 3],
-}
-const _: () = assert!(std::mem::size_of::<StepUniform>() == 48);
 
 /// `count` samples of `mixture` from `seed`: row r takes its component from the first word
 /// of block [`INIT_CHOICE_BLOCK`] and its normals from blocks 0.. of (r, stream
@@ -219,13 +205,13 @@ impl Update {
         match self {
             Update::SdFlow {
                 approximate: false, ..
-            } => 0,
+            } => abi::FLOW_SD,
             Update::SdFlow {
                 approximate: true, ..
-            } => 1,
-            Update::MmdFlow { .. } => 2,
-            Update::Svgd { .. } => 3,
-            Update::Interaction { .. } => 4,
+            } => abi::FLOW_SD_APPROXIMATE,
+            Update::MmdFlow { .. } => abi::FLOW_MMD,
+            Update::Svgd { .. } => abi::FLOW_SVGD,
+            Update::Interaction { .. } => abi::FLOW_INTERACTION,
         }
     }
 
@@ -389,7 +375,7 @@ impl KernelFlowGpu {
         let potential = flow.potential();
         let (potential_kind, params) = match &potential {
             Some(p) => gpu_potential_params(p),
-            None => (1, vec![0.0]),
+            None => (abi::POTENTIAL_DOUBLE_WELL, vec![0.0]),
         };
         let potential_params =
             gpu.storage_with("kernel flow potential", bytemuck::cast_slice(&params));
@@ -429,7 +415,7 @@ impl KernelFlowGpu {
                 workgroup_size,
             )
         };
-        let (pre, post) = (stage(0), stage(1));
+        let (pre, post) = (stage(abi::STAGE_PRE), stage(abi::STAGE_POST));
         let rows = u64::from(chunk.count) * u64::from(dim) * 4;
         let scratch =
             |label: &str, bytes: u64| gpu.storage_buffer(label, bytes, wgpu::BufferUsages::empty());
@@ -477,12 +463,7 @@ impl KernelFlowGpu {
             dim,
             nonfinite,
             // Interactions per second: ~1e9 on a software adapter, ~1e11 on a GPU.
-            budget: BLOCK_TARGET.as_secs_f64()
-                * if gpu.adapter.device_type == "Cpu" {
-                    1e9
-                } else {
-                    1e11
-                },
+            budget: BLOCK_TARGET.as_secs_f64() * if gpu.adapter.is_software() { 1e9 } else { 1e11 },
         };
         gpu.check()?;
         Ok(flow)

@@ -15,12 +15,13 @@
 //! exact to f32 rounding however small v is and however far the query lies from the sources.
 
 use crate::error::{Error, Result};
+use crate::gpu::abi::{FIRST_WINDOW, KernelSumParams as Params, LAST_WINDOW};
 use crate::gpu::{Gpu, Kernel};
 use crate::shaders;
 use std::sync::Arc;
 
-/// Floats in one window of sources (64 KiB of uniform memory, `WINDOW_FLOATS` in the shader).
-pub const WINDOW_FLOATS: u32 = 16384;
+/// Floats in one window of sources (64 KiB of uniform memory).
+pub use crate::gpu::abi::WINDOW_FLOATS;
 const WINDOW_BYTES: u64 = WINDOW_FLOATS as u64 * 4;
 
 /// Queries each invocation carries (the shader's main loop pairs them).
@@ -28,26 +29,6 @@ pub const QUERIES_PER_INVOCATION: u32 = 2;
 
 /// Invocations per workgroup that ran fastest on lavapipe (benches/kernel.rs).
 pub const DEFAULT_WORKGROUP_SIZE: u32 = 64;
-
-const FIRST_WINDOW: u32 = 1;
-const LAST_WINDOW: u32 = 2;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    first: u32,
-    count: u32,
-    /// Sources in this window.
-    rows: u32,
-    out_first: u32,
-    query_scale: f32,
-    /// log2(e) / (2 v).
-    c2: f32,
-    /// 1 / (2 v).
-    ce: f32,
-    flags: u32,
-}
-const _: () = assert!(std::mem::size_of::<Params>() == 32);
 
 /// One weighted-mean computation. Buffers hold rows of `dim` f32, row-major.
 #[derive(Clone, Copy)]

@@ -8,6 +8,7 @@ use super::{
     TwinContext, TwinState,
 };
 use crate::error::Result;
+use crate::gpu::abi::LangevinStep as StepUniform;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
 use crate::rng::{self, NoiseStream};
@@ -18,22 +19,6 @@ use crate::shaders;
 use bytemuck::Zeroable;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct StepUniform {
-    key: [u32; 2],
-    block0: u32,
-    lane0: u32,
-    steps: u32,
-    dt: f32,
-    noise_scale: f32,
-    first: u32,
-    span: u32,
-    block0_hi: u32,
-    _pad: [u32; 2],
-}
-const _: () = assert!(std::mem::size_of::<StepUniform>() == 48);
 
 /// Steps per round of whole Philox blocks: 4 / gcd(dim, 4) (shaders/common/noise.wgsl).
 pub fn round_steps(dim: u32) -> u32 {

@@ -37,7 +37,9 @@ impl std::str::FromStr for AdapterChoice {
 pub struct AdapterSummary {
     pub name: String,
     pub backend: String,
-    pub device_type: String,
+    /// Written as its Debug name ("Cpu", "DiscreteGpu", ...), as manifests always held it.
+    #[serde(with = "device_type_name")]
+    pub device_type: wgpu::DeviceType,
     pub driver: String,
     pub driver_info: String,
     pub max_storage_buffer_binding_size: u64,
@@ -53,7 +55,7 @@ impl AdapterSummary {
         AdapterSummary {
             name: info.name,
             backend: format!("{:?}", info.backend).to_lowercase(),
-            device_type: format!("{:?}", info.device_type),
+            device_type: info.device_type,
             driver: info.driver,
             driver_info: info.driver_info,
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
@@ -61,6 +63,38 @@ impl AdapterSummary {
             max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
         }
+    }
+
+    /// A CPU adapter (Mesa lavapipe / llvmpipe): device memory is host memory, and the
+    /// throughput is the host's.
+    pub fn is_software(&self) -> bool {
+        self.device_type == wgpu::DeviceType::Cpu
+    }
+}
+
+/// serde for [`wgpu::DeviceType`] as its Debug name (wgpu's own serde is a feature not
+/// enabled here).
+mod device_type_name {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use wgpu::DeviceType;
+
+    const ALL: [DeviceType; 5] = [
+        DeviceType::Other,
+        DeviceType::IntegratedGpu,
+        DeviceType::DiscreteGpu,
+        DeviceType::VirtualGpu,
+        DeviceType::Cpu,
+    ];
+
+    pub fn serialize<S: Serializer>(t: &DeviceType, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{t:?}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DeviceType, D::Error> {
+        let name = String::deserialize(d)?;
+        ALL.into_iter()
+            .find(|t| format!("{t:?}") == name)
+            .ok_or_else(|| D::Error::custom(format!("unknown device type {name:?}")))
     }
 }
 
@@ -156,8 +190,9 @@ pub struct Gpu {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     errors: Arc<Mutex<Vec<String>>>,
-    /// Compiled pipelines by label, source and specialisation (see `Kernel::new`).
-    pub(crate) kernels: Mutex<std::collections::HashMap<String, Arc<super::Kernel>>>,
+    /// Compiled pipelines by label, full source and specialisation (see `Kernel::new`).
+    pub(crate) kernels:
+        Mutex<std::collections::HashMap<super::kernel::KernelKey, Arc<super::Kernel>>>,
 }
 
 impl Gpu {
@@ -304,5 +339,38 @@ impl Gpu {
         });
         self.queue.write_buffer(&buffer, 0, data);
         buffer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdapterSummary;
+
+    #[test]
+    fn device_type_is_written_and_read_as_its_debug_name() {
+        let mut summary = AdapterSummary {
+            name: "llvmpipe".into(),
+            backend: "vulkan".into(),
+            device_type: wgpu::DeviceType::Cpu,
+            driver: String::new(),
+            driver_info: String::new(),
+            max_storage_buffer_binding_size: 1,
+            max_buffer_size: 2,
+            max_compute_workgroups_per_dimension: 3,
+            max_compute_invocations_per_workgroup: 4,
+        };
+        let json = serde_json::to_string(&summary).expect("serialise");
+        assert!(json.contains(r#""device_type":"Cpu""#), "{json}");
+        assert_eq!(
+            serde_json::from_str::<AdapterSummary>(&json).ok(),
+            Some(summary.clone())
+        );
+        assert!(summary.is_software());
+        summary.device_type = wgpu::DeviceType::DiscreteGpu;
+        let json = serde_json::to_string(&summary).expect("serialise");
+        assert!(json.contains(r#""device_type":"DiscreteGpu""#), "{json}");
+        assert!(!summary.is_software());
+        let unknown = json.replace("DiscreteGpu", "Toaster");
+        assert!(serde_json::from_str::<AdapterSummary>(&unknown).is_err());
     }
 }

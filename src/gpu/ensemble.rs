@@ -1,6 +1,7 @@
 //! Particle state on the GPU, split into chunks below the storage-binding limit so that
 //! memory, not a binding, bounds the particle count.
 
+pub use super::abi::ChunkUniform;
 use super::context::Gpu;
 use crate::error::{Error, Result};
 
@@ -10,17 +11,6 @@ pub const MAX_CHUNKS: u64 = 65_536;
 
 /// Chunk sizes are multiples of this, so chunk boundaries never split a workgroup.
 const CHUNK_ALIGN: u64 = 256;
-
-/// The per-chunk uniform every particle kernel reads (`struct Chunk` in the shaders).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ChunkUniform {
-    /// Global index of the chunk's first particle, (low, high) words.
-    pub base: [u32; 2],
-    pub count: u32,
-    pub _pad: u32,
-}
-const _: () = assert!(std::mem::size_of::<ChunkUniform>() == 16);
 
 /// A contiguous range of particles in one storage buffer.
 pub struct StateChunk {

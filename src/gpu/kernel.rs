@@ -3,6 +3,31 @@
 use super::context::Gpu;
 use std::sync::Arc;
 
+/// What makes two pipelines the same: the label, the whole composed source, every override
+/// value (by its bits) and the workgroup size. The map hashes all of it and compares it in
+/// full, so two different sources never share a pipeline, whatever their lengths.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KernelKey {
+    label: String,
+    source: String,
+    constants: Vec<(String, u64)>,
+    workgroup_size: u32,
+}
+
+impl KernelKey {
+    pub fn new(label: &str, source: &str, constants: &[(&str, f64)], workgroup_size: u32) -> Self {
+        KernelKey {
+            label: label.to_string(),
+            source: source.to_string(),
+            constants: constants
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_bits()))
+                .collect(),
+            workgroup_size,
+        }
+    }
+}
+
 pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
@@ -21,7 +46,7 @@ impl Kernel {
         constants: &[(&str, f64)],
         workgroup_size: u32,
     ) -> Arc<Kernel> {
-        let key = format!("{label}|{:x}|{constants:?}|{workgroup_size}", source.len());
+        let key = KernelKey::new(label, source, constants, workgroup_size);
         let mut cache = gpu
             .kernels
             .lock()
@@ -119,7 +144,23 @@ pub fn grid(workgroups: u32, max_per_dim: u32) -> (u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::grid;
+    use super::{KernelKey, grid};
+
+    #[test]
+    fn sources_of_equal_length_have_different_keys() {
+        let (a, b) = ("const C: f32 = 1.0;", "const C: f32 = 2.0;");
+        assert_eq!(a.len(), b.len());
+        let key =
+            |source: &str, dim: f64, wg: u32| KernelKey::new("k", source, &[("DIM", dim)], wg);
+        assert_eq!(key(a, 2.0, 64), key(a, 2.0, 64));
+        assert_ne!(key(a, 2.0, 64), key(b, 2.0, 64));
+        assert_ne!(key(a, 2.0, 64), key(a, 3.0, 64));
+        assert_ne!(key(a, 2.0, 64), key(a, 2.0, 32));
+        assert_ne!(
+            key(a, 2.0, 64),
+            KernelKey::new("other", a, &[("DIM", 2.0)], 64)
+        );
+    }
 
     #[test]
     fn grid_covers_and_respects_the_limit() {

@@ -1,5 +1,6 @@
 //! GPU plumbing: adapter and device, kernels and dispatch, chunked particle state.
 
+pub mod abi;
 pub mod context;
 pub mod ensemble;
 pub mod kernel;

@@ -1,6 +1,7 @@
 //! Histograms of one or two axes: the GPU observer (shaders/histogram.wgsl) and its CPU twin.
 
 use crate::error::Result;
+use crate::gpu::abi::{HIST_TALLIES, HistUniform};
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::scenario::HistogramSpec;
 use crate::shaders;
@@ -36,21 +37,8 @@ impl HistogramCounts {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct HistUniform {
-    axes: [u32; 2],
-    bins: [u32; 2],
-    lo: [f32; 2],
-    scale: [f32; 2],
-    hi: [f32; 2],
-    naxes: u32,
-    _pad: u32,
-}
-const _: () = assert!(std::mem::size_of::<HistUniform>() == 48);
-
 /// Tallies after the bins: outside, non-finite, then (below, above) per axis.
-const TALLIES: usize = 6;
+const TALLIES: usize = HIST_TALLIES as usize;
 
 pub struct HistogramGpu {
     kernel: Arc<Kernel>,

@@ -147,12 +147,15 @@ pub fn device_bytes(plan: &Plan) -> u64 {
     let p = &plan.particles;
     let state = p.count.saturating_mul(u64::from(p.dim) * 4);
     let histograms = std::iter::once(&plan.output.histogram).chain(&plan.output.marginals);
-    let bins: u64 = histograms.map(|h| (h.total_bins() as u64 + 6) * 4).sum();
+    let tallies = u64::from(crate::gpu::abi::HIST_TALLIES);
+    let bins: u64 = histograms
+        .map(|h| (h.total_bins() as u64 + tallies) * 4)
+        .sum();
     let d = u64::from(p.dim);
-    let partials = p
-        .count
-        .div_ceil(u64::from(crate::observe::moments::ITEMS) * 64)
-        * (d + d * (d + 1) / 2 + 1)
+    let partials = p.count.div_ceil(
+        u64::from(crate::observe::moments::ITEMS)
+            * u64::from(crate::gpu::abi::DEFAULT_WORKGROUP_SIZE),
+    ) * (d + d * (d + 1) / 2 + 1)
         * 4;
     state
         .saturating_add(bins)
@@ -200,7 +203,7 @@ fn check_memory(plan: &Plan, particles: u64, gpu: &Gpu) -> Result<()> {
             gpu.adapter.name
         ));
     }
-    if gpu.adapter.device_type != "Cpu" {
+    if !gpu.adapter.is_software() {
         return Ok(());
     }
     let share = particles as f64 / plan.particles.count.max(1) as f64;

@@ -1,0 +1,289 @@
+//! The GPU ABI, declared once: every uniform layout and every enumeration that the host and
+//! the WGSL shaders share (docs/architecture.md, "GPU ABI").
+//!
+//! build.rs includes this file with `#[path]`, writes each struct and constant below as WGSL
+//! at the head of the shader compositions that use it, and checks with naga that the WGSL
+//! layout (member offsets and size) equals the Rust one, so a layout change is made here and
+//! nowhere else. Only what is written in this file reaches the shaders: keep it free of
+//! crate paths (build.rs compiles it alone, with bytemuck).
+
+use std::mem::{offset_of, size_of};
+
+/// The WGSL type of a host field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WgslType {
+    U32,
+    F32,
+    Vec2U32,
+    Vec2F32,
+    /// `n` words of padding, one `u32` member each (`name0`, `name1`, ...): a uniform's
+    /// arrays need a 16-byte stride, so padding cannot be an array.
+    Pad(usize),
+}
+
+/// One field of a shared struct: its name, WGSL type and byte offset on the host.
+#[derive(Clone, Copy, Debug)]
+pub struct WgslField {
+    pub name: &'static str,
+    pub ty: WgslType,
+    pub offset: usize,
+}
+
+/// A shared struct as the shaders see it: WGSL name, fields and host size in bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct WgslStruct {
+    pub name: &'static str,
+    pub fields: &'static [WgslField],
+    pub size: usize,
+}
+
+macro_rules! wgsl_type {
+    (u32) => {
+        WgslType::U32
+    };
+    (f32) => {
+        WgslType::F32
+    };
+    ([u32; 2]) => {
+        WgslType::Vec2U32
+    };
+    ([f32; 2]) => {
+        WgslType::Vec2F32
+    };
+    ([u32; $n:literal]) => {
+        WgslType::Pad($n)
+    };
+}
+
+/// Declares a `#[repr(C)]` Pod struct and its WGSL description `WGSL` (named `$wgsl` in the
+/// shaders), with a compile-time check of its size.
+macro_rules! gpu_struct {
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident as $wgsl:literal, $size:literal bytes {
+            $($(#[doc = $fdoc:literal])* $field:ident: $ty:tt,)*
+        }
+    ) => {
+        $(#[doc = $doc])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name {
+            $($(#[doc = $fdoc])* pub $field: $ty,)*
+        }
+        const _: () = assert!(size_of::<$name>() == $size);
+        impl $name {
+            pub const WGSL: WgslStruct = WgslStruct {
+                name: $wgsl,
+                fields: &[$(WgslField {
+                    name: stringify!($field),
+                    ty: wgsl_type!($ty),
+                    offset: offset_of!($name, $field),
+                }),*],
+                size: size_of::<$name>(),
+            };
+        }
+    };
+}
+
+/// Declares `u32` constants and the list [`CONSTANTS`] that build.rs writes into every shader.
+macro_rules! gpu_constants {
+    ($($(#[doc = $doc:literal])* $name:ident = $value:expr;)*) => {
+        $($(#[doc = $doc])* pub const $name: u32 = $value;)*
+        /// Every shared constant, (name, value): WGSL `const NAME: u32 = value;`.
+        pub const CONSTANTS: &[(&str, u32)] = &[$((stringify!($name), $name)),*];
+    };
+}
+
+gpu_struct! {
+    /// The per-chunk uniform every particle kernel reads (src/gpu/ensemble.rs).
+    ChunkUniform as "Chunk", 16 bytes {
+        /// Global index of the chunk's first particle, (low, high) words.
+        base: [u32; 2],
+        count: u32,
+        _pad: u32,
+    }
+}
+
+gpu_struct! {
+    /// One dispatch of overdamped Langevin (shaders/langevin.wgsl).
+    LangevinStep as "Step", 48 bytes {
+        key: [u32; 2],
+        /// Philox block and lane of the first normal of the first step: g = step0 * DIM.
+        block0: u32,
+        lane0: u32,
+        steps: u32,
+        dt: f32,
+        noise_scale: f32,
+        /// This dispatch covers the chunk's particles first .. first + span (a slice, so that
+        /// a long block of steps on many particles is split into submissions of bounded
+        /// length).
+        first: u32,
+        span: u32,
+        /// High word of block0 (docs/architecture.md, "RNG counter layout").
+        block0_hi: u32,
+        _pad: [u32; 2],
+    }
+}
+
+gpu_struct! {
+    /// One dispatch of the heavy-ball gradient flow (shaders/heavy_ball.wgsl).
+    HeavyBallStep as "Step", 32 bytes {
+        steps: u32,
+        dt: f32,
+        friction: f32,
+        first: u32,
+        span: u32,
+        _pad: [u32; 3],
+    }
+}
+
+gpu_struct! {
+    /// One dispatch of forward noising, the reverse SDE or the probability flow
+    /// (shaders/diffusion.wgsl).
+    DiffusionStep as "Step", 48 bytes {
+        key: [u32; 2],
+        block0: u32,
+        lane0: u32,
+        steps: u32,
+        first: u32,
+        span: u32,
+        /// Coefficient entry of this dispatch's first step.
+        table0: u32,
+        /// Row of particle i in the score buffers is i - aux_base.
+        aux_base: u32,
+        /// High word of block0 (docs/architecture.md, "RNG counter layout").
+        block0_hi: u32,
+        _pad: [u32; 2],
+    }
+}
+
+gpu_struct! {
+    /// One stage of a kernel flow or interacting-particle step (shaders/kernel_flows.wgsl).
+    KernelFlowStep as "Step", 48 bytes {
+        key: [u32; 2],
+        /// Philox block and lane of the step's first normal: g = step * DIM.
+        block0: u32,
+        lane0: u32,
+        /// sigma (sd_flow), beta (mmd_flow), sqrt(2 T dt) (interaction).
+        noise_scale: f32,
+        /// eta (sd_flow), eta / h^2 (mmd_flow), eta / N (svgd), dt (interaction).
+        a: f32,
+        /// 1 / N (mmd_flow), 2 / h (svgd), kappa / N (interaction).
+        b: f32,
+        /// 1 / M (mmd_flow), 1 / eps^2 (svgd with samples).
+        c: f32,
+        /// High word of block0 (docs/architecture.md, "RNG counter layout").
+        block0_hi: u32,
+        _pad: [u32; 3],
+    }
+}
+
+gpu_struct! {
+    /// Initial sampling (shaders/init.wgsl).
+    InitArgs as "InitArgs", 16 bytes {
+        key: [u32; 2],
+        /// Table rows (samples).
+        rows: u32,
+        /// 1: particle i takes row i (the particle count equals the rows).
+        in_order: u32,
+    }
+}
+
+gpu_struct! {
+    /// A histogram of one or two axes (shaders/histogram.wgsl).
+    HistUniform as "Hist", 48 bytes {
+        axes: [u32; 2],
+        bins: [u32; 2],
+        lo: [f32; 2],
+        /// bins / (hi - lo) per axis.
+        scale: [f32; 2],
+        hi: [f32; 2],
+        naxes: u32,
+        _pad: u32,
+    }
+}
+
+gpu_struct! {
+    /// One window of a kernel sum (shaders/kernel_sum.wgsl).
+    KernelSumParams as "Params", 32 bytes {
+        first: u32,
+        count: u32,
+        /// Sources in this window.
+        rows: u32,
+        out_first: u32,
+        query_scale: f32,
+        /// log2(e) / (2 v): squared distance to exponent in base 2.
+        c2: f32,
+        /// 1 / (2 v): squared distance to exponent in base e.
+        ce: f32,
+        /// FIRST_WINDOW | LAST_WINDOW.
+        flags: u32,
+    }
+}
+
+gpu_constants! {
+    /// Coordinates a shader's `Point` holds (two vec4s); shorter vectors are zero-padded.
+    POINT_LANES = 8;
+
+    /// `override POTENTIAL` (shaders/common/potential.wgsl), written by
+    /// src/dynamics/potential_params.rs.
+    POTENTIAL_QUADRATIC = 0;
+    POTENTIAL_DOUBLE_WELL = 1;
+    POTENTIAL_MUELLER_BROWN = 2;
+    POTENTIAL_MIXTURE = 3;
+    /// Quadratic parameters: the matrix (POINT_LANES x POINT_LANES, row-major), then the
+    /// center from this float on.
+    QUADRATIC_CENTER = POINT_LANES * POINT_LANES;
+    /// Mixture parameters: K, then per component this many floats: log w_k - sum_i log
+    /// sigma_ki, mu_k (from MIXTURE_MEAN), 1 / sigma_k^2 (from MIXTURE_INV_VAR).
+    MIXTURE_COMPONENT_FLOATS = 1 + 2 * POINT_LANES;
+    MIXTURE_MEAN = 1;
+    MIXTURE_INV_VAR = 1 + POINT_LANES;
+
+    /// `override INIT` (shaders/init.wgsl), written by src/dynamics/init.rs.
+    INIT_POINT = 0;
+    INIT_GAUSSIAN = 1;
+    INIT_UNIFORM = 2;
+    INIT_MIXTURE = 3;
+    INIT_SAMPLES = 4;
+
+    /// `override SCORE` (shaders/diffusion.wgsl): no score (forward), the Gaussian mixture's
+    /// closed form, or read from the empirical-score buffers.
+    SCORE_NONE = 0;
+    SCORE_MIXTURE = 1;
+    SCORE_BUFFERS = 2;
+    /// vec4s per step in the diffusion coefficient table: (A, B, C, -),
+    /// (alpha(t), s^2(t), -, -), (A2, C2, alpha(t2), s^2(t2)).
+    DIFFUSION_COEFF_VEC4S = 3;
+    /// vec4s per mixture component and time in the diffusion mixture table: the means (2),
+    /// the inverse variances (2), the log normaliser and padding (1).
+    DIFFUSION_COMPONENT_VEC4S = 5;
+
+    /// `override MODE` (shaders/kernel_flows.wgsl), chosen in src/dynamics/kernel_flows.rs.
+    FLOW_SD = 0;
+    FLOW_SD_APPROXIMATE = 1;
+    FLOW_MMD = 2;
+    FLOW_SVGD = 3;
+    FLOW_INTERACTION = 4;
+    /// `override STAGE` (shaders/kernel_flows.wgsl): before and after the step's kernel sums.
+    STAGE_PRE = 0;
+    STAGE_POST = 1;
+
+    /// Tallies after a histogram's bins (shaders/histogram.wgsl): finite but in no bin,
+    /// non-finite, then per axis a below (HIST_BELOW + 2 a) and an above (HIST_ABOVE + 2 a).
+    HIST_OUTSIDE = 0;
+    HIST_NONFINITE = 1;
+    HIST_BELOW = 2;
+    HIST_ABOVE = 3;
+    HIST_TALLIES = 6;
+
+    /// Floats in one window of kernel-sum sources: 64 KiB, the uniform binding size every
+    /// WebGPU device offers.
+    WINDOW_FLOATS = 16384;
+    /// `KernelSumParams::flags` bits.
+    FIRST_WINDOW = 1;
+    LAST_WINDOW = 2;
+
+    /// Invocations per workgroup of the particle kernels unless the scenario says otherwise.
+    DEFAULT_WORKGROUP_SIZE = 64;
+}
