@@ -115,10 +115,8 @@ fn advance(x: Point, e: u32, xi: Point) -> Point {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = step.first + gid.x + gid.y * nwg.x * WG;
-    if (i >= min(chunk.count, step.first + step.span)) {
-        return;
-    }
+    let i = slice_particle(gid, nwg, step.first, step.span);
+    if (i >= chunk.count) { return; }
     var x = load_point(i);
     let index = global_index(chunk.base, i);
     let block0 = vec2<u32>(step.block0, step.block0_hi);

@@ -15,10 +15,8 @@ override POTENTIAL: u32 = 1u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = step.first + gid.x + gid.y * nwg.x * WG;
-    if (i >= min(chunk.count, step.first + step.span)) {
-        return;
-    }
+    let i = slice_particle(gid, nwg, step.first, step.span);
+    if (i >= chunk.count) { return; }
     var x = load_point(i);
     var v = read_velocity(i * DIM);
     let quadratic = potential_quadratic();

@@ -15,3 +15,11 @@ fn load_point(i: u32) -> Point {
 fn store_point(i: u32, p: Point) {
     write_state(i * DIM, p);
 }
+
+// The particle of invocation `gid` in a dispatch over particles first .. first + span of the
+// chunk (the workgroup grid folds into 2D past 65535 groups); at least chunk.count when the
+// invocation has no particle.
+fn slice_particle(gid: vec3<u32>, nwg: vec3<u32>, first: u32, span: u32) -> u32 {
+    let i = first + gid.x + gid.y * nwg.x * WG;
+    return select(i, chunk.count, i >= min(chunk.count, first + span));
+}
