@@ -18,7 +18,7 @@
 //! (src/dynamics/kernel_sum.rs, one step per dispatch).
 
 use super::empirical::EmpiricalScore;
-use super::{Dynamics, NonfiniteCounter, Stepper};
+use super::{Dynamics, NonfiniteCounter, Stepper, StepperContext, TwinContext, TwinState};
 use super::{ParseContext, StateMemory};
 use crate::error::{Error, Result};
 use crate::gpu::abi::{
@@ -642,6 +642,116 @@ pub(crate) fn score_file(score: &Score) -> Option<(&std::path::Path, &str)> {
         Score::Mixture(_) => None,
     }
 }
+
+/// The GPU stepper of a diffusion kind.
+pub(crate) fn diffusion_stepper(
+    dynamics: &dyn Diffusion,
+    cx: &StepperContext<'_>,
+) -> Result<Box<dyn Stepper>> {
+    let gpu = DiffusionGpu::new(
+        cx.gpu,
+        cx.ensemble,
+        dynamics,
+        cx.data,
+        cx.seed,
+        cx.workgroup_size,
+    )?;
+    Ok(Box::new(gpu))
+}
+
+/// The CPU twin of a diffusion kind over the whole ensemble.
+pub(crate) fn diffusion_twin(
+    dynamics: &dyn Diffusion,
+    state: &mut TwinState,
+    cx: &TwinContext<'_>,
+) {
+    diffusion_cpu(
+        &mut state.positions,
+        cx.dim,
+        0,
+        dynamics,
+        cx.data,
+        cx.seed,
+        cx.step0,
+        cx.steps,
+    );
+}
+
+/// The [`Dynamics`] methods `reverse_sde` and `probability_flow` share: a process, a score
+/// and a time grid from t_end down to t_min (fields `process`, `score`, `t_end`, `t_min`,
+/// `steps`, `grid`), on this file's pipeline.
+macro_rules! reverse_dynamics {
+    () => {
+        fn steps(&self) -> u64 {
+            self.steps
+        }
+
+        /// The mean step (t_end - t_min) / steps, whatever the grid.
+        fn time_per_step(&self) -> f64 {
+            (self.t_end - self.t_min) / self.steps as f64
+        }
+
+        fn time_at(&self, step: u64) -> f64 {
+            $crate::dynamics::diffusion::reverse_time_at(
+                self.t_end, self.t_min, self.steps, self.grid, step,
+            )
+        }
+
+        /// Reverse dynamics end on the data.
+        fn final_box(
+            &self,
+            data: Option<&$crate::scenario::data::SampleTable>,
+            axis: usize,
+        ) -> Option<[f64; 2]> {
+            $crate::dynamics::diffusion::data_box(&self.score, data, axis)
+        }
+
+        fn prior_process(&self) -> Option<&$crate::model::Process> {
+            Some(&self.process)
+        }
+
+        fn state_memory(&self, dim: u64) -> $crate::dynamics::StateMemory {
+            $crate::dynamics::diffusion::score_memory(&self.score, dim)
+        }
+
+        fn input_file(&self) -> Option<(&std::path::Path, &str)> {
+            $crate::dynamics::diffusion::score_file(&self.score)
+        }
+
+        fn references(&self) -> $crate::dynamics::References<'_> {
+            $crate::dynamics::References::ExactLaw {
+                needs_mixture_init: false,
+            }
+        }
+
+        /// The data law pushed to time t.
+        fn exact_law(
+            &self,
+            _init: &$crate::scenario::Init,
+            data: Option<&$crate::scenario::data::SampleTable>,
+            t: f64,
+        ) -> Option<$crate::model::Mixture> {
+            $crate::dynamics::diffusion::data_law(&self.process, &self.score, data, t)
+        }
+
+        fn stepper(
+            &self,
+            cx: &$crate::dynamics::StepperContext<'_>,
+        ) -> $crate::error::Result<Box<dyn $crate::dynamics::Stepper>> {
+            $crate::dynamics::diffusion::diffusion_stepper(self, cx)
+        }
+
+        fn twin(
+            &self,
+            state: &mut $crate::dynamics::TwinState,
+            cx: &$crate::dynamics::TwinContext<'_>,
+        ) -> $crate::error::Result<()> {
+            $crate::dynamics::diffusion::diffusion_twin(self, state, cx);
+            Ok(())
+        }
+    };
+}
+pub(crate) use reverse_dynamics;
 
 /// The score of the data law at process time t as the twin computes it, in f64.
 fn score_cpu(

@@ -3,7 +3,7 @@
 //! diffusion pipeline (src/dynamics/diffusion.rs).
 
 use super::diffusion::{
-    Diffusion, DiffusionGpu, Parts, StepCoefficients, diffusion_cpu, identity_coefficients,
+    Diffusion, Parts, StepCoefficients, diffusion_stepper, diffusion_twin, identity_coefficients,
 };
 use super::{
     Dynamics, ParseContext, ParseKind, References, Stepper, StepperContext, TwinContext, TwinState,
@@ -98,27 +98,11 @@ impl Dynamics for ForwardPlan {
     }
 
     fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>> {
-        Ok(Box::new(DiffusionGpu::new(
-            cx.gpu,
-            cx.ensemble,
-            self,
-            cx.data,
-            cx.seed,
-            cx.workgroup_size,
-        )?))
+        diffusion_stepper(self, cx)
     }
 
     fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
-        diffusion_cpu(
-            &mut state.positions,
-            cx.dim,
-            0,
-            self,
-            cx.data,
-            cx.seed,
-            cx.step0,
-            cx.steps,
-        );
+        diffusion_twin(self, state, cx);
         Ok(())
     }
 }

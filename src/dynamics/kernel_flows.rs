@@ -135,6 +135,49 @@ pub(crate) fn kernel_flow_memory(target_rows: u64, dim: u64) -> StateMemory {
     }
 }
 
+/// The [`super::Dynamics`] methods the kernel flows towards a target share (`sd_flow`,
+/// `mmd_flow`, `svgd`; fields `target` and `steps`): step-based time, the whole ensemble in
+/// every step (so no sharding), the target's box, memory and input file.
+macro_rules! target_flow_dynamics {
+    () => {
+        fn steps(&self) -> u64 {
+            self.steps
+        }
+
+        /// Step-based: time is the step index.
+        fn time_per_step(&self) -> f64 {
+            1.0
+        }
+
+        fn couples_particles(&self) -> bool {
+            true
+        }
+
+        /// Kernel flows end on the target.
+        fn final_box(
+            &self,
+            data: Option<&$crate::scenario::data::SampleTable>,
+            axis: usize,
+        ) -> Option<[f64; 2]> {
+            $crate::dynamics::kernel_flows::target_box(&self.target, data, axis)
+        }
+
+        fn state_memory(&self, dim: u64) -> $crate::dynamics::StateMemory {
+            let rows = $crate::dynamics::kernel_flows::target_rows(&self.target);
+            $crate::dynamics::kernel_flows::kernel_flow_memory(rows, dim)
+        }
+
+        fn kernel_target(&self) -> Option<&$crate::scenario::Target> {
+            Some(&self.target)
+        }
+
+        fn input_file(&self) -> Option<(&std::path::Path, &str)> {
+            $crate::dynamics::kernel_flows::target_file(&self.target)
+        }
+    };
+}
+pub(crate) use target_flow_dynamics;
+
 /// A kernel flow's target samples on the device, uploaded by the kind that owns them.
 pub struct TargetRows {
     buffer: wgpu::Buffer,

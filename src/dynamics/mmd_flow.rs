@@ -5,12 +5,9 @@
 
 use super::kernel_flows::mmd_flow_cpu;
 use super::kernel_flows::{
-    KernelFlowGpu, TargetRows, Update, kernel_flow_memory, target_box, target_file, target_rows,
-    target_samples,
+    KernelFlowGpu, TargetRows, Update, target_flow_dynamics, target_rows, target_samples,
 };
-use super::{
-    Dynamics, ParseContext, ParseKind, StateMemory, Stepper, StepperContext, TwinContext, TwinState,
-};
+use super::{Dynamics, ParseContext, ParseKind, Stepper, StepperContext, TwinContext, TwinState};
 use crate::error::Result;
 use crate::observe::median_bandwidth;
 use crate::scenario::Target;
@@ -20,7 +17,6 @@ use crate::scenario::resolve::optional;
 use crate::scenario::walk::number;
 use crate::scenario::walk::{Issues, Section};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MmdFlowPlan {
@@ -86,33 +82,7 @@ impl MmdFlowPlan {
 }
 
 impl Dynamics for MmdFlowPlan {
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    fn time_per_step(&self) -> f64 {
-        1.0
-    }
-
-    fn couples_particles(&self) -> bool {
-        true
-    }
-
-    fn final_box(&self, data: Option<&SampleTable>, axis: usize) -> Option<[f64; 2]> {
-        target_box(&self.target, data, axis)
-    }
-
-    fn state_memory(&self, dim: u64) -> StateMemory {
-        kernel_flow_memory(target_rows(&self.target), dim)
-    }
-
-    fn kernel_target(&self) -> Option<&Target> {
-        Some(&self.target)
-    }
-
-    fn input_file(&self) -> Option<(&Path, &str)> {
-        target_file(&self.target)
-    }
+    target_flow_dynamics!();
 
     /// The targets and the particles.
     fn interactions_per_particle_step(&self, particles: u64) -> Option<f64> {

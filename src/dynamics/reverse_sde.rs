@@ -3,20 +3,14 @@
 //! (src/dynamics/diffusion.rs): A = 1 + f h, C = g^2 h, B = g sqrt(h).
 
 use super::diffusion::{
-    Diffusion, DiffusionGpu, Parts, StepCoefficients, data_box, data_law, diffusion_cpu,
-    identity_coefficients, reverse_keys, reverse_time_at, score_file, score_memory,
+    Diffusion, Parts, StepCoefficients, identity_coefficients, reverse_dynamics, reverse_keys,
 };
-use super::{
-    Dynamics, ParseContext, ParseKind, References, StateMemory, Stepper, StepperContext,
-    TwinContext, TwinState,
-};
-use crate::error::Result;
-use crate::model::{Mixture, Process};
+use super::{Dynamics, ParseContext, ParseKind};
+use crate::model::Process;
 use crate::scenario::data::SampleTable;
 use crate::scenario::walk::{Issues, Section};
-use crate::scenario::{Init, Score, TimeGrid};
+use crate::scenario::{Score, TimeGrid};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReverseSdePlan {
@@ -53,34 +47,7 @@ impl ParseKind for ReverseSdePlan {
 }
 
 impl Dynamics for ReverseSdePlan {
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    /// The mean step (t_end - t_min) / steps, whatever the grid.
-    fn time_per_step(&self) -> f64 {
-        (self.t_end - self.t_min) / self.steps as f64
-    }
-
-    fn time_at(&self, step: u64) -> f64 {
-        reverse_time_at(self.t_end, self.t_min, self.steps, self.grid, step)
-    }
-
-    fn final_box(&self, data: Option<&SampleTable>, axis: usize) -> Option<[f64; 2]> {
-        data_box(&self.score, data, axis)
-    }
-
-    fn prior_process(&self) -> Option<&Process> {
-        Some(&self.process)
-    }
-
-    fn state_memory(&self, dim: u64) -> StateMemory {
-        score_memory(&self.score, dim)
-    }
-
-    fn input_file(&self) -> Option<(&Path, &str)> {
-        score_file(&self.score)
-    }
+    reverse_dynamics!();
 
     /// The empirical score sums over the data once per step.
     fn interactions_per_particle_step(&self, _particles: u64) -> Option<f64> {
@@ -88,41 +55,6 @@ impl Dynamics for ReverseSdePlan {
             Score::Samples { rows, .. } => Some(*rows as f64),
             Score::Mixture(_) => None,
         }
-    }
-
-    fn references(&self) -> References<'_> {
-        References::ExactLaw {
-            needs_mixture_init: false,
-        }
-    }
-
-    fn exact_law(&self, _init: &Init, data: Option<&SampleTable>, t: f64) -> Option<Mixture> {
-        data_law(&self.process, &self.score, data, t)
-    }
-
-    fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>> {
-        Ok(Box::new(DiffusionGpu::new(
-            cx.gpu,
-            cx.ensemble,
-            self,
-            cx.data,
-            cx.seed,
-            cx.workgroup_size,
-        )?))
-    }
-
-    fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
-        diffusion_cpu(
-            &mut state.positions,
-            cx.dim,
-            0,
-            self,
-            cx.data,
-            cx.seed,
-            cx.step0,
-            cx.steps,
-        );
-        Ok(())
     }
 }
 

@@ -4,13 +4,10 @@
 //! pipeline (src/dynamics/kernel_flows.rs). Step-based: time is the step index.
 
 use super::kernel_flows::{
-    KernelFlowGpu, TargetRows, Update, kernel_flow_memory, target_box, target_file, target_rows,
-    target_samples,
+    KernelFlowGpu, TargetRows, Update, target_flow_dynamics, target_rows, target_samples,
 };
 use super::kernel_flows::{TargetDenoiser, sd_flow_cpu, sd_flow_exact_cpu};
-use super::{
-    Dynamics, ParseContext, ParseKind, StateMemory, Stepper, StepperContext, TwinContext, TwinState,
-};
+use super::{Dynamics, ParseContext, ParseKind, Stepper, StepperContext, TwinContext, TwinState};
 use crate::error::Result;
 use crate::scenario::SigmaSchedule;
 use crate::scenario::Target;
@@ -20,7 +17,6 @@ use crate::scenario::resolve::{optional, required};
 use crate::scenario::walk::number;
 use crate::scenario::walk::{Issues, Section};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 use toml::Value;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,39 +92,17 @@ impl ParseKind for SdFlowPlan {
                 )
             },
         );
-        let approximate = optional(
+        let approximate = keys::flag(
             issues,
             sec,
             "approximate",
-            || Some(false),
-            |i, k, v| match v {
-                Value::Boolean(b) => Some(*b),
-                _ => {
-                    i.add(
-                        k,
-                        Some(v),
-                        "true (D_q(z) ~ y, the diffusion-like variant) or false",
-                    );
-                    None
-                }
-            },
+            "true (D_q(z) ~ y, the diffusion-like variant) or false",
         );
-        let exact_score = optional(
+        let exact_score = keys::flag(
             issues,
             sec,
             "exact_score",
-            || Some(false),
-            |i, k, v| match v {
-                Value::Boolean(b) => Some(*b),
-                _ => {
-                    i.add(
-                        k,
-                        Some(v),
-                        "true (a mixture target's exact noised score) or false",
-                    );
-                    None
-                }
-            },
+            "true (a mixture target's exact noised score) or false",
         );
         let steps = keys::step_count(issues, sec);
         let (target, data) = target?;
@@ -156,33 +130,7 @@ impl ParseKind for SdFlowPlan {
 }
 
 impl Dynamics for SdFlowPlan {
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    fn time_per_step(&self) -> f64 {
-        1.0
-    }
-
-    fn couples_particles(&self) -> bool {
-        true
-    }
-
-    fn final_box(&self, data: Option<&SampleTable>, axis: usize) -> Option<[f64; 2]> {
-        target_box(&self.target, data, axis)
-    }
-
-    fn state_memory(&self, dim: u64) -> StateMemory {
-        kernel_flow_memory(target_rows(&self.target), dim)
-    }
-
-    fn kernel_target(&self) -> Option<&Target> {
-        Some(&self.target)
-    }
-
-    fn input_file(&self) -> Option<(&Path, &str)> {
-        target_file(&self.target)
-    }
+    target_flow_dynamics!();
 
     /// The peer's N (M + N) count: the targets (unless the score is exact) and the
     /// particles (unless approximate).

@@ -5,22 +5,18 @@
 //! (src/dynamics/kernel_flows.rs). Step-based.
 
 use super::kernel_flows::{
-    KernelFlowGpu, TargetRows, Update, kernel_flow_memory, target_box, target_file, target_rows,
-    target_samples,
+    KernelFlowGpu, TargetRows, Update, target_flow_dynamics, target_rows, target_samples,
 };
 use super::kernel_flows::{
     SVGD_MEDIAN_ROWS, SvgdScore, kernel_mean_cpu, silverman_bandwidth, svgd_bandwidth, svgd_cpu,
 };
-use super::{
-    Dynamics, ParseContext, ParseKind, StateMemory, Stepper, StepperContext, TwinContext, TwinState,
-};
+use super::{Dynamics, ParseContext, ParseKind, Stepper, StepperContext, TwinContext, TwinState};
 use crate::error::Result;
 use crate::scenario::Target;
 use crate::scenario::data::SampleTable;
 use crate::scenario::keys;
 use crate::scenario::walk::{Issues, Section};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SvgdPlan {
@@ -84,33 +80,7 @@ impl SvgdPlan {
 }
 
 impl Dynamics for SvgdPlan {
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    fn time_per_step(&self) -> f64 {
-        1.0
-    }
-
-    fn couples_particles(&self) -> bool {
-        true
-    }
-
-    fn final_box(&self, data: Option<&SampleTable>, axis: usize) -> Option<[f64; 2]> {
-        target_box(&self.target, data, axis)
-    }
-
-    fn state_memory(&self, dim: u64) -> StateMemory {
-        kernel_flow_memory(target_rows(&self.target), dim)
-    }
-
-    fn kernel_target(&self) -> Option<&Target> {
-        Some(&self.target)
-    }
-
-    fn input_file(&self) -> Option<(&Path, &str)> {
-        target_file(&self.target)
-    }
+    target_flow_dynamics!();
 
     /// Twice over the particles, plus the targets for a smoothed score.
     fn interactions_per_particle_step(&self, particles: u64) -> Option<f64> {

@@ -33,6 +33,28 @@ pub(crate) fn temperature(issues: &mut Issues, sec: Section<'_>) -> Option<f64> 
     )
 }
 
+/// A boolean `key`, false when absent; `allowed` says what true and false mean.
+pub(crate) fn flag(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    key: &str,
+    allowed: &str,
+) -> Option<bool> {
+    optional(
+        issues,
+        sec,
+        key,
+        || Some(false),
+        |i, k, v| match v {
+            Value::Boolean(b) => Some(*b),
+            _ => {
+                i.add(k, Some(v), allowed);
+                None
+            }
+        },
+    )
+}
+
 /// `score = { kind = "mixture", ... } | { kind = "samples", path }` of reverse dynamics,
 /// with the data set it loads.
 pub(crate) fn score(
