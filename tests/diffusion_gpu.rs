@@ -811,31 +811,55 @@ fn heavy_ball_matches_its_closed_form_on_a_diagonal_quadratic() {
     let mut twin = x0.clone();
     let mut v = vec![0.0; twin.len()];
     heavy_ball_cpu(&mut twin, &mut v, 2, &potential, dt, friction, steps);
-    // The continuous solution from rest: x'' + b x' + l x = 0, underdamped (b^2 < 4 l).
-    let t = steps as f64 * dt;
-    let exact = |x: f64, l: f64| {
-        let w = (l - friction * friction / 4.0).sqrt();
-        let decay = (-friction * t / 2.0).exp();
-        x * decay * ((w * t).cos() + friction / (2.0 * w) * (w * t).sin())
+    // The recurrence's own exact solution. Per coordinate (x, v) <- M (x, v) with
+    //   M = [[1 - l dt^2, dt (1 - b dt)], [-l dt, 1 - b dt]]   (b the friction),
+    // so by Cayley–Hamilton x_{k+1} = tr x_k - det x_{k-1}, tr = 2 - q, q = b dt + l dt^2,
+    // det = 1 - b dt, from x_0 and x_1 = (1 - l dt^2) x_0 (from rest). Underdamped
+    // (4 l dt^2 > q^2, i.e. b < 2 sqrt(l) - l dt) its roots are r e^(+-i theta),
+    // r = sqrt(det), theta = atan2(sqrt(4 l dt^2 - q^2), 2 - q) (4 det - tr^2 written without
+    // cancellation), so x_k = r^k (x_0 cos k theta + B sin k theta) with
+    // B = (x_1 / r - x_0 cos theta) / sin theta. (r^(1/dt) -> e^(-b/2) and theta / dt ->
+    // sqrt(l - b^2 / 4) as dt -> 0: the ODE x'' + b x' + l x = 0's, to first order.)
+    let t_steps = steps as f64;
+    let closed = |x0: f64, l: f64| -> (f64, f64) {
+        let q = friction * dt + l * dt * dt;
+        let disc = 4.0 * l * dt * dt - q * q;
+        assert!(disc > 0.0, "underdamped");
+        let r = (1.0 - friction * dt).sqrt();
+        let theta = disc.sqrt().atan2(2.0 - q);
+        let x1 = (1.0 - l * dt * dt) * x0;
+        let big_b = (x1 / r - x0 * theta.cos()) / theta.sin();
+        let rk = r.powi(steps as i32);
+        let x = rk * (x0 * (t_steps * theta).cos() + big_b * (t_steps * theta).sin());
+        // f64 error (eps = 2^-52): r^k within k ulps relative, the angle k theta within
+        // 2 k eps (theta < 1) absolute, so cos and sin within (2 k + 2) eps; B's numerator
+        // within 4 eps |x_0| absolute and its quotient over sin theta a few ulps.
+        let eps = f64::EPSILON;
+        let err = rk * eps * (3.0 * t_steps + 8.0 + 8.0 / theta.sin()) * (x0.abs() + big_b.abs());
+        (x, err)
     };
-    // f32 bound per coordinate, carried through the recurrence v <- v - (b v + l x) dt,
-    // x <- x + v dt: the start within 3 u |x| + 0.5 NORMAL_ERROR (v starts at 0), the
-    // velocity update 4 u of |v'| and dt (b |v| + l |x|) (two products, the sum, the
-    // scaling, the difference), the position update 3 u of |x'| and dt |v'|.
-    let f32_bound = |x0: f64, l: f64| {
+    // Error bound of the recurrence computed with unit round-off u from a start within
+    // `start`, carried through v <- v - (b v + l x) dt, x <- x + v dt: the velocity update
+    // 4 u of |v'| and dt (b |v| + l |x|) (two products, the sum, the scaling, the
+    // difference), the position update 3 u of |x'| and dt |v'|. For the GPU u = 2^-24 and
+    // the start within 3 u |x| + 0.5 NORMAL_ERROR (v starts at 0); for the f64 twin
+    // u = 2^-53 from the same start.
+    let recurrence_bound = |x0: f64, l: f64, u: f64, start: f64| {
         let (mut x, mut v) = (x0, 0.0f64);
-        let (mut ex, mut ev) = (3.0 * U * x0.abs() + 0.5 * NORMAL_ERROR, 0.0);
+        let (mut ex, mut ev) = (start, 0.0);
         for _ in 0..steps {
             let v2 = v - (friction * v + l * x) * dt;
             ev = (1.0 - friction * dt).abs() * ev
                 + l * dt * ex
-                + 4.0 * U * (v2.abs() + dt * (friction * v.abs() + l * x.abs()));
+                + 4.0 * u * (v2.abs() + dt * (friction * v.abs() + l * x.abs()));
             let x2 = x + v2 * dt;
-            ex = ex + dt * ev + 3.0 * U * (x2.abs() + dt * v2.abs());
+            ex = ex + dt * ev + 3.0 * u * (x2.abs() + dt * v2.abs());
             (x, v) = (x2, v2);
         }
         ex
     };
+    let f32_bound =
+        |x0: f64, l: f64| recurrence_bound(x0, l, U, 3.0 * U * x0.abs() + 0.5 * NORMAL_ERROR);
     for ((g, c), x) in gpu
         .chunks_exact(2)
         .zip(twin.chunks_exact(2))
@@ -849,11 +873,17 @@ fn heavy_ball_matches_its_closed_form_on_a_diagonal_quadratic() {
                 "twin {g} vs {}: bound {bound:e}",
                 c[i]
             );
-            // Semi-implicit Euler is first order: O(dt) against the ODE.
+            let (want, closed_err) = closed(x[i], l);
+            let twin_bound = recurrence_bound(x[i], l, f64::EPSILON / 2.0, 0.0) + closed_err;
             assert!(
-                (g - exact(x[i], l)).abs() < 0.05 * x[i].abs() + 1e-4,
-                "ODE {g} vs {}",
-                exact(x[i], l)
+                (c[i] - want).abs() <= twin_bound,
+                "twin {} vs closed form {want}: bound {twin_bound:e}",
+                c[i]
+            );
+            assert!(
+                (g - want).abs() <= bound + closed_err,
+                "gpu {g} vs closed form {want}: bound {:e}",
+                bound + closed_err
             );
         }
     }

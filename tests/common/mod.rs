@@ -19,4 +19,5 @@ pub mod chain;
 pub mod f32err;
 pub mod kernel_bounds;
 pub mod linear_chain;
+pub mod mmd;
 pub mod stats;
