@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The empirical-score kernel side by side (issue 4): fokker's tiled kernel sum
+# The empirical-score kernel side by side: fokker's tiled kernel sum
 # (benches/kernel.rs) and the JAX peer's weighted mean (benches/score_peer.py, the kernel of
 # ../shared/peers/sdflow_peer.py) on the same N queries x M data points, then the ratio of
 # interactions per second. Needs `pip install numpy 'jax[cpu]'`.

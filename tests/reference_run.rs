@@ -1,4 +1,4 @@
-//! References end to end (issue 6): particles against the grid Fokker–Planck solution and the
+//! References end to end: particles against the grid Fokker–Planck solution and the
 //! OU closed form within the sampling-noise floor, the files of the output contract,
 //! marginals, `fokker render` reproducing the run's bytes, `fokker compare`, and merging.
 
