@@ -62,12 +62,16 @@ pub struct MmdGpu {
 }
 
 impl MmdGpu {
-    /// Needs the ensemble in one chunk (as the coupled dynamics that use it do).
+    /// Needs the ensemble in one chunk (as the coupled dynamics that use it do) and target
+    /// rows of its dimension (the scenario checks both).
     pub fn new(gpu: &Gpu, ensemble: &Ensemble, targets: &SampleTable) -> Result<Self> {
         let dim = ensemble.dim;
-        if ensemble.chunks.len() != 1 || targets.dim != dim as usize || targets.rows == 0 {
-            return Err(Error::Usage(format!(
-                "internal error: the MMD diagnostic needs one chunk of particles and target rows of dimension {dim}"
+        debug_assert!(targets.dim == dim as usize && targets.rows > 0);
+        if ensemble.chunks.len() != 1 {
+            return Err(Error::Device(format!(
+                "the MMD diagnostic compares the whole ensemble with the target: {} particles \
+                 of dimension {dim} must fit one storage binding of {}",
+                ensemble.count, gpu.adapter.name
             )));
         }
         let kernel = KernelSum::new(gpu, dim, 64)?;
