@@ -128,6 +128,7 @@ fn main() {
             let text = fs::read_to_string(&path)
                 .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
             let shown = format!("shaders/{file}");
+            check_switch_defaults(&shown, &text);
             let numbered = text.lines().enumerate().map(|(n, line)| (line, n + 1));
             lines.extend(unroll_lanes(numbered, &shown));
         }
@@ -152,6 +153,55 @@ fn main() {
     let target = Path::new(&env::var("OUT_DIR").expect("OUT_DIR")).join("shaders.rs");
     fs::write(target, out).expect("write shaders.rs");
     git_revision();
+}
+
+/// Every `switch` over a host code ends in a `default:` that poisons its result (NaN:
+/// `poison_point()` or the quiet-NaN bits 0x7FC00000u), so a code no case handles shows up
+/// in the non-finite count instead of silently taking a real branch. A build error names
+/// the file and line of the offending `switch` or `default`.
+fn check_switch_defaults(file: &str, text: &str) {
+    let mut open: Vec<usize> = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (n, line) in lines.iter().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        if code.trim_start().starts_with("switch ") {
+            open.push(n + 1);
+        }
+        if let Some(at) = code.find("default:") {
+            let Some(switch_line) = open.pop() else {
+                panic!("{file}:{}: `default:` outside a switch", n + 1);
+            };
+            // The default's block: from its `{` to the matching `}`.
+            let mut depth = 0i32;
+            let mut body = String::new();
+            'scan: for (k, l) in lines.iter().enumerate().skip(n) {
+                let from = if k == n { at } else { 0 };
+                for c in l[from..].chars() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break 'scan;
+                            }
+                        }
+                        _ => {}
+                    }
+                    body.push(c);
+                }
+                body.push('\n');
+            }
+            assert!(
+                body.contains("poison_point()") || body.contains("0x7FC00000u"),
+                "{file}:{}: the default of the switch at line {switch_line} must poison its \
+                 result (poison_point() or NaN bits 0x7FC00000u), not pick a real branch",
+                n + 1
+            );
+        }
+    }
+    if let Some(switch_line) = open.pop() {
+        panic!("{file}:{switch_line}: a switch without a `default:` that poisons its result");
+    }
 }
 
 /// For every storage array of f32 `NAME` the composition declares: `read_NAME(o)`, the DIM
