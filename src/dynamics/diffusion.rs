@@ -32,7 +32,7 @@ use crate::scenario::keys;
 use crate::scenario::range::{mixture_box, samples_box};
 use crate::scenario::resolve::{MAX_STEPS, optional, required};
 use crate::scenario::walk::{Issues, Section, choice, integer, number};
-use crate::scenario::{FlowIntegrator, Score, TimeGrid, reverse_time};
+use crate::scenario::{Score, TimeGrid, reverse_time};
 use crate::shaders;
 use std::sync::Arc;
 use toml::Value;
@@ -505,48 +505,31 @@ pub fn data_law(
 }
 
 /// The keys `reverse_sde` and `probability_flow` share: a process, a score, and a time grid
-/// from t_end down to t_min.
-pub(crate) struct ReverseKeys {
+/// from t_end down to t_min; `extra` is what the kind reads besides (the flow's integrator).
+pub(crate) struct ReverseKeys<T> {
     pub process: Process,
     pub score: Score,
     pub data: Option<SampleTable>,
-    /// `integrator` (probability flow only; Heun by default).
-    pub integrator: Option<FlowIntegrator>,
+    pub extra: T,
     pub t_end: f64,
     pub t_min: f64,
     pub steps: u64,
     pub grid: TimeGrid,
 }
 
-/// Reads the shared keys of a reverse kind (`allowed_keys` are the kind's keys), and
-/// `integrator` when `flow`.
-pub(crate) fn reverse_keys(
+/// Reads the shared keys of a reverse kind (`allowed_keys` are the kind's keys), and the
+/// kind's own keys with `extra`, in the order their problems are reported.
+pub(crate) fn reverse_keys<T>(
     issues: &mut Issues,
     sec: Section<'_>,
     cx: &ParseContext<'_>,
     allowed_keys: &[&str],
-    flow: bool,
-) -> Option<ReverseKeys> {
+    extra: impl FnOnce(&mut Issues) -> Option<T>,
+) -> Option<ReverseKeys<T>> {
     sec.check_keys(allowed_keys, issues);
     let process = keys::process(issues, sec);
     let score = keys::score(issues, sec, cx.dim, cx.base_dir);
-    let integrator = if flow {
-        optional(
-            issues,
-            sec,
-            "integrator",
-            || Some(FlowIntegrator::Heun),
-            |i, k, v| {
-                choice(i, k, v, &["euler", "heun"]).map(|s| match s {
-                    "euler" => FlowIntegrator::Euler,
-                    _ => FlowIntegrator::Heun,
-                })
-            },
-        )
-        .map(Some)
-    } else {
-        Some(None)
-    };
+    let extra = extra(issues);
     let t_end = optional(
         issues,
         sec,
@@ -591,7 +574,7 @@ pub(crate) fn reverse_keys(
         process,
         score,
         data,
-        integrator: integrator?,
+        extra: extra?,
         t_end,
         t_min,
         steps,
@@ -825,7 +808,7 @@ mod tests {
     use crate::dynamics::forward::ForwardPlan;
     use crate::dynamics::probability_flow::ProbabilityFlowPlan;
     use crate::dynamics::reverse_sde::ReverseSdePlan;
-    use crate::scenario::ForwardIntegrator;
+    use crate::scenario::{FlowIntegrator, ForwardIntegrator};
 
     fn vp() -> Process {
         Process::Vp {

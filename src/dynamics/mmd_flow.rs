@@ -104,7 +104,7 @@ impl Dynamics for MmdFlowPlan {
 
     fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
         let table = target_samples(&self.target, cx.data, cx.seed)?;
-        let targets: Vec<f64> = table.values.iter().map(|&v| f64::from(v)).collect();
+        let targets = table.values_f64();
         let h = self.bandwidth(&table);
         for step in cx.step0..cx.step0 + cx.steps {
             mmd_flow_cpu(

@@ -9,7 +9,8 @@ use super::diffusion::{
 use super::{Dynamics, ParseContext, ParseKind};
 use crate::model::Process;
 use crate::scenario::data::SampleTable;
-use crate::scenario::walk::{Issues, Section};
+use crate::scenario::resolve::optional;
+use crate::scenario::walk::{Issues, Section, choice};
 use crate::scenario::{FlowIntegrator, Score, TimeGrid};
 use serde::{Deserialize, Serialize};
 
@@ -42,11 +43,25 @@ impl ParseKind for ProbabilityFlowPlan {
         sec: Section<'_>,
         cx: &ParseContext<'_>,
     ) -> Option<(Self, Option<SampleTable>)> {
-        let k = reverse_keys(issues, sec, cx, KEYS, true)?;
+        let integrator = |issues: &mut Issues| {
+            optional(
+                issues,
+                sec,
+                "integrator",
+                || Some(FlowIntegrator::Heun),
+                |i, k, v| {
+                    choice(i, k, v, &["euler", "heun"]).map(|s| match s {
+                        "euler" => FlowIntegrator::Euler,
+                        _ => FlowIntegrator::Heun,
+                    })
+                },
+            )
+        };
+        let k = reverse_keys(issues, sec, cx, KEYS, integrator)?;
         let plan = ProbabilityFlowPlan {
             process: k.process,
             score: k.score,
-            integrator: k.integrator.unwrap_or(FlowIntegrator::Heun),
+            integrator: k.extra,
             t_end: k.t_end,
             t_min: k.t_min,
             steps: k.steps,

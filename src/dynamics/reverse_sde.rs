@@ -33,7 +33,7 @@ impl ParseKind for ReverseSdePlan {
         sec: Section<'_>,
         cx: &ParseContext<'_>,
     ) -> Option<(Self, Option<SampleTable>)> {
-        let k = reverse_keys(issues, sec, cx, KEYS, false)?;
+        let k = reverse_keys(issues, sec, cx, KEYS, |_| Some(()))?;
         let plan = ReverseSdePlan {
             process: k.process,
             score: k.score,

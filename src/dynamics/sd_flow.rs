@@ -9,6 +9,7 @@ use super::kernel_flows::{
 use super::kernel_flows::{TargetDenoiser, sd_flow_cpu, sd_flow_exact_cpu};
 use super::{Dynamics, ParseContext, ParseKind, Stepper, StepperContext, TwinContext, TwinState};
 use crate::error::Result;
+use crate::model::Mixture;
 use crate::scenario::SigmaSchedule;
 use crate::scenario::Target;
 use crate::scenario::data::SampleTable;
@@ -129,6 +130,17 @@ impl ParseKind for SdFlowPlan {
     }
 }
 
+impl SdFlowPlan {
+    /// The mixture whose exact noised score gives D_p (`exact_score`, mixture targets only;
+    /// the scenario refuses it for others), or None: D_p from the target samples.
+    fn exact_target(&self) -> Option<&Mixture> {
+        match (&self.target, self.exact_score) {
+            (Target::Mixture { mixture, .. }, true) => Some(mixture),
+            _ => None,
+        }
+    }
+}
+
 impl Dynamics for SdFlowPlan {
     target_flow_dynamics!();
 
@@ -149,9 +161,9 @@ impl Dynamics for SdFlowPlan {
     }
 
     fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>> {
-        let denoiser = match (&self.target, self.exact_score) {
-            (Target::Mixture { mixture, .. }, true) => TargetDenoiser::Exact(mixture.clone()),
-            _ => {
+        let denoiser = match self.exact_target() {
+            Some(mixture) => TargetDenoiser::Exact(mixture.clone()),
+            None => {
                 let table = target_samples(&self.target, cx.data, cx.seed)?;
                 TargetDenoiser::Samples(TargetRows::upload(cx.gpu, &table))
             }
@@ -168,31 +180,18 @@ impl Dynamics for SdFlowPlan {
     }
 
     fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
-        let table = target_samples(&self.target, cx.data, cx.seed)?;
-        let targets: Vec<f64> = table.values.iter().map(|&v| f64::from(v)).collect();
+        let exact = self.exact_target();
+        let targets = match exact {
+            Some(_) => Vec::new(),
+            None => target_samples(&self.target, cx.data, cx.seed)?.values_f64(),
+        };
         for step in cx.step0..cx.step0 + cx.steps {
             let sigma = self.sigma.at(step, self.steps);
-            match (&self.target, self.exact_score) {
-                (Target::Mixture { mixture, .. }, true) => sd_flow_exact_cpu(
-                    &mut state.positions,
-                    cx.dim,
-                    mixture,
-                    sigma,
-                    self.eta,
-                    self.approximate,
-                    cx.seed,
-                    step,
-                ),
-                _ => sd_flow_cpu(
-                    &mut state.positions,
-                    cx.dim,
-                    &targets,
-                    sigma,
-                    self.eta,
-                    self.approximate,
-                    cx.seed,
-                    step,
-                ),
+            let (x, dim, eta, approximate) =
+                (&mut state.positions[..], cx.dim, self.eta, self.approximate);
+            match exact {
+                Some(m) => sd_flow_exact_cpu(x, dim, m, sigma, eta, approximate, cx.seed, step),
+                None => sd_flow_cpu(x, dim, &targets, sigma, eta, approximate, cx.seed, step),
             }
         }
         Ok(())

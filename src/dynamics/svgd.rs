@@ -117,20 +117,18 @@ impl Dynamics for SvgdPlan {
 
     fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
         let d = cx.dim as usize;
-        let smoothed = match &self.target {
-            Target::Mixture { .. } => None,
-            _ => {
+        // The same target score as the stepper: a mixture's exact score, or the samples'
+        // Gaussian kernel density score at bandwidth eps (the table converted once).
+        let score: Box<ScoreFn<'_>> = match &self.target {
+            Target::Mixture { mixture, .. } => Box::new(|x: &[f64]| mixture.score(x)),
+            Target::Samples { .. } | Target::Image { .. } => {
                 let table = target_samples(&self.target, cx.data, cx.seed)?;
                 let eps = self
                     .score_bandwidth
                     .unwrap_or_else(|| silverman_bandwidth(&table));
-                Some((table, eps))
+                let (sources, dim) = (table.values_f64(), table.dim);
+                Box::new(move |x: &[f64]| smoothed_score_cpu(&sources, dim, x, eps))
             }
-        };
-        let score = |x: &[f64]| match (&self.target, &smoothed) {
-            (_, Some((table, eps))) => smoothed_score_cpu(table, x, *eps),
-            (Target::Mixture { mixture, .. }, None) => mixture.score(x),
-            _ => vec![0.0; x.len()],
         };
         for _ in 0..cx.steps {
             let n = state.positions.len() / d.max(1);
@@ -144,17 +142,20 @@ impl Dynamics for SvgdPlan {
                     svgd_bandwidth(&rows, d, n as u64)
                 }
             };
-            svgd_cpu(&mut state.positions, cx.dim, &score, self.eta, h);
+            svgd_cpu(&mut state.positions, cx.dim, &*score, self.eta, h);
         }
         Ok(())
     }
 }
 
+/// A target score x -> grad log p(x).
+type ScoreFn<'a> = dyn Fn(&[f64]) -> Vec<f64> + 'a;
+
 /// The score of the target samples' Gaussian kernel density at bandwidth `eps`:
 /// (E_w[y] - x) / eps^2 with weights exp(-|x - y|^2 / (2 eps^2)).
-fn smoothed_score_cpu(table: &SampleTable, x: &[f64], eps: f64) -> Vec<f64> {
-    let sources: Vec<f64> = table.values.iter().map(|&v| f64::from(v)).collect();
-    let (mean, _) = kernel_mean_cpu(x, &sources, None, table.dim, eps * eps);
+/// `sources` are the target rows (row-major, `dim` per row).
+fn smoothed_score_cpu(sources: &[f64], dim: usize, x: &[f64], eps: f64) -> Vec<f64> {
+    let (mean, _) = kernel_mean_cpu(x, sources, None, dim, eps * eps);
     mean.iter()
         .zip(x)
         .map(|(m, xi)| (m - xi) / (eps * eps))

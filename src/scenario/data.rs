@@ -24,6 +24,11 @@ pub struct SampleTable {
 }
 
 impl SampleTable {
+    /// The values in f64, row-major (for CPU twins).
+    pub fn values_f64(&self) -> Vec<f64> {
+        self.values.iter().map(|&v| f64::from(v)).collect()
+    }
+
     /// Row `r` as a slice (`r < rows`).
     pub fn row(&self, r: usize) -> &[f32] {
         &self.values[r * self.dim..(r + 1) * self.dim]
