@@ -1,5 +1,6 @@
 //! The mathematical model: potentials, Gaussian mixtures and noising processes, in f64.
 
+pub mod expr;
 pub mod mixture;
 pub mod potential;
 pub mod process;
