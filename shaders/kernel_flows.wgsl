@@ -68,7 +68,7 @@ fn sub(p: Point, q: Point) -> Point {
 
 // grad U of common/potential.wgsl (V for interaction, -log p of a mixture target for svgd).
 fn grad_u(x: Point) -> Point {
-    return gradient(potential_quadratic(), x);
+    return gradient(potential_quadratic(), x, step.t);
 }
 
 // D_p(z) of sd_flow: sum 0's weighted mean, or the exact one of a mixture target.

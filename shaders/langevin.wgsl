@@ -1,5 +1,5 @@
 // Overdamped Langevin, Euler–Maruyama, `steps` steps fused per dispatch:
-//   x <- x - grad U(x) dt + sqrt(2 T dt) xi.
+//   x <- x - grad U(x, t) dt + sqrt(2 T(t) dt) xi,   step s of the dispatch at t = t0 + s dt.
 // CPU twin: src/dynamics/langevin.rs (`langevin_cpu`). Includes common/chunk.wgsl,
 // common/philox.wgsl, common/point.wgsl, common/state.wgsl, common/finish.wgsl,
 // common/potential.wgsl and common/noise.wgsl; `Chunk` and `Step` (LangevinStep) come from src/gpu/abi.rs.
@@ -13,16 +13,24 @@ override NOISE: u32 = 1u;
 // ROUND_STEPS); 1: single steps from anywhere. Two pipelines rather than one with both
 // loops: the combined kernel ran 40% slower on lavapipe.
 override SINGLE_STEPS: u32 = 0u;
+// 1: the temperature is the user's T(t) (`user_temperature`, common/potential.wgsl's user
+// region); 0: constant, sqrt(2 T dt) is the uniform's noise_scale.
+override TEMPERATURE_EXPR: u32 = 0u;
 
 @group(0) @binding(2) var<uniform> step: Step;
 @group(0) @binding(3) var<storage, read> potential_params: array<f32>;
 // [0]: particles whose coordinates are NaN or Inf after this dispatch (divergence check).
 @group(0) @binding(4) var<storage, read_write> nonfinite: array<atomic<u32>>;
 
-fn euler(quadratic: Quadratic, x: Point, xi: Point) -> Point {
-    let g = gradient(quadratic, x);
+// Step `k` of the dispatch.
+fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
     let dt = step.dt;
-    let s = step.noise_scale;
+    let t = step.t0 + f32(k) * dt;
+    let g = gradient(quadratic, x, t);
+    var s = step.noise_scale;
+    if (TEMPERATURE_EXPR == 1u) {
+        s = sqrt(2.0 * max(user_temperature(t), 0.0) * dt);
+    }
     var next = x;
     next.a = x.a - g.a * dt + s * xi.a;
     // Coordinates 4..7 exist only for DIM > 4; skipping them saves a third of the work.
@@ -42,7 +50,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let quadratic = potential_quadratic();
     if (NOISE == 0u) {
         for (var s = 0u; s < step.steps; s = s + 1u) {
-            x = euler(quadratic, x, zero);
+            x = euler(quadratic, x, zero, s);
         }
         finish(i, x);
         return;
@@ -51,19 +59,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let block0 = vec2<u32>(step.block0, step.block0_hi);
     if (SINGLE_STEPS == 1u) {
         for (var s = 0u; s < step.steps; s = s + 1u) {
-            x = euler(quadratic, x, step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key));
+            x = euler(quadratic, x, step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key), s);
         }
     } else {
         // Whole rounds, every lane a compile-time constant.
         for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
             let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
-            x = euler(quadratic, x, normals_from(b, 0u));
+            x = euler(quadratic, x, normals_from(b, 0u), s);
             if (ROUND_STEPS > 1u) {
-                x = euler(quadratic, x, normals_from(b, DIM));
+                x = euler(quadratic, x, normals_from(b, DIM), s + 1u);
             }
             if (ROUND_STEPS > 2u) {
-                x = euler(quadratic, x, normals_from(b, 2u * DIM));
-                x = euler(quadratic, x, normals_from(b, 3u * DIM));
+                x = euler(quadratic, x, normals_from(b, 2u * DIM), s + 2u);
+                x = euler(quadratic, x, normals_from(b, 3u * DIM), s + 3u);
             }
         }
     }

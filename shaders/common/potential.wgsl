@@ -11,6 +11,9 @@
 //   POTENTIAL_MIXTURE:        K, then per component (MIXTURE_COMPONENT_FLOATS):
 //                             log w_k - sum_i log sigma_ki, mu_k (8, zero-padded, from
 //                             MIXTURE_MEAN), 1 / sigma_k^2 (8, zero-padded, from MIXTURE_INV_VAR)
+//   POTENTIAL_EXPR:           the expression's params in name order
+// A temperature expression's params follow the potential's (the generated
+// `user_temperature` reads them at their offset).
 
 fn param4(at: u32) -> vec4<f32> {
     return vec4<f32>(potential_params[at], potential_params[at + 1u], potential_params[at + 2u], potential_params[at + 3u]);
@@ -102,14 +105,23 @@ fn grad_mixture(x: Point) -> Point {
     return Point(-sum.acc.a / sum.total, -sum.acc.b / sum.total);
 }
 
-// grad U of the potential chosen by `override POTENTIAL`; `quadratic` is only read for
-// POTENTIAL_QUADRATIC. No host value reaches the default.
-fn gradient(quadratic: Quadratic, x: Point) -> Point {
+// grad U at time t of the potential chosen by `override POTENTIAL`; `quadratic` is only
+// read for POTENTIAL_QUADRATIC. No host value reaches the default.
+fn gradient(quadratic: Quadratic, x: Point, t: f32) -> Point {
     switch POTENTIAL {
         case POTENTIAL_QUADRATIC: { return grad_quadratic(quadratic, x); }
         case POTENTIAL_DOUBLE_WELL: { return grad_double_well(x); }
         case POTENTIAL_MUELLER_BROWN: { return grad_mueller_brown(x); }
         case POTENTIAL_MIXTURE: { return grad_mixture(x); }
+        case POTENTIAL_EXPR: { return user_gradient(x, t); }
         default: { return poison_point(); }
     }
 }
+
+// The user region: each line between the markers is a one-line stub that the host replaces
+// with a function generated from the scenario's expressions (src/shaders.rs,
+// `with_user_functions`); a stub left in place poisons its result.
+// USER CODE BEGIN
+fn user_gradient(x: Point, t: f32) -> Point { return poison_point(); }
+fn user_temperature(t: f32) -> f32 { return bitcast<f32>(0x7FC00000u); }
+// USER CODE END

@@ -5,15 +5,15 @@
 //! with its f64 CPU twin [`heavy_ball_cpu`].
 
 use super::langevin::{LangevinGpu, langevin_cpu};
-use super::potential_params::gpu_potential_params;
+use super::potential_params::potential_shader;
 use super::{
     Dynamics, NonfiniteCounter, ParseContext, ParseKind, References, StateMemory, Stepper,
     StepperContext, TwinContext, TwinState,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::abi::HeavyBallStep as StepUniform;
 use crate::gpu::{Ensemble, Gpu, Kernel};
-use crate::model::Potential;
+use crate::model::{Potential, Temperature};
 use crate::scenario::data::SampleTable;
 use crate::scenario::keys;
 use crate::scenario::resolve::optional;
@@ -42,8 +42,10 @@ impl HeavyBallGpu {
         workgroup_size: u32,
         chunk_particles: Option<u64>,
     ) -> Result<Self> {
-        let (kind, params) = gpu_potential_params(potential);
-        let params = gpu.storage_with("potential params", bytemuck::cast_slice(&params));
+        let shader = potential_shader(shaders::HEAVY_BALL, potential, None).map_err(|why| {
+            Error::Device(format!("the heavy-ball shader did not compose: {why}"))
+        })?;
+        let params = gpu.storage_with("potential params", bytemuck::cast_slice(&shader.params));
         // Zero-initialised: the ball starts at rest. Same chunking as the positions.
         let velocity = Ensemble::new(
             gpu,
@@ -56,10 +58,10 @@ impl HeavyBallGpu {
         let kernel = Kernel::new(
             gpu,
             "heavy ball",
-            shaders::HEAVY_BALL,
+            &shader.source,
             &[
                 ("DIM", f64::from(ensemble.dim)),
-                ("POTENTIAL", f64::from(kind)),
+                ("POTENTIAL", f64::from(shader.kind)),
             ],
             workgroup_size,
         );
@@ -105,7 +107,7 @@ impl Stepper for HeavyBallGpu {
         chunk: usize,
         first: u32,
         span: u32,
-        _step0: u64,
+        step0: u64,
         steps: u32,
         _stop: &dyn Fn() -> bool,
     ) -> Result<bool> {
@@ -115,7 +117,8 @@ impl Stepper for HeavyBallGpu {
             friction: self.friction,
             first,
             span,
-            _pad: [0; 3],
+            t0: (step0 as f64 * f64::from(self.dt)) as f32,
+            _pad: [0; 2],
         };
         gpu.queue
             .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
@@ -235,11 +238,11 @@ impl Dynamics for GradientFlowPlan {
                 cx.gpu,
                 cx.ensemble,
                 &self.potential,
-                0.0,
+                &Temperature::Constant(0.0),
                 self.dt,
                 cx.seed,
                 cx.workgroup_size,
-            )),
+            )?),
             Some(friction) => Box::new(HeavyBallGpu::new(
                 cx.gpu,
                 cx.ensemble,
@@ -259,7 +262,7 @@ impl Dynamics for GradientFlowPlan {
                 cx.dim,
                 0,
                 &self.potential,
-                0.0,
+                &Temperature::Constant(0.0),
                 self.dt,
                 cx.seed,
                 cx.step0,
@@ -277,6 +280,7 @@ impl Dynamics for GradientFlowPlan {
                     &self.potential,
                     self.dt,
                     friction,
+                    cx.step0,
                     cx.steps,
                 );
             }
@@ -287,6 +291,7 @@ impl Dynamics for GradientFlowPlan {
 
 /// CPU twin of shaders/heavy_ball.wgsl in f64: `steps` steps of positions and velocities
 /// (row-major, `dim` per particle).
+#[allow(clippy::too_many_arguments)]
 pub fn heavy_ball_cpu(
     positions: &mut [f64],
     velocities: &mut [f64],
@@ -294,6 +299,7 @@ pub fn heavy_ball_cpu(
     potential: &Potential,
     dt: f64,
     friction: f64,
+    step0: u64,
     steps: u64,
 ) {
     let d = dim as usize;
@@ -301,8 +307,8 @@ pub fn heavy_ball_cpu(
         .chunks_exact_mut(d)
         .zip(velocities.chunks_exact_mut(d))
     {
-        for _ in 0..steps {
-            let g = potential.gradient(x);
+        for k in step0..step0 + steps {
+            let g = potential.gradient_at(x, k as f64 * dt);
             for c in 0..d {
                 v[c] -= (friction * v[c] + g[c]) * dt;
                 x[c] += v[c] * dt;

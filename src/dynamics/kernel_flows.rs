@@ -13,7 +13,7 @@
 //!   (McKean–Vlasov): each kind's module states its update; the shader header spells them out.
 
 use super::kernel_sum::{KernelSum, KernelSumArgs};
-use super::potential_params::gpu_potential_params;
+use super::potential_params::{gpu_potential_params, potential_shader};
 use super::{NonfiniteCounter, StateMemory, Stepper, StepperContext};
 use crate::error::{Error, Result};
 use crate::gpu::abi::{self, KernelFlowStep as StepUniform};
@@ -415,19 +415,20 @@ impl KernelFlowGpu {
                 ensemble.count, gpu.adapter.name
             )));
         };
-        let potential = flow.potential();
-        let (potential_kind, params) = match &potential {
-            Some(p) => gpu_potential_params(p),
-            None => (abi::POTENTIAL_DOUBLE_WELL, vec![0.0]),
-        };
-        let potential_params =
-            gpu.storage_with("kernel flow potential", bytemuck::cast_slice(&params));
+        let potential = flow.potential().unwrap_or(Potential::DoubleWell);
+        let shader = potential_shader(shaders::KERNEL_FLOWS, &potential, None)
+            .map_err(|why| Error::Device(format!("the {name} shader did not compose: {why}")))?;
+        let potential_kind = shader.kind;
+        let potential_params = gpu.storage_with(
+            "kernel flow potential",
+            bytemuck::cast_slice(&shader.params),
+        );
         let kernel = KernelSum::new(gpu, dim, workgroup_size.min(256))?;
         let stage = |s: u32| {
             Kernel::new(
                 gpu,
                 "kernel_flows",
-                shaders::KERNEL_FLOWS,
+                &shader.source,
                 &[
                     ("DIM", f64::from(dim)),
                     ("POTENTIAL", f64::from(potential_kind)),
@@ -601,7 +602,8 @@ impl KernelFlowGpu {
             b: 0.0,
             c: 0.0,
             block0_hi,
-            _pad: [0; 3],
+            t: 0.0,
+            _pad: [0; 2],
         };
         let particles = (&chunk.state, n);
         let mut batch = Batch::new(gpu, self.budget, stop);
@@ -707,6 +709,7 @@ impl KernelFlowGpu {
             } => {
                 let (kappa, variance) = Update::pair(*interaction);
                 uniform.noise_scale = (2.0 * temperature * dt).sqrt() as f32;
+                uniform.t = (step as f64 * dt) as f32;
                 uniform.a = *dt as f32;
                 uniform.b = (kappa / f64::from(n)) as f32;
                 let queries = if self.flow.shared_sum() { 1 } else { n };

@@ -1,20 +1,21 @@
 //! Overdamped Langevin dynamics, Euler–Maruyama:
-//!   x_{k+1} = x_k - grad U(x_k) dt + sqrt(2 T dt) xi_k.
+//!   x_{k+1} = x_k - grad U(x_k, t_k) dt + sqrt(2 T(t_k) dt) xi_k,   t_k = k dt,
+//! U and T built in or written as expressions.
 //! GPU pipeline (shaders/langevin.wgsl) and its f64 CPU twin [`langevin_cpu`].
 
-use super::potential_params::gpu_potential_params;
+use super::potential_params::potential_shader;
 use super::{
     Dynamics, NonfiniteCounter, ParseContext, ParseKind, References, Stepper, StepperContext,
     TwinContext, TwinState,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::abi::LangevinStep as StepUniform;
 use crate::gpu::{Ensemble, Gpu, Kernel};
-use crate::model::Potential;
+use crate::model::{Potential, Temperature};
 use crate::rng::{self, NoiseStream};
 use crate::scenario::data::SampleTable;
-use crate::scenario::keys;
 use crate::scenario::walk::{Issues, Section};
+use crate::scenario::{expr_keys, keys};
 use crate::shaders;
 use bytemuck::Zeroable;
 use serde::{Deserialize, Serialize};
@@ -51,7 +52,7 @@ pub struct LangevinGpu {
     parts: [Part; 3],
     key: [u32; 2],
     dim: u32,
-    dt: f32,
+    dt: f64,
     noise_scale: f32,
     /// Particles found NaN or Inf at the end of a dispatch.
     nonfinite: NonfiniteCounter,
@@ -62,13 +63,14 @@ impl LangevinGpu {
         gpu: &Gpu,
         ensemble: &Ensemble,
         potential: &Potential,
-        temperature: f64,
+        temperature: &Temperature,
         dt: f64,
         seed: u64,
         workgroup_size: u32,
-    ) -> LangevinGpu {
-        let (kind, params) = gpu_potential_params(potential);
-        let potential = gpu.storage_with("potential params", bytemuck::cast_slice(&params));
+    ) -> Result<LangevinGpu> {
+        let shader = potential_shader(shaders::LANGEVIN, potential, Some(temperature))
+            .map_err(|why| Error::Device(format!("the Langevin shader did not compose: {why}")))?;
+        let potential = gpu.storage_with("potential params", bytemuck::cast_slice(&shader.params));
         let nonfinite = NonfiniteCounter::new(gpu);
         let kernel = |single: bool| {
             Kernel::new(
@@ -78,13 +80,17 @@ impl LangevinGpu {
                 } else {
                     "langevin rounds"
                 },
-                shaders::LANGEVIN,
+                &shader.source,
                 &[
                     ("DIM", f64::from(ensemble.dim)),
-                    ("POTENTIAL", f64::from(kind)),
+                    ("POTENTIAL", f64::from(shader.kind)),
                     ("ROUND_STEPS", f64::from(round_steps(ensemble.dim))),
-                    ("NOISE", if temperature > 0.0 { 1.0 } else { 0.0 }),
+                    ("NOISE", if temperature.is_zero() { 0.0 } else { 1.0 }),
                     ("SINGLE_STEPS", if single { 1.0 } else { 0.0 }),
+                    (
+                        "TEMPERATURE_EXPR",
+                        if shader.temperature_expr { 1.0 } else { 0.0 },
+                    ),
                 ],
                 workgroup_size,
             )
@@ -109,14 +115,15 @@ impl LangevinGpu {
             }
         };
         // Head and tail share the single-step pipeline (cached), each with its own uniform.
-        LangevinGpu {
+        Ok(LangevinGpu {
             parts: [part(kernel(true)), part(kernel(false)), part(kernel(true))],
             key: rng::key_from_seed(seed),
             dim: ensemble.dim,
-            dt: dt as f32,
-            noise_scale: (2.0 * temperature * dt).sqrt() as f32,
+            dt,
+            // Unused (TEMPERATURE_EXPR) for a schedule.
+            noise_scale: (2.0 * temperature.constant().unwrap_or(0.0) * dt).sqrt() as f32,
             nonfinite,
-        }
+        })
     }
 }
 
@@ -149,12 +156,13 @@ impl Stepper for LangevinGpu {
                     block0,
                     lane0,
                     steps: n as u32,
-                    dt: self.dt,
+                    dt: self.dt as f32,
                     noise_scale: self.noise_scale,
                     first,
                     span,
                     block0_hi,
-                    _pad: [0; 2],
+                    t0: (at as f64 * self.dt) as f32,
+                    _pad: [0; 1],
                 };
                 // Staged writes land before this submit and after all earlier ones.
                 gpu.queue
@@ -186,25 +194,23 @@ pub fn langevin_cpu(
     dim: u32,
     first: u64,
     potential: &Potential,
-    temperature: f64,
+    temperature: &Temperature,
     dt: f64,
     seed: u64,
     step0: u64,
     steps: u64,
 ) {
     let key = rng::key_from_seed(seed);
-    let scale = (2.0 * temperature * dt).sqrt();
+    let noise_free = temperature.is_zero();
     let d = dim as usize;
     for (i, x) in positions.chunks_exact_mut(d).enumerate() {
         let mut noise = NoiseStream::new(key, first + i as u64, step0, dim);
-        for _ in 0..steps {
-            let g = potential.gradient(x);
+        for k in step0..step0 + steps {
+            let t = k as f64 * dt;
+            let g = potential.gradient_at(x, t);
+            let scale = (2.0 * temperature.at(t).max(0.0) * dt).sqrt();
             for c in 0..d {
-                let xi = if scale > 0.0 {
-                    noise.next_normal()
-                } else {
-                    0.0
-                };
+                let xi = if noise_free { 0.0 } else { noise.next_normal() };
                 x[c] += -g[c] * dt + scale * xi;
             }
         }
@@ -215,7 +221,8 @@ pub fn langevin_cpu(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LangevinPlan {
     pub potential: Potential,
-    pub temperature: f64,
+    /// A number, or T(t) (annealing).
+    pub temperature: Temperature,
     pub dt: f64,
     /// Number of steps; t_end = steps * dt.
     pub steps: u64,
@@ -232,9 +239,11 @@ impl ParseKind for LangevinPlan {
     ) -> Option<(Self, Option<SampleTable>)> {
         sec.check_keys(KEYS, issues);
         let potential = keys::potential(issues, sec, cx.dim);
-        let temperature = keys::temperature(issues, sec);
         let dt = keys::positive_dt(issues, sec);
-        let (steps, t_end) = keys::duration(issues, sec, dt)?;
+        let duration = keys::duration(issues, sec, dt);
+        let run = duration.zip(dt).map(|((steps, _), dt)| (steps, dt));
+        let temperature = expr_keys::temperature(issues, sec, run);
+        let (steps, t_end) = duration?;
         let plan = LangevinPlan {
             potential: potential?,
             temperature: temperature?,
@@ -242,6 +251,17 @@ impl ParseKind for LangevinPlan {
             steps,
             t_end,
         };
+        // The generated shader must compile before anything is written.
+        if let Err(why) =
+            potential_shader(shaders::LANGEVIN, &plan.potential, Some(&plan.temperature))
+        {
+            issues.add(
+                &sec.key("potential"),
+                None,
+                format!("an expression whose generated WGSL compiles; naga says: {why}"),
+            );
+            return None;
+        }
         Some((plan, None))
     }
 }
@@ -255,14 +275,18 @@ impl Dynamics for LangevinPlan {
         self.dt
     }
 
+    /// With a temperature schedule, the hottest temperature of the run.
     fn potential(&self) -> Option<(&Potential, f64)> {
-        Some((&self.potential, self.temperature))
+        Some((
+            &self.potential,
+            self.temperature.hottest(self.steps, self.dt),
+        ))
     }
 
     fn references(&self) -> References<'_> {
         References::Langevin {
             potential: &self.potential,
-            temperature: self.temperature,
+            temperature: &self.temperature,
         }
     }
 
@@ -271,11 +295,11 @@ impl Dynamics for LangevinPlan {
             cx.gpu,
             cx.ensemble,
             &self.potential,
-            self.temperature,
+            &self.temperature,
             self.dt,
             cx.seed,
             cx.workgroup_size,
-        )))
+        )?))
     }
 
     fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
@@ -284,7 +308,7 @@ impl Dynamics for LangevinPlan {
             cx.dim,
             0,
             &self.potential,
-            self.temperature,
+            &self.temperature,
             self.dt,
             cx.seed,
             cx.step0,

@@ -22,7 +22,8 @@ pub mod svgd;
 
 use crate::error::Result;
 use crate::gpu::{Ensemble, Gpu};
-use crate::model::{Mixture, Potential, Process};
+use crate::model::expr::SdeModel;
+use crate::model::{Mixture, Potential, Process, Temperature};
 use crate::scenario::data::SampleTable;
 use crate::scenario::walk::{Issues, Section};
 use crate::scenario::{Init, Target};
@@ -163,11 +164,14 @@ pub enum References<'a> {
     /// the Boltzmann density, and the Ornstein–Uhlenbeck transient for a quadratic U.
     Langevin {
         potential: &'a Potential,
-        temperature: f64,
+        temperature: &'a Temperature,
     },
     /// Gradient descent in a quadratic U: the continuous flow exp(-A t) ("analytic" only,
     /// from a gaussian or mixture init).
     Descent { potential: &'a Potential },
+    /// The general SDE dX = f dt + sqrt(2 D) dW written by the user: the grid solution of
+    /// d rho / dt = -div(f rho) + laplacian(D rho).
+    Sde { model: &'a SdeModel },
     /// A closed-form law at every time ([`Dynamics::exact_law`]; "analytic" only).
     /// `needs_mixture_init`: the law is the initial law pushed forward, so the init must be
     /// a gaussian or a mixture.

@@ -3,7 +3,8 @@
 //! (log weights, inverse variances) are computed here in f64.
 
 use crate::gpu::abi::{self, POINT_LANES};
-use crate::model::Potential;
+use crate::model::{Potential, Temperature};
+use crate::shaders;
 
 const LANES: usize = POINT_LANES as usize;
 // The mixture's per-component order below: log normaliser, mean, inverse variances.
@@ -45,5 +46,66 @@ pub fn gpu_potential_params(potential: &Potential) -> (u32, Vec<f32>) {
             }
             (abi::POTENTIAL_MIXTURE, p)
         }
+        Potential::Expr(e) => {
+            let mut p: Vec<f32> = e.params().iter().map(|&v| v as f32).collect();
+            // A storage binding cannot be empty.
+            if p.is_empty() {
+                p.push(0.0);
+            }
+            (abi::POTENTIAL_EXPR, p)
+        }
     }
+}
+
+/// A shader that includes common/potential.wgsl, composed for one potential and temperature:
+/// the source (the built-in one unless an expression fills the user region), the POTENTIAL
+/// override and the `potential_params` array (the potential's, then a temperature
+/// expression's params).
+pub struct PotentialShader {
+    pub source: String,
+    pub kind: u32,
+    pub params: Vec<f32>,
+    /// Whether `user_temperature` was generated (the TEMPERATURE_EXPR override).
+    pub temperature_expr: bool,
+}
+
+/// Composes `base` for `potential` and, where the shader has noise, `temperature`.
+/// Err: the generated code does not validate (naga's report).
+pub fn potential_shader(
+    base: &str,
+    potential: &Potential,
+    temperature: Option<&Temperature>,
+) -> Result<PotentialShader, String> {
+    let (kind, mut params) = gpu_potential_params(potential);
+    let mut functions = Vec::new();
+    if let Potential::Expr(e) = potential {
+        functions.push(("user_gradient", e.wgsl()));
+    }
+    let temperature_expr = match temperature {
+        Some(Temperature::Expr(f)) => {
+            let offset = params.len();
+            params.extend(f.params().iter().map(|&v| v as f32));
+            functions.push((
+                "user_temperature",
+                f.wgsl("user_temperature", &|k| {
+                    format!("potential_params[{}u]", offset + k)
+                }),
+            ));
+            true
+        }
+        _ => false,
+    };
+    let source = if functions.is_empty() {
+        base.to_string()
+    } else {
+        let source = shaders::with_user_functions(base, &functions)?;
+        shaders::validate(&source)?;
+        source
+    };
+    Ok(PotentialShader {
+        source,
+        kind,
+        params,
+        temperature_expr,
+    })
 }

@@ -121,7 +121,10 @@ gpu_struct! {
         span: u32,
         /// High word of block0 (docs/architecture.md, "RNG counter layout").
         block0_hi: u32,
-        _pad: [u32; 2],
+        /// Time of the dispatch's first step (step s is at t0 + s dt), for potentials and
+        /// temperatures that depend on time.
+        t0: f32,
+        _pad: [u32; 1],
     }
 }
 
@@ -133,7 +136,9 @@ gpu_struct! {
         friction: f32,
         first: u32,
         span: u32,
-        _pad: [u32; 3],
+        /// Time of the dispatch's first step (step s is at t0 + s dt).
+        t0: f32,
+        _pad: [u32; 2],
     }
 }
 
@@ -174,7 +179,10 @@ gpu_struct! {
         c: f32,
         /// High word of block0 (docs/architecture.md, "RNG counter layout").
         block0_hi: u32,
-        _pad: [u32; 3],
+        /// Time of the step (interaction: step dt; 0 for the flows whose potential is a
+        /// fixed target).
+        t: f32,
+        _pad: [u32; 2],
     }
 }
 
@@ -231,6 +239,9 @@ gpu_constants! {
     POTENTIAL_DOUBLE_WELL = 1;
     POTENTIAL_MUELLER_BROWN = 2;
     POTENTIAL_MIXTURE = 3;
+    /// A user expression: `user_gradient` generated into common/potential.wgsl's user
+    /// region (src/model/expr).
+    POTENTIAL_EXPR = 4;
     /// Quadratic parameters: the matrix (POINT_LANES x POINT_LANES, row-major), then the
     /// center from this float on.
     QUADRATIC_CENTER = POINT_LANES * POINT_LANES;

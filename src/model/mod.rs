@@ -4,7 +4,9 @@ pub mod expr;
 pub mod mixture;
 pub mod potential;
 pub mod process;
+pub mod temperature;
 
 pub use mixture::Mixture;
 pub use potential::Potential;
 pub use process::Process;
+pub use temperature::Temperature;

@@ -1,6 +1,7 @@
 //! Built-in potentials U(x) and their exact gradients, in f64 (the CPU reference).
 //! The WGSL versions live in `shaders/common/potential.wgsl` and must agree with these.
 
+use super::expr::ExprPotential;
 use super::mixture::Mixture;
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +27,33 @@ pub enum Potential {
     MuellerBrown { scale: f64 },
     /// U = -log p for a Gaussian mixture p.
     Mixture(Mixture),
+    /// U(x, t) written by the user (src/model/expr), with its symbolic gradient.
+    Expr(ExprPotential),
 }
 
 impl Potential {
+    /// Whether U changes with time (only expressions can).
+    pub fn is_timed(&self) -> bool {
+        matches!(self, Potential::Expr(e) if e.is_timed())
+    }
+
+    /// U(x, t).
+    pub fn value_at(&self, x: &[f64], t: f64) -> f64 {
+        match self {
+            Potential::Expr(e) => e.value_at(x, t),
+            _ => self.value(x),
+        }
+    }
+
+    /// grad U(x, t).
+    pub fn gradient_at(&self, x: &[f64], t: f64) -> Vec<f64> {
+        match self {
+            Potential::Expr(e) => e.gradient_at(x, t),
+            _ => self.gradient(x),
+        }
+    }
+
+    /// U(x) (at t = 0 for a potential that depends on time).
     pub fn value(&self, x: &[f64]) -> f64 {
         match self {
             Potential::Quadratic { matrix, center } => {
@@ -57,9 +82,11 @@ impl Potential {
                 scale * u + 0.5 * x.iter().skip(2).map(|v| v * v).sum::<f64>()
             }
             Potential::Mixture(m) => -m.log_density(x),
+            Potential::Expr(e) => e.value_at(x, 0.0),
         }
     }
 
+    /// grad U(x) (at t = 0 for a potential that depends on time).
     pub fn gradient(&self, x: &[f64]) -> Vec<f64> {
         match self {
             Potential::Quadratic { matrix, center } => (0..x.len())
@@ -93,6 +120,7 @@ impl Potential {
                 g
             }
             Potential::Mixture(m) => m.score(x).into_iter().map(|s| -s).collect(),
+            Potential::Expr(e) => e.gradient_at(x, 0.0),
         }
     }
 }

@@ -80,6 +80,16 @@ pub fn axis_potential(
             }
             vec![0.0; dim]
         }
+        Potential::Expr(e) => {
+            if let Some((a, b)) = e.coupling(axes) {
+                return Err(format!(
+                    "the potential expression couples axis {a} (histogrammed) with axis {b} \
+                     (d2U/dx{a}dx{b} is not 0); a reference needs U = U_A(histogram axes) + \
+                     U_rest(other axes)"
+                ));
+            }
+            vec![0.0; dim]
+        }
         Potential::Mixture(_) => {
             if axes.len() != dim {
                 return Err(format!(
@@ -104,10 +114,10 @@ fn langevin(dynamics: &DynamicsPlan) -> Option<(&Potential, f64)> {
         References::Langevin {
             potential,
             temperature,
-        } => Some((potential, temperature)),
+        } => Some((potential, temperature.constant()?)),
         // Plain gradient descent is Langevin at T = 0 (its analytic reference: exp(-A t)).
         References::Descent { potential } => Some((potential, 0.0)),
-        References::None | References::ExactLaw { .. } => None,
+        References::None | References::ExactLaw { .. } | References::Sde { .. } => None,
     }
 }
 

@@ -22,17 +22,6 @@ const PROCESS_KINDS: &[&str] = &["vp", "ve", "ou"];
 const SCORE_KINDS: &[&str] = &["mixture", "samples"];
 const MIXTURE_KEYS: &[&str] = &["kind", "weights", "means", "stds"];
 
-/// `temperature`: T >= 0, default 1.
-pub(crate) fn temperature(issues: &mut Issues, sec: Section<'_>) -> Option<f64> {
-    optional(
-        issues,
-        sec,
-        "temperature",
-        || Some(1.0),
-        |i, k, v| number(i, k, v, "a finite number >= 0", |x| x >= 0.0),
-    )
-}
-
 /// A boolean `key`, false when absent; `allowed` says what true and false mean.
 pub(crate) fn flag(
     issues: &mut Issues,

@@ -5,6 +5,7 @@
 //! defaults filled in, the sample table it needs, and the run hash.
 
 pub mod data;
+pub(crate) mod expr_keys;
 pub(crate) mod keys;
 pub mod parse;
 pub mod plan;

@@ -304,6 +304,7 @@ steps = 100
     }
 
     fn langevin(plan: &Plan) -> (&Potential, f64, f64, u64, f64) {
+        use crate::model::Temperature;
         let DynamicsPlan::Langevin(crate::dynamics::langevin::LangevinPlan {
             potential,
             temperature,
@@ -313,6 +314,9 @@ steps = 100
         }) = &plan.dynamics
         else {
             panic!("not langevin: {:?}", plan.dynamics)
+        };
+        let Temperature::Constant(temperature) = temperature else {
+            panic!("not a constant temperature: {temperature:?}")
         };
         (potential, *temperature, *dt, *steps, *t_end)
     }

@@ -75,6 +75,8 @@ pub(crate) fn equilibrium_box(potential: &Potential, t: f64, a: usize) -> Option
             Some([c - SIGMAS * var.sqrt(), c + SIGMAS * var.sqrt()])
         }
         Potential::Mixture(m) => mixture_box(m, a, t.sqrt().max(1.0)),
+        // No closed form: the range comes from the initial law (or is given).
+        Potential::Expr(_) => None,
     }
 }
 
@@ -162,7 +164,7 @@ mod tests {
     fn langevin(potential: Potential, temperature: f64) -> DynamicsPlan {
         DynamicsPlan::Langevin(crate::dynamics::langevin::LangevinPlan {
             potential,
-            temperature,
+            temperature: crate::model::Temperature::Constant(temperature),
             dt: 0.01,
             steps: 1,
             t_end: 0.01,

@@ -28,7 +28,13 @@ const PARTICLES_KEYS: &[&str] = &["count", "dim", "init"];
 const INIT_KINDS: &[&str] = &[
     "point", "gaussian", "uniform", "mixture", "samples", "prior",
 ];
-const POTENTIAL_KINDS: &[&str] = &["quadratic", "double_well", "mueller_brown", "mixture"];
+const POTENTIAL_KINDS: &[&str] = &[
+    "quadratic",
+    "double_well",
+    "mueller_brown",
+    "mixture",
+    "expr",
+];
 const MIXTURE_KEYS: &[&str] = &["kind", "weights", "means", "stds"];
 const OUTPUT_KEYS: &[&str] = &[
     "every",
@@ -586,6 +592,10 @@ pub(crate) fn potential(
     sec: Section<'_>,
     dim: Option<usize>,
 ) -> Option<Potential> {
+    // `{ expr = "U(x, t)", params }` needs no kind.
+    if sec.get("expr").is_some() || sec.get("kind").and_then(Value::as_str) == Some("expr") {
+        return super::expr_keys::potential(issues, sec, dim);
+    }
     match kind(issues, sec, POTENTIAL_KINDS)? {
         "quadratic" => {
             sec.check_keys(&["kind", "matrix", "center"], issues);

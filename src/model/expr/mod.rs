@@ -154,6 +154,21 @@ impl ExprPotential {
         self.timed
     }
 
+    /// A pair (a, b), a in `axes` and b not, whose mixed partial d2U / dx_a dx_b does not
+    /// simplify to 0: U then couples the axes (None: U = U_A(x_A) + U_rest(x_rest)).
+    pub fn coupling(&self, axes: &[usize]) -> Option<(usize, usize)> {
+        for &a in axes {
+            let da = &self.trees[1 + a];
+            for b in (0..self.source.dim).filter(|b| !axes.contains(b)) {
+                let dab = tree::derivative(da, Var::Axis(b as u8));
+                if !tree::is_constant(&dab, 0.0) {
+                    return Some((a, b));
+                }
+            }
+        }
+        None
+    }
+
     pub fn params(&self) -> Vec<f64> {
         param_values(&self.source.params)
     }
@@ -181,20 +196,22 @@ impl ExprPotential {
     /// `potential_params[k]`.
     pub fn wgsl(&self) -> String {
         let gradient = Tape::new(&self.trees[1..]);
-        point_function("user_gradient", &gradient, 0, self.source.dim, "potential_params")
+        point_function(
+            "user_gradient",
+            &gradient,
+            0,
+            self.source.dim,
+            "potential_params",
+        )
     }
 }
 
 /// `fn name(x: Point, t: f32) -> Point` returning outputs first .. first + dim of `tape`
 /// (other lanes 0), params read from the storage array `params`.
 pub fn point_function(name: &str, tape: &Tape, first: usize, dim: usize, params: &str) -> String {
-    let (body, outputs) = tape.wgsl(
-        "v",
-        &|a| point_lane("x", a),
-        "t",
-        "0.0",
-        &|k| format!("{params}[{k}u]"),
-    );
+    let (body, outputs) = tape.wgsl("v", &|a| point_lane("x", a), "t", "0.0", &|k| {
+        format!("{params}[{k}u]")
+    });
     let lanes: Vec<String> = (0..8)
         .map(|a| {
             if a < dim {
@@ -213,13 +230,9 @@ pub fn point_function(name: &str, tape: &Tape, first: usize, dim: usize, params:
 
 /// `fn name(x: Point, t: f32) -> f32` returning output `which` of `tape`.
 pub fn scalar_function(name: &str, tape: &Tape, which: usize, params: &str) -> String {
-    let (body, outputs) = tape.wgsl(
-        "v",
-        &|a| point_lane("x", a),
-        "t",
-        "0.0",
-        &|k| format!("{params}[{k}u]"),
-    );
+    let (body, outputs) = tape.wgsl("v", &|a| point_lane("x", a), "t", "0.0", &|k| {
+        format!("{params}[{k}u]")
+    });
     format!(
         "fn {name}(x: Point, t: f32) -> f32 {{\n{body}    return {};\n}}\n",
         outputs[which]
@@ -306,6 +319,19 @@ impl TimeExpr {
     pub fn at(&self, t: f64) -> f64 {
         self.tape
             .eval(&Point::new(&[], t), &param_values(&self.source.params))[0]
+    }
+
+    pub fn params(&self) -> Vec<f64> {
+        param_values(&self.source.params)
+    }
+
+    /// `fn name(t: f32) -> f32`, param k read as `param(k)`.
+    pub fn wgsl(&self, name: &str, param: &dyn Fn(usize) -> String) -> String {
+        let (body, outputs) = self.tape.wgsl("v", &|_| "0.0".into(), "t", "0.0", param);
+        format!(
+            "fn {name}(t: f32) -> f32 {{\n{body}    return {};\n}}\n",
+            outputs[0]
+        )
     }
 }
 
@@ -418,7 +444,14 @@ impl SdeModel {
     }
 
     /// (f, D, grad D) at (x, t), reusing `scratch` and `out` (length 2 dim + 1).
-    pub fn eval_into(&self, x: &[f64], t: f64, params: &[f64], scratch: &mut Vec<f64>, out: &mut [f64]) {
+    pub fn eval_into(
+        &self,
+        x: &[f64],
+        t: f64,
+        params: &[f64],
+        scratch: &mut Vec<f64>,
+        out: &mut [f64],
+    ) {
         self.tape.eval_into(&Point::new(x, t), params, scratch, out);
     }
 
@@ -505,26 +538,15 @@ impl PairPotential {
 
     /// (W, 2 W'(s)) at squared distance s.
     pub fn at(&self, s: f64) -> (f64, f64) {
-        let v = self.tape.eval(
-            &Point {
-                x: &[],
-                t: 0.0,
-                s,
-            },
-            &self.params(),
-        );
+        let v = self.tape.eval(&Point { x: &[], t: 0.0, s }, &self.params());
         (v[0], v[1])
     }
 
     /// `fn user_pair(s: f32) -> vec2<f32>` returning (W, 2 W'(s)), params read from `params`.
     pub fn wgsl(&self, params: &str) -> String {
-        let (body, outputs) = self.tape.wgsl(
-            "v",
-            &|_| "0.0".into(),
-            "0.0",
-            "s",
-            &|k| format!("{params}[{k}u]"),
-        );
+        let (body, outputs) = self.tape.wgsl("v", &|_| "0.0".into(), "0.0", "s", &|k| {
+            format!("{params}[{k}u]")
+        });
         format!(
             "fn user_pair(s: f32) -> vec2<f32> {{\n{body}    return vec2<f32>({}, {});\n}}\n",
             outputs[0], outputs[1]

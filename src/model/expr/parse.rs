@@ -18,11 +18,21 @@ use std::fmt;
 pub struct ExprError {
     pub column: usize,
     pub message: String,
+    /// Said after the column ("; did you mean 'k'? ...").
+    pub hint: String,
 }
 
 impl fmt::Display for ExprError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at {}", self.message, self.column)
+        write!(f, "{} at {}{}", self.message, self.column, self.hint)
+    }
+}
+
+fn at(column: usize, message: String) -> ExprError {
+    ExprError {
+        column,
+        message,
+        hint: String::new(),
     }
 }
 
@@ -68,7 +78,9 @@ fn lex(src: &str) -> Result<Lexer, ExprError> {
         let column = i + 1;
         if c.is_whitespace() {
             i += 1;
-        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let start = i;
             while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
                 i += 1;
@@ -86,10 +98,9 @@ fn lex(src: &str) -> Result<Lexer, ExprError> {
                 }
             }
             let text: String = chars[start..i].iter().collect();
-            let value: f64 = text.parse().map_err(|_| ExprError {
-                column,
-                message: format!("malformed number '{text}'"),
-            })?;
+            let value: f64 = text
+                .parse()
+                .map_err(|_| at(column, format!("malformed number '{text}'")))?;
             tokens.push((Token::Num(value), column));
         } else if c.is_ascii_alphabetic() || c == '_' {
             let start = i;
@@ -101,12 +112,10 @@ fn lex(src: &str) -> Result<Lexer, ExprError> {
             tokens.push((Token::Op(c), column));
             i += 1;
         } else {
-            return Err(ExprError {
+            return Err(at(
                 column,
-                message: format!(
-                    "unexpected character '{c}' (allowed: numbers, names, + - * / ^ ( ) ,)"
-                ),
-            });
+                format!("unexpected character '{c}' (allowed: numbers, names, + - * / ^ ( ) ,)"),
+            ));
         }
     }
     tokens.push((Token::End, chars.len() + 1));
@@ -143,10 +152,7 @@ impl Parser<'_> {
     }
 
     fn error<T>(&self, message: impl Into<String>) -> Result<T, ExprError> {
-        Err(ExprError {
-            column: self.column(),
-            message: message.into(),
-        })
+        Err(at(self.column(), message.into()))
     }
 
     fn expect(&mut self, op: char) -> Result<(), ExprError> {
@@ -292,7 +298,7 @@ impl Parser<'_> {
 
     fn name(&self, name: &str, column: usize) -> Result<Expr, ExprError> {
         let names = self.names;
-        let err = |message: String| Err(ExprError { column, message });
+        let err = |message: String| Err(at(column, message));
         if let Some(k) = names.params.iter().position(|p| p == name) {
             return Ok(tree::param(k as u16));
         }
@@ -320,14 +326,18 @@ impl Parser<'_> {
             _ => {
                 let valid = valid_names(names);
                 let refs: Vec<&str> = valid.iter().map(String::as_str).collect();
-                let hint = match crate::scenario::walk::suggest(name, &refs) {
+                let guess = match crate::scenario::walk::suggest(name, &refs) {
                     Some(s) => format!("; did you mean '{s}'?"),
                     None => String::new(),
                 };
-                err(format!(
-                    "unknown name '{name}'{hint} (names: {}; any other name must be a param)",
-                    refs.join(" ")
-                ))
+                Err(ExprError {
+                    column,
+                    message: format!("unknown name '{name}'"),
+                    hint: format!(
+                        "{guess} (names here: {}; any other name must be a param)",
+                        refs.join(" ")
+                    ),
+                })
             }
         }
     }
@@ -355,7 +365,12 @@ pub fn coordinate_list(dim: usize) -> String {
 fn valid_names(names: &Names<'_>) -> Vec<String> {
     let mut v: Vec<String> = names.params.to_vec();
     if names.space {
-        v.extend(["x", "y", "z"].iter().take(names.dim).map(|s| s.to_string()));
+        v.extend(
+            ["x", "y", "z"]
+                .iter()
+                .take(names.dim)
+                .map(|s| s.to_string()),
+        );
         v.extend((0..names.dim).map(|k| format!("x{k}")));
     }
     if names.time {

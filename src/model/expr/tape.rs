@@ -136,7 +136,13 @@ impl Tape {
 
     /// Evaluates every output at `vars` (`axes` coordinates, `t`, `s`) with `params`, using
     /// `scratch` (resized as needed) and writing the outputs to `out`.
-    pub fn eval_into(&self, at: &Point<'_>, params: &[f64], scratch: &mut Vec<f64>, out: &mut [f64]) {
+    pub fn eval_into(
+        &self,
+        at: &Point<'_>,
+        params: &[f64],
+        scratch: &mut Vec<f64>,
+        out: &mut [f64],
+    ) {
         scratch.clear();
         for op in &self.ops {
             let v = |k: usize| scratch[k];
@@ -173,7 +179,12 @@ impl Tape {
     /// Every output at one point (allocates; for tests and one-off values).
     pub fn eval(&self, at: &Point<'_>, params: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.outputs.len()];
-        self.eval_into(at, params, &mut Vec::with_capacity(self.ops.len()), &mut out);
+        self.eval_into(
+            at,
+            params,
+            &mut Vec::with_capacity(self.ops.len()),
+            &mut out,
+        );
         out
     }
 
@@ -263,7 +274,11 @@ fn powi_wgsl(a: &str, n: i32) -> String {
             _ => {
                 let half = positive(a, n / 2);
                 let sq = format!("({half}) * ({half})");
-                if n % 2 == 1 { format!("{sq} * {a}") } else { sq }
+                if n % 2 == 1 {
+                    format!("{sq} * {a}")
+                } else {
+                    sq
+                }
             }
         }
     }

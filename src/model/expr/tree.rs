@@ -179,8 +179,8 @@ pub fn neg(a: Expr) -> Expr {
 pub fn add(a: Expr, b: Expr) -> Expr {
     match (constant(&a), constant(&b)) {
         (Some(x), Some(y)) => num(x + y),
-        (Some(z), _) if z == 0.0 => b,
-        (_, Some(z)) if z == 0.0 => a,
+        (Some(0.0), _) => b,
+        (_, Some(0.0)) => a,
         _ => match &*b {
             Node::Neg(inner) => sub(a, inner.clone()),
             _ => Arc::new(Node::Add(a, b)),
@@ -191,8 +191,8 @@ pub fn add(a: Expr, b: Expr) -> Expr {
 pub fn sub(a: Expr, b: Expr) -> Expr {
     match (constant(&a), constant(&b)) {
         (Some(x), Some(y)) => num(x - y),
-        (Some(z), _) if z == 0.0 => neg(b),
-        (_, Some(z)) if z == 0.0 => a,
+        (Some(0.0), _) => neg(b),
+        (_, Some(0.0)) => a,
         _ if a == b => num(0.0),
         _ => match &*b {
             Node::Neg(inner) => add(a, inner.clone()),
@@ -204,15 +204,17 @@ pub fn sub(a: Expr, b: Expr) -> Expr {
 pub fn mul(a: Expr, b: Expr) -> Expr {
     match (constant(&a), constant(&b)) {
         (Some(x), Some(y)) => num(x * y),
-        (Some(z), _) | (_, Some(z)) if z == 0.0 => num(0.0),
-        (Some(o), _) if o == 1.0 => b,
-        (_, Some(o)) if o == 1.0 => a,
-        (Some(m), _) if m == -1.0 => neg(b),
-        (_, Some(m)) if m == -1.0 => neg(a),
+        (Some(0.0), _) | (_, Some(0.0)) => num(0.0),
+        (Some(1.0), _) => b,
+        (_, Some(1.0)) => a,
+        (Some(-1.0), _) => neg(b),
+        (_, Some(-1.0)) => neg(a),
         // Constants to the front, and folded: c1 * (c2 * x) = (c1 c2) * x.
         (None, Some(_)) => mul(b, a),
         (Some(x), None) => match &*b {
-            Node::Mul(c, rest) if constant(c).is_some() => mul(num(x * constant(c).unwrap_or(1.0)), rest.clone()),
+            Node::Mul(c, rest) if constant(c).is_some() => {
+                mul(num(x * constant(c).unwrap_or(1.0)), rest.clone())
+            }
             Node::Neg(inner) => mul(num(-x), inner.clone()),
             _ => Arc::new(Node::Mul(a, b)),
         },
@@ -236,9 +238,9 @@ pub fn mul(a: Expr, b: Expr) -> Expr {
 pub fn div(a: Expr, b: Expr) -> Expr {
     match (constant(&a), constant(&b)) {
         (Some(x), Some(y)) => num(x / y),
-        (Some(z), _) if z == 0.0 => num(0.0),
-        (_, Some(o)) if o == 1.0 => a,
-        (_, Some(m)) if m == -1.0 => neg(a),
+        (Some(0.0), _) => num(0.0),
+        (_, Some(1.0)) => a,
+        (_, Some(-1.0)) => neg(a),
         // Division by a nonzero constant is a multiplication by its inverse (exact for
         // powers of two, within half an ulp otherwise).
         (_, Some(y)) if y != 0.0 && y.is_finite() => mul(num(1.0 / y), a),
@@ -258,8 +260,8 @@ pub fn integer_exponent(e: &Expr) -> Option<i32> {
 pub fn pow(a: Expr, b: Expr) -> Expr {
     match (constant(&a), constant(&b)) {
         (Some(x), Some(y)) => num(power(x, y)),
-        (_, Some(z)) if z == 0.0 => num(1.0),
-        (_, Some(o)) if o == 1.0 => a,
+        (_, Some(0.0)) => num(1.0),
+        (_, Some(1.0)) => a,
         _ => match (&*a, integer_exponent(&b)) {
             // (a^m)^n = a^(m n) for integers m, n.
             (Node::Pow(base, m), Some(n)) if integer_exponent(m).is_some() => {
