@@ -22,6 +22,10 @@
 //                                   one query only: SHARED_SUM)
 //                              POST y += [-grad V(y) - kappa (S / N)(y - m)] dt + sqrt(2 T dt) xi
 //                                   (stream 0); kappa = b (quadratic) or -strength / w^2
+// FLOW_PAIR:                   a pair potential W written as an expression: the KERNEL_USER
+//                                   pair sum P_i = sum_j 2 W'(|y - y_j|^2)(y - y_j) in `means`
+//                              POST y += [-grad V(y) - (1/N) P_i] dt + sqrt(2 T dt) xi
+//                                   (stream 0); b = 1 / N
 // Includes common/chunk.wgsl, common/philox.wgsl, common/point.wgsl, common/state.wgsl,
 // common/finish.wgsl, common/noise.wgsl and common/potential.wgsl; `Chunk` and `Step` (KernelFlowStep) come
 // from src/gpu/abi.rs.
@@ -81,6 +85,12 @@ fn target_denoiser(i: u32) -> Point {
     return mean_row(i);
 }
 
+// Euler–Maruyama of interacting particles: y - drift dt + sqrt(2 T dt) xi (stream 0).
+fn interaction_step(y: Point, drift: Point, index: vec2<u32>) -> Point {
+    let xi = step_normals(index, vec2<u32>(step.block0, step.block0_hi), step.lane0, 0u, step.key);
+    return add(sub(y, scale(drift, step.a)), scale(xi, step.noise_scale));
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
@@ -127,8 +137,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             let r = select(i, 0u, SHARED_SUM == 1u);
             let s = exp(logs[r]);
             let drift = add(grad_u(y), scale(sub(y, mean_row(r)), step.b * s));
-            let xi = step_normals(index, vec2<u32>(step.block0, step.block0_hi), step.lane0, 0u, step.key);
-            next = add(sub(y, scale(drift, step.a)), scale(xi, step.noise_scale));
+            next = interaction_step(y, drift, index);
+        }
+        case FLOW_PAIR: {
+            next = interaction_step(y, add(grad_u(y), scale(mean_row(i), step.b)), index);
         }
         // No host value reaches it.
         default: {

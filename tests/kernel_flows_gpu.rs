@@ -11,6 +11,7 @@ use fokker::dynamics::kernel_flows::{
     interaction_cpu, mmd_flow_cpu, sd_flow_cpu, sd_flow_exact_cpu, svgd_cpu, target_samples,
 };
 use fokker::gpu::Gpu;
+use fokker::model::expr::{PairPotential, TimeSource};
 use fokker::model::{Mixture, Potential};
 use fokker::observe::{median_bandwidth, mmd2_cpu};
 use fokker::scenario::data::SampleTable;
@@ -100,6 +101,25 @@ fn gpu_vs_twin(
     twin: &dyn Fn(&mut [f64], u64),
     local: &dyn Fn(&[f64], u64) -> LocalError,
 ) -> f64 {
+    gpu_and_twin(plan, steps, twin, local).worst
+}
+
+/// What [`gpu_and_twin`] ran and checked: the GPU's and the twin's positions after the
+/// steps, each coordinate's bound, and the largest error / bound.
+struct Compared {
+    gpu: Vec<f64>,
+    twin: Vec<f64>,
+    bounds: Vec<f64>,
+    worst: f64,
+}
+
+/// [`gpu_vs_twin`], returning the positions and bounds as well.
+fn gpu_and_twin(
+    plan: &Plan,
+    steps: u64,
+    twin: &dyn Fn(&mut [f64], u64),
+    local: &dyn Fn(&[f64], u64) -> LocalError,
+) -> Compared {
     let gpu = common::gpu();
     let mut s = start(&gpu, plan, None);
     let mut x = to_f64(&s.positions().expect("positions"));
@@ -133,7 +153,12 @@ fn gpu_vs_twin(
         worst = worst.max(diff / bound);
     }
     println!("bounds up to {:e}", e.iter().copied().fold(0.0, f64::max));
-    worst
+    Compared {
+        gpu: g,
+        twin: x,
+        bounds: e,
+        worst,
+    }
 }
 
 /// The queries z = x + scale xi of a step (proxy noise), and their f32 error.
@@ -440,7 +465,7 @@ fn every_kernel_flow_matches_its_twin_step_by_step() {
         gaussian(2, 0.0, 1.0),
         DynamicsPlan::Interaction(fokker::dynamics::interaction::InteractionPlan {
             potential: Potential::DoubleWell,
-            interaction: w,
+            interaction: w.clone(),
             temperature: 0.3,
             dt: 0.01,
             steps: 4,
@@ -451,43 +476,178 @@ fn every_kernel_flow_matches_its_twin_step_by_step() {
     let worst = gpu_vs_twin(
         &p,
         4,
-        &|x, k| interaction_cpu(x, 2, &Potential::DoubleWell, w, temperature, dt, 11, k),
-        &|x, _| {
-            // y += -(grad V + kappa / n S (y - m)) dt + sqrt(2 T dt) xi: the double well's
-            // gradient in f32 (4 u (4 |x|^3 + 4 |x|)), the kernel sum's bounds, the normal's
-            // error, 3 u of each term for the products, sums and the store (|xi| <= 5.8).
-            let n = x.len() / 2;
-            let kappa = strength / (width * width);
-            let (m, log) = kernel_means(x, x, None, 2, width * width);
-            let (m_err, log_err) = kernel_sum_bounds(2, x, x, None, width * width);
-            let noise = (2.0 * temperature * dt).sqrt();
-            let output = (0..x.len())
-                .map(|k| {
-                    let (i, c) = (k / 2, k % 2);
-                    let s = log[i].exp();
-                    let gap = x[k] - m[k];
-                    let grad = Potential::DoubleWell.gradient(&x[2 * i..2 * i + 2])[c];
-                    let grad_err = if c == 0 {
-                        4.0 * U * (4.0 * x[k].abs().powi(3) + 4.0 * x[k].abs())
-                    } else {
-                        U * x[k].abs()
-                    };
-                    let pair = kappa / n as f64 * s * gap;
-                    let pair_err = kappa / n as f64
-                        * s
-                        * (m_err[k] + U * gap.abs() + (log_err[i] + 12.0 * U) * gap.abs());
-                    dt * (grad_err + pair_err)
-                        + noise * NORMAL_ERROR
-                        + 3.0 * U * (x[k].abs() + dt * (grad + pair).abs() + 6.0 * noise)
-                })
-                .collect();
-            LocalError {
-                input: vec![0.0; x.len()],
-                output,
-            }
-        },
+        &|x, k| interaction_cpu(x, 2, &Potential::DoubleWell, &w, temperature, dt, 11, k),
+        &|x, _| gaussian_interaction_error(x, strength, width, temperature, dt),
     );
     println!("interaction: error / bound {worst:.3}");
+}
+
+/// The double well's gradient's f32 error at x (2D): 4 u (4 |x|^3 + 4 |x|) on axis 0, u |x|
+/// on axis 1.
+fn double_well_gradient_error(x: f64, axis: usize) -> f64 {
+    if axis == 0 {
+        4.0 * U * (4.0 * x.abs().powi(3) + 4.0 * x.abs())
+    } else {
+        U * x.abs()
+    }
+}
+
+/// One interaction step's f32 error in the double well (2D) with the built-in Gaussian W.
+fn gaussian_interaction_error(
+    x: &[f64],
+    strength: f64,
+    width: f64,
+    temperature: f64,
+    dt: f64,
+) -> LocalError {
+    // y += -(grad V + kappa / n S (y - m)) dt + sqrt(2 T dt) xi: the double well's
+    // gradient in f32, the kernel sum's bounds, the normal's error, 3 u of each term for the
+    // products, sums and the store (|xi| <= 5.8).
+    let n = x.len() / 2;
+    let kappa = strength / (width * width);
+    let (m, log) = kernel_means(x, x, None, 2, width * width);
+    let (m_err, log_err) = kernel_sum_bounds(2, x, x, None, width * width);
+    let noise = (2.0 * temperature * dt).sqrt();
+    let output = (0..x.len())
+        .map(|k| {
+            let (i, c) = (k / 2, k % 2);
+            let s = log[i].exp();
+            let gap = x[k] - m[k];
+            let grad = Potential::DoubleWell.gradient(&x[2 * i..2 * i + 2])[c];
+            let grad_err = double_well_gradient_error(x[k], c);
+            let pair = kappa / n as f64 * s * gap;
+            let pair_err = kappa / n as f64
+                * s
+                * (m_err[k] + U * gap.abs() + (log_err[i] + 12.0 * U) * gap.abs());
+            dt * (grad_err + pair_err)
+                + noise * NORMAL_ERROR
+                + 3.0 * U * (x[k].abs() + dt * (grad + pair).abs() + 6.0 * noise)
+        })
+        .collect();
+    LocalError {
+        input: vec![0.0; x.len()],
+        output,
+    }
+}
+
+/// One interaction step's f32 error in the double well (2D) with W = strength exp(-r^2 /
+/// (2 width^2)) written as an expression: the pair sum P_i = sum_j c_ij (y_i - y_j) with
+/// c_ij = 2 W'(s_ij) = -(strength / width^2) exp(-a_ij), a_ij = s_ij / (2 width^2), from the
+/// generated code (src/model/expr; params rounded to f32). Per pair: s within
+/// (dim + 2) u = 4 u relative (the f32 differences, their squares, the fma sum); a then
+/// within (4 + 4) u a more (width^2 rounded, the division), exp within (8 + 4 a) u (a few
+/// ulp, and the WGSL allowance growing with |a|), 1 / (2 width^2) and the two products
+/// 7 u: |dc| <= |c| (12 a + 15) u; the term c (y_i - y_j) adds u. The sum: sequential fma
+/// sums of tiles of at most 256 terms, each partial sum rounded (256 u of the sum of
+/// |terms|), tiles combined with Kahan compensation (2 u |P|). The update y - (grad V + P /
+/// N) dt + sqrt(2 T dt) xi: 1 / N and its product 2 u |P| / N, then as the built-in's.
+fn expression_interaction_error(
+    x: &[f64],
+    strength: f64,
+    width: f64,
+    temperature: f64,
+    dt: f64,
+) -> LocalError {
+    let n = x.len() / 2;
+    let tile = n.min(256) as f64;
+    let noise = (2.0 * temperature * dt).sqrt();
+    let mut output = vec![0.0; x.len()];
+    for i in 0..n {
+        let (mut p, mut abs_sum, mut term_err) = ([0.0; 2], [0.0; 2], [0.0; 2]);
+        for j in 0..n {
+            let d = [x[2 * i] - x[2 * j], x[2 * i + 1] - x[2 * j + 1]];
+            let s = d[0] * d[0] + d[1] * d[1];
+            if s == 0.0 {
+                continue;
+            }
+            let a = s / (2.0 * width * width);
+            let c = -(strength / (width * width)) * (-a).exp();
+            let rel = (12.0 * a + 16.0) * U;
+            for axis in 0..2 {
+                let t = c * d[axis];
+                p[axis] += t;
+                abs_sum[axis] += t.abs();
+                term_err[axis] += t.abs() * rel;
+            }
+        }
+        for axis in 0..2 {
+            let k = 2 * i + axis;
+            let sum_err = term_err[axis] + tile * U * abs_sum[axis] + 2.0 * U * p[axis].abs();
+            let pair = p[axis] / n as f64;
+            let pair_err = (sum_err + 2.0 * U * p[axis].abs()) / n as f64;
+            let grad = Potential::DoubleWell.gradient(&x[2 * i..2 * i + 2])[axis];
+            output[k] = dt * (double_well_gradient_error(x[k], axis) + pair_err)
+                + noise * NORMAL_ERROR
+                + 3.0 * U * (x[k].abs() + dt * (grad + pair).abs() + 6.0 * noise);
+        }
+    }
+    LocalError {
+        input: vec![0.0; x.len()],
+        output,
+    }
+}
+
+/// A Gaussian W written as an expression (`user_pair` generated into the kernel sum, its
+/// params in a buffer): the GPU against its f64 twin step by step within bounds from f32's
+/// unit round-off and the number of terms summed ([`expression_interaction_error`]), and
+/// against the built-in Gaussian interaction from the same start: the two runs differ by no
+/// more than the sum of their bounds to their twins, which agree to f64 round-off.
+#[test]
+fn pair_potential_expression_matches_its_twin_and_the_built_in() {
+    let (n, steps) = (300u64, 4u64);
+    let (strength, width, temperature, dt) = (0.5f64, 0.7f64, 0.3, 0.01);
+    let expr = Interaction::Expr(
+        PairPotential::new(TimeSource {
+            expr: "eps*exp(-r^2/(2*w^2))".into(),
+            params: [("eps".to_string(), strength), ("w".to_string(), width)].into(),
+        })
+        .expect("a valid pair potential"),
+    );
+    let built_in = Interaction::Gaussian { strength, width };
+    let run = |w: &Interaction, local: &dyn Fn(&[f64], u64) -> LocalError| {
+        let p = plan(
+            n,
+            2,
+            gaussian(2, 0.0, 1.0),
+            DynamicsPlan::Interaction(fokker::dynamics::interaction::InteractionPlan {
+                potential: Potential::DoubleWell,
+                interaction: w.clone(),
+                temperature,
+                dt,
+                steps,
+                t_end: steps as f64 * dt,
+            }),
+        );
+        let twin = |x: &mut [f64], k: u64| {
+            interaction_cpu(x, 2, &Potential::DoubleWell, w, temperature, dt, p.seed, k)
+        };
+        gpu_and_twin(&p, steps, &twin, local)
+    };
+    let e = run(&expr, &|x, _| {
+        expression_interaction_error(x, strength, width, temperature, dt)
+    });
+    println!("expression interaction: error / bound {:.3}", e.worst);
+    let b = run(&built_in, &|x, _| {
+        gaussian_interaction_error(x, strength, width, temperature, dt)
+    });
+    let mut worst = 0.0f64;
+    for k in 0..e.gpu.len() {
+        let twins = (e.twin[k] - b.twin[k]).abs();
+        assert!(
+            twins < 1e-12,
+            "coordinate {k}: the twins differ by {twins:e}"
+        );
+        let bound = e.bounds[k] + b.bounds[k] + twins;
+        let diff = (e.gpu[k] - b.gpu[k]).abs();
+        assert!(
+            diff <= bound,
+            "coordinate {k}: expression {} vs built-in {}: {diff:e} > {bound:e}",
+            e.gpu[k],
+            b.gpu[k]
+        );
+        worst = worst.max(diff / bound);
+    }
+    println!("expression vs built-in: difference / bound {worst:.3}");
 }
 
 /// Population mean and covariance (row-major) of rows of `x`.
@@ -1045,7 +1205,7 @@ fn interaction_noise_carries_across_the_32_bit_block_boundary() {
         gaussian(3, 0.0, 1.0),
         DynamicsPlan::Interaction(fokker::dynamics::interaction::InteractionPlan {
             potential: potential.clone(),
-            interaction: w,
+            interaction: w.clone(),
             temperature,
             dt,
             steps,
@@ -1074,7 +1234,7 @@ fn interaction_noise_carries_across_the_32_bit_block_boundary() {
     advance(&mut s, step0 + steps);
     let mut x = to_f64(&x0);
     for k in step0..step0 + steps {
-        interaction_cpu(&mut x, dim, &potential, w, temperature, dt, p.seed, k);
+        interaction_cpu(&mut x, dim, &potential, &w, temperature, dt, p.seed, k);
     }
     let worst = to_f64(&s.positions().expect("positions"))
         .iter()

@@ -446,3 +446,107 @@ fn refuses_what_it_cannot_compute() {
     }
     gpu.check().expect("no device errors");
 }
+
+/// The pair sum of a pair potential written as an expression (KERNEL_USER: `user_pair`
+/// generated into the kernel sum): scaled queries, row offsets and three windows of sources
+/// (running sums carried between dispatches) against the f64 twin, with sources at distance
+/// 0 from some queries, where W = k r has an infinite 2 W'(s) = k / r and the pair must add
+/// nothing. Bound per coordinate, u = 2^-24: each c_ij = 2 W'(s_ij) within
+/// 64 u (|c_gauss| (1 + a) + |c_cone|) (s within (dim + 2) u, the exponent a = s / (2 w^2)
+/// and exp, sqrt and the divisions a few u each: a generous constant), times |q - y|, plus
+/// the f32 sums: tiles of at most 256 terms summed in order (256 u of the sum of |terms|)
+/// and tiles combined with Kahan compensation (2 u |sum|).
+#[test]
+fn pair_sums_of_an_expression_match_the_twin_across_windows() {
+    use fokker::dynamics::kernel_sum::pair_sum_cpu;
+    use fokker::model::expr::{PairPotential, TimeSource};
+    let gpu = common::gpu();
+    let (dim, k, eps, w) = (3u32, 0.3, 0.8, 0.9);
+    let d = dim as usize;
+    let pair = PairPotential::new(TimeSource {
+        expr: "k*r + eps*exp(-r^2/(2*w^2))".into(),
+        params: [("k", k), ("eps", eps), ("w", w)]
+            .iter()
+            .map(|(n, v)| (n.to_string(), *v))
+            .collect(),
+    })
+    .expect("a valid pair potential");
+    let kernel = KernelSum::with_pair(&gpu, dim, 64, &pair).expect("kernel");
+    let (first, count, out_first, scale) = (5u32, 61u32, 3u32, 2.0f32);
+    let queries = normals(70 * d, 21);
+    // 12000 sources: three windows of 5461 rows; rows 0, 6000 and 11999 sit exactly on
+    // scaled queries (2 q is exact in f32).
+    let mut sources: Vec<f32> = normals(12000 * d, 22).iter().map(|v| 1.7 * v).collect();
+    for (row, query) in [(0usize, 5usize), (6000, 20), (11999, 65)] {
+        for c in 0..d {
+            sources[row * d + c] = scale * queries[query * d + c];
+        }
+    }
+    assert!(12000 * dim > 2 * WINDOW_FLOATS);
+    let q_buf = gpu.storage_with("queries", bytemuck::cast_slice(&queries));
+    let y_buf = gpu.storage_with("sources", bytemuck::cast_slice(&sources));
+    let rows = out_first + count + 3;
+    let (out_mean, out_log) = outputs(&gpu, dim, rows);
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    let args = KernelSumArgs {
+        queries: &q_buf,
+        query_first: first,
+        query_count: count,
+        query_scale: scale,
+        sources: &y_buf,
+        source_count: 12000,
+        payload: None,
+        variance: 1.0,
+        out_mean: &out_mean,
+        out_log: &out_log,
+        out_first,
+    };
+    kernel
+        .encode_pairs(&gpu, &mut encoder, &args)
+        .expect("encode");
+    gpu.queue.submit([encoder.finish()]);
+    let got = read_f32(&gpu, &out_mean);
+    gpu.check().expect("no device errors");
+    let q: Vec<f64> = queries[first as usize * d..(first + count) as usize * d]
+        .iter()
+        .map(|&v| f64::from(scale) * f64::from(v))
+        .collect();
+    let y: Vec<f64> = sources.iter().map(|&v| f64::from(v)).collect();
+    let twin = pair_sum_cpu(dim, &q, &y, &pair);
+    let u = f64::from(f32::EPSILON) / 2.0;
+    let o = out_first as usize * d;
+    assert!(got[..o].iter().all(|&v| v == SENTINEL));
+    assert!(got[o + count as usize * d..].iter().all(|&v| v == SENTINEL));
+    let mut worst = 0.0f64;
+    for (i, qi) in q.chunks_exact(d).enumerate() {
+        let (mut abs_sum, mut term_err) = (vec![0.0; d], vec![0.0; d]);
+        for yj in y.chunks_exact(d) {
+            let s: f64 = qi.iter().zip(yj).map(|(a, b)| (a - b).powi(2)).sum();
+            if s == 0.0 {
+                continue;
+            }
+            let a = s / (2.0 * w * w);
+            let (gauss, cone) = (eps / (w * w) * (-a).exp(), k / s.sqrt());
+            for c in 0..d {
+                let t = (qi[c] - yj[c]).abs();
+                abs_sum[c] += (gauss + cone) * t;
+                term_err[c] += 64.0 * u * (gauss * (1.0 + a) + cone) * t;
+            }
+        }
+        for c in 0..d {
+            let (g, t) = (f64::from(got[o + i * d + c]), twin[i * d + c]);
+            let bound = term_err[c] + 256.0 * u * abs_sum[c] + 2.0 * u * t.abs();
+            assert!(g.is_finite(), "query {i}: {g}");
+            assert!(
+                (g - t).abs() <= bound,
+                "query {i} coordinate {c}: gpu {g} vs twin {t}, bound {bound:e}"
+            );
+            worst = worst.max((g - t).abs() / bound);
+        }
+    }
+    println!("pair sum: largest error / bound {worst:.3}");
+    // Without a pair potential there is no pair sum to record.
+    let plain = KernelSum::new(&gpu, dim, 64).expect("kernel");
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    assert!(plain.encode_pairs(&gpu, &mut encoder, &args).is_err());
+}

@@ -12,12 +12,13 @@
 //! - `mmd_flow` (Arbel et al. 2019), `svgd` (Liu & Wang 2016), `interaction`
 //!   (McKean–Vlasov): each kind's module states its update; the shader header spells them out.
 
-use super::kernel_sum::{KernelSum, KernelSumArgs};
+use super::kernel_sum::{KernelSum, KernelSumArgs, pair_sum_cpu};
 use super::potential_params::{gpu_potential_params, potential_shader};
 use super::{NonfiniteCounter, StateMemory, Stepper, StepperContext};
 use crate::error::{Error, Result};
 use crate::gpu::abi::{self, KernelFlowStep as StepUniform};
 use crate::gpu::{Ensemble, Gpu, Kernel};
+use crate::model::expr::PairPotential;
 use crate::model::{Mixture, Potential};
 use crate::observe::median_bandwidth;
 use crate::rng::{self, INIT_CHOICE_BLOCK, STREAM_DYNAMICS, STREAM_PROXY, STREAM_TARGET};
@@ -254,7 +255,22 @@ impl Update {
             } => abi::FLOW_SD_APPROXIMATE,
             Update::MmdFlow { .. } => abi::FLOW_MMD,
             Update::Svgd { .. } => abi::FLOW_SVGD,
+            Update::Interaction {
+                interaction: Interaction::Expr(_),
+                ..
+            } => abi::FLOW_PAIR,
             Update::Interaction { .. } => abi::FLOW_INTERACTION,
+        }
+    }
+
+    /// The pair potential written as an expression whose pair sum the step takes.
+    fn pair_expr(&self) -> Option<&PairPotential> {
+        match self {
+            Update::Interaction {
+                interaction: Interaction::Expr(w),
+                ..
+            } => Some(w),
+            _ => None,
         }
     }
 
@@ -275,14 +291,16 @@ impl Update {
         }
     }
 
-    /// (kappa, variance) of the pair kernel of interacting particles: W's gradient is
-    /// kappa (x_i - x_j) k(x_i - x_j) with a Gaussian k of this variance.
-    fn pair(interaction: Interaction) -> (f64, f64) {
-        match interaction {
+    /// (kappa, variance) of the pair kernel of built-in interactions: W's gradient is
+    /// kappa (x_i - x_j) k(x_i - x_j) with a Gaussian k of this variance; None for an
+    /// expression (a pair sum).
+    fn pair(interaction: &Interaction) -> Option<(f64, f64)> {
+        match *interaction {
             Interaction::Gaussian { strength, width } => {
-                (-strength / (width * width), width * width)
+                Some((-strength / (width * width), width * width))
             }
-            Interaction::Quadratic { strength } => (strength, FLAT_VARIANCE),
+            Interaction::Quadratic { strength } => Some((strength, FLAT_VARIANCE)),
+            Interaction::Expr(_) => None,
         }
     }
 
@@ -403,6 +421,28 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// Records `encode(batch, first, count)` for slices of `n` queries of about a submission's
+/// work each (`m` sources per query); `Ok(false)` when the batch was told to stop.
+fn sliced(
+    batch: &mut Batch<'_>,
+    n: u32,
+    m: u32,
+    mut encode: impl FnMut(&mut Batch<'_>, u32, u32) -> Result<()>,
+) -> Result<bool> {
+    let m = f64::from(m.max(1));
+    let per = ((batch.budget / m) as u32).div_ceil(256).max(1) * 256;
+    let mut q0 = 0;
+    while q0 < n {
+        let len = per.min(n - q0);
+        encode(batch, q0, len)?;
+        if !batch.recorded(f64::from(len) * m)? {
+            return Ok(false);
+        }
+        q0 += len;
+    }
+    Ok(true)
+}
+
 impl KernelFlowGpu {
     /// The stepper of kind `name` applying `flow` for `steps` steps.
     pub fn new(cx: &StepperContext<'_>, name: &str, flow: Update, steps: u64) -> Result<Self> {
@@ -423,7 +463,10 @@ impl KernelFlowGpu {
             "kernel flow potential",
             bytemuck::cast_slice(&shader.params),
         );
-        let kernel = KernelSum::new(gpu, dim, workgroup_size.min(256))?;
+        let kernel = match flow.pair_expr() {
+            Some(w) => KernelSum::with_pair(gpu, dim, workgroup_size.min(256), w)?,
+            None => KernelSum::new(gpu, dim, workgroup_size.min(256))?,
+        };
         let stage = |s: u32| {
             Kernel::new(
                 gpu,
@@ -527,11 +570,7 @@ impl KernelFlowGpu {
         variance: f64,
         half: u32,
     ) -> Result<bool> {
-        let m = f64::from(sources.1.max(1));
-        let per = ((batch.budget / m) as u32).div_ceil(256).max(1) * 256;
-        let mut q0 = 0;
-        while q0 < n {
-            let len = per.min(n - q0);
+        sliced(batch, n, sources.1, |batch, q0, len| {
             self.kernel.encode(
                 batch.gpu,
                 &mut batch.encoder,
@@ -548,13 +587,38 @@ impl KernelFlowGpu {
                     out_log: &self.logs,
                     out_first: half * n + q0,
                 },
-            )?;
-            if !batch.recorded(f64::from(len) * m)? {
-                return Ok(false);
-            }
-            q0 += len;
-        }
-        Ok(true)
+            )
+        })
+    }
+
+    /// The pair sum of a pair potential written as an expression over the chunk's `n`
+    /// particles (queries and sources alike), into the first half of `means`; in query
+    /// slices as [`Self::sum`].
+    fn pair_sum(
+        &self,
+        batch: &mut Batch<'_>,
+        n: u32,
+        particles: (&wgpu::Buffer, u32),
+    ) -> Result<bool> {
+        sliced(batch, n, particles.1, |batch, q0, len| {
+            self.kernel.encode_pairs(
+                batch.gpu,
+                &mut batch.encoder,
+                &KernelSumArgs {
+                    queries: particles.0,
+                    query_first: q0,
+                    query_count: len,
+                    query_scale: 1.0,
+                    sources: particles.0,
+                    source_count: particles.1,
+                    payload: None,
+                    variance: 1.0,
+                    out_mean: &self.means,
+                    out_log: &self.logs,
+                    out_first: q0,
+                },
+            )
+        })
     }
 
     /// Records the pre (proxy noise) or post (update) stage. The step's uniform is written
@@ -707,21 +771,23 @@ impl KernelFlowGpu {
                 dt,
                 ..
             } => {
-                let (kappa, variance) = Update::pair(*interaction);
                 uniform.noise_scale = (2.0 * temperature * dt).sqrt() as f32;
                 uniform.t = (step as f64 * dt) as f32;
                 uniform.a = *dt as f32;
-                uniform.b = (kappa / f64::from(n)) as f32;
-                let queries = if self.flow.shared_sum() { 1 } else { n };
-                if !self.sum(
-                    &mut batch,
-                    queries,
-                    &chunk.state,
-                    particles,
-                    None,
-                    variance,
-                    0,
-                )? {
+                let done = match Update::pair(interaction) {
+                    Some((kappa, variance)) => {
+                        uniform.b = (kappa / f64::from(n)) as f32;
+                        let queries = if self.flow.shared_sum() { 1 } else { n };
+                        let q = &chunk.state;
+                        self.sum(&mut batch, queries, q, particles, None, variance, 0)?
+                    }
+                    // The pair sum P_i = sum_j grad W(x_i - x_j); the update takes P_i / N.
+                    None => {
+                        uniform.b = (1.0 / f64::from(n)) as f32;
+                        self.pair_sum(&mut batch, n, particles)?
+                    }
+                };
+                if !done {
                     return Ok(false);
                 }
             }
@@ -936,23 +1002,19 @@ pub fn svgd_cpu(
     }
 }
 
-/// CPU twin of one interacting-particle step (Euler–Maruyama, dynamics noise stream).
-#[allow(clippy::too_many_arguments)]
-pub fn interaction_cpu(
-    positions: &mut [f64],
-    dim: u32,
-    potential: &Potential,
-    interaction: Interaction,
-    temperature: f64,
-    dt: f64,
-    seed: u64,
-    step: u64,
-) {
+/// (1/N) sum_j grad W(x_i - x_j) for every particle, in f64: built-in interactions through
+/// their kernel means, an expression through its pair sum.
+pub fn interaction_forces(positions: &[f64], dim: u32, interaction: &Interaction) -> Vec<f64> {
     let d = dim as usize;
     let n = (positions.len() / d) as f64;
-    let (kappa, variance) = match interaction {
+    let (kappa, variance) = match *interaction {
         Interaction::Gaussian { strength, width } => (-strength / (width * width), width * width),
         Interaction::Quadratic { strength } => (strength, f64::INFINITY),
+        Interaction::Expr(ref w) => {
+            let mut p = pair_sum_cpu(dim, positions, positions, w);
+            p.iter_mut().for_each(|v| *v /= n);
+            return p;
+        }
     };
     let (m, logs) = if variance.is_finite() {
         kernel_mean_cpu(positions, positions, None, d, variance)
@@ -965,6 +1027,28 @@ pub fn interaction_cpu(
         }
         (mean.repeat(n as usize), vec![n.ln(); n as usize])
     };
+    positions
+        .iter()
+        .enumerate()
+        .map(|(k, y)| kappa / n * logs[k / d].exp() * (y - m[k]))
+        .collect()
+}
+
+/// CPU twin of one interacting-particle step (Euler–Maruyama, dynamics noise stream):
+/// x_i += -[grad V(x_i) + (1/N) sum_j grad W(x_i - x_j)] dt + sqrt(2 T dt) xi.
+#[allow(clippy::too_many_arguments)]
+pub fn interaction_cpu(
+    positions: &mut [f64],
+    dim: u32,
+    potential: &Potential,
+    interaction: &Interaction,
+    temperature: f64,
+    dt: f64,
+    seed: u64,
+    step: u64,
+) {
+    let d = dim as usize;
+    let pair = interaction_forces(positions, dim, interaction);
     let xi = noised(
         &vec![0.0; positions.len()],
         d,
@@ -976,11 +1060,9 @@ pub fn interaction_cpu(
     let noise = (2.0 * temperature * dt).sqrt();
     for (i, y) in positions.chunks_exact_mut(d).enumerate() {
         let grad = potential.gradient(y);
-        let s = logs[i].exp();
         for c in 0..d {
             let k = i * d + c;
-            let pair = kappa / n * s * (y[c] - m[k]);
-            y[c] += -(grad[c] + pair) * dt + noise * xi[k];
+            y[c] += -(grad[c] + pair[k]) * dt + noise * xi[k];
         }
     }
 }

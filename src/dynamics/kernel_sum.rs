@@ -13,10 +13,23 @@
 //! `exp(out_log)` gives the unnormalised sums, e.g. an MMD gradient S_i (mean_i - x_i). Weights
 //! are taken relative to the nearest source (log-sum-exp shift), so the mean is finite and
 //! exact to f32 rounding however small v is and however far the query lies from the sources.
+//!
+//! A kernel sum made [`KernelSum::with_pair`] for a pair potential W written as an expression
+//! also sums its forces ([`KernelSum::encode_pairs`], the shader's KERNEL_USER):
+//!
+//! ```text
+//! out_mean[i] = sum_j c_ij (query_scale q_i - y_j),  c_ij = 2 W'(|query_scale q_i - y_j|^2)
+//! ```
+//!
+//! with c_ij = 0 where the distance is 0 (the particle itself), so that it is the sum of
+//! grad W(q_i - y_j) with no 0/0 or 0 * inf at r = 0. Twin: [`pair_sum_cpu`].
 
 use crate::error::{Error, Result};
-use crate::gpu::abi::{FIRST_WINDOW, KernelSumParams as Params, LAST_WINDOW};
+use crate::gpu::abi::{
+    FIRST_WINDOW, KERNEL_GAUSSIAN, KERNEL_USER, KernelSumParams as Params, LAST_WINDOW,
+};
 use crate::gpu::{Gpu, Kernel};
+use crate::model::expr::{PairPotential, Point};
 use crate::shaders;
 use std::sync::Arc;
 
@@ -54,17 +67,65 @@ pub struct KernelSumArgs<'a> {
     pub out_first: u32,
 }
 
-/// The kernel specialised for one dimension and workgroup size (both payload variants).
+/// The kernel specialised for one dimension and workgroup size (both payload variants, and
+/// the pair sum of a pair potential).
 pub struct KernelSum {
     own_payload: Arc<Kernel>,
     source_payload: Arc<Kernel>,
+    /// The pair-sum pipeline ([`KernelSum::with_pair`]).
+    pair: Option<Arc<Kernel>>,
+    /// The pair potential's params (one unused float without one).
+    pair_params: wgpu::Buffer,
     dim: u32,
+}
+
+/// The kernel-sum source with `user_pair` generated for `pair` (params read from
+/// `pair_params`), validated by naga: what the scenario reader checks and the pair-sum
+/// pipeline is made from. Err: naga's report.
+pub fn pair_shader(pair: &PairPotential) -> std::result::Result<String, String> {
+    let source = shaders::with_user_functions(
+        shaders::KERNEL_SUM,
+        &[("user_pair", pair.wgsl("pair_params"))],
+    )?;
+    shaders::validate(&source)?;
+    Ok(source)
+}
+
+/// A pair potential's params as the shader reads them (a storage binding cannot be empty).
+fn pair_param_values(pair: Option<&PairPotential>) -> Vec<f32> {
+    let mut p: Vec<f32> =
+        pair.map_or_else(Vec::new, |w| w.params().iter().map(|&v| v as f32).collect());
+    if p.is_empty() {
+        p.push(0.0);
+    }
+    p
 }
 
 impl KernelSum {
     /// Pipelines for `dim` coordinates (1..=8); `workgroup_size` invocations per workgroup
     /// (a power of two up to 256; [`DEFAULT_WORKGROUP_SIZE`] unless tuning).
     pub fn new(gpu: &Gpu, dim: u32, workgroup_size: u32) -> Result<KernelSum> {
+        Self::make(gpu, dim, workgroup_size, None)
+    }
+
+    /// As [`KernelSum::new`], and the pair sum of `pair` ([`KernelSum::encode_pairs`]). The
+    /// pipeline is keyed by the generated source, so params changed with `--set` reuse it;
+    /// their values live in a buffer.
+    pub fn with_pair(
+        gpu: &Gpu,
+        dim: u32,
+        workgroup_size: u32,
+        pair: &PairPotential,
+    ) -> Result<KernelSum> {
+        Self::make(gpu, dim, workgroup_size, Some(pair))
+    }
+
+    fn make(
+        gpu: &Gpu,
+        dim: u32,
+        workgroup_size: u32,
+        pair: Option<&PairPotential>,
+    ) -> Result<KernelSum> {
         if !(1..=8).contains(&dim) {
             return Err(Error::Usage(format!(
                 "kernel_sum: dim = {dim}: allowed are 1 to 8"
@@ -81,21 +142,38 @@ impl KernelSum {
                 gpu.adapter.name, gpu.limits.max_uniform_buffer_binding_size
             )));
         }
-        let kernel = |separate: bool| {
+        let kernel = |source: &str, separate: bool, code: u32| {
             Kernel::new(
                 gpu,
                 "kernel_sum",
-                shaders::KERNEL_SUM,
+                source,
                 &[
                     ("DIM", f64::from(dim)),
                     ("SEPARATE_PAYLOAD", if separate { 1.0 } else { 0.0 }),
+                    ("KERNEL", f64::from(code)),
                 ],
                 workgroup_size,
             )
         };
+        let pair_kernel = match pair {
+            Some(w) => {
+                let source = pair_shader(w).map_err(|why| {
+                    Error::Device(format!(
+                        "the pair potential's shader did not compose: {why}"
+                    ))
+                })?;
+                Some(kernel(&source, false, KERNEL_USER))
+            }
+            None => None,
+        };
         Ok(KernelSum {
-            own_payload: kernel(true),
-            source_payload: kernel(false),
+            own_payload: kernel(shaders::KERNEL_SUM, true, KERNEL_GAUSSIAN),
+            source_payload: kernel(shaders::KERNEL_SUM, false, KERNEL_GAUSSIAN),
+            pair: pair_kernel,
+            pair_params: gpu.storage_with(
+                "kernel_sum pair params",
+                bytemuck::cast_slice(&pair_param_values(pair)),
+            ),
             dim,
         })
     }
@@ -120,20 +198,51 @@ impl KernelSum {
         encoder: &mut wgpu::CommandEncoder,
         args: &KernelSumArgs<'_>,
     ) -> Result<()> {
-        self.check(args)?;
+        self.check(args, true)?;
+        let kernel = match args.payload {
+            Some(_) => &self.own_payload,
+            None => &self.source_payload,
+        };
+        self.record(gpu, encoder, args, kernel)
+    }
+
+    /// Records the pair sum of the kernel's pair potential (made [`KernelSum::with_pair`]):
+    /// `out_mean` rows get sum_j 2 W'(s_ij) (q_i - y_j); `payload` must be None, `variance`
+    /// is not read and `out_log` is not written. Otherwise as [`KernelSum::encode`].
+    pub fn encode_pairs(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        args: &KernelSumArgs<'_>,
+    ) -> Result<()> {
+        let Some(kernel) = &self.pair else {
+            return Err(Error::Usage(
+                "kernel_sum: a pair sum needs a kernel made with_pair".into(),
+            ));
+        };
+        if args.payload.is_some() {
+            return Err(Error::Usage("kernel_sum: a pair sum has no payload".into()));
+        }
+        self.check(args, false)?;
+        self.record(gpu, encoder, args, kernel)
+    }
+
+    fn record(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        args: &KernelSumArgs<'_>,
+        kernel: &Kernel,
+    ) -> Result<()> {
         if args.query_count == 0 {
             return Ok(());
         }
         let rows_per_window = self.window_rows();
         let windows = args.source_count.div_ceil(rows_per_window);
         let source_windows = self.stage(gpu, encoder, args.sources, args.source_count);
-        let (kernel, payload_windows) = match args.payload {
-            Some(p) => (
-                &self.own_payload,
-                Some(self.stage(gpu, encoder, p, args.source_count)),
-            ),
-            None => (&self.source_payload, None),
-        };
+        let payload_windows = args
+            .payload
+            .map(|p| self.stage(gpu, encoder, p, args.source_count));
         let payload_windows = payload_windows.as_ref().unwrap_or(&source_windows);
         // Running sums carried between windows: shift, sum, compensation, 2 dim more.
         let running = gpu.storage_buffer(
@@ -189,6 +298,7 @@ impl KernelSum {
                 running.as_entire_binding(),
                 args.out_mean.as_entire_binding(),
                 args.out_log.as_entire_binding(),
+                self.pair_params.as_entire_binding(),
             ];
             let entries: Vec<wgpu::BindGroupEntry> = resources
                 .into_iter()
@@ -244,10 +354,11 @@ impl KernelSum {
         windowed
     }
 
-    fn check(&self, a: &KernelSumArgs<'_>) -> Result<()> {
+    /// Buffer sizes and parameters (the variance only where the kernel reads it).
+    fn check(&self, a: &KernelSumArgs<'_>, variance: bool) -> Result<()> {
         let row = u64::from(self.dim) * 4;
         let fail = |what: String| Err(Error::Usage(format!("kernel_sum: {what}")));
-        if !(a.variance.is_finite() && a.variance >= 1e-36 && 2.0 * a.variance < 1e36) {
+        if variance && !(a.variance.is_finite() && a.variance >= 1e-36 && 2.0 * a.variance < 1e36) {
             return fail(format!(
                 "variance = {:e}: must be in [1e-36, 5e35] (f32 exponents)",
                 a.variance
@@ -348,4 +459,30 @@ pub fn kernel_sum_cpu(
         logs[k] = top + total.ln();
     }
     (means, logs)
+}
+
+/// CPU twin of the pair sum (shaders/kernel_sum.wgsl, KERNEL_USER) in f64: for each row q_i
+/// of `queries`, sum_j 2 W'(|q_i - y_j|^2) (q_i - y_j) over the rows y_j of `sources`
+/// (`dim` floats each, row-major), pairs at distance 0 left out.
+pub fn pair_sum_cpu(dim: u32, queries: &[f64], sources: &[f64], pair: &PairPotential) -> Vec<f64> {
+    let d = dim as usize;
+    let params = pair.params();
+    let (mut scratch, mut w) = (Vec::new(), [0.0; 2]);
+    let mut out = vec![0.0; queries.len()];
+    for (q, acc) in queries.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        for y in sources.chunks_exact(d) {
+            let s: f64 = q.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum();
+            if s == 0.0 {
+                continue;
+            }
+            // (W, 2 W'(s)), as PairPotential::at without its allocations.
+            let at = Point { x: &[], t: 0.0, s };
+            pair.tape().eval_into(&at, &params, &mut scratch, &mut w);
+            let c = w[1];
+            for ((a, qa), ya) in acc.iter_mut().zip(q).zip(y) {
+                *a += c * (qa - ya);
+            }
+        }
+    }
+    out
 }

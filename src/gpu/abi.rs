@@ -276,6 +276,9 @@ gpu_constants! {
     FLOW_MMD = 2;
     FLOW_SVGD = 3;
     FLOW_INTERACTION = 4;
+    /// Interacting particles with a pair potential written as an expression: the step's
+    /// sum is a KERNEL_USER pair sum.
+    FLOW_PAIR = 5;
     /// `override STAGE` (shaders/kernel_flows.wgsl): before and after the step's kernel sums.
     STAGE_PRE = 0;
     STAGE_POST = 1;
@@ -294,6 +297,10 @@ gpu_constants! {
     /// `KernelSumParams::flags` bits.
     FIRST_WINDOW = 1;
     LAST_WINDOW = 2;
+    /// `override KERNEL` (shaders/kernel_sum.wgsl): Gaussian-kernel weighted means, or the
+    /// pair sum of a pair potential's generated `user_pair` (src/dynamics/kernel_sum.rs).
+    KERNEL_GAUSSIAN = 0;
+    KERNEL_USER = 1;
 
     /// Invocations per workgroup of the particle kernels unless the scenario says otherwise.
     DEFAULT_WORKGROUP_SIZE = 64;

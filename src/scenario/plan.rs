@@ -2,6 +2,8 @@
 //! All defaults are filled in; the plan is written into the manifest and hashed.
 
 use crate::model::Mixture;
+use crate::model::expr::{PairPotential, TimeExpr};
+use crate::model::temperature::SCAN_POINTS;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -51,14 +53,19 @@ pub enum Init {
 
 pub use crate::dynamics::DynamicsPlan;
 
-/// The pair potential W of the `interaction` kind.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// The pair potential W of the `interaction` kind; the step subtracts
+/// (1/N) sum_j grad W(|x_i - x_j|) dt, the sum over all N particles (the particle itself adds
+/// nothing: grad W vanishes at r = 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Interaction {
     /// W(r) = strength exp(-|r|^2 / (2 width^2)) (repulsive for strength > 0).
     Gaussian { strength: f64, width: f64 },
     /// W(r) = (strength / 2) |r|^2 (attraction to the ensemble mean for strength > 0).
     Quadratic { strength: f64 },
+    /// W(r) written by the user (`{ expr = "W(r)", params = {...} }`), recorded as its
+    /// source: `{"kind": "expr", "expr": ..., "params": ...}`.
+    Expr(PairPotential),
 }
 
 /// The law a kernel flow pushes the particles onto, given by samples.
@@ -85,7 +92,7 @@ pub enum Target {
 }
 
 /// The proxy-noise level of SD flow per step.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SigmaSchedule {
     Constant {
@@ -96,21 +103,46 @@ pub enum SigmaSchedule {
         start: f64,
         end: f64,
     },
+    /// sigma(t) written by the user, t the run's progress [`SigmaSchedule::progress`]
+    /// (recorded as `{"kind": "expr", "expr": ..., "params": ...}`); checked finite and > 0
+    /// at every step when the scenario is read.
+    Expr(TimeExpr),
 }
 
 impl SigmaSchedule {
+    /// The progress of step `step` of `steps` (0-based): step / (steps - 1), 0 at the first
+    /// step and 1 at the last (0 for a single step). A schedule's `t`.
+    pub fn progress(step: u64, steps: u64) -> f64 {
+        if steps <= 1 {
+            return 0.0;
+        }
+        step.min(steps - 1) as f64 / (steps - 1) as f64
+    }
+
     /// sigma at step `step` of `steps` (0-based).
     pub fn at(&self, step: u64, steps: u64) -> f64 {
-        match *self {
-            SigmaSchedule::Constant { sigma } => sigma,
+        match self {
+            SigmaSchedule::Constant { sigma } => *sigma,
             SigmaSchedule::Geometric { start, end } => {
                 if steps <= 1 {
-                    return start;
+                    return *start;
                 }
-                let f = step.min(steps - 1) as f64 / (steps - 1) as f64;
-                start * (end / start).powf(f)
+                start * (end / start).powf(Self::progress(step, steps))
             }
+            SigmaSchedule::Expr(f) => f.at(Self::progress(step, steps)),
         }
+    }
+
+    /// The first step (of every step up to [`SCAN_POINTS`] steps, evenly thinned beyond, and
+    /// the last) where sigma is not finite and > 0: (step, t, sigma).
+    pub fn first_invalid(&self, steps: u64) -> Option<(u64, f64, f64)> {
+        let last = steps.saturating_sub(1);
+        let stride = steps.div_ceil(SCAN_POINTS).max(1);
+        (0..=last / stride)
+            .map(|k| k * stride)
+            .chain(std::iter::once(last))
+            .map(|k| (k, Self::progress(k, steps), self.at(k, steps)))
+            .find(|(_, _, v)| !(v.is_finite() && *v > 0.0))
     }
 }
 

@@ -536,6 +536,12 @@ impl PairPotential {
         param_values(&self.source.params)
     }
 
+    /// The tape of (W, 2 W'(s)), its variable s (for callers evaluating many pairs with
+    /// one scratch vector).
+    pub fn tape(&self) -> &Tape {
+        &self.tape
+    }
+
     /// (W, 2 W'(s)) at squared distance s.
     pub fn at(&self, s: f64) -> (f64, f64) {
         let v = self.tape.eval(&Point { x: &[], t: 0.0, s }, &self.params());
