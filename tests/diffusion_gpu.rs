@@ -145,7 +145,6 @@ fn run(plan: &Plan, data: Option<&SampleTable>, checkpoints: &[u64]) -> (Vec<Vec
 #[test]
 fn forward_marginals_are_the_pushed_mixture() {
     let n = 200_000;
-    let data = blobs();
     let processes = [
         (vp(), 4.0),
         (
@@ -164,53 +163,160 @@ fn forward_marginals_are_the_pushed_mixture() {
         ),
     ];
     for (process, half) in processes {
-        for (integrator, dt) in [
-            (ForwardIntegrator::Exact, 0.01),
-            (ForwardIntegrator::EulerMaruyama, 0.002),
-        ] {
-            let steps = (1.0 / dt) as u64;
-            let dynamics = DynamicsPlan::Forward(fokker::dynamics::forward::ForwardPlan {
-                process,
-                integrator,
-                dt,
-                steps,
+        assert_forward_marginals(&process, half, n);
+    }
+}
+
+/// A vp process whose beta(t) is written as an expression: not linear, with a kink at
+/// t = 0.5 (B(t) by quadrature on the host).
+fn vp_expression() -> Process {
+    let beta = fokker::model::expr::TimeExpr::new(fokker::model::expr::TimeSource {
+        expr: "lo + (hi - lo)*t^2 + 2*abs(t - 0.5)".into(),
+        params: [("lo".to_string(), 0.1), ("hi".to_string(), 20.0)].into(),
+    })
+    .expect("a valid schedule");
+    Process::VpSchedule(fokker::model::process::BetaSchedule::from(beta))
+}
+
+/// A forward run with an expression beta: its histograms follow the chain's and the
+/// process's law as the built-in processes' do, and the final moments are the exact law's
+/// within their sampling error.
+#[test]
+fn forward_marginals_with_an_expression_beta_are_the_pushed_mixture() {
+    let n = 200_000;
+    let process = vp_expression();
+    assert_forward_marginals(&process, 4.0, n);
+    // Exact transitions to t = 1: mean and variance per axis against the pushed mixture's.
+    let dynamics = DynamicsPlan::Forward(fokker::dynamics::forward::ForwardPlan {
+        process: process.clone(),
+        integrator: ForwardIntegrator::Exact,
+        dt: 0.01,
+        steps: 100,
+        t_end: 1.0,
+    });
+    let p = plan(2, n, Init::Mixture(blobs()), dynamics, hist2(8, -4.0, 4.0));
+    let (_, x) = run(&p, None, &[100]);
+    let law = process.marginal(&blobs(), 1.0);
+    for axis in 0..2 {
+        let v: Vec<f64> = x.chunks_exact(2).map(|r| f64::from(r[axis])).collect();
+        let count = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / count;
+        let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / count;
+        let m4 = v.iter().map(|a| (a - mean).powi(4)).sum::<f64>() / count;
+        let want_mean: f64 = (0..law.components())
+            .map(|k| law.weights[k] * law.means[k][axis])
+            .sum();
+        let want_var: f64 = (0..law.components())
+            .map(|k| law.weights[k] * (law.stds[k][axis].powi(2) + law.means[k][axis].powi(2)))
+            .sum::<f64>()
+            - want_mean * want_mean;
+        // Five standard errors.
+        let (mean_tol, var_tol) = (
+            5.0 * (var / count).sqrt(),
+            5.0 * ((m4 - var * var) / count).sqrt(),
+        );
+        assert!(
+            (mean - want_mean).abs() < mean_tol,
+            "axis {axis}: mean {mean} vs {want_mean} (tolerance {mean_tol:e})"
+        );
+        assert!(
+            (var - want_var).abs() < var_tol,
+            "axis {axis}: variance {var} vs {want_var} (tolerance {var_tol:e})"
+        );
+    }
+}
+
+/// Reverse dynamics with an expression beta: the GPU follows the twin particle by particle
+/// (the coefficients, alpha and s^2 of every step come from the schedule's quadrature).
+#[test]
+fn reverse_dynamics_with_an_expression_beta_match_the_twin() {
+    let m = mixture_nd(2);
+    let hist = hist2(8, -3.0, 3.0);
+    let kinds = [
+        (
+            DynamicsPlan::ReverseSde(fokker::dynamics::reverse_sde::ReverseSdePlan {
+                process: vp_expression(),
+                score: Score::Mixture(m.clone()),
                 t_end: 1.0,
-            });
-            let spec = hist2(40, -half, half);
-            let p = plan(
-                2,
-                n,
-                Init::Mixture(data.clone()),
-                dynamics.clone(),
-                spec.clone(),
-            );
-            let checks = [steps / 10, steps / 3, steps];
-            let (hists, _) = run(&p, None, &checks);
-            for (counts, step) in hists.iter().zip(checks) {
-                let t = dynamics.time_at(step);
-                // Against the chain's own law: no time-step allowance, only f32's.
-                let scheme = match integrator {
-                    ForwardIntegrator::Exact => Scheme::ForwardExact,
-                    ForwardIntegrator::EulerMaruyama => Scheme::ForwardEm,
-                };
-                let time_at = |k| dynamics.time_at(k);
-                let (law, f32_bias) = scheme_law(scheme, &process, &time_at, &data, &data, step);
-                if integrator == ForwardIntegrator::Exact {
-                    // Exact transitions compose to the process's marginal.
-                    let exact = process.marginal(&data, t);
-                    for (a, b) in law.stds.iter().flatten().zip(exact.stds.iter().flatten()) {
-                        assert!((a - b).abs() < 1e-12 * b, "{a} vs {b}");
-                    }
+                t_min: 0.01,
+                steps: 37,
+                grid: TimeGrid::Uniform,
+            }),
+            false,
+        ),
+        (
+            DynamicsPlan::ProbabilityFlow(
+                fokker::dynamics::probability_flow::ProbabilityFlowPlan {
+                    process: vp_expression(),
+                    score: Score::Mixture(m.clone()),
+                    integrator: FlowIntegrator::Heun,
+                    t_end: 1.0,
+                    t_min: 0.01,
+                    steps: 37,
+                    grid: TimeGrid::Geometric,
+                },
+            ),
+            true,
+        ),
+    ];
+    for (dynamics, heun) in kinds {
+        let p = plan(2, 300, Init::Mixture(m.clone()), dynamics, hist.clone());
+        let score = TwinScore::Mixture(vp_expression(), &m);
+        assert_twin(&p, None, 37, score, heun, 0.5);
+    }
+}
+
+/// Forward runs of `process` (exact transitions and Euler–Maruyama) from [`blobs`]: the
+/// histograms at three times against the chain's own law (and, for exact transitions, that
+/// law is the process's marginal), on [-half, half]^2.
+fn assert_forward_marginals(process: &Process, half: f64, n: u64) {
+    let data = blobs();
+    for (integrator, dt) in [
+        (ForwardIntegrator::Exact, 0.01),
+        (ForwardIntegrator::EulerMaruyama, 0.002),
+    ] {
+        let steps = (1.0 / dt) as u64;
+        let dynamics = DynamicsPlan::Forward(fokker::dynamics::forward::ForwardPlan {
+            process: process.clone(),
+            integrator,
+            dt,
+            steps,
+            t_end: 1.0,
+        });
+        let spec = hist2(40, -half, half);
+        let p = plan(
+            2,
+            n,
+            Init::Mixture(data.clone()),
+            dynamics.clone(),
+            spec.clone(),
+        );
+        let checks = [steps / 10, steps / 3, steps];
+        let (hists, _) = run(&p, None, &checks);
+        for (counts, step) in hists.iter().zip(checks) {
+            let t = dynamics.time_at(step);
+            // Against the chain's own law: no time-step allowance, only f32's.
+            let scheme = match integrator {
+                ForwardIntegrator::Exact => Scheme::ForwardExact,
+                ForwardIntegrator::EulerMaruyama => Scheme::ForwardEm,
+            };
+            let time_at = |k| dynamics.time_at(k);
+            let (law, f32_bias) = scheme_law(scheme, process, &time_at, &data, &data, step);
+            if integrator == ForwardIntegrator::Exact {
+                // Exact transitions compose to the process's marginal.
+                let exact = process.marginal(&data, t);
+                for (a, b) in law.stds.iter().flatten().zip(exact.stds.iter().flatten()) {
+                    assert!((a - b).abs() < 1e-12 * b, "{a} vs {b}");
                 }
-                let probs = law.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
-                assert_tv(
-                    counts,
-                    &probs,
-                    n,
-                    f32_bias,
-                    &format!("{process:?} {integrator:?} t = {t}"),
-                );
             }
+            let probs = law.bin_probabilities(&spec.axes, &spec.bins, &spec.range);
+            assert_tv(
+                counts,
+                &probs,
+                n,
+                f32_bias,
+                &format!("{process:?} {integrator:?} t = {t}"),
+            );
         }
     }
 }
@@ -631,7 +737,7 @@ fn empirical_score_matches_the_twin_for_tiny_variances_and_far_points() {
     for flow in [None, Some(FlowIntegrator::Heun)] {
         let dynamics = match flow {
             None => DynamicsPlan::ReverseSde(fokker::dynamics::reverse_sde::ReverseSdePlan {
-                process: ve,
+                process: ve.clone(),
                 score: samples_score(&data),
                 t_end: 0.3,
                 t_min: 1e-3,
@@ -640,7 +746,7 @@ fn empirical_score_matches_the_twin_for_tiny_variances_and_far_points() {
             }),
             Some(integrator) => DynamicsPlan::ProbabilityFlow(
                 fokker::dynamics::probability_flow::ProbabilityFlowPlan {
-                    process: ve,
+                    process: ve.clone(),
                     score: samples_score(&data),
                     integrator,
                     t_end: 0.3,
@@ -656,7 +762,7 @@ fn empirical_score_matches_the_twin_for_tiny_variances_and_far_points() {
             &p,
             Some(&data),
             9,
-            TwinScore::Samples(ve, &data),
+            TwinScore::Samples(ve.clone(), &data),
             flow.is_some(),
             1.0,
         );
@@ -810,7 +916,7 @@ fn heavy_ball_matches_its_closed_form_on_a_diagonal_quadratic() {
     // The twin: the same recurrence in f64.
     let mut twin = x0.clone();
     let mut v = vec![0.0; twin.len()];
-    heavy_ball_cpu(&mut twin, &mut v, 2, &potential, dt, friction, steps);
+    heavy_ball_cpu(&mut twin, &mut v, 2, &potential, dt, friction, 0, steps);
     // The recurrence's own exact solution. Per coordinate (x, v) <- M (x, v) with
     //   M = [[1 - l dt^2, dt (1 - b dt)], [-l dt, 1 - b dt]]   (b the friction),
     // so by Cayley–Hamilton x_{k+1} = tr x_k - det x_{k-1}, tr = 2 - q, q = b dt + l dt^2,
@@ -1178,7 +1284,7 @@ fn forward_noise_carries_across_the_32_bit_block_boundary() {
     for dim in [3u32, 8] {
         let d = dim as usize;
         let forward = fokker::dynamics::forward::ForwardPlan {
-            process,
+            process: process.clone(),
             integrator: ForwardIntegrator::EulerMaruyama,
             dt,
             steps,

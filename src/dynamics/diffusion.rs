@@ -570,6 +570,7 @@ pub(crate) fn reverse_keys<T>(
         return None;
     }
     let (process, (score, data), steps) = (process?, score?, steps? as u64);
+    keys::check_process_horizon(issues, sec, &process, t_end)?;
     Some(ReverseKeys {
         process,
         score,
@@ -808,7 +809,7 @@ mod tests {
     use crate::dynamics::forward::ForwardPlan;
     use crate::dynamics::probability_flow::ProbabilityFlowPlan;
     use crate::dynamics::reverse_sde::ReverseSdePlan;
-    use crate::scenario::{FlowIntegrator, ForwardIntegrator};
+    use crate::scenario::{FlowIntegrator, ForwardIntegrator, TimeGrid};
 
     fn vp() -> Process {
         Process::Vp {
@@ -863,6 +864,156 @@ mod tests {
         // Coefficients follow the step: C = g^2 h / 2 at t.
         let c = d.coefficients(10);
         assert!((c.c - 0.5 * vp().g2(0.1) * h(10)).abs() < 1e-15);
+    }
+
+    /// The built-in linear vp schedule written as an expression.
+    fn vp_expression() -> Process {
+        let beta = crate::model::expr::TimeExpr::new(crate::model::expr::TimeSource {
+            expr: "lo + t*(hi - lo)".into(),
+            params: [("lo".to_string(), 0.1), ("hi".to_string(), 20.0)].into(),
+        })
+        .unwrap();
+        Process::VpSchedule(crate::model::process::BetaSchedule::from(beta))
+    }
+
+    /// Every coefficient of every step of `with(vp())` and `with(vp_expression())` agree to
+    /// `rel` relative (A - 1 and A2 - 1 as the shader receives them).
+    fn assert_same_coefficients(with: &dyn Fn(Process) -> Box<dyn Diffusion>, rel: f64) {
+        let (a, b) = (with(vp()), with(vp_expression()));
+        for n in 0..a.steps() {
+            let (x, y) = (a.coefficients(n), b.coefficients(n));
+            let pairs = [
+                ("A - 1", x.a - 1.0, y.a - 1.0),
+                ("B", x.b, y.b),
+                ("C", x.c, y.c),
+                ("alpha", x.alpha, y.alpha),
+                ("s2", x.s2, y.s2),
+                ("A2 - 1", x.a2 - 1.0, y.a2 - 1.0),
+                ("C2", x.c2, y.c2),
+                ("alpha2", x.alpha2, y.alpha2),
+                ("s2_2", x.s2_2, y.s2_2),
+            ];
+            for (name, u, v) in pairs {
+                assert!(
+                    (u - v).abs() <= rel * u.abs().max(v.abs()),
+                    "step {n}: {name} {u:e} vs {v:e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_expression_beta_gives_the_built_in_coefficients() {
+        let score = Score::Mixture(Mixture {
+            weights: vec![1.0],
+            means: vec![vec![0.0]],
+            stds: vec![vec![1.0]],
+        });
+        for integrator in [ForwardIntegrator::EulerMaruyama, ForwardIntegrator::Exact] {
+            assert_same_coefficients(
+                &|process| {
+                    Box::new(ForwardPlan {
+                        process,
+                        integrator,
+                        dt: 0.01,
+                        steps: 100,
+                        t_end: 1.0,
+                    })
+                },
+                1e-12,
+            );
+        }
+        for grid in [TimeGrid::Uniform, TimeGrid::Geometric] {
+            assert_same_coefficients(
+                &|process| {
+                    Box::new(ReverseSdePlan {
+                        process,
+                        score: score.clone(),
+                        t_end: 1.0,
+                        t_min: 1e-5,
+                        steps: 100,
+                        grid,
+                    })
+                },
+                1e-12,
+            );
+            assert_same_coefficients(
+                &|process| {
+                    Box::new(ProbabilityFlowPlan {
+                        process,
+                        score: score.clone(),
+                        integrator: FlowIntegrator::Heun,
+                        t_end: 1.0,
+                        t_min: 1e-5,
+                        steps: 100,
+                        grid,
+                    })
+                },
+                1e-12,
+            );
+        }
+    }
+
+    /// Resolves a scenario with this `[dynamics]` table (prior init for reverse kinds).
+    fn resolve(dynamics: &str) -> crate::error::Result<crate::scenario::Resolved> {
+        let init = if dynamics.contains("\"forward\"") {
+            "{ kind = \"point\", at = [0.0, 0.0] }"
+        } else {
+            "{ kind = \"prior\" }"
+        };
+        let text =
+            format!("[particles]\ncount = 16\ndim = 2\ninit = {init}\n[dynamics]\n{dynamics}\n");
+        crate::scenario::resolve_str(&text, "t.toml", std::path::Path::new(""), &[], None)
+    }
+
+    const SCORE: &str = "score = { kind = \"mixture\", weights = [1.0], means = [[0.0, 0.0]], \
+                         stds = [1.0] }";
+
+    #[test]
+    fn an_expression_beta_is_read_and_checked_on_the_run() {
+        let beta = r#"beta = { expr = "lo + t*(hi - lo)", params = { lo = 0.1, hi = 20.0 } }"#;
+        for kind in ["reverse_sde", "probability_flow"] {
+            let r = resolve(&format!(
+                "kind = \"{kind}\"\nprocess = {{ kind = \"vp\", {beta} }}\n{SCORE}\nsteps = 4"
+            ))
+            .unwrap();
+            let json = serde_json::to_value(&r.plan.dynamics).unwrap();
+            assert_eq!(json["process"]["kind"], "vp");
+            assert_eq!(json["process"]["beta"]["expr"], "lo + t*(hi - lo)");
+            assert_eq!(r.plan.dynamics.prior_process(), Some(&vp_expression()));
+        }
+        // Negative past t = 0.5: refused for a run to t_end = 1, fine for t_end = 0.4.
+        let falling = r#"process = { kind = "vp", beta = { expr = "1 - 2*t" } }"#;
+        let e = resolve(&format!(
+            "kind = \"forward\"\n{falling}\ndt = 0.1\nsteps = 10"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("dynamics.process.beta.expr"), "{e}");
+        assert!(e.contains("on [0, t_end = 1]"), "{e}");
+        assert!(
+            resolve(&format!(
+                "kind = \"forward\"\n{falling}\ndt = 0.1\nsteps = 4"
+            ))
+            .is_ok()
+        );
+        let e = resolve(&format!(
+            "kind = \"reverse_sde\"\n{falling}\n{SCORE}\nt_end = 2.0\nsteps = 4"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("on [0, t_end = 2]"), "{e}");
+        // Either the linear schedule's keys or the expression.
+        let both = r#"process = { kind = "vp", beta_min = 0.1, beta = { expr = "1" } }"#;
+        let e = resolve(&format!("kind = \"forward\"\n{both}\ndt = 0.1\nsteps = 4"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dynamics.process.beta_min"), "{e}");
+        let bad = r#"process = { kind = "vp", beta = { expr = "x*t" } }"#;
+        let e = resolve(&format!("kind = \"forward\"\n{bad}\ndt = 0.1\nsteps = 4"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dynamics.process.beta.expr"), "{e}");
     }
 
     #[test]

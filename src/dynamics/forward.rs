@@ -51,8 +51,10 @@ impl ParseKind for ForwardPlan {
         );
         let dt = keys::positive_dt(issues, sec);
         let (steps, t_end) = keys::duration(issues, sec, dt)?;
+        let process = process?;
+        keys::check_process_horizon(issues, sec, &process, t_end)?;
         let plan = ForwardPlan {
-            process: process?,
+            process,
             integrator: integrator?,
             dt: dt?,
             steps,

@@ -7,6 +7,8 @@ use super::data::SampleTable;
 use super::plan::{Score, Target};
 use super::resolve::{MAX_STEPS, kind, mixture, optional, required, samples_table};
 use super::walk::{Issues, Section, integer, number, numbers, show, table};
+use crate::model::process::BetaSchedule;
+use crate::model::temperature::SCAN_POINTS;
 use crate::model::{Potential, Process};
 use std::path::Path;
 use toml::Value;
@@ -180,7 +182,26 @@ pub(crate) fn process(issues: &mut Issues, sec: Section<'_>) -> Option<Process> 
                 };
             match kind(i, sec, PROCESS_KINDS)? {
                 "vp" => {
-                    sec.check_keys(&["kind", "beta_min", "beta_max"], i);
+                    sec.check_keys(&["kind", "beta_min", "beta_max", "beta"], i);
+                    if let Some(b) = sec.get("beta") {
+                        for key in ["beta_min", "beta_max"] {
+                            if let Some(v) = sec.get(key) {
+                                i.add(
+                                    &sec.key(key),
+                                    Some(v),
+                                    format!(
+                                        "no {key} beside {} (the schedule is either linear from beta_min to beta_max or the expression)",
+                                        sec.key("beta")
+                                    ),
+                                );
+                            }
+                        }
+                        let beta = super::expr_keys::time_expr(i, &sec.key("beta"), b);
+                        if sec.get("beta_min").is_some() || sec.get("beta_max").is_some() {
+                            return None;
+                        }
+                        return Some(Process::VpSchedule(BetaSchedule::from(beta?)));
+                    }
                     let lo = param(i, "beta_min", 0.1, "a finite number >= 0", |x| x >= 0.0);
                     let hi = param(i, "beta_max", 20.0, "a finite number > 0", |x| x > 0.0);
                     let (beta_min, beta_max) = (lo?, hi?);
@@ -225,6 +246,37 @@ pub(crate) fn process(issues: &mut Issues, sec: Section<'_>) -> Option<Process> 
             }
         },
     )
+}
+
+/// Times in [0, t_end] at which a beta(t) expression is checked: every 1/1024 of process
+/// time, at least 1024 and at most [`SCAN_POINTS`] points.
+fn beta_check_points(t_end: f64) -> u64 {
+    ((t_end * 1024.0).ceil() as u64).clamp(1024, SCAN_POINTS)
+}
+
+/// Checks what `process` can only be checked against the run's horizon: an expression
+/// beta(t) must be finite and >= 0 on [0, t_end] (at [`beta_check_points`] evenly spaced
+/// times). The issue names `process.beta.expr` and the time where it fails.
+pub(crate) fn check_process_horizon(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    process: &Process,
+    t_end: f64,
+) -> Option<()> {
+    let Process::VpSchedule(b) = process else {
+        return Some(());
+    };
+    match b.first_invalid(t_end, beta_check_points(t_end)) {
+        None => Some(()),
+        Some((t, value)) => {
+            issues.add(
+                &format!("{}.beta.expr", sec.key("process")),
+                Some(&Value::String(b.expr().source().expr.clone())),
+                format!("a beta(t) >= 0 and finite on [0, t_end = {t_end}]; beta({t}) = {value}"),
+            );
+            None
+        }
+    }
 }
 
 /// `target = { kind = "samples", path } | { kind = "mixture", weights, means, stds, count }`:
