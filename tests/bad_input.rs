@@ -743,6 +743,34 @@ fn catalogue() -> Vec<Case> {
                 "kind = \"interaction\"\npotential = { kind = \"double_well\" }\ninteraction = { kind = \"gaussian\", strength = 1.0, width = 0.0 }\ndt = 1e-3\nsteps = 3",
             )
             .expect(INVALID, &["dynamics.interaction.width = 0.0", "> 0"]),
+        case("interaction: pair expression that does not parse")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"interaction\"\npotential = { kind = \"double_well\" }\ninteraction = { expr = \"eps*exp(-r^2\", params = { eps = 1.0 } }\ndt = 1e-3\nsteps = 3",
+            )
+            .expect(INVALID, &["dynamics.interaction.expr", "eps*exp(-r^2"]),
+        case("interaction: pair expression with a param nothing reads")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"interaction\"\npotential = { kind = \"double_well\" }\ninteraction = { expr = \"0.5*k*r^2\", params = { k = 1.0, q = 2.0 } }\ndt = 1e-3\nsteps = 3",
+            )
+            .expect(INVALID, &["dynamics.interaction.params.q", "no expression reads this one"]),
+        sd_flow_case("sd_flow: sigma expression not positive at a step")
+            .edit("sigma = 0.3", "sigma = { expr = \"0.5 - t\" }")
+            .edit("steps = 3", "steps = 11")
+            .expect(INVALID, &["dynamics.sigma.expr", "at step 5 (t = 0.5) sigma = 0"]),
+        reverse_case("reverse: beta expression negative before t_end")
+            .edit(
+                r#"{ kind = "vp", beta_min = 0.1, beta_max = 20.0 }"#,
+                r#"{ kind = "vp", beta = { expr = "1 - 2*t" } }"#,
+            )
+            .expect(INVALID, &["dynamics.process.beta.expr", "on [0, t_end = 1]"]),
+        reverse_case("reverse: beta expression beside beta_min")
+            .edit(
+                r#"{ kind = "vp", beta_min = 0.1, beta_max = 20.0 }"#,
+                r#"{ kind = "vp", beta_min = 0.1, beta = { expr = "1 + t" } }"#,
+            )
+            .expect(INVALID, &["dynamics.process.beta_min", "no beta_min beside"]),
         case("prior init without reverse dynamics")
             .edit(r#"init = { kind = "point", at = [0.0, 0.0] }"#, r#"init = { kind = "prior" }"#)
             .expect(INVALID, &["particles.init.kind", "reverse_sde, probability_flow", "langevin"]),
