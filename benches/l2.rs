@@ -25,7 +25,7 @@ fn l2_plan(particles: u64, steps: u64, seed: u64, temperature: f64) -> Plan {
         },
         dynamics: DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
             potential: Potential::DoubleWell,
-            temperature,
+            temperature: fokker::model::Temperature::Constant(temperature),
             dt: 1e-3,
             steps,
             t_end: steps as f64 * 1e-3,

@@ -18,6 +18,7 @@ pub mod potential_params;
 pub mod probability_flow;
 pub mod reverse_sde;
 pub mod sd_flow;
+pub mod sde;
 pub mod svgd;
 
 use crate::error::Result;
@@ -88,6 +89,7 @@ registry! {
     MmdFlow(mmd_flow::MmdFlowPlan) = "mmd_flow",
     Svgd(svgd::SvgdPlan) = "svgd",
     Interaction(interaction::InteractionPlan) = "interaction",
+    Sde(sde::SdePlan) = "sde",
 }
 
 impl std::ops::Deref for DynamicsPlan {
@@ -252,6 +254,13 @@ pub trait Dynamics: std::fmt::Debug {
     fn exact_law(&self, init: &Init, data: Option<&SampleTable>, t: f64) -> Option<Mixture> {
         let _ = (init, data, t);
         None
+    }
+
+    /// Problems only the whole plan shows (beyond the kind's own keys), e.g. a written
+    /// diffusion negative on the histogram box.
+    fn check_plan(&self, plan: &crate::scenario::Plan) -> Vec<crate::error::ScenarioIssue> {
+        let _ = plan;
+        Vec::new()
     }
 
     /// The GPU stepper for `cx.ensemble`.

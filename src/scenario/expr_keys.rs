@@ -144,6 +144,7 @@ pub(crate) fn time_expr(issues: &mut Issues, key: &str, v: &Value) -> Option<Tim
 }
 
 /// A pair potential W(r) at `key`: `{ expr = "W(r)", params = {...} }`.
+#[allow(dead_code)] // read by the interaction kind's `interaction = { expr }` (being added)
 pub(crate) fn pair_expr(issues: &mut Issues, key: &str, v: &Value) -> Option<PairPotential> {
     let t = table(issues, key, v)?;
     let sec = Section::new(key, t);

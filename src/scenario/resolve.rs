@@ -136,6 +136,7 @@ pub(crate) fn resolve(
         dynamics,
         output,
     };
+    issues.0.extend(plan.dynamics.check_plan(&plan));
     issues.0.extend(crate::reference::check(&plan));
     if !issues.is_empty() {
         return None;
