@@ -89,7 +89,7 @@ fn gradient_error(potential: &Potential, x: &[f64]) -> f64 {
             4.0 * U * (4.0 * x[0].abs().powi(3) + 4.0 * x[0].abs()) + U * norm_inf(&x[1..])
         }
         Potential::Mixture(m) => mixture_score_error(m, x),
-        Potential::MuellerBrown { .. } | Potential::Expr(_) => {
+        Potential::MuellerBrown { .. } | Potential::Expr(_) | Potential::Wgsl(_) => {
             unimplemented!("no test here uses it")
         }
     }

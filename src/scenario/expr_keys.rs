@@ -9,7 +9,9 @@ use crate::model::expr::{
     CompileError, ExprPotential, PairPotential, Params, PotentialSource, SdeModel, SdeSource,
     TimeExpr, TimeSource, parse,
 };
+use crate::model::wgsl_model::WgslModel;
 use crate::model::{Potential, Temperature};
+use std::path::Path;
 use toml::Value;
 
 /// Keys of an expression table.
@@ -138,6 +140,48 @@ pub(crate) fn time_expr(issues: &mut Issues, key: &str, v: &Value) -> Option<Tim
         }
         Err(e) => {
             compile_issue(issues, &sec.key("expr"), &expr, &e);
+            None
+        }
+    }
+}
+
+/// `wgsl = "file.wgsl"` (relative to the scenario) with `params`: the file's text, read now
+/// so that the plan holds it. `keys` are the table's allowed keys.
+pub(crate) fn wgsl_model(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    base_dir: &Path,
+    keys: &[&str],
+) -> Option<WgslModel> {
+    sec.check_keys(keys, issues);
+    let key = sec.key("wgsl");
+    let path = match sec.get("wgsl") {
+        Some(Value::String(s)) => s.clone(),
+        other => {
+            issues.add(
+                &key,
+                other,
+                "the path of a .wgsl file (relative to the scenario)",
+            );
+            return None;
+        }
+    };
+    let params = params(issues, sec)?;
+    match std::fs::read_to_string(base_dir.join(&path)) {
+        Ok(code) => Some(WgslModel {
+            wgsl: path,
+            code,
+            params,
+        }),
+        Err(e) => {
+            issues.add(
+                &key,
+                sec.get("wgsl"),
+                format!(
+                    "a readable WGSL file: {} ({e})",
+                    base_dir.join(&path).display()
+                ),
+            );
             None
         }
     }
