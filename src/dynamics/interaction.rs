@@ -7,7 +7,7 @@
 
 use super::kernel_flows::{KernelFlowGpu, Update, interaction_cpu, kernel_flow_memory};
 use super::kernel_sum::pair_shader;
-use super::potential_params::potential_shader;
+use super::potential_params::check_potential_shader;
 use super::{
     Dynamics, ParseContext, ParseKind, StateMemory, Stepper, StepperContext, TwinContext, TwinState,
 };
@@ -48,7 +48,7 @@ impl ParseKind for InteractionPlan {
         cx: &ParseContext<'_>,
     ) -> Option<(Self, Option<SampleTable>)> {
         sec.check_keys(KEYS, issues);
-        let potential = keys::potential(issues, sec, cx.dim);
+        let potential = keys::potential(issues, sec, cx.dim, cx.base_dir);
         let pair = required(
             issues,
             sec,
@@ -114,12 +114,7 @@ impl ParseKind for InteractionPlan {
             t_end,
         };
         // Generated shaders must compile before anything is written.
-        if let Err(why) = potential_shader(shaders::KERNEL_FLOWS, &plan.potential, None) {
-            issues.add(
-                &sec.key("potential"),
-                None,
-                format!("an expression whose generated WGSL compiles; naga says: {why}"),
-            );
+        if !check_potential_shader(issues, sec, shaders::KERNEL_FLOWS, &plan.potential, None) {
             return None;
         }
         if let Interaction::Expr(w) = &plan.interaction
