@@ -192,6 +192,18 @@ impl ExprPotential {
         out
     }
 
+    /// The WGSL function `fn user_value(x: Point, t: f32) -> f32` returning U, reading param
+    /// k as `potential_params[k]` (the kernels need only the gradient; for tests of the
+    /// generated code).
+    pub fn wgsl_value(&self) -> String {
+        scalar_function(
+            "user_value",
+            &Tape::new(&self.trees[..1]),
+            0,
+            "potential_params",
+        )
+    }
+
     /// The WGSL function `fn user_gradient(x: Point, t: f32) -> Point` reading param k as
     /// `potential_params[k]`.
     pub fn wgsl(&self) -> String {
