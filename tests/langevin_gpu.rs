@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::f32err::{NORMAL_ERROR, U, mixture_score_error};
+use common::f32err::{NORMAL_ERROR, U, carry_bounds, mixture_score_error, spectral_norm_bound};
 use common::stats;
 use fokker::dynamics::init::init_cpu;
 use fokker::dynamics::langevin::langevin_cpu;
@@ -198,61 +198,6 @@ fn step_jacobian(potential: &Potential, x: &[f64], dt: f64) -> Vec<Vec<f64>> {
     jac
 }
 
-/// An upper bound on the spectral norm of `m`: with S and A its symmetric and antisymmetric
-/// parts, |m|_2 <= rho(S) + |A|_F. Cyclic Jacobi rotations (orthogonal) bring S to D + R,
-/// D diagonal, and by Weyl's inequality every eigenvalue of S is within |R|_F of an entry of
-/// D; 1e-12 of |S|_F covers the rotations' own rounding.
-fn spectral_norm_bound(m: &[Vec<f64>]) -> f64 {
-    let n = m.len();
-    let mut s: Vec<Vec<f64>> = (0..n)
-        .map(|i| (0..n).map(|j| 0.5 * (m[i][j] + m[j][i])).collect())
-        .collect();
-    let anti: f64 = (0..n)
-        .flat_map(|i| (0..n).map(move |j| (i, j)))
-        .map(|(i, j)| (0.5 * (m[i][j] - m[j][i])).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let frobenius = |s: &[Vec<f64>], off: bool| -> f64 {
-        (0..n)
-            .flat_map(|i| (0..n).map(move |j| (i, j)))
-            .filter(|&(i, j)| !off || i != j)
-            .map(|(i, j)| s[i][j] * s[i][j])
-            .sum::<f64>()
-            .sqrt()
-    };
-    let size = frobenius(&s, false);
-    for _ in 0..30 {
-        if frobenius(&s, true) <= 1e-15 * size {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                if s[p][q] == 0.0 {
-                    continue;
-                }
-                let theta = (s[q][q] - s[p][p]) / (2.0 * s[p][q]);
-                let t = if theta >= 0.0 { 1.0 } else { -1.0 }
-                    / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let sn = t * c;
-                for row in s.iter_mut() {
-                    let (kp, kq) = (row[p], row[q]);
-                    row[p] = c * kp - sn * kq;
-                    row[q] = sn * kp + c * kq;
-                }
-                let (head, tail) = s.split_at_mut(q);
-                for (a, b) in head[p].iter_mut().zip(tail[0].iter_mut()) {
-                    let (pk, qk) = (*a, *b);
-                    *a = c * pk - sn * qk;
-                    *b = sn * pk + c * qk;
-                }
-            }
-        }
-    }
-    let radius = (0..n).map(|i| s[i][i].abs()).fold(0.0, f64::max);
-    radius + frobenius(&s, true) + 1e-12 * size + anti
-}
-
 /// On symmetric matrices the bound is the spectral radius (known eigenvalues); on others it
 /// is at least the largest singular value (power iteration on m^T m from below).
 #[test]
@@ -303,11 +248,12 @@ fn spectral_norm_bound_holds() {
 /// the Hessian of U at the twin's x (central differences of the f64 gradient); the step adds
 /// its own rounding r: 3 u on each of |x'|, dt |grad U| and |noise| (two products, two sums,
 /// the store), f32's gradient error times dt, and NORMAL_ERROR times sqrt(2 T dt). The error
-/// is bounded in two norms at once, each valid on its own: in the max norm,
-/// e <- |J|_inf e + r; in the 2-norm, e2 <- |J|_2 e2 + sqrt(dim) r (|J|_2 from
-/// [`spectral_norm_bound`]; the 2-norm does not overstate the growth in a well whose axes
-/// are not the coordinates, as the max norm does). As |v|_inf <= |v|_2 <= sqrt(dim) |v|_inf,
-/// each step keeps e = min(e, e2) and e2 = min(e2, sqrt(dim) e).
+/// is bounded two ways at once, each valid on its own: per coordinate, e_i <- sum_j |J_ij|
+/// e_j + r (keeping the sign of each diagonal entry's departure from 1); and in the 2-norm,
+/// e2 <- |J|_2 e2 + sqrt(dim) r (|J|_2 from `spectral_norm_bound`; it does not overstate the
+/// growth in a well whose axes are not the coordinates, as sums of |J_ij| do). As
+/// |v_i| <= |v|_2 <= |(e_1, .., e_dim)|_2, each step keeps e_i = min(e_i, e2) and
+/// e2 = min(e2, |e|_2); the particle's bound is the largest e_i.
 #[allow(clippy::too_many_arguments)]
 fn twin_with_bounds(
     x: &mut [f64],
@@ -324,14 +270,11 @@ fn twin_with_bounds(
     let root_d = (d as f64).sqrt();
     let scale = (2.0 * temperature * dt).sqrt();
     for (p, (row, e)) in x.chunks_exact_mut(d).zip(e.iter_mut()).enumerate() {
+        let mut each = vec![*e; d];
         let mut e2 = root_d * *e;
         for n in 0..steps {
             let g = potential.gradient(row);
             let jac = step_jacobian(potential, row, dt);
-            let inf = jac
-                .iter()
-                .map(|r| r.iter().map(|v| v.abs()).sum::<f64>())
-                .fold(0.0, f64::max);
             let two = spectral_norm_bound(&jac);
             let before = row.to_vec();
             let grad_error = gradient_error(potential, &before);
@@ -350,10 +293,9 @@ fn twin_with_bounds(
             let rounding = 3.0 * U * (norm_inf(row) + dt * norm_inf(&g) + norm_inf(&noise))
                 + dt * grad_error
                 + scale * NORMAL_ERROR;
-            e2 = two * e2 + root_d * rounding;
-            *e = (inf * *e + rounding).min(e2);
-            e2 = e2.min(root_d * *e);
+            carry_bounds(&jac, two, rounding, &mut each, &mut e2);
         }
+        *e = each.iter().copied().fold(0.0, f64::max);
     }
 }
 

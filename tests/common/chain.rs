@@ -35,12 +35,30 @@ pub fn chain_law(
     h: f64,
     checkpoints: &[u64],
 ) -> ChainLaw {
+    scheduled_chain_law(gradient, &|_| temperature, dt, x0, lo, hi, h, checkpoints)
+}
+
+/// A transition row: its first cell and the masses it sends to that cell and on.
+type Row = (usize, Vec<f64>);
+
+/// [`chain_law`] with temperature `temperature(k)` at step k (from step k to k + 1): the
+/// transition rows are rebuilt whenever the temperature changes. An annealing schedule
+/// T(t) is `|k| T(k dt)`.
+#[allow(clippy::too_many_arguments)]
+pub fn scheduled_chain_law(
+    gradient: &dyn Fn(f64) -> f64,
+    temperature: &dyn Fn(u64) -> f64,
+    dt: f64,
+    x0: f64,
+    lo: f64,
+    hi: f64,
+    h: f64,
+    checkpoints: &[u64],
+) -> ChainLaw {
     let cells = ((hi - lo) / h).round() as usize;
-    let sd_step = (2.0 * temperature * dt).sqrt();
-    let sd = (2.0 * temperature * dt - h * h / 12.0).sqrt();
-    let reach = (8.0 * sd_step / h).ceil() as usize + 2;
-    // Row of the transition from x: (first cell, masses).
-    let row = |x: f64, s: f64| -> (usize, Vec<f64>) {
+    // Row of the transition from x at temperature t with kernel sd s: (first cell, masses).
+    let row = |x: f64, t: f64, s: f64| -> Row {
+        let reach = (8.0 * (2.0 * t * dt).sqrt() / h).ceil() as usize + 2;
         let mu = x - dt * gradient(x);
         let c = ((mu - lo) / h).floor() as isize;
         let first = (c - reach as isize).max(0) as usize;
@@ -53,19 +71,30 @@ pub fn chain_law(
             .collect();
         (first, w)
     };
-    let rows: Vec<(usize, Vec<f64>)> = (0..cells)
-        .map(|j| row(lo + (j as f64 + 0.5) * h, sd))
-        .collect();
+    let rows_at = |t: f64| -> Vec<Row> {
+        let sd = (2.0 * t * dt - h * h / 12.0).sqrt();
+        assert!(sd > 0.0, "the cells are too wide for T = {t}");
+        (0..cells)
+            .map(|j| row(lo + (j as f64 + 0.5) * h, t, sd))
+            .collect()
+    };
     let mut mass = vec![0.0; cells];
-    let (first, w) = row(x0, sd_step);
+    let t0 = temperature(0);
+    let (first, w) = row(x0, t0, (2.0 * t0 * dt).sqrt());
     for (k, v) in w.iter().enumerate() {
         mass[first + k] = *v;
     }
+    let mut rows: Option<(f64, Vec<Row>)> = None;
     let mut out = Vec::new();
     let mut step = 1u64;
     for &c in checkpoints {
         assert!(c >= step, "checkpoints ascend from 1");
         while step < c {
+            let t = temperature(step);
+            if rows.as_ref().is_none_or(|(at, _)| *at != t) {
+                rows = Some((t, rows_at(t)));
+            }
+            let (_, rows) = rows.as_ref().expect("built above");
             let mut next = vec![0.0; cells];
             for (j, &m) in mass.iter().enumerate() {
                 if m != 0.0 {
