@@ -371,6 +371,11 @@ fn coupled(dim: usize) -> String {
     terms.join(" + ")
 }
 
+/// Every kind of generated function against the f64 tape it was printed from, at 4096
+/// points of a box where the WGSL accuracy table bounds every function the expression calls:
+/// each output within `Tape::f32_error_bounds` (finite everywhere, checked), lanes past the
+/// model's axes exactly 0 and coordinates past them never read (they hold NaN). A wrong
+/// operand, operator, select order, lane or param index is off by far more than f32 error.
 #[test]
 fn generated_code_agrees_with_the_f64_tape_within_its_bound() {
     let gpu = common::gpu();
@@ -540,18 +545,17 @@ fn sde_dynamics(model: SdeModel, dt: f64, steps: u64) -> DynamicsPlan {
 /// Annealing in the 1D double well U = (x^2 - 1)^2 from x = 0, T(t) = 0.05 + 0.95 e^-t
 /// written as a schedule, to t = 6 (T = 0.052), observed at t = 1 and t = 6. The
 /// Euler–Maruyama chain's own law, with the temperature of each step, comes from its
-/// transition operator
-/// (tests/common/chain.rs, cells of 1/200, a tenth of a bin), so the histogram needs no
-/// time-step allowance: Pearson's statistic against it is below its chi-square limit (a
-/// temperature off the schedule, evaluated at the wrong time or not at all, moves mass
-/// between the wells' centres and flanks by far more). And since U is even and the start
-/// symmetric, each particle ends in either well with probability 1/2 exactly: the fraction
-/// at x > 0 is 1/2 within Hoeffding's sqrt(ln(2 / FALSE_ALARM) / (2 N)) (2.7 / sqrt(N), 5.4
-/// binomial standard deviations sqrt(1/4 / N): the non-asymptotic bound, exceeded with
-/// probability at most FALSE_ALARM by a correct run). f32 moves a particle by at most its
-/// carried bound (about 1e-3, tests/langevin_gpu.rs), across 0 only if it ends within that
-/// of the barrier top, where the cooled chain holds mass of order e^(-1 / 0.052) ~ 1e-8:
-/// no allowance at the precision of either check.
+/// transition operator (tests/common/chain.rs, cells of 1/200, a tenth of a bin), so the
+/// histograms need no time-step allowance: Pearson's statistic against it is below its
+/// chi-square limit (a schedule shifted by 0.2 in time already gives ten times the limit at
+/// t = 1, where the law still depends on the whole schedule so far). And since U is even and
+/// the start symmetric, each particle of the chain ends in either well with probability 1/2
+/// exactly: at the end, the fraction at x > 0 is 1/2 within Hoeffding's
+/// sqrt(ln(2 / FALSE_ALARM) / (2 N)) (2.7 / sqrt(N), 5.4 binomial standard deviations
+/// sqrt(1/4 / N): the non-asymptotic bound, exceeded with probability at most FALSE_ALARM by a
+/// correct run), plus the mass f32 could move across 0: a particle f32 moves by less than 1/2
+/// (its carried bounds are of order 1e-3, tests/langevin_gpu.rs) changes side only if the
+/// chain puts it within 1/2 of the barrier top, where the cooled chain's law holds 5e-6.
 #[test]
 fn annealing_splits_the_double_well_evenly() {
     let (n, dt, steps) = (100_000u64, 0.01, 600u64);
@@ -625,17 +629,19 @@ fn annealing_splits_the_double_well_evenly() {
             dof >= 10 && stat < limit,
             "step {step}: chi-square {stat:.1} over {dof} dof exceeds {limit:.1}"
         );
-        let right = pos.iter().filter(|&&x| x > 0.0).count() as f64 / n as f64;
-        let allowed = ((2.0 / stats::FALSE_ALARM).ln() / (2.0 * n as f64)).sqrt();
-        assert!(
-            (right - 0.5).abs() <= allowed,
-            "step {step}: mass at x > 0: {right} (1/2 within {allowed:.4})"
-        );
-        // How far the schedule cooled: the chain's mass on the barrier, |x| < 1/2.
+        // The chain's mass on the barrier, |x| < 1/2: where f32 could change a side.
         let barrier: f64 = probs[bins * 2 / 5..bins * 3 / 5].iter().sum();
+        let right = pos.iter().filter(|&&x| x > 0.0).count() as f64 / n as f64;
+        let allowed = ((2.0 / stats::FALSE_ALARM).ln() / (2.0 * n as f64)).sqrt() + barrier;
+        if step == steps {
+            assert!(
+                (right - 0.5).abs() <= allowed,
+                "mass at x > 0: {right} (1/2 within {allowed:.4})"
+            );
+        }
         println!(
             "step {step}: chi-square {stat:.1} over {dof} dof (limit {limit:.1}); x > 0: \
-             {right:.4} (1/2 within {allowed:.4}); chain mass at |x| < 1/2: {barrier:.1e}"
+             {right:.4}; chain mass at |x| < 1/2: {barrier:.1e}"
         );
     }
 }
