@@ -11,7 +11,7 @@ use common::f32err::{NORMAL_ERROR, U, carry_bounds, spectral_norm_bound};
 use common::stats;
 use fokker::dynamics::DynamicsPlan;
 use fokker::dynamics::init::init_cpu;
-use fokker::dynamics::sde::{SdePlan, sde_cpu};
+use fokker::dynamics::sde::{SdeForm, SdePlan, sde_cpu};
 use fokker::gpu::{Gpu, Kernel};
 use fokker::model::expr::parse::{Names, parse};
 use fokker::model::expr::tape::F32_ULP;
@@ -535,7 +535,7 @@ fn sde_model(drift: &[&str], diffusion: &str, p: &[(&str, f64)]) -> SdeModel {
 
 fn sde_dynamics(model: SdeModel, dt: f64, steps: u64) -> DynamicsPlan {
     DynamicsPlan::Sde(SdePlan {
-        model,
+        model: SdeForm::Expr(model),
         dt,
         steps,
         t_end: steps as f64 * dt,

@@ -100,6 +100,7 @@ fn gradient_error(potential: &Potential, x: &[f64]) -> f64 {
             bounds[1..].iter().copied().fold(0.0, f64::max)
         }
         Potential::MuellerBrown { scale } => mueller_brown_error(*scale, x),
+        Potential::Wgsl(_) => unimplemented!("no test here uses it"),
     }
 }
 

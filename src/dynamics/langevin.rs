@@ -3,7 +3,7 @@
 //! U and T built in or written as expressions.
 //! GPU pipeline (shaders/langevin.wgsl) and its f64 CPU twin [`langevin_cpu`].
 
-use super::potential_params::potential_shader;
+use super::potential_params::{check_potential_shader, potential_shader};
 use super::{
     Dynamics, NonfiniteCounter, ParseContext, ParseKind, References, Stepper, StepperContext,
     TwinContext, TwinState,
@@ -274,7 +274,7 @@ impl ParseKind for LangevinPlan {
         cx: &ParseContext<'_>,
     ) -> Option<(Self, Option<SampleTable>)> {
         sec.check_keys(KEYS, issues);
-        let potential = keys::potential(issues, sec, cx.dim);
+        let potential = keys::potential(issues, sec, cx.dim, cx.base_dir);
         let dt = keys::positive_dt(issues, sec);
         let duration = keys::duration(issues, sec, dt);
         let run = duration.zip(dt).map(|((steps, _), dt)| (steps, dt));
@@ -288,14 +288,8 @@ impl ParseKind for LangevinPlan {
             t_end,
         };
         // The generated shader must compile before anything is written.
-        if let Err(why) =
-            potential_shader(shaders::LANGEVIN, &plan.potential, Some(&plan.temperature))
-        {
-            issues.add(
-                &sec.key("potential"),
-                None,
-                format!("an expression whose generated WGSL compiles; naga says: {why}"),
-            );
+        let base = shaders::LANGEVIN;
+        if !check_potential_shader(issues, sec, base, &plan.potential, Some(&plan.temperature)) {
             return None;
         }
         Some((plan, None))

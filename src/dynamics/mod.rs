@@ -394,7 +394,9 @@ mod tests {
             "interaction" => "potential = { kind = \"double_well\" }\ninteraction = { kind = \
                               \"quadratic\", strength = 1.0 }\ndt = 0.01\nsteps = 3"
                 .to_string(),
-            "sde" => "drift = [\"-x\", \"-y\"]\ndiffusion = 0.5\ndt = 0.01\nsteps = 3".to_string(),
+            "sde" => "drift = [\"-x\", \"-w*y\"]\ndiffusion = \"0.5\"\nparams = { w = 2.0 }\n\
+                      dt = 0.01\nsteps = 3"
+                .to_string(),
             other => panic!("no minimal table for kind {other}: add one here"),
         };
         format!(

@@ -4,6 +4,7 @@
 
 use crate::gpu::abi::{self, POINT_LANES};
 use crate::model::{Potential, Temperature};
+use crate::scenario::walk::{Issues, Section};
 use crate::shaders;
 
 const LANES: usize = POINT_LANES as usize;
@@ -54,6 +55,13 @@ pub fn gpu_potential_params(potential: &Potential) -> (u32, Vec<f32>) {
             }
             (abi::POTENTIAL_EXPR, p)
         }
+        Potential::Wgsl(w) => {
+            let mut p: Vec<f32> = w.params().iter().map(|&v| v as f32).collect();
+            if p.is_empty() {
+                p.push(0.0);
+            }
+            (abi::POTENTIAL_EXPR, p)
+        }
     }
 }
 
@@ -78,8 +86,12 @@ pub fn potential_shader(
 ) -> Result<PotentialShader, String> {
     let (kind, mut params) = gpu_potential_params(potential);
     let mut functions = Vec::new();
-    if let Potential::Expr(e) = potential {
-        functions.push(("user_gradient", e.wgsl()));
+    match potential {
+        Potential::Expr(e) => functions.push(("user_gradient", e.wgsl())),
+        Potential::Wgsl(w) => {
+            functions.push(("user_gradient", w.code_with_params("potential_params", 0)))
+        }
+        _ => {}
     }
     let temperature_expr = match temperature {
         Some(Temperature::Expr(f)) => {
@@ -108,4 +120,90 @@ pub fn potential_shader(
         params,
         temperature_expr,
     })
+}
+
+/// Records an issue at `sec.potential` when `base` composed for the potential (and
+/// temperature) does not validate: the run directory is never made for a model whose
+/// shader cannot compile. Returns whether it validates.
+pub(crate) fn check_potential_shader(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    base: &str,
+    potential: &Potential,
+    temperature: Option<&Temperature>,
+) -> bool {
+    let Err(why) = potential_shader(base, potential, temperature) else {
+        return true;
+    };
+    let (key, what) = match (potential, temperature) {
+        (Potential::Wgsl(_), _) => (
+            "potential.wgsl",
+            "a WGSL file defining fn user_gradient(x: Point, t: f32) -> Point that compiles \
+             with the dynamics' shader",
+        ),
+        (_, Some(Temperature::Expr(_))) if !matches!(potential, Potential::Expr(_)) => {
+            ("temperature", "an expression whose generated WGSL compiles")
+        }
+        _ => ("potential", "an expression whose generated WGSL compiles"),
+    };
+    issues.add(&sec.key(key), None, format!("{what}; naga says: {why}"));
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::expr::{ExprPotential, PotentialSource, TimeExpr, TimeSource};
+
+    fn expr(text: &str, k: f64) -> Potential {
+        let source = PotentialSource {
+            expr: text.into(),
+            params: [("k".to_string(), k)].into(),
+            dim: 2,
+        };
+        Potential::Expr(ExprPotential::new(source).expect("compiles"))
+    }
+
+    /// Param values go to the buffer, never into the source: the pipeline cache (keyed by
+    /// the full source) reuses the kernel across a `--set ...params.k=` sweep, and a
+    /// different expression gets its own.
+    #[test]
+    fn params_change_the_buffer_not_the_source() {
+        let t = Temperature::Constant(1.0);
+        let one = potential_shader(shaders::LANGEVIN, &expr("0.5*k*x^2 + y^2", 1.0), Some(&t))
+            .expect("validates");
+        let two = potential_shader(shaders::LANGEVIN, &expr("0.5*k*x^2 + y^2", 2.0), Some(&t))
+            .expect("validates");
+        assert_eq!(one.source, two.source);
+        assert_eq!(
+            (one.params.clone(), two.params.clone()),
+            (vec![1.0], vec![2.0])
+        );
+        assert_eq!(one.kind, abi::POTENTIAL_EXPR);
+        let other = potential_shader(shaders::LANGEVIN, &expr("0.5*k*x^4 + y^2", 1.0), Some(&t))
+            .expect("validates");
+        assert_ne!(one.source, other.source);
+        // Built-in potentials keep the built-in source (and its cached pipeline).
+        let builtin = potential_shader(shaders::LANGEVIN, &Potential::DoubleWell, Some(&t))
+            .expect("validates");
+        assert_eq!(builtin.source, shaders::LANGEVIN);
+        assert!(!builtin.temperature_expr);
+        // A temperature schedule's params follow the potential's.
+        let schedule = Temperature::Expr(
+            TimeExpr::new(TimeSource {
+                expr: "a*exp(-t)".into(),
+                params: [("a".to_string(), 3.0)].into(),
+            })
+            .expect("compiles"),
+        );
+        let annealed = potential_shader(
+            shaders::LANGEVIN,
+            &expr("0.5*k*x^2 + y^2", 2.0),
+            Some(&schedule),
+        )
+        .expect("validates");
+        assert_eq!(annealed.params, vec![2.0, 3.0]);
+        assert!(annealed.temperature_expr);
+        assert!(annealed.source.contains("potential_params[1u]"));
+    }
 }

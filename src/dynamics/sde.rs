@@ -15,6 +15,7 @@ use super::{
 };
 use crate::error::{Error, Result, ScenarioIssue};
 use crate::model::expr::SdeModel;
+use crate::model::wgsl_model::WgslModel;
 use crate::rng::{self, NoiseStream};
 use crate::scenario::data::SampleTable;
 use crate::scenario::walk::{Issues, Section};
@@ -22,11 +23,20 @@ use crate::scenario::{Plan, expr_keys, keys};
 use crate::shaders;
 use serde::{Deserialize, Serialize};
 
+/// The model: expressions, or a WGSL file (src/model/wgsl_model.rs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SdeForm {
+    /// drift, diffusion and params, as written.
+    Expr(SdeModel),
+    /// `wgsl = "file.wgsl"` defining user_drift and user_diffusion, with params.
+    Wgsl(WgslModel),
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SdePlan {
-    /// drift, diffusion and params, as written.
     #[serde(flatten)]
-    pub model: SdeModel,
+    pub model: SdeForm,
     pub dt: f64,
     pub steps: u64,
     pub t_end: f64,
@@ -41,19 +51,33 @@ const KEYS: &[&str] = &[
     "t_end",
     "steps",
 ];
+const WGSL_KEYS: &[&str] = &["kind", "wgsl", "params", "dt", "t_end", "steps"];
 
-/// The shader for `model`: shaders/sde.wgsl with f and D generated into its user region,
-/// and the params array (one 0 when there are none: a binding cannot be empty).
-pub fn sde_shader(model: &SdeModel) -> Result<(String, Vec<f32>), String> {
-    let source = shaders::with_user_functions(
-        shaders::SDE,
-        &[
-            ("user_drift", model.wgsl_drift("model_params")),
-            ("user_diffusion", model.wgsl_diffusion("model_params")),
-        ],
-    )?;
+/// The shader for `model`: shaders/sde.wgsl with f and D generated into its user region
+/// (or the user's WGSL in their place), and the params array (one 0 when there are none: a
+/// binding cannot be empty).
+pub fn sde_shader(model: &SdeForm) -> Result<(String, Vec<f32>), String> {
+    let (functions, params) = match model {
+        SdeForm::Expr(m) => (
+            vec![
+                ("user_drift", m.wgsl_drift("model_params")),
+                ("user_diffusion", m.wgsl_diffusion("model_params")),
+            ],
+            m.params(),
+        ),
+        // The file's code replaces the drift stub; the diffusion stub goes (the file
+        // defines both).
+        SdeForm::Wgsl(w) => (
+            vec![
+                ("user_drift", w.code_with_params("model_params", 0)),
+                ("user_diffusion", String::new()),
+            ],
+            w.params(),
+        ),
+    };
+    let source = shaders::with_user_functions(shaders::SDE, &functions)?;
     shaders::validate(&source)?;
-    let mut params: Vec<f32> = model.params().iter().map(|&v| v as f32).collect();
+    let mut params: Vec<f32> = params.iter().map(|&v| v as f32).collect();
     if params.is_empty() {
         params.push(0.0);
     }
@@ -66,8 +90,12 @@ impl ParseKind for SdePlan {
         sec: Section<'_>,
         cx: &ParseContext<'_>,
     ) -> Option<(Self, Option<SampleTable>)> {
-        sec.check_keys(KEYS, issues);
-        let model = expr_keys::sde(issues, sec, cx.dim);
+        let model = if sec.get("wgsl").is_some() {
+            expr_keys::wgsl_model(issues, sec, cx.base_dir, WGSL_KEYS).map(SdeForm::Wgsl)
+        } else {
+            sec.check_keys(KEYS, issues);
+            expr_keys::sde(issues, sec, cx.dim).map(SdeForm::Expr)
+        };
         let dt = keys::positive_dt(issues, sec);
         let (steps, t_end) = keys::duration(issues, sec, dt)?;
         let plan = SdePlan {
@@ -77,10 +105,18 @@ impl ParseKind for SdePlan {
             t_end,
         };
         if let Err(why) = sde_shader(&plan.model) {
+            let (key, what) = match &plan.model {
+                SdeForm::Expr(_) => ("drift", "expressions whose generated WGSL compiles"),
+                SdeForm::Wgsl(_) => (
+                    "wgsl",
+                    "a WGSL file defining fn user_drift(x: Point, t: f32) -> Point and fn \
+                     user_diffusion(x: Point, t: f32) -> f32 that compiles with the sde shader",
+                ),
+            };
             issues.add(
-                &sec.key("drift"),
-                None,
-                format!("expressions whose generated WGSL compiles; naga says: {why}"),
+                &sec.key(key),
+                sec.get(key),
+                format!("{what}; naga says: {why}"),
             );
             return None;
         }
@@ -102,16 +138,22 @@ impl Dynamics for SdePlan {
     }
 
     fn references(&self) -> References<'_> {
-        References::Sde { model: &self.model }
+        match &self.model {
+            SdeForm::Expr(model) => References::Sde { model },
+            SdeForm::Wgsl(_) => References::None,
+        }
     }
 
     /// D must be >= 0 where the particles are observed: on a 65-point grid per histogram
     /// axis over the histogram range (other coordinates 0) at 9 times from 0 to t_end. A D
     /// negative elsewhere shows up as non-finite particles at run time (exit 3).
     fn check_plan(&self, plan: &Plan) -> Vec<ScenarioIssue> {
+        let SdeForm::Expr(model) = &self.model else {
+            return Vec::new();
+        };
         let spec = &plan.output.histogram;
-        let dim = self.model.dim();
-        let params = self.model.params();
+        let dim = model.dim();
+        let params = model.params();
         let mut scratch = Vec::new();
         let mut out = vec![0.0; 2 * dim + 1];
         let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
@@ -127,12 +169,12 @@ impl Dynamics for SdePlan {
                     let [lo, hi] = spec.range[j];
                     x[a] = lo + (hi - lo) * i as f64 / (CHECK_POINTS - 1) as f64;
                 }
-                self.model.eval_into(&x, t, &params, &mut scratch, &mut out);
+                model.eval_into(&x, t, &params, &mut scratch, &mut out);
                 let d = out[dim];
                 if !(d.is_finite() && d >= 0.0) {
                     return vec![ScenarioIssue {
                         key: "dynamics.diffusion".into(),
-                        value: format!("\"{}\"", self.model.source().diffusion),
+                        value: format!("\"{}\"", model.source().diffusion),
                         allowed: format!(
                             "D(x, t) >= 0 and finite on the histogram box; D = {d} at x = \
                              {x:?}, t = {t}"
@@ -164,11 +206,16 @@ impl Dynamics for SdePlan {
     }
 
     fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
+        let SdeForm::Expr(model) = &self.model else {
+            return Err(Error::Usage(
+                "a WGSL sde model has no CPU twin (write it as expressions)".into(),
+            ));
+        };
         sde_cpu(
             &mut state.positions,
             cx.dim,
             0,
-            &self.model,
+            model,
             self.dt,
             cx.seed,
             cx.step0,
