@@ -400,6 +400,13 @@ impl AxisFactors {
     }
 }
 
+/// Relative slack on step sizes: a span that exceeds `dt_max` (or a multiple of it) by less
+/// than this is taken in whole steps of (about) `dt_max`, and factors are reused for steps
+/// that differ by less than this. Times written k * dt in f64 differ from whole multiples by
+/// k ulps, 2e-12 relative at k = 1e4: without the slack a caller stepping to k * dt would get
+/// two half steps now and then.
+const STEP_SLACK: f64 = 1e-9;
+
 /// The solver's state: masses on the grid at `time`.
 pub struct FokkerPlanck {
     grid: Grid,
@@ -515,13 +522,13 @@ impl FokkerPlanck {
     }
 
     /// Advances to `time` (no-op if already there or past it) in equal steps of at most
-    /// `dt_max`.
+    /// `dt_max` (up to a relative [`STEP_SLACK`]).
     pub fn advance_to(&mut self, time: f64) {
         let span = time - self.time;
         if span.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return;
         }
-        let n = (span / self.dt_max * (1.0 - 1e-12)).ceil().max(1.0) as u64;
+        let n = (span / self.dt_max * (1.0 - STEP_SLACK)).ceil().max(1.0) as u64;
         let dt = span / n as f64;
         let start = self.time;
         if self.sampler.timed() {
@@ -545,7 +552,7 @@ impl FokkerPlanck {
     /// Factors for `dt` of time-independent coefficients, reused while dt stays the same.
     fn factor(&mut self, dt: f64) {
         if let Some((have, _)) = &self.factors {
-            if (have - dt).abs() <= 1e-12 * dt {
+            if (have - dt).abs() <= STEP_SLACK * dt {
                 return;
             }
         }
