@@ -50,6 +50,19 @@ const SHADERS: &[Shader] = &[
         ],
     },
     Shader {
+        name: "SDE",
+        structs: &[abi::ChunkUniform::WGSL, abi::LangevinStep::WGSL],
+        files: &[
+            "common/chunk.wgsl",
+            "common/philox.wgsl",
+            "common/point.wgsl",
+            "common/state.wgsl",
+            "common/finish.wgsl",
+            "common/noise.wgsl",
+            "sde.wgsl",
+        ],
+    },
+    Shader {
         name: "HEAVY_BALL",
         structs: &[abi::ChunkUniform::WGSL, abi::HeavyBallStep::WGSL],
         files: &[

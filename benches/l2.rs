@@ -7,6 +7,11 @@
 //! `seconds` is the whole job: allocation and initial upload, stepping, histogram and its
 //! readback. Adapter start-up and shader compilation are reported apart (`startup_seconds`),
 //! as the JAX peer excludes its compile.
+//!
+//! `--potential expr` runs the same double well written as an expression,
+//! "(x^2 - 1)^2 + 0.5*y^2" (gradient derived, WGSL generated and validated by naga), and
+//! reports the generation + validation time as `codegen_seconds` (benches/compare_expr.sh
+//! puts both side by side).
 
 use fokker::gpu::{AdapterChoice, Gpu};
 use fokker::model::Potential;
@@ -14,7 +19,20 @@ use fokker::scenario::*;
 use fokker::simulation::{Layout, Simulation};
 use std::time::Instant;
 
-fn l2_plan(particles: u64, steps: u64, seed: u64, temperature: f64) -> Plan {
+/// The double well written as an expression (the built-in's U exactly).
+fn expression_double_well() -> Potential {
+    let source = fokker::model::expr::PotentialSource {
+        expr: "(x^2 - 1)^2 + 0.5*y^2".into(),
+        params: Default::default(),
+        dim: 2,
+    };
+    match fokker::model::expr::ExprPotential::new(source) {
+        Ok(p) => Potential::Expr(p),
+        Err(e) => panic!("the double-well expression does not compile: {}", e.error),
+    }
+}
+
+fn l2_plan(particles: u64, steps: u64, seed: u64, temperature: f64, potential: &Potential) -> Plan {
     Plan {
         name: Some("L2".into()),
         seed,
@@ -24,8 +42,8 @@ fn l2_plan(particles: u64, steps: u64, seed: u64, temperature: f64) -> Plan {
             init: Init::Point { at: vec![0.0, 0.0] },
         },
         dynamics: DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
-            potential: Potential::DoubleWell,
-            temperature,
+            potential: potential.clone(),
+            temperature: fokker::model::Temperature::Constant(temperature),
             dt: 1e-3,
             steps,
             t_end: steps as f64 * 1e-3,
@@ -81,16 +99,34 @@ fn main() -> fokker::Result<()> {
         ..Layout::default()
     };
 
+    let written: String = arg(&args, "--potential", "builtin".to_string());
+    let (potential, codegen) = match written.as_str() {
+        "expr" => {
+            let t = Instant::now();
+            let p = expression_double_well();
+            let temperature = fokker::model::Temperature::Constant(temperature);
+            if let Err(why) = fokker::dynamics::potential_params::potential_shader(
+                fokker::shaders::LANGEVIN,
+                &p,
+                Some(&temperature),
+            ) {
+                panic!("the generated shader does not validate: {why}");
+            }
+            (p, t.elapsed().as_secs_f64())
+        }
+        _ => (Potential::DoubleWell, 0.0),
+    };
+
     let t0 = Instant::now();
     let gpu = Gpu::open(&adapter)?;
     // Compile every pipeline once on a tiny ensemble (Mesa caches the result).
-    let warm = l2_plan(256, 2, seed, temperature);
+    let warm = l2_plan(256, 2, seed, temperature, &potential);
     let mut sim = Simulation::new(&gpu, &warm, None, None, 0, 256, &layout)?;
     sim.advance_to(2, |_| Ok(()), &|| false)?;
     sim.observe()?;
     let startup = t0.elapsed().as_secs_f64();
 
-    let plan = l2_plan(particles, steps, seed, temperature);
+    let plan = l2_plan(particles, steps, seed, temperature, &potential);
     let t1 = Instant::now();
     let mut sim = Simulation::new(&gpu, &plan, None, None, 0, particles, &layout)?;
     sim.advance_to(steps, |_| Ok(()), &|| false)?;
@@ -107,6 +143,8 @@ fn main() -> fokker::Result<()> {
             "particle_steps_per_s": particles as f64 * steps as f64 / seconds,
             "in_range": obs.histogram.in_range(),
             "startup_seconds": (startup * 1e4).round() / 1e4,
+            "potential": written,
+            "codegen_seconds": (codegen * 1e5).round() / 1e5,
             "adapter": format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
         })
     );

@@ -833,6 +833,58 @@ fn catalogue() -> Vec<Case> {
         case("marginals is not a list")
             .append("\n[output]\nmarginals = 3\n")
             .expect(INVALID, &["output.marginals = 3", "axis pairs"]),
+        // --- user models (expressions and WGSL files) ---------------------------------------
+        case("expression with an unclosed parenthesis")
+            .edit(dw, r#"expr = "exp(x * (y + 1)" }"#)
+            .expect(INVALID, &["dynamics.potential.expr", "expected ')'", "at 16"]),
+        case("expression with an unknown name")
+            .edit(dw, r#"expr = "0.5*kk*x^2", params = { k = 2 } }"#)
+            .expect(INVALID, &["unknown name 'kk' at 5", "did you mean 'k'?"]),
+        case("expression uses an axis beyond dim")
+            .edit(dw, r#"expr = "x^2 + y^2 + z^2" }"#)
+            .expect(INVALID, &["dynamics.potential.expr", "'z' is axis 2 but dim = 2", "at 13"]),
+        case("expression param nobody reads")
+            .edit(dw, r#"expr = "x^2 + y^2", params = { k = 2 } }"#)
+            .expect(INVALID, &["dynamics.potential.params.k", "no expression reads"]),
+        case("expression param named like a coordinate")
+            .edit(dw, r#"expr = "x^2", params = { x1 = 2 } }"#)
+            .expect(INVALID, &["dynamics.potential.params.x1", "reserved"]),
+        case("expression is a number, not a string")
+            .edit(dw, r#"expr = 3 }"#)
+            .expect(INVALID, &["dynamics.potential.expr = 3", "a string"]),
+        case("temperature schedule negative during the run")
+            .edit("temperature = 1.0", r#"temperature = { expr = "1 - 300*t" }"#)
+            .expect(INVALID, &["dynamics.temperature.expr", "T(0.004) = -0.2"]),
+        case("temperature schedule reading a coordinate")
+            .edit("temperature = 1.0", r#"temperature = { expr = "1 + x" }"#)
+            .expect(INVALID, &["dynamics.temperature.expr", "'x' is a coordinate"]),
+        case("sde drift of the wrong length")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\ndrift = [\"-x\"]\ndt = 1e-3\nsteps = 5")
+            .expect(INVALID, &["dynamics.drift", "one expression per axis", "particles.dim = 2"]),
+        case("sde diffusion negative on the histogram box")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"sde\"\ndrift = [\"-x\", \"-y\"]\ndiffusion = { expr = \"0.1 + 0.2*x\" }\ndt = 1e-3\nsteps = 5",
+            )
+            .append("\n[output]\nhistogram = { range = [[-2.0, 2.0], [-2.0, 2.0]] }\n")
+            .expect(INVALID, &["dynamics.diffusion", "D(x, t) >= 0", "D = -0.3"]),
+        case("sde drift with a syntax error")
+            .edit(
+                LANGEVIN_DYNAMICS,
+                "kind = \"sde\"\ndrift = [\"-x\", \"-y +\"]\ndt = 1e-3\nsteps = 5",
+            )
+            .expect(INVALID, &["dynamics.drift[1]", "expected a number, a name or '('", "at 5"]),
+        case("WGSL potential that does not compile")
+            .edit(dw, r#"wgsl = "u.wgsl" }"#)
+            .file("u.wgsl", "fn user_gradient(x: Point, t: f32) -> Point {\n    return x * 2.0;\n}\n")
+            .expect(INVALID, &["dynamics.potential.wgsl", "naga says", "x * 2.0"]),
+        case("WGSL potential file missing")
+            .edit(dw, r#"wgsl = "nothing.wgsl" }"#)
+            .expect(INVALID, &["dynamics.potential.wgsl", "a readable WGSL file"]),
+        case("WGSL sde without user_diffusion")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\nwgsl = \"m.wgsl\"\ndt = 1e-3\nsteps = 5")
+            .file("m.wgsl", "fn user_drift(x: Point, t: f32) -> Point {\n    return x;\n}\n")
+            .expect(INVALID, &["dynamics.wgsl", "user_diffusion", "naga says"]),
     ]
 }
 

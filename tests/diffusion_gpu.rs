@@ -810,7 +810,7 @@ fn heavy_ball_matches_its_closed_form_on_a_diagonal_quadratic() {
     // The twin: the same recurrence in f64.
     let mut twin = x0.clone();
     let mut v = vec![0.0; twin.len()];
-    heavy_ball_cpu(&mut twin, &mut v, 2, &potential, dt, friction, steps);
+    heavy_ball_cpu(&mut twin, &mut v, 2, &potential, dt, friction, 0, steps);
     // The recurrence's own exact solution. Per coordinate (x, v) <- M (x, v) with
     //   M = [[1 - l dt^2, dt (1 - b dt)], [-l dt, 1 - b dt]]   (b the friction),
     // so by Cayley–Hamilton x_{k+1} = tr x_k - det x_{k-1}, tr = 2 - q, q = b dt + l dt^2,

@@ -6,7 +6,7 @@ use common::f32err::{NORMAL_ERROR, U, mixture_score_error};
 use common::stats;
 use fokker::dynamics::init::init_cpu;
 use fokker::dynamics::langevin::langevin_cpu;
-use fokker::model::Potential;
+use fokker::model::{Potential, Temperature};
 use fokker::observe::{histogram_cpu, moments_cpu};
 use fokker::scenario::*;
 use fokker::simulation::{Layout, Simulation};
@@ -28,7 +28,7 @@ fn plan(
         particles: ParticlesPlan { count, dim, init },
         dynamics: DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
             potential,
-            temperature,
+            temperature: Temperature::Constant(temperature),
             dt,
             steps,
             t_end: steps as f64 * dt,
@@ -89,7 +89,9 @@ fn gradient_error(potential: &Potential, x: &[f64]) -> f64 {
             4.0 * U * (4.0 * x[0].abs().powi(3) + 4.0 * x[0].abs()) + U * norm_inf(&x[1..])
         }
         Potential::Mixture(m) => mixture_score_error(m, x),
-        Potential::MuellerBrown { .. } => unimplemented!("no test here uses it"),
+        Potential::MuellerBrown { .. } | Potential::Expr(_) | Potential::Wgsl(_) => {
+            unimplemented!("no test here uses it")
+        }
     }
 }
 
@@ -138,7 +140,7 @@ fn twin_with_bounds(
                 dim,
                 first + p as u64,
                 potential,
-                temperature,
+                &Temperature::Constant(temperature),
                 dt,
                 seed,
                 n,
@@ -1075,7 +1077,7 @@ fn noise_carries_across_the_32_bit_block_boundary() {
                 dim,
                 0,
                 &potential,
-                temperature,
+                &Temperature::Constant(temperature),
                 dt,
                 p.seed,
                 step0,

@@ -5,7 +5,7 @@
 //! with its f64 CPU twin [`heavy_ball_cpu`].
 
 use super::langevin::{LangevinGpu, langevin_cpu};
-use super::potential_params::potential_shader;
+use super::potential_params::{check_potential_shader, potential_shader};
 use super::{
     Dynamics, NonfiniteCounter, ParseContext, ParseKind, References, StateMemory, Stepper,
     StepperContext, TwinContext, TwinState,
@@ -166,7 +166,7 @@ impl ParseKind for GradientFlowPlan {
         cx: &ParseContext<'_>,
     ) -> Option<(Self, Option<SampleTable>)> {
         sec.check_keys(KEYS, issues);
-        let potential = keys::potential(issues, sec, cx.dim);
+        let potential = keys::potential(issues, sec, cx.dim, cx.base_dir);
         let friction = optional(
             issues,
             sec,
@@ -192,6 +192,13 @@ impl ParseKind for GradientFlowPlan {
             t_end,
             friction: friction?,
         };
+        let base = match plan.friction {
+            None => shaders::LANGEVIN,
+            Some(_) => shaders::HEAVY_BALL,
+        };
+        if !check_potential_shader(issues, sec, base, &plan.potential, None) {
+            return None;
+        }
         Some((plan, None))
     }
 }

@@ -3,6 +3,7 @@
 //! xi, on the kernel-flow pipeline (src/dynamics/kernel_flows.rs).
 
 use super::kernel_flows::{KernelFlowGpu, Update, interaction_cpu, kernel_flow_memory};
+use super::potential_params::check_potential_shader;
 use super::{
     Dynamics, ParseContext, ParseKind, StateMemory, Stepper, StepperContext, TwinContext, TwinState,
 };
@@ -13,6 +14,7 @@ use crate::scenario::data::SampleTable;
 use crate::scenario::keys;
 use crate::scenario::resolve::{kind, optional, required};
 use crate::scenario::walk::{Issues, Section, number, table};
+use crate::shaders;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,7 +44,7 @@ impl ParseKind for InteractionPlan {
         cx: &ParseContext<'_>,
     ) -> Option<(Self, Option<SampleTable>)> {
         sec.check_keys(KEYS, issues);
-        let potential = keys::potential(issues, sec, cx.dim);
+        let potential = keys::potential(issues, sec, cx.dim, cx.base_dir);
         let pair = required(
             issues,
             sec,
@@ -100,6 +102,9 @@ impl ParseKind for InteractionPlan {
             steps,
             t_end,
         };
+        if !check_potential_shader(issues, sec, shaders::KERNEL_FLOWS, &plan.potential, None) {
+            return None;
+        }
         Some((plan, None))
     }
 }

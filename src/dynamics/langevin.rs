@@ -3,7 +3,7 @@
 //! U and T built in or written as expressions.
 //! GPU pipeline (shaders/langevin.wgsl) and its f64 CPU twin [`langevin_cpu`].
 
-use super::potential_params::potential_shader;
+use super::potential_params::{check_potential_shader, potential_shader};
 use super::{
     Dynamics, NonfiniteCounter, ParseContext, ParseKind, References, Stepper, StepperContext,
     TwinContext, TwinState,
@@ -46,6 +46,15 @@ struct Part {
     binds: Vec<wgpu::BindGroup>,
 }
 
+/// A composed Euler–Maruyama shader: its label, source, overrides beyond DIM, ROUND_STEPS
+/// and SINGLE_STEPS, and its params array.
+pub struct EulerShader<'a> {
+    pub label: &'a str,
+    pub source: &'a str,
+    pub overrides: &'a [(&'a str, f64)],
+    pub params: &'a [f32],
+}
+
 /// The Langevin kernels bound to an ensemble's chunks.
 pub struct LangevinGpu {
     /// Head (single steps), body (rounds), tail (single steps).
@@ -70,30 +79,58 @@ impl LangevinGpu {
     ) -> Result<LangevinGpu> {
         let shader = potential_shader(shaders::LANGEVIN, potential, Some(temperature))
             .map_err(|why| Error::Device(format!("the Langevin shader did not compose: {why}")))?;
-        let potential = gpu.storage_with("potential params", bytemuck::cast_slice(&shader.params));
+        let overrides = [
+            ("POTENTIAL", f64::from(shader.kind)),
+            ("NOISE", if temperature.is_zero() { 0.0 } else { 1.0 }),
+            (
+                "TEMPERATURE_EXPR",
+                if shader.temperature_expr { 1.0 } else { 0.0 },
+            ),
+        ];
+        Ok(LangevinGpu::with_shader(
+            gpu,
+            ensemble,
+            &EulerShader {
+                label: "langevin",
+                source: &shader.source,
+                overrides: &overrides,
+                params: &shader.params,
+            },
+            dt,
+            // Unused (TEMPERATURE_EXPR) for a schedule.
+            (2.0 * temperature.constant().unwrap_or(0.0) * dt).sqrt(),
+            seed,
+            workgroup_size,
+        ))
+    }
+
+    /// The kernels of an Euler–Maruyama shader laid out like shaders/langevin.wgsl (step
+    /// uniform, params array, non-finite counter; whole rounds and single steps), shared
+    /// with the general SDE (shaders/sde.wgsl).
+    pub fn with_shader(
+        gpu: &Gpu,
+        ensemble: &Ensemble,
+        shader: &EulerShader<'_>,
+        dt: f64,
+        noise_scale: f64,
+        seed: u64,
+        workgroup_size: u32,
+    ) -> LangevinGpu {
+        let potential = gpu.storage_with("model params", bytemuck::cast_slice(shader.params));
         let nonfinite = NonfiniteCounter::new(gpu);
         let kernel = |single: bool| {
-            Kernel::new(
-                gpu,
-                if single {
-                    "langevin steps"
-                } else {
-                    "langevin rounds"
-                },
-                &shader.source,
-                &[
-                    ("DIM", f64::from(ensemble.dim)),
-                    ("POTENTIAL", f64::from(shader.kind)),
-                    ("ROUND_STEPS", f64::from(round_steps(ensemble.dim))),
-                    ("NOISE", if temperature.is_zero() { 0.0 } else { 1.0 }),
-                    ("SINGLE_STEPS", if single { 1.0 } else { 0.0 }),
-                    (
-                        "TEMPERATURE_EXPR",
-                        if shader.temperature_expr { 1.0 } else { 0.0 },
-                    ),
-                ],
-                workgroup_size,
-            )
+            let mut constants = vec![
+                ("DIM", f64::from(ensemble.dim)),
+                ("ROUND_STEPS", f64::from(round_steps(ensemble.dim))),
+                ("SINGLE_STEPS", if single { 1.0 } else { 0.0 }),
+            ];
+            constants.extend_from_slice(shader.overrides);
+            let label = format!(
+                "{} {}",
+                shader.label,
+                if single { "steps" } else { "rounds" }
+            );
+            Kernel::new(gpu, &label, shader.source, &constants, workgroup_size)
         };
         let part = |kernel: Arc<Kernel>| {
             let step =
@@ -115,15 +152,14 @@ impl LangevinGpu {
             }
         };
         // Head and tail share the single-step pipeline (cached), each with its own uniform.
-        Ok(LangevinGpu {
+        LangevinGpu {
             parts: [part(kernel(true)), part(kernel(false)), part(kernel(true))],
             key: rng::key_from_seed(seed),
             dim: ensemble.dim,
             dt,
-            // Unused (TEMPERATURE_EXPR) for a schedule.
-            noise_scale: (2.0 * temperature.constant().unwrap_or(0.0) * dt).sqrt() as f32,
+            noise_scale: noise_scale as f32,
             nonfinite,
-        })
+        }
     }
 }
 
@@ -238,7 +274,7 @@ impl ParseKind for LangevinPlan {
         cx: &ParseContext<'_>,
     ) -> Option<(Self, Option<SampleTable>)> {
         sec.check_keys(KEYS, issues);
-        let potential = keys::potential(issues, sec, cx.dim);
+        let potential = keys::potential(issues, sec, cx.dim, cx.base_dir);
         let dt = keys::positive_dt(issues, sec);
         let duration = keys::duration(issues, sec, dt);
         let run = duration.zip(dt).map(|((steps, _), dt)| (steps, dt));
@@ -252,14 +288,8 @@ impl ParseKind for LangevinPlan {
             t_end,
         };
         // The generated shader must compile before anything is written.
-        if let Err(why) =
-            potential_shader(shaders::LANGEVIN, &plan.potential, Some(&plan.temperature))
-        {
-            issues.add(
-                &sec.key("potential"),
-                None,
-                format!("an expression whose generated WGSL compiles; naga says: {why}"),
-            );
+        let base = shaders::LANGEVIN;
+        if !check_potential_shader(issues, sec, base, &plan.potential, Some(&plan.temperature)) {
             return None;
         }
         Some((plan, None))

@@ -18,6 +18,7 @@ pub mod potential_params;
 pub mod probability_flow;
 pub mod reverse_sde;
 pub mod sd_flow;
+pub mod sde;
 pub mod svgd;
 
 use crate::error::Result;
@@ -88,6 +89,7 @@ registry! {
     MmdFlow(mmd_flow::MmdFlowPlan) = "mmd_flow",
     Svgd(svgd::SvgdPlan) = "svgd",
     Interaction(interaction::InteractionPlan) = "interaction",
+    Sde(sde::SdePlan) = "sde",
 }
 
 impl std::ops::Deref for DynamicsPlan {
@@ -254,6 +256,13 @@ pub trait Dynamics: std::fmt::Debug {
         None
     }
 
+    /// Problems only the whole plan shows (beyond the kind's own keys), e.g. a written
+    /// diffusion negative on the histogram box.
+    fn check_plan(&self, plan: &crate::scenario::Plan) -> Vec<crate::error::ScenarioIssue> {
+        let _ = plan;
+        Vec::new()
+    }
+
     /// The GPU stepper for `cx.ensemble`.
     fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>>;
 
@@ -384,6 +393,9 @@ mod tests {
             }
             "interaction" => "potential = { kind = \"double_well\" }\ninteraction = { kind = \
                               \"quadratic\", strength = 1.0 }\ndt = 0.01\nsteps = 3"
+                .to_string(),
+            "sde" => "drift = [\"-x\", \"-w*y\"]\ndiffusion = \"0.5\"\nparams = { w = 2.0 }\n\
+                      dt = 0.01\nsteps = 3"
                 .to_string(),
             other => panic!("no minimal table for kind {other}: add one here"),
         };

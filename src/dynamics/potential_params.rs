@@ -4,6 +4,7 @@
 
 use crate::gpu::abi::{self, POINT_LANES};
 use crate::model::{Potential, Temperature};
+use crate::scenario::walk::{Issues, Section};
 use crate::shaders;
 
 const LANES: usize = POINT_LANES as usize;
@@ -54,6 +55,13 @@ pub fn gpu_potential_params(potential: &Potential) -> (u32, Vec<f32>) {
             }
             (abi::POTENTIAL_EXPR, p)
         }
+        Potential::Wgsl(w) => {
+            let mut p: Vec<f32> = w.params().iter().map(|&v| v as f32).collect();
+            if p.is_empty() {
+                p.push(0.0);
+            }
+            (abi::POTENTIAL_EXPR, p)
+        }
     }
 }
 
@@ -78,8 +86,12 @@ pub fn potential_shader(
 ) -> Result<PotentialShader, String> {
     let (kind, mut params) = gpu_potential_params(potential);
     let mut functions = Vec::new();
-    if let Potential::Expr(e) = potential {
-        functions.push(("user_gradient", e.wgsl()));
+    match potential {
+        Potential::Expr(e) => functions.push(("user_gradient", e.wgsl())),
+        Potential::Wgsl(w) => {
+            functions.push(("user_gradient", w.code_with_params("potential_params", 0)))
+        }
+        _ => {}
     }
     let temperature_expr = match temperature {
         Some(Temperature::Expr(f)) => {
@@ -108,4 +120,32 @@ pub fn potential_shader(
         params,
         temperature_expr,
     })
+}
+
+/// Records an issue at `sec.potential` when `base` composed for the potential (and
+/// temperature) does not validate: the run directory is never made for a model whose
+/// shader cannot compile. Returns whether it validates.
+pub(crate) fn check_potential_shader(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    base: &str,
+    potential: &Potential,
+    temperature: Option<&Temperature>,
+) -> bool {
+    let Err(why) = potential_shader(base, potential, temperature) else {
+        return true;
+    };
+    let (key, what) = match (potential, temperature) {
+        (Potential::Wgsl(_), _) => (
+            "potential.wgsl",
+            "a WGSL file defining fn user_gradient(x: Point, t: f32) -> Point that compiles \
+             with the dynamics' shader",
+        ),
+        (_, Some(Temperature::Expr(_))) if !matches!(potential, Potential::Expr(_)) => {
+            ("temperature", "an expression whose generated WGSL compiles")
+        }
+        _ => ("potential", "an expression whose generated WGSL compiles"),
+    };
+    issues.add(&sec.key(key), None, format!("{what}; naga says: {why}"));
+    false
 }

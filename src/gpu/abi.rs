@@ -105,7 +105,8 @@ gpu_struct! {
 }
 
 gpu_struct! {
-    /// One dispatch of overdamped Langevin (shaders/langevin.wgsl).
+    /// One dispatch of overdamped Langevin (shaders/langevin.wgsl) or of the general SDE
+    /// (shaders/sde.wgsl, which ignores noise_scale).
     LangevinStep as "Step", 48 bytes {
         key: [u32; 2],
         /// Philox block and lane of the first normal of the first step: g = step0 * DIM.

@@ -5,6 +5,7 @@ pub mod mixture;
 pub mod potential;
 pub mod process;
 pub mod temperature;
+pub mod wgsl_model;
 
 pub use mixture::Mixture;
 pub use potential::Potential;

@@ -3,6 +3,7 @@
 
 use super::expr::ExprPotential;
 use super::mixture::Mixture;
+use super::wgsl_model::WgslModel;
 use serde::{Deserialize, Serialize};
 
 /// Müller–Brown constants (Müller & Brown 1979), the standard four-term surface.
@@ -29,12 +30,19 @@ pub enum Potential {
     Mixture(Mixture),
     /// U(x, t) written by the user (src/model/expr), with its symbolic gradient.
     Expr(ExprPotential),
+    /// grad U written in WGSL by the user (src/model/wgsl_model.rs): GPU only, U and its
+    /// gradient are NaN on the CPU.
+    Wgsl(WgslModel),
 }
 
 impl Potential {
-    /// Whether U changes with time (only expressions can).
+    /// Whether U changes with time (only expressions and WGSL can; WGSL is taken to).
     pub fn is_timed(&self) -> bool {
-        matches!(self, Potential::Expr(e) if e.is_timed())
+        match self {
+            Potential::Expr(e) => e.is_timed(),
+            Potential::Wgsl(_) => true,
+            _ => false,
+        }
     }
 
     /// U(x, t).
@@ -83,6 +91,7 @@ impl Potential {
             }
             Potential::Mixture(m) => -m.log_density(x),
             Potential::Expr(e) => e.value_at(x, 0.0),
+            Potential::Wgsl(_) => f64::NAN,
         }
     }
 
@@ -121,6 +130,7 @@ impl Potential {
             }
             Potential::Mixture(m) => m.score(x).into_iter().map(|s| -s).collect(),
             Potential::Expr(e) => e.gradient_at(x, 0.0),
+            Potential::Wgsl(_) => vec![f64::NAN; x.len()],
         }
     }
 }

@@ -137,6 +137,13 @@ pub fn axis_potential(
             }
             vec![0.0; dim]
         }
+        Potential::Wgsl(w) => {
+            return Err(format!(
+                "the potential is WGSL ({}), which has no CPU form; a reference needs the \
+                 potential as an expression",
+                w.wgsl
+            ));
+        }
         Potential::Mixture(_) => {
             if axes.len() != dim {
                 return Err(format!(

@@ -9,7 +9,9 @@ use crate::model::expr::{
     CompileError, ExprPotential, PairPotential, Params, PotentialSource, SdeModel, SdeSource,
     TimeExpr, TimeSource, parse,
 };
+use crate::model::wgsl_model::WgslModel;
 use crate::model::{Potential, Temperature};
+use std::path::Path;
 use toml::Value;
 
 /// Keys of an expression table.
@@ -143,7 +145,50 @@ pub(crate) fn time_expr(issues: &mut Issues, key: &str, v: &Value) -> Option<Tim
     }
 }
 
+/// `wgsl = "file.wgsl"` (relative to the scenario) with `params`: the file's text, read now
+/// so that the plan holds it. `keys` are the table's allowed keys.
+pub(crate) fn wgsl_model(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    base_dir: &Path,
+    keys: &[&str],
+) -> Option<WgslModel> {
+    sec.check_keys(keys, issues);
+    let key = sec.key("wgsl");
+    let path = match sec.get("wgsl") {
+        Some(Value::String(s)) => s.clone(),
+        other => {
+            issues.add(
+                &key,
+                other,
+                "the path of a .wgsl file (relative to the scenario)",
+            );
+            return None;
+        }
+    };
+    let params = params(issues, sec)?;
+    match std::fs::read_to_string(base_dir.join(&path)) {
+        Ok(code) => Some(WgslModel {
+            wgsl: path,
+            code,
+            params,
+        }),
+        Err(e) => {
+            issues.add(
+                &key,
+                sec.get("wgsl"),
+                format!(
+                    "a readable WGSL file: {} ({e})",
+                    base_dir.join(&path).display()
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// A pair potential W(r) at `key`: `{ expr = "W(r)", params = {...} }`.
+#[allow(dead_code)] // read by the interaction kind's `interaction = { expr }` (being added)
 pub(crate) fn pair_expr(issues: &mut Issues, key: &str, v: &Value) -> Option<PairPotential> {
     let t = table(issues, key, v)?;
     let sec = Section::new(key, t);

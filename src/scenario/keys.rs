@@ -79,6 +79,7 @@ pub(crate) fn potential(
     issues: &mut Issues,
     sec: Section<'_>,
     dim: Option<usize>,
+    base_dir: &Path,
 ) -> Option<Potential> {
     required(
         issues,
@@ -87,7 +88,7 @@ pub(crate) fn potential(
         "a table { kind = ... } naming the potential U",
         |i, k, v| {
             let t = table(i, k, v)?;
-            super::resolve::potential(i, Section::new(k, t), dim)
+            super::resolve::potential(i, Section::new(k, t), dim, base_dir)
         },
     )
 }

@@ -76,7 +76,7 @@ pub(crate) fn equilibrium_box(potential: &Potential, t: f64, a: usize) -> Option
         }
         Potential::Mixture(m) => mixture_box(m, a, t.sqrt().max(1.0)),
         // No closed form: the range comes from the initial law (or is given).
-        Potential::Expr(_) => None,
+        Potential::Expr(_) | Potential::Wgsl(_) => None,
     }
 }
 

@@ -136,6 +136,7 @@ pub(crate) fn resolve(
         dynamics,
         output,
     };
+    issues.0.extend(plan.dynamics.check_plan(&plan));
     issues.0.extend(crate::reference::check(&plan));
     if !issues.is_empty() {
         return None;
@@ -591,10 +592,15 @@ pub(crate) fn potential(
     issues: &mut Issues,
     sec: Section<'_>,
     dim: Option<usize>,
+    base_dir: &Path,
 ) -> Option<Potential> {
-    // `{ expr = "U(x, t)", params }` needs no kind.
+    // `{ expr = "U(x, t)", params }` and `{ wgsl = "file.wgsl", params }` need no kind.
     if sec.get("expr").is_some() || sec.get("kind").and_then(Value::as_str) == Some("expr") {
         return super::expr_keys::potential(issues, sec, dim);
+    }
+    if sec.get("wgsl").is_some() {
+        return super::expr_keys::wgsl_model(issues, sec, base_dir, &["wgsl", "params"])
+            .map(Potential::Wgsl);
     }
     match kind(issues, sec, POTENTIAL_KINDS)? {
         "quadratic" => {

@@ -497,16 +497,20 @@ impl SdeModel {
         self.tape.eval_into(&Point::new(x, t), params, scratch, out);
     }
 
-    /// `fn user_drift(x: Point, t: f32) -> Point` and `fn user_diffusion(x: Point, t: f32)
-    /// -> f32`, params read from `params`.
-    pub fn wgsl(&self, params: &str) -> String {
+    /// `fn user_drift(x: Point, t: f32) -> Point`, params read from the array `params`.
+    pub fn wgsl_drift(&self, params: &str) -> String {
         let dim = self.dim();
-        let drift = Tape::new(&self.trees[..dim]);
-        let diffusion = Tape::new(&self.trees[dim..=dim]);
-        format!(
-            "{}{}",
-            point_function("user_drift", &drift, 0, dim, params),
-            scalar_function("user_diffusion", &diffusion, 0, params)
+        point_function("user_drift", &Tape::new(&self.trees[..dim]), 0, dim, params)
+    }
+
+    /// `fn user_diffusion(x: Point, t: f32) -> f32`, params read from the array `params`.
+    pub fn wgsl_diffusion(&self, params: &str) -> String {
+        let dim = self.dim();
+        scalar_function(
+            "user_diffusion",
+            &Tape::new(&self.trees[dim..=dim]),
+            0,
+            params,
         )
     }
 }

@@ -1,0 +1,67 @@
+// The general Itô SDE written by the user, Euler–Maruyama, `steps` steps fused per dispatch:
+//   x <- x + f(x, t) dt + sqrt(2 D(x, t) dt) xi,   step s of the dispatch at t = t0 + s dt.
+// f (`user_drift`) and D (`user_diffusion`) are generated from the scenario's expressions
+// into the user region below (src/model/expr, src/dynamics/sde.rs); their params are in
+// `model_params`. A negative D gives a NaN step, counted as non-finite (the scenario check
+// refuses a D negative anywhere on the histogram box). CPU twin: src/dynamics/sde.rs
+// (`sde_cpu`). Includes common/chunk.wgsl, common/philox.wgsl, common/point.wgsl,
+// common/state.wgsl, common/finish.wgsl and common/noise.wgsl; `Chunk` and `Step` (LangevinStep)
+// come from src/gpu/abi.rs.
+
+// 4 / gcd(DIM, 4): steps per round of whole Philox blocks (common/noise.wgsl).
+override ROUND_STEPS: u32 = 2u;
+// 0: whole rounds only; 1: single steps from anywhere (as in langevin.wgsl).
+override SINGLE_STEPS: u32 = 0u;
+
+@group(0) @binding(2) var<uniform> step: Step;
+@group(0) @binding(3) var<storage, read> model_params: array<f32>;
+// [0]: particles whose coordinates are NaN or Inf after this dispatch (divergence check).
+@group(0) @binding(4) var<storage, read_write> nonfinite: array<atomic<u32>>;
+
+// Step `k` of the dispatch.
+fn euler_maruyama(x: Point, xi: Point, k: u32) -> Point {
+    let dt = step.dt;
+    let t = step.t0 + f32(k) * dt;
+    let f = user_drift(x, t);
+    let s = sqrt(2.0 * user_diffusion(x, t) * dt);
+    var next = x;
+    next.a = x.a + f.a * dt + s * xi.a;
+    if (DIM > 4u) {
+        next.b = x.b + f.b * dt + s * xi.b;
+    }
+    return next;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = slice_particle(gid, nwg, step.first, step.span);
+    if (i >= chunk.count) { return; }
+    var x = load_point(i);
+    let index = global_index(chunk.base, i);
+    // Normal numbers are counted from block0's first lane: step s starts at lane0 + s DIM.
+    let block0 = vec2<u32>(step.block0, step.block0_hi);
+    if (SINGLE_STEPS == 1u) {
+        for (var s = 0u; s < step.steps; s = s + 1u) {
+            x = euler_maruyama(x, step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key), s);
+        }
+    } else {
+        for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
+            let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+            x = euler_maruyama(x, normals_from(b, 0u), s);
+            if (ROUND_STEPS > 1u) {
+                x = euler_maruyama(x, normals_from(b, DIM), s + 1u);
+            }
+            if (ROUND_STEPS > 2u) {
+                x = euler_maruyama(x, normals_from(b, 2u * DIM), s + 2u);
+                x = euler_maruyama(x, normals_from(b, 3u * DIM), s + 3u);
+            }
+        }
+    }
+    finish(i, x);
+}
+
+// The user region (src/shaders.rs, `with_user_functions`): stubs poison their result.
+// USER CODE BEGIN
+fn user_drift(x: Point, t: f32) -> Point { return poison_point(); }
+fn user_diffusion(x: Point, t: f32) -> f32 { return bitcast<f32>(0x7FC00000u); }
+// USER CODE END
