@@ -234,9 +234,10 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
     }
     let Some(model) = model(&plan.dynamics) else {
         return vec![issue(format!(
-            "a reference for kind = langevin (any reference), sde (\"fokker_planck\", and \
-             \"boltzmann\" in 1D), gradient_flow (\"analytic\") or forward, reverse_sde and \
-             probability_flow (\"analytic\"); dynamics.kind is {}",
+            "a reference for kind = langevin (any reference), sde written as expressions \
+             (\"fokker_planck\", and \"boltzmann\" in 1D; a WGSL model has no CPU form), \
+             gradient_flow (\"analytic\") or forward, reverse_sde and probability_flow \
+             (\"analytic\"); dynamics.kind is {}",
             plan.dynamics.kind_name()
         ))];
     };
@@ -818,4 +819,170 @@ pub fn restrict(fine: &[f64], grid: &Grid, refine: usize) -> Vec<f64> {
         out[(i / refine) * n1 + j / r1] += m;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::resolve_str;
+    use std::path::Path;
+
+    fn plan(dynamics: &str, output: &str) -> Plan {
+        let text = format!(
+            "[particles]\ncount = 1000\ndim = 1\ninit = {{ kind = \"gaussian\", mean = [1.0], \
+             std = 0.3 }}\n[dynamics]\n{dynamics}\ndt = 1e-3\nt_end = 1.0\n[output]\n\
+             histogram = {{ bins = 40, range = [[-4.0, 4.0]] }}\n{output}\n"
+        );
+        match resolve_str(&text, "t.toml", Path::new(""), &[], None) {
+            Ok(r) => r.plan,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// kind = sde with drift -x and D = 0.5 is the Langevin dynamics of U = x^2/2 at
+    /// T = 0.5: the two references go through the general and the potential-difference
+    /// fluxes, whose exponents agree exactly for a quadratic U, so they differ by round-off.
+    /// Bound as in tests/reference_general.rs (its first test) for this grid: 2048 cells of
+    /// h = 8/2048 on [-4, 4], P <= h |x|max / T; exponents off by at most
+    /// dP = (2 * 4 eps Umax + 4 eps h |x|max) / T + 2 eps Pmax, rates by
+    /// (T/h^2)(dP + 8 eps (1 + Pmax)), four per column, over t; plus each solver's solves,
+    /// 10 eps (1 + 2 dt rho) per step, rho <= 2 (T/h^2 + |x|max/h).
+    #[test]
+    fn an_sde_reference_equals_the_langevin_reference_of_the_same_dynamics() {
+        let sde = plan(
+            "kind = \"sde\"\ndrift = [\"-x\"]\ndiffusion = \"0.5\"",
+            "reference = \"fokker_planck\"",
+        );
+        let langevin = plan(
+            "kind = \"langevin\"\npotential = { kind = \"quadratic\", matrix = [[1.0]] }\n\
+             temperature = 0.5",
+            "reference = \"fokker_planck\"",
+        );
+        let spec = &sde.output.histogram;
+        let mut a = Reference::new(&sde, ReferenceKind::FokkerPlanck, spec, None, None).unwrap();
+        let mut b =
+            Reference::new(&langevin, ReferenceKind::FokkerPlanck, spec, None, None).unwrap();
+        let eps = f64::EPSILON;
+        let (t, h, x_max, dt) = (0.5, 8.0 / 2048.0, 4.0, SOLVER_DT);
+        let p_max = h * x_max / t;
+        let dp = (8.0 * eps * 0.5 * x_max * x_max + 4.0 * eps * h * x_max) / t + 2.0 * eps * p_max;
+        let dr = t / (h * h) * (dp + 8.0 * eps * (1.0 + p_max));
+        let rho = 2.0 * (t / (h * h) + x_max / h);
+        for time in [0.25, 1.0] {
+            let (pa, pb) = (a.at(time), b.at(time));
+            let gap: f64 = pa
+                .probabilities
+                .iter()
+                .zip(&pb.probabilities)
+                .map(|(x, y)| (x - y).abs())
+                .sum();
+            let steps = (time / dt).round();
+            let bound = time * 4.0 * dr + 2.0 * steps * 10.0 * eps * (1.0 + 2.0 * dt * rho);
+            assert!(gap <= bound, "t = {time}: {gap} above {bound}");
+            let total: f64 = pa.probabilities.iter().sum();
+            assert!((total - 1.0).abs() < 1e-9, "{total}");
+            // No potential, no free energy; the Langevin one has it.
+            assert!(pa.free_energy.is_nan() && pb.free_energy.is_finite());
+        }
+    }
+
+    /// The 1D stationary density of an SDE, exp(∫ f/D) / D: for f = -x, D = 0.5 it is
+    /// N(0, 0.5). Simpson's rule integrates the linear f/D exactly, so only the midpoint rule
+    /// for each fine cell's mass remains: with psi = log rho = -x^2, psi' = -2x, psi'' = -2,
+    /// ∫_cell rho = h rho(x_i) (1 + e), |e| <= (h^2/24)(2 + max_cell psi'^2) e^{h max|psi'|/2}
+    /// (h the fine width, bins / 8), and normalised the L1 gap is at most
+    /// 2 sum p (e^eta - 1) / sum p e^-eta with eta = |e| / (1 - |e|) per cell; summing cells
+    /// into bins only lowers it.
+    #[test]
+    fn the_stationary_density_of_a_1d_sde_by_quadrature() {
+        let p = plan(
+            "kind = \"sde\"\ndrift = [\"-x\"]\ndiffusion = \"0.5\"",
+            "reference = \"boltzmann\"",
+        );
+        let spec = &p.output.histogram;
+        let model = match p.dynamics.references() {
+            References::Sde { model } => model.clone(),
+            _ => panic!("an sde"),
+        };
+        let got = sde_stationary(&model, spec, &[0]).unwrap();
+        let bins = grid_of(spec, 1);
+        let exact = law::gaussian_bins(
+            &bins,
+            &Gaussian {
+                mean: vec![0.0],
+                cov: vec![0.5],
+            },
+        );
+        let z: f64 = exact.iter().sum();
+        let exact: Vec<f64> = exact.iter().map(|v| v / z).collect();
+        let fine = grid_of(spec, 8);
+        let h = fine.width(0);
+        let (mut up, mut down) = (0.0, 0.0);
+        for i in 0..fine.cells[0] {
+            let edge = (fine.centre(0, i).abs() + h / 2.0).max(0.0);
+            let psi1 = 2.0 * edge;
+            let e = h * h / 24.0 * (2.0 + psi1 * psi1) * (h * psi1 / 2.0).exp();
+            let eta = e / (1.0 - e);
+            let (lo, hi) = (fine.centre(0, i) - h / 2.0, fine.centre(0, i) + h / 2.0);
+            let mass = law::normal_mass(lo, hi, 0.0, 0.5f64.sqrt()) / z;
+            up += mass * eta.exp_m1();
+            down += mass * (-eta).exp();
+        }
+        let bound = 2.0 * up / down + 1e-13;
+        let gap: f64 = got.iter().zip(&exact).map(|(a, b)| (a - b).abs()).sum();
+        assert!(gap <= bound, "{gap} above {bound}");
+        // Refusals: 2D, time, D not positive.
+        let two = plan_2d_sde("\"0.5\"", "[\"-x\", \"-y\"]");
+        let spec2 = &two.output.histogram;
+        let m2 = match two.dynamics.references() {
+            References::Sde { model } => model.clone(),
+            _ => panic!("an sde"),
+        };
+        assert!(
+            sde_stationary(&m2, spec2, &[0, 1])
+                .unwrap_err()
+                .contains("1D only")
+        );
+        let timed = plan(
+            "kind = \"sde\"\ndrift = [\"-x*(1 + t)\"]\ndiffusion = \"0.5\"",
+            "reference = \"fokker_planck\"",
+        );
+        let mt = match timed.dynamics.references() {
+            References::Sde { model } => model.clone(),
+            _ => panic!("an sde"),
+        };
+        assert!(
+            sde_stationary(&mt, spec, &[0])
+                .unwrap_err()
+                .contains("depend on t")
+        );
+        let flat = plan(
+            "kind = \"sde\"\ndrift = [\"-x\"]\ndiffusion = \"0.5*x^2\"",
+            "reference = \"fokker_planck\"",
+        );
+        let mf = match flat.dynamics.references() {
+            References::Sde { model } => model.clone(),
+            _ => panic!("an sde"),
+        };
+        // D = 0.5 x^2 vanishes only at x = 0, a face of the fine grid here: the centres and
+        // faces the quadrature reads are checked.
+        assert!(
+            sde_stationary(&mf, spec, &[0])
+                .unwrap_err()
+                .contains("D > 0")
+        );
+    }
+
+    fn plan_2d_sde(diffusion: &str, drift: &str) -> Plan {
+        let text = format!(
+            "[particles]\ncount = 1000\ndim = 2\ninit = {{ kind = \"point\", at = [0.0, 0.0] }}\n\
+             [dynamics]\nkind = \"sde\"\ndrift = {drift}\ndiffusion = {diffusion}\ndt = 1e-3\n\
+             t_end = 1.0\n[output]\nhistogram = {{ bins = [20, 20], range = [[-3.0, 3.0], \
+             [-3.0, 3.0]] }}\n"
+        );
+        match resolve_str(&text, "t.toml", Path::new(""), &[], None) {
+            Ok(r) => r.plan,
+            Err(e) => panic!("{e}"),
+        }
+    }
 }

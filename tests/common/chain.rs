@@ -1,6 +1,7 @@
 //! The Euler–Maruyama chain's own law in one dimension, by its transition operator: for the
 //! tests whose dynamics separate into one-dimensional chains x' = x - dt U'(x) +
-//! sqrt(2 T dt) xi (the double well's x axis), so they need no time-step allowance.
+//! sqrt(2 T dt) xi (the double well's x axis), or x' = x + dt f(x) + sqrt(2 D(x) dt) xi (a
+//! one-dimensional sde), so they need no time-step allowance.
 
 /// Law of the chain after each of `checkpoints` steps from the point `x0`, as the mass of
 /// every cell of the grid `lo + (j + 1/2) h` (cells [lo + j h, lo + (j + 1) h]).
@@ -35,13 +36,40 @@ pub fn chain_law(
     h: f64,
     checkpoints: &[u64],
 ) -> ChainLaw {
+    chain_law_sde(
+        &|x| -gradient(x),
+        &|_| temperature,
+        dt,
+        x0,
+        lo,
+        hi,
+        h,
+        checkpoints,
+    )
+}
+
+/// The same for the chain x' = x + dt f(x) + sqrt(2 D(x) dt) xi of a one-dimensional SDE
+/// (`kind = "sde"`): the transition from x is N(x + dt f(x), 2 D(x) dt), narrowed by h^2/12
+/// as above (2 D(x) dt must exceed h^2 / 12 everywhere on the grid).
+#[allow(clippy::too_many_arguments)]
+pub fn chain_law_sde(
+    drift: &dyn Fn(f64) -> f64,
+    diffusion: &dyn Fn(f64) -> f64,
+    dt: f64,
+    x0: f64,
+    lo: f64,
+    hi: f64,
+    h: f64,
+    checkpoints: &[u64],
+) -> ChainLaw {
     let cells = ((hi - lo) / h).round() as usize;
-    let sd_step = (2.0 * temperature * dt).sqrt();
-    let sd = (2.0 * temperature * dt - h * h / 12.0).sqrt();
-    let reach = (8.0 * sd_step / h).ceil() as usize + 2;
+    let d_max = (0..cells)
+        .map(|j| diffusion(lo + (j as f64 + 0.5) * h))
+        .fold(diffusion(x0), f64::max);
+    let reach = (8.0 * (2.0 * d_max * dt).sqrt() / h).ceil() as usize + 2;
     // Row of the transition from x: (first cell, masses).
     let row = |x: f64, s: f64| -> (usize, Vec<f64>) {
-        let mu = x - dt * gradient(x);
+        let mu = x + dt * drift(x);
         let c = ((mu - lo) / h).floor() as isize;
         let first = (c - reach as isize).max(0) as usize;
         let last = ((c + reach as isize) as usize).min(cells - 1);
@@ -54,10 +82,15 @@ pub fn chain_law(
         (first, w)
     };
     let rows: Vec<(usize, Vec<f64>)> = (0..cells)
-        .map(|j| row(lo + (j as f64 + 0.5) * h, sd))
+        .map(|j| {
+            let x = lo + (j as f64 + 0.5) * h;
+            let variance = 2.0 * diffusion(x) * dt - h * h / 12.0;
+            assert!(variance > 0.0, "the chain's cells are too wide at x = {x}");
+            row(x, variance.sqrt())
+        })
         .collect();
     let mut mass = vec![0.0; cells];
-    let (first, w) = row(x0, sd_step);
+    let (first, w) = row(x0, (2.0 * diffusion(x0) * dt).sqrt());
     for (k, v) in w.iter().enumerate() {
         mass[first + k] = *v;
     }
