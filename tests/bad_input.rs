@@ -854,7 +854,7 @@ fn catalogue() -> Vec<Case> {
             .expect(INVALID, &["dynamics.potential.expr = 3", "a string"]),
         case("temperature schedule negative during the run")
             .edit("temperature = 1.0", r#"temperature = { expr = "1 - 300*t" }"#)
-            .expect(INVALID, &["dynamics.temperature.expr", "T(0.004) = -0.2"]),
+            .expect(INVALID, &["dynamics.temperature.expr", "T(0.004) = -0.19999"]),
         case("temperature schedule reading a coordinate")
             .edit("temperature = 1.0", r#"temperature = { expr = "1 + x" }"#)
             .expect(INVALID, &["dynamics.temperature.expr", "'x' is a coordinate"]),

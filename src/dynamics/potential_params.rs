@@ -149,3 +149,61 @@ pub(crate) fn check_potential_shader(
     issues.add(&sec.key(key), None, format!("{what}; naga says: {why}"));
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::expr::{ExprPotential, PotentialSource, TimeExpr, TimeSource};
+
+    fn expr(text: &str, k: f64) -> Potential {
+        let source = PotentialSource {
+            expr: text.into(),
+            params: [("k".to_string(), k)].into(),
+            dim: 2,
+        };
+        Potential::Expr(ExprPotential::new(source).expect("compiles"))
+    }
+
+    /// Param values go to the buffer, never into the source: the pipeline cache (keyed by
+    /// the full source) reuses the kernel across a `--set ...params.k=` sweep, and a
+    /// different expression gets its own.
+    #[test]
+    fn params_change_the_buffer_not_the_source() {
+        let t = Temperature::Constant(1.0);
+        let one = potential_shader(shaders::LANGEVIN, &expr("0.5*k*x^2 + y^2", 1.0), Some(&t))
+            .expect("validates");
+        let two = potential_shader(shaders::LANGEVIN, &expr("0.5*k*x^2 + y^2", 2.0), Some(&t))
+            .expect("validates");
+        assert_eq!(one.source, two.source);
+        assert_eq!(
+            (one.params.clone(), two.params.clone()),
+            (vec![1.0], vec![2.0])
+        );
+        assert_eq!(one.kind, abi::POTENTIAL_EXPR);
+        let other = potential_shader(shaders::LANGEVIN, &expr("0.5*k*x^4 + y^2", 1.0), Some(&t))
+            .expect("validates");
+        assert_ne!(one.source, other.source);
+        // Built-in potentials keep the built-in source (and its cached pipeline).
+        let builtin = potential_shader(shaders::LANGEVIN, &Potential::DoubleWell, Some(&t))
+            .expect("validates");
+        assert_eq!(builtin.source, shaders::LANGEVIN);
+        assert!(!builtin.temperature_expr);
+        // A temperature schedule's params follow the potential's.
+        let schedule = Temperature::Expr(
+            TimeExpr::new(TimeSource {
+                expr: "a*exp(-t)".into(),
+                params: [("a".to_string(), 3.0)].into(),
+            })
+            .expect("compiles"),
+        );
+        let annealed = potential_shader(
+            shaders::LANGEVIN,
+            &expr("0.5*k*x^2 + y^2", 2.0),
+            Some(&schedule),
+        )
+        .expect("validates");
+        assert_eq!(annealed.params, vec![2.0, 3.0]);
+        assert!(annealed.temperature_expr);
+        assert!(annealed.source.contains("potential_params[1u]"));
+    }
+}
