@@ -298,11 +298,17 @@ impl Sampler {
         let mut rates = vec![(0.0, 0.0); grid.len()];
         match self {
             Sampler::Gradient { cells, current, .. } => {
-                for (k, r) in rates.iter_mut().enumerate() {
-                    if index(k) + 1 < len {
-                        *r = face_rates(cells[k], cells[k + stride], *current, h);
-                    }
-                }
+                rates
+                    .par_chunks_mut(SAMPLE_CHUNK)
+                    .enumerate()
+                    .for_each(|(c, chunk)| {
+                        for (o, r) in chunk.iter_mut().enumerate() {
+                            let k = c * SAMPLE_CHUNK + o;
+                            if index(k) + 1 < len {
+                                *r = face_rates(cells[k], cells[k + stride], *current, h);
+                            }
+                        }
+                    });
             }
             Sampler::General { field, .. } => {
                 rates
@@ -571,37 +577,66 @@ impl FokkerPlanck {
             .collect()
     }
 
-    /// Builds `(I - dt A_axis)` line by line from the face rates and factors it.
+    /// Builds `(I - dt A_axis)` line by line from the face rates and factors it. Axis 1's
+    /// lines are the rows (contiguous, factored in parallel); axis 0's are the columns, whose
+    /// recurrences run together row after row (each row a contiguous, vectorisable sweep).
     fn axis_factors(&self, axis: usize, dt: f64, rates: &[(f64, f64)]) -> AxisFactors {
         let n0 = self.grid.cells[0];
         let n1 = self.grid.cells.get(1).copied().unwrap_or(1);
-        let (len, lines, stride, line_stride) = if axis == 0 {
-            (n0, n1, n1, 1)
-        } else {
-            (n1, n0, 1, n1)
-        };
         let total = self.grid.len();
         let (mut sub, mut inv, mut sup) = (vec![0.0; total], vec![0.0; total], vec![0.0; total]);
-        for line in 0..lines {
-            let at = |i: usize| line * line_stride + i * stride;
-            let mut prev_c = 0.0;
-            for i in 0..len {
-                // Face i-1/2 (into cell i from the left) and i+1/2.
-                let (r_left, l_left) = if i > 0 { rates[at(i - 1)] } else { (0.0, 0.0) };
-                let (r_right, l_right) = if i + 1 < len {
-                    rates[at(i)]
-                } else {
-                    (0.0, 0.0)
-                };
-                let a = -dt * r_left;
-                let b = 1.0 + dt * (l_left + r_right);
-                let c = -dt * l_right;
-                let pivot = b - a * prev_c;
-                let k = at(i);
+        // One entry of the factorisation: cell i of a line of `len`, from the rates of the
+        // faces before and after it and the previous cell's modified super-diagonal.
+        let entry = |i: usize, len: usize, left: (f64, f64), right: (f64, f64), prev_c: f64| {
+            // Face i-1/2 (into cell i from the left) and i+1/2.
+            let (r_left, l_left) = if i > 0 { left } else { (0.0, 0.0) };
+            let (r_right, l_right) = if i + 1 < len { right } else { (0.0, 0.0) };
+            let a = -dt * r_left;
+            let b = 1.0 + dt * (l_left + r_right);
+            let c = -dt * l_right;
+            let pivot = b - a * prev_c;
+            (a, 1.0 / pivot, c / pivot)
+        };
+        if axis == 1 {
+            sub.par_chunks_mut(n1)
+                .zip(inv.par_chunks_mut(n1))
+                .zip(sup.par_chunks_mut(n1))
+                .zip(rates.par_chunks(n1))
+                .for_each(|(((sub, inv), sup), rates)| {
+                    let mut prev_c = 0.0;
+                    for i in 0..n1 {
+                        let left = if i > 0 { rates[i - 1] } else { (0.0, 0.0) };
+                        let (a, p, c) = entry(i, n1, left, rates[i], prev_c);
+                        sub[i] = a;
+                        inv[i] = p;
+                        sup[i] = c;
+                        prev_c = c;
+                    }
+                });
+            return AxisFactors {
+                sub,
+                inv,
+                sup,
+                shared: false,
+            }
+            .share_if_uniform(n1, n0, |line, i| line * n1 + i);
+        }
+        for i in 0..n0 {
+            let row = i * n1..(i + 1) * n1;
+            let (before, this) = sup.split_at_mut(row.start);
+            let prev: &[f64] = if i > 0 {
+                &before[row.start - n1..]
+            } else {
+                &[]
+            };
+            for j in 0..n1 {
+                let k = row.start + j;
+                let left = if i > 0 { rates[k - n1] } else { (0.0, 0.0) };
+                let prev_c = if i > 0 { prev[j] } else { 0.0 };
+                let (a, p, c) = entry(i, n0, left, rates[k], prev_c);
                 sub[k] = a;
-                inv[k] = 1.0 / pivot;
-                sup[k] = c / pivot;
-                prev_c = sup[k];
+                inv[k] = p;
+                this[j] = c;
             }
         }
         AxisFactors {
@@ -610,7 +645,7 @@ impl FokkerPlanck {
             sup,
             shared: false,
         }
-        .share_if_uniform(len, lines, |line, i| line * line_stride + i * stride)
+        .share_if_uniform(n0, n1, |line, i| line + i * n1)
     }
 
     fn step_once(&mut self) {
