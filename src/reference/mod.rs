@@ -18,7 +18,8 @@ use crate::error::ScenarioIssue;
 use crate::model::expr::{Point, SdeModel};
 use crate::model::{Potential, Temperature};
 use crate::scenario::data::SampleTable;
-use crate::scenario::{DynamicsPlan, HistogramSpec, Init, Plan, ReferenceKind};
+// The solver's closures build points on the stack, up to the largest particles.dim.
+use crate::scenario::{DynamicsPlan, HistogramSpec, Init, MAX_DIM, Plan, ReferenceKind};
 use law::Gaussian;
 use solver::{Coefficients, FieldFn, FokkerPlanck, Grid, PotentialFn};
 
@@ -30,10 +31,6 @@ pub const SOLVER_DT: f64 = 1e-3;
 /// is already this fine is used as is).
 pub const SOLVER_CELLS_1D: u32 = 2048;
 pub const SOLVER_CELLS_2D: u32 = 256;
-
-/// Most coordinates a point has (the GPU's `Point`, two vec4s): the solver's closures build
-/// points on the stack up to this.
-const MAX_DIM: usize = 8;
 
 /// The potential of the axes `axes`, U_A(y, t) = U(x, t) with x_A = y and the other
 /// coordinates at a fixed base point (where U_rest is 0 for the built-in potentials).
