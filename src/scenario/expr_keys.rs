@@ -124,25 +124,37 @@ pub(crate) fn potential(
     }
 }
 
-/// A function of t at `key`: `{ expr = "f(t)", params = {...} }`.
-pub(crate) fn time_expr(issues: &mut Issues, key: &str, v: &Value) -> Option<TimeExpr> {
+/// A model compiled from one `{ expr, params }` table at `key` by `new`, with its unread
+/// params refused.
+fn one_expr<T>(
+    issues: &mut Issues,
+    key: &str,
+    v: &Value,
+    new: fn(TimeSource) -> Result<T, CompileError>,
+    unused: fn(&T) -> Vec<String>,
+) -> Option<T> {
     let t = table(issues, key, v)?;
     let sec = Section::new(key, t);
     let (expr, params) = expr_table(issues, sec)?;
-    match TimeExpr::new(TimeSource {
+    match new(TimeSource {
         expr: expr.clone(),
         params: params.clone(),
     }) {
         Ok(f) => {
-            let unused = f.unused_params();
-            unused_issues(issues, &sec.key("params"), &unused, &params);
-            unused.is_empty().then_some(f)
+            let unread = unused(&f);
+            unused_issues(issues, &sec.key("params"), &unread, &params);
+            unread.is_empty().then_some(f)
         }
         Err(e) => {
             compile_issue(issues, &sec.key("expr"), &expr, &e);
             None
         }
     }
+}
+
+/// A function of t at `key`: `{ expr = "f(t)", params = {...} }`.
+pub(crate) fn time_expr(issues: &mut Issues, key: &str, v: &Value) -> Option<TimeExpr> {
+    one_expr(issues, key, v, TimeExpr::new, TimeExpr::unused_params)
 }
 
 /// `wgsl = "file.wgsl"` (relative to the scenario) with `params`: the file's text, read now
@@ -190,23 +202,13 @@ pub(crate) fn wgsl_model(
 /// A pair potential W(r) at `key`: `{ expr = "W(r)", params = {...} }`.
 #[allow(dead_code)] // read by the interaction kind's `interaction = { expr }` (being added)
 pub(crate) fn pair_expr(issues: &mut Issues, key: &str, v: &Value) -> Option<PairPotential> {
-    let t = table(issues, key, v)?;
-    let sec = Section::new(key, t);
-    let (expr, params) = expr_table(issues, sec)?;
-    match PairPotential::new(TimeSource {
-        expr: expr.clone(),
-        params: params.clone(),
-    }) {
-        Ok(w) => {
-            let unused = w.unused_params();
-            unused_issues(issues, &sec.key("params"), &unused, &params);
-            unused.is_empty().then_some(w)
-        }
-        Err(e) => {
-            compile_issue(issues, &sec.key("expr"), &expr, &e);
-            None
-        }
-    }
+    one_expr(
+        issues,
+        key,
+        v,
+        PairPotential::new,
+        PairPotential::unused_params,
+    )
 }
 
 /// `temperature`: a number T >= 0 (default 1) or `{ expr = "T(t)", params }`, checked >= 0

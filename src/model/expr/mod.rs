@@ -63,6 +63,36 @@ fn compile(sources: &[String], names: &Names<'_>) -> Result<Vec<Expr>, CompileEr
         .collect()
 }
 
+/// Model types serialise as their source and recompile when read back; two are equal when
+/// their sources are.
+macro_rules! serde_as_source {
+    ($model:ident, $source:ident) => {
+        impl PartialEq for $model {
+            fn eq(&self, other: &Self) -> bool {
+                self.source == other.source
+            }
+        }
+
+        impl From<$model> for $source {
+            fn from(m: $model) -> Self {
+                m.source
+            }
+        }
+
+        impl TryFrom<$source> for $model {
+            type Error = String;
+            fn try_from(source: $source) -> Result<Self, String> {
+                $model::new(source).map_err(|e| e.error.to_string())
+            }
+        }
+    };
+}
+
+serde_as_source!(ExprPotential, PotentialSource);
+serde_as_source!(TimeExpr, TimeSource);
+serde_as_source!(SdeModel, SdeSource);
+serde_as_source!(PairPotential, TimeSource);
+
 /// U(x, t) written by the user, with its exact gradient.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "PotentialSource", into = "PotentialSource")]
@@ -83,25 +113,6 @@ pub struct PotentialSource {
     #[serde(default)]
     pub params: Params,
     pub dim: usize,
-}
-
-impl PartialEq for ExprPotential {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
-}
-
-impl From<ExprPotential> for PotentialSource {
-    fn from(p: ExprPotential) -> Self {
-        p.source
-    }
-}
-
-impl TryFrom<PotentialSource> for ExprPotential {
-    type Error = String;
-    fn try_from(source: PotentialSource) -> Result<Self, String> {
-        ExprPotential::new(source).map_err(|e| e.error.to_string())
-    }
 }
 
 impl ExprPotential {
@@ -267,25 +278,6 @@ pub struct TimeSource {
     pub params: Params,
 }
 
-impl PartialEq for TimeExpr {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
-}
-
-impl From<TimeExpr> for TimeSource {
-    fn from(p: TimeExpr) -> Self {
-        p.source
-    }
-}
-
-impl TryFrom<TimeSource> for TimeExpr {
-    type Error = String;
-    fn try_from(source: TimeSource) -> Result<Self, String> {
-        TimeExpr::new(source).map_err(|e| e.error.to_string())
-    }
-}
-
 impl TimeExpr {
     pub fn new(source: TimeSource) -> Result<TimeExpr, CompileError> {
         let names = param_names(&source.params);
@@ -361,25 +353,6 @@ pub struct SdeSource {
     pub diffusion: String,
     #[serde(default)]
     pub params: Params,
-}
-
-impl PartialEq for SdeModel {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
-}
-
-impl From<SdeModel> for SdeSource {
-    fn from(p: SdeModel) -> Self {
-        p.source
-    }
-}
-
-impl TryFrom<SdeSource> for SdeModel {
-    type Error = String;
-    fn try_from(source: SdeSource) -> Result<Self, String> {
-        SdeModel::new(source).map_err(|e| e.error.to_string())
-    }
 }
 
 impl SdeModel {
@@ -522,25 +495,6 @@ impl SdeModel {
 pub struct PairPotential {
     source: TimeSource,
     tape: Tape,
-}
-
-impl PartialEq for PairPotential {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
-}
-
-impl From<PairPotential> for TimeSource {
-    fn from(p: PairPotential) -> Self {
-        p.source
-    }
-}
-
-impl TryFrom<TimeSource> for PairPotential {
-    type Error = String;
-    fn try_from(source: TimeSource) -> Result<Self, String> {
-        PairPotential::new(source).map_err(|e| e.error.to_string())
-    }
 }
 
 impl PairPotential {
