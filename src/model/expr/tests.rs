@@ -249,6 +249,44 @@ fn models_serialise_as_their_source() {
     assert!(serde_json::from_str::<SdeModel>(bad).is_err());
 }
 
+fn sde(drift: &[&str], diffusion: &str) -> SdeModel {
+    SdeModel::new(SdeSource {
+        drift: drift.iter().map(|d| d.to_string()).collect(),
+        diffusion: diffusion.into(),
+        params: Params::new(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn sde_coupling_of_axes_and_time_on_axes() {
+    // x moves on its own; y's drift reads x, which does not matter to x's law.
+    let m = sde(&["-x", "-y + x"], "0.5 + 0.4*tanh(x)");
+    assert_eq!(m.couples(&[0]), None);
+    assert_eq!(m.couples(&[1]), Some((1, 0)));
+    assert_eq!(m.couples(&[0, 1]), None);
+    // D reading another axis couples (reported as axis dim = 2).
+    let m = sde(&["-x", "-y"], "1 + 0.1*y^2");
+    assert_eq!(m.couples(&[0]), Some((2, 1)));
+    assert_eq!(m.couples(&[1]), None);
+    // A piecewise-constant dependence counts although its derivative is 0.
+    let m = sde(&["-x + sign(z)", "-y", "-z"], "1");
+    assert_eq!(m.couples(&[0, 1]), Some((0, 2)));
+    // Dependences that simplify away do not.
+    let m = sde(&["-x + (y - y)", "-y"], "1 + 0*y");
+    assert_eq!(m.couples(&[0]), None);
+    // Time: only the histogram axes' drifts and D count.
+    let m = sde(&["-x", "-y*(1 + t)"], "1");
+    assert!(m.is_timed() && !m.is_timed_on(&[0]) && m.is_timed_on(&[1]));
+    let m = sde(&["-x", "-y"], "1 + exp(-t)");
+    assert!(m.is_timed_on(&[0]));
+    // The coefficient tape holds f and D only.
+    let v = m
+        .coefficient_tape()
+        .eval(&Point::new(&[0.5, 2.0], 0.0), &m.params());
+    assert_eq!(v, vec![-0.5, -2.0, 2.0]);
+}
+
 /// Random well-formed expressions over x0, x1, t and params p0, p1.
 fn expression() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
