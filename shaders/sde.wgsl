@@ -34,6 +34,9 @@ fn euler_maruyama(x: Point, xi: Point, k: u32) -> Point {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // The bind group layout is derived from what the shader reads: a model without params
+    // generates code that never reads `model_params`, which must still be bound.
+    _ = model_params[0];
     let i = slice_particle(gid, nwg, step.first, step.span);
     if (i >= chunk.count) { return; }
     var x = load_point(i);

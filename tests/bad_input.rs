@@ -902,6 +902,44 @@ fn catalogue() -> Vec<Case> {
                 "kind = \"sde\"\ndrift = [\"-x\", \"-y +\"]\ndt = 1e-3\nsteps = 5",
             )
             .expect(INVALID, &["dynamics.drift[1]", "expected a number, a name or '('", "at 5"]),
+        // --- references of user models -----------------------------------------------------
+        case("boltzmann reference under a temperature schedule")
+            .edit("temperature = 1.0", r#"temperature = { expr = "1 + exp(-t)" }"#)
+            .append("\n[output]\nreference = \"boltzmann\"\n")
+            .expect(INVALID, &["output.reference", "constant dynamics.temperature", "no stationary density"]),
+        case("analytic reference under a temperature schedule")
+            .edit(dw, &quadratic("[[1.0, 0.0], [0.0, 1.0]]"))
+            .edit("temperature = 1.0", r#"temperature = { expr = "1 + exp(-t)" }"#)
+            .append("\n[output]\nreference = \"analytic\"\n")
+            .expect(INVALID, &["output.reference", "constant dynamics.temperature", "Ornstein–Uhlenbeck"]),
+        case("boltzmann reference with a moving potential")
+            .edit(dw, r#"expr = "0.5*(x - t)^2 + 0.5*y^2" }"#)
+            .append("\n[output]\nreference = \"boltzmann\"\n")
+            .expect(INVALID, &["output.reference", "does not depend on t"]),
+        case("sde reference on an axis whose drift reads another")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\ndrift = [\"-x + y\", \"-y\"]\ndt = 1e-3\nsteps = 5")
+            .append("\n[output]\nreference = \"fokker_planck\"\nhistogram = { axes = [0] }\n")
+            .expect(INVALID, &["output.reference", "drift of axis 0", "reads x1", "axes [0]"]),
+        case("sde reference whose diffusion reads another axis")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\ndrift = [\"-x\", \"-y\"]\ndiffusion = \"1 + 0.5*tanh(y)\"\ndt = 1e-3\nsteps = 5")
+            .append("\n[output]\nreference = \"fokker_planck\"\nhistogram = { axes = [0] }\n")
+            .expect(INVALID, &["output.reference", "the diffusion D reads x1"]),
+        case("sde analytic reference")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\ndrift = [\"-x\", \"-y\"]\ndt = 1e-3\nsteps = 5")
+            .append("\n[output]\nreference = \"analytic\"\n")
+            .expect(INVALID, &["output.reference", "no closed form for kind = sde", "fokker_planck"]),
+        case("sde boltzmann reference in 2D")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\ndrift = [\"-x\", \"-y\"]\ndt = 1e-3\nsteps = 5")
+            .append("\n[output]\nreference = \"boltzmann\"\n")
+            .expect(INVALID, &["output.reference", "1D only"]),
+        case("sde boltzmann reference with a drift that depends on t")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\ndrift = [\"-x*(1 + t)\", \"-y\"]\ndt = 1e-3\nsteps = 5")
+            .append("\n[output]\nreference = \"boltzmann\"\nhistogram = { axes = [0] }\n")
+            .expect(INVALID, &["output.reference", "do not depend on t"]),
+        case("sde boltzmann reference where D vanishes")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\ndrift = [\"-x\", \"-y\"]\ndiffusion = \"x^2\"\ndt = 1e-3\nsteps = 5")
+            .append("\n[output]\nreference = \"boltzmann\"\nhistogram = { axes = [0], range = [[-2.0, 2.0]] }\n")
+            .expect(INVALID, &["output.reference", "D > 0"]),
         case("WGSL potential that does not compile")
             .edit(dw, r#"wgsl = "u.wgsl" }"#)
             .file("u.wgsl", "fn user_gradient(x: Point, t: f32) -> Point {\n    return x * 2.0;\n}\n")

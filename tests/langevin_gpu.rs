@@ -2,10 +2,12 @@
 
 mod common;
 
-use common::f32err::{NORMAL_ERROR, U, mixture_score_error};
+use common::f32err::{NORMAL_ERROR, U, carry_bounds, mixture_score_error, spectral_norm_bound};
 use common::stats;
 use fokker::dynamics::init::init_cpu;
 use fokker::dynamics::langevin::langevin_cpu;
+use fokker::model::expr::tape::F32_ULP;
+use fokker::model::expr::{ExprPotential, Point, PotentialSource, Tape, Var};
 use fokker::model::{Potential, Temperature};
 use fokker::observe::{histogram_cpu, moments_cpu};
 use fokker::scenario::*;
@@ -72,7 +74,10 @@ fn norm_inf(x: &[f64]) -> f64 {
 /// Error the f32 gradient of `potential` can have at x (max norm), first order in u.
 /// Quadratic: each coordinate a dot product of dim terms, (dim + 1) u sum |A_ij x_j|.
 /// Double well: 4 x (x^2 - 1) in four operations, 4 u (4 |x|^3 + 4 |x|); the other
-/// coordinates are exact. Mixture: grad U = -score, tests/common/f32err.rs.
+/// coordinates are exact. Mixture: grad U = -score, tests/common/f32err.rs. Expression: the
+/// tape's own bound (`Tape::f32_error_bounds`, from the WGSL accuracy table) of each
+/// derivative, for potentials that do not depend on t (the GPU's t is itself rounded).
+/// Müller–Brown: the built-in shader's operations written as a tape ([`mueller_brown_tape`]).
 fn gradient_error(potential: &Potential, x: &[f64]) -> f64 {
     let d = x.len() as f64;
     match potential {
@@ -89,20 +94,167 @@ fn gradient_error(potential: &Potential, x: &[f64]) -> f64 {
             4.0 * U * (4.0 * x[0].abs().powi(3) + 4.0 * x[0].abs()) + U * norm_inf(&x[1..])
         }
         Potential::Mixture(m) => mixture_score_error(m, x),
-        Potential::MuellerBrown { .. } | Potential::Expr(_) | Potential::Wgsl(_) => {
-            unimplemented!("no test here uses it")
+        Potential::Expr(e) => {
+            assert!(!e.is_timed(), "the bound here is for potentials without t");
+            let bounds = e.tape().f32_error_bounds(&Point::new(x, 0.0), &e.params());
+            bounds[1..].iter().copied().fold(0.0, f64::max)
+        }
+        Potential::MuellerBrown { scale } => mueller_brown_error(*scale, x),
+        Potential::Wgsl(_) => unimplemented!("no test here uses it"),
+    }
+}
+
+/// The gradient of the built-in Müller–Brown potential as shaders/common/potential.wgsl
+/// computes it, lane k of its vec4s one term: dx = x - x0_k, dy = y - y0_k,
+/// e_k = A_k exp(((a_k dx) dx + (b_k dx) dy) + (c_k dy) dy), g_k = ((2 a_k) dx + b_k dy,
+/// b_k dx + (2 c_k) dy), and grad = scale * dot(e, g) (outputs 0 and 1; the dot product
+/// summed left to right here).
+fn mueller_brown_tape() -> Tape {
+    use fokker::model::expr::tape::Op;
+    use fokker::model::expr::tree::Func;
+    use fokker::model::potential::{MB_A, MB_AMP, MB_B, MB_C, MB_X0, MB_Y0};
+    let mut ops = vec![Op::Var(Var::Axis(0)), Op::Var(Var::Axis(1)), Op::Param(0)];
+    let mut push = |op: Op| {
+        ops.push(op);
+        ops.len() - 1
+    };
+    let (x, y, scale) = (0, 1, 2);
+    let (mut terms_x, mut terms_y) = (Vec::new(), Vec::new());
+    for k in 0..4 {
+        let x0 = push(Op::Num(MB_X0[k]));
+        let y0 = push(Op::Num(MB_Y0[k]));
+        let dx = push(Op::Sub(x, x0));
+        let dy = push(Op::Sub(y, y0));
+        let (a, b, c) = (
+            push(Op::Num(MB_A[k])),
+            push(Op::Num(MB_B[k])),
+            push(Op::Num(MB_C[k])),
+        );
+        let amp = push(Op::Num(MB_AMP[k]));
+        let adx = push(Op::Mul(a, dx));
+        let adxdx = push(Op::Mul(adx, dx));
+        let bdx = push(Op::Mul(b, dx));
+        let bdxdy = push(Op::Mul(bdx, dy));
+        let cdy = push(Op::Mul(c, dy));
+        let cdydy = push(Op::Mul(cdy, dy));
+        let partial = push(Op::Add(adxdx, bdxdy));
+        let arg = push(Op::Add(partial, cdydy));
+        let exp = push(Op::Call(Func::Exp, arg));
+        let e = push(Op::Mul(amp, exp));
+        let (a2, c2) = (push(Op::Num(2.0 * MB_A[k])), push(Op::Num(2.0 * MB_C[k])));
+        let a2dx = push(Op::Mul(a2, dx));
+        let bdy = push(Op::Mul(b, dy));
+        let gx = push(Op::Add(a2dx, bdy));
+        let c2dy = push(Op::Mul(c2, dy));
+        let gy = push(Op::Add(bdx, c2dy));
+        terms_x.push(push(Op::Mul(e, gx)));
+        terms_y.push(push(Op::Mul(e, gy)));
+    }
+    let mut outputs = Vec::new();
+    for terms in [terms_x, terms_y] {
+        let mut sum = terms[0];
+        for &t in &terms[1..] {
+            sum = push(Op::Add(sum, t));
+        }
+        outputs.push(push(Op::Mul(scale, sum)));
+    }
+    Tape { ops, outputs }
+}
+
+/// f32 error of the built-in Müller–Brown gradient at x (max norm): [`mueller_brown_tape`]'s
+/// bound, plus 3 ULP |scale| sum_k |e_k g_k| per coordinate so that the dot product may add
+/// its four terms in any order (every partial sum of any order is at most sum_k |e_k g_k|,
+/// and there are three). Coordinates past the second are copied: exact.
+fn mueller_brown_error(scale: f64, x: &[f64]) -> f64 {
+    use fokker::model::potential::{MB_A, MB_AMP, MB_B, MB_C, MB_X0, MB_Y0};
+    let tape = mueller_brown_tape();
+    let y = x.get(1).copied().unwrap_or(0.0);
+    let bounds = tape.f32_error_bounds(&Point::new(&[x[0], y], 0.0), &[scale]);
+    let (mut sx, mut sy) = (0.0, 0.0);
+    for k in 0..4 {
+        let (dx, dy) = (x[0] - MB_X0[k], y - MB_Y0[k]);
+        let e = MB_AMP[k] * (MB_A[k] * dx * dx + MB_B[k] * dx * dy + MB_C[k] * dy * dy).exp();
+        sx += (e * (2.0 * MB_A[k] * dx + MB_B[k] * dy)).abs();
+        sy += (e * (MB_B[k] * dx + 2.0 * MB_C[k] * dy)).abs();
+    }
+    let order = 3.0 * F32_ULP * scale.abs();
+    (bounds[0] + order * sx).max(bounds[1] + order * sy)
+}
+
+/// The step's Jacobian I - dt H(x), H the Hessian of U at x by central differences of the
+/// f64 gradient, rows i, columns j.
+fn step_jacobian(potential: &Potential, x: &[f64], dt: f64) -> Vec<Vec<f64>> {
+    let d = x.len();
+    let mut jac = vec![vec![0.0; d]; d];
+    for j in 0..d {
+        let h = 1e-5 * (1.0 + x[j].abs());
+        let (mut a, mut b) = (x.to_vec(), x.to_vec());
+        a[j] += h;
+        b[j] -= h;
+        let (ga, gb) = (potential.gradient(&a), potential.gradient(&b));
+        for i in 0..d {
+            jac[i][j] = (i == j) as u8 as f64 - dt * (ga[i] - gb[i]) / (2.0 * h);
         }
     }
+    jac
+}
+
+/// On symmetric matrices the bound is the spectral radius (known eigenvalues); on others it
+/// is at least the largest singular value (power iteration on m^T m from below).
+#[test]
+fn spectral_norm_bound_holds() {
+    // Q diag(0.9, -0.2, 0.5) Q^T for a rotation Q in the (0, 1) plane and another in (1, 2).
+    let (c, s) = (0.6f64, 0.8f64);
+    let q = [
+        [c, -s, 0.0],
+        [s * 0.28, c * 0.28, -0.96],
+        [s * 0.96, c * 0.96, 0.28],
+    ];
+    let eig = [0.9, -0.2, 0.5];
+    let m: Vec<Vec<f64>> = (0..3)
+        .map(|i| {
+            (0..3)
+                .map(|j| (0..3).map(|k| q[i][k] * eig[k] * q[j][k]).sum())
+                .collect()
+        })
+        .collect();
+    let b = spectral_norm_bound(&m);
+    assert!((b - 0.9).abs() < 1e-10, "{b}");
+    let m = vec![
+        vec![0.5, -0.4, 0.3],
+        vec![0.1, 0.9, -0.2],
+        vec![-0.7, 0.2, 0.4],
+    ];
+    let mut v = vec![1.0, 0.3, -0.5];
+    let mut sigma = 0.0;
+    for _ in 0..200 {
+        let w: Vec<f64> = (0..3)
+            .map(|i| (0..3).map(|j| m[i][j] * v[j]).sum())
+            .collect();
+        let u: Vec<f64> = (0..3)
+            .map(|j| (0..3).map(|i| m[i][j] * w[i]).sum())
+            .collect();
+        let norm = u.iter().map(|x| x * x).sum::<f64>().sqrt();
+        sigma = norm.sqrt();
+        v = u.iter().map(|x| x / norm).collect();
+    }
+    let b = spectral_norm_bound(&m);
+    assert!(b >= sigma && b < 2.0 * sigma, "{b} vs {sigma}");
 }
 
 /// Runs the f64 twin from `x` (rows of `dim`, particles `first ..`) through `steps` steps
 /// one at a time, and with it a first-order bound on how far the f32 GPU particle can be
 /// from the twin (max norm), starting from `e` (the initial positions' bound; updated in
-/// place). An error e at one step is carried on by the step's Jacobian I - dt H(x), H the
-/// Hessian of U at the twin's x (central differences of the f64 gradient), whose max-norm
-/// is max_i sum_j |delta_ij - dt H_ij|; the step adds its own rounding: 3 u on each of
-/// |x'|, dt |grad U| and |noise| (two products, two sums, the store), f32's gradient error
-/// times dt, and NORMAL_ERROR times sqrt(2 T dt).
+/// place). An error e at one step is carried on by the step's Jacobian J = I - dt H(x), H
+/// the Hessian of U at the twin's x (central differences of the f64 gradient); the step adds
+/// its own rounding r: 3 u on each of |x'|, dt |grad U| and |noise| (two products, two sums,
+/// the store), f32's gradient error times dt, and NORMAL_ERROR times sqrt(2 T dt). The error
+/// is bounded two ways at once, each valid on its own: per coordinate, e_i <- sum_j |J_ij|
+/// e_j + r (keeping the sign of each diagonal entry's departure from 1); and in the 2-norm,
+/// e2 <- |J|_2 e2 + sqrt(dim) r (|J|_2 from `spectral_norm_bound`; it does not overstate the
+/// growth in a well whose axes are not the coordinates, as sums of |J_ij| do). As
+/// |v_i| <= |v|_2 <= |(e_1, .., e_dim)|_2, each step keeps e_i = min(e_i, e2) and
+/// e2 = min(e2, |e|_2); the particle's bound is the largest e_i.
 #[allow(clippy::too_many_arguments)]
 fn twin_with_bounds(
     x: &mut [f64],
@@ -116,23 +268,15 @@ fn twin_with_bounds(
     steps: u64,
 ) {
     let d = dim as usize;
+    let root_d = (d as f64).sqrt();
     let scale = (2.0 * temperature * dt).sqrt();
     for (p, (row, e)) in x.chunks_exact_mut(d).zip(e.iter_mut()).enumerate() {
+        let mut each = vec![*e; d];
+        let mut e2 = root_d * *e;
         for n in 0..steps {
             let g = potential.gradient(row);
-            let mut jac = 0.0f64;
-            for i in 0..d {
-                let mut sum = 0.0;
-                for j in 0..d {
-                    let h = 1e-5 * (1.0 + row[j].abs());
-                    let (mut a, mut b) = (row.to_vec(), row.to_vec());
-                    a[j] += h;
-                    b[j] -= h;
-                    let hij = (potential.gradient(&a)[i] - potential.gradient(&b)[i]) / (2.0 * h);
-                    sum += ((i == j) as u8 as f64 - dt * hij).abs();
-                }
-                jac = jac.max(sum);
-            }
+            let jac = step_jacobian(potential, row, dt);
+            let two = spectral_norm_bound(&jac);
             let before = row.to_vec();
             let grad_error = gradient_error(potential, &before);
             langevin_cpu(
@@ -150,8 +294,9 @@ fn twin_with_bounds(
             let rounding = 3.0 * U * (norm_inf(row) + dt * norm_inf(&g) + norm_inf(&noise))
                 + dt * grad_error
                 + scale * NORMAL_ERROR;
-            *e = jac * *e + rounding;
+            carry_bounds(&jac, two, rounding, &mut each, &mut e2);
         }
+        *e = each.iter().copied().fold(0.0, f64::max);
     }
 }
 
@@ -639,6 +784,175 @@ fn gpu_agrees_with_the_cpu_twin() {
         moved <= 2 * near,
         "{moved} counts moved between GPU and CPU twin; {near} particles near an edge"
     );
+}
+
+fn expr_potential(expr: &str, dim: usize, params: &[(&str, f64)]) -> Potential {
+    Potential::Expr(
+        ExprPotential::new(PotentialSource {
+            expr: expr.into(),
+            params: params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            dim,
+        })
+        .expect("compiles"),
+    )
+}
+
+/// Written as expressions, the double well and Müller–Brown give the built-in ensembles:
+/// with the same seed every particle of both runs lies within its f32 bound of the f64 twin
+/// (the bound carried along its own trajectory: `twin_with_bounds` with each potential's
+/// gradient error, the expression's from its tape), so the two runs are within the sum of
+/// the bounds plus the distance of the two f64 twins (the same dynamics, its operations in
+/// another order); a particle changes bin between the runs only if its twin lies within
+/// the larger bound of an edge.
+#[test]
+fn expression_forms_of_builtins_give_the_same_ensembles() {
+    let (n, dt, steps) = (2000u64, 5e-3, 200u64);
+    let scale = 0.05;
+    // The built-in adds (1/2) z^2 for a third axis.
+    let mueller_brown = "s*(-200*exp(-(x - 1)^2 - 10*y^2) - 100*exp(-x^2 - 10*(y - 0.5)^2) \
+         - 170*exp(-6.5*(x + 0.5)^2 + 11*(x + 0.5)*(y - 1.5) - 6.5*(y - 1.5)^2) \
+         + 15*exp(0.7*(x + 1)^2 + 0.6*(x + 1)*(y - 1) + 0.7*(y - 1)^2)) + 0.5*z^2";
+    let cases = [
+        (
+            "double well",
+            Potential::DoubleWell,
+            expr_potential("(x^2 - 1)^2 + 0.5*y^2", 2, &[]),
+            Init::Gaussian {
+                mean: vec![0.0, 0.0],
+                std: vec![1.0, 1.0],
+            },
+            1.0,
+            HistogramSpec {
+                axes: vec![0, 1],
+                bins: vec![16, 16],
+                range: vec![[-3.0, 3.0], [-3.0, 3.0]],
+            },
+        ),
+        (
+            "Mueller-Brown",
+            Potential::MuellerBrown { scale },
+            expr_potential(mueller_brown, 3, &[("s", scale)]),
+            Init::Gaussian {
+                mean: vec![-0.56, 1.44, 0.0],
+                std: vec![0.15, 0.15, 0.5],
+            },
+            0.5,
+            HistogramSpec {
+                axes: vec![0, 1],
+                bins: vec![12, 12],
+                range: vec![[-1.8, 1.2], [-0.6, 2.4]],
+            },
+        ),
+    ];
+    for (name, builtin, written, init, temperature, spec) in cases {
+        let dim = spec_dim(&init);
+        let d = dim as usize;
+        let run = |potential: &Potential| {
+            let p = plan(
+                dim,
+                n,
+                init.clone(),
+                potential.clone(),
+                temperature,
+                dt,
+                steps,
+                spec.clone(),
+            );
+            let gpu_pos = run_positions(&p, &Layout::default());
+            let mut twin = init_cpu(&init, None, dim, 0, n, n, p.seed);
+            let mut bound = init_bounds(&twin, dim, 1.0);
+            twin_with_bounds(
+                &mut twin,
+                &mut bound,
+                dim,
+                0,
+                potential,
+                temperature,
+                dt,
+                p.seed,
+                steps,
+            );
+            for (k, (g, c)) in gpu_pos
+                .chunks_exact(d)
+                .zip(twin.chunks_exact(d))
+                .enumerate()
+            {
+                let diff = (0..d)
+                    .map(|i| (f64::from(g[i]) - c[i]).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    diff <= bound[k],
+                    "{name}, {potential:?}: particle {k}: gpu {g:?} vs twin {c:?}, off by \
+                     {diff:e} > bound {:e}",
+                    bound[k]
+                );
+            }
+            (gpu_pos, twin, bound)
+        };
+        let (gpu_b, twin_b, bound_b) = run(&builtin);
+        let (gpu_e, twin_e, bound_e) = run(&written);
+        let mut worst: f64 = 0.0;
+        for k in 0..n as usize {
+            let rows = k * d..(k + 1) * d;
+            let twins = norm_inf(
+                &twin_b[rows.clone()]
+                    .iter()
+                    .zip(&twin_e[rows.clone()])
+                    .map(|(a, b)| a - b)
+                    .collect::<Vec<_>>(),
+            );
+            let allowed = bound_b[k] + bound_e[k] + twins;
+            let diff = rows
+                .map(|i| (f64::from(gpu_b[i]) - f64::from(gpu_e[i])).abs())
+                .fold(0.0, f64::max);
+            worst = worst.max(diff / allowed);
+            assert!(
+                diff <= allowed,
+                "{name}: particle {k}: built-in and expression runs {diff:e} apart > {allowed:e}"
+            );
+        }
+        let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        let (hb, he) = (
+            histogram_cpu(&f64s(&gpu_b), dim, &spec),
+            histogram_cpu(&f64s(&gpu_e), dim, &spec),
+        );
+        let moved: u64 = hb
+            .counts
+            .iter()
+            .zip(&he.counts)
+            .map(|(a, b)| a.abs_diff(*b))
+            .sum();
+        let reach: Vec<f64> = bound_b
+            .iter()
+            .zip(&bound_e)
+            .map(|(a, b)| a.max(*b))
+            .collect();
+        let near = stats::near_edges(&twin_b, d, &spec, &reach);
+        assert!(
+            moved <= 2 * near,
+            "{name}: {moved} counts moved between the built-in and expression runs; {near} \
+             particles near an edge"
+        );
+        let largest = |b: &[f64]| b.iter().copied().fold(0.0, f64::max);
+        let mut sorted = bound_e.clone();
+        sorted.sort_by(f64::total_cmp);
+        let identical = gpu_b == gpu_e;
+        println!(
+            "{name}: largest distance / allowance {worst:.3} (bit-identical: {identical}); \
+             bounds: built-in up to {:.1e}, expression median {:.1e}, up to {:.1e}; {moved} \
+             counts moved, {near} particles near an edge",
+            largest(&bound_b),
+            sorted[sorted.len() / 2],
+            largest(&bound_e)
+        );
+    }
+}
+
+fn spec_dim(init: &Init) -> u32 {
+    match init {
+        Init::Gaussian { mean, .. } => mean.len() as u32,
+        _ => unreachable!("the cases here start from Gaussians"),
+    }
 }
 
 /// Every dimension exercises a different round shape (4, 2 or 1 steps per set of Philox

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::chain::chain_law;
+use common::chain::{chain_law, chain_law_sde};
 use common::linear_chain::{Scheme, reverse_bias};
 use common::stats::{self, EPS32};
 use std::path::Path;
@@ -827,4 +827,197 @@ reference = "analytic"
         "coarse bias {coarse} not clear of the noise"
     );
     assert!(fine < 0.5 * coarse, "bias {coarse} -> {fine}");
+}
+
+/// Bin probabilities of N(mean, var) on `bins` equal bins of [lo, hi].
+fn normal_bins(mean: f64, var: f64, bins: usize, lo: f64, hi: f64) -> Vec<f64> {
+    let w = (hi - lo) / bins as f64;
+    (0..bins)
+        .map(|b| {
+            let a = lo + w * b as f64;
+            fokker::reference::law::normal_mass(a, a + w, mean, var.sqrt())
+        })
+        .collect()
+}
+
+/// Checks every snapshot's tv against the noise floor: the particles' law is the
+/// Euler–Maruyama chain's (`chain`, one per snapshot), computed exactly, whose binned TV
+/// delta to the reference is the only bias, so E0 - delta - eps <= tv <= E0 + delta + eps
+/// (tests/common/stats.rs: E0 = tv_floor, the binomial counts' exact mean deviation, eps
+/// McDiarmid's at a 1e-6 false alarm).
+fn within_noise_floor(run: &Path, chain: &[Vec<f64>], n: u64) {
+    let (header, rows) = metrics(run);
+    let time = column(&header, &rows, "time");
+    let tv = column(&header, &rows, "tv");
+    let floor = column(&header, &rows, "tv_floor");
+    let snapshots = reference_snapshots(run);
+    let eps = stats::tv_deviation(n);
+    assert_eq!(chain.len(), tv.len());
+    for k in 0..tv.len() {
+        let delta = stats::binned_tv(&chain[k], &snapshots[k].1);
+        println!(
+            "t = {}: tv {:.4} floor {:.4} delta {delta:.2e} eps {eps:.2e}",
+            time[k], tv[k], floor[k]
+        );
+        assert!(
+            tv[k] <= floor[k] + delta + eps && tv[k] >= floor[k] - delta - eps,
+            "t = {}: tv {} outside the noise floor {} +- (delta {delta} + eps {eps})",
+            time[k],
+            tv[k],
+            floor[k]
+        );
+    }
+}
+
+/// kind = "sde" in 1D with a position-dependent diffusion D = 0.5 + 0.4 tanh(x) (Itô, drift
+/// -x): the grid reference solves d rho/dt = d/dx (x rho) + d^2/dx^2 (D rho), and the
+/// stationary one is exp(-∫ x/D) / D. Both against the particles. (D is written with a
+/// param: an sde with no params at all does not bind its shader's unused params array on
+/// lavapipe at present.)
+#[test]
+fn an_sde_with_position_dependent_diffusion_sits_on_the_noise_floor_of_its_references() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = r#"
+seed = 5
+[particles]
+count = 100_000
+dim = 1
+init = { kind = "point", at = [1.0] }
+[dynamics]
+kind = "sde"
+drift = ["-x"]
+diffusion = "0.5 + a*tanh(x)"
+params = { a = 0.4 }
+dt = 1e-3
+t_end = 1.0
+[output]
+every = 0.25
+histogram = { bins = 64, range = [[-4.0, 4.0]] }
+reference = "fokker_planck"
+gif = false
+"#;
+    std::fs::write(tmp.path().join("s.toml"), scenario).unwrap();
+    ok(&fokker(
+        &["run", "s.toml", "--out", "fp", "--progress", "none"],
+        tmp.path(),
+    ));
+    // The chain's law on cells of a 25th of a bin, on [-6, 8] (the law's tails fall like
+    // e^{-x^2 / (2 D)}, D -> 0.1 on the left and 0.9 on the right: e^{-27} at both ends):
+    // 2 D dt >= 2e-4 exceeds h^2/12 = 2e-6 everywhere.
+    let (lo, hi, bins) = (-4.0, 4.0, 64);
+    let h = (hi - lo) / bins as f64 / 25.0;
+    let drift = |x: f64| -x;
+    let diffusion = |x: f64| 0.5 + 0.4 * x.tanh();
+    let steps = [250, 500, 750, 1000];
+    let law = chain_law_sde(&drift, &diffusion, 1e-3, 1.0, lo - 2.0, hi + 4.0, h, &steps);
+    assert!(law.lost.abs() < 1e-12, "the grid holds the law");
+    // At t = 0 both are the point's bin.
+    let mut chain = vec![{
+        let mut p = vec![0.0; bins];
+        p[(1.0 - lo) as usize * bins / 8] = 1.0;
+        p
+    }];
+    chain.extend((0..steps.len()).map(|k| law.bins(k, bins, lo, hi)));
+    let run = tmp.path().join("fp");
+    within_noise_floor(&run, &chain, 100_000);
+    // No potential: no free energy, and no free-energy plot.
+    let (header, rows) = metrics(&run);
+    let i = header
+        .iter()
+        .position(|h| h == "free_energy_reference")
+        .unwrap();
+    assert!(rows.iter().all(|r| r[i].is_empty()));
+    assert_eq!(
+        manifest(&run)["plots"],
+        serde_json::json!(["distances.png"])
+    );
+
+    // The stationary density, against the chain at t = 0 and t = 5 (5000 steps): delta is
+    // the chain's own distance to the stationary density (the transient left, the time step
+    // and the grid together), computed, so no estimate of the relaxation is needed.
+    ok(&fokker(
+        &[
+            "run",
+            "s.toml",
+            "--out",
+            "stationary",
+            "--progress",
+            "none",
+            "--set",
+            "output.reference=\"boltzmann\"",
+            "--set",
+            "dynamics.t_end=5.0",
+            "--set",
+            "output.every=5.0",
+        ],
+        tmp.path(),
+    ));
+    let law = chain_law_sde(
+        &drift,
+        &diffusion,
+        1e-3,
+        1.0,
+        lo - 2.0,
+        hi + 4.0,
+        h,
+        &[5000],
+    );
+    assert!(law.lost.abs() < 1e-12, "the grid holds the law");
+    let chain = vec![chain[0].clone(), law.bins(0, bins, lo, hi)];
+    within_noise_floor(&tmp.path().join("stationary"), &chain, 100_000);
+}
+
+/// Langevin dynamics with a moving potential U = (x - c t)^2 / 2 and an annealing schedule
+/// T(t) = 0.3 + 0.7 e^{-3t}: the grid reference rebuilds its rates at every step. The
+/// particles' chain x' = x - dt (x - c t_k) + sqrt(2 T(t_k) dt) xi is Gaussian from a
+/// Gaussian start: mean m' = (1 - dt) m + dt c t_k, variance v' = (1 - dt)^2 v + 2 T(t_k) dt,
+/// exactly.
+#[test]
+fn langevin_with_a_moving_potential_and_a_schedule_sits_on_the_noise_floor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = r#"
+seed = 6
+[particles]
+count = 100_000
+dim = 1
+init = { kind = "gaussian", mean = [1.0], std = 0.2 }
+[dynamics]
+kind = "langevin"
+potential = { expr = "0.5*(x - c*t)^2", params = { c = 0.5 } }
+temperature = { expr = "0.3 + 0.7*exp(-3*t)" }
+dt = 1e-3
+t_end = 1.0
+[output]
+every = 0.25
+histogram = { bins = 64, range = [[-3.0, 4.0]] }
+reference = "fokker_planck"
+gif = false
+"#;
+    std::fs::write(tmp.path().join("s.toml"), scenario).unwrap();
+    ok(&fokker(
+        &["run", "s.toml", "--out", "run", "--progress", "none"],
+        tmp.path(),
+    ));
+    let (dt, c) = (1e-3, 0.5);
+    let schedule = |t: f64| 0.3 + 0.7 * (-3.0 * t).exp();
+    let (mut m, mut v) = (1.0, 0.04);
+    let mut chain = Vec::new();
+    for k in 0..=1000u64 {
+        if k % 250 == 0 {
+            chain.push(normal_bins(m, v, 64, -3.0, 4.0));
+        }
+        let t = k as f64 * dt;
+        m = (1.0 - dt) * m + dt * c * t;
+        v = (1.0 - dt) * (1.0 - dt) * v + 2.0 * schedule(t) * dt;
+    }
+    let run = tmp.path().join("run");
+    within_noise_floor(&run, &chain, 100_000);
+    // The free energies are taken at U(t) and T(t): present and finite at every snapshot.
+    let (header, rows) = metrics(&run);
+    for name in ["free_energy", "free_energy_reference"] {
+        assert!(
+            column(&header, &rows, name).iter().all(|f| f.is_finite()),
+            "{name}"
+        );
+    }
 }

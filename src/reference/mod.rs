@@ -1,22 +1,27 @@
 //! Reference densities for the particle histograms (`[output] reference = ...`): the grid
-//! Fokker–Planck solution, the Boltzmann density, or the Ornstein–Uhlenbeck closed form, as
-//! probabilities on the histogram's bins at each snapshot time.
+//! Fokker–Planck solution, the stationary (Boltzmann) density, or the Ornstein–Uhlenbeck
+//! closed form, as probabilities on the histogram's bins at each snapshot time.
 //!
-//! A histogram of axes A has a reference only where the potential separates A from the other
-//! axes, U(x) = U_A(x_A) + U_rest(x_rest): then the coordinates x_A move on their own, by
-//! Langevin dynamics in U_A, and their law solves the Fokker–Planck equation of U_A from the
-//! marginal of the initial law, whatever the other axes do.
+//! A histogram of axes A has a reference only where the coordinates x_A move on their own.
+//! For Langevin dynamics that is where the potential separates A from the other axes,
+//! U(x, t) = U_A(x_A, t) + U_rest(x_rest, t): then x_A follows Langevin dynamics in U_A, and
+//! its law solves the Fokker–Planck equation of U_A from the marginal of the initial law,
+//! whatever the other axes do. For the general SDE (`References::Sde`) it is where the drifts
+//! f_a of the axes a in A and the diffusion D read no coordinate outside A: the marginal
+//! then solves d rho / dt = -div(f_A rho) + laplacian(D rho) on A.
 
 pub mod law;
 pub mod solver;
 
 use crate::dynamics::References;
 use crate::error::ScenarioIssue;
-use crate::model::Potential;
+use crate::model::expr::{Point, SdeModel};
+use crate::model::{Potential, Temperature};
 use crate::scenario::data::SampleTable;
-use crate::scenario::{DynamicsPlan, HistogramSpec, Init, Plan, ReferenceKind};
+// The solver's closures build points on the stack, up to the largest particles.dim.
+use crate::scenario::{DynamicsPlan, HistogramSpec, Init, MAX_DIM, Plan, ReferenceKind};
 use law::Gaussian;
-use solver::{FokkerPlanck, Grid};
+use solver::{Coefficients, FieldFn, FokkerPlanck, Grid, PotentialFn};
 
 /// Largest solver time step. Backward Euler is first order in dt; at 1e-3 its error is well
 /// below the sampling noise of 1e8 particles on 128^2 bins in the tests' problems.
@@ -27,8 +32,8 @@ pub const SOLVER_DT: f64 = 1e-3;
 pub const SOLVER_CELLS_1D: u32 = 2048;
 pub const SOLVER_CELLS_2D: u32 = 256;
 
-/// The potential of the axes `axes`, U_A(y) = U(x) with x_A = y and the other coordinates at
-/// a fixed base point (where U_rest is 0 for the built-in potentials).
+/// The potential of the axes `axes`, U_A(y, t) = U(x, t) with x_A = y and the other
+/// coordinates at a fixed base point (where U_rest is 0 for the built-in potentials).
 #[derive(Debug, Clone)]
 pub struct AxisPotential {
     potential: Potential,
@@ -37,12 +42,51 @@ pub struct AxisPotential {
 }
 
 impl AxisPotential {
-    pub fn value(&self, y: &[f64]) -> f64 {
+    fn point(&self, y: &[f64]) -> Vec<f64> {
         let mut x = self.base.clone();
         for (k, &a) in self.axes.iter().enumerate() {
             x[a] = y[k];
         }
-        self.potential.value(&x)
+        x
+    }
+
+    /// U_A(y) (at t = 0 for a potential that depends on time).
+    pub fn value(&self, y: &[f64]) -> f64 {
+        self.potential.value(&self.point(y))
+    }
+
+    /// U_A(y, t).
+    pub fn value_at(&self, y: &[f64], t: f64) -> f64 {
+        self.potential.value_at(&self.point(y), t)
+    }
+
+    /// U_A as the grid solver samples it: an expression through a tape of U alone, its
+    /// point and scratch reused (it is evaluated at every cell and, when it depends on t, at
+    /// every step).
+    fn sampler(&self) -> PotentialFn {
+        match &self.potential {
+            Potential::Expr(e) if self.base.len() <= MAX_DIM => {
+                let tape = e.value_tape();
+                let params = e.params();
+                let dim = self.base.len();
+                let mut base = [0.0; MAX_DIM];
+                base[..dim].copy_from_slice(&self.base);
+                let axes = self.axes.clone();
+                Box::new(move |y, t, scratch| {
+                    let mut x = base;
+                    for (k, &a) in axes.iter().enumerate() {
+                        x[a] = y[k];
+                    }
+                    let mut out = [0.0];
+                    tape.eval_into(&Point::new(&x[..dim], t), &params, scratch, &mut out);
+                    out[0]
+                })
+            }
+            _ => {
+                let me = self.clone();
+                Box::new(move |y, t, _| me.value_at(y, t))
+            }
+        }
     }
 }
 
@@ -114,18 +158,49 @@ pub fn axis_potential(
     })
 }
 
-/// The Langevin potential and temperature, or None for dynamics a grid or Boltzmann
-/// reference cannot describe.
-fn langevin(dynamics: &DynamicsPlan) -> Option<(&Potential, f64)> {
+/// The dynamics a grid, stationary or OU reference describes.
+enum Model<'a> {
+    Langevin {
+        potential: &'a Potential,
+        temperature: &'a Temperature,
+    },
+    /// Plain gradient descent: Langevin at T = 0 (its analytic reference: exp(-A t)).
+    Descent {
+        potential: &'a Potential,
+    },
+    Sde {
+        model: &'a SdeModel,
+    },
+}
+
+fn model(dynamics: &DynamicsPlan) -> Option<Model<'_>> {
     match dynamics.references() {
         References::Langevin {
             potential,
             temperature,
-        } => Some((potential, temperature.constant()?)),
-        // Plain gradient descent is Langevin at T = 0 (its analytic reference: exp(-A t)).
-        References::Descent { potential } => Some((potential, 0.0)),
-        References::None | References::ExactLaw { .. } | References::Sde { .. } => None,
+        } => Some(Model::Langevin {
+            potential,
+            temperature,
+        }),
+        References::Descent { potential } => Some(Model::Descent { potential }),
+        References::Sde { model } => Some(Model::Sde { model }),
+        References::None | References::ExactLaw { .. } => None,
     }
+}
+
+/// Why the SDE's law on `axes` is not its own (None when it is).
+fn sde_coupling(model: &SdeModel, axes: &[usize]) -> Option<String> {
+    let dim = model.dim();
+    let (a, b) = model.couples(axes)?;
+    let what = if a == dim {
+        "the diffusion D".to_string()
+    } else {
+        format!("the drift of axis {a} (histogrammed)")
+    };
+    Some(format!(
+        "{what} reads x{b}, an axis outside the histogram; a reference needs the drifts of \
+         the histogram axes and D to read only those axes"
+    ))
 }
 
 /// Every histogram a run observes with a reference: the main one and the marginals, with
@@ -154,15 +229,17 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
             .map(issue)
             .collect();
     }
-    let Some((potential, temperature)) = langevin(&plan.dynamics) else {
+    let Some(model) = model(&plan.dynamics) else {
         return vec![issue(format!(
-            "a reference for kind = langevin (any reference) or forward, reverse_sde and \
-             probability_flow (\"analytic\"); dynamics.kind is {}",
+            "a reference for kind = langevin (any reference), sde written as expressions \
+             (\"fokker_planck\", and \"boltzmann\" in 1D; a WGSL model has no CPU form), \
+             gradient_flow (\"analytic\") or forward, reverse_sde and probability_flow \
+             (\"analytic\"); dynamics.kind is {}",
             plan.dynamics.kind_name()
         ))];
     };
     let mut issues = Vec::new();
-    if matches!(plan.dynamics.references(), References::Descent { .. })
+    if matches!(model, Model::Descent { .. })
         && (kind != ReferenceKind::Analytic
             || !matches!(
                 plan.particles.init,
@@ -180,7 +257,13 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
     let dim = plan.particles.dim as usize;
     for (key, spec) in views(plan) {
         let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
-        if let Err(why) = axis_potential(potential, dim, &axes) {
+        let separate = match &model {
+            Model::Langevin { potential, .. } | Model::Descent { potential } => {
+                axis_potential(potential, dim, &axes).err()
+            }
+            Model::Sde { model } => sde_coupling(model, &axes),
+        };
+        if let Some(why) = separate {
             issues.push(issue(format!("{why} ({key} has axes {:?})", spec.axes)));
             continue;
         }
@@ -195,21 +278,58 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
                 }
             }
         }
-    }
-    match kind {
-        ReferenceKind::Boltzmann
-            if temperature.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) =>
-        {
-            issues.push(issue(
-                "\"boltzmann\" needs dynamics.temperature > 0 (exp(-U/T) is undefined at T = 0)"
-                    .into(),
-            ));
+        if let (Model::Sde { model }, ReferenceKind::Boltzmann) = (&model, kind) {
+            if let Err(why) = sde_stationary(model, spec, &axes) {
+                issues.push(issue(format!("{why} ({key} has axes {:?})", spec.axes)));
+            }
         }
-        ReferenceKind::Analytic => {
+    }
+    match (&model, kind) {
+        (Model::Langevin { temperature, .. }, ReferenceKind::Boltzmann) => {
+            match temperature.constant() {
+                None => issues.push(issue(
+                    "\"boltzmann\" needs a constant dynamics.temperature: under a schedule T(t) \
+                     there is no stationary density; use \"fokker_planck\""
+                        .into(),
+                )),
+                Some(t) if t.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) => {
+                    issues.push(issue(
+                        "\"boltzmann\" needs dynamics.temperature > 0 (exp(-U/T) is undefined \
+                         at T = 0)"
+                            .into(),
+                    ))
+                }
+                Some(_) => {}
+            }
+            if let Model::Langevin { potential, .. } = &model {
+                if potential.is_timed() {
+                    issues.push(issue(
+                        "\"boltzmann\" needs a potential that does not depend on t: U(x, t) \
+                         has no stationary density; use \"fokker_planck\""
+                            .into(),
+                    ));
+                }
+            }
+        }
+        (
+            Model::Langevin {
+                potential,
+                temperature,
+            },
+            ReferenceKind::Analytic,
+        ) => {
             if !matches!(potential, Potential::Quadratic { .. }) {
                 issues.push(issue(
                     "\"analytic\" exists only for a quadratic potential (the Ornstein–Uhlenbeck \
                      transient); use \"fokker_planck\" or \"boltzmann\""
+                        .into(),
+                ));
+            }
+            if temperature.constant().is_none() {
+                issues.push(issue(
+                    "\"analytic\" needs a constant dynamics.temperature: under a schedule T(t) \
+                     the process is not the Ornstein–Uhlenbeck process of the closed form; use \
+                     \"fokker_planck\""
                         .into(),
                 ));
             }
@@ -224,9 +344,112 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
                 ));
             }
         }
+        (Model::Sde { .. }, ReferenceKind::Analytic) => issues.push(issue(
+            "\"analytic\" has no closed form for kind = sde; use \"fokker_planck\" (or \
+             \"boltzmann\" for the stationary density in 1D)"
+                .into(),
+        )),
         _ => {}
     }
     issues
+}
+
+/// The stationary density of an SDE on the 1D histogram `spec` (axis `axes[0]`), as bin
+/// probabilities: with no flux through the box's walls, d/dx (D rho) = f rho, so
+/// rho ∝ (1 / D) exp(∫ f / D). Integrated by the midpoint rule on cells 8 times finer than
+/// the bins, ∫ f / D between neighbouring cell centres by Simpson's rule (f and D at the two
+/// centres and the face between them), then summed onto the bins: second order in the cell
+/// width, like the grid solver. Refused where it does not exist in closed form (2D, or f_A or
+/// D depending on t) or where D is not positive and finite on the box.
+fn sde_stationary(
+    model: &SdeModel,
+    spec: &HistogramSpec,
+    axes: &[usize],
+) -> Result<Vec<f64>, String> {
+    if axes.len() != 1 {
+        return Err(
+            "\"boltzmann\" for kind = sde exists in 1D only (rho ∝ exp(∫ f/D) / D); a 2D \
+             stationary density has no closed form in general; use \"fokker_planck\""
+                .into(),
+        );
+    }
+    if model.is_timed_on(axes) {
+        return Err(
+            "\"boltzmann\" for kind = sde needs a drift and diffusion that do not depend on t \
+             (otherwise there is no stationary density); use \"fokker_planck\""
+                .into(),
+        );
+    }
+    let refine = 8;
+    let fine = grid_of(spec, refine);
+    let field = sde_field(model, axes);
+    let n = fine.cells[0];
+    let h = fine.width(0);
+    let lo = fine.range[0][0];
+    let mut scratch = Vec::new();
+    let mut at = |x: f64| -> Result<(f64, f64), String> {
+        let mut out = [0.0; 2];
+        field(&[x], 0.0, &mut scratch, &mut out);
+        let (f, d) = (out[0], out[1]);
+        if !(d > 0.0 && d.is_finite() && f.is_finite()) {
+            return Err(format!(
+                "\"boltzmann\" for kind = sde needs D > 0 and finite f on the histogram's \
+                 range; at x{} = {x}, f = {f} and D = {d}",
+                axes[0]
+            ));
+        }
+        Ok((f, d))
+    };
+    // log(D rho) at the centres, up to a constant.
+    let mut log_q = vec![0.0; n];
+    let mut d_centre = vec![0.0; n];
+    let (f0, d0) = at(lo + 0.5 * h)?;
+    d_centre[0] = d0;
+    let mut g_prev = f0 / d0;
+    for i in 1..n {
+        let (ff, df) = at(lo + i as f64 * h)?;
+        let (fc, dc) = at(lo + (i as f64 + 0.5) * h)?;
+        let g = fc / dc;
+        log_q[i] = log_q[i - 1] + h / 6.0 * (g_prev + 4.0 * ff / df + g);
+        d_centre[i] = dc;
+        g_prev = g;
+    }
+    let log_m: Vec<f64> = log_q
+        .iter()
+        .zip(&d_centre)
+        .map(|(q, d)| q - d.ln())
+        .collect();
+    let top = log_m.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut m: Vec<f64> = log_m.iter().map(|v| (v - top).exp()).collect();
+    let z: f64 = m.iter().sum();
+    m.iter_mut().for_each(|v| *v /= z);
+    Ok(restrict(&m, &fine, refine))
+}
+
+/// f_A and D of an SDE on the histogram axes `axes`, as the grid solver samples them (the
+/// other coordinates at 0: [`SdeModel::couples`] says they are not read).
+fn sde_field(model: &SdeModel, axes: &[usize]) -> FieldFn {
+    let tape = model.coefficient_tape();
+    let params = model.params();
+    let dim = model.dim();
+    let axes = axes.to_vec();
+    Box::new(move |y, t, scratch, out| {
+        let mut x = [0.0; MAX_DIM];
+        for (k, &a) in axes.iter().enumerate() {
+            x[a] = y[k];
+        }
+        let mut all = [0.0; MAX_DIM + 1];
+        tape.eval_into(
+            &Point::new(&x[..dim], t),
+            &params,
+            scratch,
+            &mut all[..=dim],
+        );
+        for (k, &a) in axes.iter().enumerate() {
+            out[k] = all[a];
+        }
+        out[axes.len()] = all[dim];
+    })
 }
 
 /// Kinds with a closed-form law (src/dynamics/forward.rs and the reverse kinds) have it as
@@ -277,7 +500,9 @@ pub struct ReferenceSnapshot {
     /// probability of the range.
     pub probabilities: Vec<f64>,
     /// F = sum p U + T sum p log(p / vol) on the reference's own grid (the solver's cells for
-    /// "fokker_planck", the bins otherwise).
+    /// "fokker_planck", the bins otherwise). Under a temperature schedule or a potential that
+    /// depends on t, U and T are taken at the snapshot's time (so F need not fall); NaN
+    /// where there is no potential (kind = sde, diffusion dynamics).
     pub free_energy: f64,
 }
 
@@ -350,32 +575,83 @@ impl Reference {
                 },
             });
         }
-        let (potential, temperature) =
-            langevin(&plan.dynamics).ok_or("reference needs kind = langevin")?;
+        let model = model(&plan.dynamics)
+            .ok_or("a reference needs kind = langevin, sde or gradient_flow")?;
         let dim = plan.particles.dim as usize;
         let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
+        let solver = |coefficients: Coefficients| -> Result<Track, String> {
+            let refine = refinement(spec);
+            let grid = grid_of(spec, refine);
+            let mass = law::initial_masses(&grid, &axes, &plan.particles.init, samples)?;
+            let start = match &plan.particles.init {
+                Init::Point { at } => {
+                    let point: Vec<f64> = axes.iter().map(|&a| at[a]).collect();
+                    Some(point_bins(spec, &point))
+                }
+                _ => None,
+            };
+            Ok(Track::Solver {
+                fp: FokkerPlanck::with_coefficients(grid, coefficients, mass, SOLVER_DT),
+                refine,
+                start,
+            })
+        };
+        let (potential, schedule) = match model {
+            Model::Sde { model } => {
+                if let Some(why) = sde_coupling(model, &axes) {
+                    return Err(why);
+                }
+                let track = match kind {
+                    ReferenceKind::FokkerPlanck => solver(Coefficients::General {
+                        field: sde_field(model, &axes),
+                        timed: model.is_timed_on(&axes),
+                    })?,
+                    ReferenceKind::Boltzmann => {
+                        Track::Boltzmann(sde_stationary(model, spec, &axes)?)
+                    }
+                    ReferenceKind::Analytic => {
+                        return Err(
+                            "\"analytic\" has no closed form for kind = sde; use \"fokker_planck\""
+                                .into(),
+                        );
+                    }
+                };
+                return Ok(Reference {
+                    kind,
+                    spec: spec.clone(),
+                    // No potential: the free energy is left out.
+                    temperature: f64::NAN,
+                    bin_potential: vec![0.0; spec.total_bins()],
+                    track,
+                });
+            }
+            Model::Langevin {
+                potential,
+                temperature,
+            } => (potential, temperature.clone()),
+            Model::Descent { potential } => (potential, Temperature::Constant(0.0)),
+        };
         let u = axis_potential(potential, dim, &axes)?;
         let bins = grid_of(spec, 1);
+        // U at t = 0 and the constant T: what the Boltzmann and OU references (which need
+        // both constant) take for their free energy.
         let bin_potential: Vec<f64> = bins.centres().iter().map(|y| u.value(y)).collect();
+        let temperature = schedule.constant().unwrap_or(f64::NAN);
+        if kind != ReferenceKind::FokkerPlanck && (temperature.is_nan() || potential.is_timed()) {
+            return Err(format!(
+                "\"{}\" needs a constant temperature and a potential that does not depend on \
+                 t; use \"fokker_planck\"",
+                kind.name()
+            ));
+        }
         let track = match kind {
-            ReferenceKind::FokkerPlanck => {
-                let refine = refinement(spec);
-                let grid = grid_of(spec, refine);
-                let cell_potential: Vec<f64> = grid.centres().iter().map(|y| u.value(y)).collect();
-                let mass = law::initial_masses(&grid, &axes, &plan.particles.init, samples)?;
-                let start = match &plan.particles.init {
-                    Init::Point { at } => {
-                        let point: Vec<f64> = axes.iter().map(|&a| at[a]).collect();
-                        Some(point_bins(spec, &point))
-                    }
-                    _ => None,
-                };
-                Track::Solver {
-                    fp: FokkerPlanck::new(grid, temperature, cell_potential, mass, SOLVER_DT),
-                    refine,
-                    start,
-                }
-            }
+            ReferenceKind::FokkerPlanck => solver(Coefficients::Gradient {
+                potential: u.sampler(),
+                potential_timed: potential.is_timed(),
+                temperature_timed: schedule.constant().is_none(),
+                // As the particles' step takes it (src/dynamics/langevin.rs).
+                temperature: Box::new(move |t| schedule.at(t).max(0.0)),
+            })?,
             ReferenceKind::Boltzmann => {
                 // Midpoint quadrature on cells 8 times finer than the bins, then summed.
                 let fine = grid_of(spec, 8);
@@ -540,4 +816,170 @@ pub fn restrict(fine: &[f64], grid: &Grid, refine: usize) -> Vec<f64> {
         out[(i / refine) * n1 + j / r1] += m;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::resolve_str;
+    use std::path::Path;
+
+    fn plan(dynamics: &str, output: &str) -> Plan {
+        let text = format!(
+            "[particles]\ncount = 1000\ndim = 1\ninit = {{ kind = \"gaussian\", mean = [1.0], \
+             std = 0.3 }}\n[dynamics]\n{dynamics}\ndt = 1e-3\nt_end = 1.0\n[output]\n\
+             histogram = {{ bins = 40, range = [[-4.0, 4.0]] }}\n{output}\n"
+        );
+        match resolve_str(&text, "t.toml", Path::new(""), &[], None) {
+            Ok(r) => r.plan,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// kind = sde with drift -x and D = 0.5 is the Langevin dynamics of U = x^2/2 at
+    /// T = 0.5: the two references go through the general and the potential-difference
+    /// fluxes, whose exponents agree exactly for a quadratic U, so they differ by round-off.
+    /// Bound as in tests/reference_general.rs (its first test) for this grid: 2048 cells of
+    /// h = 8/2048 on [-4, 4], P <= h |x|max / T; exponents off by at most
+    /// dP = (2 * 4 eps Umax + 4 eps h |x|max) / T + 2 eps Pmax, rates by
+    /// (T/h^2)(dP + 8 eps (1 + Pmax)), four per column, over t; plus each solver's solves,
+    /// 10 eps (1 + 2 dt rho) per step, rho <= 2 (T/h^2 + |x|max/h).
+    #[test]
+    fn an_sde_reference_equals_the_langevin_reference_of_the_same_dynamics() {
+        let sde = plan(
+            "kind = \"sde\"\ndrift = [\"-x\"]\ndiffusion = \"0.5\"",
+            "reference = \"fokker_planck\"",
+        );
+        let langevin = plan(
+            "kind = \"langevin\"\npotential = { kind = \"quadratic\", matrix = [[1.0]] }\n\
+             temperature = 0.5",
+            "reference = \"fokker_planck\"",
+        );
+        let spec = &sde.output.histogram;
+        let mut a = Reference::new(&sde, ReferenceKind::FokkerPlanck, spec, None, None).unwrap();
+        let mut b =
+            Reference::new(&langevin, ReferenceKind::FokkerPlanck, spec, None, None).unwrap();
+        let eps = f64::EPSILON;
+        let (t, h, x_max, dt) = (0.5, 8.0 / 2048.0, 4.0, SOLVER_DT);
+        let p_max = h * x_max / t;
+        let dp = (8.0 * eps * 0.5 * x_max * x_max + 4.0 * eps * h * x_max) / t + 2.0 * eps * p_max;
+        let dr = t / (h * h) * (dp + 8.0 * eps * (1.0 + p_max));
+        let rho = 2.0 * (t / (h * h) + x_max / h);
+        for time in [0.25, 1.0] {
+            let (pa, pb) = (a.at(time), b.at(time));
+            let gap: f64 = pa
+                .probabilities
+                .iter()
+                .zip(&pb.probabilities)
+                .map(|(x, y)| (x - y).abs())
+                .sum();
+            let steps = (time / dt).round();
+            let bound = time * 4.0 * dr + 2.0 * steps * 10.0 * eps * (1.0 + 2.0 * dt * rho);
+            assert!(gap <= bound, "t = {time}: {gap} above {bound}");
+            let total: f64 = pa.probabilities.iter().sum();
+            assert!((total - 1.0).abs() < 1e-9, "{total}");
+            // No potential, no free energy; the Langevin one has it.
+            assert!(pa.free_energy.is_nan() && pb.free_energy.is_finite());
+        }
+    }
+
+    /// The 1D stationary density of an SDE, exp(∫ f/D) / D: for f = -x, D = 0.5 it is
+    /// N(0, 0.5). Simpson's rule integrates the linear f/D exactly, so only the midpoint rule
+    /// for each fine cell's mass remains: with psi = log rho = -x^2, psi' = -2x, psi'' = -2,
+    /// ∫_cell rho = h rho(x_i) (1 + e), |e| <= (h^2/24)(2 + max_cell psi'^2) e^{h max|psi'|/2}
+    /// (h the fine width, bins / 8), and normalised the L1 gap is at most
+    /// 2 sum p (e^eta - 1) / sum p e^-eta with eta = |e| / (1 - |e|) per cell; summing cells
+    /// into bins only lowers it.
+    #[test]
+    fn the_stationary_density_of_a_1d_sde_by_quadrature() {
+        let p = plan(
+            "kind = \"sde\"\ndrift = [\"-x\"]\ndiffusion = \"0.5\"",
+            "reference = \"boltzmann\"",
+        );
+        let spec = &p.output.histogram;
+        let model = match p.dynamics.references() {
+            References::Sde { model } => model.clone(),
+            _ => panic!("an sde"),
+        };
+        let got = sde_stationary(&model, spec, &[0]).unwrap();
+        let bins = grid_of(spec, 1);
+        let exact = law::gaussian_bins(
+            &bins,
+            &Gaussian {
+                mean: vec![0.0],
+                cov: vec![0.5],
+            },
+        );
+        let z: f64 = exact.iter().sum();
+        let exact: Vec<f64> = exact.iter().map(|v| v / z).collect();
+        let fine = grid_of(spec, 8);
+        let h = fine.width(0);
+        let (mut up, mut down) = (0.0, 0.0);
+        for i in 0..fine.cells[0] {
+            let edge = (fine.centre(0, i).abs() + h / 2.0).max(0.0);
+            let psi1 = 2.0 * edge;
+            let e = h * h / 24.0 * (2.0 + psi1 * psi1) * (h * psi1 / 2.0).exp();
+            let eta = e / (1.0 - e);
+            let (lo, hi) = (fine.centre(0, i) - h / 2.0, fine.centre(0, i) + h / 2.0);
+            let mass = law::normal_mass(lo, hi, 0.0, 0.5f64.sqrt()) / z;
+            up += mass * eta.exp_m1();
+            down += mass * (-eta).exp();
+        }
+        let bound = 2.0 * up / down + 1e-13;
+        let gap: f64 = got.iter().zip(&exact).map(|(a, b)| (a - b).abs()).sum();
+        assert!(gap <= bound, "{gap} above {bound}");
+        // Refusals: 2D, time, D not positive.
+        let two = plan_2d_sde("\"0.5\"", "[\"-x\", \"-y\"]");
+        let spec2 = &two.output.histogram;
+        let m2 = match two.dynamics.references() {
+            References::Sde { model } => model.clone(),
+            _ => panic!("an sde"),
+        };
+        assert!(
+            sde_stationary(&m2, spec2, &[0, 1])
+                .unwrap_err()
+                .contains("1D only")
+        );
+        let timed = plan(
+            "kind = \"sde\"\ndrift = [\"-x*(1 + t)\"]\ndiffusion = \"0.5\"",
+            "reference = \"fokker_planck\"",
+        );
+        let mt = match timed.dynamics.references() {
+            References::Sde { model } => model.clone(),
+            _ => panic!("an sde"),
+        };
+        assert!(
+            sde_stationary(&mt, spec, &[0])
+                .unwrap_err()
+                .contains("depend on t")
+        );
+        let flat = plan(
+            "kind = \"sde\"\ndrift = [\"-x\"]\ndiffusion = \"0.5*x^2\"",
+            "reference = \"fokker_planck\"",
+        );
+        let mf = match flat.dynamics.references() {
+            References::Sde { model } => model.clone(),
+            _ => panic!("an sde"),
+        };
+        // D = 0.5 x^2 vanishes only at x = 0, a face of the fine grid here: the centres and
+        // faces the quadrature reads are checked.
+        assert!(
+            sde_stationary(&mf, spec, &[0])
+                .unwrap_err()
+                .contains("D > 0")
+        );
+    }
+
+    fn plan_2d_sde(diffusion: &str, drift: &str) -> Plan {
+        let text = format!(
+            "[particles]\ncount = 1000\ndim = 2\ninit = {{ kind = \"point\", at = [0.0, 0.0] }}\n\
+             [dynamics]\nkind = \"sde\"\ndrift = {drift}\ndiffusion = {diffusion}\ndt = 1e-3\n\
+             t_end = 1.0\n[output]\nhistogram = {{ bins = [20, 20], range = [[-3.0, 3.0], \
+             [-3.0, 3.0]] }}\n"
+        );
+        match resolve_str(&text, "t.toml", Path::new(""), &[], None) {
+            Ok(r) => r.plan,
+            Err(e) => panic!("{e}"),
+        }
+    }
 }

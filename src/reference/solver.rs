@@ -1,31 +1,71 @@
-//! A grid Fokker–Planck solver in f64, 1D and 2D:
+//! A grid Fokker–Planck solver in f64, 1D and 2D, for the Itô SDE
+//! dX = f(X, t) dt + sqrt(2 D(X, t)) dW (D a scalar, the same noise on every axis):
 //!
 //! ```text
-//! d rho / dt = div(rho grad U) + T laplacian rho = div(T e^{-U/T} grad(rho e^{U/T}))
+//! d rho / dt = -div(f rho) + laplacian(D rho),   no flux through the walls of the box.
 //! ```
 //!
-//! Finite volumes on a uniform box of cells holding *masses* m_i. The flux through the face
-//! between neighbouring cells i and i+1 along an axis with spacing h is Scharfetter–Gummel's
+//! Overdamped Langevin dynamics is the case f = -grad U, D = T (the temperature, the same at
+//! every point), where the equation reads d rho / dt = div(T e^{-U/T} grad(rho e^{U/T})).
+//!
+//! # Space: finite volumes on masses, exponentially fitted fluxes
+//!
+//! The box is a uniform grid of cells holding *masses* m_i (rho_i times the cell volume).
+//! Along an axis with spacing h, the flux (per unit area) through the face between cells i
+//! and i+1 is J = f rho - d(D rho)/dx. Write q = D rho and freeze f and D at the face,
+//! f_face and D_face: then J = (f_face / D_face) q - q' is an ODE for q across the face.
+//! Taking J constant over [x_i, x_{i+1}] (exponential fitting), the solution through
+//! q(x_i) = q_i and q(x_{i+1}) = q_{i+1} is
 //!
 //! ```text
-//! f = (T / h^2) [B(d) m_i - B(-d) m_{i+1}],   d = (U_{i+1} - U_i) / T,   B(z) = z / (e^z - 1),
+//! q(x) = J / a + C e^{a (x - x_i)},   a = f_face / D_face,   C = (q_{i+1} - q_i) / (e^P - 1),
+//! J = (1 / h) [B(-P) q_i - B(P) q_{i+1}],   P = a h = f_face h / D_face,   B(z) = z / (e^z - 1),
 //! ```
 //!
-//! which vanishes exactly for m proportional to e^{-U/T} (so the discrete stationary state is
-//! the Boltzmann density at the cell centres), reduces to upwinding as T -> 0 and to central
-//! differences as U flattens. Faces on the boundary carry no flux, so no mass is lost.
+//! using B(-z) = B(z) e^z. This is Scharfetter–Gummel's flux for the drift-diffusion form.
+//! Multiplying by the face's area (the cell volume over h) and writing rho_i = m_i / vol, the
+//! mass moved per unit time from cell i to cell i+1 is
 //!
-//! Time: each step is split by axis (Lie splitting, the order alternating from step to step)
-//! and each axis is solved by backward Euler, `(I - dt A_axis) m' = m`. Every such matrix is
-//! an M-matrix whose columns sum to 1: its inverse is non-negative and preserves the total, so
-//! the density can never turn negative and the mass is exact to round-off, at any dt. Each
-//! axis system is a set of independent tridiagonal lines; the Thomas factors are computed once
-//! per dt and reused, so a step costs a few multiply-adds per cell and axis. The same step is
-//! a Markov kernel leaving e^{-U/T} invariant, so the discrete free energy
-//! `sum m U + T sum m log(m / vol)` never increases (data-processing inequality).
+//! ```text
+//! F = r m_i - l m_{i+1},   r = B(-P) D_i / h^2,   l = B(P) D_{i+1} / h^2,
+//! ```
 //!
-//! Accuracy: second order in h where the cell Péclet number |dU| / T is small, first order
-//! in dt (backward Euler and the splitting).
+//! with D_i = D at the centre of cell i. The rates r, l are never negative, so each axis
+//! operator A (dm/dt = A m) has non-negative off-diagonal entries and columns summing to 0.
+//! F vanishes when q_{i+1} / q_i = e^P: the discrete stationary state (1D) is
+//! q_i ∝ exp(sum over the faces left of i of h f_face / D_face), the midpoint rule for the
+//! exact rho ∝ (1 / D) exp(∫ f / D), hence second order in h. As D_face -> 0 the flux tends to
+//! upwinding of the drift (r = max(f_face, 0) / h, l = max(-f_face, 0) / h), which is what a
+//! face with D_face = 0 gets; as P -> 0 it tends to central differences.
+//!
+//! For a gradient drift the exponent is taken from the potential itself,
+//! P = -(U_{i+1} - U_i) / T, instead of h f_face / T: then F vanishes exactly for
+//! m ∝ e^{-U/T} at the cell centres, so the Boltzmann density is the exact discrete stationary
+//! state in 1D and 2D (every axis operator annihilates it). With U sampled at the centres the
+//! two agree exactly for a quadratic U (the midpoint rule is exact for a linear U'), and to
+//! O(h^3) per face otherwise. This is the original Scharfetter–Gummel form,
+//! r = (T / h^2) B((U_{i+1} - U_i) / T), l = (T / h^2) B(-(U_{i+1} - U_i) / T), kept
+//! operation for operation.
+//!
+//! # Time: backward Euler, split by axis
+//!
+//! Each step is split by axis (Lie splitting, the order alternating from step to step) and
+//! each axis is solved by backward Euler, `(I - dt A_axis) m' = m`. Every such matrix is an
+//! M-matrix whose columns sum to 1: its inverse is non-negative and preserves the total, so
+//! the density can never turn negative and the mass is exact to round-off, at any dt (in
+//! floating point too: the Thomas sweeps below only add non-negative terms). Each axis
+//! system is a set of independent tridiagonal lines. Coefficients that depend on time are
+//! taken at the step's new time (backward Euler): their rates and Thomas factors are rebuilt
+//! at every step. Coefficients that do not are sampled once and their factors computed once
+//! per dt and reused, so a step costs a few multiply-adds per cell and axis.
+//!
+//! For a time-independent gradient drift the step is a Markov kernel leaving e^{-U/T}
+//! invariant, so the discrete free energy `sum m U + T sum m log(m / vol)` never increases
+//! (data-processing inequality). A non-gradient drift has no such invariant: the split
+//! step's stationary state is the kernel of A_0 + A_1 up to O(dt).
+//!
+//! Accuracy: second order in h where the cell Péclet number |P| is small, first order in dt
+//! (backward Euler and the splitting).
 
 use rayon::prelude::*;
 
@@ -93,8 +133,8 @@ pub fn bernoulli(z: f64) -> f64 {
     }
 }
 
-/// Face rates of one face: `(right, left)`, so that the mass flux from cell i to i+1 is
-/// `right * m_i - left * m_{i+1}`.
+/// Face rates of one face of a gradient drift: `(right, left)`, so that the mass flux from
+/// cell i to i+1 is `right * m_i - left * m_{i+1}`.
 fn face_rates(u_i: f64, u_next: f64, temperature: f64, h: f64) -> (f64, f64) {
     let du = u_next - u_i;
     if temperature > 0.0 {
@@ -104,6 +144,223 @@ fn face_rates(u_i: f64, u_next: f64, temperature: f64, h: f64) -> (f64, f64) {
     } else {
         // The T -> 0 limit of the same flux: upwinding of the drift -dU/dx.
         ((-du).max(0.0) / (h * h), du.max(0.0) / (h * h))
+    }
+}
+
+/// Face rates of one face of a general drift (the module doc's exponential fitting):
+/// `s = h f_face`, `d_face = D` at the face, `d_left`, `d_right` = D at the two cell centres.
+/// A negative D counts as 0; a NaN anywhere gives NaN rates (the reference shows it).
+fn fitted_rates(s: f64, d_face: f64, d_left: f64, d_right: f64, h: f64) -> (f64, f64) {
+    let h2 = h * h;
+    if s.is_nan() || d_face.is_nan() {
+        return (f64::NAN, f64::NAN);
+    }
+    if d_face > 0.0 {
+        let p = s / d_face;
+        let at_least_zero = |d: f64| if d < 0.0 { 0.0 } else { d };
+        (
+            bernoulli(-p) * at_least_zero(d_left) / h2,
+            bernoulli(p) * at_least_zero(d_right) / h2,
+        )
+    } else {
+        // D_face = 0: the limit P -> +-infinity of the same flux, upwinding of f.
+        (s.max(0.0) / h2, (-s).max(0.0) / h2)
+    }
+}
+
+/// U(y, t) on the grid's axes; the `Vec` is scratch the function may use.
+pub type PotentialFn = Box<dyn Fn(&[f64], f64, &mut Vec<f64>) -> f64 + Send + Sync>;
+/// T(t).
+pub type ScheduleFn = Box<dyn Fn(f64) -> f64 + Send + Sync>;
+/// Writes `[f_0, .., f_{axes-1}, D]` at (y, t) into the slice; the `Vec` is scratch.
+pub type FieldFn = Box<dyn Fn(&[f64], f64, &mut Vec<f64>, &mut [f64]) + Send + Sync>;
+
+/// The coefficients of the equation, as functions the solver samples on its grid.
+pub enum Coefficients {
+    /// f = -grad U(y, t), D = T(t) (the same at every point): Langevin dynamics. U is
+    /// sampled at the cell centres, so e^{-U/T} is exactly stationary (see the module doc).
+    /// The flags say whether U and T depend on t.
+    Gradient {
+        potential: PotentialFn,
+        potential_timed: bool,
+        temperature: ScheduleFn,
+        temperature_timed: bool,
+    },
+    /// Any f(y, t) and D(y, t) >= 0. `timed`: whether either depends on t.
+    General { field: FieldFn, timed: bool },
+}
+
+impl Coefficients {
+    /// [`Coefficients::Gradient`] from closures.
+    pub fn gradient(
+        potential: impl Fn(&[f64], f64, &mut Vec<f64>) -> f64 + Send + Sync + 'static,
+        potential_timed: bool,
+        temperature: impl Fn(f64) -> f64 + Send + Sync + 'static,
+        temperature_timed: bool,
+    ) -> Coefficients {
+        Coefficients::Gradient {
+            potential: Box::new(potential),
+            potential_timed,
+            temperature: Box::new(temperature),
+            temperature_timed,
+        }
+    }
+
+    /// [`Coefficients::General`] from a closure.
+    pub fn general(
+        field: impl Fn(&[f64], f64, &mut Vec<f64>, &mut [f64]) + Send + Sync + 'static,
+        timed: bool,
+    ) -> Coefficients {
+        Coefficients::General {
+            field: Box::new(field),
+            timed,
+        }
+    }
+}
+
+/// The coefficients as the solver holds them, with their latest samples.
+enum Sampler {
+    Gradient {
+        /// None: U was given at the cell centres and never changes.
+        potential: Option<PotentialFn>,
+        potential_timed: bool,
+        temperature: ScheduleFn,
+        temperature_timed: bool,
+        /// U at the cell centres and T, at the time of the latest sample.
+        cells: Vec<f64>,
+        current: f64,
+    },
+    General {
+        field: FieldFn,
+        timed: bool,
+    },
+}
+
+/// Cells per rayon task when sampling coefficients.
+const SAMPLE_CHUNK: usize = 1024;
+
+impl Sampler {
+    fn timed(&self) -> bool {
+        match self {
+            Sampler::Gradient {
+                potential_timed,
+                temperature_timed,
+                ..
+            } => *potential_timed || *temperature_timed,
+            Sampler::General { timed, .. } => *timed,
+        }
+    }
+
+    /// Brings the gradient samples (U at the centres, T) to time t; nothing to keep for a
+    /// general field.
+    fn sample(&mut self, grid: &Grid, t: f64, first: bool) {
+        if let Sampler::Gradient {
+            potential,
+            potential_timed,
+            temperature,
+            cells,
+            current,
+            ..
+        } = self
+        {
+            *current = temperature(t);
+            if let Some(u) = potential {
+                if first || *potential_timed {
+                    let n1 = grid.cells.get(1).copied().unwrap_or(1);
+                    let axes = grid.axes();
+                    cells.resize(grid.len(), 0.0);
+                    cells
+                        .par_chunks_mut(SAMPLE_CHUNK)
+                        .enumerate()
+                        .for_each(|(c, chunk)| {
+                            let mut scratch = Vec::new();
+                            for (o, v) in chunk.iter_mut().enumerate() {
+                                let k = c * SAMPLE_CHUNK + o;
+                                let y = [grid.centre(0, k / n1), grid.centre(1 % axes, k % n1)];
+                                *v = u(&y[..axes], t, &mut scratch);
+                            }
+                        });
+                }
+            }
+        }
+    }
+
+    /// The rates of every face along `axis` at the sampled time t, laid out like the cells:
+    /// entry k holds `(right, left)` of the face between cell k and the next cell along the
+    /// axis ((0, 0) for the last cell of a line).
+    fn axis_rates(&self, grid: &Grid, axis: usize, t: f64, centre_d: &[f64]) -> Vec<(f64, f64)> {
+        let axes = grid.axes();
+        let n1 = grid.cells.get(1).copied().unwrap_or(1);
+        let len = grid.cells[axis];
+        let stride = if axis == 0 { n1 } else { 1 };
+        let h = grid.width(axis);
+        let index = |k: usize| if axis == 0 { k / n1 } else { k % n1 };
+        let mut rates = vec![(0.0, 0.0); grid.len()];
+        match self {
+            Sampler::Gradient { cells, current, .. } => {
+                rates
+                    .par_chunks_mut(SAMPLE_CHUNK)
+                    .enumerate()
+                    .for_each(|(c, chunk)| {
+                        for (o, r) in chunk.iter_mut().enumerate() {
+                            let k = c * SAMPLE_CHUNK + o;
+                            if index(k) + 1 < len {
+                                *r = face_rates(cells[k], cells[k + stride], *current, h);
+                            }
+                        }
+                    });
+            }
+            Sampler::General { field, .. } => {
+                rates
+                    .par_chunks_mut(SAMPLE_CHUNK)
+                    .enumerate()
+                    .for_each(|(c, chunk)| {
+                        let mut scratch = Vec::new();
+                        let mut out = [0.0; 3];
+                        for (o, r) in chunk.iter_mut().enumerate() {
+                            let k = c * SAMPLE_CHUNK + o;
+                            let i = index(k);
+                            if i + 1 >= len {
+                                continue;
+                            }
+                            let mut y = [grid.centre(0, k / n1), grid.centre(1 % axes, k % n1)];
+                            y[axis] = grid.range[axis][0] + (i + 1) as f64 * h;
+                            field(&y[..axes], t, &mut scratch, &mut out[..=axes]);
+                            *r = fitted_rates(
+                                h * out[axis],
+                                out[axes],
+                                centre_d[k],
+                                centre_d[k + stride],
+                                h,
+                            );
+                        }
+                    });
+            }
+        }
+        rates
+    }
+
+    /// D at every cell centre at time t (general fields only; empty otherwise).
+    fn centre_diffusion(&self, grid: &Grid, t: f64) -> Vec<f64> {
+        let Sampler::General { field, .. } = self else {
+            return Vec::new();
+        };
+        let axes = grid.axes();
+        let n1 = grid.cells.get(1).copied().unwrap_or(1);
+        let mut d = vec![0.0; grid.len()];
+        d.par_chunks_mut(SAMPLE_CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                let mut scratch = Vec::new();
+                let mut out = [0.0; 3];
+                for (o, v) in chunk.iter_mut().enumerate() {
+                    let k = c * SAMPLE_CHUNK + o;
+                    let y = [grid.centre(0, k / n1), grid.centre(1 % axes, k % n1)];
+                    field(&y[..axes], t, &mut scratch, &mut out[..=axes]);
+                    *v = out[axes];
+                }
+            });
+        d
     }
 }
 
@@ -149,22 +406,30 @@ impl AxisFactors {
     }
 }
 
+/// Relative slack on step sizes: a span that exceeds `dt_max` (or a multiple of it) by less
+/// than this is taken in whole steps of (about) `dt_max`, and factors are reused for steps
+/// that differ by less than this. Times written k * dt in f64 differ from whole multiples by
+/// k ulps, 2e-12 relative at k = 1e4: without the slack a caller stepping to k * dt would get
+/// two half steps now and then.
+const STEP_SLACK: f64 = 1e-9;
+
 /// The solver's state: masses on the grid at `time`.
 pub struct FokkerPlanck {
     grid: Grid,
-    temperature: f64,
-    potential: Vec<f64>,
+    sampler: Sampler,
     mass: Vec<f64>,
     time: f64,
     dt_max: f64,
     steps: u64,
+    /// The Thomas factors and the dt they were made for (for time-dependent coefficients,
+    /// those of the latest step).
     factors: Option<(f64, Vec<AxisFactors>)>,
 }
 
 impl FokkerPlanck {
-    /// `potential` holds U at every cell centre, `mass` the initial masses (any total; it is
-    /// kept). `dt_max` bounds the time step (the step actually used divides each requested
-    /// interval evenly).
+    /// Langevin dynamics with a fixed potential and temperature: `potential` holds U at every
+    /// cell centre, `mass` the initial masses (any total; it is kept). `dt_max` bounds the
+    /// time step (the step actually used divides each requested interval evenly).
     pub fn new(
         grid: Grid,
         temperature: f64,
@@ -176,14 +441,57 @@ impl FokkerPlanck {
         debug_assert_eq!(mass.len(), grid.len());
         FokkerPlanck {
             grid,
-            temperature,
-            potential,
+            sampler: Sampler::Gradient {
+                potential: None,
+                potential_timed: false,
+                temperature: Box::new(move |_| temperature),
+                temperature_timed: false,
+                cells: potential,
+                current: temperature,
+            },
             mass,
             time: 0.0,
             dt_max,
             steps: 0,
             factors: None,
         }
+    }
+
+    /// The equation of `coefficients` from `mass` at t = 0 (as [`FokkerPlanck::new`]).
+    pub fn with_coefficients(
+        grid: Grid,
+        coefficients: Coefficients,
+        mass: Vec<f64>,
+        dt_max: f64,
+    ) -> FokkerPlanck {
+        debug_assert_eq!(mass.len(), grid.len());
+        let sampler = match coefficients {
+            Coefficients::Gradient {
+                potential,
+                potential_timed,
+                temperature,
+                temperature_timed,
+            } => Sampler::Gradient {
+                potential: Some(potential),
+                potential_timed,
+                temperature,
+                temperature_timed,
+                cells: Vec::new(),
+                current: 0.0,
+            },
+            Coefficients::General { field, timed } => Sampler::General { field, timed },
+        };
+        let mut fp = FokkerPlanck {
+            grid,
+            sampler,
+            mass,
+            time: 0.0,
+            dt_max,
+            steps: 0,
+            factors: None,
+        };
+        fp.sampler.sample(&fp.grid, 0.0, true);
+        fp
     }
 
     pub fn grid(&self) -> &Grid {
@@ -203,90 +511,132 @@ impl FokkerPlanck {
         self.steps
     }
 
-    /// Discrete free energy `sum m U + T sum m log(m / vol)` (0 log 0 = 0), for total mass 1.
+    /// Whether the coefficients depend on time (the factors are then rebuilt every step).
+    pub fn is_timed(&self) -> bool {
+        self.sampler.timed()
+    }
+
+    /// Discrete free energy `sum m U + T sum m log(m / vol)` (0 log 0 = 0), for total mass
+    /// 1, with U and T at the current time; NaN for a general drift (no potential).
     pub fn free_energy(&self) -> f64 {
-        free_energy(
-            &self.mass,
-            &self.potential,
-            self.temperature,
-            self.grid.volume(),
-        )
+        match &self.sampler {
+            Sampler::Gradient { cells, current, .. } => {
+                free_energy(&self.mass, cells, *current, self.grid.volume())
+            }
+            Sampler::General { .. } => f64::NAN,
+        }
     }
 
     /// Advances to `time` (no-op if already there or past it) in equal steps of at most
-    /// `dt_max`.
+    /// `dt_max` (up to a relative [`STEP_SLACK`]).
     pub fn advance_to(&mut self, time: f64) {
         let span = time - self.time;
         if span.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return;
         }
-        let n = (span / self.dt_max * (1.0 - 1e-12)).ceil().max(1.0) as u64;
+        let n = (span / self.dt_max * (1.0 - STEP_SLACK)).ceil().max(1.0) as u64;
         let dt = span / n as f64;
-        self.factor(dt);
-        for _ in 0..n {
-            self.step_once();
+        let start = self.time;
+        if self.sampler.timed() {
+            for k in 1..=n {
+                // Backward Euler: the coefficients at the step's new time (the last one
+                // exactly `time`, so that the free energy is taken there).
+                let t = if k == n { time } else { start + k as f64 * dt };
+                self.sampler.sample(&self.grid, t, false);
+                self.factors = Some((dt, self.build_factors(dt, t)));
+                self.step_once();
+            }
+        } else {
+            self.factor(dt);
+            for _ in 0..n {
+                self.step_once();
+            }
         }
         self.time = time;
     }
 
+    /// Factors for `dt` of time-independent coefficients, reused while dt stays the same.
     fn factor(&mut self, dt: f64) {
         if let Some((have, _)) = &self.factors {
-            if (have - dt).abs() <= 1e-12 * dt {
+            if (have - dt).abs() <= STEP_SLACK * dt {
                 return;
             }
         }
-        let factors = (0..self.grid.axes())
-            .map(|a| self.axis_factors(a, dt))
-            .collect();
+        let factors = self.build_factors(dt, 0.0);
         self.factors = Some((dt, factors));
     }
 
-    /// Builds `(I - dt A_axis)` line by line and factors it.
-    fn axis_factors(&self, axis: usize, dt: f64) -> AxisFactors {
+    /// Every axis's factors for `dt`, the coefficients sampled at t.
+    fn build_factors(&self, dt: f64, t: f64) -> Vec<AxisFactors> {
+        let centre_d = self.sampler.centre_diffusion(&self.grid, t);
+        (0..self.grid.axes())
+            .map(|a| {
+                let rates = self.sampler.axis_rates(&self.grid, a, t, &centre_d);
+                self.axis_factors(a, dt, &rates)
+            })
+            .collect()
+    }
+
+    /// Builds `(I - dt A_axis)` line by line from the face rates and factors it. Axis 1's
+    /// lines are the rows (contiguous, factored in parallel); axis 0's are the columns, whose
+    /// recurrences run together row after row (each row a contiguous, vectorisable sweep).
+    fn axis_factors(&self, axis: usize, dt: f64, rates: &[(f64, f64)]) -> AxisFactors {
         let n0 = self.grid.cells[0];
         let n1 = self.grid.cells.get(1).copied().unwrap_or(1);
-        let (len, lines, stride, line_stride) = if axis == 0 {
-            (n0, n1, n1, 1)
-        } else {
-            (n1, n0, 1, n1)
-        };
-        let h = self.grid.width(axis);
         let total = self.grid.len();
         let (mut sub, mut inv, mut sup) = (vec![0.0; total], vec![0.0; total], vec![0.0; total]);
-        for line in 0..lines {
-            let at = |i: usize| line * line_stride + i * stride;
-            let mut prev_c = 0.0;
-            for i in 0..len {
-                // Face i-1/2 (into cell i from the left) and i+1/2.
-                let (r_left, l_left) = if i > 0 {
-                    face_rates(
-                        self.potential[at(i - 1)],
-                        self.potential[at(i)],
-                        self.temperature,
-                        h,
-                    )
-                } else {
-                    (0.0, 0.0)
-                };
-                let (r_right, l_right) = if i + 1 < len {
-                    face_rates(
-                        self.potential[at(i)],
-                        self.potential[at(i + 1)],
-                        self.temperature,
-                        h,
-                    )
-                } else {
-                    (0.0, 0.0)
-                };
-                let a = -dt * r_left;
-                let b = 1.0 + dt * (l_left + r_right);
-                let c = -dt * l_right;
-                let pivot = b - a * prev_c;
-                let k = at(i);
+        // One entry of the factorisation: cell i of a line of `len`, from the rates of the
+        // faces before and after it and the previous cell's modified super-diagonal.
+        let entry = |i: usize, len: usize, left: (f64, f64), right: (f64, f64), prev_c: f64| {
+            // Face i-1/2 (into cell i from the left) and i+1/2.
+            let (r_left, l_left) = if i > 0 { left } else { (0.0, 0.0) };
+            let (r_right, l_right) = if i + 1 < len { right } else { (0.0, 0.0) };
+            let a = -dt * r_left;
+            let b = 1.0 + dt * (l_left + r_right);
+            let c = -dt * l_right;
+            let pivot = b - a * prev_c;
+            (a, 1.0 / pivot, c / pivot)
+        };
+        if axis == 1 {
+            sub.par_chunks_mut(n1)
+                .zip(inv.par_chunks_mut(n1))
+                .zip(sup.par_chunks_mut(n1))
+                .zip(rates.par_chunks(n1))
+                .for_each(|(((sub, inv), sup), rates)| {
+                    let mut prev_c = 0.0;
+                    for i in 0..n1 {
+                        let left = if i > 0 { rates[i - 1] } else { (0.0, 0.0) };
+                        let (a, p, c) = entry(i, n1, left, rates[i], prev_c);
+                        sub[i] = a;
+                        inv[i] = p;
+                        sup[i] = c;
+                        prev_c = c;
+                    }
+                });
+            return AxisFactors {
+                sub,
+                inv,
+                sup,
+                shared: false,
+            }
+            .share_if_uniform(n1, n0, |line, i| line * n1 + i);
+        }
+        for i in 0..n0 {
+            let row = i * n1..(i + 1) * n1;
+            let (before, this) = sup.split_at_mut(row.start);
+            let prev: &[f64] = if i > 0 {
+                &before[row.start - n1..]
+            } else {
+                &[]
+            };
+            for j in 0..n1 {
+                let k = row.start + j;
+                let left = if i > 0 { rates[k - n1] } else { (0.0, 0.0) };
+                let prev_c = if i > 0 { prev[j] } else { 0.0 };
+                let (a, p, c) = entry(i, n0, left, rates[k], prev_c);
                 sub[k] = a;
-                inv[k] = 1.0 / pivot;
-                sup[k] = c / pivot;
-                prev_c = sup[k];
+                inv[k] = p;
+                this[j] = c;
             }
         }
         AxisFactors {
@@ -295,7 +645,7 @@ impl FokkerPlanck {
             sup,
             shared: false,
         }
-        .share_if_uniform(len, lines, |line, i| line * line_stride + i * stride)
+        .share_if_uniform(n0, n1, |line, i| line + i * n1)
     }
 
     fn step_once(&mut self) {

@@ -8,6 +8,7 @@
 
 use super::manifest::{HistogramRecord, MarginalRecord, ReferenceRecord, SnapshotRecord};
 use super::snapshot_name;
+use crate::dynamics::References;
 use crate::error::{Error, Result};
 use crate::observe::HistogramCounts;
 use crate::observe::distance::{distances, histogram_free_energy, tv_floor};
@@ -168,10 +169,21 @@ pub fn marginal_png(
     )
 }
 
-/// U of the histogram's axes at the bin centres and the temperature, where the potential
-/// separates those axes (Langevin only).
-pub fn bin_potential(plan: &Plan, spec: &HistogramSpec) -> Option<(Vec<f64>, f64)> {
-    let (potential, temperature) = plan.dynamics.potential()?;
+/// U of the histogram's axes at the bin centres and the temperature, at `time`, where the
+/// potential separates those axes (Langevin and gradient descent). Under a temperature
+/// schedule or a potential that depends on t both are taken at the snapshot's time (not
+/// NaN): F(t) = sum p U(t) + T(t) sum p log(p / vol) is then the free energy relative to the
+/// instantaneous Boltzmann density, and need not fall. The grid reference's free energy is
+/// taken the same way (src/reference/solver.rs).
+pub fn bin_potential(plan: &Plan, spec: &HistogramSpec, time: f64) -> Option<(Vec<f64>, f64)> {
+    let (potential, mut temperature) = plan.dynamics.potential()?;
+    if let References::Langevin {
+        temperature: schedule,
+        ..
+    } = plan.dynamics.references()
+    {
+        temperature = schedule.at(time);
+    }
     let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
     let u = axis_potential(potential, plan.particles.dim as usize, &axes).ok()?;
     let grid = Grid::new(
@@ -179,7 +191,7 @@ pub fn bin_potential(plan: &Plan, spec: &HistogramSpec) -> Option<(Vec<f64>, f64
         spec.range.clone(),
     );
     Some((
-        grid.centres().iter().map(|y| u.value(y)).collect(),
+        grid.centres().iter().map(|y| u.value_at(y, time)).collect(),
         temperature,
     ))
 }
@@ -238,7 +250,7 @@ pub fn write_reference(
     output::write_atomic(&out.join(&compare), &compare_png)?;
     let d = distances(&hist.counts, hist.outside, &snap.probabilities);
     let n = hist.in_range() + hist.outside;
-    let free_energy = bin_potential(plan, spec)
+    let free_energy = bin_potential(plan, spec, time)
         .and_then(|(u, t)| histogram_free_energy(&hist.counts, &u, t, bin_volume(spec)));
     Ok(ReferenceRecord {
         kind,

@@ -1,4 +1,5 @@
-//! f32 error models shared by the tests that compare the GPU with its f64 twins.
+//! f32 error models shared by the tests that compare the GPU with its f64 twins, and the
+//! matrix norm bound that carries such an error through a step.
 
 /// f32 unit round-off, 2^-24.
 pub const U: f64 = f32::EPSILON as f64 / 2.0;
@@ -30,4 +31,82 @@ pub fn mixture_score_error(m: &fokker::model::Mixture, x: &[f64]) -> f64 {
         }
     }
     U * (2.0 * ((2.0 * d + 4.0) * exponent + 8.0) + 3.0) * score
+}
+
+/// An upper bound on the spectral norm of `m`: with S and A its symmetric and antisymmetric
+/// parts, |m|_2 <= rho(S) + |A|_F. Cyclic Jacobi rotations (orthogonal) bring S to D + R,
+/// D diagonal, and by Weyl's inequality every eigenvalue of S is within |R|_F of an entry of
+/// D; 1e-12 of |S|_F covers the rotations' own rounding.
+pub fn spectral_norm_bound(m: &[Vec<f64>]) -> f64 {
+    let n = m.len();
+    let mut s: Vec<Vec<f64>> = (0..n)
+        .map(|i| (0..n).map(|j| 0.5 * (m[i][j] + m[j][i])).collect())
+        .collect();
+    let anti: f64 = (0..n)
+        .flat_map(|i| (0..n).map(move |j| (i, j)))
+        .map(|(i, j)| (0.5 * (m[i][j] - m[j][i])).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let frobenius = |s: &[Vec<f64>], off: bool| -> f64 {
+        (0..n)
+            .flat_map(|i| (0..n).map(move |j| (i, j)))
+            .filter(|&(i, j)| !off || i != j)
+            .map(|(i, j)| s[i][j] * s[i][j])
+            .sum::<f64>()
+            .sqrt()
+    };
+    let size = frobenius(&s, false);
+    for _ in 0..30 {
+        if frobenius(&s, true) <= 1e-15 * size {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                if s[p][q] == 0.0 {
+                    continue;
+                }
+                let theta = (s[q][q] - s[p][p]) / (2.0 * s[p][q]);
+                let t = if theta >= 0.0 { 1.0 } else { -1.0 }
+                    / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let sn = t * c;
+                for row in s.iter_mut() {
+                    let (kp, kq) = (row[p], row[q]);
+                    row[p] = c * kp - sn * kq;
+                    row[q] = sn * kp + c * kq;
+                }
+                let (head, tail) = s.split_at_mut(q);
+                for (a, b) in head[p].iter_mut().zip(tail[0].iter_mut()) {
+                    let (pk, qk) = (*a, *b);
+                    *a = c * pk - sn * qk;
+                    *b = sn * pk + c * qk;
+                }
+            }
+        }
+    }
+    let radius = (0..n).map(|i| s[i][i].abs()).fold(0.0, f64::max);
+    radius + frobenius(&s, true) + 1e-12 * size + anti
+}
+
+/// One step of an error bound carried two ways (tests/langevin_gpu.rs, `twin_with_bounds`):
+/// per coordinate, e_i <- sum_j |J_ij| e_j + r, and in the 2-norm, e2 <- `two` e2 +
+/// sqrt(dim) r with `two` >= |J|_2; then each is capped by the other (|v_i| <= |v|_2 <=
+/// |e|_2).
+pub fn carry_bounds(jac: &[Vec<f64>], two: f64, r: f64, each: &mut [f64], e2: &mut f64) {
+    let d = each.len();
+    let next: Vec<f64> = jac
+        .iter()
+        .map(|row| {
+            row.iter()
+                .zip(each.iter())
+                .map(|(j, e)| j.abs() * e)
+                .sum::<f64>()
+                + r
+        })
+        .collect();
+    *e2 = two * *e2 + (d as f64).sqrt() * r;
+    for (e, n) in each.iter_mut().zip(next) {
+        *e = n.min(*e2);
+    }
+    *e2 = e2.min(each.iter().map(|e| e * e).sum::<f64>().sqrt());
 }

@@ -188,6 +188,11 @@ impl ExprPotential {
         &self.tape
     }
 
+    /// A tape of U alone (no gradient), for evaluating U at many points (the grid solver).
+    pub fn value_tape(&self) -> Tape {
+        Tape::new(&self.trees[..1])
+    }
+
     pub fn value_at(&self, x: &[f64], t: f64) -> f64 {
         let mut out = vec![0.0; self.tape.outputs.len()];
         self.tape
@@ -201,6 +206,18 @@ impl ExprPotential {
             .eval_into(&Point::new(x, t), &self.params(), &mut Vec::new(), &mut out);
         out.remove(0);
         out
+    }
+
+    /// The WGSL function `fn user_value(x: Point, t: f32) -> f32` returning U, reading param
+    /// k as `potential_params[k]` (the kernels need only the gradient; for tests of the
+    /// generated code).
+    pub fn wgsl_value(&self) -> String {
+        scalar_function(
+            "user_value",
+            &Tape::new(&self.trees[..1]),
+            0,
+            "potential_params",
+        )
     }
 
     /// The WGSL function `fn user_gradient(x: Point, t: f32) -> Point` reading param k as
@@ -414,6 +431,43 @@ impl SdeModel {
 
     pub fn tape(&self) -> &Tape {
         &self.tape
+    }
+
+    /// A tape of f_0 .. f_{dim-1}, D (no grad D), for evaluating the coefficients at many
+    /// points (the grid solver).
+    pub fn coefficient_tape(&self) -> Tape {
+        Tape::new(&self.trees[..=self.dim()])
+    }
+
+    /// Whether the coordinates `axes` move on their own: None when the drift f_a of every
+    /// axis a in `axes` and the diffusion D read no coordinate outside `axes` (then the law
+    /// of x_A solves the Fokker–Planck equation of (f_A, D) whatever the other axes do);
+    /// otherwise a pair (a, b) with b outside `axes` read by f_a, or by D when a = dim.
+    /// The test is on the simplified expressions (`tree::reads`), not on derivatives, so a
+    /// piecewise-constant dependence such as sign(x_b) counts.
+    pub fn couples(&self, axes: &[usize]) -> Option<(usize, usize)> {
+        let dim = self.dim();
+        let others: Vec<usize> = (0..dim).filter(|b| !axes.contains(b)).collect();
+        let reads_other = |e: &Expr| {
+            others
+                .iter()
+                .copied()
+                .find(|&b| tree::reads(e, Var::Axis(b as u8)))
+        };
+        for &a in axes {
+            if let Some(b) = reads_other(&self.trees[a]) {
+                return Some((a, b));
+            }
+        }
+        reads_other(&self.trees[dim]).map(|b| (dim, b))
+    }
+
+    /// Whether the drift of an axis in `axes`, or D, reads t (the other axes' drifts do not
+    /// matter to the law of x_A when [`SdeModel::couples`] is None).
+    pub fn is_timed_on(&self, axes: &[usize]) -> bool {
+        axes.iter()
+            .chain(std::iter::once(&self.dim()))
+            .any(|&a| tree::reads(&self.trees[a], Var::T))
     }
 
     /// (f, D, grad D) at (x, t), reusing `scratch` and `out` (length 2 dim + 1).

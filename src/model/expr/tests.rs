@@ -249,6 +249,44 @@ fn models_serialise_as_their_source() {
     assert!(serde_json::from_str::<SdeModel>(bad).is_err());
 }
 
+fn sde(drift: &[&str], diffusion: &str) -> SdeModel {
+    SdeModel::new(SdeSource {
+        drift: drift.iter().map(|d| d.to_string()).collect(),
+        diffusion: diffusion.into(),
+        params: Params::new(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn sde_coupling_of_axes_and_time_on_axes() {
+    // x moves on its own; y's drift reads x, which does not matter to x's law.
+    let m = sde(&["-x", "-y + x"], "0.5 + 0.4*tanh(x)");
+    assert_eq!(m.couples(&[0]), None);
+    assert_eq!(m.couples(&[1]), Some((1, 0)));
+    assert_eq!(m.couples(&[0, 1]), None);
+    // D reading another axis couples (reported as axis dim = 2).
+    let m = sde(&["-x", "-y"], "1 + 0.1*y^2");
+    assert_eq!(m.couples(&[0]), Some((2, 1)));
+    assert_eq!(m.couples(&[1]), None);
+    // A piecewise-constant dependence counts although its derivative is 0.
+    let m = sde(&["-x + sign(z)", "-y", "-z"], "1");
+    assert_eq!(m.couples(&[0, 1]), Some((0, 2)));
+    // Dependences that simplify away do not.
+    let m = sde(&["-x + (y - y)", "-y"], "1 + 0*y");
+    assert_eq!(m.couples(&[0]), None);
+    // Time: only the histogram axes' drifts and D count.
+    let m = sde(&["-x", "-y*(1 + t)"], "1");
+    assert!(m.is_timed() && !m.is_timed_on(&[0]) && m.is_timed_on(&[1]));
+    let m = sde(&["-x", "-y"], "1 + exp(-t)");
+    assert!(m.is_timed_on(&[0]));
+    // The coefficient tape holds f and D only.
+    let v = m
+        .coefficient_tape()
+        .eval(&Point::new(&[0.5, 2.0], 0.0), &m.params());
+    assert_eq!(v, vec![-0.5, -2.0, 2.0]);
+}
+
 /// Random well-formed expressions over x0, x1, t and params p0, p1.
 fn expression() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
@@ -326,5 +364,235 @@ proptest! {
         let a = Tape::new(&[e]).eval(&at, &values)[0];
         let b = Tape::new(&[again]).eval(&at, &values)[0];
         prop_assert!(same(a, b), "{src}: {a} vs {b}");
+    }
+}
+
+/// The tape evaluated in f32 the way the generated WGSL does it (Rust's f32 arithmetic is
+/// correctly rounded and its functions are far inside the WGSL accuracy table): params and
+/// constants rounded to f32, integer powers by the same repeated squaring as `powi_wgsl`.
+fn eval_f32(tape: &Tape, x: &[f32], t: f32, params: &[f64]) -> Vec<f32> {
+    use tape::Op;
+    use tree::{Func, Func2};
+    fn positive(a: f32, n: u32) -> f32 {
+        match n {
+            0 => 1.0,
+            1 => a,
+            _ => {
+                let h = positive(a, n / 2);
+                if n % 2 == 1 { h * h * a } else { h * h }
+            }
+        }
+    }
+    let mut v: Vec<f32> = Vec::with_capacity(tape.ops.len());
+    for op in &tape.ops {
+        let value = match *op {
+            Op::Num(c) => c as f32,
+            Op::Var(Var::Axis(a)) => x.get(usize::from(a)).copied().unwrap_or(0.0),
+            Op::Var(Var::T) => t,
+            Op::Var(Var::S) => 0.0,
+            Op::Param(k) => params[usize::from(k)] as f32,
+            Op::Neg(a) => -v[a],
+            Op::Add(a, b) => v[a] + v[b],
+            Op::Sub(a, b) => v[a] - v[b],
+            Op::Mul(a, b) => v[a] * v[b],
+            Op::Div(a, b) => v[a] / v[b],
+            Op::Powi(a, n) => {
+                let p = positive(v[a], n.unsigned_abs());
+                if n < 0 { 1.0 / p } else { p }
+            }
+            Op::Pow(a, b) => v[a].powf(v[b]),
+            Op::Call(f, a) => {
+                let a = v[a];
+                match f {
+                    Func::Exp => a.exp(),
+                    Func::Log => a.ln(),
+                    Func::Sqrt => a.sqrt(),
+                    Func::Abs => a.abs(),
+                    Func::Sin => a.sin(),
+                    Func::Cos => a.cos(),
+                    Func::Tan => a.tan(),
+                    Func::Tanh => a.tanh(),
+                    Func::Sinh => a.sinh(),
+                    Func::Cosh => a.cosh(),
+                    Func::Sign => {
+                        if a > 0.0 {
+                            1.0
+                        } else if a < 0.0 {
+                            -1.0
+                        } else {
+                            0.0
+                        }
+                    }
+                }
+            }
+            Op::Call2(f, a, b) => match f {
+                Func2::Atan2 => v[a].atan2(v[b]),
+                Func2::Min => v[a].min(v[b]),
+                Func2::Max => v[a].max(v[b]),
+            },
+            Op::Less(a, b, p, q) => {
+                if v[a] < v[b] {
+                    v[p]
+                } else {
+                    v[q]
+                }
+            }
+        };
+        v.push(value);
+    }
+    tape.outputs.iter().map(|&s| v[s]).collect()
+}
+
+/// U and its gradient in (x0, x1) as one tape, params p0, p1.
+fn value_and_gradient(src: &str) -> Tape {
+    let params = ["p0".to_string(), "p1".to_string()];
+    let u = parse(src, &names(2, &params)).unwrap();
+    let dx = tree::derivative(&u, Var::Axis(0));
+    let dy = tree::derivative(&u, Var::Axis(1));
+    Tape::new(&[u, dx, dy])
+}
+
+/// Checks |f32 evaluation - f64| <= bound for every output; returns the largest ratio and
+/// whether every bound was finite.
+fn check_bounds(tape: &Tape, x: [f32; 2], t: f32, params: &[f64]) -> Result<(f64, bool), String> {
+    let xs = [f64::from(x[0]), f64::from(x[1])];
+    let at = Point::new(&xs, f64::from(t));
+    let exact = tape.eval(&at, params);
+    let bounds = tape.f32_error_bounds(&at, params);
+    let single = eval_f32(tape, &x, t, params);
+    let mut worst: f64 = 0.0;
+    let mut finite = true;
+    for k in 0..exact.len() {
+        if !bounds[k].is_finite() {
+            finite = false;
+            continue;
+        }
+        let err = (f64::from(single[k]) - exact[k]).abs();
+        if err.is_nan() || err > bounds[k] {
+            return Err(format!(
+                "output {k} at {x:?}, t = {t}: f32 {} vs f64 {}, error {err:e} > bound {:e}",
+                single[k], exact[k], bounds[k]
+            ));
+        }
+        if bounds[k] > 0.0 {
+            worst = worst.max(err / bounds[k]);
+        }
+    }
+    Ok((worst, finite))
+}
+
+#[test]
+fn f32_error_bounds_by_hand() {
+    let ulp = f64::from(f32::EPSILON);
+    let tiny = f64::from(f32::MIN_POSITIVE);
+    let slack = 1.0 + 1.0 / f64::from(1u32 << 20);
+    let bound = |src: &str, x: [f64; 2]| {
+        value_and_gradient(src).f32_error_bounds(&Point::new(&x, 0.0), &[0.7, -1.3])
+    };
+    // One product of exact inputs: one ULP of the result.
+    assert_eq!(bound("x*y", [3.0, 5.0])[0], (15.0 * ulp + tiny) * slack);
+    // Exact operations on exact inputs: nothing.
+    assert_eq!(bound("min(abs(x), -y)", [3.0, 5.0]), vec![0.0; 3]);
+    // x^3 = (x * x) * x: two roundings, the first carried by the second product.
+    let b = bound("x^3", [1.5, 0.0])[0] / slack;
+    let first = 2.25 * ulp + tiny;
+    let second = 1.5 * first + ulp * (3.375 + 1.5 * first) + tiny;
+    assert!((b - second).abs() <= 1e-30, "{b:e} vs {second:e}");
+    // A param is rounded on the host: exactly its distance to the nearest f32.
+    let p = bound("p0*0 + p0", [0.0, 0.0])[0] / slack;
+    assert_eq!(p, (0.7 - f64::from(0.7f32)).abs());
+    // 0.1 is no f32: its rounding and one ULP for the literal's conversion.
+    let c = bound("x + 0.1", [0.0, 0.0])[0] / slack;
+    let e01 = (0.1 - f64::from(0.1f32)).abs() + 0.1 * ulp;
+    assert_eq!(c, e01 + ulp * (0.1 + e01) + tiny);
+    // Where WGSL promises nothing, the bound is infinite.
+    assert!(bound("sin(x)", [4.0, 0.0])[0].is_infinite());
+    assert!(bound("log(x)", [-1.0, 0.0])[0].is_infinite());
+    assert!(bound("1/x", [0.0, 0.0])[0].is_infinite());
+    assert!(bound("atan2(y, x)", [1.0, 0.0])[0].is_infinite());
+    assert!(bound("exp(x)", [100.0, 0.0])[0].is_infinite());
+    // sin inside [-pi, pi]: absolute 2^-11 (its argument is exact).
+    assert_eq!(bound("sin(x)", [3.0, 0.0])[0] / slack, 1.0 / 2048.0);
+    // sign of an exact input is exact; of an inexact one near 0 it may flip.
+    assert_eq!(bound("sign(x)", [1e-30, 0.0])[0], 0.0);
+    assert_eq!(bound("sign(x - 0.1)", [0.1, 0.0])[0] / slack, 2.0);
+}
+
+#[test]
+fn f32_error_bounds_cover_an_f32_evaluation() {
+    // Expressions with the box where the WGSL table bounds every function they use.
+    let cases: &[(&str, [f64; 2], [f64; 2])] = &[
+        (
+            "p0*(x^2 - 1)^2 + 0.5*y^2 + 0.2*sin(3*x)*exp(-t)",
+            [-1.0, 1.0],
+            [-3.0, 3.0],
+        ),
+        (
+            "-log(0.3*exp(-(x-1)^2 - y^2) + 0.7*exp(-2*(x+1)^2 - (y-0.5)^2))",
+            [-3.0, 3.0],
+            [-3.0, 3.0],
+        ),
+        (
+            "(x^2 + 1)/(y^2 + 2) + x*y/(1 + x^2 + y^2) + (1 + x^2)^-3",
+            [-2.0, 2.0],
+            [-2.0, 2.0],
+        ),
+        (
+            "atan2(y, x + 3) + min(x, y)^2 + max(abs(x) - 1, 0.5*y)",
+            [-2.0, 2.0],
+            [0.1, 2.0],
+        ),
+        (
+            "x^7 - 3*x^-2*y^4 + (x^2 + y^2 + 1)^1.5 + pow(1 + y^2, 0.25) + x^64",
+            [0.5, 1.1],
+            [-1.5, 1.5],
+        ),
+        (
+            "tanh(x)*y + sinh(0.5*y) + cosh(0.3*x) + tan(0.5*x) + sqrt(2 + y^2) + log(1 + x^2)",
+            [-3.0, 3.0],
+            [-3.0, 3.0],
+        ),
+        (
+            "exp(p1*x) * cos(y) + sqrt(x^2 + y^2 + 0.01)",
+            [-2.0, 2.0],
+            [-3.0, 3.0],
+        ),
+    ];
+    let params = [0.7, -1.3];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut uniform = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for &(src, bx, by) in cases {
+        let tape = value_and_gradient(src);
+        let mut worst: f64 = 0.0;
+        for _ in 0..2000 {
+            let x = [
+                (bx[0] + (bx[1] - bx[0]) * uniform()) as f32,
+                (by[0] + (by[1] - by[0]) * uniform()) as f32,
+            ];
+            let t = (3.0 * uniform()) as f32;
+            let (ratio, finite) =
+                check_bounds(&tape, x, t, &params).unwrap_or_else(|e| panic!("{src}: {e}"));
+            assert!(finite, "{src}: an infinite bound at {x:?}");
+            worst = worst.max(ratio);
+        }
+        println!("{src}: largest error / bound {worst:.3}");
+    }
+}
+
+proptest! {
+    /// Random expressions and their derivatives: the f32 evaluation lies within the bound
+    /// wherever the bound is finite.
+    #[test]
+    fn f32_error_bounds_hold_for_random_expressions(
+        src in expression(), x0 in -2.0f32..2.0, x1 in -2.0f32..2.0, t in 0.0f32..3.0
+    ) {
+        let tape = value_and_gradient(&src);
+        let checked = check_bounds(&tape, [x0, x1], t, &[0.7, -1.3]);
+        prop_assert!(checked.is_ok(), "{src}: {}", checked.unwrap_err());
     }
 }
