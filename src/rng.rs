@@ -16,6 +16,9 @@
 //! - [`STREAM_INIT`]: initial sampling. Normals for coordinate c in block c >> 2, lane c & 3;
 //!   uniforms for coordinate c in block [`INIT_UNIFORM_BLOCK`] + (c >> 2), lane c & 3; the
 //!   word choosing a mixture component or a data row in block [`INIT_CHOICE_BLOCK`], lane 0.
+//! - [`STREAM_VELOCITY`]: the underdamped kind's Maxwell–Boltzmann initial velocities,
+//!   normal c (coordinate c) in block c >> 2, lane c & 3, so they are independent of the
+//!   initial positions (stream 1) and of the dynamics noise (stream 0).
 
 pub const STREAM_DYNAMICS: u32 = 0;
 pub const STREAM_INIT: u32 = 1;
@@ -24,6 +27,8 @@ pub const STREAM_PROXY: u32 = 2;
 /// Samples drawn from a kernel flow's mixture target (row r: normals in blocks from 0, the
 /// component choice in block [`INIT_CHOICE_BLOCK`]).
 pub const STREAM_TARGET: u32 = 4;
+/// Initial velocities (`kind = "underdamped"`), declared in src/gpu/abi.rs for the shader.
+pub const STREAM_VELOCITY: u32 = crate::gpu::abi::STREAM_VELOCITY;
 pub const INIT_UNIFORM_BLOCK: u32 = 0x8000_0000;
 pub const INIT_CHOICE_BLOCK: u32 = 0xC000_0000;
 
