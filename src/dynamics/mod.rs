@@ -176,6 +176,9 @@ pub enum References<'a> {
     /// The general SDE dX = f dt + sqrt(2 D) dW written by the user: the grid solution of
     /// d rho / dt = -div(f rho) + laplacian(D rho).
     Sde { model: &'a SdeModel },
+    /// Underdamped Langevin dynamics: Kramers' equation on a position and its velocity
+    /// (1D phase space) and the Boltzmann x Maxwell stationary law on any axes.
+    Underdamped(&'a underdamped::UnderdampedPlan),
     /// A closed-form law at every time ([`Dynamics::exact_law`]; "analytic" only).
     /// `needs_mixture_init`: the law is the initial law pushed forward, so the init must be
     /// a gaussian or a mixture.

@@ -15,8 +15,8 @@
 
 use super::potential_params::{check_potential_shader, potential_shader};
 use super::{
-    Dynamics, NonfiniteCounter, ParseContext, ParseKind, StateMemory, Stepper, StepperContext,
-    TwinContext, TwinState,
+    Dynamics, NonfiniteCounter, ParseContext, ParseKind, References, StateMemory, Stepper,
+    StepperContext, TwinContext, TwinState,
 };
 use crate::error::{Error, Result};
 use crate::gpu::abi::UnderdampedStep as StepUniform;
@@ -228,6 +228,10 @@ impl Dynamics for UnderdampedPlan {
     /// The positions relax towards exp(-U / T) (the default range's box on axes < dim).
     fn potential(&self) -> Option<(&Potential, f64)> {
         Some((&self.potential, self.temperature))
+    }
+
+    fn references(&self) -> References<'_> {
+        References::Underdamped(self)
     }
 
     fn velocity_axes(&self) -> bool {

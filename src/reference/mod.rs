@@ -14,6 +14,7 @@ pub mod law;
 pub mod solver;
 
 use crate::dynamics::References;
+use crate::dynamics::underdamped::UnderdampedPlan;
 use crate::error::ScenarioIssue;
 use crate::model::expr::{Point, SdeModel};
 use crate::model::{Potential, Temperature};
@@ -58,6 +59,12 @@ impl AxisPotential {
     /// U_A(y, t).
     pub fn value_at(&self, y: &[f64], t: f64) -> f64 {
         self.potential.value_at(&self.point(y), t)
+    }
+
+    /// grad U_A(y, t) on the axes.
+    pub fn gradient_at(&self, y: &[f64], t: f64) -> Vec<f64> {
+        let g = self.potential.gradient_at(&self.point(y), t);
+        self.axes.iter().map(|&a| g[a]).collect()
     }
 
     /// U_A as the grid solver samples it: an expression through a tape of U alone, its
@@ -184,7 +191,156 @@ fn model(dynamics: &DynamicsPlan) -> Option<Model<'_>> {
         }),
         References::Descent { potential } => Some(Model::Descent { potential }),
         References::Sde { model } => Some(Model::Sde { model }),
-        References::None | References::ExactLaw { .. } => None,
+        References::None | References::ExactLaw { .. } | References::Underdamped(_) => None,
+    }
+}
+
+/// Why an underdamped run's `kind` reference cannot be made on the histogram of axes
+/// `axes` (phase-space axes: positions below dim, velocities from dim).
+fn underdamped_issue(
+    u: &UnderdampedPlan,
+    kind: ReferenceKind,
+    dim: usize,
+    axes: &[usize],
+) -> Option<String> {
+    let positions: Vec<usize> = axes.iter().copied().filter(|&a| a < dim).collect();
+    match kind {
+        ReferenceKind::Analytic => Some(
+            "\"analytic\" has no closed form for kind = underdamped; use \"fokker_planck\" (a \
+             position and its velocity) or \"boltzmann\""
+                .into(),
+        ),
+        ReferenceKind::FokkerPlanck => {
+            let [a, v] = axes else {
+                return Some(kramers_axes(dim));
+            };
+            if *v != a + dim {
+                return Some(kramers_axes(dim));
+            }
+            axis_potential(&u.potential, dim, &[*a]).err()
+        }
+        ReferenceKind::Boltzmann => {
+            if u.temperature.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                return Some("\"boltzmann\" needs dynamics.temperature > 0".into());
+            }
+            if u.potential.is_timed() {
+                return Some("\"boltzmann\" needs a potential that does not depend on t".into());
+            }
+            if positions.is_empty() {
+                None
+            } else {
+                axis_potential(&u.potential, dim, &positions).err()
+            }
+        }
+    }
+}
+
+fn kramers_axes(dim: usize) -> String {
+    format!(
+        "\"fokker_planck\" for kind = underdamped solves Kramers' equation of one position and \
+         its own velocity: histogram axes [a, a + dim] (dim = {dim}, e.g. [0, {dim}])"
+    )
+}
+
+/// The underdamped reference: Kramers' equation on (x_a, v_a) from the initial law
+/// (positions from `particles.init`, velocities Maxwell or given), or the stationary
+/// Boltzmann x Maxwell law on the bins.
+fn underdamped_track(
+    plan: &Plan,
+    u: &UnderdampedPlan,
+    kind: ReferenceKind,
+    spec: &HistogramSpec,
+    samples: Option<&SampleTable>,
+) -> Result<Track, String> {
+    let dim = plan.particles.dim as usize;
+    let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
+    if let Some(why) = underdamped_issue(u, kind, dim, &axes) {
+        return Err(why);
+    }
+    let velocity_law = u.initial_velocity_law();
+    // Bin (or cell) masses of a Gaussian N(mean, std^2) along grid axis k (std 0: a point).
+    let normal_cells = |grid: &Grid, k: usize, mean: f64, std: f64| -> Vec<f64> {
+        (0..grid.cells[k])
+            .map(|i| {
+                let lo = grid.range[k][0] + i as f64 * grid.width(k);
+                law::normal_mass(lo, lo + grid.width(k), mean, std)
+            })
+            .collect()
+    };
+    let outer = |a: &[f64], b: &[f64]| -> Vec<f64> {
+        a.iter()
+            .flat_map(|x| b.iter().map(move |y| x * y))
+            .collect()
+    };
+    match kind {
+        ReferenceKind::FokkerPlanck => {
+            let (a, v) = (axes[0], axes[1] - dim);
+            let refine = refinement(spec);
+            let grid = grid_of(spec, refine);
+            let line = Grid::new(vec![grid.cells[0]], vec![grid.range[0]]);
+            let x_mass = law::initial_masses(&line, &[a], &plan.particles.init, samples)?;
+            let (scale, mean) = velocity_law[v];
+            let v_mass = normal_cells(&grid, 1, mean, scale);
+            let mass = outer(&x_mass, &v_mass);
+            let axis = axis_potential(&u.potential, dim, &[a])?;
+            let gradient = move |x: f64, t: f64| axis.gradient_at(&[x], t)[0];
+            let coefficients = Coefficients::kramers(
+                gradient,
+                u.potential.is_timed(),
+                u.gamma,
+                u.mass[a],
+                u.temperature,
+            );
+            Ok(Track::Solver {
+                fp: FokkerPlanck::with_coefficients(grid, coefficients, mass, SOLVER_DT),
+                refine,
+                start: None,
+            })
+        }
+        ReferenceKind::Boltzmann => {
+            let bins = grid_of(spec, 1);
+            let positions: Vec<usize> = axes.iter().copied().filter(|&a| a < dim).collect();
+            // The positions' Boltzmann masses on their own bins (midpoint rule on cells 8
+            // times finer), then each velocity axis's Maxwell N(0, T / m) masses.
+            let position_bins = if positions.is_empty() {
+                vec![1.0]
+            } else {
+                let own = HistogramSpec {
+                    axes: positions.iter().map(|&a| a as u32).collect(),
+                    bins: axes
+                        .iter()
+                        .zip(&spec.bins)
+                        .filter(|(a, _)| **a < dim)
+                        .map(|(_, b)| *b)
+                        .collect(),
+                    range: axes
+                        .iter()
+                        .zip(&spec.range)
+                        .filter(|(a, _)| **a < dim)
+                        .map(|(_, r)| *r)
+                        .collect(),
+                };
+                let fine = grid_of(&own, 8);
+                let potential = axis_potential(&u.potential, dim, &positions)?;
+                let cell: Vec<f64> = fine.centres().iter().map(|y| potential.value(y)).collect();
+                restrict(&law::boltzmann_masses(&cell, u.temperature), &fine, 8)
+            };
+            let mut p = position_bins;
+            for (k, &a) in axes.iter().enumerate() {
+                if a >= dim {
+                    let std = (u.temperature / u.mass[a - dim]).sqrt();
+                    let maxwell = normal_cells(&bins, k, 0.0, std);
+                    // Axis order: a velocity first (then a position) is the outer factor.
+                    p = if k == 0 && axes.len() == 2 && axes[1] < dim {
+                        outer(&maxwell, &p)
+                    } else {
+                        outer(&p, &maxwell)
+                    };
+                }
+            }
+            Ok(Track::Boltzmann(p))
+        }
+        ReferenceKind::Analytic => Err("\"analytic\" has no closed form".into()),
     }
 }
 
@@ -227,6 +383,17 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
         return exact_law_issues(plan, kind, needs_mixture_init)
             .into_iter()
             .map(issue)
+            .collect();
+    }
+    if let References::Underdamped(u) = plan.dynamics.references() {
+        let dim = plan.particles.dim as usize;
+        return views(plan)
+            .into_iter()
+            .filter_map(|(key, spec)| {
+                let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
+                underdamped_issue(u, kind, dim, &axes)
+                    .map(|why| issue(format!("{why} ({key} has axes {:?})", spec.axes)))
+            })
             .collect();
     }
     let Some(model) = model(&plan.dynamics) else {
@@ -575,6 +742,16 @@ impl Reference {
                 },
             });
         }
+        if let References::Underdamped(u) = plan.dynamics.references() {
+            return Ok(Reference {
+                kind,
+                spec: spec.clone(),
+                // The free energy is left out (phase space).
+                temperature: f64::NAN,
+                bin_potential: vec![0.0; spec.total_bins()],
+                track: underdamped_track(plan, u, kind, spec, samples)?,
+            });
+        }
         let model = model(&plan.dynamics)
             .ok_or("a reference needs kind = langevin, sde or gradient_flow")?;
         let dim = plan.particles.dim as usize;
@@ -834,6 +1011,80 @@ mod tests {
         match resolve_str(&text, "t.toml", Path::new(""), &[], None) {
             Ok(r) => r.plan,
             Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn underdamped(axes: &str, reference: &str) -> Result<Plan, String> {
+        let text = format!(
+            "[particles]\ncount = 1000\ndim = 1\ninit = {{ kind = \"gaussian\", mean = [1.0], \
+             std = 0.3 }}\n[dynamics]\nkind = \"underdamped\"\npotential = {{ kind = \
+             \"quadratic\", matrix = [[1.0]] }}\ntemperature = 0.5\nmass = 2.0\ndt = 1e-2\n\
+             t_end = 1.0\n[output]\nhistogram = {{ axes = {axes}, bins = 40, range = \
+             [[-4.0, 4.0], [-3.0, 3.0]] }}\nreference = \"{reference}\"\n"
+        );
+        resolve_str(&text, "t.toml", Path::new(""), &[], None)
+            .map(|r| r.plan)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Underdamped references: Kramers' equation on (x, v) starts from the initial law
+    /// (positions N(1, 0.3^2), velocities Maxwell N(0, T/m)), whose bin masses are exact
+    /// normal masses (the solver's cells restricted to bins: 1e-12 covers the sums' round-off
+    /// over 40 x 40 bins); Boltzmann x Maxwell of a harmonic U is a product of exact normal
+    /// masses up to the midpoint rule's O(h^2) on cells 8 times finer than the bins (h = 0.025,
+    /// U'' = 1, T = 0.5: relative error h^2 U''/(24 T) ~ 5e-5 per bin, so 1e-4 of the largest
+    /// bin is a bound); "analytic" and axes other than a position and its own velocity are
+    /// refused for "fokker_planck".
+    #[test]
+    fn underdamped_references_start_from_the_phase_space_law_and_end_in_boltzmann_times_maxwell() {
+        let plan = underdamped("[0, 1]", "fokker_planck").expect("valid");
+        let spec = &plan.output.histogram;
+        let mut r = Reference::new(&plan, ReferenceKind::FokkerPlanck, spec, None, None)
+            .expect("reference");
+        let start = r.at(0.0).probabilities;
+        let edges = |lo: f64, hi: f64, k: usize| lo + k as f64 * (hi - lo) / 40.0;
+        let mut worst: f64 = 0.0;
+        for i in 0..40 {
+            let px = law::normal_mass(edges(-4.0, 4.0, i), edges(-4.0, 4.0, i + 1), 1.0, 0.3);
+            for j in 0..40 {
+                let pv = law::normal_mass(edges(-3.0, 3.0, j), edges(-3.0, 3.0, j + 1), 0.0, 0.5);
+                worst = worst.max((start[i * 40 + j] - px * pv).abs());
+            }
+        }
+        assert!(worst < 1e-12, "initial phase-space law off by {worst:e}");
+        let plan = underdamped("[1, 0]", "boltzmann").expect("valid");
+        let mut r = Reference::new(
+            &plan,
+            ReferenceKind::Boltzmann,
+            &plan.output.histogram,
+            None,
+            None,
+        )
+        .expect("reference");
+        let p = r.at(1.0).probabilities;
+        // Axes [v, x]: v is the outer (slow) index. Var x = T/k = 0.5, var v = T/m = 0.25.
+        let mut worst: f64 = 0.0;
+        let mut largest: f64 = 0.0;
+        for j in 0..40 {
+            let pv = law::normal_mass(edges(-4.0, 4.0, j), edges(-4.0, 4.0, j + 1), 0.0, 0.5);
+            for i in 0..40 {
+                let px = law::normal_mass(
+                    edges(-3.0, 3.0, i),
+                    edges(-3.0, 3.0, i + 1),
+                    0.0,
+                    0.5f64.sqrt(),
+                );
+                worst = worst.max((p[j * 40 + i] - pv * px).abs());
+                largest = largest.max(pv * px);
+            }
+        }
+        assert!(
+            worst < 1e-4 * largest,
+            "Boltzmann x Maxwell off by {worst:e}"
+        );
+        for (axes, reference) in [("[1, 0]", "fokker_planck"), ("[0, 1]", "analytic")] {
+            let e = underdamped(axes, reference).expect_err("refused");
+            assert!(e.contains("output.reference"), "{e}");
         }
     }
 

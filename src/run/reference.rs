@@ -185,7 +185,12 @@ pub fn bin_potential(plan: &Plan, spec: &HistogramSpec, time: f64) -> Option<(Ve
         temperature = schedule.at(time);
     }
     let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
-    let u = axis_potential(potential, plan.particles.dim as usize, &axes).ok()?;
+    let dim = plan.particles.dim as usize;
+    // Phase-space axes (velocities, from dim on) have no potential: no free energy.
+    if axes.iter().any(|&a| a >= dim) {
+        return None;
+    }
+    let u = axis_potential(potential, dim, &axes).ok()?;
     let grid = Grid::new(
         spec.bins.iter().map(|&b| b as usize).collect(),
         spec.range.clone(),
