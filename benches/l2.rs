@@ -44,7 +44,7 @@ fn l2_plan(particles: u64, steps: u64, seed: u64, temperature: f64, potential: &
         dynamics: DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
             potential: potential.clone(),
             temperature: fokker::model::Temperature::Constant(temperature),
-            dt: 1e-3,
+            dt: 1e-3.into(),
             steps,
             t_end: steps as f64 * 1e-3,
         }),

@@ -1,5 +1,6 @@
 // Overdamped Langevin, Euler–Maruyama, `steps` steps fused per dispatch:
-//   x <- x - grad U(x, t) dt + sqrt(2 T(t) dt) xi,   step s of the dispatch at t = t0 + s dt.
+//   x <- x - grad U(x, t) dt + sqrt(2 T(t) dt) xi,   step s of the dispatch at t = t0 + s dt,
+// or, under a step-size schedule (DT_TABLE), dt_k, t_k and the noise scale from a table.
 // CPU twin: src/dynamics/langevin.rs (`langevin_cpu`). Includes common/chunk.wgsl,
 // common/philox.wgsl, common/point.wgsl, common/state.wgsl, common/finish.wgsl,
 // common/potential.wgsl and common/noise.wgsl; `Chunk` and `Step` (LangevinStep) come from src/gpu/abi.rs.
@@ -16,6 +17,9 @@ override SINGLE_STEPS: u32 = 0u;
 // 1: the temperature is the user's T(t) (`user_temperature`, common/potential.wgsl's user
 // region); 0: constant, sqrt(2 T dt) is the uniform's noise_scale.
 override TEMPERATURE_EXPR: u32 = 0u;
+// 1: a step-size schedule; step k's dt, time and noise scale are read from the params array
+// at step.table0 + 3 k (written per block by the host); 0: constant dt from the uniform.
+override DT_TABLE: u32 = 0u;
 
 @group(0) @binding(2) var<uniform> step: Step;
 @group(0) @binding(3) var<storage, read> potential_params: array<f32>;
@@ -24,13 +28,20 @@ override TEMPERATURE_EXPR: u32 = 0u;
 
 // Step `k` of the dispatch.
 fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
-    let dt = step.dt;
-    let t = step.t0 + f32(k) * dt;
-    let g = gradient(quadratic, x, t);
+    var dt = step.dt;
+    var t = step.t0 + f32(k) * dt;
     var s = step.noise_scale;
-    if (TEMPERATURE_EXPR == 1u) {
+    if (DT_TABLE == 1u) {
+        // A step-size schedule: (dt_k, t_k, sqrt(2 T(t_k) dt_k)) from the host, in f64
+        // before rounding (src/model/step_size.rs).
+        let e = step.table0 + 3u * k;
+        dt = potential_params[e];
+        t = potential_params[e + 1u];
+        s = potential_params[e + 2u];
+    } else if (TEMPERATURE_EXPR == 1u) {
         s = sqrt(2.0 * max(user_temperature(t), 0.0) * dt);
     }
+    let g = gradient(quadratic, x, t);
     var next = x;
     next.a = x.a - g.a * dt + s * xi.a;
     // Coordinates 4..7 exist only for DIM > 4; skipping them saves a third of the work.

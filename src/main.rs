@@ -30,6 +30,9 @@ enum Command {
     Run(RunArgs),
     /// Continue an interrupted run from its checkpoint.
     Resume(ResumeArgs),
+    /// Draw samples of exp(-U/T) from a Langevin scenario (every particle a chain): write
+    /// DIR/samples.npy and an effective-sample-size report (DIR/ess.json, DIR/summary.txt).
+    Sample(SampleArgs),
     /// Sum the histograms of a job array's shards into one run directory.
     Merge {
         /// The merged run directory to write.
@@ -158,6 +161,36 @@ impl DeviceArgs {
 }
 
 #[derive(clap::Args)]
+struct SampleArgs {
+    /// Scenario file (TOML) with `[dynamics] kind = "langevin"`.
+    scenario: PathBuf,
+    /// Number of samples: ceil(COUNT / particles.count) draws per chain.
+    #[arg(long)]
+    count: u64,
+    /// Directory to write samples.npy, ess.json and summary.txt in.
+    #[arg(long)]
+    out: PathBuf,
+    /// Steps before the first draw (default: half of dynamics.steps).
+    #[arg(long, value_name = "STEPS")]
+    burn_in: Option<u64>,
+    /// Observables to report, comma-separated expressions of x (x0 .. x7, or x, y, z), e.g.
+    /// x0,x1,"x0^2" (default: every coordinate).
+    #[arg(long, value_delimiter = ',')]
+    observables: Vec<String>,
+    /// Override a scenario key (value parsed as TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Override the seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Overwrite a previous `fokker sample` output in DIR.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(clap::Args)]
 struct ResumeArgs {
     /// The interrupted run directory.
     dir: PathBuf,
@@ -220,6 +253,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run_command(args, interrupt),
         Command::Resume(args) => resume_command(args, interrupt),
+        Command::Sample(args) => sample_command(args),
         Command::Merge { out, shards, force } => merge_command(&out, &shards, force),
         Command::MmdPlot { out, runs } => {
             run::mmd_plot::compare_mmd(&out, &runs).map(|()| println!("wrote {}", out.display()))
@@ -388,6 +422,21 @@ fn run_command(args: RunArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> 
         stop_at: test_stop_at()?,
     };
     print_report(&run::run(&resolved, &opts)?);
+    Ok(())
+}
+
+fn sample_command(args: SampleArgs) -> fokker::Result<()> {
+    let resolved = scenario::load(&args.scenario, &args.set, args.seed)?;
+    let opts = run::sample::SampleOptions {
+        out: args.out,
+        count: args.count,
+        burn_in: args.burn_in,
+        observables: args.observables,
+        force: args.force,
+        adapter: args.device.adapter.clone(),
+        layout: args.device.layout(),
+    };
+    print!("{}", run::sample::sample(&resolved, &opts)?);
     Ok(())
 }
 

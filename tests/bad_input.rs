@@ -244,6 +244,28 @@ fn catalogue() -> Vec<Case> {
         case("dt is a table")
             .edit("dt = 1e-3", "dt = { value = 1e-3 }")
             .expect(INVALID, &["dynamics.dt", "value", "a finite number > 0"]),
+        // --- step-size schedules (src/model/step_size.rs) ---------------------------------
+        case("dt schedule start is zero")
+            .edit("dt = 1e-3", r#"dt = { start = 0.0, end = 1e-3, kind = "geometric" }"#)
+            .expect(INVALID, &["dynamics.dt.start = 0.0", "a finite number > 0"]),
+        case("dt schedule end is negative")
+            .edit("dt = 1e-3", r#"dt = { start = 0.1, end = -1e-3, kind = "linear" }"#)
+            .expect(INVALID, &["dynamics.dt.end = -0.001", "a finite number > 0"]),
+        case("dt schedule of an unknown kind")
+            .edit("dt = 1e-3", r#"dt = { start = 0.1, end = 1e-3, kind = "cosine" }"#)
+            .expect(INVALID, &[r#"dynamics.dt.kind = "cosine""#, r#""geometric", "linear""#]),
+        case("dt schedule without its kind")
+            .edit("dt = 1e-3", "dt = { start = 0.1, end = 1e-3 }")
+            .expect(INVALID, &["dynamics.dt.kind: missing"]),
+        case("dt schedule with t_end")
+            .edit("dt = 1e-3", r#"dt = { start = 0.1, end = 1e-3, kind = "geometric" }"#)
+            .edit("steps = 5", "t_end = 1.0")
+            .expect(INVALID, &["dynamics.t_end = 1.0", "with a step-size schedule"]),
+        case("dt schedule on a kind without schedules")
+            .edit(r#"kind = "langevin""#, r#"kind = "gradient_flow""#)
+            .edit("temperature = 1.0\n", "")
+            .edit("dt = 1e-3", r#"dt = { start = 0.1, end = 1e-3, kind = "geometric" }"#)
+            .expect(INVALID, &["dynamics.dt = {", r#"is for kind = "langevin" only"#]),
         case("temperature is a string via --set")
             .args(&["--set", "dynamics.temperature=hot"])
             .expect(INVALID, &[r#"dynamics.temperature = "hot""#, ">= 0"]),

@@ -457,3 +457,131 @@ fn help_version_and_usage_errors_leave_no_runtime_directory() {
         );
     }
 }
+
+/// Euler–Maruyama in U = x^2 / 2 at T = 1 is the AR(1) chain x' = (1 - dt) x + sqrt(2 dt) xi:
+/// stationary variance 1 / (1 - dt / 2) and, thinned to every 10th step, rho = 0.99^10.
+const OU_CHAINS: &str = r#"
+seed = 3
+[particles]
+count = 64
+dim = 1
+init = { kind = "point", at = [0.0] }
+[dynamics]
+kind = "langevin"
+potential = { expr = "x^2/2" }
+temperature = 1.0
+dt = 0.01
+steps = 4000
+"#;
+
+/// `fokker sample` end to end on the OU chain: samples.npy is (count, dim) f32, ess.json
+/// reports each observable. Tolerances: for x, tau_int = (1 + rho) / (1 - rho) (rho = 0.99^10,
+/// tau = 19.9 draws) with Sokal's standard deviation tau sqrt(2 (2M + 1) / N) (N = 19200
+/// draws, M the reported window), 4 of them allowed; the mean within 5 standard errors
+/// sqrt(var tau / N); the variance 1 / (1 - dt / 2) within 5 standard deviations of the sample
+/// variance, sqrt(2 var^2 tau_x2 / N), tau_x2 = (1 + rho^2) / (1 - rho^2) the AR(1) law of x^2.
+/// The burn-in (1000 steps, t = 10) leaves e^-20 of the point start.
+#[test]
+fn sample_writes_samples_and_an_ess_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("s.toml"), OU_CHAINS).unwrap();
+    let args = [
+        "sample",
+        "s.toml",
+        "--count",
+        "19200",
+        "--out",
+        "out",
+        "--burn-in",
+        "1000",
+        "--observables",
+        "x,x^2",
+    ];
+    let o = fokker(&args, tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("tau_int") && stdout.contains("x^2"),
+        "{stdout}"
+    );
+    let out = tmp.path().join("out");
+    let npy = std::fs::read(out.join("samples.npy")).unwrap();
+    let header = String::from_utf8_lossy(&npy[10..80]);
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    assert!(header.contains("'shape': (19200, 1, )"), "{header}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("ess.json")).unwrap()).unwrap();
+    assert_eq!(report["chains"], 64);
+    assert_eq!(report["draws_per_chain"], 300);
+    assert_eq!(report["thin_steps"], 10);
+    let x = &report["observables"][0];
+    assert_eq!(x["name"], "x");
+    let n = 19_200.0;
+    let rho: f64 = 0.99f64.powi(10);
+    let tau_want = (1.0 + rho) / (1.0 - rho);
+    let var_want = 1.0 / (1.0 - 0.005);
+    let tau = x["tau_int"].as_f64().unwrap();
+    let window = x["window"].as_f64().unwrap();
+    let sd = tau_want * (2.0 * (2.0 * window + 1.0) / n).sqrt();
+    assert!(
+        (tau - tau_want).abs() < 4.0 * sd,
+        "tau {tau} vs {tau_want} (sd {sd})"
+    );
+    let mean = x["mean"].as_f64().unwrap();
+    assert!(
+        mean.abs() < 5.0 * (var_want * tau_want / n).sqrt(),
+        "mean {mean}"
+    );
+    let var = x["variance"].as_f64().unwrap();
+    let tau2 = (1.0 + rho * rho) / (1.0 - rho * rho);
+    let var_sd = (2.0 * var_want * var_want * tau2 / n).sqrt();
+    assert!(
+        (var - var_want).abs() < 5.0 * var_sd,
+        "var {var} vs {var_want}"
+    );
+    let ess = x["ess"].as_f64().unwrap();
+    assert!((ess - n / tau).abs() < 1e-6 * ess);
+    assert!(out.join("summary.txt").exists());
+
+    // A second run into the same directory needs --force.
+    let o = fokker(&args, tmp.path());
+    assert_eq!(o.status.code(), Some(74), "{}", stderr(&o));
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    assert!(fokker(&forced, tmp.path()).status.success());
+
+    // More draws than steps after the burn-in, a bad observable: usage errors (exit 2).
+    let o = fokker(
+        &["sample", "s.toml", "--count", "1000000", "--out", "o2"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("draws per chain"), "{}", stderr(&o));
+    let o = fokker(
+        &[
+            "sample",
+            "s.toml",
+            "--count",
+            "64",
+            "--out",
+            "o2",
+            "--observables",
+            "q+1",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!tmp.path().join("o2").exists());
+
+    // Not a Langevin chain: exit 65.
+    let gf = OU_CHAINS
+        .replace("\"langevin\"", "\"gradient_flow\"")
+        .replace("temperature = 1.0\n", "");
+    std::fs::write(tmp.path().join("gf.toml"), gf).unwrap();
+    let o = fokker(
+        &["sample", "gf.toml", "--count", "64", "--out", "o3"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(stderr(&o).contains("langevin"), "{}", stderr(&o));
+}

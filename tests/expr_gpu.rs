@@ -576,7 +576,7 @@ fn annealing_splits_the_double_well_evenly() {
     let dynamics = DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
         potential: Potential::DoubleWell,
         temperature: Temperature::Expr(schedule.clone()),
-        dt,
+        dt: dt.into(),
         steps,
         t_end: steps as f64 * dt,
     });

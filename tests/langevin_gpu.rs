@@ -5,9 +5,11 @@ mod common;
 use common::f32err::{NORMAL_ERROR, U, carry_bounds, mixture_score_error, spectral_norm_bound};
 use common::stats;
 use fokker::dynamics::init::init_cpu;
-use fokker::dynamics::langevin::langevin_cpu;
+use fokker::dynamics::langevin::{langevin_cpu, langevin_cpu_scheduled};
+use fokker::model::StepSize;
 use fokker::model::expr::tape::F32_ULP;
 use fokker::model::expr::{ExprPotential, Point, PotentialSource, Tape, Var};
+use fokker::model::step_size::{DtSchedule, ScheduleKind};
 use fokker::model::{Potential, Temperature};
 use fokker::observe::{histogram_cpu, moments_cpu};
 use fokker::scenario::*;
@@ -31,7 +33,7 @@ fn plan(
         dynamics: DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
             potential,
             temperature: Temperature::Constant(temperature),
-            dt,
+            dt: dt.into(),
             steps,
             t_end: steps as f64 * dt,
         }),
@@ -267,33 +269,72 @@ fn twin_with_bounds(
     seed: u64,
     steps: u64,
 ) {
+    twin_with_bounds_scheduled(
+        x,
+        e,
+        dim,
+        first,
+        potential,
+        temperature,
+        &StepSize::Constant(dt),
+        steps,
+        seed,
+        steps,
+    );
+}
+
+/// [`twin_with_bounds`] under a step-size schedule over a run of `run_steps` steps. The
+/// schedule's table rounds dt_k and sqrt(2 T dt_k) to f32 (relative u each), which adds
+/// u (dt_k |grad U| + |noise|) to a step's rounding; a constant dt adds nothing here (its
+/// kernel's rounding of dt and the scale is within the 3 u already counted).
+#[allow(clippy::too_many_arguments)]
+fn twin_with_bounds_scheduled(
+    x: &mut [f64],
+    e: &mut [f64],
+    dim: u32,
+    first: u64,
+    potential: &Potential,
+    temperature: f64,
+    schedule: &StepSize,
+    run_steps: u64,
+    seed: u64,
+    steps: u64,
+) {
     let d = dim as usize;
     let root_d = (d as f64).sqrt();
-    let scale = (2.0 * temperature * dt).sqrt();
+    let table = if schedule.constant().is_some() {
+        0.0
+    } else {
+        1.0
+    };
     for (p, (row, e)) in x.chunks_exact_mut(d).zip(e.iter_mut()).enumerate() {
         let mut each = vec![*e; d];
         let mut e2 = root_d * *e;
         for n in 0..steps {
+            let dt = schedule.dt(n, run_steps);
+            let scale = (2.0 * temperature * dt).sqrt();
             let g = potential.gradient(row);
             let jac = step_jacobian(potential, row, dt);
             let two = spectral_norm_bound(&jac);
             let before = row.to_vec();
             let grad_error = gradient_error(potential, &before);
-            langevin_cpu(
+            langevin_cpu_scheduled(
                 row,
                 dim,
                 first + p as u64,
                 potential,
                 &Temperature::Constant(temperature),
-                dt,
+                schedule,
+                run_steps,
                 seed,
                 n,
                 1,
             );
             let noise: Vec<f64> = (0..d).map(|i| row[i] - before[i] + dt * g[i]).collect();
-            let rounding = 3.0 * U * (norm_inf(row) + dt * norm_inf(&g) + norm_inf(&noise))
-                + dt * grad_error
-                + scale * NORMAL_ERROR;
+            let rounding =
+                (3.0 + table) * U * (norm_inf(row) + dt * norm_inf(&g) + norm_inf(&noise))
+                    + dt * grad_error
+                    + scale * NORMAL_ERROR;
             carry_bounds(&jac, two, rounding, &mut each, &mut e2);
         }
         *e = each.iter().copied().fold(0.0, f64::max);
@@ -1516,4 +1557,133 @@ fn first_moments_of_data_far_from_the_origin_keep_their_digits() {
             }
         }
     }
+}
+
+fn with_schedule(p: &mut Plan, schedule: StepSize) {
+    let DynamicsPlan::Langevin(l) = &mut p.dynamics else {
+        unreachable!()
+    };
+    l.dt = schedule;
+    l.t_end = schedule.time(l.steps, l.steps);
+}
+
+/// A decreasing geometric step-size schedule on the GPU against the f64 twin, per particle
+/// within the f32 bound carried along the twin's trajectory (`twin_with_bounds_scheduled`),
+/// in dimension 3 (rounds of 4 steps with a head and a tail) over more steps than one
+/// block's table holds (SCHEDULE_TABLE_STEPS = 4096), so the table is rewritten between
+/// blocks. The run's time is the sum of the steps taken.
+#[test]
+fn step_size_schedule_agrees_with_the_twin() {
+    let (n, steps) = (256u64, 4500u64);
+    let schedule = StepSize::Schedule(DtSchedule {
+        start: 0.02,
+        end: 1e-3,
+        kind: ScheduleKind::Geometric,
+    });
+    let potential = Potential::Mixture(fokker::model::Mixture {
+        weights: vec![0.3, 0.7],
+        means: vec![vec![-1.0, 0.0, 0.5], vec![1.0, 0.5, -0.5]],
+        stds: vec![vec![0.5, 0.6, 0.7], vec![0.4, 0.5, 0.8]],
+    });
+    let init = Init::Gaussian {
+        mean: vec![0.0, 0.0, 0.0],
+        std: vec![1.0, 1.0, 1.0],
+    };
+    let spec = HistogramSpec {
+        axes: vec![0, 2],
+        bins: vec![16, 16],
+        range: vec![[-3.0, 3.0], [-3.0, 3.0]],
+    };
+    let mut p = plan(
+        3,
+        n,
+        init.clone(),
+        potential.clone(),
+        1.0,
+        0.02,
+        steps,
+        spec,
+    );
+    with_schedule(&mut p, schedule);
+    let t_end = schedule.time(steps, steps);
+    assert_eq!(p.dynamics.time_at(steps), t_end);
+    assert_eq!(p.dynamics.time_at(1), 0.02);
+    let gpu_pos = run_positions(&p, &Layout::default());
+    let mut cpu = init_cpu(&init, None, 3, 0, n, n, p.seed);
+    let mut bound = init_bounds(&cpu, 3, 1.0);
+    twin_with_bounds_scheduled(
+        &mut cpu, &mut bound, 3, 0, &potential, 1.0, &schedule, steps, p.seed, steps,
+    );
+    let mut worst: f64 = 0.0;
+    for (k, (g, c)) in gpu_pos.chunks_exact(3).zip(cpu.chunks_exact(3)).enumerate() {
+        let diff = (0..3)
+            .map(|i| (f64::from(g[i]) - c[i]).abs())
+            .fold(0.0, f64::max);
+        worst = worst.max(diff / bound[k]);
+        assert!(
+            diff <= bound[k],
+            "particle {k}: gpu {g:?} vs twin {c:?}, off by {diff:e} > bound {:e}",
+            bound[k]
+        );
+    }
+    println!("largest error / bound {worst:.3}");
+}
+
+/// Decreasing-step Langevin Monte Carlo toward a two-component mixture (U = -log p) from a
+/// point in the lighter component recovers the weights.
+///
+/// Assignment: a particle belongs to component 1 (mean -1) when x < 0. Each component
+/// leaks q = Phi(-1 / 0.5) = Phi(-2) of its mass across 0, so the target's fraction below 0
+/// is f = w1 (1 - q) + w2 q and w1 = (f - q) / (1 - 2 q). With N independent particles the
+/// fraction's standard error is sqrt(f (1 - f) / N) and w1's is that over (1 - 2 q).
+/// Bias: relaxation between the wells takes a few time units (barrier ~1.65 T); the
+/// schedule (0.02 -> 1e-3 geometric over 6000 steps, t_N = 38.1) spends about 18 time units
+/// with dt < 0.01, so the O(dt) weight bias of the larger early steps has decayed far below
+/// one standard error (0.002 at N = 50000); 5 standard errors is the test's width.
+#[test]
+fn decreasing_step_lmc_recovers_mixture_weights() {
+    let (n, steps) = (50_000u64, 6000u64);
+    let (w1, w2) = (0.3, 0.7);
+    let potential = Potential::Mixture(fokker::model::Mixture {
+        weights: vec![w1, w2],
+        means: vec![vec![-1.0], vec![1.0]],
+        stds: vec![vec![0.5], vec![0.5]],
+    });
+    let spec = HistogramSpec {
+        axes: vec![0],
+        bins: vec![16],
+        range: vec![[-3.0, 3.0]],
+    };
+    let mut p = plan(
+        1,
+        n,
+        Init::Point { at: vec![-1.0] },
+        potential,
+        1.0,
+        0.02,
+        steps,
+        spec,
+    );
+    let schedule = StepSize::Schedule(DtSchedule {
+        start: 0.02,
+        end: 1e-3,
+        kind: ScheduleKind::Geometric,
+    });
+    with_schedule(&mut p, schedule);
+    let pos = run_positions(&p, &Layout::default());
+    let below = pos.iter().filter(|&&x| x < 0.0).count() as f64;
+    let f = below / n as f64;
+    let q = normal_cdf(-2.0);
+    let w1_hat = (f - q) / (1.0 - 2.0 * q);
+    let f_true = w1 * (1.0 - q) + w2 * q;
+    let se = (f_true * (1.0 - f_true) / n as f64).sqrt() / (1.0 - 2.0 * q);
+    println!(
+        "t_N = {:.2}, w1 = {w1_hat:.4} vs {w1} (se {se:.4})",
+        schedule.time(steps, steps)
+    );
+    assert!(
+        (w1_hat - w1).abs() < 5.0 * se,
+        "w1 = {w1_hat} vs {w1}: {:.2} standard errors",
+        (w1_hat - w1).abs() / se
+    );
 }

@@ -1,6 +1,9 @@
 //! Overdamped Langevin dynamics, Euler–Maruyama:
-//!   x_{k+1} = x_k - grad U(x_k, t_k) dt + sqrt(2 T(t_k) dt) xi_k,   t_k = k dt,
-//! U and T built in or written as expressions.
+//!   x_{k+1} = x_k - grad U(x_k, t_k) dt_k + sqrt(2 T(t_k) dt_k) xi_k,
+//! with a constant dt (t_k = k dt) or a step-size schedule dt_k (t_k = dt_0 + ... + dt_{k-1},
+//! src/model/step_size.rs: decreasing-step Langevin Monte Carlo), U and T built in or
+//! written as expressions. Toward a mixture's score, `potential = { kind = "mixture" }`
+//! (U = -log p).
 //! GPU pipeline (shaders/langevin.wgsl) and its f64 CPU twin [`langevin_cpu`].
 
 use super::potential_params::{check_potential_shader, potential_shader};
@@ -11,7 +14,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::gpu::abi::LangevinStep as StepUniform;
 use crate::gpu::{Ensemble, Gpu, Kernel};
-use crate::model::{Potential, Temperature};
+use crate::model::{Potential, StepSize, Temperature};
 use crate::rng::{self, NoiseStream};
 use crate::scenario::data::SampleTable;
 use crate::scenario::walk::{Issues, Section};
@@ -55,6 +58,22 @@ pub struct EulerShader<'a> {
     pub params: &'a [f32],
 }
 
+/// Steps whose (dt, t, noise scale) one block's table holds under a step-size schedule.
+pub const SCHEDULE_TABLE_STEPS: u32 = 4096;
+
+/// A step-size schedule's per-block table in the params array (after the model's params).
+struct ScheduleTable {
+    dt: StepSize,
+    /// Steps of the whole run (the schedule's N).
+    run_steps: u64,
+    temperature: Temperature,
+    params: wgpu::Buffer,
+    /// Index of the table's first float in the params array.
+    base: u32,
+    /// (first step, steps) of the block whose table is on the device.
+    uploaded: Option<(u64, u32)>,
+}
+
 /// The Langevin kernels bound to an ensemble's chunks.
 pub struct LangevinGpu {
     /// Head (single steps), body (rounds), tail (single steps).
@@ -65,6 +84,9 @@ pub struct LangevinGpu {
     noise_scale: f32,
     /// Particles found NaN or Inf at the end of a dispatch.
     nonfinite: NonfiniteCounter,
+    schedule: Option<ScheduleTable>,
+    /// The params array (the model's, then a schedule's table).
+    params: wgpu::Buffer,
 }
 
 impl LangevinGpu {
@@ -77,9 +99,42 @@ impl LangevinGpu {
         seed: u64,
         workgroup_size: u32,
     ) -> Result<LangevinGpu> {
+        Self::scheduled(
+            gpu,
+            ensemble,
+            potential,
+            temperature,
+            StepSize::Constant(dt),
+            1,
+            seed,
+            workgroup_size,
+        )
+    }
+
+    /// The kernels with step size `dt` over a run of `run_steps` steps: a constant takes
+    /// the constant-dt pipeline (as [`LangevinGpu::new`]), a schedule the table
+    /// (`DT_TABLE`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn scheduled(
+        gpu: &Gpu,
+        ensemble: &Ensemble,
+        potential: &Potential,
+        temperature: &Temperature,
+        dt: StepSize,
+        run_steps: u64,
+        seed: u64,
+        workgroup_size: u32,
+    ) -> Result<LangevinGpu> {
         let shader = potential_shader(shaders::LANGEVIN, potential, Some(temperature))
             .map_err(|why| Error::Device(format!("the Langevin shader did not compose: {why}")))?;
+        let table = dt.constant().is_none();
+        let mut params = shader.params.clone();
+        let base = params.len() as u32;
+        if table {
+            params.resize(params.len() + 3 * SCHEDULE_TABLE_STEPS as usize, 0.0);
+        }
         let overrides = [
+            ("DT_TABLE", if table { 1.0 } else { 0.0 }),
             ("POTENTIAL", f64::from(shader.kind)),
             ("NOISE", if temperature.is_zero() { 0.0 } else { 1.0 }),
             (
@@ -87,21 +142,56 @@ impl LangevinGpu {
                 if shader.temperature_expr { 1.0 } else { 0.0 },
             ),
         ];
-        Ok(LangevinGpu::with_shader(
+        let mut gpu_kernels = LangevinGpu::with_shader(
             gpu,
             ensemble,
             &EulerShader {
                 label: "langevin",
                 source: &shader.source,
                 overrides: &overrides,
-                params: &shader.params,
+                params: &params,
             },
-            dt,
-            // Unused (TEMPERATURE_EXPR) for a schedule.
-            (2.0 * temperature.constant().unwrap_or(0.0) * dt).sqrt(),
+            // Unused (DT_TABLE) under a step-size schedule.
+            dt.constant().unwrap_or(0.0),
+            // Unused (TEMPERATURE_EXPR) for a temperature schedule.
+            (2.0 * temperature.constant().unwrap_or(0.0) * dt.constant().unwrap_or(0.0)).sqrt(),
             seed,
             workgroup_size,
-        ))
+        );
+        if table {
+            gpu_kernels.schedule = Some(ScheduleTable {
+                dt,
+                run_steps,
+                temperature: temperature.clone(),
+                params: gpu_kernels.params.clone(),
+                base,
+                uploaded: None,
+            });
+        }
+        Ok(gpu_kernels)
+    }
+
+    /// Writes (dt_k, t_k, sqrt(2 T(t_k) dt_k)) of steps `step0 .. step0 + steps`, computed
+    /// in f64, unless they are already there (every slice of a block shares them).
+    fn upload_schedule(&mut self, gpu: &Gpu, step0: u64, steps: u32) {
+        let Some(s) = &mut self.schedule else {
+            return;
+        };
+        if s.uploaded == Some((step0, steps)) {
+            return;
+        }
+        let mut table = Vec::with_capacity(3 * steps as usize);
+        for k in step0..step0 + u64::from(steps) {
+            let (dt, t) = (s.dt.dt(k, s.run_steps), s.dt.time(k, s.run_steps));
+            let scale = (2.0 * s.temperature.at(t).max(0.0) * dt).sqrt();
+            table.extend([dt as f32, t as f32, scale as f32]);
+        }
+        gpu.queue.write_buffer(
+            &s.params,
+            u64::from(s.base) * 4,
+            bytemuck::cast_slice(&table),
+        );
+        s.uploaded = Some((step0, steps));
     }
 
     /// The kernels of an Euler–Maruyama shader laid out like shaders/langevin.wgsl (step
@@ -116,7 +206,7 @@ impl LangevinGpu {
         seed: u64,
         workgroup_size: u32,
     ) -> LangevinGpu {
-        let potential = gpu.storage_with("model params", bytemuck::cast_slice(shader.params));
+        let params = gpu.storage_with("model params", bytemuck::cast_slice(shader.params));
         let nonfinite = NonfiniteCounter::new(gpu);
         let kernel = |single: bool| {
             let mut constants = vec![
@@ -141,7 +231,7 @@ impl LangevinGpu {
                 .map(|c| {
                     kernel.bind(
                         gpu,
-                        &[&c.state, &c.uniform, &step, &potential, &nonfinite.buffer],
+                        &[&c.state, &c.uniform, &step, &params, &nonfinite.buffer],
                     )
                 })
                 .collect();
@@ -159,11 +249,20 @@ impl LangevinGpu {
             dt,
             noise_scale: noise_scale as f32,
             nonfinite,
+            schedule: None,
+            params,
         }
     }
 }
 
 impl Stepper for LangevinGpu {
+    fn max_fused(&self) -> u32 {
+        match self.schedule {
+            Some(_) => SCHEDULE_TABLE_STEPS,
+            None => u32::MAX,
+        }
+    }
+
     /// At most three fused dispatches: head, whole rounds, tail.
     fn submit_slice(
         &mut self,
@@ -176,6 +275,8 @@ impl Stepper for LangevinGpu {
         steps: u32,
         _stop: &dyn Fn() -> bool,
     ) -> Result<bool> {
+        self.upload_schedule(gpu, step0, steps);
+        let table0 = self.schedule.as_ref().map_or(0, |s| s.base);
         let (head, body, tail) =
             split_block(step0, u64::from(steps), u64::from(round_steps(self.dim)));
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
@@ -198,7 +299,7 @@ impl Stepper for LangevinGpu {
                     span,
                     block0_hi,
                     t0: (at as f64 * self.dt) as f32,
-                    _pad: [0; 1],
+                    table0: table0 + 3 * (at - step0) as u32,
                 };
                 // Staged writes land before this submit and after all earlier ones.
                 gpu.queue
@@ -236,13 +337,42 @@ pub fn langevin_cpu(
     step0: u64,
     steps: u64,
 ) {
+    langevin_cpu_scheduled(
+        positions,
+        dim,
+        first,
+        potential,
+        temperature,
+        &StepSize::Constant(dt),
+        1,
+        seed,
+        step0,
+        steps,
+    );
+}
+
+/// [`langevin_cpu`] with step size `dt` over a run of `run_steps` steps: step k has size
+/// dt_k at time t_k (src/model/step_size.rs).
+#[allow(clippy::too_many_arguments)]
+pub fn langevin_cpu_scheduled(
+    positions: &mut [f64],
+    dim: u32,
+    first: u64,
+    potential: &Potential,
+    temperature: &Temperature,
+    dt: &StepSize,
+    run_steps: u64,
+    seed: u64,
+    step0: u64,
+    steps: u64,
+) {
     let key = rng::key_from_seed(seed);
     let noise_free = temperature.is_zero();
     let d = dim as usize;
     for (i, x) in positions.chunks_exact_mut(d).enumerate() {
         let mut noise = NoiseStream::new(key, first + i as u64, step0, dim);
         for k in step0..step0 + steps {
-            let t = k as f64 * dt;
+            let (t, dt) = (dt.time(k, run_steps), dt.dt(k, run_steps));
             let g = potential.gradient_at(x, t);
             let scale = (2.0 * temperature.at(t).max(0.0) * dt).sqrt();
             for c in 0..d {
@@ -259,8 +389,9 @@ pub struct LangevinPlan {
     pub potential: Potential,
     /// A number, or T(t) (annealing).
     pub temperature: Temperature,
-    pub dt: f64,
-    /// Number of steps; t_end = steps * dt.
+    /// A number, or a schedule dt_k over the step index (a bare number in the plan JSON).
+    pub dt: StepSize,
+    /// Number of steps; t_end = steps * dt, or under a schedule the sum of the steps.
     pub steps: u64,
     pub t_end: f64,
 }
@@ -275,8 +406,8 @@ impl ParseKind for LangevinPlan {
     ) -> Option<(Self, Option<SampleTable>)> {
         sec.check_keys(KEYS, issues);
         let potential = keys::potential(issues, sec, cx.dim, cx.base_dir);
-        let dt = keys::positive_dt(issues, sec);
-        let duration = keys::duration(issues, sec, dt);
+        let dt = keys::langevin_dt(issues, sec);
+        let duration = keys::step_size_duration(issues, sec, dt);
         let run = duration.zip(dt).map(|((steps, _), dt)| (steps, dt));
         let temperature = expr_keys::temperature(issues, sec, run);
         let (steps, t_end) = duration?;
@@ -301,15 +432,23 @@ impl Dynamics for LangevinPlan {
         self.steps
     }
 
+    /// Under a step-size schedule the mean step t_N / N, so `output.every` (time units)
+    /// becomes a period of round(every N / t_N) steps: snapshots are evenly spaced in steps,
+    /// not in time (README, "Step-size schedules").
     fn time_per_step(&self) -> f64 {
-        self.dt
+        self.dt.mean(self.steps)
+    }
+
+    /// The sum of the steps taken.
+    fn time_at(&self, step: u64) -> f64 {
+        self.dt.time(step, self.steps)
     }
 
     /// With a temperature schedule, the hottest temperature of the run.
     fn potential(&self) -> Option<(&Potential, f64)> {
         Some((
             &self.potential,
-            self.temperature.hottest(self.steps, self.dt),
+            self.temperature.hottest(self.steps, &self.dt),
         ))
     }
 
@@ -321,25 +460,27 @@ impl Dynamics for LangevinPlan {
     }
 
     fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>> {
-        Ok(Box::new(LangevinGpu::new(
+        Ok(Box::new(LangevinGpu::scheduled(
             cx.gpu,
             cx.ensemble,
             &self.potential,
             &self.temperature,
             self.dt,
+            self.steps,
             cx.seed,
             cx.workgroup_size,
         )?))
     }
 
     fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
-        langevin_cpu(
+        langevin_cpu_scheduled(
             &mut state.positions,
             cx.dim,
             0,
             &self.potential,
             &self.temperature,
-            self.dt,
+            &self.dt,
+            self.steps,
             cx.seed,
             cx.step0,
             cx.steps,

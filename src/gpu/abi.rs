@@ -125,7 +125,9 @@ gpu_struct! {
         /// Time of the dispatch's first step (step s is at t0 + s dt), for potentials and
         /// temperatures that depend on time.
         t0: f32,
-        _pad: [u32; 1],
+        /// Under a step-size schedule (langevin.wgsl's DT_TABLE), the params-array index of
+        /// the dispatch's first step's (dt, t, noise scale).
+        table0: u32,
     }
 }
 

@@ -2,6 +2,7 @@
 //! user (annealing). A constant is written in the plan as a bare number, as before there
 //! were schedules, so existing plans and their hashes are unchanged.
 
+use super::StepSize;
 use super::expr::TimeExpr;
 use serde::{Deserialize, Serialize};
 
@@ -35,10 +36,10 @@ impl Temperature {
         self.constant() == Some(0.0)
     }
 
-    /// The highest temperature at the times of steps 0 ..= steps (step k at k dt), sampled
-    /// at no more than [`SCAN_POINTS`] evenly spaced steps: what the default histogram
-    /// range must hold.
-    pub fn hottest(&self, steps: u64, dt: f64) -> f64 {
+    /// The highest temperature at the times of steps 0 ..= steps (step k at t_k, the sum of
+    /// the steps before it), sampled at no more than [`SCAN_POINTS`] evenly spaced steps:
+    /// what the default histogram range must hold.
+    pub fn hottest(&self, steps: u64, dt: &StepSize) -> f64 {
         match self {
             Temperature::Constant(v) => *v,
             Temperature::Expr(_) => scan_steps(steps, dt)
@@ -49,7 +50,7 @@ impl Temperature {
 
     /// The first step time (of at most [`SCAN_POINTS`] evenly spaced ones) where T is
     /// negative or not finite, with that value.
-    pub fn first_invalid(&self, steps: u64, dt: f64) -> Option<(f64, f64)> {
+    pub fn first_invalid(&self, steps: u64, dt: &StepSize) -> Option<(f64, f64)> {
         scan_steps(steps, dt)
             .map(|t| (t, self.at(t)))
             .find(|(_, v)| !(v.is_finite() && *v >= 0.0))
@@ -59,11 +60,12 @@ impl Temperature {
 /// Most step times a schedule is checked at: every step of runs up to this length.
 pub const SCAN_POINTS: u64 = 1 << 20;
 
-/// Times k dt of steps 0 ..= steps, every step up to [`SCAN_POINTS`], evenly thinned above.
-pub fn scan_steps(steps: u64, dt: f64) -> impl Iterator<Item = f64> {
+/// Times t_k of steps 0 ..= steps, every step up to [`SCAN_POINTS`], evenly thinned above.
+pub fn scan_steps(steps: u64, dt: &StepSize) -> impl Iterator<Item = f64> {
+    let dt = *dt;
     let stride = steps.div_ceil(SCAN_POINTS).max(1);
     (0..=steps / stride)
         .map(move |k| k * stride)
         .chain(std::iter::once(steps))
-        .map(move |k| k as f64 * dt)
+        .map(move |k| dt.time(k, steps))
 }

@@ -10,6 +10,7 @@ pub mod plot_csv;
 pub mod progress;
 pub mod reference;
 pub mod render;
+pub mod sample;
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterChoice, Gpu};

@@ -216,7 +216,7 @@ pub(crate) fn pair_expr(issues: &mut Issues, key: &str, v: &Value) -> Option<Pai
 pub(crate) fn temperature(
     issues: &mut Issues,
     sec: Section<'_>,
-    run: Option<(u64, f64)>,
+    run: Option<(u64, crate::model::StepSize)>,
 ) -> Option<Temperature> {
     let key = sec.key("temperature");
     let t = match sec.get("temperature") {
@@ -231,7 +231,7 @@ pub(crate) fn temperature(
         )?),
     };
     if let (Temperature::Expr(f), Some((steps, dt))) = (&t, run)
-        && let Some((at, value)) = t.first_invalid(steps, dt)
+        && let Some((at, value)) = t.first_invalid(steps, &dt)
     {
         issues.add(
             &format!("{key}.expr"),

@@ -6,10 +6,11 @@
 use super::data::SampleTable;
 use super::plan::{Score, Target};
 use super::resolve::{MAX_STEPS, kind, mixture, optional, required, samples_table};
-use super::walk::{Issues, Section, integer, number, numbers, show, table};
+use super::walk::{Issues, Section, choice, integer, number, numbers, one_of, show, table};
 use crate::model::process::BetaSchedule;
+use crate::model::step_size::{DtSchedule, ScheduleKind};
 use crate::model::temperature::SCAN_POINTS;
-use crate::model::{Potential, Process};
+use crate::model::{Potential, Process, StepSize};
 use std::path::Path;
 use toml::Value;
 
@@ -97,9 +98,88 @@ pub(crate) fn potential(
 
 pub(crate) fn positive_dt(issues: &mut Issues, sec: Section<'_>) -> Option<f64> {
     // Any positive dt is accepted: a step that diverges is caught at run time (exit 3).
-    required(issues, sec, "dt", "a finite number > 0", |i, k, v| {
-        number(i, k, v, "a finite number > 0", |x| x > 0.0)
+    required(
+        issues,
+        sec,
+        "dt",
+        "a finite number > 0",
+        |i, k, v| match v {
+            Value::Table(_) => {
+                i.add(
+                k,
+                Some(v),
+                "a finite number > 0 (a step-size schedule { start, end, kind } is for kind = \"langevin\" only)",
+            );
+                None
+            }
+            _ => number(i, k, v, "a finite number > 0", |x| x > 0.0),
+        },
+    )
+}
+
+const SCHEDULE_KEYS: &[&str] = &["start", "end", "kind"];
+const SCHEDULE_KINDS: &[&str] = &["geometric", "linear"];
+
+/// `dt` of a kind that takes a step-size schedule: a finite number > 0, or
+/// `{ start, end, kind = "geometric" | "linear" }` with start, end finite and > 0
+/// (src/model/step_size.rs). Increasing schedules are allowed.
+pub(crate) fn langevin_dt(issues: &mut Issues, sec: Section<'_>) -> Option<StepSize> {
+    let allowed =
+        "a finite number > 0, or a schedule { start, end, kind = \"geometric\" | \"linear\" }";
+    required(issues, sec, "dt", allowed, |i, k, v| match v {
+        Value::Table(t) => {
+            let sec = Section::new(k, t);
+            sec.check_keys(SCHEDULE_KEYS, i);
+            let end_point = |i: &mut Issues, key: &str| {
+                required(i, sec, key, "a finite number > 0", |i, k, v| {
+                    number(i, k, v, "a finite number > 0", |x| x > 0.0)
+                })
+            };
+            let start = end_point(i, "start");
+            let end = end_point(i, "end");
+            let kind = required(i, sec, "kind", &one_of(SCHEDULE_KINDS), |i, k, v| {
+                choice(i, k, v, SCHEDULE_KINDS)
+            });
+            let kind = match kind? {
+                "geometric" => ScheduleKind::Geometric,
+                _ => ScheduleKind::Linear,
+            };
+            Some(StepSize::Schedule(DtSchedule {
+                start: start?,
+                end: end?,
+                kind,
+            }))
+        }
+        _ => number(i, k, v, allowed, |x| x > 0.0).map(StepSize::Constant),
     })
+}
+
+/// `steps` or `t_end` beside a `dt` read by [`langevin_dt`]: a constant as [`duration`]; a
+/// schedule is over the step index, so it takes `steps` (t_end = t_N, the sum of the steps).
+pub(crate) fn step_size_duration(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    dt: Option<StepSize>,
+) -> Option<(u64, f64)> {
+    match dt {
+        Some(StepSize::Schedule(_)) if sec.get("t_end").is_some() => {
+            issues.add(
+                &sec.key("t_end"),
+                sec.get("t_end"),
+                format!(
+                    "{} (an integer >= 1) with a step-size schedule: the schedule runs over the step index",
+                    sec.key("steps")
+                ),
+            );
+            None
+        }
+        Some(s @ StepSize::Schedule(_)) => {
+            let (steps, _) = duration(issues, sec, Some(1.0))?;
+            Some((steps, s.time(steps, steps)))
+        }
+        Some(StepSize::Constant(dt)) => duration(issues, sec, Some(dt)),
+        None => duration(issues, sec, None),
+    }
 }
 
 /// Exactly one of `t_end` (steps = round(t_end / dt), at least 1) or `steps`; the stored

@@ -318,7 +318,13 @@ steps = 100
         let Temperature::Constant(temperature) = temperature else {
             panic!("not a constant temperature: {temperature:?}")
         };
-        (potential, *temperature, *dt, *steps, *t_end)
+        (
+            potential,
+            *temperature,
+            dt.constant().expect("a constant dt"),
+            *steps,
+            *t_end,
+        )
     }
 
     #[test]

@@ -173,7 +173,7 @@ mod tests {
         DynamicsPlan::Langevin(crate::dynamics::langevin::LangevinPlan {
             potential,
             temperature: crate::model::Temperature::Constant(temperature),
-            dt: 0.01,
+            dt: 0.01.into(),
             steps: 1,
             t_end: 0.01,
         })
