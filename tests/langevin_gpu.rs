@@ -34,6 +34,7 @@ fn plan(
             dt,
             steps,
             t_end: steps as f64 * dt,
+            mala: false,
         }),
         output: OutputPlan {
             every_steps: None,

@@ -107,7 +107,7 @@ gpu_struct! {
 gpu_struct! {
     /// One dispatch of overdamped Langevin (shaders/langevin.wgsl) or of the general SDE
     /// (shaders/sde.wgsl, which ignores noise_scale).
-    LangevinStep as "Step", 48 bytes {
+    LangevinStep as "Step", 64 bytes {
         key: [u32; 2],
         /// Philox block and lane of the first normal of the first step: g = step0 * DIM.
         block0: u32,
@@ -125,7 +125,13 @@ gpu_struct! {
         /// Time of the dispatch's first step (step s is at t0 + s dt), for potentials and
         /// temperatures that depend on time.
         t0: f32,
-        _pad: [u32; 1],
+        /// The dispatch's first step, (low, high) words: MALA's uniform of step k is lane
+        /// k & 3 of block k >> 2 of stream STREAM_MALA (src/rng.rs).
+        step0: u32,
+        step0_hi: u32,
+        /// 1 / T (MALA's acceptance ratio; MALA runs at a constant T > 0).
+        inv_temperature: f32,
+        _pad: [u32; 2],
     }
 }
 
@@ -251,6 +257,10 @@ gpu_constants! {
     MIXTURE_COMPONENT_FLOATS = 1 + 2 * POINT_LANES;
     MIXTURE_MEAN = 1;
     MIXTURE_INV_VAR = 1 + POINT_LANES;
+
+    /// Philox stream of MALA's accept/reject uniforms (src/rng.rs): step k's uniform is
+    /// lane k & 3 of block k >> 2, so the dynamics normals (stream 0) keep their counters.
+    STREAM_MALA = 3;
 
     /// `override INIT` (shaders/init.wgsl), written by src/dynamics/init.rs.
     INIT_POINT = 0;

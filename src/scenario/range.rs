@@ -168,6 +168,7 @@ mod tests {
             dt: 0.01,
             steps: 1,
             t_end: 0.01,
+            mala: false,
         })
     }
 
