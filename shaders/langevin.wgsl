@@ -49,17 +49,31 @@ fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
 }
 
 // A MALA chain within one dispatch: the position with U and grad U there (kept while
-// proposals are rejected, taken over from an accepted one), the proposals accepted, and the
-// Philox block holding the uniforms of the current four steps.
+// proposals are rejected, taken over from an accepted one) and the proposals accepted.
 struct Chain {
     x: Point,
     g: Point,
     u: f32,
     accepted: u32,
-    uniforms: vec4<u32>,
 }
 
-// Step `k` of the dispatch, Metropolis-adjusted (CPU twin: `mala_step` in
+// The Philox block of MALA's uniforms for the four steps from absolute step 4 m that holds
+// step k of the dispatch: word j is step 4 m + j's (src/rng.rs, `mala_uniform`).
+fn mala_uniforms(index: vec2<u32>, k: u32) -> vec4<u32> {
+    let at = block_add(vec2<u32>(step.step0, step.step0_hi), k);
+    let block = vec2<u32>((at.x >> 2u) | (at.y << 30u), at.y >> 2u);
+    return philox4x32_10(philox_block_counter(index, block, STREAM_MALA), step.key);
+}
+
+// The uniform's word of step k of the dispatch alone (single steps).
+fn mala_word(index: vec2<u32>, k: u32) -> u32 {
+    let w = mala_uniforms(index, k);
+    let lane = (step.step0 + k) & 3u;
+    return select(select(w.x, w.y, lane == 1u), select(w.z, w.w, lane == 3u), lane >= 2u);
+}
+
+// Step `k` of the dispatch, Metropolis-adjusted, with `w` the Philox word of its uniform
+// (CPU twin: `mala_step` in
 // src/dynamics/langevin.rs). With s = sqrt(2 T dt) and h = grad U(x) + grad U(y), the
 // proposal y = x - grad U(x) dt + s xi has
 //   log alpha = -(U(y) - U(x))/T - [|x - y + grad U(y) dt|^2 - |y - x + grad U(x) dt|^2]/(4 T dt)
@@ -67,19 +81,11 @@ struct Chain {
 // the second form exact algebra (y - x + grad U(x) dt = s xi) without the cancellation of
 // the two squares. Accept when log u < log alpha: a NaN or -Inf ratio (a proposal where U or
 // its gradient overflows) is rejected.
-fn mala(quadratic: Quadratic, c: Chain, xi: Point, k: u32, index: vec2<u32>) -> Chain {
+fn mala(quadratic: Quadratic, c: Chain, xi: Point, w: u32, k: u32) -> Chain {
     let dt = step.dt;
     let t = step.t0 + f32(k) * dt;
     let s = step.noise_scale;
     var out = c;
-    // Absolute step (64-bit) of this one: its uniform is lane k & 3 of block k >> 2.
-    let at = block_add(vec2<u32>(step.step0, step.step0_hi), k);
-    if (k == 0u || (at.x & 3u) == 0u) {
-        let block = vec2<u32>((at.x >> 2u) | (at.y << 30u), at.y >> 2u);
-        out.uniforms = philox4x32_10(philox_block_counter(index, block, STREAM_MALA), step.key);
-    }
-    let lane = at.x & 3u;
-    let w = select(select(out.uniforms.x, out.uniforms.y, lane == 1u), select(out.uniforms.z, out.uniforms.w, lane == 3u), lane >= 2u);
     var y = c.x;
     y.a = c.x.a - c.g.a * dt + s * xi.a;
     if (DIM > 4u) {
@@ -121,7 +127,7 @@ fn count_accepted(n: u32) {
 // so that it reaches the non-finite count instead of being held by rejections.
 fn run_mala(quadratic: Quadratic, i: u32, x0: Point, index: vec2<u32>) {
     let u0 = potential_value(quadratic, x0, step.t0);
-    var c = Chain(x0, gradient(quadratic, x0, step.t0), u0, 0u, vec4<u32>(0u));
+    var c = Chain(x0, gradient(quadratic, x0, step.t0), u0, 0u);
     if (!point_is_finite(c.g) || !point_is_finite(Point(vec4<f32>(u0), vec4<f32>(0.0)))) {
         finish(i, poison_point());
         return;
@@ -129,18 +135,38 @@ fn run_mala(quadratic: Quadratic, i: u32, x0: Point, index: vec2<u32>) {
     let block0 = vec2<u32>(step.block0, step.block0_hi);
     if (SINGLE_STEPS == 1u) {
         for (var s = 0u; s < step.steps; s = s + 1u) {
-            c = mala(quadratic, c, step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key), s, index);
+            let xi = step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key);
+            c = mala(quadratic, c, xi, mala_word(index, s), s);
         }
     } else {
-        for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
-            let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
-            c = mala(quadratic, c, normals_from(b, 0u), s, index);
-            if (ROUND_STEPS > 1u) {
-                c = mala(quadratic, c, normals_from(b, DIM), s + 1u, index);
-            }
-            if (ROUND_STEPS > 2u) {
-                c = mala(quadratic, c, normals_from(b, 2u * DIM), s + 2u, index);
-                c = mala(quadratic, c, normals_from(b, 3u * DIM), s + 3u, index);
+        // Whole quads of steps from an absolute step that is a multiple of 4 (the host
+        // splits MALA's blocks so): one block of uniforms, word j for step s + j, and the
+        // normals in 4 / ROUND_STEPS rounds. A block of uniforms per step, selected by a
+        // branch on the step, ran 1.5 times slower on lavapipe (both sides executed).
+        for (var s = 0u; s < step.steps; s = s + 4u) {
+            let w = mala_uniforms(index, s);
+            if (ROUND_STEPS == 4u) {
+                let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b, 0u), w.x, s);
+                c = mala(quadratic, c, normals_from(b, DIM), w.y, s + 1u);
+                c = mala(quadratic, c, normals_from(b, 2u * DIM), w.z, s + 2u);
+                c = mala(quadratic, c, normals_from(b, 3u * DIM), w.w, s + 3u);
+            } else if (ROUND_STEPS == 2u) {
+                let b0 = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b0, 0u), w.x, s);
+                c = mala(quadratic, c, normals_from(b0, DIM), w.y, s + 1u);
+                let b1 = round_blocks(index, block_add(block0, ((s + 2u) * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b1, 0u), w.z, s + 2u);
+                c = mala(quadratic, c, normals_from(b1, DIM), w.w, s + 3u);
+            } else {
+                let b0 = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b0, 0u), w.x, s);
+                let b1 = round_blocks(index, block_add(block0, ((s + 1u) * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b1, 0u), w.y, s + 1u);
+                let b2 = round_blocks(index, block_add(block0, ((s + 2u) * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b2, 0u), w.z, s + 2u);
+                let b3 = round_blocks(index, block_add(block0, ((s + 3u) * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b3, 0u), w.w, s + 3u);
             }
         }
     }

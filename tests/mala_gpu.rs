@@ -420,102 +420,108 @@ fn gpu_decisions_match_the_twin_outside_the_f32_margin() {
     }
 }
 
-/// Fused dispatches (a single-step head, whole rounds, a tail) take the same normals and
-/// uniforms as the twin: from step 1 through 8 steps in 3D (four steps per round: head 3,
-/// one round, tail 1), each particle's whole trajectory is the twin's, wherever no step of
-/// the twin's was within 4 times the decision margin (the f32 trajectory drifts from the
-/// twin's by a few ulp a step, which moves log alpha by far less than the margin's own
-/// size), within 8 times one step's proposal tolerance.
+/// Fused dispatches (a single-step head, whole quads of steps from a multiple of 4, a
+/// tail) take the same normals and uniforms as the twin: from step 1 through 8 steps (head
+/// 3, one quad, tail 1), in every round layout (1, 2 or 4 steps per round of normals, and
+/// DIM > 4), each particle's whole trajectory is the twin's, wherever no step of the twin's
+/// was within 4 times the decision margin (the f32 trajectory drifts from the twin's by a
+/// few ulp a step, which moves log alpha by far less than the margin's own size), within 8
+/// times one step's proposal tolerance.
 #[test]
-fn fused_rounds_follow_the_twin() {
+fn fused_quads_follow_the_twin() {
     let gpu = common::gpu();
-    let (n, dim, temperature, dt, steps) = (2048u64, 3u32, 0.7, 0.25, 8u64);
-    let d = dim as usize;
+    let (n, temperature, dt, steps) = (1024u64, 0.7, 0.25, 8u64);
     let potential = Potential::DoubleWell;
-    let init = Init::Gaussian {
-        mean: vec![0.0; d],
-        std: vec![0.8; d],
-    };
-    let p = plan(
-        dim,
-        n,
-        init,
-        potential.clone(),
-        temperature,
-        dt,
-        steps + 1,
-        true,
-    );
-    let mut sim =
-        Simulation::new(&gpu, &p, None, None, 0, n, &Layout::default()).expect("simulation");
-    let start = sim.positions().expect("positions");
-    sim.restore(
-        &start,
-        None,
-        ResumePoint {
-            step: 1,
-            pending: None,
-        },
-    )
-    .expect("restore");
-    sim.advance_to(1 + steps, |_| Ok(()), &|| false)
-        .expect("advance");
-    let after = sim.positions().expect("positions");
-    let gpu_accepted = sim.accepted().expect("read").expect("counted");
-    let key = rng::key_from_seed(p.seed);
-    let s = (2.0 * temperature * dt).sqrt();
-    let (mut compared, mut twin_total) = (0u64, 0u64);
-    for i in 0..n as usize {
-        let mut x: Vec<f64> = start[i * d..(i + 1) * d]
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect();
-        let mut clear = true;
-        let mut tol: f64 = 0.0;
-        let mut noise = NoiseStream::new(key, i as u64, 1, dim);
-        for k in 1..=steps {
-            let xi: Vec<f64> = (0..d).map(|_| noise.next_normal()).collect();
-            let u = rng::mala_uniform(key, i as u64, k);
-            let step = mala_step(&potential, temperature, dt, &x, &xi, u, k as f64 * dt);
-            let margin = decision_margin(&potential, temperature, dt, &x, &xi, u, &step);
-            clear &= (step.log_u - step.log_alpha).abs() > 4.0 * margin;
-            tol = tol.max(proposal_tolerance(&potential, dt, s, &x, &xi));
-            if step.accepted {
-                x = step.proposal;
-                twin_total += 1;
+    for dim in [1u32, 2, 3, 4, 6] {
+        let d = dim as usize;
+        let init = Init::Gaussian {
+            mean: vec![0.0; d],
+            std: vec![0.8; d],
+        };
+        let p = plan(
+            dim,
+            n,
+            init,
+            potential.clone(),
+            temperature,
+            dt,
+            steps + 1,
+            true,
+        );
+        let mut sim =
+            Simulation::new(&gpu, &p, None, None, 0, n, &Layout::default()).expect("simulation");
+        let start = sim.positions().expect("positions");
+        sim.restore(
+            &start,
+            None,
+            ResumePoint {
+                step: 1,
+                pending: None,
+            },
+        )
+        .expect("restore");
+        sim.advance_to(1 + steps, |_| Ok(()), &|| false)
+            .expect("advance");
+        let after = sim.positions().expect("positions");
+        let gpu_accepted = sim.accepted().expect("read").expect("counted");
+        let key = rng::key_from_seed(p.seed);
+        let s = (2.0 * temperature * dt).sqrt();
+        let (mut compared, mut twin_total) = (0u64, 0u64);
+        for i in 0..n as usize {
+            let mut x: Vec<f64> = start[i * d..(i + 1) * d]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            let mut clear = true;
+            let mut tol: f64 = 0.0;
+            let mut noise = NoiseStream::new(key, i as u64, 1, dim);
+            for k in 1..=steps {
+                let xi: Vec<f64> = (0..d).map(|_| noise.next_normal()).collect();
+                let u = rng::mala_uniform(key, i as u64, k);
+                let step = mala_step(&potential, temperature, dt, &x, &xi, u, k as f64 * dt);
+                let margin = decision_margin(&potential, temperature, dt, &x, &xi, u, &step);
+                clear &= (step.log_u - step.log_alpha).abs() > 4.0 * margin;
+                tol = tol.max(proposal_tolerance(&potential, dt, s, &x, &xi));
+                if step.accepted {
+                    x = step.proposal;
+                    twin_total += 1;
+                }
+            }
+            if !clear {
+                continue;
+            }
+            compared += 1;
+            for c in 0..d {
+                let diff = (f64::from(after[i * d + c]) - x[c]).abs();
+                assert!(
+                    diff <= 8.0 * tol,
+                    "dim {dim}, particle {i}: coordinate {c} off the twin by {diff} (tolerance {})",
+                    8.0 * tol
+                );
             }
         }
-        if !clear {
-            continue;
-        }
-        compared += 1;
-        for c in 0..d {
-            let diff = (f64::from(after[i * d + c]) - x[c]).abs();
-            assert!(
-                diff <= 8.0 * tol,
-                "particle {i}: coordinate {c} off the twin by {diff} (tolerance {})",
-                8.0 * tol
-            );
-        }
+        eprintln!("fused, dim {dim}: {compared} of {n} compared, GPU accepted {gpu_accepted}");
+        assert!(
+            compared * 100 >= 99 * n,
+            "dim {dim}: only {compared} of {n} compared"
+        );
+        // The whole-ensemble twin agrees with the per-particle one, and the GPU's count with
+        // both up to the particles not compared (at most `steps` decisions each).
+        let mut cpu: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
+        let twin = mala_cpu(
+            &mut cpu,
+            dim,
+            0,
+            &potential,
+            temperature,
+            dt,
+            p.seed,
+            1,
+            steps,
+        );
+        assert_eq!(twin, twin_total);
+        assert!(gpu_accepted.abs_diff(twin) <= (n - compared) * steps);
     }
-    eprintln!("fused: {compared} of {n} compared, GPU accepted {gpu_accepted}");
-    assert!(compared * 100 >= 99 * n, "only {compared} of {n} compared");
-    // The whole-ensemble twin agrees with the per-particle one, and the GPU's count with
-    // both up to the particles not compared (at most `steps` decisions each).
-    let mut cpu: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
-    let twin = mala_cpu(
-        &mut cpu,
-        dim,
-        0,
-        &potential,
-        temperature,
-        dt,
-        p.seed,
-        1,
-        steps,
-    );
-    assert_eq!(twin, twin_total);
-    assert!(gpu_accepted.abs_diff(twin) <= (n - compared) * steps);
 }
 
 fn fokker(args: &[&str], cwd: &Path) -> Output {

@@ -229,8 +229,14 @@ impl Stepper for LangevinGpu {
         steps: u32,
         _stop: &dyn Fn() -> bool,
     ) -> Result<bool> {
-        let (head, body, tail) =
-            split_block(step0, u64::from(steps), u64::from(round_steps(self.dim)));
+        // MALA's rounds are quads of steps from a multiple of 4 (one Philox block of
+        // uniforms each; 4 is a multiple of every round_steps).
+        let round = if self.mala {
+            4
+        } else {
+            u64::from(round_steps(self.dim))
+        };
+        let (head, body, tail) = split_block(step0, u64::from(steps), round);
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
