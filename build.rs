@@ -74,6 +74,19 @@ const SHADERS: &[Shader] = &[
         ],
     },
     Shader {
+        name: "UNDERDAMPED",
+        structs: &[abi::ChunkUniform::WGSL, abi::UnderdampedStep::WGSL],
+        files: &[
+            "common/chunk.wgsl",
+            "common/philox.wgsl",
+            "common/point.wgsl",
+            "common/state.wgsl",
+            "common/potential.wgsl",
+            "common/noise.wgsl",
+            "underdamped.wgsl",
+        ],
+    },
+    Shader {
         name: "INIT",
         structs: &[abi::ChunkUniform::WGSL, abi::InitArgs::WGSL],
         files: &["common/chunk.wgsl", "common/philox.wgsl", "init.wgsl"],

@@ -1,6 +1,10 @@
 // Histogram of one or two axes with atomic u32 bins (drained to u64 on the host between
 // batches small enough that no bin can wrap). CPU twin: src/observe/histogram.rs.
 // Includes common/chunk.wgsl; `Chunk` and `Hist` (HistUniform) come from src/gpu/abi.rs.
+// Axes 0 .. DIM - 1 are the positions (`state`), DIM .. 2 DIM - 1 the velocities of the
+// underdamped kind (`velocity`, laid out like `state`; other kinds bind `state` there too and
+// never name such an axis). A particle with a non-finite coordinate on a velocity axis it is
+// binned on counts as non-finite as well.
 // Bins follow numpy: [lo, hi) except the last, which includes hi.
 //
 // counts layout: bins (numpy histogram2d order: i * bins1 + j), then the HIST_TALLIES
@@ -15,6 +19,15 @@ override WG: u32 = 64u;
 @group(0) @binding(1) var<uniform> chunk: Chunk;
 @group(0) @binding(2) var<uniform> hist: Hist;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
+@group(0) @binding(4) var<storage, read> velocity: array<f32>;
+
+// Phase-space coordinate `axis` of particle i.
+fn axis_value(i: u32, axis: u32) -> f32 {
+    if (axis < DIM) {
+        return state[i * DIM + axis];
+    }
+    return velocity[i * DIM + axis - DIM];
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -27,6 +40,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var d = 0u; d < DIM; d = d + 1u) {
         finite = finite && is_finite_bits(state[i * DIM + d]);
     }
+    for (var a = 0u; a < hist.naxes; a = a + 1u) {
+        finite = finite && is_finite_bits(axis_value(i, hist.axes[a]));
+    }
     if (!finite) {
         atomicAdd(&counts[total + HIST_NONFINITE], 1u);
         return;
@@ -34,7 +50,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var inside = true;
     var flat = 0u;
     for (var a = 0u; a < hist.naxes; a = a + 1u) {
-        let v = state[i * DIM + hist.axes[a]];
+        let v = axis_value(i, hist.axes[a]);
         var b = 0u;
         if (v < hist.lo[a]) {
             atomicAdd(&counts[total + HIST_BELOW + 2u * a], 1u);

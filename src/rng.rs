@@ -17,6 +17,9 @@
 //! - [`STREAM_INIT`]: initial sampling. Normals for coordinate c in block c >> 2, lane c & 3;
 //!   uniforms for coordinate c in block [`INIT_UNIFORM_BLOCK`] + (c >> 2), lane c & 3; the
 //!   word choosing a mixture component or a data row in block [`INIT_CHOICE_BLOCK`], lane 0.
+//! - [`STREAM_VELOCITY`]: the underdamped kind's Maxwell–Boltzmann initial velocities,
+//!   normal c (coordinate c) in block c >> 2, lane c & 3, so they are independent of the
+//!   initial positions (stream 1) and of the dynamics noise (stream 0).
 
 pub const STREAM_DYNAMICS: u32 = 0;
 pub const STREAM_INIT: u32 = 1;
@@ -28,6 +31,8 @@ pub const STREAM_TARGET: u32 = 4;
 /// MALA's accept/reject uniforms (one per step, [`mala_uniform`]); the shaders take the
 /// number from src/gpu/abi.rs.
 pub const STREAM_MALA: u32 = crate::gpu::abi::STREAM_MALA;
+/// Initial velocities (`kind = "underdamped"`), declared in src/gpu/abi.rs for the shader.
+pub const STREAM_VELOCITY: u32 = crate::gpu::abi::STREAM_VELOCITY;
 pub const INIT_UNIFORM_BLOCK: u32 = 0x8000_0000;
 pub const INIT_CHOICE_BLOCK: u32 = 0xC000_0000;
 
@@ -290,6 +295,8 @@ mod tests {
             assert_ne!(w, normal_words);
         }
         assert_ne!(STREAM_MALA, STREAM_DYNAMICS);
-        assert!(![STREAM_INIT, STREAM_PROXY, STREAM_TARGET].contains(&STREAM_MALA));
+        assert!(
+            ![STREAM_INIT, STREAM_PROXY, STREAM_TARGET, STREAM_VELOCITY].contains(&STREAM_MALA)
+        );
     }
 }

@@ -180,9 +180,14 @@ impl<'g> Simulation<'g> {
             workgroup_size: layout.workgroup_size,
             chunk_particles: layout.chunk_particles,
         })?;
+        // Phase-space axes (dim .. 2 dim - 1) read the velocities of kinds that have them.
+        let velocity = stepper
+            .extra_state()
+            .filter(|_| plan.dynamics.velocity_axes());
         let histogram = HistogramGpu::new(
             gpu,
             &ensemble,
+            velocity,
             &plan.output.histogram,
             layout.workgroup_size,
         );
@@ -190,7 +195,7 @@ impl<'g> Simulation<'g> {
             .output
             .marginals
             .iter()
-            .map(|spec| HistogramGpu::new(gpu, &ensemble, spec, layout.workgroup_size))
+            .map(|spec| HistogramGpu::new(gpu, &ensemble, velocity, spec, layout.workgroup_size))
             .collect();
         let moments = MomentsGpu::new(gpu, &ensemble, layout.workgroup_size);
         let mmd = match plan.dynamics.kernel_target() {

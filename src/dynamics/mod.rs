@@ -20,6 +20,7 @@ pub mod reverse_sde;
 pub mod sd_flow;
 pub mod sde;
 pub mod svgd;
+pub mod underdamped;
 
 use crate::error::Result;
 use crate::gpu::{Ensemble, Gpu};
@@ -90,6 +91,7 @@ registry! {
     Svgd(svgd::SvgdPlan) = "svgd",
     Interaction(interaction::InteractionPlan) = "interaction",
     Sde(sde::SdePlan) = "sde",
+    Underdamped(underdamped::UnderdampedPlan) = "underdamped",
 }
 
 impl std::ops::Deref for DynamicsPlan {
@@ -209,6 +211,19 @@ pub trait Dynamics: std::fmt::Debug {
         let _ = data;
         let (potential, temperature) = self.potential()?;
         crate::scenario::range::equilibrium_box(potential, temperature, axis)
+    }
+
+    /// Whether histograms may read the velocities as axes dim .. 2 dim - 1 (phase space):
+    /// then the stepper's [`Stepper::extra_state`] is the velocity ensemble.
+    fn velocity_axes(&self) -> bool {
+        false
+    }
+
+    /// The default histogram range of phase-space axis `axis` when it is a velocity axis
+    /// (axis >= dim, for kinds with [`Dynamics::velocity_axes`]); None for positions.
+    fn velocity_box(&self, axis: usize) -> Option<[f64; 2]> {
+        let _ = axis;
+        None
     }
 
     /// The forward process whose Gaussian prior `init = { kind = "prior" }` stands for.
@@ -406,7 +421,7 @@ mod tests {
     /// A minimal `[dynamics]` table of each registered kind.
     fn dynamics_table(kind: &str) -> String {
         let body = match kind {
-            "langevin" | "gradient_flow" => {
+            "langevin" | "gradient_flow" | "underdamped" => {
                 "potential = { kind = \"double_well\" }\ndt = 0.01\nsteps = 3".to_string()
             }
             "forward" => "process = { kind = \"vp\" }\ndt = 0.01\nsteps = 3".to_string(),

@@ -150,6 +150,29 @@ gpu_struct! {
 }
 
 gpu_struct! {
+    /// One dispatch of underdamped Langevin by BAOAB (shaders/underdamped.wgsl); the
+    /// per-axis coefficients (dt / 2m, the O step's noise scale, the initial velocities'
+    /// law) are a storage array, computed on the host in f64.
+    UnderdampedStep as "Step", 48 bytes {
+        key: [u32; 2],
+        /// Philox block and lane of the first normal of the first step: g = step0 * DIM.
+        block0: u32,
+        lane0: u32,
+        steps: u32,
+        dt: f32,
+        /// The O step's velocity factor c = exp(-gamma dt).
+        ou_c: f32,
+        first: u32,
+        span: u32,
+        /// High word of block0 (docs/architecture.md, "RNG counter layout").
+        block0_hi: u32,
+        /// Time of the dispatch's first step (step s is at t0 + s dt).
+        t0: f32,
+        _pad: [u32; 1],
+    }
+}
+
+gpu_struct! {
     /// One dispatch of forward noising, the reverse SDE or the probability flow
     /// (shaders/diffusion.wgsl).
     DiffusionStep as "Step", 48 bytes {
@@ -261,6 +284,9 @@ gpu_constants! {
     /// Philox stream of MALA's accept/reject uniforms (src/rng.rs): step k's uniform is
     /// lane k & 3 of block k >> 2, so the dynamics normals (stream 0) keep their counters.
     STREAM_MALA = 3;
+    /// Philox stream of the underdamped kind's Maxwell–Boltzmann initial velocities
+    /// (src/rng.rs): normal c of a particle in block c >> 2, lane c & 3.
+    STREAM_VELOCITY = 5;
 
     /// `override INIT` (shaders/init.wgsl), written by src/dynamics/init.rs.
     INIT_POINT = 0;

@@ -49,9 +49,12 @@ pub struct HistogramGpu {
 }
 
 impl HistogramGpu {
+    /// `velocity`: the velocity ensemble (chunked like `ensemble`) that axes dim ..
+    /// 2 dim - 1 read, for kinds that have one.
     pub fn new(
         gpu: &Gpu,
         ensemble: &Ensemble,
+        velocity: Option<&Ensemble>,
         spec: &HistogramSpec,
         workgroup_size: u32,
     ) -> HistogramGpu {
@@ -82,7 +85,12 @@ impl HistogramGpu {
         let binds = ensemble
             .chunks
             .iter()
-            .map(|c| kernel.bind(gpu, &[&c.state, &c.uniform, &uniform, &counts]))
+            .enumerate()
+            .map(|(k, c)| {
+                // Without velocities no axis reads them: the positions stand in the binding.
+                let v = velocity.map_or(&c.state, |v| &v.chunks[k].state);
+                kernel.bind(gpu, &[&c.state, &c.uniform, &uniform, &counts, v])
+            })
             .collect();
         HistogramGpu {
             kernel,
@@ -142,16 +150,36 @@ impl HistogramGpu {
 
 /// CPU twin of shaders/histogram.wgsl: bins row-major `positions` (dim per row) in f64.
 pub fn histogram_cpu(positions: &[f64], dim: u32, spec: &HistogramSpec) -> HistogramCounts {
+    phase_histogram_cpu(positions, None, dim, spec)
+}
+
+/// CPU twin of shaders/histogram.wgsl with velocities: axes dim .. 2 dim - 1 read the
+/// row-major `velocities` (same layout as the positions).
+pub fn phase_histogram_cpu(
+    positions: &[f64],
+    velocities: Option<&[f64]>,
+    dim: u32,
+    spec: &HistogramSpec,
+) -> HistogramCounts {
     let mut h = HistogramCounts::zeros(spec);
-    for x in positions.chunks_exact(dim as usize) {
-        if x.iter().any(|v| !v.is_finite()) {
+    let d = dim as usize;
+    for (i, x) in positions.chunks_exact(d).enumerate() {
+        let value = |axis: u32| {
+            let axis = axis as usize;
+            if axis < d {
+                x[axis]
+            } else {
+                velocities.map_or(f64::NAN, |v| v[i * d + axis - d])
+            }
+        };
+        if x.iter().any(|v| !v.is_finite()) || spec.axes.iter().any(|&a| !value(a).is_finite()) {
             h.nonfinite += 1;
             continue;
         }
         let mut flat = 0usize;
         let mut inside = true;
         for (a, &axis) in spec.axes.iter().enumerate() {
-            let v = x[axis as usize];
+            let v = value(axis);
             let [lo, hi] = spec.range[a];
             let bins = spec.bins[a] as usize;
             let mut b = 0;

@@ -5,6 +5,6 @@ pub mod histogram;
 pub mod mmd;
 pub mod moments;
 
-pub use histogram::{HistogramCounts, HistogramGpu, histogram_cpu};
+pub use histogram::{HistogramCounts, HistogramGpu, histogram_cpu, phase_histogram_cpu};
 pub use mmd::{MmdGpu, median_bandwidth, mmd2_cpu};
 pub use moments::{Moments, MomentsGpu, moments_cpu};

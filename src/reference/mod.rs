@@ -605,6 +605,7 @@ impl Reference {
                     ReferenceKind::FokkerPlanck => solver(Coefficients::General {
                         field: sde_field(model, &axes),
                         timed: model.is_timed_on(&axes),
+                        axis_scale: [1.0; 2],
                     })?,
                     ReferenceKind::Boltzmann => {
                         Track::Boltzmann(sde_stationary(model, spec, &axes)?)

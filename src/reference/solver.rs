@@ -186,8 +186,14 @@ pub enum Coefficients {
         temperature: ScheduleFn,
         temperature_timed: bool,
     },
-    /// Any f(y, t) and D(y, t) >= 0. `timed`: whether either depends on t.
-    General { field: FieldFn, timed: bool },
+    /// Any f(y, t) and D(y, t) >= 0. `timed`: whether either depends on t. `axis_scale`
+    /// multiplies D per axis (1 for the isotropic SDE; Kramers' equation has no diffusion
+    /// in position: [0, 1], see [`Coefficients::kramers`]).
+    General {
+        field: FieldFn,
+        timed: bool,
+        axis_scale: [f64; 2],
+    },
 }
 
 impl Coefficients {
@@ -206,7 +212,7 @@ impl Coefficients {
         }
     }
 
-    /// [`Coefficients::General`] from a closure.
+    /// [`Coefficients::General`] from a closure, D the same on every axis.
     pub fn general(
         field: impl Fn(&[f64], f64, &mut Vec<f64>, &mut [f64]) + Send + Sync + 'static,
         timed: bool,
@@ -214,6 +220,39 @@ impl Coefficients {
         Coefficients::General {
             field: Box::new(field),
             timed,
+            axis_scale: [1.0; 2],
+        }
+    }
+
+    /// Kramers' equation of underdamped Langevin dynamics in one dimension, on the (x, v)
+    /// plane: dX = V dt, m dV = -U'(X) dt - gamma m V dt + sqrt(2 gamma m T) dW, so
+    ///
+    /// ```text
+    /// d rho / dt = -d/dx (v rho) - d/dv ((-U'(x) / m - gamma v) rho) + (gamma T / m) d2 rho / dv2,
+    /// ```
+    ///
+    /// the general equation with f = (v, -U'/m - gamma v), D = gamma T / m on the v axis and
+    /// none on x: the x faces are upwinded (first order in h_x, the limit D_face -> 0 of the
+    /// fitted flux), the v faces exponentially fitted. `gradient` gives U'(x) at time t.
+    /// The stationary law is exp(-U/T - m v^2 / (2T)) / Z, up to O(h_x).
+    pub fn kramers(
+        gradient: impl Fn(f64, f64) -> f64 + Send + Sync + 'static,
+        timed: bool,
+        gamma: f64,
+        mass: f64,
+        temperature: f64,
+    ) -> Coefficients {
+        let d = gamma * temperature / mass;
+        Coefficients::General {
+            field: Box::new(
+                move |y: &[f64], t: f64, _: &mut Vec<f64>, out: &mut [f64]| {
+                    out[0] = y[1];
+                    out[1] = -gradient(y[0], t) / mass - gamma * y[1];
+                    out[2] = d;
+                },
+            ),
+            timed,
+            axis_scale: [0.0, 1.0],
         }
     }
 }
@@ -233,6 +272,7 @@ enum Sampler {
     General {
         field: FieldFn,
         timed: bool,
+        axis_scale: [f64; 2],
     },
 }
 
@@ -310,7 +350,10 @@ impl Sampler {
                         }
                     });
             }
-            Sampler::General { field, .. } => {
+            Sampler::General {
+                field, axis_scale, ..
+            } => {
+                let scale = axis_scale[axis];
                 rates
                     .par_chunks_mut(SAMPLE_CHUNK)
                     .enumerate()
@@ -328,9 +371,9 @@ impl Sampler {
                             field(&y[..axes], t, &mut scratch, &mut out[..=axes]);
                             *r = fitted_rates(
                                 h * out[axis],
-                                out[axes],
-                                centre_d[k],
-                                centre_d[k + stride],
+                                scale * out[axes],
+                                scale * centre_d[k],
+                                scale * centre_d[k + stride],
                                 h,
                             );
                         }
@@ -479,7 +522,15 @@ impl FokkerPlanck {
                 cells: Vec::new(),
                 current: 0.0,
             },
-            Coefficients::General { field, timed } => Sampler::General { field, timed },
+            Coefficients::General {
+                field,
+                timed,
+                axis_scale,
+            } => Sampler::General {
+                field,
+                timed,
+                axis_scale,
+            },
         };
         let mut fp = FokkerPlanck {
             grid,

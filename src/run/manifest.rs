@@ -63,6 +63,10 @@ pub struct SnapshotRecord {
     pub density: String,
     pub heatmap: String,
     pub particles: Option<String>,
+    /// Beside `particles`, for dynamics with velocities (underdamped, the heavy ball): the
+    /// end-of-step velocities, `velocities/NNNNNNNN.npy`, f32 (count, dim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub velocities: Option<String>,
     pub histogram: HistogramRecord,
     /// Mean and covariance of the finite particles (also in metrics.csv).
     pub moments: MomentsRecord,

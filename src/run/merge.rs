@@ -4,7 +4,7 @@
 
 use super::manifest::{HistogramRecord, Manifest, MomentsRecord, SnapshotRecord, Status, Timings};
 use super::{
-    read_manifest, snapshot_name, write_density, write_gif, write_manifest, write_metrics,
+    read_manifest, write_density, write_gif, write_manifest, write_metrics, write_rows,
     write_trajectories,
 };
 use crate::error::{Error, Result};
@@ -154,6 +154,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
             ..first.histogram.clone()
         };
         let mut positions: Vec<f32> = Vec::new();
+        let mut velocities: Vec<f32> = Vec::new();
         for (dir, m) in &all {
             let s = &m.snapshots[j];
             let (_, c) = output::read_npy_u64(&dir.join(&s.density))?;
@@ -184,18 +185,23 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
             if let (Some(rel), true) = (&s.particles, first.particles.is_some()) {
                 positions.extend(output::read_npy_f32(&dir.join(rel))?.1);
             }
+            if let (Some(rel), true) = (&s.velocities, first.velocities.is_some()) {
+                velocities.extend(output::read_npy_f32(&dir.join(rel))?.1);
+            }
         }
         let (density, heatmap) = write_density(out, &plan, first.step, first.time, &counts)?;
         let particles = match first.particles {
-            Some(_) => {
-                let rel = format!("particles/{}.npy", snapshot_name(first.step));
-                let d = plan.particles.dim as usize;
-                output::write_atomic(
-                    &out.join(&rel),
-                    &output::npy_f32(&[positions.len() / d, d], &positions)?,
-                )?;
-                Some(rel)
-            }
+            Some(_) => Some(write_rows(out, &plan, "particles", first.step, &positions)?),
+            None => None,
+        };
+        let velocities = match first.velocities {
+            Some(_) => Some(write_rows(
+                out,
+                &plan,
+                "velocities",
+                first.step,
+                &velocities,
+            )?),
             None => None,
         };
         let moments: Vec<&MomentsRecord> =
@@ -213,6 +219,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
             density,
             heatmap,
             particles,
+            velocities,
             histogram: hist,
             moments: pool_moments(&moments),
             // Shards in index order hold the traced (lowest) particle indices in order.

@@ -503,12 +503,18 @@ fn execute(
                 ParticlesOutput::Final => target == total_steps,
                 ParticlesOutput::Snapshots => true,
             };
-            let positions = if write_particles {
-                Some(sim.positions()?)
+            let (positions, velocities) = if write_particles {
+                (Some(sim.positions()?), sim.extra_state()?)
             } else {
-                None
+                (None, None)
             };
-            let mut record = write_snapshot(out, &plan, &obs, positions.as_deref())?;
+            let mut record = write_snapshot(
+                out,
+                &plan,
+                &obs,
+                positions.as_deref(),
+                velocities.as_deref(),
+            )?;
             if let Some(accepted) = obs.accepted {
                 let since = manifest.snapshots.last().map(|s| s.step);
                 record.accepted = Some(accepted);
@@ -553,7 +559,15 @@ fn axis_names(plan: &Plan) -> Vec<String> {
         .histogram
         .axes
         .iter()
-        .map(|a| format!("x{a}"))
+        .map(|&a| {
+            // Phase space: axes from dim on are the velocities.
+            let dim = plan.particles.dim;
+            if a < dim {
+                format!("x{a}")
+            } else {
+                format!("v{}", a - dim)
+            }
+        })
         .collect()
 }
 
@@ -582,22 +596,40 @@ pub fn write_density(
     Ok((density, heatmap))
 }
 
+/// Writes `folder/NNNNNNNN.npy` of row-major `values` (dim per particle) and returns its
+/// relative path.
+pub(crate) fn write_rows(
+    out: &Path,
+    plan: &Plan,
+    folder: &str,
+    step: u64,
+    values: &[f32],
+) -> Result<String> {
+    let rel = format!("{folder}/{}.npy", snapshot_name(step));
+    let d = plan.particles.dim as usize;
+    output::write_atomic(
+        &out.join(&rel),
+        &output::npy_f32(&[values.len() / d, d], values)?,
+    )?;
+    Ok(rel)
+}
+
 fn write_snapshot(
     out: &Path,
     plan: &Plan,
     obs: &Observation,
     positions: Option<&[f32]>,
+    velocities: Option<&[f32]>,
 ) -> Result<SnapshotRecord> {
     let spec = &plan.output.histogram;
     let (density, heatmap) = write_density(out, plan, obs.step, obs.time, &obs.histogram.counts)?;
-    let particles = match positions {
-        Some(p) => {
-            let rel = format!("particles/{}.npy", snapshot_name(obs.step));
-            let d = plan.particles.dim as usize;
-            output::write_atomic(&out.join(&rel), &output::npy_f32(&[p.len() / d, d], p)?)?;
-            Some(rel)
-        }
-        None => None,
+    let particles = positions
+        .map(|p| write_rows(out, plan, "particles", obs.step, p))
+        .transpose()?;
+    // The end-of-step velocities, beside the positions.
+    let velocities = match (positions, velocities) {
+        (Some(_), Some(v)) => Some(write_rows(out, plan, "velocities", obs.step, v)?),
+        _ => None,
     };
     Ok(SnapshotRecord {
         step: obs.step,
@@ -605,6 +637,7 @@ fn write_snapshot(
         density,
         heatmap,
         particles,
+        velocities,
         histogram: reference::histogram_record(spec, &obs.histogram),
         moments: MomentsRecord {
             count: obs.moments.count,

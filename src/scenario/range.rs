@@ -21,6 +21,10 @@ pub(crate) const SIGMAS: f64 = 4.0;
 ///   the union of `mean_k ± 4 std_k max(1, sqrt(T))` (p^(1/T) widens each component by about
 ///   sqrt(T) when T > 1).
 ///
+/// A velocity axis (dim .. 2 dim - 1, `kind = "underdamped"`) takes the kind's own
+/// [`Dynamics::velocity_box`](crate::dynamics::Dynamics::velocity_box): Maxwell–Boltzmann's
+/// `± 4 sqrt(T / m)` joined with any given initial velocity `± 0.5`.
+///
 /// Both, because the density starts in the first and relaxes towards the second, and one
 /// fixed grid must hold every snapshot of the way. `None` if a bound is not finite (values
 /// near f64::MAX), in which case the user has to give the range.
@@ -35,6 +39,10 @@ pub fn default_range(
     axes.iter()
         .map(|&a| {
             let a = a as usize;
+            // A velocity axis (phase space): the kind knows both its initial and final box.
+            if let Some(v) = dynamics.velocity_box(a) {
+                return (v[0].is_finite() && v[1].is_finite() && v[0] < v[1]).then_some(v);
+            }
             let start = initial_box(init, bounds.as_deref(), a)?;
             let r = match dynamics.final_box(data, a) {
                 Some(eq) => [start[0].min(eq[0]), start[1].max(eq[1])],

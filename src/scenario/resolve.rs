@@ -913,7 +913,7 @@ fn histogram(
         sec,
         "axes",
         || dim.map(|d| if d == 1 { vec![0] } else { vec![0, 1] }),
-        |i, k, v| axes(i, k, v, dim),
+        |i, k, v| axes(i, k, v, dim, ctx.dynamics),
     );
     let n = axes.as_ref().map(Vec::len);
     let bins = optional(
@@ -950,15 +950,39 @@ fn histogram(
     })
 }
 
-/// 1 or 2 distinct axes, each below `dim`.
-fn axes(issues: &mut Issues, key: &str, v: &Value, dim: Option<usize>) -> Option<Vec<u32>> {
-    let allowed = match dim {
-        Some(1) => "[0] (particles.dim = 1 has only axis 0)".to_string(),
-        Some(d) => format!("a list of 1 or 2 distinct axes, each from 0 to {}", d - 1),
-        None => "a list of 1 or 2 distinct axis indices".to_string(),
+/// 1 or 2 distinct axes, each below `dim`, or below 2 dim for dynamics with velocities
+/// (phase space: axes dim .. 2 dim - 1 are the velocities).
+fn axes(
+    issues: &mut Issues,
+    key: &str,
+    v: &Value,
+    dim: Option<usize>,
+    dynamics: Option<&DynamicsPlan>,
+) -> Option<Vec<u32>> {
+    let phase = dynamics.is_some_and(|d| d.velocity_axes());
+    let allowed = match (dim, phase) {
+        (Some(d), true) => format!(
+            "a list of 1 or 2 distinct axes, each from 0 to {}: 0 .. {} the positions, {d} .. {} \
+             the velocities",
+            2 * d - 1,
+            d - 1,
+            2 * d - 1
+        ),
+        (Some(1), false) => "[0] (particles.dim = 1 has only axis 0; velocity axes exist only \
+                             for dynamics.kind = \"underdamped\")"
+            .to_string(),
+        (Some(d), false) => format!(
+            "a list of 1 or 2 distinct axes, each from 0 to {} (velocity axes {d} .. {} exist \
+             only for dynamics.kind = \"underdamped\")",
+            d - 1,
+            2 * d - 1
+        ),
+        (None, _) => "a list of 1 or 2 distinct axis indices".to_string(),
     };
-    let in_range =
-        |a: i64| usize::try_from(a).is_ok_and(|a| dim.is_none_or(|d| a < d) && a < MAX_DIM);
+    let factor = if phase { 2 } else { 1 };
+    let in_range = |a: i64| {
+        usize::try_from(a).is_ok_and(|a| dim.is_none_or(|d| a < factor * d) && a < factor * MAX_DIM)
+    };
     let parsed = match v {
         Value::Array(items) => items
             .iter()

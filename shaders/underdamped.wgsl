@@ -1,0 +1,76 @@
+// Underdamped Langevin dX = V dt, M dV = -grad U(X, t) dt - gamma M V dt + sqrt(2 gamma M T) dW
+// by BAOAB (Leimkuhler & Matthews), `steps` steps fused per dispatch; step s of the
+// dispatch goes from t = t0 + s dt to t0 + (s + 1) dt:
+//   B: v <- v - (dt / 2m) grad U(x, t)
+//   A: x <- x + (dt / 2) v
+//   O: v <- c v + sqrt((1 - c^2) T / m) xi,   c = exp(-gamma dt), xi from stream 0
+//   A: x <- x + (dt / 2) v
+//   B: v <- v - (dt / 2m) grad U(x, t + dt)
+// The closing kick's gradient is the next step's opening one (same point, same time), so it
+// is computed once. The stored velocity is the end-of-step one (after the closing B).
+// INIT_VELOCITY = 1 instead draws the initial velocities (mean + scale xi, xi from stream
+// STREAM_VELOCITY) and leaves the positions alone.
+// CPU twin: src/dynamics/underdamped.rs (`underdamped_cpu`). Includes common/chunk.wgsl,
+// common/philox.wgsl, common/point.wgsl, common/state.wgsl, common/potential.wgsl and
+// common/noise.wgsl; `Chunk` and `Step` (UnderdampedStep) come from src/gpu/abi.rs.
+
+override POTENTIAL: u32 = 1u;
+// common/noise.wgsl's round length; this kernel takes single steps (step_normals) only.
+override ROUND_STEPS: u32 = 1u;
+override INIT_VELOCITY: u32 = 0u;
+
+@group(0) @binding(2) var<uniform> step: Step;
+@group(0) @binding(3) var<storage, read> potential_params: array<f32>;
+@group(0) @binding(4) var<storage, read_write> nonfinite: array<atomic<u32>>;
+// Velocities, laid out like `state`.
+@group(0) @binding(5) var<storage, read_write> velocity: array<f32>;
+// Per axis, DIM floats each, from the host in f64: [0] dt / 2m, [DIM] the O step's noise
+// scale sqrt((1 - c^2) T / m), [2 DIM] the initial velocities' scale (sqrt(T / m) for
+// Maxwell–Boltzmann, 0 when given), [3 DIM] their mean.
+@group(0) @binding(6) var<storage, read> coef: array<f32>;
+
+fn kick(v: Point, hm: Point, g: Point) -> Point {
+    return Point(v.a - hm.a * g.a, v.b - hm.b * g.b);
+}
+
+fn drift(x: Point, h: f32, v: Point) -> Point {
+    return Point(x.a + h * v.a, x.b + h * v.b);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = slice_particle(gid, nwg, step.first, step.span);
+    if (i >= chunk.count) { return; }
+    let index = global_index(chunk.base, i);
+    if (INIT_VELOCITY == 1u) {
+        let xi = step_normals(index, vec2<u32>(0u, 0u), 0u, STREAM_VELOCITY, step.key);
+        let scale = read_coef(2u * DIM);
+        let mean = read_coef(3u * DIM);
+        write_velocity(i * DIM, Point(mean.a + scale.a * xi.a, mean.b + scale.b * xi.b));
+        return;
+    }
+    var x = load_point(i);
+    var v = read_velocity(i * DIM);
+    let quadratic = potential_quadratic();
+    let hm = read_coef(0u);
+    let s_ou = read_coef(DIM);
+    let c = step.ou_c;
+    let dt = step.dt;
+    let h = 0.5 * dt;
+    let block0 = vec2<u32>(step.block0, step.block0_hi);
+    var g = gradient(quadratic, x, step.t0);
+    for (var s = 0u; s < step.steps; s = s + 1u) {
+        v = kick(v, hm, g);
+        x = drift(x, h, v);
+        let xi = step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key);
+        v = Point(c * v.a + s_ou.a * xi.a, c * v.b + s_ou.b * xi.b);
+        x = drift(x, h, v);
+        g = gradient(quadratic, x, step.t0 + f32(s + 1u) * dt);
+        v = kick(v, hm, g);
+    }
+    if (!point_is_finite(x) || !point_is_finite(v)) {
+        atomicAdd(&nonfinite[0], 1u);
+    }
+    store_point(i, x);
+    write_velocity(i * DIM, v);
+}
