@@ -12,6 +12,12 @@
 //! "(x^2 - 1)^2 + 0.5*y^2" (gradient derived, WGSL generated and validated by naga), and
 //! reports the generation + validation time as `codegen_seconds` (benches/compare_expr.sh
 //! puts both side by side).
+//!
+//! `--mala` times the same job twice in one process, plain Euler–Maruyama and then with
+//! `mala = true` (Metropolis-adjusted: a second potential value and gradient per step and a
+//! uniform from Philox), alternating, best of `--repeat` (3) each, and reports both times
+//! and `mala_ratio` = MALA / plain (the target is at most 1.6), with the measured
+//! acceptance rate.
 
 use fokker::gpu::{AdapterChoice, Gpu};
 use fokker::model::Potential;
@@ -32,7 +38,14 @@ fn expression_double_well() -> Potential {
     }
 }
 
-fn l2_plan(particles: u64, steps: u64, seed: u64, temperature: f64, potential: &Potential) -> Plan {
+fn l2_plan(
+    particles: u64,
+    steps: u64,
+    seed: u64,
+    temperature: f64,
+    potential: &Potential,
+    mala: bool,
+) -> Plan {
     Plan {
         name: Some("L2".into()),
         seed,
@@ -47,6 +60,7 @@ fn l2_plan(particles: u64, steps: u64, seed: u64, temperature: f64, potential: &
             dt: 1e-3.into(),
             steps,
             t_end: steps as f64 * 1e-3,
+            mala,
         }),
         output: OutputPlan {
             every_steps: None,
@@ -117,21 +131,59 @@ fn main() -> fokker::Result<()> {
         _ => (Potential::DoubleWell, 0.0),
     };
 
+    let with_mala = args.iter().any(|a| a == "--mala");
+
     let t0 = Instant::now();
     let gpu = Gpu::open(&adapter)?;
     // Compile every pipeline once on a tiny ensemble (Mesa caches the result).
-    let warm = l2_plan(256, 2, seed, temperature, &potential);
-    let mut sim = Simulation::new(&gpu, &warm, None, None, 0, 256, &layout)?;
-    sim.advance_to(2, |_| Ok(()), &|| false)?;
-    sim.observe()?;
+    for mala in [false, with_mala] {
+        let warm = l2_plan(256, 2, seed, temperature, &potential, mala);
+        let mut sim = Simulation::new(&gpu, &warm, None, None, 0, 256, &layout)?;
+        sim.advance_to(2, |_| Ok(()), &|| false)?;
+        sim.observe()?;
+    }
     let startup = t0.elapsed().as_secs_f64();
 
-    let plan = l2_plan(particles, steps, seed, temperature, &potential);
-    let t1 = Instant::now();
-    let mut sim = Simulation::new(&gpu, &plan, None, None, 0, particles, &layout)?;
-    sim.advance_to(steps, |_| Ok(()), &|| false)?;
-    let obs = sim.observe()?;
-    let seconds = t1.elapsed().as_secs_f64();
+    let job = |mala: bool| -> fokker::Result<(f64, fokker::simulation::Observation)> {
+        let plan = l2_plan(particles, steps, seed, temperature, &potential, mala);
+        let t1 = Instant::now();
+        let mut sim = Simulation::new(&gpu, &plan, None, None, 0, particles, &layout)?;
+        sim.advance_to(steps, |_| Ok(()), &|| false)?;
+        let obs = sim.observe()?;
+        Ok((t1.elapsed().as_secs_f64(), obs))
+    };
+    if with_mala {
+        // Alternated, best of `--repeat` each, so that load from other processes on the
+        // machine falls on both alike.
+        let repeat: u32 = arg(&args, "--repeat", 3u32);
+        let (mut seconds, mut mala_seconds) = (f64::INFINITY, f64::INFINITY);
+        let mut mala_obs = None;
+        for _ in 0..repeat.max(1) {
+            seconds = seconds.min(job(false)?.0);
+            let (t, obs) = job(true)?;
+            mala_seconds = mala_seconds.min(t);
+            mala_obs = Some(obs);
+        }
+        let mala_obs = mala_obs.expect("at least one run");
+        let accepted = mala_obs.accepted.unwrap_or(0);
+        println!(
+            "{}",
+            serde_json::json!({
+                "impl": "fokker",
+                "workload": "L2",
+                "particles": particles,
+                "steps": steps,
+                "plain_seconds": (seconds * 1e4).round() / 1e4,
+                "mala_seconds": (mala_seconds * 1e4).round() / 1e4,
+                "mala_ratio": (mala_seconds / seconds * 1e3).round() / 1e3,
+                "acceptance_rate": accepted as f64 / (particles as f64 * steps as f64),
+                "potential": written,
+                "adapter": format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
+            })
+        );
+        return Ok(());
+    }
+    let (seconds, obs) = job(false)?;
     println!(
         "{}",
         serde_json::json!({

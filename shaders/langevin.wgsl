@@ -1,6 +1,7 @@
 // Overdamped Langevin, Euler–Maruyama, `steps` steps fused per dispatch:
 //   x <- x - grad U(x, t) dt + sqrt(2 T(t) dt) xi,   step s of the dispatch at t = t0 + s dt,
-// or, under a step-size schedule (DT_TABLE), dt_k, t_k and the noise scale from a table.
+// or, under a step-size schedule (DT_TABLE), dt_k, t_k and the noise scale from a table,
+// or with MALA = 1 that move as a Metropolis-adjusted proposal (`mala`).
 // CPU twin: src/dynamics/langevin.rs (`langevin_cpu`). Includes common/chunk.wgsl,
 // common/philox.wgsl, common/point.wgsl, common/state.wgsl, common/finish.wgsl,
 // common/potential.wgsl and common/noise.wgsl; `Chunk` and `Step` (LangevinStep) come from src/gpu/abi.rs.
@@ -21,9 +22,16 @@ override TEMPERATURE_EXPR: u32 = 0u;
 // at step.table0 + 3 k (written per block by the host); 0: constant dt from the uniform.
 override DT_TABLE: u32 = 0u;
 
+// 1: Metropolis-adjusted (MALA): the Euler–Maruyama move is a proposal y, accepted when
+// log u < log alpha with u from Philox stream STREAM_MALA (`mala`); constant T > 0 and a
+// potential that does not read t (the scenario refuses the rest).
+override MALA: u32 = 0u;
+
 @group(0) @binding(2) var<uniform> step: Step;
 @group(0) @binding(3) var<storage, read> potential_params: array<f32>;
-// [0]: particles whose coordinates are NaN or Inf after this dispatch (divergence check).
+// [0]: particles whose coordinates are NaN or Inf after this dispatch (divergence check);
+// MALA: [1], [2] the low and high words of the proposals accepted since the host last
+// cleared them (64-bit by carry, `count_accepted`).
 @group(0) @binding(4) var<storage, read_write> nonfinite: array<atomic<u32>>;
 
 // Step `k` of the dispatch.
@@ -51,6 +59,132 @@ fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
     return next;
 }
 
+// A MALA chain within one dispatch: the position with U and grad U there (kept while
+// proposals are rejected, taken over from an accepted one) and the proposals accepted.
+struct Chain {
+    x: Point,
+    g: Point,
+    u: f32,
+    accepted: u32,
+}
+
+// The Philox block of MALA's uniforms for the four steps from absolute step 4 m that holds
+// step k of the dispatch: word j is step 4 m + j's (src/rng.rs, `mala_uniform`).
+fn mala_uniforms(index: vec2<u32>, k: u32) -> vec4<u32> {
+    let at = block_add(vec2<u32>(step.step0, step.step0_hi), k);
+    let block = vec2<u32>((at.x >> 2u) | (at.y << 30u), at.y >> 2u);
+    return philox4x32_10(philox_block_counter(index, block, STREAM_MALA), step.key);
+}
+
+// The uniform's word of step k of the dispatch alone (single steps).
+fn mala_word(index: vec2<u32>, k: u32) -> u32 {
+    let w = mala_uniforms(index, k);
+    let lane = (step.step0 + k) & 3u;
+    return select(select(w.x, w.y, lane == 1u), select(w.z, w.w, lane == 3u), lane >= 2u);
+}
+
+// Step `k` of the dispatch, Metropolis-adjusted, with `w` the Philox word of its uniform
+// (CPU twin: `mala_step` in
+// src/dynamics/langevin.rs). With s = sqrt(2 T dt) and h = grad U(x) + grad U(y), the
+// proposal y = x - grad U(x) dt + s xi has
+//   log alpha = -(U(y) - U(x))/T - [|x - y + grad U(y) dt|^2 - |y - x + grad U(x) dt|^2]/(4 T dt)
+//             = (-(U(y) - U(x)) + s xi.h / 2 - dt |h|^2 / 4) / T,
+// the second form exact algebra (y - x + grad U(x) dt = s xi) without the cancellation of
+// the two squares. Accept when log u < log alpha: a NaN or -Inf ratio (a proposal where U or
+// its gradient overflows) is rejected.
+fn mala(quadratic: Quadratic, c: Chain, xi: Point, w: u32, k: u32) -> Chain {
+    let dt = step.dt;
+    let t = step.t0 + f32(k) * dt;
+    let s = step.noise_scale;
+    var out = c;
+    var y = c.x;
+    y.a = c.x.a - c.g.a * dt + s * xi.a;
+    if (DIM > 4u) {
+        y.b = c.x.b - c.g.b * dt + s * xi.b;
+    }
+    let gy = gradient(quadratic, y, t);
+    let uy = potential_value(quadratic, y, t);
+    let ha = c.g.a + gy.a;
+    var cross = dot(xi.a, ha);
+    var h2 = dot(ha, ha);
+    if (DIM > 4u) {
+        let hb = c.g.b + gy.b;
+        cross = cross + dot(xi.b, hb);
+        h2 = h2 + dot(hb, hb);
+    }
+    let log_alpha = (-(uy - c.u) + 0.5 * s * cross - 0.25 * dt * h2) * step.inv_temperature;
+    if (log(unit_open_closed(w)) < log_alpha) {
+        out.x = y;
+        out.g = gy;
+        out.u = uy;
+        out.accepted = out.accepted + 1u;
+    }
+    return out;
+}
+
+// Adds a dispatch's accepted proposals to the 64-bit count in nonfinite[1] (low word) and
+// nonfinite[2] (high word): an add that wraps the low word carries one into the high word.
+fn count_accepted(n: u32) {
+    if (n > 0u) {
+        let old = atomicAdd(&nonfinite[1], n);
+        if (old + n < old) {
+            atomicAdd(&nonfinite[2], 1u);
+        }
+    }
+}
+
+// The MALA dispatch: the same normals as the Euler–Maruyama loop below. A start point whose
+// U or grad U is not finite (a poisoned potential code, broken user code) is stored as NaN,
+// so that it reaches the non-finite count instead of being held by rejections.
+fn run_mala(quadratic: Quadratic, i: u32, x0: Point, index: vec2<u32>) {
+    let u0 = potential_value(quadratic, x0, step.t0);
+    var c = Chain(x0, gradient(quadratic, x0, step.t0), u0, 0u);
+    if (!point_is_finite(c.g) || !point_is_finite(Point(vec4<f32>(u0), vec4<f32>(0.0)))) {
+        finish(i, poison_point());
+        return;
+    }
+    let block0 = vec2<u32>(step.block0, step.block0_hi);
+    if (SINGLE_STEPS == 1u) {
+        for (var s = 0u; s < step.steps; s = s + 1u) {
+            let xi = step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key);
+            c = mala(quadratic, c, xi, mala_word(index, s), s);
+        }
+    } else {
+        // Whole quads of steps from an absolute step that is a multiple of 4 (the host
+        // splits MALA's blocks so): one block of uniforms, word j for step s + j, and the
+        // normals in 4 / ROUND_STEPS rounds. Drawing the block behind a branch on the step
+        // (every fourth) made the whole MALA kernel 1.5 times slower on lavapipe.
+        for (var s = 0u; s < step.steps; s = s + 4u) {
+            let w = mala_uniforms(index, s);
+            if (ROUND_STEPS == 4u) {
+                let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b, 0u), w.x, s);
+                c = mala(quadratic, c, normals_from(b, DIM), w.y, s + 1u);
+                c = mala(quadratic, c, normals_from(b, 2u * DIM), w.z, s + 2u);
+                c = mala(quadratic, c, normals_from(b, 3u * DIM), w.w, s + 3u);
+            } else if (ROUND_STEPS == 2u) {
+                let b0 = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b0, 0u), w.x, s);
+                c = mala(quadratic, c, normals_from(b0, DIM), w.y, s + 1u);
+                let b1 = round_blocks(index, block_add(block0, ((s + 2u) * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b1, 0u), w.z, s + 2u);
+                c = mala(quadratic, c, normals_from(b1, DIM), w.w, s + 3u);
+            } else {
+                let b0 = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b0, 0u), w.x, s);
+                let b1 = round_blocks(index, block_add(block0, ((s + 1u) * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b1, 0u), w.y, s + 1u);
+                let b2 = round_blocks(index, block_add(block0, ((s + 2u) * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b2, 0u), w.z, s + 2u);
+                let b3 = round_blocks(index, block_add(block0, ((s + 3u) * DIM) >> 2u), 0u, step.key);
+                c = mala(quadratic, c, normals_from(b3, 0u), w.w, s + 3u);
+            }
+        }
+    }
+    count_accepted(c.accepted);
+    finish(i, c.x);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = slice_particle(gid, nwg, step.first, step.span);
@@ -59,6 +193,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let index = global_index(chunk.base, i);
     let zero = zero_point();
     let quadratic = potential_quadratic();
+    if (MALA == 1u) {
+        run_mala(quadratic, i, x, index);
+        return;
+    }
     if (NOISE == 0u) {
         for (var s = 0u; s < step.steps; s = s + 1u) {
             x = euler(quadratic, x, zero, s);

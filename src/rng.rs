@@ -13,6 +13,7 @@
 //! Streams and blocks:
 //! - [`STREAM_DYNAMICS`]: normal number g = step * dim + coordinate sits in block g >> 2,
 //!   lane g & 3.
+//! - [`STREAM_MALA`]: MALA's uniform of step k is word k & 3 of block k >> 2.
 //! - [`STREAM_INIT`]: initial sampling. Normals for coordinate c in block c >> 2, lane c & 3;
 //!   uniforms for coordinate c in block [`INIT_UNIFORM_BLOCK`] + (c >> 2), lane c & 3; the
 //!   word choosing a mixture component or a data row in block [`INIT_CHOICE_BLOCK`], lane 0.
@@ -27,6 +28,9 @@ pub const STREAM_PROXY: u32 = 2;
 /// Samples drawn from a kernel flow's mixture target (row r: normals in blocks from 0, the
 /// component choice in block [`INIT_CHOICE_BLOCK`]).
 pub const STREAM_TARGET: u32 = 4;
+/// MALA's accept/reject uniforms (one per step, [`mala_uniform`]); the shaders take the
+/// number from src/gpu/abi.rs.
+pub const STREAM_MALA: u32 = crate::gpu::abi::STREAM_MALA;
 /// Initial velocities (`kind = "underdamped"`), declared in src/gpu/abi.rs for the shader.
 pub const STREAM_VELOCITY: u32 = crate::gpu::abi::STREAM_VELOCITY;
 pub const INIT_UNIFORM_BLOCK: u32 = 0x8000_0000;
@@ -109,6 +113,14 @@ pub fn normals4(w: [u32; 4]) -> [f64; 4] {
     let (n0, n1) = pair(w[0], w[1]);
     let (n2, n3) = pair(w[2], w[3]);
     [n0, n1, n2, n3]
+}
+
+/// MALA's uniform u in (0, 1] for `step` of a particle: word step & 3 of block step >> 2 of
+/// stream [`STREAM_MALA`] (its own draw index, so the dynamics normals keep their counters),
+/// as shaders/langevin.wgsl takes it.
+pub fn mala_uniform(key: [u32; 2], particle: u64, step: u64) -> f64 {
+    let words = philox4x32_10(block_counter(particle, step >> 2, STREAM_MALA), key);
+    unit_open_closed(words[(step & 3) as usize])
 }
 
 /// The g-th normal of a particle's stream.
@@ -267,5 +279,24 @@ mod tests {
             })
             .fold(0.0, f64::max);
         assert!(d * n.sqrt() < 2.6, "KS distance {d}");
+    }
+
+    /// MALA's uniforms: four steps per block of their own stream, never the dynamics
+    /// normals' words, and in (0, 1].
+    #[test]
+    fn mala_uniforms_have_their_own_stream() {
+        let key = key_from_seed(9);
+        for step in [0u64, 1, 2, 3, 4, 1 << 33] {
+            let w = philox4x32_10(block_counter(5, step >> 2, STREAM_MALA), key);
+            let u = mala_uniform(key, 5, step);
+            assert_eq!(u, unit_open_closed(w[(step & 3) as usize]));
+            assert!(u > 0.0 && u <= 1.0);
+            let normal_words = philox4x32_10(block_counter(5, step >> 2, STREAM_DYNAMICS), key);
+            assert_ne!(w, normal_words);
+        }
+        assert_ne!(STREAM_MALA, STREAM_DYNAMICS);
+        assert!(
+            ![STREAM_INIT, STREAM_PROXY, STREAM_TARGET, STREAM_VELOCITY].contains(&STREAM_MALA)
+        );
     }
 }

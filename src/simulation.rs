@@ -50,6 +50,9 @@ pub struct Observation {
     pub moments: Moments,
     /// MMD^2 to the target (kernel flows).
     pub mmd2: Option<f64>,
+    /// Metropolis-adjusted dynamics (MALA): proposals accepted since the previous snapshot
+    /// (over this ensemble's particles); the count restarts at every snapshot.
+    pub accepted: Option<u64>,
     /// Positions of the traced particles this ensemble holds (`output.trajectories`).
     pub trace: Vec<f32>,
 }
@@ -360,6 +363,17 @@ impl<'g> Simulation<'g> {
         Ok(Advance::Reached)
     }
 
+    /// MALA: proposals accepted since the last snapshot (what a checkpoint carries).
+    pub fn accepted(&self) -> Result<Option<u64>> {
+        self.stepper.accepted(self.gpu)
+    }
+
+    /// Sets the count of proposals accepted since the last snapshot (on resume, from the
+    /// checkpoint).
+    pub fn set_accepted(&mut self, count: u64) {
+        self.stepper.set_accepted(self.gpu, count);
+    }
+
     /// Where the ensemble is: its step and, inside a block cut short, how far that got.
     pub fn resume_point(&self) -> ResumePoint {
         ResumePoint {
@@ -385,6 +399,10 @@ impl<'g> Simulation<'g> {
             Some(m) => Some(m.observe(self.gpu, &self.ensemble)?),
             None => None,
         };
+        let accepted = self.stepper.accepted(self.gpu)?;
+        if accepted.is_some() {
+            self.stepper.set_accepted(self.gpu, 0);
+        }
         Ok(Observation {
             step: self.step,
             time: self.plan.dynamics.time_at(self.step),
@@ -392,6 +410,7 @@ impl<'g> Simulation<'g> {
             marginals,
             moments,
             mmd2,
+            accepted,
             trace: self.trace()?,
         })
     }

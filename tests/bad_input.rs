@@ -969,6 +969,22 @@ fn catalogue() -> Vec<Case> {
         case("WGSL potential file missing")
             .edit(dw, r#"wgsl = "nothing.wgsl" }"#)
             .expect(INVALID, &["dynamics.potential.wgsl", "a readable WGSL file"]),
+        case("mala with a temperature schedule")
+            .edit("temperature = 1.0", "temperature = { expr = \"2*exp(-t)\" }\nmala = true")
+            .expect(INVALID, &["dynamics.temperature", "constant temperature > 0 with mala = true"]),
+        case("mala at zero temperature")
+            .edit("temperature = 1.0", "temperature = 0.0\nmala = true")
+            .expect(INVALID, &["dynamics.temperature", "temperature > 0 with mala = true"]),
+        case("mala with a potential that reads t")
+            .edit(dw, "expr = \"(1 + t)*(x^2 + y^2)\" }\nmala = true")
+            .expect(INVALID, &["dynamics.potential", "does not read t with mala = true"]),
+        case("mala with a WGSL potential without user_value")
+            .edit(dw, "wgsl = \"u.wgsl\" }\nmala = true")
+            .file("u.wgsl", "fn user_gradient(x: Point, t: f32) -> Point {\n    return x;\n}\n")
+            .expect(INVALID, &["dynamics.potential.wgsl", "fn user_value(x: Point, t: f32) -> f32", "mala = true"]),
+        case("mala not a boolean")
+            .edit("temperature = 1.0", "temperature = 1.0\nmala = \"yes\"")
+            .expect(INVALID, &["dynamics.mala", "true (Metropolis-adjusted proposals) or false"]),
         case("WGSL sde without user_diffusion")
             .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\nwgsl = \"m.wgsl\"\ndt = 1e-3\nsteps = 5")
             .file("m.wgsl", "fn user_drift(x: Point, t: f32) -> Point {\n    return x;\n}\n")

@@ -579,6 +579,7 @@ fn annealing_splits_the_double_well_evenly() {
         dt: dt.into(),
         steps,
         t_end: steps as f64 * dt,
+        mala: false,
     });
     let p = plan(n, 1, Init::Point { at: vec![0.0] }, dynamics, spec.clone());
     let gpu = common::gpu();

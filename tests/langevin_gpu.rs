@@ -36,6 +36,7 @@ fn plan(
             dt: dt.into(),
             steps,
             t_end: steps as f64 * dt,
+            mala: false,
         }),
         output: OutputPlan {
             every_steps: None,

@@ -1,4 +1,4 @@
-// Gradients of the built-in potentials, the f32 twins of src/model/potential.rs.
+// Gradients and values of the built-in potentials, the f32 twins of src/model/potential.rs.
 // Points are common/point.wgsl's two-vec4 `Point`.
 //
 // The including shader declares `override DIM: u32`, `override POTENTIAL: u32` and the
@@ -118,10 +118,62 @@ fn gradient(quadratic: Quadratic, x: Point, t: f32) -> Point {
     }
 }
 
+// U at time t, the f32 twin of `Potential::value_at` (MALA's acceptance ratio needs U as
+// well as its gradient). Coordinates beyond DIM are zero, so whole-vec4 sums are exact.
+fn value_quadratic(q: Quadratic, x: Point) -> f32 {
+    let da = x.a - q.center.a;
+    let db = x.b - q.center.b;
+    return 0.5 * (dot(da, q.m00 * da + q.m01 * db) + dot(db, q.m10 * da + q.m11 * db));
+}
+
+fn value_double_well(x: Point) -> f32 {
+    let a = x.a.x * x.a.x - 1.0;
+    return a * a + 0.5 * (dot(x.a.yzw, x.a.yzw) + dot(x.b, x.b));
+}
+
+fn value_mueller_brown(x: Point) -> f32 {
+    let amp = vec4<f32>(-200.0, -100.0, -170.0, 15.0);
+    let a = vec4<f32>(-1.0, -1.0, -6.5, 0.7);
+    let b = vec4<f32>(0.0, 0.0, 11.0, 0.6);
+    let c = vec4<f32>(-10.0, -10.0, -6.5, 0.7);
+    let dx = x.a.x - vec4<f32>(1.0, 0.0, -0.5, -1.0);
+    let dy = x.a.y - vec4<f32>(0.0, 0.5, 1.5, 1.0);
+    let e = amp * exp(a * dx * dx + b * dx * dy + c * dy * dy);
+    return potential_params[0] * (e.x + e.y + e.z + e.w) + 0.5 * (dot(x.a.zw, x.a.zw) + dot(x.b, x.b));
+}
+
+// -log p: the running log-sum-exp of log w_k + log N(x; mu_k, sigma_k) (common/point.wgsl),
+// plus (DIM / 2) log(2 pi).
+fn value_mixture(x: Point) -> f32 {
+    let k_count = u32(potential_params[0]);
+    var sum = weighted_sum_start();
+    for (var k = 0u; k < k_count; k = k + 1u) {
+        let base = 1u + k * MIXTURE_COMPONENT_FLOATS;
+        let da = param4(base + MIXTURE_MEAN) - x.a;
+        let db = param4(base + MIXTURE_MEAN + 4u) - x.b;
+        let l = potential_params[base] - 0.5 * (dot(da * da, param4(base + MIXTURE_INV_VAR)) + dot(db * db, param4(base + MIXTURE_INV_VAR + 4u)));
+        sum = weighted_sum_add(sum, l, zero_point());
+    }
+    return 0.9189385332046727 * f32(DIM) - sum.m - log(sum.total);
+}
+
+// U at time t of the potential chosen by `override POTENTIAL` (see `gradient`).
+fn potential_value(quadratic: Quadratic, x: Point, t: f32) -> f32 {
+    switch POTENTIAL {
+        case POTENTIAL_QUADRATIC: { return value_quadratic(quadratic, x); }
+        case POTENTIAL_DOUBLE_WELL: { return value_double_well(x); }
+        case POTENTIAL_MUELLER_BROWN: { return value_mueller_brown(x); }
+        case POTENTIAL_MIXTURE: { return value_mixture(x); }
+        case POTENTIAL_EXPR: { return user_value(x, t); }
+        default: { return bitcast<f32>(0x7FC00000u); }
+    }
+}
+
 // The user region: each line between the markers is a one-line stub that the host replaces
 // with a function generated from the scenario's expressions (src/shaders.rs,
 // `with_user_functions`); a stub left in place poisons its result.
 // USER CODE BEGIN
 fn user_gradient(x: Point, t: f32) -> Point { return poison_point(); }
+fn user_value(x: Point, t: f32) -> f32 { return bitcast<f32>(0x7FC00000u); }
 fn user_temperature(t: f32) -> f32 { return bitcast<f32>(0x7FC00000u); }
 // USER CODE END

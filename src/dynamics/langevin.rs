@@ -5,8 +5,22 @@
 //! written as expressions. Toward a mixture's score, `potential = { kind = "mixture" }`
 //! (U = -log p).
 //! GPU pipeline (shaders/langevin.wgsl) and its f64 CPU twin [`langevin_cpu`].
+//!
+//! `mala = true` (Metropolis-adjusted Langevin): that move is a proposal y, accepted with
+//! probability min(1, alpha), alpha = exp(-(U(y) - U(x))/T) q(y -> x) / q(x -> y) for the
+//! Gaussian proposal density q, so exp(-U/T) is stationary exactly at any dt. The proposal
+//! uses the same normals as the plain step (stream 0, unchanged counters); step k's uniform
+//! u is [`rng::mala_uniform`] (stream [`rng::STREAM_MALA`], its own draw index k). MALA needs a
+//! constant T > 0 and a U that does not read t (the scenario refuses the rest: with a
+//! schedule there is no one stationary law to adjust to), and U's value: built-ins and
+//! expressions have it, a WGSL file must define `fn user_value(x: Point, t: f32) -> f32`
+//! (taken not to read t) or the scenario is refused. CPU twin [`mala_cpu`].
+//! Accepted proposals are counted on the GPU (64-bit) and read at every snapshot
+//! ([`Stepper::accepted`]); a checkpoint carries the count since the last snapshot.
 
-use super::potential_params::{check_potential_shader, potential_shader};
+use super::potential_params::{
+    check_potential_shader_with, potential_shader_with, wgsl_defines_value,
+};
 use super::{
     Dynamics, NonfiniteCounter, ParseContext, ParseKind, References, Stepper, StepperContext,
     TwinContext, TwinState,
@@ -82,7 +96,11 @@ pub struct LangevinGpu {
     dim: u32,
     dt: f64,
     noise_scale: f32,
-    /// Particles found NaN or Inf at the end of a dispatch.
+    /// 1 / T for MALA's ratio (0 otherwise).
+    inv_temperature: f32,
+    mala: bool,
+    /// Particles found NaN or Inf at the end of a dispatch ([0]); MALA's accepted proposals
+    /// since the last snapshot ([1] low word, [2] high word).
     nonfinite: NonfiniteCounter,
     schedule: Option<ScheduleTable>,
     /// The params array (the model's, then a schedule's table).
@@ -108,12 +126,14 @@ impl LangevinGpu {
             1,
             seed,
             workgroup_size,
+            false,
         )
     }
 
     /// The kernels with step size `dt` over a run of `run_steps` steps: a constant takes
     /// the constant-dt pipeline (as [`LangevinGpu::new`]), a schedule the table
-    /// (`DT_TABLE`).
+    /// (`DT_TABLE`); Metropolis-adjusted when `mala` (the plan has checked that T is a
+    /// constant > 0, dt a constant and that U has a value on the GPU).
     #[allow(clippy::too_many_arguments)]
     pub fn scheduled(
         gpu: &Gpu,
@@ -124,9 +144,12 @@ impl LangevinGpu {
         run_steps: u64,
         seed: u64,
         workgroup_size: u32,
+        mala: bool,
     ) -> Result<LangevinGpu> {
-        let shader = potential_shader(shaders::LANGEVIN, potential, Some(temperature))
-            .map_err(|why| Error::Device(format!("the Langevin shader did not compose: {why}")))?;
+        let shader = potential_shader_with(shaders::LANGEVIN, potential, Some(temperature), mala)
+            .map_err(|why| {
+            Error::Device(format!("the Langevin shader did not compose: {why}"))
+        })?;
         let table = dt.constant().is_none();
         let mut params = shader.params.clone();
         let base = params.len() as u32;
@@ -135,6 +158,7 @@ impl LangevinGpu {
         }
         let overrides = [
             ("DT_TABLE", if table { 1.0 } else { 0.0 }),
+            ("MALA", if mala { 1.0 } else { 0.0 }),
             ("POTENTIAL", f64::from(shader.kind)),
             ("NOISE", if temperature.is_zero() { 0.0 } else { 1.0 }),
             (
@@ -167,6 +191,10 @@ impl LangevinGpu {
                 base,
                 uploaded: None,
             });
+        }
+        if mala {
+            gpu_kernels.mala = true;
+            gpu_kernels.inv_temperature = temperature.constant().map_or(0.0, |t| (1.0 / t) as f32);
         }
         Ok(gpu_kernels)
     }
@@ -207,7 +235,7 @@ impl LangevinGpu {
         workgroup_size: u32,
     ) -> LangevinGpu {
         let params = gpu.storage_with("model params", bytemuck::cast_slice(shader.params));
-        let nonfinite = NonfiniteCounter::new(gpu);
+        let nonfinite = NonfiniteCounter::with_words(gpu, 4);
         let kernel = |single: bool| {
             let mut constants = vec![
                 ("DIM", f64::from(ensemble.dim)),
@@ -248,6 +276,8 @@ impl LangevinGpu {
             dim: ensemble.dim,
             dt,
             noise_scale: noise_scale as f32,
+            inv_temperature: 0.0,
+            mala: false,
             nonfinite,
             schedule: None,
             params,
@@ -277,8 +307,14 @@ impl Stepper for LangevinGpu {
     ) -> Result<bool> {
         self.upload_schedule(gpu, step0, steps);
         let table0 = self.schedule.as_ref().map_or(0, |s| s.base);
-        let (head, body, tail) =
-            split_block(step0, u64::from(steps), u64::from(round_steps(self.dim)));
+        // MALA's rounds are quads of steps from a multiple of 4 (one Philox block of
+        // uniforms each; 4 is a multiple of every round_steps).
+        let round = if self.mala {
+            4
+        } else {
+            u64::from(round_steps(self.dim))
+        };
+        let (head, body, tail) = split_block(step0, u64::from(steps), round);
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -300,6 +336,10 @@ impl Stepper for LangevinGpu {
                     block0_hi,
                     t0: (at as f64 * self.dt) as f32,
                     table0: table0 + 3 * (at - step0) as u32,
+                    step0: at as u32,
+                    step0_hi: (at >> 32) as u32,
+                    inv_temperature: self.inv_temperature,
+                    _pad: [0; 1],
                 };
                 // Staged writes land before this submit and after all earlier ones.
                 gpu.queue
@@ -320,6 +360,24 @@ impl Stepper for LangevinGpu {
 
     fn take_nonfinite(&self, gpu: &Gpu) -> Result<u64> {
         self.nonfinite.take(gpu)
+    }
+
+    fn accepted(&self, gpu: &Gpu) -> Result<Option<u64>> {
+        if !self.mala {
+            return Ok(None);
+        }
+        let b = gpu.read_bytes(&self.nonfinite.buffer, 4, 8)?;
+        let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let hi = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        Ok(Some(u64::from(lo) | (u64::from(hi) << 32)))
+    }
+
+    fn set_accepted(&self, gpu: &Gpu, count: u64) {
+        if self.mala {
+            let words = [count as u32, (count >> 32) as u32];
+            gpu.queue
+                .write_buffer(&self.nonfinite.buffer, 4, bytemuck::cast_slice(&words));
+        }
     }
 }
 
@@ -383,6 +441,98 @@ pub fn langevin_cpu_scheduled(
     }
 }
 
+/// One MALA step in f64 (the twin of shaders/langevin.wgsl's `mala`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MalaStep {
+    /// The proposal x - grad U(x) dt + sqrt(2 T dt) xi.
+    pub proposal: Vec<f64>,
+    /// log alpha in the textbook form: -(U(y) - U(x))/T
+    /// - [|x - y + grad U(y) dt|^2 - |y - x + grad U(x) dt|^2] / (4 T dt).
+    pub log_alpha: f64,
+    /// log u of the step's uniform.
+    pub log_u: f64,
+    /// log u < log alpha (a NaN ratio rejects).
+    pub accepted: bool,
+}
+
+/// MALA's step from `x` at time `t` on normals `xi` and uniform `u` (T > 0 constant).
+pub fn mala_step(
+    potential: &Potential,
+    temperature: f64,
+    dt: f64,
+    x: &[f64],
+    xi: &[f64],
+    u: f64,
+    t: f64,
+) -> MalaStep {
+    let scale = (2.0 * temperature * dt).sqrt();
+    let gx = potential.gradient_at(x, t);
+    let y: Vec<f64> = (0..x.len())
+        .map(|c| x[c] - gx[c] * dt + scale * xi[c])
+        .collect();
+    let gy = potential.gradient_at(&y, t);
+    let (mut back, mut forth) = (0.0, 0.0);
+    for c in 0..x.len() {
+        back += (x[c] - y[c] + gy[c] * dt).powi(2);
+        forth += (y[c] - x[c] + gx[c] * dt).powi(2);
+    }
+    let du = potential.value_at(&y, t) - potential.value_at(x, t);
+    let log_alpha = -du / temperature - (back - forth) / (4.0 * temperature * dt);
+    let log_u = u.ln();
+    MalaStep {
+        proposal: y,
+        log_alpha,
+        log_u,
+        accepted: log_u < log_alpha,
+    }
+}
+
+/// CPU twin of shaders/langevin.wgsl with MALA = 1, in f64: advances particles `first ..`
+/// through steps `step0 .. step0 + steps` with the same normals and uniforms; returns the
+/// proposals accepted. A particle whose U or grad U is not finite where it stands becomes
+/// NaN (as on the GPU, so that it reaches the non-finite count).
+#[allow(clippy::too_many_arguments)]
+pub fn mala_cpu(
+    positions: &mut [f64],
+    dim: u32,
+    first: u64,
+    potential: &Potential,
+    temperature: f64,
+    dt: f64,
+    seed: u64,
+    step0: u64,
+    steps: u64,
+) -> u64 {
+    let key = rng::key_from_seed(seed);
+    let d = dim as usize;
+    let mut accepted = 0;
+    for (i, x) in positions.chunks_exact_mut(d).enumerate() {
+        let particle = first + i as u64;
+        let mut noise = NoiseStream::new(key, particle, step0, dim);
+        for k in step0..step0 + steps {
+            let t = k as f64 * dt;
+            let xi: Vec<f64> = (0..d).map(|_| noise.next_normal()).collect();
+            let start_finite = potential.value_at(x, t).is_finite()
+                && potential.gradient_at(x, t).iter().all(|g| g.is_finite());
+            if !start_finite {
+                x.fill(f64::NAN);
+                break;
+            }
+            let u = rng::mala_uniform(key, particle, k);
+            let step = mala_step(potential, temperature, dt, x, &xi, u, t);
+            if step.accepted {
+                x.copy_from_slice(&step.proposal);
+                accepted += 1;
+            }
+        }
+    }
+    accepted
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// `kind = "langevin"`: overdamped Langevin in a potential at a temperature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LangevinPlan {
@@ -394,9 +544,63 @@ pub struct LangevinPlan {
     /// Number of steps; t_end = steps * dt, or under a schedule the sum of the steps.
     pub steps: u64,
     pub t_end: f64,
+    /// Metropolis-adjusted proposals (MALA). Left out of the JSON when false, so plans
+    /// written before it (and their hashes) are unchanged.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mala: bool,
 }
 
-const KEYS: &[&str] = &["kind", "potential", "temperature", "dt", "t_end", "steps"];
+const KEYS: &[&str] = &[
+    "kind",
+    "potential",
+    "temperature",
+    "dt",
+    "t_end",
+    "steps",
+    "mala",
+];
+
+/// MALA's requirements, each refusal recorded with its key: a constant T > 0 (one
+/// stationary law exp(-U/T) to adjust to; at T = 0 there is none), a U that does not read t,
+/// and U's value on the GPU (a WGSL file must define `user_value`).
+fn check_mala(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    potential: &Potential,
+    temperature: &Temperature,
+) {
+    match temperature.constant() {
+        Some(t) if t > 0.0 => {}
+        Some(_) => issues.add(
+            &sec.key("temperature"),
+            sec.get("temperature"),
+            "a temperature > 0 with mala = true (MALA samples exp(-U/T), which T = 0 does not \
+             define)",
+        ),
+        None => issues.add(
+            &sec.key("temperature"),
+            sec.get("temperature"),
+            "a constant temperature > 0 with mala = true (under a schedule there is no one \
+             stationary law exp(-U/T) for the Metropolis step to keep)",
+        ),
+    }
+    match potential {
+        Potential::Wgsl(_) if !wgsl_defines_value(potential) => issues.add(
+            &sec.key("potential.wgsl"),
+            None,
+            "with mala = true, a WGSL file that also defines fn user_value(x: Point, t: f32) -> \
+             f32 returning U itself (MALA's acceptance ratio needs U, not only its gradient); \
+             or write the potential as an expression",
+        ),
+        Potential::Expr(e) if e.is_timed() => issues.add(
+            &sec.key("potential"),
+            sec.get("potential"),
+            "a potential that does not read t with mala = true (a U that moves has no \
+             stationary law exp(-U/T) for the Metropolis step to keep)",
+        ),
+        _ => {}
+    }
+}
 
 impl ParseKind for LangevinPlan {
     fn parse(
@@ -410,6 +614,23 @@ impl ParseKind for LangevinPlan {
         let duration = keys::step_size_duration(issues, sec, dt);
         let run = duration.zip(dt).map(|((steps, _), dt)| (steps, dt));
         let temperature = expr_keys::temperature(issues, sec, run);
+        let mala = keys::flag(
+            issues,
+            sec,
+            "mala",
+            "true (Metropolis-adjusted proposals) or false",
+        );
+        if let (Some(true), Some(p), Some(t)) = (mala, &potential, &temperature) {
+            check_mala(issues, sec, p, t);
+        }
+        if let (Some(true), Some(StepSize::Schedule(_))) = (mala, &dt) {
+            issues.add(
+                &sec.key("dt"),
+                sec.get("dt"),
+                "a constant dt with mala = true (MALA keeps exp(-U/T) exactly at any fixed dt; \
+                 a step-size schedule is for plain Langevin Monte Carlo)",
+            );
+        }
         let (steps, t_end) = duration?;
         let plan = LangevinPlan {
             potential: potential?,
@@ -417,10 +638,18 @@ impl ParseKind for LangevinPlan {
             dt: dt?,
             steps,
             t_end,
+            mala: mala?,
         };
         // The generated shader must compile before anything is written.
         let base = shaders::LANGEVIN;
-        if !check_potential_shader(issues, sec, base, &plan.potential, Some(&plan.temperature)) {
+        if !check_potential_shader_with(
+            issues,
+            sec,
+            base,
+            &plan.potential,
+            Some(&plan.temperature),
+            plan.mala,
+        ) {
             return None;
         }
         Some((plan, None))
@@ -452,6 +681,10 @@ impl Dynamics for LangevinPlan {
         ))
     }
 
+    fn metropolis_adjusted(&self) -> bool {
+        self.mala
+    }
+
     fn references(&self) -> References<'_> {
         References::Langevin {
             potential: &self.potential,
@@ -469,10 +702,25 @@ impl Dynamics for LangevinPlan {
             self.steps,
             cx.seed,
             cx.workgroup_size,
+            self.mala,
         )?))
     }
 
     fn twin(&self, state: &mut TwinState, cx: &TwinContext<'_>) -> Result<()> {
+        if self.mala {
+            mala_cpu(
+                &mut state.positions,
+                cx.dim,
+                0,
+                &self.potential,
+                self.temperature.constant().unwrap_or(f64::NAN),
+                self.dt.constant().unwrap_or(f64::NAN),
+                cx.seed,
+                cx.step0,
+                cx.steps,
+            );
+            return Ok(());
+        }
         langevin_cpu_scheduled(
             &mut state.positions,
             cx.dim,
@@ -492,6 +740,61 @@ impl Dynamics for LangevinPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(mala: bool) -> LangevinPlan {
+        LangevinPlan {
+            potential: Potential::DoubleWell,
+            temperature: Temperature::Constant(1.0),
+            dt: StepSize::Constant(0.01),
+            steps: 3,
+            t_end: 0.03,
+            mala,
+        }
+    }
+
+    /// Plans without MALA serialise as before (so their hashes are unchanged), and a plan
+    /// written before the key existed reads as mala = false.
+    #[test]
+    fn mala_is_left_out_of_the_json_when_false() {
+        let off = serde_json::to_value(plan(false)).unwrap();
+        assert!(off.get("mala").is_none(), "{off}");
+        let on = serde_json::to_value(plan(true)).unwrap();
+        assert_eq!(on["mala"], true);
+        let old: LangevinPlan = serde_json::from_value(off).unwrap();
+        assert_eq!(old, plan(false));
+        assert_eq!(
+            serde_json::from_value::<LangevinPlan>(on).unwrap(),
+            plan(true)
+        );
+    }
+
+    /// The shader's form of log alpha, (-(U(y) - U(x)) + s xi.h / 2 - dt |h|^2 / 4) / T with
+    /// h = grad U(x) + grad U(y), is the textbook one the twin computes.
+    #[test]
+    fn the_shaders_log_alpha_is_the_textbook_one() {
+        let (t, dt) = (0.7f64, 0.3);
+        let s = (2.0 * t * dt).sqrt();
+        let p = Potential::DoubleWell;
+        for (x, xi) in [
+            ([0.3, -1.2], [0.5, 1.1]),
+            ([1.4, 0.2], [-2.0, 0.3]),
+            ([-0.9, 0.0], [0.01, -0.7]),
+        ] {
+            let step = mala_step(&p, t, dt, &x, &xi, 0.5, 0.0);
+            let y = &step.proposal;
+            let (gx, gy) = (p.gradient(&x), p.gradient(y));
+            let h: Vec<f64> = gx.iter().zip(&gy).map(|(a, b)| a + b).collect();
+            let cross: f64 = xi.iter().zip(&h).map(|(a, b)| a * b).sum();
+            let h2: f64 = h.iter().map(|v| v * v).sum();
+            let shader = (-(p.value(y) - p.value(&x)) + 0.5 * s * cross - 0.25 * dt * h2) / t;
+            assert!(
+                (shader - step.log_alpha).abs() < 1e-12 * (1.0 + shader.abs()),
+                "{shader} vs {}",
+                step.log_alpha
+            );
+            assert_eq!(step.accepted, step.log_u < step.log_alpha);
+        }
+    }
 
     #[test]
     fn blocks_split_at_round_boundaries() {

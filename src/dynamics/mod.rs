@@ -256,6 +256,12 @@ pub trait Dynamics: std::fmt::Debug {
         None
     }
 
+    /// Whether moves are Metropolis-adjusted proposals (Langevin with `mala`): metrics.csv
+    /// then has an `acceptance_rate` column and snapshots an acceptance count.
+    fn metropolis_adjusted(&self) -> bool {
+        false
+    }
+
     /// Gaussian-kernel evaluations per particle and step for dynamics built on kernel sums
     /// (`particles` is the ensemble size N), None for the others.
     fn interactions_per_particle_step(&self, particles: u64) -> Option<f64> {
@@ -361,6 +367,16 @@ pub trait Stepper {
     fn extra_state(&self) -> Option<&Ensemble> {
         None
     }
+
+    /// Metropolis-adjusted dynamics (Langevin with `mala`): the proposals accepted since
+    /// the count was last set, over all particles. None: the dynamics accepts every move.
+    fn accepted(&self, _gpu: &Gpu) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Sets the count [`Stepper::accepted`] reads (0 after a snapshot, a checkpoint's count
+    /// on resume); nothing for dynamics without an accept step.
+    fn set_accepted(&self, _gpu: &Gpu, _count: u64) {}
 }
 
 /// The 4-byte NaN/Inf particle counter the kernels bump by bit test (`x != x` would be
@@ -373,6 +389,18 @@ impl NonfiniteCounter {
     pub fn new(gpu: &Gpu) -> Self {
         NonfiniteCounter {
             buffer: gpu.storage_buffer("nonfinite count", 4, wgpu::BufferUsages::empty()),
+        }
+    }
+
+    /// A counter with `words` u32 words (at least one): word 0 is the non-finite count,
+    /// the others are the stepper's own (MALA's accepted proposals).
+    pub fn with_words(gpu: &Gpu, words: u64) -> Self {
+        NonfiniteCounter {
+            buffer: gpu.storage_buffer(
+                "nonfinite count",
+                4 * words.max(1),
+                wgpu::BufferUsages::empty(),
+            ),
         }
     }
 

@@ -84,12 +84,39 @@ pub fn potential_shader(
     potential: &Potential,
     temperature: Option<&Temperature>,
 ) -> Result<PotentialShader, String> {
+    potential_shader_with(base, potential, temperature, false)
+}
+
+/// Whether a WGSL-file potential defines `fn user_value(x: Point, t: f32) -> f32` (U itself,
+/// which MALA needs beside the gradient).
+pub fn wgsl_defines_value(potential: &Potential) -> bool {
+    matches!(potential, Potential::Wgsl(w) if w.code.contains("fn user_value("))
+}
+
+/// [`potential_shader`], with `value`: U's value generated too (`user_value`, for MALA's
+/// acceptance ratio) for an expression; a WGSL file that defines `user_value` replaces the
+/// stub (one that does not leaves it poisoning: the scenario refuses MALA there).
+pub fn potential_shader_with(
+    base: &str,
+    potential: &Potential,
+    temperature: Option<&Temperature>,
+    value: bool,
+) -> Result<PotentialShader, String> {
     let (kind, mut params) = gpu_potential_params(potential);
     let mut functions = Vec::new();
     match potential {
-        Potential::Expr(e) => functions.push(("user_gradient", e.wgsl())),
+        Potential::Expr(e) => {
+            functions.push(("user_gradient", e.wgsl()));
+            if value {
+                functions.push(("user_value", e.wgsl_value()));
+            }
+        }
         Potential::Wgsl(w) => {
-            functions.push(("user_gradient", w.code_with_params("potential_params", 0)))
+            functions.push(("user_gradient", w.code_with_params("potential_params", 0)));
+            if value && wgsl_defines_value(potential) {
+                // The file's own definition (inside the code above) takes the stub's place.
+                functions.push(("user_value", String::new()));
+            }
         }
         _ => {}
     }
@@ -132,7 +159,19 @@ pub(crate) fn check_potential_shader(
     potential: &Potential,
     temperature: Option<&Temperature>,
 ) -> bool {
-    let Err(why) = potential_shader(base, potential, temperature) else {
+    check_potential_shader_with(issues, sec, base, potential, temperature, false)
+}
+
+/// [`check_potential_shader`] for [`potential_shader_with`] (`value`: MALA's U as well).
+pub(crate) fn check_potential_shader_with(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    base: &str,
+    potential: &Potential,
+    temperature: Option<&Temperature>,
+    value: bool,
+) -> bool {
+    let Err(why) = potential_shader_with(base, potential, temperature, value) else {
         return true;
     };
     let (key, what) = match (potential, temperature) {

@@ -107,7 +107,7 @@ gpu_struct! {
 gpu_struct! {
     /// One dispatch of overdamped Langevin (shaders/langevin.wgsl) or of the general SDE
     /// (shaders/sde.wgsl, which ignores noise_scale).
-    LangevinStep as "Step", 48 bytes {
+    LangevinStep as "Step", 64 bytes {
         key: [u32; 2],
         /// Philox block and lane of the first normal of the first step: g = step0 * DIM.
         block0: u32,
@@ -128,6 +128,13 @@ gpu_struct! {
         /// Under a step-size schedule (langevin.wgsl's DT_TABLE), the params-array index of
         /// the dispatch's first step's (dt, t, noise scale).
         table0: u32,
+        /// The dispatch's first step, (low, high) words: MALA's uniform of step k is lane
+        /// k & 3 of block k >> 2 of stream STREAM_MALA (src/rng.rs).
+        step0: u32,
+        step0_hi: u32,
+        /// 1 / T (MALA's acceptance ratio; MALA runs at a constant T > 0).
+        inv_temperature: f32,
+        _pad: [u32; 1],
     }
 }
 
@@ -277,6 +284,9 @@ gpu_constants! {
     MIXTURE_MEAN = 1;
     MIXTURE_INV_VAR = 1 + POINT_LANES;
 
+    /// Philox stream of MALA's accept/reject uniforms (src/rng.rs): step k's uniform is
+    /// lane k & 3 of block k >> 2, so the dynamics normals (stream 0) keep their counters.
+    STREAM_MALA = 3;
     /// Philox stream of the underdamped kind's Maxwell–Boltzmann initial velocities
     /// (src/rng.rs): normal c of a particle in block c >> 2, lane c & 3.
     STREAM_VELOCITY = 5;

@@ -11,6 +11,8 @@ pub struct MetricsRow {
     pub cov: Vec<f64>,
     /// MMD^2 to a kernel flow's target.
     pub mmd2: Option<f64>,
+    /// MALA's fraction of proposals accepted since the previous row (None at the first).
+    pub acceptance_rate: Option<f64>,
 }
 
 /// The whole CSV (header and rows, each line ending in `\n`). Only the upper triangle of the
@@ -18,8 +20,9 @@ pub struct MetricsRow {
 /// `{}` for f64: the shortest text that parses back to the same value, never in exponent
 /// form, so any CSV reader gets the exact number. An entry a row lacks (a vector shorter
 /// than `dim` asks for) is left empty, which CSV readers take as missing, instead of panicking.
-/// A last column `mmd2` appears when any row has it.
-pub fn metrics_csv(dim: usize, rows: &[MetricsRow]) -> String {
+/// A column `mmd2` appears when any row has it, then `acceptance_rate` when
+/// `with_acceptance` (Metropolis-adjusted dynamics: every row but the first has it).
+pub fn metrics_csv(dim: usize, rows: &[MetricsRow], with_acceptance: bool) -> String {
     let with_mmd = rows.iter().any(|r| r.mmd2.is_some());
     let mut out = String::from("step,time");
     for i in 0..dim {
@@ -32,6 +35,9 @@ pub fn metrics_csv(dim: usize, rows: &[MetricsRow]) -> String {
     }
     if with_mmd {
         out.push_str(",mmd2");
+    }
+    if with_acceptance {
+        out.push_str(",acceptance_rate");
     }
     out.push('\n');
     for row in rows {
@@ -56,6 +62,12 @@ pub fn metrics_csv(dim: usize, rows: &[MetricsRow]) -> String {
                 let _ = write!(out, "{v}");
             }
         }
+        if with_acceptance {
+            out.push(',');
+            if let Some(v) = row.acceptance_rate {
+                let _ = write!(out, "{v}");
+            }
+        }
         out.push('\n');
     }
     out
@@ -74,6 +86,7 @@ mod tests {
                 mean: vec![0.0, 1.5],
                 cov: vec![1.0, 0.25, 0.25, 2.0],
                 mmd2: None,
+                acceptance_rate: None,
             },
             MetricsRow {
                 step: 500,
@@ -81,9 +94,10 @@ mod tests {
                 mean: vec![-0.1, 1e-7],
                 cov: vec![0.1, 0.2, 0.2, 1e20],
                 mmd2: None,
+                acceptance_rate: None,
             },
         ];
-        let csv = metrics_csv(2, &rows);
+        let csv = metrics_csv(2, &rows, false);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], "step,time,mean_0,mean_1,cov_0_0,cov_0_1,cov_1_1");
         assert_eq!(lines[1], "0,0,0,1.5,1,0.25,2");
@@ -106,8 +120,9 @@ mod tests {
             mean: vec![0.5],
             cov: vec![2.0],
             mmd2,
+            acceptance_rate: None,
         };
-        let csv = metrics_csv(1, &[row(0, Some(0.25)), row(10, None)]);
+        let csv = metrics_csv(1, &[row(0, Some(0.25)), row(10, None)], false);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], "step,time,mean_0,cov_0_0,mmd2");
         assert_eq!(lines[1], "0,0,0.5,2,0.25");
@@ -124,7 +139,9 @@ mod tests {
                 mean: vec![1.0],
                 cov: vec![],
                 mmd2: None,
+                acceptance_rate: None,
             }],
+            false,
         );
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
@@ -132,6 +149,28 @@ mod tests {
             "step,time,mean_0,mean_1,mean_2,cov_0_0,cov_0_1,cov_0_2,cov_1_1,cov_1_2,cov_2_2"
         );
         assert_eq!(lines[1], "1,0.001,1,,,,,,,,");
-        assert_eq!(metrics_csv(1, &[]), "step,time,mean_0,cov_0_0\n");
+        assert_eq!(metrics_csv(1, &[], false), "step,time,mean_0,cov_0_0\n");
+    }
+
+    #[test]
+    fn acceptance_column_when_asked_empty_at_the_first_row() {
+        let row = |step, acceptance_rate| MetricsRow {
+            step,
+            time: step as f64,
+            mean: vec![0.5],
+            cov: vec![2.0],
+            mmd2: None,
+            acceptance_rate,
+        };
+        let csv = metrics_csv(1, &[row(0, None), row(10, Some(0.875))], true);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "step,time,mean_0,cov_0_0,acceptance_rate");
+        assert_eq!(lines[1], "0,0,0.5,2,");
+        assert_eq!(lines[2], "10,10,0.5,2,0.875");
+        // A run whose only snapshot is the first still has the column.
+        assert_eq!(
+            metrics_csv(1, &[row(0, None)], true),
+            "step,time,mean_0,cov_0_0,acceptance_rate\n0,0,0.5,2,\n"
+        );
     }
 }

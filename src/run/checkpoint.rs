@@ -25,6 +25,11 @@ struct PointFile {
     particles: u64,
     dim: u32,
     point: ResumePoint,
+    /// MALA: proposals accepted since the last snapshot (the next snapshot's
+    /// `acceptance_rate` counts them). Absent for dynamics without an accept step, so
+    /// their checkpoints read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    accepted: Option<u64>,
 }
 
 /// A checkpoint read back.
@@ -33,6 +38,8 @@ pub struct Saved {
     /// Velocities of dynamics that have them (`checkpoint/velocity.npy`).
     pub extra: Option<Vec<f32>>,
     pub point: ResumePoint,
+    /// MALA's accepted proposals since the last snapshot.
+    pub accepted: Option<u64>,
 }
 
 pub fn write(
@@ -40,6 +47,7 @@ pub fn write(
     positions: &[f32],
     extra: Option<&[f32]>,
     point: ResumePoint,
+    accepted: Option<u64>,
     manifest: &Manifest,
 ) -> Result<()> {
     let dim = manifest.plan.particles.dim;
@@ -57,6 +65,7 @@ pub fn write(
         particles,
         dim,
         point,
+        accepted,
     };
     let json = serde_json::to_vec_pretty(&file)
         .map_err(|e| Error::Output(format!("cannot serialise the checkpoint: {e}")))?;
@@ -141,6 +150,7 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
         positions,
         extra,
         point: file.point,
+        accepted: file.accepted,
     })
 }
 

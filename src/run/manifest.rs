@@ -76,6 +76,13 @@ pub struct SnapshotRecord {
     /// MMD^2 to the target (kernel flows; also in metrics.csv).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mmd2: Option<f64>,
+    /// MALA: proposals accepted since the previous snapshot, over this run's particles (an
+    /// integer, so that shards merge exactly), and their fraction of the proposals made
+    /// (also in metrics.csv; absent at the first snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance_rate: Option<f64>,
     /// With `[output] reference`: the reference's files and the distances to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceRecord>,

@@ -231,7 +231,18 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
             marginals: Vec::new(),
             // Only dynamics of independent particles shard; none of them has a target.
             mmd2: None,
+            // MALA: the shards' counts add up; the rate is recomputed over all particles.
+            accepted: all
+                .iter()
+                .map(|(_, m)| m.snapshots[j].accepted)
+                .sum::<Option<u64>>(),
+            acceptance_rate: None,
         };
+        if let Some(accepted) = record.accepted {
+            let since = j.checked_sub(1).map(|p| all[0].1.snapshots[p].step);
+            record.acceptance_rate =
+                super::acceptance_rate(accepted, plan.particles.count, since, record.step);
+        }
         let parts: Vec<(&Path, &SnapshotRecord)> = all
             .iter()
             .map(|(d, m)| (d.as_path(), &m.snapshots[j]))

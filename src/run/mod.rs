@@ -354,6 +354,9 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     )
     .and_then(|mut sim| {
         sim.restore(&saved.positions, saved.extra.as_deref(), saved.point)?;
+        if let Some(count) = saved.accepted {
+            sim.set_accepted(count);
+        }
         if let Some(last) = manifest.snapshots.last() {
             sim.set_center(&last.moments.mean);
         }
@@ -473,6 +476,7 @@ fn execute(
                     &sim.positions()?,
                     sim.extra_state()?.as_deref(),
                     point,
+                    sim.accepted()?,
                     manifest,
                 )?;
                 last_checkpoint.set(Instant::now());
@@ -512,6 +516,11 @@ fn execute(
                 positions.as_deref(),
                 velocities.as_deref(),
             )?;
+            if let Some(accepted) = obs.accepted {
+                let since = manifest.snapshots.last().map(|s| s.step);
+                record.accepted = Some(accepted);
+                record.acceptance_rate = acceptance_rate(accepted, count, since, obs.step);
+            }
             let t3 = Instant::now();
             diagnostics.write(out, &plan, &obs, &mut record)?;
             manifest.timings.reference_seconds += t3.elapsed().as_secs_f64();
@@ -640,7 +649,23 @@ fn write_snapshot(
         reference: None,
         marginals: Vec::new(),
         mmd2: obs.mmd2,
+        accepted: None,
+        acceptance_rate: None,
     })
+}
+
+/// MALA's acceptance rate at a snapshot: `accepted` proposals out of `particles` times the
+/// steps since the previous snapshot `since` (None at the first snapshot, or with no step
+/// taken since: no proposals).
+pub fn acceptance_rate(
+    accepted: u64,
+    particles: u64,
+    since: Option<u64>,
+    step: u64,
+) -> Option<f64> {
+    let steps = step.checked_sub(since?).filter(|&s| s > 0)?;
+    let proposals = particles as f64 * steps as f64;
+    (proposals > 0.0).then(|| accepted as f64 / proposals)
 }
 
 /// metrics.csv from the snapshot records (so a resumed or merged run writes it whole).
@@ -653,9 +678,11 @@ pub fn write_metrics(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> R
             mean: s.moments.mean.clone(),
             cov: s.moments.cov.clone(),
             mmd2: s.mmd2,
+            acceptance_rate: s.acceptance_rate,
         })
         .collect();
-    let mut csv = output::metrics_csv(plan.particles.dim as usize, &rows);
+    let with_acceptance = plan.dynamics.metropolis_adjusted();
+    let mut csv = output::metrics_csv(plan.particles.dim as usize, &rows, with_acceptance);
     if plan.output.reference.is_some() {
         csv = reference::extend_metrics(csv, snapshots);
     }

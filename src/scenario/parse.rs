@@ -311,6 +311,7 @@ steps = 100
             dt,
             steps,
             t_end,
+            ..
         }) = &plan.dynamics
         else {
             panic!("not langevin: {:?}", plan.dynamics)

@@ -176,6 +176,7 @@ mod tests {
             dt: 0.01.into(),
             steps: 1,
             t_end: 0.01,
+            mala: false,
         })
     }
 
