@@ -107,6 +107,17 @@ const SHADERS: &[Shader] = &[
         ],
     },
     Shader {
+        name: "ENERGY",
+        structs: &[abi::ChunkUniform::WGSL],
+        files: &[
+            "common/chunk.wgsl",
+            "common/point.wgsl",
+            "common/state.wgsl",
+            "common/potential.wgsl",
+            "energy.wgsl",
+        ],
+    },
+    Shader {
         name: "PHILOX_KAT",
         structs: &[],
         files: &["common/philox.wgsl", "philox_kat.wgsl"],

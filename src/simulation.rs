@@ -5,7 +5,9 @@ use crate::dynamics::Stepper;
 use crate::dynamics::init::initialize;
 use crate::error::{Error, Result};
 use crate::gpu::{Ensemble, Gpu};
-use crate::observe::{HistogramCounts, HistogramGpu, MmdGpu, Moments, MomentsGpu};
+use crate::observe::{
+    EnergyGpu, EnergySums, HistogramCounts, HistogramGpu, MmdGpu, Moments, MomentsGpu,
+};
 use crate::scenario::data::SampleTable;
 use crate::scenario::{Init, Plan};
 use std::time::{Duration, Instant};
@@ -53,6 +55,9 @@ pub struct Observation {
     /// Metropolis-adjusted dynamics (MALA): proposals accepted since the previous snapshot
     /// (over this ensemble's particles); the count restarts at every snapshot.
     pub accepted: Option<u64>,
+    /// Energy sums (src/observe/energy.rs) for dynamics with a potential other than a WGSL
+    /// file, at the potential's time of the snapshot.
+    pub energy: Option<EnergySums>,
     /// Positions of the traced particles this ensemble holds (`output.trajectories`).
     pub trace: Vec<f32>,
 }
@@ -65,6 +70,7 @@ pub struct Simulation<'g> {
     histogram: HistogramGpu,
     marginals: Vec<HistogramGpu>,
     moments: MomentsGpu,
+    energy: Option<EnergyGpu>,
     mmd: Option<MmdGpu>,
     step: u64,
     fused: u32,
@@ -198,6 +204,19 @@ impl<'g> Simulation<'g> {
             .map(|spec| HistogramGpu::new(gpu, &ensemble, velocity, spec, layout.workgroup_size))
             .collect();
         let moments = MomentsGpu::new(gpu, &ensemble, layout.workgroup_size);
+        let energy = match plan.dynamics.potential() {
+            Some((potential, _)) if crate::observe::energy::observable(potential) => {
+                let velocities = stepper.extra_state().zip(plan.dynamics.masses());
+                Some(EnergyGpu::new(
+                    gpu,
+                    &ensemble,
+                    potential,
+                    velocities,
+                    layout.workgroup_size,
+                )?)
+            }
+            _ => None,
+        };
         let mmd = match plan.dynamics.kernel_target() {
             Some(target) => {
                 let targets =
@@ -220,6 +239,7 @@ impl<'g> Simulation<'g> {
             histogram,
             marginals,
             moments,
+            energy,
             mmd,
             step: 0,
             fused,
@@ -399,18 +419,24 @@ impl<'g> Simulation<'g> {
             Some(m) => Some(m.observe(self.gpu, &self.ensemble)?),
             None => None,
         };
+        let time = self.plan.dynamics.time_at(self.step);
+        let energy = match &self.energy {
+            Some(e) => Some(e.observe(self.gpu, time)?),
+            None => None,
+        };
         let accepted = self.stepper.accepted(self.gpu)?;
         if accepted.is_some() {
             self.stepper.set_accepted(self.gpu, 0);
         }
         Ok(Observation {
             step: self.step,
-            time: self.plan.dynamics.time_at(self.step),
+            time,
             histogram,
             marginals,
             moments,
             mmd2,
             accepted,
+            energy,
             trace: self.trace()?,
         })
     }

@@ -169,11 +169,72 @@ fn potential_value(quadratic: Quadratic, x: Point, t: f32) -> f32 {
     }
 }
 
+// Laplacian of U at time t, the f32 twin of `Potential::laplacian_at` (the energy
+// observer's configurational temperature, shaders/energy.wgsl). Closed forms and the
+// mixture's derivation in src/model/potential.rs and src/model/mixture.rs.
+fn laplacian_quadratic(q: Quadratic) -> f32 {
+    // tr A: the padding beyond DIM is zero.
+    return q.m00[0].x + q.m00[1].y + q.m00[2].z + q.m00[3].w + q.m11[0].x + q.m11[1].y + q.m11[2].z + q.m11[3].w;
+}
+
+fn laplacian_double_well(x: Point) -> f32 {
+    return 12.0 * x.a.x * x.a.x - 4.0 + f32(DIM - 1u);
+}
+
+fn laplacian_mueller_brown(x: Point) -> f32 {
+    let amp = vec4<f32>(-200.0, -100.0, -170.0, 15.0);
+    let a = vec4<f32>(-1.0, -1.0, -6.5, 0.7);
+    let b = vec4<f32>(0.0, 0.0, 11.0, 0.6);
+    let c = vec4<f32>(-10.0, -10.0, -6.5, 0.7);
+    let dx = x.a.x - vec4<f32>(1.0, 0.0, -0.5, -1.0);
+    let dy = x.a.y - vec4<f32>(0.0, 0.5, 1.5, 1.0);
+    let e = amp * exp(a * dx * dx + b * dx * dy + c * dy * dy);
+    let gx = 2.0 * a * dx + b * dy;
+    let gy = b * dx + 2.0 * c * dy;
+    return potential_params[0] * dot(e, gx * gx + gy * gy + 2.0 * (a + c)) + f32(max(DIM, 2u) - 2u);
+}
+
+// -sum_k r_k (|s_k|^2 - tr Lambda_k) + |sum_k r_k s_k|^2, s_k = Lambda_k (mu_k - x).
+fn laplacian_mixture(x: Point) -> f32 {
+    let k_count = u32(potential_params[0]);
+    var sum = weighted_sum_start();
+    var curv = weighted_sum_start();
+    for (var k = 0u; k < k_count; k = k + 1u) {
+        let base = 1u + k * MIXTURE_COMPONENT_FLOATS;
+        let da = param4(base + MIXTURE_MEAN) - x.a;
+        let db = param4(base + MIXTURE_MEAN + 4u) - x.b;
+        let iva = param4(base + MIXTURE_INV_VAR);
+        let ivb = param4(base + MIXTURE_INV_VAR + 4u);
+        let l = potential_params[base] - 0.5 * (dot(da * da, iva) + dot(db * db, ivb));
+        let sa = da * iva;
+        let sb = db * ivb;
+        let c = dot(sa, sa) + dot(sb, sb) - dot(iva, vec4<f32>(1.0)) - dot(ivb, vec4<f32>(1.0));
+        sum = weighted_sum_add(sum, l, Point(sa, sb));
+        curv = weighted_sum_add(curv, l, Point(vec4<f32>(c, 0.0, 0.0, 0.0), vec4<f32>(0.0)));
+    }
+    let ga = sum.acc.a / sum.total;
+    let gb = sum.acc.b / sum.total;
+    return -curv.acc.a.x / curv.total + dot(ga, ga) + dot(gb, gb);
+}
+
+// Delta U at time t of the potential chosen by `override POTENTIAL` (see `gradient`).
+fn potential_laplacian(quadratic: Quadratic, x: Point, t: f32) -> f32 {
+    switch POTENTIAL {
+        case POTENTIAL_QUADRATIC: { return laplacian_quadratic(quadratic); }
+        case POTENTIAL_DOUBLE_WELL: { return laplacian_double_well(x); }
+        case POTENTIAL_MUELLER_BROWN: { return laplacian_mueller_brown(x); }
+        case POTENTIAL_MIXTURE: { return laplacian_mixture(x); }
+        case POTENTIAL_EXPR: { return user_laplacian(x, t); }
+        default: { return bitcast<f32>(0x7FC00000u); }
+    }
+}
+
 // The user region: each line between the markers is a one-line stub that the host replaces
 // with a function generated from the scenario's expressions (src/shaders.rs,
 // `with_user_functions`); a stub left in place poisons its result.
 // USER CODE BEGIN
 fn user_gradient(x: Point, t: f32) -> Point { return poison_point(); }
 fn user_value(x: Point, t: f32) -> f32 { return bitcast<f32>(0x7FC00000u); }
+fn user_laplacian(x: Point, t: f32) -> f32 { return bitcast<f32>(0x7FC00000u); }
 fn user_temperature(t: f32) -> f32 { return bitcast<f32>(0x7FC00000u); }
 // USER CODE END

@@ -216,6 +216,12 @@ pub trait Dynamics: std::fmt::Debug {
         crate::scenario::range::equilibrium_box(potential, temperature, axis)
     }
 
+    /// Per-axis masses of a kind whose [`Stepper::extra_state`] is its velocities
+    /// (underdamped): the energy observer's kinetic temperature ⟨Σ_k m_k v_k²⟩ / dim.
+    fn masses(&self) -> Option<&[f64]> {
+        None
+    }
+
     /// Whether histograms may read the velocities as axes dim .. 2 dim - 1 (phase space):
     /// then the stepper's [`Stepper::extra_state`] is the velocity ensemble.
     fn velocity_axes(&self) -> bool {

@@ -238,6 +238,10 @@ impl Dynamics for UnderdampedPlan {
         true
     }
 
+    fn masses(&self) -> Option<&[f64]> {
+        Some(&self.mass)
+    }
+
     /// Velocity axis k = axis - dim: Maxwell–Boltzmann's ± 4 sqrt(T / m_k) joined with the
     /// given initial velocity ± 0.5 (± 0.5 alone at T = 0).
     fn velocity_box(&self, axis: usize) -> Option<[f64; 2]> {

@@ -284,6 +284,14 @@ gpu_constants! {
     MIXTURE_MEAN = 1;
     MIXTURE_INV_VAR = 1 + POINT_LANES;
 
+    /// The energy observer (shaders/energy.wgsl, src/observe/energy.rs): `energy_args`
+    /// holds t at ENERGY_TIME and the masses (POINT_LANES, zero-padded) from ENERGY_MASS;
+    /// each workgroup writes ENERGY_ROW partial sums (U, |grad U|^2, Delta U, m v^2,
+    /// non-finite count).
+    ENERGY_TIME = 0;
+    ENERGY_MASS = 1;
+    ENERGY_ROW = 5;
+
     /// Philox stream of MALA's accept/reject uniforms (src/rng.rs): step k's uniform is
     /// lane k & 3 of block k >> 2, so the dynamics normals (stream 0) keep their counters.
     STREAM_MALA = 3;

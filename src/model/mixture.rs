@@ -61,6 +61,33 @@ impl Mixture {
         g
     }
 
+    /// ΔU for U = −log p. With Λ_k = diag(1 / σ_k²), s_k = −Λ_k (x − μ_k) (the score of
+    /// component k) and responsibilities r_k = w_k N_k / p, ∇log p = g = Σ_k r_k s_k and
+    /// ∇r_k = r_k (s_k − g), so the Hessian of log p is
+    /// Σ_k r_k (−Λ_k) + Σ_k r_k s_k s_kᵀ − g gᵀ; its trace, negated:
+    /// ΔU = −Σ_k r_k (|s_k|² − tr Λ_k) + |g|².
+    pub fn laplacian(&self, x: &[f64]) -> f64 {
+        let terms = self.log_terms(x);
+        let m = terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let w: Vec<f64> = terms.iter().map(|t| (t - m).exp()).collect();
+        let total: f64 = w.iter().sum();
+        let mut g = vec![0.0; x.len()];
+        let mut acc = 0.0;
+        for (k, wk) in w.iter().enumerate() {
+            let r = wk / total;
+            let (mut s2, mut tr) = (0.0, 0.0);
+            for (i, gi) in g.iter_mut().enumerate() {
+                let lam = 1.0 / (self.stds[k][i] * self.stds[k][i]);
+                let s = lam * (self.means[k][i] - x[i]);
+                *gi += r * s;
+                s2 += s * s;
+                tr += lam;
+            }
+            acc += r * (s2 - tr);
+        }
+        -acc + g.iter().map(|v| v * v).sum::<f64>()
+    }
+
     /// Probability of each bin of a histogram over `axes` with `bins` and `range` (numpy
     /// histogram2d order, the first axis slowest): the marginal of the mixture on those
     /// axes integrated over every bin exactly (diagonal covariances factorise per axis).

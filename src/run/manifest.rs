@@ -83,12 +83,38 @@ pub struct SnapshotRecord {
     pub accepted: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acceptance_rate: Option<f64>,
+    /// Energy observables (src/observe/energy.rs; also in metrics.csv) for dynamics with a
+    /// potential other than a WGSL file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergyRecord>,
     /// With `[output] reference`: the reference's files and the distances to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceRecord>,
     /// The `[output] marginals` histograms, in the plan's order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marginals: Vec<MarginalRecord>,
+}
+
+/// The energy observables of one snapshot: ⟨U⟩, ⟨Σ_k m_k v_k²⟩ / dim (dynamics with
+/// velocities) and ⟨|∇U|²⟩ / ⟨ΔU⟩, with the sums they come from (so shards pool exactly).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnergyRecord {
+    pub mean_potential: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinetic_temperature: Option<f64>,
+    pub configurational_temperature: Option<f64>,
+    pub sums: crate::observe::EnergySums,
+}
+
+impl EnergyRecord {
+    pub fn from_sums(sums: crate::observe::EnergySums) -> EnergyRecord {
+        EnergyRecord {
+            mean_potential: sums.mean_potential(),
+            kinetic_temperature: sums.kinetic_temperature(),
+            configurational_temperature: sums.configurational_temperature(),
+            sums,
+        }
+    }
 }
 
 /// A histogram's reference at one snapshot (src/run/reference.rs). Distances are None where

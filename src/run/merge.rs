@@ -237,6 +237,12 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
                 .map(|(_, m)| m.snapshots[j].accepted)
                 .sum::<Option<u64>>(),
             acceptance_rate: None,
+            // The shards' energy sums add up; the observables are recomputed from them.
+            energy: crate::observe::EnergySums::pool(
+                all.iter()
+                    .filter_map(|(_, m)| m.snapshots[j].energy.as_ref().map(|e| &e.sums)),
+            )
+            .map(super::manifest::EnergyRecord::from_sums),
         };
         if let Some(accepted) = record.accepted {
             let since = j.checked_sub(1).map(|p| all[0].1.snapshots[p].step);

@@ -651,6 +651,7 @@ fn write_snapshot(
         mmd2: obs.mmd2,
         accepted: None,
         acceptance_rate: None,
+        energy: obs.energy.clone().map(manifest::EnergyRecord::from_sums),
     })
 }
 
@@ -683,10 +684,46 @@ pub fn write_metrics(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> R
         .collect();
     let with_acceptance = plan.dynamics.metropolis_adjusted();
     let mut csv = output::metrics_csv(plan.particles.dim as usize, &rows, with_acceptance);
+    if plan.dynamics.potential().is_some() {
+        csv = extend_energy_metrics(csv, snapshots, plan.dynamics.masses().is_some());
+    }
     if plan.output.reference.is_some() {
         csv = reference::extend_metrics(csv, snapshots);
     }
     output::write_atomic(&out.join("metrics.csv"), csv.as_bytes())
+}
+
+/// Appends the energy columns to metrics.csv text (one row per snapshot, in order):
+/// `mean_potential`, `kinetic_temperature` (with velocities) and
+/// `configurational_temperature`, empty where a snapshot has none (a WGSL potential).
+pub fn extend_energy_metrics(csv: String, snapshots: &[SnapshotRecord], kinetic: bool) -> String {
+    let mut lines = csv.lines();
+    let mut out = String::with_capacity(csv.len() * 2);
+    if let Some(header) = lines.next() {
+        out.push_str(header);
+        out.push_str(",mean_potential");
+        if kinetic {
+            out.push_str(",kinetic_temperature");
+        }
+        out.push_str(",configurational_temperature\n");
+    }
+    for (line, s) in lines.zip(snapshots) {
+        out.push_str(line);
+        let e = s.energy.as_ref();
+        let mut values = vec![e.and_then(|e| e.mean_potential)];
+        if kinetic {
+            values.push(e.and_then(|e| e.kinetic_temperature));
+        }
+        values.push(e.and_then(|e| e.configurational_temperature));
+        for v in values {
+            out.push(',');
+            if let Some(v) = v {
+                out.push_str(&v.to_string());
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// density.gif from the stored density arrays, so that it is the same whether the run was

@@ -208,6 +208,32 @@ impl ExprPotential {
         out
     }
 
+    /// The Laplacian ΔU = Σ_k ∂²U/∂x_k², differentiating each ∂U/∂x_k symbolically once more.
+    pub fn laplacian_tree(&self) -> Expr {
+        (0..self.source.dim).fold(tree::num(0.0), |acc, k| {
+            tree::add(
+                acc,
+                tree::derivative(&self.trees[1 + k], Var::Axis(k as u8)),
+            )
+        })
+    }
+
+    /// ΔU(x, t) in f64.
+    pub fn laplacian_at(&self, x: &[f64], t: f64) -> f64 {
+        Tape::new(&[self.laplacian_tree()]).eval(&Point::new(x, t), &self.params())[0]
+    }
+
+    /// The WGSL function `fn user_laplacian(x: Point, t: f32) -> f32` returning ΔU (the
+    /// energy observer's configurational temperature, src/observe/energy.rs).
+    pub fn wgsl_laplacian(&self) -> String {
+        scalar_function(
+            "user_laplacian",
+            &Tape::new(&[self.laplacian_tree()]),
+            0,
+            "potential_params",
+        )
+    }
+
     /// The WGSL function `fn user_value(x: Point, t: f32) -> f32` returning U, reading param
     /// k as `potential_params[k]` (the kernels need only the gradient; for tests of the
     /// generated code).
