@@ -204,8 +204,8 @@ impl<'g> Simulation<'g> {
             .map(|spec| HistogramGpu::new(gpu, &ensemble, velocity, spec, layout.workgroup_size))
             .collect();
         let moments = MomentsGpu::new(gpu, &ensemble, layout.workgroup_size);
-        let energy = match plan.dynamics.potential() {
-            Some((potential, _)) if crate::observe::energy::observable(potential) => {
+        let energy = match plan.dynamics.energy_potential() {
+            Some(potential) if crate::observe::energy::observable(potential) => {
                 let velocities = stepper.extra_state().zip(plan.dynamics.masses());
                 Some(EnergyGpu::new(
                     gpu,

@@ -97,7 +97,19 @@ fn a_run_directory_is_complete_and_self_describing() {
     assert_eq!(names.len(), 8, "{names:?}");
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 5);
-    assert!(metrics.starts_with("step,time,mean_0,mean_1,cov_0_0,cov_0_1,cov_1_1"));
+    assert!(metrics.starts_with(
+        "step,time,mean_0,mean_1,cov_0_0,cov_0_1,cov_1_1,mean_potential,\
+         configurational_temperature\n"
+    ));
+    // The energy observables, in metrics.csv and the manifest alike.
+    for (line, s) in metrics.lines().skip(1).zip(snaps) {
+        let cols: Vec<f64> = line.split(',').map(|c| c.parse().unwrap()).collect();
+        let e = &s["energy"];
+        assert_eq!(cols[7], e["mean_potential"].as_f64().unwrap());
+        assert_eq!(cols[8], e["configurational_temperature"].as_f64().unwrap());
+        assert!(e.get("kinetic_temperature").is_none());
+        assert!(cols[7] > 0.0 && cols[8] > 0.0);
+    }
     assert!(run.join("density.gif").is_file());
 }
 

@@ -146,6 +146,12 @@ impl Dynamics for InteractionPlan {
         Some((&self.potential, self.temperature))
     }
 
+    /// None: the stationary law has the pair energy beside the confinement, so the
+    /// confinement's configurational temperature alone would not estimate T.
+    fn energy_potential(&self) -> Option<&Potential> {
+        None
+    }
+
     fn couples_particles(&self) -> bool {
         true
     }

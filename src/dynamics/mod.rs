@@ -216,6 +216,12 @@ pub trait Dynamics: std::fmt::Debug {
         crate::scenario::range::equilibrium_box(potential, temperature, axis)
     }
 
+    /// The potential whose energy observables (src/observe/energy.rs: ⟨U⟩ and the
+    /// configurational temperature) are reported: by default [`Dynamics::potential`]'s.
+    fn energy_potential(&self) -> Option<&Potential> {
+        self.potential().map(|(p, _)| p)
+    }
+
     /// Per-axis masses of a kind whose [`Stepper::extra_state`] is its velocities
     /// (underdamped): the energy observer's kinetic temperature ⟨Σ_k m_k v_k²⟩ / dim.
     fn masses(&self) -> Option<&[f64]> {

@@ -13,6 +13,10 @@ pub struct MetricsRow {
     pub mmd2: Option<f64>,
     /// MALA's fraction of proposals accepted since the previous row (None at the first).
     pub acceptance_rate: Option<f64>,
+    /// Energy observables (column name, value; empty where None), after the covariance:
+    /// `mean_potential`, `kinetic_temperature`, `configurational_temperature` (src/run).
+    /// The first row's names make the header; every row has the same names.
+    pub energy: Vec<(&'static str, Option<f64>)>,
 }
 
 /// The whole CSV (header and rows, each line ending in `\n`). Only the upper triangle of the
@@ -32,6 +36,9 @@ pub fn metrics_csv(dim: usize, rows: &[MetricsRow], with_acceptance: bool) -> St
         for j in i..dim {
             let _ = write!(out, ",cov_{i}_{j}");
         }
+    }
+    for (name, _) in rows.first().map_or(&[][..], |r| &r.energy[..]) {
+        let _ = write!(out, ",{name}");
     }
     if with_mmd {
         out.push_str(",mmd2");
@@ -54,6 +61,12 @@ pub fn metrics_csv(dim: usize, rows: &[MetricsRow], with_acceptance: bool) -> St
                 if let Some(v) = row.cov.get(i * dim + j) {
                     let _ = write!(out, "{v}");
                 }
+            }
+        }
+        for (_, v) in &row.energy {
+            out.push(',');
+            if let Some(v) = v {
+                let _ = write!(out, "{v}");
             }
         }
         if with_mmd {
@@ -87,6 +100,7 @@ mod tests {
                 cov: vec![1.0, 0.25, 0.25, 2.0],
                 mmd2: None,
                 acceptance_rate: None,
+                energy: Vec::new(),
             },
             MetricsRow {
                 step: 500,
@@ -95,6 +109,7 @@ mod tests {
                 cov: vec![0.1, 0.2, 0.2, 1e20],
                 mmd2: None,
                 acceptance_rate: None,
+                energy: Vec::new(),
             },
         ];
         let csv = metrics_csv(2, &rows, false);
@@ -121,6 +136,7 @@ mod tests {
             cov: vec![2.0],
             mmd2,
             acceptance_rate: None,
+            energy: Vec::new(),
         };
         let csv = metrics_csv(1, &[row(0, Some(0.25)), row(10, None)], false);
         let lines: Vec<&str> = csv.lines().collect();
@@ -140,6 +156,7 @@ mod tests {
                 cov: vec![],
                 mmd2: None,
                 acceptance_rate: None,
+                energy: Vec::new(),
             }],
             false,
         );
@@ -161,16 +178,24 @@ mod tests {
             cov: vec![2.0],
             mmd2: None,
             acceptance_rate,
+            energy: vec![
+                ("mean_potential", Some(1.5)),
+                ("configurational_temperature", None),
+            ],
         };
         let csv = metrics_csv(1, &[row(0, None), row(10, Some(0.875))], true);
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "step,time,mean_0,cov_0_0,acceptance_rate");
-        assert_eq!(lines[1], "0,0,0.5,2,");
-        assert_eq!(lines[2], "10,10,0.5,2,0.875");
+        assert_eq!(
+            lines[0],
+            "step,time,mean_0,cov_0_0,mean_potential,configurational_temperature,acceptance_rate"
+        );
+        assert_eq!(lines[1], "0,0,0.5,2,1.5,,");
+        assert_eq!(lines[2], "10,10,0.5,2,1.5,,0.875");
         // A run whose only snapshot is the first still has the column.
         assert_eq!(
             metrics_csv(1, &[row(0, None)], true),
-            "step,time,mean_0,cov_0_0,acceptance_rate\n0,0,0.5,2,\n"
+            "step,time,mean_0,cov_0_0,mean_potential,configurational_temperature,acceptance_rate\n\
+             0,0,0.5,2,1.5,,\n"
         );
     }
 }

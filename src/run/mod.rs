@@ -680,49 +680,34 @@ pub fn write_metrics(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> R
             cov: s.moments.cov.clone(),
             mmd2: s.mmd2,
             acceptance_rate: s.acceptance_rate,
+            energy: energy_columns(plan, s),
         })
         .collect();
     let with_acceptance = plan.dynamics.metropolis_adjusted();
     let mut csv = output::metrics_csv(plan.particles.dim as usize, &rows, with_acceptance);
-    if plan.dynamics.potential().is_some() {
-        csv = extend_energy_metrics(csv, snapshots, plan.dynamics.masses().is_some());
-    }
     if plan.output.reference.is_some() {
         csv = reference::extend_metrics(csv, snapshots);
     }
     output::write_atomic(&out.join("metrics.csv"), csv.as_bytes())
 }
 
-/// Appends the energy columns to metrics.csv text (one row per snapshot, in order):
-/// `mean_potential`, `kinetic_temperature` (with velocities) and
-/// `configurational_temperature`, empty where a snapshot has none (a WGSL potential).
-pub fn extend_energy_metrics(csv: String, snapshots: &[SnapshotRecord], kinetic: bool) -> String {
-    let mut lines = csv.lines();
-    let mut out = String::with_capacity(csv.len() * 2);
-    if let Some(header) = lines.next() {
-        out.push_str(header);
-        out.push_str(",mean_potential");
-        if kinetic {
-            out.push_str(",kinetic_temperature");
-        }
-        out.push_str(",configurational_temperature\n");
+/// The energy columns of a snapshot's metrics.csv row: `mean_potential`,
+/// `kinetic_temperature` (dynamics with velocities) and `configurational_temperature` for
+/// dynamics whose potential is observed (`Dynamics::energy_potential`), empty where a
+/// snapshot has none (a WGSL potential); none for other dynamics.
+fn energy_columns(plan: &Plan, s: &SnapshotRecord) -> Vec<(&'static str, Option<f64>)> {
+    if plan.dynamics.energy_potential().is_none() {
+        return Vec::new();
     }
-    for (line, s) in lines.zip(snapshots) {
-        out.push_str(line);
-        let e = s.energy.as_ref();
-        let mut values = vec![e.and_then(|e| e.mean_potential)];
-        if kinetic {
-            values.push(e.and_then(|e| e.kinetic_temperature));
-        }
-        values.push(e.and_then(|e| e.configurational_temperature));
-        for v in values {
-            out.push(',');
-            if let Some(v) = v {
-                out.push_str(&v.to_string());
-            }
-        }
-        out.push('\n');
+    let e = s.energy.as_ref();
+    let mut out = vec![("mean_potential", e.and_then(|e| e.mean_potential))];
+    if plan.dynamics.masses().is_some() {
+        out.push(("kinetic_temperature", e.and_then(|e| e.kinetic_temperature)));
     }
+    out.push((
+        "configurational_temperature",
+        e.and_then(|e| e.configurational_temperature),
+    ));
     out
 }
 
