@@ -641,6 +641,20 @@ fn resume_and_merge_are_exact_with_velocities() {
         let o = fokker(&["resume", name, "--progress", "none"], tmp.path());
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert_same_files(&cut, &tmp.path().join("whole"));
+        // The energy observables too (the same particles reduced in the same groups).
+        let energy = |dir: &Path| -> Vec<serde_json::Value> {
+            manifest(dir)["snapshots"]
+                .as_array()
+                .expect("snapshots")
+                .iter()
+                .map(|s| s["energy"].clone())
+                .collect()
+        };
+        assert_eq!(energy(&cut), energy(&tmp.path().join("whole")));
+        assert_eq!(
+            std::fs::read(cut.join("metrics.csv")).unwrap(),
+            std::fs::read(tmp.path().join("whole/metrics.csv")).unwrap()
+        );
     }
     let mut shards = Vec::new();
     for i in 0..4 {
@@ -662,4 +676,44 @@ fn resume_and_merge_are_exact_with_velocities() {
     let o = fokker(&merge, tmp.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_same_files(&tmp.path().join("merged"), &tmp.path().join("whole"));
+    // The shards' energy sums pool to the whole run's, up to the f32 partial sums' grouping:
+    // each within (ITEMS + log2 WG) ULP of the sum of |q| on both sides (|grad U|^2 and
+    // m v^2 are nonnegative; |U| and |Delta U| are bounded by U + 4 and 12 x^2 + 4 + 1 on
+    // the double well, within 100 per particle on this ensemble).
+    let u = f64::from(f32::EPSILON) / 2.0;
+    let grouping = 2.0 * (f64::from(fokker::observe::energy::ITEMS) + 8.0) * u;
+    let (whole, merged) = (
+        manifest(&tmp.path().join("whole")),
+        manifest(&tmp.path().join("merged")),
+    );
+    for (w, m) in whole["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(merged["snapshots"].as_array().unwrap())
+    {
+        let (w, m) = (&w["energy"]["sums"], &m["energy"]["sums"]);
+        assert_eq!(w["count"], m["count"]);
+        let n = w["count"].as_f64().unwrap();
+        for key in ["gradient2", "kinetic", "potential", "laplacian"] {
+            let (a, b) = (w[key].as_f64().unwrap(), m[key].as_f64().unwrap());
+            let scale = if key == "gradient2" || key == "kinetic" {
+                a.abs()
+            } else {
+                100.0 * n
+            };
+            assert!(
+                (a - b).abs() <= grouping * scale,
+                "{key}: {a} whole, {b} merged"
+            );
+        }
+    }
+    let csv = std::fs::read_to_string(tmp.path().join("merged/metrics.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",mean_potential,kinetic_temperature,configurational_temperature"),
+        "{csv}"
+    );
 }
