@@ -117,6 +117,12 @@ pub fn potential_shader_with(
                 // The file's own definition (inside the code above) takes the stub's place.
                 functions.push(("user_value", String::new()));
             }
+            // A file that defines `user_laplacian` (its own, for no observer: the energy
+            // observer leaves WGSL potentials out) replaces that stub too, so the names
+            // do not clash.
+            if w.code.contains("fn user_laplacian(") {
+                functions.push(("user_laplacian", String::new()));
+            }
         }
         _ => {}
     }
