@@ -8,7 +8,8 @@
 //   B: v <- v - (dt / 2m) grad U(x, t + dt)
 // The closing kick's gradient is the next step's opening one (same point, same time), so it
 // is computed once; the loop takes whole rounds of Philox blocks (common/noise.wgsl) between
-// single steps at either end of a dispatch, as the Langevin kernel. The stored velocity is the end-of-step one (after the closing B).
+// single steps at either end of a dispatch, as the Langevin kernel. The stored velocity is
+// the end-of-step one (after the closing B).
 // INIT_VELOCITY = 1 instead draws the initial velocities (mean + scale xi, xi from stream
 // STREAM_VELOCITY) and leaves the positions alone.
 // CPU twin: src/dynamics/underdamped.rs (`underdamped_cpu`). Includes common/chunk.wgsl,
