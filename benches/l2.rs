@@ -18,6 +18,10 @@
 //! uniform from Philox), alternating, best of `--repeat` (3) each, and reports both times
 //! and `mala_ratio` = MALA / plain (the target is at most 1.6), with the measured
 //! acceptance rate.
+//!
+//! `--kind underdamped` runs the same workload with velocities: underdamped Langevin by
+//! BAOAB (`kind = "underdamped"`, gamma = 1, m = 1, Maxwell initial velocities), the job
+//! benches/baoab_peer.py does (benches/compare_baoab.sh puts them side by side).
 
 use fokker::gpu::{AdapterChoice, Gpu};
 use fokker::model::Potential;
@@ -45,7 +49,29 @@ fn l2_plan(
     temperature: f64,
     potential: &Potential,
     mala: bool,
+    underdamped: bool,
 ) -> Plan {
+    let dynamics = if underdamped {
+        DynamicsPlan::Underdamped(fokker::dynamics::underdamped::UnderdampedPlan {
+            potential: potential.clone(),
+            temperature,
+            gamma: 1.0,
+            mass: vec![1.0, 1.0],
+            initial_velocity: fokker::dynamics::underdamped::InitialVelocity::Maxwell,
+            dt: 1e-3,
+            steps,
+            t_end: steps as f64 * 1e-3,
+        })
+    } else {
+        DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
+            potential: potential.clone(),
+            temperature: fokker::model::Temperature::Constant(temperature),
+            dt: 1e-3.into(),
+            steps,
+            t_end: steps as f64 * 1e-3,
+            mala,
+        })
+    };
     Plan {
         name: Some("L2".into()),
         seed,
@@ -54,14 +80,7 @@ fn l2_plan(
             dim: 2,
             init: Init::Point { at: vec![0.0, 0.0] },
         },
-        dynamics: DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
-            potential: potential.clone(),
-            temperature: fokker::model::Temperature::Constant(temperature),
-            dt: 1e-3.into(),
-            steps,
-            t_end: steps as f64 * 1e-3,
-            mala,
-        }),
+        dynamics,
         output: OutputPlan {
             every_steps: None,
             histogram: HistogramSpec {
@@ -132,12 +151,20 @@ fn main() -> fokker::Result<()> {
     };
 
     let with_mala = args.iter().any(|a| a == "--mala");
+    let kind: String = arg(&args, "--kind", "langevin".to_string());
+    let underdamped = match kind.as_str() {
+        "langevin" => false,
+        "underdamped" if !with_mala => true,
+        "underdamped" => panic!("--mala is for --kind langevin"),
+        other => panic!("--kind {other}: langevin or underdamped"),
+    };
+    let workload = if underdamped { "BAOAB" } else { "L2" };
 
     let t0 = Instant::now();
     let gpu = Gpu::open(&adapter)?;
     // Compile every pipeline once on a tiny ensemble (Mesa caches the result).
     for mala in [false, with_mala] {
-        let warm = l2_plan(256, 2, seed, temperature, &potential, mala);
+        let warm = l2_plan(256, 2, seed, temperature, &potential, mala, underdamped);
         let mut sim = Simulation::new(&gpu, &warm, None, None, 0, 256, &layout)?;
         sim.advance_to(2, |_| Ok(()), &|| false)?;
         sim.observe()?;
@@ -145,7 +172,15 @@ fn main() -> fokker::Result<()> {
     let startup = t0.elapsed().as_secs_f64();
 
     let job = |mala: bool| -> fokker::Result<(f64, fokker::simulation::Observation)> {
-        let plan = l2_plan(particles, steps, seed, temperature, &potential, mala);
+        let plan = l2_plan(
+            particles,
+            steps,
+            seed,
+            temperature,
+            &potential,
+            mala,
+            underdamped,
+        );
         let t1 = Instant::now();
         let mut sim = Simulation::new(&gpu, &plan, None, None, 0, particles, &layout)?;
         sim.advance_to(steps, |_| Ok(()), &|| false)?;
@@ -188,13 +223,14 @@ fn main() -> fokker::Result<()> {
         "{}",
         serde_json::json!({
             "impl": "fokker",
-            "workload": "L2",
+            "workload": workload,
             "particles": particles,
             "steps": steps,
             "seconds": (seconds * 1e4).round() / 1e4,
             "particle_steps_per_s": particles as f64 * steps as f64 / seconds,
             "in_range": obs.histogram.in_range(),
             "startup_seconds": (startup * 1e4).round() / 1e4,
+            "kind": kind,
             "potential": written,
             "codegen_seconds": (codegen * 1e5).round() / 1e5,
             "adapter": format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),

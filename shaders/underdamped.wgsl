@@ -7,7 +7,9 @@
 //   A: x <- x + (dt / 2) v
 //   B: v <- v - (dt / 2m) grad U(x, t + dt)
 // The closing kick's gradient is the next step's opening one (same point, same time), so it
-// is computed once. The stored velocity is the end-of-step one (after the closing B).
+// is computed once; the loop takes whole rounds of Philox blocks (common/noise.wgsl) between
+// single steps at either end of a dispatch, as the Langevin kernel. The stored velocity is
+// the end-of-step one (after the closing B).
 // INIT_VELOCITY = 1 instead draws the initial velocities (mean + scale xi, xi from stream
 // STREAM_VELOCITY) and leaves the positions alone.
 // CPU twin: src/dynamics/underdamped.rs (`underdamped_cpu`). Includes common/chunk.wgsl,
@@ -15,8 +17,12 @@
 // common/noise.wgsl; `Chunk` and `Step` (UnderdampedStep) come from src/gpu/abi.rs.
 
 override POTENTIAL: u32 = 1u;
-// common/noise.wgsl's round length; this kernel takes single steps (step_normals) only.
+// 4 / gcd(DIM, 4): steps per round of whole Philox blocks (common/noise.wgsl).
 override ROUND_STEPS: u32 = 1u;
+// 0: whole rounds only (the host starts them on a round boundary and asks for a multiple of
+// ROUND_STEPS), every lane a compile-time constant; 1: single steps from anywhere (the
+// partial rounds at either end of a block of steps, and the initial velocities).
+override SINGLE_STEPS: u32 = 1u;
 override INIT_VELOCITY: u32 = 0u;
 
 @group(0) @binding(2) var<uniform> step: Step;
@@ -37,6 +43,23 @@ fn drift(x: Point, h: f32, v: Point) -> Point {
     return Point(x.a + h * v.a, x.b + h * v.b);
 }
 
+// A particle's phase point and the gradient at its position.
+struct Phase {
+    x: Point,
+    v: Point,
+    g: Point,
+}
+
+// One BAOAB step with the O step's normals xi; t1 is the time at the step's end.
+fn baoab(p: Phase, xi: Point, hm: Point, s_ou: Point, c: f32, h: f32, quadratic: Quadratic, t1: f32) -> Phase {
+    var v = kick(p.v, hm, p.g);
+    var x = drift(p.x, h, v);
+    v = Point(c * v.a + s_ou.a * xi.a, c * v.b + s_ou.b * xi.b);
+    x = drift(x, h, v);
+    let g = gradient(quadratic, x, t1);
+    return Phase(x, kick(v, hm, g), g);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = slice_particle(gid, nwg, step.first, step.span);
@@ -49,8 +72,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         write_velocity(i * DIM, Point(mean.a + scale.a * xi.a, mean.b + scale.b * xi.b));
         return;
     }
-    var x = load_point(i);
-    var v = read_velocity(i * DIM);
     let quadratic = potential_quadratic();
     let hm = read_coef(0u);
     let s_ou = read_coef(DIM);
@@ -58,16 +79,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let dt = step.dt;
     let h = 0.5 * dt;
     let block0 = vec2<u32>(step.block0, step.block0_hi);
-    var g = gradient(quadratic, x, step.t0);
-    for (var s = 0u; s < step.steps; s = s + 1u) {
-        v = kick(v, hm, g);
-        x = drift(x, h, v);
-        let xi = step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key);
-        v = Point(c * v.a + s_ou.a * xi.a, c * v.b + s_ou.b * xi.b);
-        x = drift(x, h, v);
-        g = gradient(quadratic, x, step.t0 + f32(s + 1u) * dt);
-        v = kick(v, hm, g);
+    let x0 = load_point(i);
+    var p = Phase(x0, read_velocity(i * DIM), gradient(quadratic, x0, step.t0));
+    if (SINGLE_STEPS == 1u) {
+        for (var s = 0u; s < step.steps; s = s + 1u) {
+            let xi = step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key);
+            p = baoab(p, xi, hm, s_ou, c, h, quadratic, step.t0 + f32(s + 1u) * dt);
+        }
+    } else {
+        // Whole rounds: ROUND_STEPS * DIM / 4 Philox blocks give every normal of the round.
+        for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
+            let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+            p = baoab(p, normals_from(b, 0u), hm, s_ou, c, h, quadratic, step.t0 + f32(s + 1u) * dt);
+            if (ROUND_STEPS > 1u) {
+                p = baoab(p, normals_from(b, DIM), hm, s_ou, c, h, quadratic, step.t0 + f32(s + 2u) * dt);
+            }
+            if (ROUND_STEPS > 2u) {
+                p = baoab(p, normals_from(b, 2u * DIM), hm, s_ou, c, h, quadratic, step.t0 + f32(s + 3u) * dt);
+                p = baoab(p, normals_from(b, 3u * DIM), hm, s_ou, c, h, quadratic, step.t0 + f32(s + 4u) * dt);
+            }
+        }
     }
+    let x = p.x;
+    let v = p.v;
     if (!point_is_finite(x) || !point_is_finite(v)) {
         atomicAdd(&nonfinite[0], 1u);
     }

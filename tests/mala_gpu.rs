@@ -626,3 +626,86 @@ fn acceptance_rate_is_reported_and_survives_a_resume() {
     );
     assert_eq!(manifest(&cut)["snapshots"], m["snapshots"]);
 }
+
+/// A MALA run sharded into 3 and merged is the unsharded run: the same density bytes, the
+/// same integer `accepted` counts per snapshot (the shards' counts summed) and so exactly the
+/// same acceptance rates, in the manifest and in metrics.csv.
+#[test]
+fn merged_mala_shards_sum_their_accepted_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("s.toml"), SCENARIO).unwrap();
+    let o = fokker(
+        &["run", "s.toml", "--out", "whole", "--progress", "none"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut shards = Vec::new();
+    for i in 0..3 {
+        let out = format!("shard-{i}");
+        let o = fokker(
+            &[
+                "run",
+                "s.toml",
+                "--out",
+                &out,
+                "--progress",
+                "none",
+                "--shard-index",
+                &i.to_string(),
+                "--shard-count",
+                "3",
+            ],
+            tmp.path(),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        shards.push(out);
+    }
+    let o = fokker(
+        &["merge", "merged", &shards[1], &shards[0], &shards[2]],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (whole, merged) = (tmp.path().join("whole"), tmp.path().join("merged"));
+    let (mw, mm) = (manifest(&whole), manifest(&merged));
+    let (sw, sm) = (
+        mw["snapshots"].as_array().unwrap(),
+        mm["snapshots"].as_array().unwrap(),
+    );
+    assert_eq!(sw.len(), 5);
+    assert_eq!(sw.len(), sm.len());
+    for (k, (a, b)) in sw.iter().zip(sm).enumerate() {
+        let file = a["density"].as_str().unwrap();
+        assert_eq!(b["density"].as_str(), Some(file));
+        assert!(
+            std::fs::read(whole.join(file)).unwrap() == std::fs::read(merged.join(file)).unwrap(),
+            "{file} differs"
+        );
+        assert_eq!(a["accepted"], b["accepted"], "snapshot {k}");
+        assert_eq!(a["acceptance_rate"], b["acceptance_rate"], "snapshot {k}");
+        if k > 0 {
+            // The shards' own counts add up to the whole run's.
+            let sum: u64 = shards
+                .iter()
+                .map(|d| {
+                    manifest(&tmp.path().join(d))["snapshots"][k]["accepted"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .sum();
+            assert_eq!(a["accepted"].as_u64(), Some(sum), "snapshot {k}");
+            assert!(sum > 0);
+        }
+    }
+    let rates = |dir: &Path| -> Vec<String> {
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        let header = csv.lines().next().unwrap().split(',').collect::<Vec<_>>();
+        let col = header.iter().position(|h| *h == "acceptance_rate").unwrap();
+        csv.lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(col).unwrap_or("").to_string())
+            .collect()
+    };
+    let (rw, rm) = (rates(&whole), rates(&merged));
+    assert_eq!(rw.len(), 5);
+    assert_eq!(rw, rm, "metrics.csv acceptance rates");
+}

@@ -345,10 +345,18 @@ pub fn underdamped_cpu(
 }
 
 /// The BAOAB kernel bound to an ensemble and its velocities.
-pub struct UnderdampedGpu {
+/// One pipeline (whole rounds or single steps) with its step uniform and a bind group per
+/// chunk.
+struct Part {
     kernel: Arc<Kernel>,
     step: wgpu::Buffer,
     binds: Vec<wgpu::BindGroup>,
+}
+
+pub struct UnderdampedGpu {
+    /// Single steps (the partial round at the start of a block), whole rounds, single steps
+    /// (the partial round at its end): common/noise.wgsl's layout, as the Langevin kernel.
+    parts: [Part; 3],
     velocity: Ensemble,
     key: [u32; 2],
     dim: u32,
@@ -386,7 +394,8 @@ impl UnderdampedGpu {
             cx.chunk_particles,
         )?;
         let nonfinite = NonfiniteCounter::new(gpu);
-        let kernel = |init: bool| {
+        let round = super::langevin::round_steps(ensemble.dim);
+        let kernel = |init: bool, single: bool| {
             Kernel::new(
                 gpu,
                 if init {
@@ -399,15 +408,19 @@ impl UnderdampedGpu {
                     ("DIM", f64::from(ensemble.dim)),
                     ("POTENTIAL", f64::from(shader.kind)),
                     ("INIT_VELOCITY", if init { 1.0 } else { 0.0 }),
+                    ("ROUND_STEPS", f64::from(round)),
+                    ("SINGLE_STEPS", if single { 1.0 } else { 0.0 }),
                 ],
                 cx.workgroup_size,
             )
         };
-        let step = gpu.uniform_with(
-            "underdamped step",
-            bytemuck::bytes_of(&<StepUniform as bytemuck::Zeroable>::zeroed()),
-        );
-        let bind = |kernel: &Kernel| -> Vec<wgpu::BindGroup> {
+        let uniform = || {
+            gpu.uniform_with(
+                "underdamped step",
+                bytemuck::bytes_of(&<StepUniform as bytemuck::Zeroable>::zeroed()),
+            )
+        };
+        let bind = |kernel: &Kernel, step: &wgpu::Buffer| -> Vec<wgpu::BindGroup> {
             ensemble
                 .chunks
                 .iter()
@@ -418,7 +431,7 @@ impl UnderdampedGpu {
                         &[
                             &x.state,
                             &x.uniform,
-                            &step,
+                            step,
                             &params,
                             &nonfinite.buffer,
                             &v.state,
@@ -430,8 +443,9 @@ impl UnderdampedGpu {
         };
         let key = rng::key_from_seed(cx.seed);
         // The initial velocities, one submission per chunk (each writes the uniform).
-        let init = kernel(true);
-        for (chunk, group) in ensemble.chunks.iter().zip(bind(&init)) {
+        let init = kernel(true, true);
+        let step = uniform();
+        for (chunk, group) in ensemble.chunks.iter().zip(bind(&init, &step)) {
             let uniform = StepUniform {
                 key,
                 first: 0,
@@ -452,12 +466,18 @@ impl UnderdampedGpu {
             }
             gpu.queue.submit([encoder.finish()]);
         }
-        let kernel = kernel(false);
-        let binds = bind(&kernel);
+        let single = kernel(false, true);
+        let rounds = kernel(false, false);
+        let part = |kernel: &Arc<Kernel>| {
+            let step = uniform();
+            Part {
+                kernel: kernel.clone(),
+                binds: bind(kernel, &step),
+                step,
+            }
+        };
         Ok(UnderdampedGpu {
-            kernel,
-            step,
-            binds,
+            parts: [part(&single), part(&rounds), part(&single)],
             velocity,
             key,
             dim: ensemble.dim,
@@ -480,32 +500,40 @@ impl Stepper for UnderdampedGpu {
         steps: u32,
         _stop: &dyn Fn() -> bool,
     ) -> Result<bool> {
-        let (block0, block0_hi, lane0) = rng::noise_start(step0, self.dim);
-        let uniform = StepUniform {
-            key: self.key,
-            block0,
-            lane0,
-            steps,
-            dt: self.dt as f32,
-            ou_c: self.ou_c,
-            first,
-            span,
-            block0_hi,
-            t0: (step0 as f64 * self.dt) as f32,
-            _pad: [0; 1],
-        };
-        gpu.queue
-            .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
+        let round = u64::from(super::langevin::round_steps(self.dim));
+        let (head, body, tail) = super::langevin::split_block(step0, u64::from(steps), round);
+        let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        {
+        let mut at = 0u64;
+        for (part, n) in self.parts.iter().zip([head, body, tail]) {
+            if n == 0 {
+                continue;
+            }
+            let (block0, block0_hi, lane0) = rng::noise_start(step0 + at, self.dim);
+            let uniform = StepUniform {
+                key: self.key,
+                block0,
+                lane0,
+                steps: n as u32,
+                dt: self.dt as f32,
+                ou_c: self.ou_c,
+                first,
+                span,
+                block0_hi,
+                t0: ((step0 + at) as f64 * self.dt) as f32,
+                _pad: [0; 1],
+            };
+            // Each part has its own uniform, so all three writes land before the submission.
+            gpu.queue
+                .write_buffer(&part.step, 0, bytemuck::bytes_of(&uniform));
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
-            self.kernel.dispatch(
+            part.kernel.dispatch(
                 &mut pass,
-                &self.binds[chunk],
-                particles.div_ceil(self.kernel.workgroup_size),
+                &part.binds[chunk],
+                particles.div_ceil(part.kernel.workgroup_size),
                 gpu.limits.max_compute_workgroups_per_dimension,
             );
+            at += n;
         }
         gpu.queue.submit([encoder.finish()]);
         Ok(true)
