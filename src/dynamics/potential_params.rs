@@ -177,7 +177,12 @@ pub(crate) fn check_potential_shader_with(
     temperature: Option<&Temperature>,
     value: bool,
 ) -> bool {
-    let Err(why) = potential_shader_with(base, potential, temperature, value) else {
+    // An expression's energy observer (its U, gradient and Laplacian) must compile too.
+    let energy = match potential {
+        Potential::Expr(_) => crate::observe::energy::energy_source(potential).map(|_| ()),
+        _ => Ok(()),
+    };
+    let Err(why) = potential_shader_with(base, potential, temperature, value).and(energy) else {
         return true;
     };
     let (key, what) = match (potential, temperature) {

@@ -79,6 +79,28 @@ pub struct EnergyGpu {
     count: u64,
 }
 
+/// shaders/energy.wgsl composed for `potential`: an expression's U, gradient and Laplacian
+/// generated into its user region and validated by naga (the scenario reader calls this too,
+/// so a run never starts with an energy kernel that does not compile).
+pub fn energy_source(potential: &Potential) -> Result<std::borrow::Cow<'static, str>, String> {
+    match potential {
+        Potential::Expr(e) => {
+            let functions = [
+                ("user_gradient", e.wgsl()),
+                ("user_value", e.wgsl_value()),
+                ("user_laplacian", e.wgsl_laplacian()),
+            ];
+            let source = shaders::with_user_functions(shaders::ENERGY, &functions)?;
+            shaders::validate(&source)?;
+            Ok(std::borrow::Cow::Owned(source))
+        }
+        Potential::Wgsl(_) => {
+            Err("the energy observer has no U or Laplacian for a WGSL potential".into())
+        }
+        _ => Ok(std::borrow::Cow::Borrowed(shaders::ENERGY)),
+    }
+}
+
 impl EnergyGpu {
     /// For `potential` (not a WGSL file, see [`observable`]); `velocities` with their
     /// per-axis `masses` add the kinetic sum. `workgroup_size` as in `MomentsGpu::new`.
@@ -91,27 +113,8 @@ impl EnergyGpu {
     ) -> Result<EnergyGpu> {
         let wg = workgroup_size.clamp(1, 256).next_power_of_two().min(256);
         let (kind, params) = gpu_potential_params(potential);
-        let source = match potential {
-            Potential::Expr(e) => {
-                let functions = [
-                    ("user_gradient", e.wgsl()),
-                    ("user_value", e.wgsl_value()),
-                    ("user_laplacian", e.wgsl_laplacian()),
-                ];
-                let source = shaders::with_user_functions(shaders::ENERGY, &functions)
-                    .and_then(|s| shaders::validate(&s).map(|_| s))
-                    .map_err(|why| {
-                        Error::Device(format!("the energy shader did not compose: {why}"))
-                    })?;
-                std::borrow::Cow::Owned(source)
-            }
-            Potential::Wgsl(_) => {
-                return Err(Error::Device(
-                    "the energy observer has no U or Laplacian for a WGSL potential".into(),
-                ));
-            }
-            _ => std::borrow::Cow::Borrowed(shaders::ENERGY),
-        };
+        let source = energy_source(potential)
+            .map_err(|why| Error::Device(format!("the energy shader did not compose: {why}")))?;
         let kernel = Kernel::new(
             gpu,
             "energy",
