@@ -556,20 +556,7 @@ pub(crate) fn title(plan: &Plan, step: u64, time: f64) -> String {
 }
 
 fn axis_names(plan: &Plan) -> Vec<String> {
-    plan.output
-        .histogram
-        .axes
-        .iter()
-        .map(|&a| {
-            // Phase space: axes from dim on are the velocities.
-            let dim = plan.particles.dim;
-            if a < dim {
-                format!("x{a}")
-            } else {
-                format!("v{}", a - dim)
-            }
-        })
-        .collect()
+    reference::axis_names(&plan.output.histogram, plan.particles.dim)
 }
 
 /// Writes one snapshot's density array and heatmap (and particles) and describes them.

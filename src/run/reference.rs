@@ -39,8 +39,18 @@ pub fn subfolder(spec: &HistogramSpec, main: bool) -> String {
     }
 }
 
-pub fn axis_names(spec: &HistogramSpec) -> Vec<String> {
-    spec.axes.iter().map(|a| format!("x{a}")).collect()
+pub fn axis_names(spec: &HistogramSpec, dim: u32) -> Vec<String> {
+    spec.axes
+        .iter()
+        .map(|&a| {
+            // Phase space: axes from dim on are the velocities.
+            if a < dim {
+                format!("x{a}")
+            } else {
+                format!("v{}", a - dim)
+            }
+        })
+        .collect()
 }
 
 /// Every histogram of a run with its reference (if asked for), advanced snapshot by snapshot.
@@ -165,7 +175,7 @@ pub fn marginal_png(
         spec,
         &plan.output.heatmap,
         &super::title(plan, step, time),
-        &axis_names(spec),
+        &axis_names(spec, plan.particles.dim),
     )
 }
 
@@ -283,7 +293,7 @@ pub fn reference_pngs(
     outside: u64,
     reference: &[f64],
 ) -> Result<(Vec<u8>, Vec<u8>)> {
-    let names = axis_names(spec);
+    let names = axis_names(spec, plan.particles.dim);
     let title = super::title(plan, step, time);
     let kind = plan.output.reference.map_or("reference", |k| k.name());
     let reference_png = output::png_bytes(&plot::density_image(

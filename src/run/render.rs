@@ -198,7 +198,7 @@ pub fn render(dir: &Path, opts: &RenderOptions) -> Result<usize> {
     for s in &manifest.snapshots {
         let counts = read_counts(dir, &s.density, &main.spec)?;
         let shown = crop(&counts, &main.spec, &main.keep);
-        let names = super::reference::axis_names(&main.spec);
+        let names = super::reference::axis_names(&main.spec, plan.particles.dim);
         let image = output::render_density_image(
             &shown,
             &main.shown,
