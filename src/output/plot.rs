@@ -451,7 +451,10 @@ where
     chart
         .draw_series((0..SLICES).map(|k| {
             let (a, b) = (k as f64 / SLICES as f64, (k + 1) as f64 / SLICES as f64);
-            let c = gradient.eval_continuous((a + b) / 2.0);
+            // The slice's value coloured as the heatmap colours it (a diverging scale runs
+            // its gradient from the top down).
+            let mid = (a + b) / 2.0;
+            let c = gradient.eval_continuous(scale.position(value_at(mid)).unwrap_or(mid));
             Rectangle::new(
                 [(0.0, value_at(a)), (1.0, value_at(b))],
                 RGBColor(c.r, c.g, c.b).filled(),
