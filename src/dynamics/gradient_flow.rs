@@ -122,18 +122,8 @@ impl Stepper for HeavyBallGpu {
         };
         gpu.queue
             .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
-            self.kernel.dispatch(
-                &mut pass,
-                &self.binds[chunk],
-                particles.div_ceil(self.kernel.workgroup_size),
-                gpu.limits.max_compute_workgroups_per_dimension,
-            );
-        }
-        gpu.queue.submit([encoder.finish()]);
+        let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
+        self.kernel.submit_once(gpu, &self.binds[chunk], particles);
         Ok(true)
     }
 

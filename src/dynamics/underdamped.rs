@@ -454,17 +454,7 @@ impl UnderdampedGpu {
             };
             gpu.queue
                 .write_buffer(&step, 0, bytemuck::bytes_of(&uniform));
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                init.dispatch(
-                    &mut pass,
-                    &group,
-                    chunk.count.div_ceil(init.workgroup_size),
-                    gpu.limits.max_compute_workgroups_per_dimension,
-                );
-            }
-            gpu.queue.submit([encoder.finish()]);
+            init.submit_once(gpu, &group, chunk.count);
         }
         let single = kernel(false, true);
         let rounds = kernel(false, false);

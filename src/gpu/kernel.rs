@@ -117,6 +117,22 @@ impl Kernel {
         })
     }
 
+    /// Encodes and submits one dispatch of this kernel over `invocations` invocations (one
+    /// per particle) with `bind`, in its own command buffer.
+    pub fn submit_once(&self, gpu: &Gpu, bind: &wgpu::BindGroup, invocations: u32) {
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.dispatch(
+                &mut pass,
+                bind,
+                invocations.div_ceil(self.workgroup_size),
+                gpu.limits.max_compute_workgroups_per_dimension,
+            );
+        }
+        gpu.queue.submit([encoder.finish()]);
+    }
+
     /// Records one dispatch covering `workgroups` groups, folded into 2D past the
     /// per-dimension limit (the shader recovers the linear index from num_workgroups).
     pub fn dispatch(
