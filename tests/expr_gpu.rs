@@ -817,12 +817,7 @@ fn sde_gpu_agrees_with_its_twin() {
         histogram_cpu(&gpu64, 2, &spec),
         histogram_cpu(&twin, 2, &spec),
     );
-    let moved: u64 = hg
-        .counts
-        .iter()
-        .zip(&hc.counts)
-        .map(|(a, b)| a.abs_diff(*b))
-        .sum();
+    let moved = stats::counts_moved(&hg.counts, &hc.counts);
     let near = stats::near_edges(&twin, 2, &spec, &bound);
     assert!(
         moved <= 2 * near,

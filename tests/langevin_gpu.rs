@@ -813,12 +813,7 @@ fn gpu_agrees_with_the_cpu_twin() {
         histogram_cpu(&gpu64, 3, &spec),
         histogram_cpu(&cpu, 3, &spec),
     );
-    let moved: u64 = hg
-        .counts
-        .iter()
-        .zip(&hc.counts)
-        .map(|(a, b)| a.abs_diff(*b))
-        .sum();
+    let moved = stats::counts_moved(&hg.counts, &hc.counts);
     // A particle can change bin only if its twin position lies within its bound of an edge;
     // each that does moves 2 in the sum of count differences.
     let near = stats::near_edges(&cpu, 3, &spec, &bound);
@@ -958,12 +953,7 @@ fn expression_forms_of_builtins_give_the_same_ensembles() {
             histogram_cpu(&f64s(&gpu_b), dim, &spec),
             histogram_cpu(&f64s(&gpu_e), dim, &spec),
         );
-        let moved: u64 = hb
-            .counts
-            .iter()
-            .zip(&he.counts)
-            .map(|(a, b)| a.abs_diff(*b))
-            .sum();
+        let moved = stats::counts_moved(&hb.counts, &he.counts);
         let reach: Vec<f64> = bound_b
             .iter()
             .zip(&bound_e)
@@ -1236,13 +1226,7 @@ fn chunked_observers_match_the_cpu_twins() {
         obs.histogram.in_range() + obs.histogram.outside,
         p.particles.count
     );
-    let moved: u64 = obs
-        .histogram
-        .counts
-        .iter()
-        .zip(&cpu.counts)
-        .map(|(a, b)| a.abs_diff(*b))
-        .sum();
+    let moved = stats::counts_moved(&obs.histogram.counts, &cpu.counts);
     // The GPU bins (x - lo) * scale in f32 with lo and scale rounded: the bin it picks is
     // that of a point within 4 u (|x| + |lo| + |hi|) of x. Only particles that near an edge
     // can land elsewhere, each moving 2 in the sum of count differences.

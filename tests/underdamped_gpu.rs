@@ -264,12 +264,7 @@ fn harmonic_well_has_baoab_exact_stationary_laws() {
         let x64: Vec<f64> = x.iter().map(|&a| f64::from(a)).collect();
         let v64: Vec<f64> = v.iter().map(|&a| f64::from(a)).collect();
         let cpu = phase_histogram_cpu(&x64, Some(&v64), 2, &spec);
-        let moved: u64 = hist
-            .counts
-            .iter()
-            .zip(&cpu.counts)
-            .map(|(a, b)| a.abs_diff(*b))
-            .sum();
+        let moved = stats::counts_moved(&hist.counts, &cpu.counts);
         let near = (0..n as usize)
             .filter(|&i| {
                 [(x64[2 * i], 0), (v64[2 * i + 1], 1)]

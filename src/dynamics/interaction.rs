@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::model::Potential;
 use crate::scenario::Interaction;
 use crate::scenario::data::SampleTable;
-use crate::scenario::resolve::{kind, optional, required};
+use crate::scenario::resolve::{kind, required};
 use crate::scenario::walk::{Issues, Section, number, table};
 use crate::scenario::{expr_keys, keys};
 use crate::shaders;
@@ -96,13 +96,7 @@ impl ParseKind for InteractionPlan {
                 }
             },
         );
-        let temperature = optional(
-            issues,
-            sec,
-            "temperature",
-            || Some(1.0),
-            |i, k, v| number(i, k, v, "a finite number >= 0", |x| x >= 0.0),
-        );
+        let temperature = keys::constant_temperature(issues, sec, "a finite number >= 0");
         let dt = keys::positive_dt(issues, sec);
         let (steps, t_end) = keys::duration(issues, sec, dt)?;
         let plan = InteractionPlan {

@@ -107,20 +107,10 @@ impl ParseKind for UnderdampedPlan {
     ) -> Option<(Self, Option<SampleTable>)> {
         sec.check_keys(KEYS, issues);
         let potential = keys::potential(issues, sec, cx.dim, cx.base_dir);
-        let temperature = optional(
+        let temperature = keys::constant_temperature(
             issues,
             sec,
-            "temperature",
-            || Some(1.0),
-            |i, k, v| {
-                number(
-                    i,
-                    k,
-                    v,
-                    "a finite number >= 0 (underdamped takes a constant temperature)",
-                    |x| x >= 0.0,
-                )
-            },
+            "a finite number >= 0 (underdamped takes a constant temperature)",
         );
         let gamma = optional(
             issues,

@@ -25,6 +25,23 @@ const PROCESS_KINDS: &[&str] = &["vp", "ve", "ou"];
 const SCORE_KINDS: &[&str] = &["mixture", "samples"];
 const MIXTURE_KEYS: &[&str] = &["kind", "weights", "means", "stds"];
 
+/// A constant `temperature` T >= 0, default 1, for the kinds without temperature schedules
+/// (langevin's, which may be a schedule, is read by `expr_keys::temperature`); `allowed`
+/// describes it in a message.
+pub(crate) fn constant_temperature(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    allowed: &str,
+) -> Option<f64> {
+    optional(
+        issues,
+        sec,
+        "temperature",
+        || Some(1.0),
+        |i, k, v| number(i, k, v, allowed, |x| x >= 0.0),
+    )
+}
+
 /// A boolean `key`, false when absent; `allowed` says what true and false mean.
 pub(crate) fn flag(
     issues: &mut Issues,

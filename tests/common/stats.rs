@@ -98,6 +98,12 @@ pub fn gaussian_tv_bound(m1: &[f64], v1: &[f64], m2: &[f64], v2: &[f64]) -> f64 
     (0.5 * kl).sqrt().min(1.0)
 }
 
+/// Sum over bins of |a - b|: twice the number of particles that changed bin between two
+/// histograms of the same particles (each leaves one bin and enters another).
+pub fn counts_moved(a: &[u64], b: &[u64]) -> u64 {
+    a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).sum()
+}
+
 /// Particles (rows of `dim`) with a histogrammed coordinate within `reach[p]` of one of its
 /// bin edges: an upper bound on how many can change bin when particle p moves by less than
 /// `reach[p]` in every coordinate.
