@@ -46,6 +46,10 @@ pub struct AdapterSummary {
     pub max_buffer_size: u64,
     pub max_compute_workgroups_per_dimension: u32,
     pub max_compute_invocations_per_workgroup: u32,
+    /// Philox's 64-bit multiply runs natively (the device has `SHADER_INT64` and
+    /// `FOKKER_EMULATE_INT64` is unset) rather than from 16-bit halves; the bits are the same.
+    #[serde(default)]
+    pub native_int64: bool,
 }
 
 impl AdapterSummary {
@@ -62,6 +66,8 @@ impl AdapterSummary {
             max_buffer_size: limits.max_buffer_size,
             max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            native_int64: adapter.features().contains(wgpu::Features::SHADER_INT64)
+                && std::env::var_os(EMULATE_INT64).is_none(),
         }
     }
 
@@ -183,6 +189,10 @@ fn select(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
     })
 }
 
+/// Set (to anything) to keep Philox's 64-bit multiply emulated on devices that have a native
+/// one: for benchmarks of the two paths (README, "Performance").
+pub const EMULATE_INT64: &str = "FOKKER_EMULATE_INT64";
+
 /// An open device with its queue and the errors wgpu reported outside error scopes.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -196,6 +206,13 @@ pub struct Gpu {
 }
 
 impl Gpu {
+    /// This device with Philox's multiply emulated from here on, even where the device has a
+    /// native one (tests compare the two paths' bits).
+    pub fn emulating_int64(mut self) -> Gpu {
+        self.adapter.native_int64 = false;
+        self
+    }
+
     pub fn open(choice: &AdapterChoice) -> Result<Gpu> {
         let adapter = select(choice)?;
         let summary = AdapterSummary::of(&adapter);
@@ -205,6 +222,11 @@ impl Gpu {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("fokker"),
             required_limits: limits.clone(),
+            required_features: if summary.native_int64 {
+                wgpu::Features::SHADER_INT64
+            } else {
+                wgpu::Features::empty()
+            },
             ..Default::default()
         }))
         .map_err(|e| Error::NoAdapter(format!("{}: cannot open device: {e}", summary.name)))?;
@@ -358,6 +380,7 @@ mod tests {
             max_buffer_size: 2,
             max_compute_workgroups_per_dimension: 3,
             max_compute_invocations_per_workgroup: 4,
+            native_int64: false,
         };
         let json = serde_json::to_string(&summary).expect("serialise");
         assert!(json.contains(r#""device_type":"Cpu""#), "{json}");

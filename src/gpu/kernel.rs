@@ -72,11 +72,16 @@ impl Kernel {
         constants: &[(&str, f64)],
         workgroup_size: u32,
     ) -> Kernel {
+        let native = gpu
+            .adapter
+            .native_int64
+            .then(|| super::mul_hi::swap(source, crate::shaders::MUL_HI_NATIVE))
+            .flatten();
         let module = gpu
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
+                source: wgpu::ShaderSource::Wgsl(native.as_deref().unwrap_or(source).into()),
             });
         let mut all: Vec<(&str, f64)> = constants.to_vec();
         all.push(("WG", f64::from(workgroup_size)));

@@ -4,6 +4,7 @@ pub mod abi;
 pub mod context;
 pub mod ensemble;
 pub mod kernel;
+pub mod mul_hi;
 
 pub use context::{AdapterChoice, AdapterSummary, Gpu, list_adapters};
 pub use ensemble::Ensemble;
