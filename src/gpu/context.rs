@@ -1,6 +1,7 @@
 //! Adapter selection, device creation with the adapter's own limits, error capture,
 //! bounded waits and readback.
 
+use super::timer::Timer;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -200,6 +201,8 @@ pub struct Gpu {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Timestamp queries around submissions, where the device has them.
+    pub(crate) timer: Option<super::timer::Timer>,
     /// Compiled pipelines by label, full source and specialisation (see `Kernel::new`).
     pub(crate) kernels:
         Mutex<std::collections::HashMap<super::kernel::KernelKey, Arc<super::Kernel>>>,
@@ -219,14 +222,18 @@ impl Gpu {
         // Ask for everything the adapter offers: the binding-size limit in particular
         // decides how particle state is split into chunks.
         let limits = adapter.limits();
+        let timed = adapter.features().contains(Timer::FEATURES);
+        let mut features = wgpu::Features::empty();
+        if summary.native_int64 {
+            features |= wgpu::Features::SHADER_INT64;
+        }
+        if timed {
+            features |= Timer::FEATURES;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("fokker"),
             required_limits: limits.clone(),
-            required_features: if summary.native_int64 {
-                wgpu::Features::SHADER_INT64
-            } else {
-                wgpu::Features::empty()
-            },
+            required_features: features,
             ..Default::default()
         }))
         .map_err(|e| Error::NoAdapter(format!("{}: cannot open device: {e}", summary.name)))?;
@@ -243,7 +250,9 @@ impl Gpu {
                 v.push(format!("device lost ({reason:?}): {message}"));
             }
         });
+        let timer = timed.then(|| Timer::new(&device, &queue));
         Ok(Gpu {
+            timer,
             device,
             queue,
             adapter: summary,
@@ -254,6 +263,13 @@ impl Gpu {
     }
 
     /// Fails with the first error wgpu reported since the last check.
+    /// Records a device error for the next [`Gpu::check`].
+    pub(crate) fn report(&self, message: String) {
+        if let Ok(mut v) = self.errors.lock() {
+            v.push(message);
+        }
+    }
+
     pub fn check(&self) -> Result<()> {
         let mut v = self
             .errors

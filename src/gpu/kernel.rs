@@ -123,8 +123,14 @@ impl Kernel {
     }
 
     /// Encodes and submits one dispatch of this kernel over `invocations` invocations (one
-    /// per particle) with `bind`, in its own command buffer.
-    pub fn submit_once(&self, gpu: &Gpu, bind: &wgpu::BindGroup, invocations: u32) {
+    /// per particle) with `bind`, in its own command buffer, timed as `work`.
+    pub fn submit_once(
+        &self,
+        gpu: &Gpu,
+        bind: &wgpu::BindGroup,
+        invocations: u32,
+        work: super::timer::Work,
+    ) {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -135,7 +141,7 @@ impl Kernel {
                 gpu.limits.max_compute_workgroups_per_dimension,
             );
         }
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit(encoder, work);
     }
 
     /// Records one dispatch covering `workgroups` groups, folded into 2D past the

@@ -5,6 +5,7 @@ pub mod context;
 pub mod ensemble;
 pub mod kernel;
 pub mod mul_hi;
+pub mod timer;
 
 pub use context::{AdapterChoice, AdapterSummary, Gpu, list_adapters};
 pub use ensemble::Ensemble;

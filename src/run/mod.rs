@@ -373,6 +373,12 @@ fn finish(
     result: Result<()>,
 ) -> Result<RunReport> {
     manifest.timings.wall_seconds += started.elapsed().as_secs_f64();
+    // This process's GPU time, added to what earlier processes of a resumed run recorded.
+    if let Ok(Some(g)) = gpu.gpu_seconds() {
+        let t = &mut manifest.timings;
+        t.gpu_stepping_seconds = Some(t.gpu_stepping_seconds.unwrap_or(0.0) + g.stepping);
+        t.gpu_observe_seconds = Some(t.gpu_observe_seconds.unwrap_or(0.0) + g.observing);
+    }
     match result {
         Ok(()) => {
             manifest.status = Status::Complete;
