@@ -66,7 +66,7 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         range: Option<String>,
     },
-    /// Distances between two runs' densities, snapshot by snapshot (matched by time).
+    /// Distances between two runs' densities, snapshot by snapshot (paired by time).
     Compare {
         run_a: PathBuf,
         run_b: PathBuf,
@@ -468,6 +468,7 @@ fn compare_command(
     out: Option<&std::path::Path>,
 ) -> fokker::Result<()> {
     let c = run::compare::compare(a, b, out)?;
+    print!("{}", run::compare::summary(&c));
     print!("{}", run::compare::table(&c.rows));
     println!("wrote {} and {}", c.csv.display(), c.plot.display());
     Ok(())
