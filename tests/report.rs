@@ -539,3 +539,75 @@ fn compare_pairs_snapshots_of_runs_whose_dt_differ() {
     // A filled circle of radius 3: at least its 3 x 3 core.
     assert!(marker >= 9, "{marker} marker pixels");
 }
+
+#[test]
+fn diverged_and_merged_runs_get_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("s.toml"), RUN).unwrap();
+    // dt = 0.5 in the double well: x -> x - dt U'(x) has slope 1 - 0.5 U''(-1) = -3 at the
+    // well, so the particles blow up within a few steps: exit 3, a page that says diverged.
+    let o = fokker(
+        &[
+            "run",
+            "s.toml",
+            "--out",
+            "bad",
+            "--progress",
+            "none",
+            "--set",
+            "dynamics.dt=0.5",
+            "--set",
+            "dynamics.t_end=50",
+            "--set",
+            "output.every=10",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let page = std::fs::read_to_string(tmp.path().join("bad/report.html")).unwrap();
+    let doc = parse(&page);
+    let status: String = select(&doc, "span.status")[0].text().collect();
+    assert_eq!(status, "diverged");
+
+    // Two shards merged by their absolute paths: the page names them by their names only.
+    for i in ["0", "1"] {
+        ok(&fokker(
+            &[
+                "run",
+                "s.toml",
+                "--out",
+                &format!("s{i}"),
+                "--progress",
+                "none",
+                "--shard-index",
+                i,
+                "--shard-count",
+                "2",
+            ],
+            tmp.path(),
+        ));
+    }
+    let abs = |d: &str| tmp.path().join(d).display().to_string();
+    ok(&fokker(
+        &["merge", "merged", &abs("s0"), &abs("s1")],
+        tmp.path(),
+    ));
+    let page = std::fs::read_to_string(tmp.path().join("merged/report.html")).unwrap();
+    names_no_absolute_path(&page, tmp.path());
+    let doc = parse(&page);
+    let rows: Vec<String> = select(&doc, "tr")
+        .iter()
+        .map(|r| r.text().collect())
+        .collect();
+    assert!(rows.contains(&"merged froms0, s1".to_string()), "{rows:?}");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("merged/scenario.toml")).unwrap(),
+        RUN
+    );
+    assert_eq!(select(&doc, "img").len(), 15);
+}

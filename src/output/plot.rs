@@ -101,6 +101,9 @@ pub fn line_chart_axes(
     line_chart_pixels(title, x_label, y_label, series, log_x, log_y).map(|(image, _)| image)
 }
 
+/// Per series, the pixel each of its points was drawn at.
+pub type Pixels = Vec<Vec<(i32, i32)>>;
+
 /// [`line_chart_axes`], also returning where each series' points were drawn (pixels).
 pub fn line_chart_pixels(
     title: &str,
@@ -109,7 +112,7 @@ pub fn line_chart_pixels(
     series: &[Series],
     log_x: bool,
     log_y: bool,
-) -> Result<(RgbImage, Vec<Vec<(i32, i32)>>)> {
+) -> Result<(RgbImage, Pixels)> {
     let keep = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
     let kept: Vec<Series> = series
         .iter()
@@ -173,7 +176,7 @@ fn chart_lines<X, Y>(
     (title, x_label, y_label, series): ChartText<'_>,
     x: X,
     y: Y,
-) -> Result<Vec<Vec<(i32, i32)>>>
+) -> Result<Pixels>
 where
     X: AsRangedCoord<Value = f64>,
     X::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,

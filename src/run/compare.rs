@@ -391,7 +391,7 @@ mod tests {
         assert_eq!(back[1], Err(Some((0, 0.125))));
         // Exactly half an interval is not less than half an interval.
         let half = Err(Some((0, 0.5)));
-        assert_eq!(pair_times(&[0.0, 1.0], &[0.5]), vec![half.clone(), half]);
+        assert_eq!(pair_times(&[0.0, 1.0], &[0.5]), vec![half, half]);
         assert_eq!(pair_times(&[0.0], &[]), vec![Err(None)]);
         // One snapshot each: only the same time pairs.
         assert_eq!(pair_times(&[1.0], &[1.0]), vec![Ok(0)]);
