@@ -404,14 +404,17 @@ fn interrupted_and_side_by_side_runs_get_reports() {
     );
 
     // Bad input: a directory that is not a run (exit 74, nothing written), --out a folder.
-    let o = fokker(&["report", "nope", "--out", "x.html"], tmp.path());
+    let o = fokker(
+        &["report", "cut", "nope", "--out", "new/x.html"],
+        tmp.path(),
+    );
     assert_eq!(
         o.status.code(),
         Some(74),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(!tmp.path().join("x.html").exists());
+    assert!(!tmp.path().join("new").exists());
     let o = fokker(&["report", "cut", "--out", "pages"], tmp.path());
     assert_eq!(
         o.status.code(),

@@ -589,13 +589,17 @@ pub fn report(dirs: &[PathBuf], out: Option<&Path>) -> Result<Vec<PathBuf>> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    // Every run is read before anything is written.
+    // Every run is read before anything is made or written.
+    let manifests = dirs
+        .iter()
+        .map(|dir| read_manifest(dir))
+        .collect::<Result<Vec<_>>>()?;
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     let views = dirs
         .iter()
+        .zip(manifests)
         .enumerate()
-        .map(|(index, dir)| {
-            let manifest = read_manifest(dir)?;
-            std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        .map(|(index, (dir, manifest))| {
             Ok(RunView {
                 dir,
                 base: relative(&parent, dir)?,
