@@ -167,6 +167,30 @@ fn without_dir(text: &str, dir: &Path) -> String {
         .fold(text.to_string(), |t, f| t.replace(f.as_str(), &name))
 }
 
+/// Text with every absolute path in it (a word starting with `/`, after any opening quote or
+/// bracket, up to closing punctuation) replaced by its last component.
+fn shorten_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (k, word) in text.split(' ').enumerate() {
+        if k > 0 {
+            out.push(' ');
+        }
+        let start = word.trim_start_matches(['`', '\'', '"', '(', '[', '<']);
+        let lead = &word[..word.len() - start.len()];
+        let path = start.trim_end_matches(['`', '\'', '"', ')', ']', '>', ':', ',', ';', '.']);
+        let tail = &start[path.len()..];
+        match Path::new(path).file_name() {
+            Some(name) if path.starts_with('/') => {
+                out.push_str(lead);
+                out.push_str(&name.to_string_lossy());
+                out.push_str(tail);
+            }
+            _ => out.push_str(word),
+        }
+    }
+    out
+}
+
 fn sha256_source(text: &str) -> String {
     let hash = Sha256::digest(text.as_bytes());
     format!(
@@ -260,7 +284,11 @@ fn summary(html: &mut String, v: &RunView<'_>) {
         "<p>status: <span class=\"status status-{status}\">{status}</span></p>"
     );
     if let Some(e) = &m.error {
-        let _ = writeln!(html, "<pre>{}</pre>", escape(&without_dir(e, v.dir)));
+        let _ = writeln!(
+            html,
+            "<pre>{}</pre>",
+            escape(&shorten_paths(&without_dir(e, v.dir)))
+        );
     }
     if m.status == Status::Interrupted {
         let _ = writeln!(
@@ -655,6 +683,10 @@ mod tests {
         assert_eq!(
             without_dir(&text, &dir),
             "interrupted; run `fokker resume run-1`"
+        );
+        assert_eq!(
+            shorten_paths("cannot read /data/my runs/x.npy: (/home/u/s.toml), x/2 / y"),
+            "cannot read my runs/x.npy: (s.toml), x/2 / y"
         );
     }
 }
