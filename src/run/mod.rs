@@ -10,6 +10,7 @@ pub mod plot_csv;
 pub mod progress;
 pub mod reference;
 pub mod render;
+pub mod report;
 pub mod sample;
 
 use crate::error::{Error, Result};
@@ -119,6 +120,9 @@ pub struct RunReport {
     pub timings: Timings,
     pub adapter: String,
 }
+
+/// The scenario text a run stores beside its manifest ([`Resolved::text`]).
+pub const SCENARIO: &str = "scenario.toml";
 
 /// Relative file name of a snapshot: the zero-padded step.
 pub fn snapshot_name(step: u64) -> String {
@@ -275,6 +279,9 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
     let (first, particles) = shard.range(plan.particles.count);
     check_memory(plan, particles, &gpu)?;
     output::prepare_run_dir(&opts.out, opts.force)?;
+    if let Some(text) = &resolved.text {
+        output::write_atomic(&opts.out.join(SCENARIO), text.as_bytes())?;
+    }
     let mut manifest = Manifest {
         status: Status::Running,
         fokker_version: manifest::VERSION.into(),
@@ -384,6 +391,7 @@ fn finish(
             manifest.status = Status::Complete;
             checkpoint::remove(&opts.out)?;
             write_manifest(&opts.out, &manifest)?;
+            report::write_report(&opts.out)?;
             Ok(RunReport {
                 out: opts.out.clone(),
                 snapshots: manifest.snapshots.len(),
@@ -399,7 +407,8 @@ fn finish(
             };
             manifest.error = Some(e.to_string());
             // The original error matters more than a failure to record it.
-            let _ = write_manifest(&opts.out, &manifest);
+            let _ = write_manifest(&opts.out, &manifest)
+                .and_then(|()| report::write_report(&opts.out).map(drop));
             Err(e)
         }
     }
