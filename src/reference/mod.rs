@@ -10,6 +10,7 @@
 //! f_a of the axes a in A and the diffusion D read no coordinate outside A: the marginal
 //! then solves d rho / dt = -div(f_A rho) + laplacian(D rho) on A.
 
+pub mod boundary;
 pub mod law;
 pub mod solver;
 
