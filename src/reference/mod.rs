@@ -13,6 +13,7 @@
 pub mod boundary;
 pub mod law;
 pub mod solver;
+pub mod spectrum;
 
 use crate::dynamics::References;
 use crate::dynamics::underdamped::UnderdampedPlan;

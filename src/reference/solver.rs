@@ -68,6 +68,7 @@
 //! (backward Euler and the splitting).
 
 use super::boundary::{AxisBoundary, Region};
+use super::spectrum;
 use rayon::prelude::*;
 
 /// A uniform grid of `cells` over `range`, one entry per axis (1 or 2 axes). Cell `[i, j]`
@@ -938,6 +939,123 @@ impl FokkerPlanck {
     /// (In 2D the axis splitting adds O(dt).)
     pub fn survival_integral(&self) -> f64 {
         self.bounds.survival_integral
+    }
+
+    /// The `k` slowest rates of the discretised operator at the current time: the `k`
+    /// smallest eigenvalues (ascending) of −A, where dm/dt = A m is the semi-discrete
+    /// equation (unsplit, no time step) with the boundaries, sink cells removed (their
+    /// density is held at 0). See docs/architecture.md, "Boundaries and rates".
+    ///
+    /// - A 1D grid without a periodic wrap, any coefficients: A is tridiagonal with
+    ///   off-diagonal products r_i l_i >= 0, so it has the spectrum of the symmetric
+    ///   tridiagonal matrix with off-diagonals −sqrt(r_i l_i) (its characteristic polynomial
+    ///   depends on the products only): bisection on Sturm sequences, within a few ε‖A‖.
+    /// - Otherwise a gradient drift at T > 0: the rates obey detailed balance with
+    ///   e^{−U/T} at the centres, so e^{U/2T} A e^{−U/2T} is symmetric (the same
+    ///   −sqrt(r l) off the diagonal), positive semi-definite and sparse with bandwidth one
+    ///   line: shifted subspace iteration with a banded Cholesky solve (`spectrum.rs`).
+    ///   Refused for a general drift there (a non-reversible A may have complex eigenvalues)
+    ///   and for a 2D grid periodic on both axes (the band would be the whole grid).
+    pub fn slowest_rates(&self, k: usize) -> Result<Vec<f64>, String> {
+        let grid = &self.grid;
+        let t = self.time;
+        let axes = grid.axes();
+        let n1 = grid.cells.get(1).copied().unwrap_or(1);
+        let periodic: Vec<bool> = (0..axes)
+            .map(|a| self.bounds.axis(a) == AxisBoundary::Periodic)
+            .collect();
+        let tridiagonal = axes == 1 && !periodic[0];
+        let reversible = matches!(self.sampler, Sampler::Gradient { current, .. } if current > 0.0);
+        if !tridiagonal && !reversible {
+            return Err("the rates of a 2D or periodic grid need a gradient drift at a temperature > 0 \
+                 (a reversible operator); a general drift is supported on a 1D grid without a periodic wrap"
+                .into());
+        }
+        if axes == 2 && periodic[0] && periodic[1] {
+            return Err("the rates of a 2D grid periodic on both axes are not supported".into());
+        }
+        // The order of the unknowns: the periodic axis (if any) fastest, so that its wrap
+        // stays within one line of the band.
+        let transposed = axes == 2 && periodic[0];
+        let mut order: Vec<usize> = (0..grid.len()).collect();
+        if transposed {
+            order.sort_by_key(|&k| (k % n1, k / n1));
+        }
+        let mut active = vec![usize::MAX; grid.len()];
+        let mut count = 0;
+        for &k in &order {
+            if !self.is_sink(k) {
+                active[k] = count;
+                count += 1;
+            }
+        }
+        let centre_d = self.sampler.centre_diffusion(grid, t);
+        let mut diag = vec![0.0; count];
+        let mut entries = Vec::new();
+        for (axis, &wrap) in periodic.iter().enumerate() {
+            let rates = self.sampler.axis_rates(
+                grid,
+                axis,
+                t,
+                &centre_d,
+                self.bounds.axis(axis),
+                &self.bounds.sink,
+            );
+            let (len, stride, _) = grid.lines(axis);
+            let index = |k: usize| if axis == 0 { k / n1 } else { k % n1 };
+            for (k, &(r, l)) in rates.faces.iter().enumerate() {
+                let j = if index(k) + 1 < len {
+                    k + stride
+                } else if wrap && len > 1 {
+                    k + stride - len * stride
+                } else {
+                    continue;
+                };
+                let (ak, aj) = (active[k], active[j]);
+                if ak != usize::MAX {
+                    diag[ak] += r;
+                }
+                if aj != usize::MAX {
+                    diag[aj] += l;
+                }
+                if ak != usize::MAX && aj != usize::MAX {
+                    entries.push((ak, aj, -(r * l).sqrt()));
+                }
+            }
+            for (line, e) in rates.ends.iter().enumerate() {
+                let first = grid.line_start(axis, line);
+                for (cell, rate) in [(first, e[0]), (first + (len - 1) * stride, e[1])] {
+                    if active[cell] != usize::MAX {
+                        diag[active[cell]] += rate;
+                    }
+                }
+            }
+        }
+        if tridiagonal {
+            // Consecutive unknowns that are neighbours on the grid share an entry; a sink
+            // between them leaves 0.
+            let mut off = vec![0.0; count.saturating_sub(1)];
+            for &(a, b, v) in &entries {
+                if b == a + 1 {
+                    off[a] = v;
+                }
+            }
+            return Ok(spectrum::tridiagonal_lowest(&diag, &off, k));
+        }
+        spectrum::SparseSymmetric { diag, entries }.lowest(k)
+    }
+
+    /// With anything absorbing, the lowest rate: the exact escape rate of the discretised
+    /// problem into the absorbing set (S(t) ~ c e^{−λ t} at long times). Without, the first
+    /// non-zero rate: the relaxation rate, k_AB + k_BA between two metastable sets (2k for
+    /// a symmetric double well).
+    pub fn escape_rate(&self) -> Result<f64, String> {
+        let absorbs = self.bounds.absorbs();
+        let rates = self.slowest_rates(if absorbs { 1 } else { 2 })?;
+        rates
+            .get(if absorbs { 0 } else { 1 })
+            .copied()
+            .ok_or_else(|| "the grid has too few free cells for a rate".to_string())
     }
 
     /// Advances to `time` (no-op if already there or past it) in equal steps of at most
