@@ -55,6 +55,9 @@ impl AxisBoundary {
     }
 }
 
+/// A predicate on a point of the grid's axes.
+pub type RegionFn = Box<dyn Fn(&[f64]) -> bool + Send + Sync>;
+
 /// A set of points of the grid's axes: an absorbing region is the set of cells whose centre
 /// it contains.
 pub enum Region {
@@ -63,7 +66,7 @@ pub enum Region {
     /// The points x with `normal · x >= offset` (`normal` has one entry per grid axis).
     HalfSpace { normal: Vec<f64>, offset: f64 },
     /// Any set, as a predicate on a point of the grid's axes.
-    Predicate(Box<dyn Fn(&[f64]) -> bool + Send + Sync>),
+    Predicate(RegionFn),
 }
 
 impl std::fmt::Debug for Region {

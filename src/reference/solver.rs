@@ -620,11 +620,9 @@ impl CyclicLine {
         for i in 1..n - 1 {
             x[i] = (x[i] - self.a[i] * x[i - 1]) * self.inv[i];
         }
-        let mut mu = x[n - 1];
-        for j in 0..n - 1 {
-            mu -= self.g[j] * x[j];
-        }
-        let last = mu * self.beta_inv;
+        // g <= 0: the sum is never positive, and subtracting it only adds.
+        let eliminated: f64 = self.g.iter().zip(&x[..n - 1]).map(|(g, y)| g * y).sum();
+        let last = (x[n - 1] - eliminated) * self.beta_inv;
         x[n - 1] = last;
         for i in (0..n - 1).rev() {
             let right = if i + 2 < n { self.c[i] * x[i + 1] } else { 0.0 };

@@ -222,21 +222,22 @@ fn jacobi(mut a: Vec<Vec<f64>>) -> (Vec<f64>, Vec<Vec<f64>>) {
                 let t = if theta == 0.0 { 1.0 } else { t };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
-                for k in 0..n {
-                    let (akp, akq) = (a[k][p], a[k][q]);
-                    a[k][p] = c * akp - s * akq;
-                    a[k][q] = s * akp + c * akq;
+                // A <- Jᵀ A J: columns p and q, then rows p and q; V <- V J.
+                let turn_columns = |m: &mut Vec<Vec<f64>>| {
+                    for row in m.iter_mut() {
+                        let (xp, xq) = (row[p], row[q]);
+                        row[p] = c * xp - s * xq;
+                        row[q] = s * xp + c * xq;
+                    }
+                };
+                turn_columns(&mut a);
+                let (low, high) = a.split_at_mut(q);
+                for (xp, xq) in low[p].iter_mut().zip(high[0].iter_mut()) {
+                    let (vp, vq) = (*xp, *xq);
+                    *xp = c * vp - s * vq;
+                    *xq = s * vp + c * vq;
                 }
-                for k in 0..n {
-                    let (apk, aqk) = (a[p][k], a[q][k]);
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
-                }
-                for row in v.iter_mut() {
-                    let (vp, vq) = (row[p], row[q]);
-                    row[p] = c * vp - s * vq;
-                    row[q] = s * vp + c * vq;
-                }
+                turn_columns(&mut v);
             }
         }
     }
@@ -259,7 +260,12 @@ struct BandedCholesky {
 impl BandedCholesky {
     fn new(s: &SparseSymmetric, shift: f64) -> Result<BandedCholesky, String> {
         let n = s.diag.len();
-        let band = s.entries.iter().map(|&(i, j, _)| i.abs_diff(j)).max().unwrap_or(0);
+        let band = s
+            .entries
+            .iter()
+            .map(|&(i, j, _)| i.abs_diff(j))
+            .max()
+            .unwrap_or(0);
         // rows[i][band + j - i] = A[i][j] for j in i - band ..= i.
         let mut rows = vec![vec![0.0; band + 1]; n];
         for (i, d) in s.diag.iter().enumerate() {
@@ -298,18 +304,24 @@ impl BandedCholesky {
         let n = x.len();
         let b = self.band;
         for i in 0..n {
-            let mut sum = x[i];
-            for m in i.saturating_sub(b)..i {
-                sum -= self.rows[i][b + m - i] * x[m];
-            }
-            x[i] = sum / self.rows[i][b];
+            let lo = i.saturating_sub(b);
+            let known: f64 = self.rows[i][b + lo - i..b]
+                .iter()
+                .zip(&x[lo..i])
+                .map(|(l, y)| l * y)
+                .sum();
+            x[i] = (x[i] - known) / self.rows[i][b];
         }
         for i in (0..n).rev() {
-            let mut sum = x[i];
-            for m in i + 1..(i + b + 1).min(n) {
-                sum -= self.rows[m][b + i - m] * x[m];
-            }
-            x[i] = sum / self.rows[i][b];
+            let end = (i + b + 1).min(n);
+            let known: f64 = x
+                .iter()
+                .enumerate()
+                .take(end)
+                .skip(i + 1)
+                .map(|(m, y)| self.rows[m][b + i - m] * y)
+                .sum();
+            x[i] = (x[i] - known) / self.rows[i][b];
         }
     }
 }
@@ -324,7 +336,11 @@ mod tests {
     fn both_methods_find_the_path_laplacian() {
         let n = 50;
         let exact: Vec<f64> = (1..=6)
-            .map(|j| 4.0 * (std::f64::consts::PI * j as f64 / (2.0 * (n + 1) as f64)).sin().powi(2))
+            .map(|j| {
+                4.0 * (std::f64::consts::PI * j as f64 / (2.0 * (n + 1) as f64))
+                    .sin()
+                    .powi(2)
+            })
             .collect();
         let bisect = tridiagonal_lowest(&vec![2.0; n], &vec![-1.0; n - 1], 6);
         let sparse = SparseSymmetric {
