@@ -128,6 +128,21 @@ impl Grid {
         }
     }
 
+    /// The cell after cell `k` along `axis`, if any: on a `periodic` axis the line's first
+    /// cell follows its last.
+    pub fn next_along(&self, axis: usize, k: usize, periodic: bool) -> Option<usize> {
+        let (len, stride, _) = self.lines(axis);
+        let n1 = self.cells.get(1).copied().unwrap_or(1);
+        let i = if axis == 0 { k / n1 } else { k % n1 };
+        if i + 1 < len {
+            Some(k + stride)
+        } else if periodic {
+            Some(k + stride - len * stride)
+        } else {
+            None
+        }
+    }
+
     /// The coordinates of every cell centre, in cell order.
     pub fn centres(&self) -> Vec<Vec<f64>> {
         let n1 = self.cells.get(1).copied().unwrap_or(1);
@@ -366,15 +381,7 @@ impl Sampler {
         let index = |k: usize| if axis == 0 { k / n1 } else { k % n1 };
         let periodic = boundary == AxisBoundary::Periodic;
         // The cell across the face after cell k, if there is one.
-        let next = |k: usize| {
-            if index(k) + 1 < len {
-                Some(k + stride)
-            } else if periodic {
-                Some(k + stride - len * stride)
-            } else {
-                None
-            }
-        };
+        let next = |k: usize| grid.next_along(axis, k, periodic);
         let mut faces = vec![(0.0, 0.0); grid.len()];
         let mut ends = vec![[0.0; 2]; lines];
         match self {
@@ -1000,13 +1007,9 @@ impl FokkerPlanck {
                 &self.bounds.sink,
             );
             let (len, stride, _) = grid.lines(axis);
-            let index = |k: usize| if axis == 0 { k / n1 } else { k % n1 };
             for (k, &(r, l)) in rates.faces.iter().enumerate() {
-                let j = if index(k) + 1 < len {
-                    k + stride
-                } else if wrap && len > 1 {
-                    k + stride - len * stride
-                } else {
+                // A one-cell periodic line's face leads back to its cell and moves nothing.
+                let Some(j) = grid.next_along(axis, k, wrap).filter(|&j| j != k) else {
                     continue;
                 };
                 let (ak, aj) = (active[k], active[j]);
@@ -1041,6 +1044,41 @@ impl FokkerPlanck {
             return Ok(spectrum::tridiagonal_lowest(&diag, &off, k));
         }
         spectrum::SparseSymmetric { diag, entries }.lowest(k)
+    }
+
+    /// The mean velocity of the mass on the grid, per axis, at the current time:
+    /// Σ over the faces (a periodic axis's wrap face included, absorbing ends not) of
+    /// h × the face's net mass flux, over the mass on the grid. On a reflecting axis it is
+    /// d⟨x⟩/dt of the semi-discrete equation; on a periodic one, at the stationary state,
+    /// the drift velocity of the unwrapped motion (one period L times the current).
+    pub fn mean_velocity(&self) -> Vec<f64> {
+        let grid = &self.grid;
+        let centre_d = self.sampler.centre_diffusion(grid, self.time);
+        let total = self.survival();
+        (0..grid.axes())
+            .map(|axis| {
+                let boundary = self.bounds.axis(axis);
+                let rates = self.sampler.axis_rates(
+                    grid,
+                    axis,
+                    self.time,
+                    &centre_d,
+                    boundary,
+                    &self.bounds.sink,
+                );
+                let periodic = boundary == AxisBoundary::Periodic;
+                let flux: f64 = rates
+                    .faces
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, &(r, l))| {
+                        let j = grid.next_along(axis, k, periodic)?;
+                        Some(r * self.mass[k] - l * self.mass[j])
+                    })
+                    .sum();
+                grid.width(axis) * flux / total
+            })
+            .collect()
     }
 
     /// With anything absorbing, the lowest rate: the exact escape rate of the discretised
