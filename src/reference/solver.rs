@@ -66,6 +66,16 @@
 //!
 //! Accuracy: second order in h where the cell Péclet number |P| is small, first order in dt
 //! (backward Euler and the splitting).
+//!
+//! # Boundaries
+//!
+//! The box's ends carry no flux unless [`FokkerPlanck::with_boundaries`] says otherwise:
+//! a periodic axis wraps the last face round to the first cell (each line then a cyclic
+//! M-matrix system, [`CyclicLine`]), an absorbing end adds the half-cell fitted flux out of
+//! the end cell to its diagonal (columns then sum to at most 1), and the sink cells of
+//! absorbing regions emit nothing and are emptied after each step (`boundary.rs`). The
+//! rates of the discretised operator come from `spectrum.rs`
+//! ([`FokkerPlanck::slowest_rates`]).
 
 use super::boundary::{AxisBoundary, Region};
 use super::spectrum;
