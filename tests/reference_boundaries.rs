@@ -704,3 +704,79 @@ fn tilted_washboard_drift_velocity_is_risken_s() {
         "errors {errors:?}"
     );
 }
+
+/// Free diffusion on a torus: the axes' operators commute, so the split step is exactly the
+/// product of the two 1D backward-Euler steps, and from a point the 2D masses are the outer
+/// product of two 1D periodic runs (the column-wise cyclic solve of axis 0 against the 1D
+/// line solve), within the steps' round-off (module doc) on each factor and their product.
+#[test]
+fn torus_diffusion_is_the_product_of_two_circles() {
+    let (n0, n1, d, dt) = (24usize, 16usize, 0.3, 0.01);
+    let (l0, l1) = (2.0, 1.0);
+    let circle = |n: usize, len: f64, start: usize| {
+        let mut fp = free_1d(n, len, d, start, dt)
+            .with_boundaries(vec![AxisBoundary::Periodic])
+            .unwrap();
+        fp.advance_to(0.5);
+        fp.mass().to_vec()
+    };
+    let (a, b) = (circle(n0, l0, 5), circle(n1, l1, 11));
+    let grid = Grid::new(vec![n0, n1], vec![[0.0, l0], [0.0, l1]]);
+    let mut m = vec![0.0; n0 * n1];
+    m[5 * n1 + 11] = 1.0;
+    let mut fp = FokkerPlanck::new(grid, d, vec![0.0; n0 * n1], m, dt)
+        .with_boundaries(vec![AxisBoundary::Periodic; 2])
+        .unwrap();
+    fp.advance_to(0.5);
+    let (h0, h1) = (l0 / n0 as f64, l1 / n1 as f64);
+    let rho = 4.0 * d * (1.0 / (h0 * h0) + 1.0 / (h1 * h1));
+    let bound = 3.0 * fp.steps() as f64 * step_roundoff(dt, rho);
+    let worst = (0..n0 * n1)
+        .map(|k| (fp.mass()[k] - a[k / n1] * b[k % n1]).abs())
+        .fold(0.0, f64::max);
+    assert!(worst <= bound, "{worst} > {bound}");
+    assert!((fp.survival() - 1.0).abs() <= bound);
+}
+
+/// Boundaries that do not fit the grid are refused with a reason, never a panic.
+#[test]
+fn unfit_boundaries_and_regions_are_refused() {
+    let fp = || free_1d(20, 1.0, 1.0, 3, 0.01);
+    let e = fp()
+        .with_boundaries(vec![AxisBoundary::Reflecting; 2])
+        .err()
+        .unwrap();
+    assert!(e.contains("2 boundaries") && e.contains("1 axes"), "{e}");
+    let e = fp()
+        .with_absorbing_region(Region::Box(vec![[0.0, 1.0], [0.0, 1.0]]))
+        .err()
+        .unwrap();
+    assert!(e.contains("2 axes"), "{e}");
+    let e = fp()
+        .with_absorbing_region(Region::predicate(|x| x[0] > 5.0))
+        .err()
+        .unwrap();
+    assert!(e.contains("no free cell centre"), "{e}");
+    // Mass in a region's cells is absorbed when the region is added.
+    let fp = fp()
+        .with_absorbing_region(Region::HalfSpace {
+            normal: vec![-1.0],
+            offset: -0.2,
+        })
+        .unwrap();
+    assert_eq!(fp.absorbed(), &[1.0]);
+    assert_eq!(fp.survival(), 0.0);
+    // A general drift in 2D has no symmetric form: its rates are refused.
+    let grid = Grid::new(vec![4, 4], vec![[0.0, 1.0]; 2]);
+    let general = Coefficients::general(
+        |y: &[f64], _t: f64, _: &mut Vec<f64>, out: &mut [f64]| {
+            out[0] = -y[1];
+            out[1] = y[0];
+            out[2] = 1.0;
+        },
+        false,
+    );
+    let fp = FokkerPlanck::with_coefficients(grid, general, vec![1.0 / 16.0; 16], 0.01);
+    let e = fp.slowest_rates(2).err().unwrap();
+    assert!(e.contains("gradient drift"), "{e}");
+}

@@ -71,7 +71,7 @@
 //!
 //! The box's ends carry no flux unless [`FokkerPlanck::with_boundaries`] says otherwise:
 //! a periodic axis wraps the last face round to the first cell (each line then a cyclic
-//! M-matrix system, [`CyclicLine`]), an absorbing end adds the half-cell fitted flux out of
+//! M-matrix system, `CyclicLine`), an absorbing end adds the half-cell fitted flux out of
 //! the end cell to its diagonal (columns then sum to at most 1), and the sink cells of
 //! absorbing regions emit nothing and are emptied after each step (`boundary.rs`). The
 //! rates of the discretised operator come from `spectrum.rs`
@@ -722,6 +722,8 @@ struct Bounds {
     /// Per cell the first region containing its centre, [`NO_SINK`] for none; empty while
     /// there is no region.
     sink: Vec<u32>,
+    /// The sink cells and their regions, in cell order.
+    sink_cells: Vec<(usize, u32)>,
     /// Mass absorbed by each region.
     absorbed_regions: Vec<f64>,
     /// Mass absorbed through each axis's (low, high) end.
@@ -903,6 +905,10 @@ impl FokkerPlanck {
                 self.grid.range
             ));
         }
+        self.bounds.sink_cells = (0..self.grid.len())
+            .filter(|&k| self.bounds.sink[k] != NO_SINK)
+            .map(|k| (k, self.bounds.sink[k]))
+            .collect();
         self.bounds.regions.push(region);
         self.bounds.absorbed_regions.push(taken);
         if self.bounds.absorbed_ends.is_empty() {
@@ -1317,13 +1323,9 @@ impl FokkerPlanck {
             }
         }
         let bounds = &mut self.bounds;
-        if !bounds.sink.is_empty() {
-            for (m, &region) in self.mass.iter_mut().zip(&bounds.sink) {
-                if region != NO_SINK {
-                    bounds.absorbed_regions[region as usize] += *m;
-                    *m = 0.0;
-                }
-            }
+        for &(k, region) in &bounds.sink_cells {
+            bounds.absorbed_regions[region as usize] += self.mass[k];
+            self.mass[k] = 0.0;
         }
         if bounds.absorbs() {
             bounds.survival_integral += dt * self.mass.iter().sum::<f64>();
