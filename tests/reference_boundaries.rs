@@ -780,3 +780,49 @@ fn unfit_boundaries_and_regions_are_refused() {
     let e = fp.slowest_rates(2).err().unwrap();
     assert!(e.contains("gradient drift"), "{e}");
 }
+
+/// The same OU first passage with the drift given as a general field (f = −x, D = 1): the
+/// fitted rates r_j = B(−P) D / h², l_j = B(P) D / h², P = h f(face) / D, and out through the
+/// absorbing end 2 B(−P') D / h², P' = (h/2) f(a) / D (boundary.rs), form a birth–death
+/// chain with π_{j+1} = π_j r_j / l_j; the solver's ∫ S dt must be its MFPT to round-off
+/// (as in ou_mean_first_passage_to_a_level_is_the_quadrature), which pins the general end
+/// flux's direction and size.
+#[test]
+fn general_drift_absorbing_end_is_the_fitted_chain() {
+    use fokker::reference::solver::bernoulli;
+    let (lo, a, n, dt) = (-6.0, 1.5, 300usize, 0.05);
+    let grid = Grid::new(vec![n], vec![[lo, a]]);
+    let h = grid.width(0);
+    let j = ((0.0 - lo) / h) as usize;
+    let field = Coefficients::general(
+        |y: &[f64], _t: f64, _: &mut Vec<f64>, out: &mut [f64]| {
+            out[0] = -y[0];
+            out[1] = 1.0;
+        },
+        false,
+    );
+    let mut m = vec![0.0; n];
+    m[j] = 1.0;
+    let mut fp = FokkerPlanck::with_coefficients(grid, field, m, dt)
+        .with_boundaries(vec![AxisBoundary::Absorbing {
+            low: false,
+            high: true,
+        }])
+        .unwrap();
+    let mfpt = solver_mfpt(&mut fp, 120.0);
+    let face = |k: usize| lo + (k + 1) as f64 * h;
+    let mut pi = vec![1.0];
+    let mut rate = Vec::new();
+    for k in 0..n - 1 {
+        let p = h * -face(k);
+        rate.push(bernoulli(-p) / (h * h));
+        let left = bernoulli(p) / (h * h);
+        pi.push(pi[k] * rate[k] / left);
+    }
+    rate.push(2.0 * bernoulli(-(0.5 * h * -a)) / (h * h));
+    let chain = discrete_mfpt(&pi, &rate, j, n - 1);
+    let rho = 4.0 / (h * h) + 6.0 / h;
+    let roundoff =
+        fp.steps() as f64 * step_roundoff(dt, rho) * mfpt + 8.0 * (n * n) as f64 * EPS * chain;
+    assert!((mfpt - chain).abs() <= roundoff, "{mfpt} vs chain {chain}");
+}
