@@ -4,10 +4,13 @@
 //!     cargo bench --bench fp_solver -- [--cells 512] [--t-end 5] [--mueller-brown]
 //!
 //! `--mueller-brown` solves the Müller–Brown surface (scale 0.1) instead, a potential that
-//! does not separate the axes (every line has its own factors).
+//! does not separate the axes (every line has its own factors). `--periodic` makes both axes
+//! periodic (every line a cyclic system, solved line by line); `--absorbing` makes both axes'
+//! ends absorbing and adds an absorbing region x >= 1.5 (the end and sink bookkeeping).
 
 use fokker::model::Potential;
 use fokker::reference::SOLVER_DT;
+use fokker::reference::boundary::{AxisBoundary, Region};
 use fokker::reference::law;
 use fokker::reference::solver::{FokkerPlanck, Grid};
 use std::time::Instant;
@@ -50,11 +53,29 @@ fn main() {
     );
     let t0 = Instant::now();
     let mut fp = FokkerPlanck::new(grid, 0.6, u, start, SOLVER_DT);
+    let boundary = if std::env::args().any(|a| a == "--periodic") {
+        Some(AxisBoundary::Periodic)
+    } else if std::env::args().any(|a| a == "--absorbing") {
+        Some(AxisBoundary::ABSORBING)
+    } else {
+        None
+    };
+    if let Some(b) = boundary {
+        fp = fp.with_boundaries(vec![b; 2]).expect("two axes");
+        if b == AxisBoundary::ABSORBING {
+            fp = fp
+                .with_absorbing_region(Region::HalfSpace {
+                    normal: vec![1.0, 0.0],
+                    offset: 1.5,
+                })
+                .expect("the region holds cells");
+        }
+    }
     fp.advance_to(t_end);
     let seconds = t0.elapsed().as_secs_f64();
     let steps = fp.steps();
     println!(
-        "{{\"potential\":\"{}\",\"cells\":{},\"t_end\":{t_end},\"steps\":{steps},\"seconds\":{seconds:.3},\"cell_steps_per_second\":{:.3e},\"threads\":{}}}",
+        "{{\"potential\":\"{}\",\"boundary\":\"{boundary:?}\",\"cells\":{},\"t_end\":{t_end},\"steps\":{steps},\"seconds\":{seconds:.3},\"cell_steps_per_second\":{:.3e},\"threads\":{}}}",
         if mueller_brown {
             "mueller_brown"
         } else {

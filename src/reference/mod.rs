@@ -10,8 +10,10 @@
 //! f_a of the axes a in A and the diffusion D read no coordinate outside A: the marginal
 //! then solves d rho / dt = -div(f_A rho) + laplacian(D rho) on A.
 
+pub mod boundary;
 pub mod law;
 pub mod solver;
+pub mod spectrum;
 
 use crate::dynamics::References;
 use crate::dynamics::underdamped::UnderdampedPlan;

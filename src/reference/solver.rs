@@ -66,7 +66,19 @@
 //!
 //! Accuracy: second order in h where the cell Péclet number |P| is small, first order in dt
 //! (backward Euler and the splitting).
+//!
+//! # Boundaries
+//!
+//! The box's ends carry no flux unless [`FokkerPlanck::with_boundaries`] says otherwise:
+//! a periodic axis wraps the last face round to the first cell (each line then a cyclic
+//! M-matrix system, `CyclicLine`), an absorbing end adds the half-cell fitted flux out of
+//! the end cell to its diagonal (columns then sum to at most 1), and the sink cells of
+//! absorbing regions emit nothing and are emptied after each step (`boundary.rs`). The
+//! rates of the discretised operator come from `spectrum.rs`
+//! ([`FokkerPlanck::slowest_rates`]).
 
+use super::boundary::{AxisBoundary, Region};
+use super::spectrum;
 use rayon::prelude::*;
 
 /// A uniform grid of `cells` over `range`, one entry per axis (1 or 2 axes). Cell `[i, j]`
@@ -107,6 +119,38 @@ impl Grid {
 
     pub fn centre(&self, axis: usize, i: usize) -> f64 {
         self.range[axis][0] + (i as f64 + 0.5) * self.width(axis)
+    }
+
+    /// The lines along `axis`: `(cells per line, stride between neighbours, number of lines)`.
+    pub fn lines(&self, axis: usize) -> (usize, usize, usize) {
+        let n1 = self.cells.get(1).copied().unwrap_or(1);
+        let len = self.cells[axis];
+        (len, if axis == 0 { n1 } else { 1 }, self.len() / len.max(1))
+    }
+
+    /// The first cell of line `line` along `axis` (axis 0's lines are the columns, axis 1's
+    /// the rows).
+    pub fn line_start(&self, axis: usize, line: usize) -> usize {
+        if axis == 0 {
+            line
+        } else {
+            line * self.cells[1]
+        }
+    }
+
+    /// The cell after cell `k` along `axis`, if any: on a `periodic` axis the line's first
+    /// cell follows its last.
+    pub fn next_along(&self, axis: usize, k: usize, periodic: bool) -> Option<usize> {
+        let (len, stride, _) = self.lines(axis);
+        let n1 = self.cells.get(1).copied().unwrap_or(1);
+        let i = if axis == 0 { k / n1 } else { k % n1 };
+        if i + 1 < len {
+            Some(k + stride)
+        } else if periodic {
+            Some(k + stride - len * stride)
+        } else {
+            None
+        }
     }
 
     /// The coordinates of every cell centre, in cell order.
@@ -325,36 +369,69 @@ impl Sampler {
         }
     }
 
-    /// The rates of every face along `axis` at the sampled time t, laid out like the cells:
-    /// entry k holds `(right, left)` of the face between cell k and the next cell along the
-    /// axis ((0, 0) for the last cell of a line).
-    fn axis_rates(&self, grid: &Grid, axis: usize, t: f64, centre_d: &[f64]) -> Vec<(f64, f64)> {
+    /// The rates of every face along `axis` at the sampled time t under `boundary`, with the
+    /// cells of `sink` (a region index per cell, [`NO_SINK`] for none; empty: no sinks)
+    /// emitting nothing. `faces` is laid out like the cells: entry k holds `(right, left)` of
+    /// the face between cell k and the next cell along the axis; the last cell of a line holds
+    /// the wrap face to the line's first cell on a periodic axis, (0, 0) otherwise. `ends`
+    /// holds per line the rates out of its first and last cells through absorbing ends.
+    fn axis_rates(
+        &self,
+        grid: &Grid,
+        axis: usize,
+        t: f64,
+        centre_d: &[f64],
+        boundary: AxisBoundary,
+        sink: &[u32],
+    ) -> AxisRates {
         let axes = grid.axes();
         let n1 = grid.cells.get(1).copied().unwrap_or(1);
-        let len = grid.cells[axis];
-        let stride = if axis == 0 { n1 } else { 1 };
+        let (len, stride, lines) = grid.lines(axis);
         let h = grid.width(axis);
         let index = |k: usize| if axis == 0 { k / n1 } else { k % n1 };
-        let mut rates = vec![(0.0, 0.0); grid.len()];
+        let periodic = boundary == AxisBoundary::Periodic;
+        // The cell across the face after cell k, if there is one.
+        let next = |k: usize| grid.next_along(axis, k, periodic);
+        let mut faces = vec![(0.0, 0.0); grid.len()];
+        let mut ends = vec![[0.0; 2]; lines];
         match self {
             Sampler::Gradient { cells, current, .. } => {
-                rates
+                faces
                     .par_chunks_mut(SAMPLE_CHUNK)
                     .enumerate()
                     .for_each(|(c, chunk)| {
                         for (o, r) in chunk.iter_mut().enumerate() {
                             let k = c * SAMPLE_CHUNK + o;
-                            if index(k) + 1 < len {
-                                *r = face_rates(cells[k], cells[k + stride], *current, h);
+                            if let Some(j) = next(k) {
+                                *r = face_rates(cells[k], cells[j], *current, h);
                             }
                         }
                     });
+                for (line, end) in ends.iter_mut().enumerate() {
+                    let first = grid.line_start(axis, line);
+                    let last = first + (len - 1) * stride;
+                    // U at the ends by linear extrapolation from the two outermost centres.
+                    let (u_low, u_high) = if len > 1 {
+                        (
+                            1.5 * cells[first] - 0.5 * cells[first + stride],
+                            1.5 * cells[last] - 0.5 * cells[last - stride],
+                        )
+                    } else {
+                        (cells[first], cells[last])
+                    };
+                    if boundary.absorbs(0) {
+                        end[0] = 2.0 * face_rates(u_low, cells[first], *current, h).1;
+                    }
+                    if boundary.absorbs(1) {
+                        end[1] = 2.0 * face_rates(cells[last], u_high, *current, h).0;
+                    }
+                }
             }
             Sampler::General {
                 field, axis_scale, ..
             } => {
                 let scale = axis_scale[axis];
-                rates
+                faces
                     .par_chunks_mut(SAMPLE_CHUNK)
                     .enumerate()
                     .for_each(|(c, chunk)| {
@@ -362,25 +439,72 @@ impl Sampler {
                         let mut out = [0.0; 3];
                         for (o, r) in chunk.iter_mut().enumerate() {
                             let k = c * SAMPLE_CHUNK + o;
-                            let i = index(k);
-                            if i + 1 >= len {
+                            let Some(j) = next(k) else {
                                 continue;
-                            }
+                            };
                             let mut y = [grid.centre(0, k / n1), grid.centre(1 % axes, k % n1)];
-                            y[axis] = grid.range[axis][0] + (i + 1) as f64 * h;
+                            y[axis] = grid.range[axis][0] + (index(k) + 1) as f64 * h;
                             field(&y[..axes], t, &mut scratch, &mut out[..=axes]);
                             *r = fitted_rates(
                                 h * out[axis],
                                 scale * out[axes],
                                 scale * centre_d[k],
-                                scale * centre_d[k + stride],
+                                scale * centre_d[j],
                                 h,
                             );
                         }
                     });
+                let mut scratch = Vec::new();
+                let mut out = [0.0; 3];
+                for (line, end) in ends.iter_mut().enumerate() {
+                    let first = grid.line_start(axis, line);
+                    let last = first + (len - 1) * stride;
+                    for (e, (cell, at)) in [(first, 0), (last, 1)].into_iter().enumerate() {
+                        if !boundary.absorbs(e) {
+                            continue;
+                        }
+                        let mut y = [grid.centre(0, cell / n1), grid.centre(1 % axes, cell % n1)];
+                        y[axis] = grid.range[axis][at];
+                        field(&y[..axes], t, &mut scratch, &mut out[..=axes]);
+                        // The half cell between the centre and the end, q = 0 at the end.
+                        let (s, d_face, d) = (
+                            0.5 * h * out[axis],
+                            scale * out[axes],
+                            scale * centre_d[cell],
+                        );
+                        end[e] = 2.0
+                            * if e == 0 {
+                                fitted_rates(s, d_face, 0.0, d, h).1
+                            } else {
+                                fitted_rates(s, d_face, d, 0.0, h).0
+                            };
+                    }
+                }
             }
         }
-        rates
+        if !sink.is_empty() {
+            // Nothing leaves a sink; what enters it is absorbed.
+            for k in 0..grid.len() {
+                if sink[k] != NO_SINK {
+                    faces[k].0 = 0.0;
+                }
+                if let Some(j) = next(k) {
+                    if sink[j] != NO_SINK {
+                        faces[k].1 = 0.0;
+                    }
+                }
+            }
+            for (line, end) in ends.iter_mut().enumerate() {
+                let first = grid.line_start(axis, line);
+                if sink[first] != NO_SINK {
+                    end[0] = 0.0;
+                }
+                if sink[first + (len - 1) * stride] != NO_SINK {
+                    end[1] = 0.0;
+                }
+            }
+        }
+        AxisRates { faces, ends }
     }
 
     /// D at every cell centre at time t (general fields only; empty otherwise).
@@ -404,6 +528,124 @@ impl Sampler {
                 }
             });
         d
+    }
+}
+
+/// Region index of a cell that is no sink.
+const NO_SINK: u32 = u32::MAX;
+
+/// The rates of one axis (see `Sampler::axis_rates`).
+struct AxisRates {
+    faces: Vec<(f64, f64)>,
+    ends: Vec<[f64; 2]>,
+}
+
+/// How one axis's backward-Euler systems are solved.
+enum AxisSolve {
+    /// Tridiagonal lines; `ends` holds per line dt times the rates out through absorbing
+    /// ends (empty when neither end absorbs), to count what leaves.
+    Thomas {
+        factors: AxisFactors,
+        ends: Vec<[f64; 2]>,
+    },
+    /// Periodic lines, one factorisation per line.
+    Cyclic(Vec<CyclicLine>),
+}
+
+/// LU factors (no pivoting) of one periodic line's matrix `I - dt A`: tridiagonal with the
+/// two corner entries of the wrap face. Rows 0..n-2 are reduced to
+/// `x_i + c_i x_{i+1} + e_i x_{n-1} = y_i` (row n-2's `c` already holds its x_{n-1}
+/// coefficient, `e` is 0 there), and the last row, with x_0 .. x_{n-2} eliminated by the
+/// multipliers `g`, to `beta x_{n-1} = mu`. The matrix is an M-matrix, so `a`, `c`, `e` and
+/// `g` are never positive and the pivots positive: both sweeps only add non-negative terms,
+/// as in the Thomas algorithm, and the columns summing to 1 keep the mass to round-off.
+struct CyclicLine {
+    a: Vec<f64>,
+    inv: Vec<f64>,
+    c: Vec<f64>,
+    e: Vec<f64>,
+    g: Vec<f64>,
+    beta_inv: f64,
+}
+
+impl CyclicLine {
+    /// From the line's rows: `a[i]` couples cell i to i-1 (cell 0 to n-1), `b[i]` is the
+    /// diagonal, `c[i]` couples cell i to i+1 (cell n-1 to 0).
+    fn new(a: Vec<f64>, b: &[f64], c_in: &[f64]) -> CyclicLine {
+        let n = b.len();
+        if n == 1 {
+            // One cell: its wrap face leads back to itself and moves nothing.
+            return CyclicLine {
+                a: vec![0.0],
+                inv: vec![],
+                c: vec![],
+                e: vec![],
+                g: vec![],
+                beta_inv: 1.0,
+            };
+        }
+        let (mut inv, mut c, mut e) = (vec![0.0; n - 1], vec![0.0; n - 1], vec![0.0; n - 1]);
+        for i in 0..n - 1 {
+            let (pivot, e_prev) = if i == 0 {
+                (b[0], 1.0)
+            } else {
+                (b[i] - a[i] * c[i - 1], -e[i - 1])
+            };
+            inv[i] = 1.0 / pivot;
+            c[i] = c_in[i] * inv[i];
+            e[i] = if i == 0 {
+                a[0] * inv[0]
+            } else {
+                a[i] * e_prev * inv[i]
+            };
+        }
+        // Row n-2's neighbour to the right is x_{n-1} itself.
+        c[n - 2] += e[n - 2];
+        e[n - 2] = 0.0;
+        let mut g = vec![0.0; n - 1];
+        let mut beta = b[n - 1];
+        let mut coef = c_in[n - 1];
+        for j in 0..n - 1 {
+            if j == n - 2 {
+                coef += a[n - 1];
+            }
+            g[j] = coef;
+            if j == n - 2 {
+                beta -= coef * c[j];
+            } else {
+                beta -= coef * e[j];
+                coef = -coef * c[j];
+            }
+        }
+        CyclicLine {
+            a,
+            inv,
+            c,
+            e,
+            g,
+            beta_inv: 1.0 / beta,
+        }
+    }
+
+    /// Solves in place (`x` holds the right-hand side on entry).
+    fn solve(&self, x: &mut [f64]) {
+        let n = x.len();
+        if n == 1 {
+            return;
+        }
+        x[0] *= self.inv[0];
+        for i in 1..n - 1 {
+            x[i] = (x[i] - self.a[i] * x[i - 1]) * self.inv[i];
+        }
+        // g <= 0: the sum is never positive, and subtracting it only adds.
+        let eliminated: f64 = self.g.iter().zip(&x[..n - 1]).map(|(g, y)| g * y).sum();
+        let last = (x[n - 1] - eliminated) * self.beta_inv;
+        x[n - 1] = last;
+        for i in (0..n - 1).rev() {
+            let right = if i + 2 < n { self.c[i] * x[i + 1] } else { 0.0 };
+            let wrap = if i + 2 < n { self.e[i] } else { self.c[i] };
+            x[i] -= right + wrap * last;
+        }
     }
 }
 
@@ -466,7 +708,39 @@ pub struct FokkerPlanck {
     steps: u64,
     /// The Thomas factors and the dt they were made for (for time-dependent coefficients,
     /// those of the latest step).
-    factors: Option<(f64, Vec<AxisFactors>)>,
+    factors: Option<(f64, Vec<AxisSolve>)>,
+    bounds: Bounds,
+}
+
+/// The solver's boundaries (`boundary.rs`) and what they have absorbed.
+#[derive(Default)]
+struct Bounds {
+    /// Per axis; empty: every axis `Free`.
+    axes: Vec<AxisBoundary>,
+    /// The absorbing regions, in the order they were added.
+    regions: Vec<Region>,
+    /// Per cell the first region containing its centre, [`NO_SINK`] for none; empty while
+    /// there is no region.
+    sink: Vec<u32>,
+    /// The sink cells and their regions, in cell order.
+    sink_cells: Vec<(usize, u32)>,
+    /// Mass absorbed by each region.
+    absorbed_regions: Vec<f64>,
+    /// Mass absorbed through each axis's (low, high) end.
+    absorbed_ends: Vec<[f64; 2]>,
+    /// ∫ S dt so far by the right-endpoint rule (see [`FokkerPlanck::survival_integral`]).
+    survival_integral: f64,
+}
+
+impl Bounds {
+    fn axis(&self, axis: usize) -> AxisBoundary {
+        self.axes.get(axis).copied().unwrap_or_default()
+    }
+
+    /// Whether anything absorbs (an absorbing end or a region).
+    fn absorbs(&self) -> bool {
+        !self.regions.is_empty() || self.axes.iter().any(|b| b.absorbs(0) || b.absorbs(1))
+    }
 }
 
 impl FokkerPlanck {
@@ -497,6 +771,7 @@ impl FokkerPlanck {
             dt_max,
             steps: 0,
             factors: None,
+            bounds: Bounds::default(),
         }
     }
 
@@ -540,6 +815,7 @@ impl FokkerPlanck {
             dt_max,
             steps: 0,
             factors: None,
+            bounds: Bounds::default(),
         };
         fp.sampler.sample(&fp.grid, 0.0, true);
         fp
@@ -576,6 +852,262 @@ impl FokkerPlanck {
             }
             Sampler::General { .. } => f64::NAN,
         }
+    }
+
+    /// The same solver with `boundaries`, one per grid axis (see `boundary.rs`), in place of
+    /// the free box. Set boundaries and regions before advancing: the absorbed masses and
+    /// [`FokkerPlanck::survival_integral`] count from the steps taken after.
+    pub fn with_boundaries(mut self, boundaries: Vec<AxisBoundary>) -> Result<Self, String> {
+        if boundaries.len() != self.grid.axes() {
+            return Err(format!(
+                "{} boundaries for a grid of {} axes: give one per axis",
+                boundaries.len(),
+                self.grid.axes()
+            ));
+        }
+        self.bounds.absorbed_ends = vec![[0.0; 2]; boundaries.len()];
+        self.bounds.axes = boundaries;
+        self.factors = None;
+        Ok(self)
+    }
+
+    /// The same solver with one more absorbing region: the cells whose centre `region`
+    /// contains (and that no earlier region took) become sinks of density 0. Mass they hold
+    /// now counts as absorbed by the region at once. Refused if the region is written for
+    /// another number of axes or contains no cell centre.
+    pub fn with_absorbing_region(mut self, region: Region) -> Result<Self, String> {
+        let axes = self.grid.axes();
+        if let Some(n) = region.axes() {
+            if n != axes {
+                return Err(format!(
+                    "absorbing region {region:?} has {n} axes, the grid {axes}"
+                ));
+            }
+        }
+        let index = self.bounds.regions.len() as u32;
+        let centres = self.grid.centres();
+        if self.bounds.sink.is_empty() {
+            self.bounds.sink = vec![NO_SINK; self.grid.len()];
+        }
+        let mut cells = 0usize;
+        let mut taken = 0.0;
+        for (k, x) in centres.iter().enumerate() {
+            if self.bounds.sink[k] == NO_SINK && region.contains(x) {
+                self.bounds.sink[k] = index;
+                taken += self.mass[k];
+                self.mass[k] = 0.0;
+                cells += 1;
+            }
+        }
+        if cells == 0 {
+            return Err(format!(
+                "absorbing region {region:?} contains no free cell centre of the grid {:?}",
+                self.grid.range
+            ));
+        }
+        self.bounds.sink_cells = (0..self.grid.len())
+            .filter(|&k| self.bounds.sink[k] != NO_SINK)
+            .map(|k| (k, self.bounds.sink[k]))
+            .collect();
+        self.bounds.regions.push(region);
+        self.bounds.absorbed_regions.push(taken);
+        if self.bounds.absorbed_ends.is_empty() {
+            self.bounds.absorbed_ends = vec![[0.0; 2]; axes];
+        }
+        self.factors = None;
+        Ok(self)
+    }
+
+    /// The boundary of every axis.
+    pub fn boundaries(&self) -> Vec<AxisBoundary> {
+        (0..self.grid.axes()).map(|a| self.bounds.axis(a)).collect()
+    }
+
+    /// Whether cell `k` is a sink of an absorbing region.
+    pub fn is_sink(&self, k: usize) -> bool {
+        self.bounds.sink.get(k).is_some_and(|&r| r != NO_SINK)
+    }
+
+    /// The survival S(t): the mass still on the grid (out of the initial total; mass is only
+    /// lost to absorbing ends and regions).
+    pub fn survival(&self) -> f64 {
+        self.mass.iter().sum()
+    }
+
+    /// Mass absorbed so far by each region, in the order they were added.
+    pub fn absorbed(&self) -> &[f64] {
+        &self.bounds.absorbed_regions
+    }
+
+    /// Mass absorbed so far through each axis's (low, high) end.
+    pub fn absorbed_at_ends(&self) -> Vec<[f64; 2]> {
+        (0..self.grid.axes())
+            .map(|a| {
+                self.bounds
+                    .absorbed_ends
+                    .get(a)
+                    .copied()
+                    .unwrap_or([0.0; 2])
+            })
+            .collect()
+    }
+
+    /// ∫ S dt over the steps taken while something absorbs, by the right-endpoint rule
+    /// `sum dt S(t_{n+1})`. For fixed coefficients in 1D this is backward Euler's own sum:
+    /// `sum_n dt 1ᵀ(I − dt A)^{−n−1} m0 → 1ᵀ(−A)^{−1} m0` as t → ∞, the discrete mean
+    /// first-passage time times the initial mass *at any dt*; at a finite t the rest is
+    /// S(t) / λ₁ to leading order, λ₁ the lowest rate ([`FokkerPlanck::slowest_rates`]).
+    /// (In 2D the axis splitting adds O(dt).)
+    pub fn survival_integral(&self) -> f64 {
+        self.bounds.survival_integral
+    }
+
+    /// The `k` slowest rates of the discretised operator at the current time: the `k`
+    /// smallest eigenvalues (ascending) of −A, where dm/dt = A m is the semi-discrete
+    /// equation (unsplit, no time step) with the boundaries, sink cells removed (their
+    /// density is held at 0). See docs/architecture.md, "Boundaries and rates".
+    ///
+    /// - A 1D grid without a periodic wrap, any coefficients: A is tridiagonal with
+    ///   off-diagonal products r_i l_i >= 0, so it has the spectrum of the symmetric
+    ///   tridiagonal matrix with off-diagonals −sqrt(r_i l_i) (its characteristic polynomial
+    ///   depends on the products only): bisection on Sturm sequences, within a few ε‖A‖.
+    /// - Otherwise a gradient drift at T > 0: the rates obey detailed balance with
+    ///   e^{−U/T} at the centres, so e^{U/2T} A e^{−U/2T} is symmetric (the same
+    ///   −sqrt(r l) off the diagonal), positive semi-definite and sparse with bandwidth one
+    ///   line: shifted subspace iteration with a banded Cholesky solve (`spectrum.rs`).
+    ///   Refused for a general drift there (a non-reversible A may have complex eigenvalues)
+    ///   and for a 2D grid periodic on both axes (the band would be the whole grid).
+    pub fn slowest_rates(&self, k: usize) -> Result<Vec<f64>, String> {
+        let grid = &self.grid;
+        let t = self.time;
+        let axes = grid.axes();
+        let n1 = grid.cells.get(1).copied().unwrap_or(1);
+        let periodic: Vec<bool> = (0..axes)
+            .map(|a| self.bounds.axis(a) == AxisBoundary::Periodic)
+            .collect();
+        let tridiagonal = axes == 1 && !periodic[0];
+        let reversible = matches!(self.sampler, Sampler::Gradient { current, .. } if current > 0.0);
+        if !tridiagonal && !reversible {
+            return Err("the rates of a 2D or periodic grid need a gradient drift at a temperature > 0 \
+                 (a reversible operator); a general drift is supported on a 1D grid without a periodic wrap"
+                .into());
+        }
+        if axes == 2 && periodic[0] && periodic[1] {
+            return Err("the rates of a 2D grid periodic on both axes are not supported".into());
+        }
+        // The order of the unknowns: the periodic axis (if any) fastest, so that its wrap
+        // stays within one line of the band.
+        let transposed = axes == 2 && periodic[0];
+        let mut order: Vec<usize> = (0..grid.len()).collect();
+        if transposed {
+            order.sort_by_key(|&k| (k % n1, k / n1));
+        }
+        let mut active = vec![usize::MAX; grid.len()];
+        let mut count = 0;
+        for &k in &order {
+            if !self.is_sink(k) {
+                active[k] = count;
+                count += 1;
+            }
+        }
+        let centre_d = self.sampler.centre_diffusion(grid, t);
+        let mut diag = vec![0.0; count];
+        let mut entries = Vec::new();
+        for (axis, &wrap) in periodic.iter().enumerate() {
+            let rates = self.sampler.axis_rates(
+                grid,
+                axis,
+                t,
+                &centre_d,
+                self.bounds.axis(axis),
+                &self.bounds.sink,
+            );
+            let (len, stride, _) = grid.lines(axis);
+            for (k, &(r, l)) in rates.faces.iter().enumerate() {
+                // A one-cell periodic line's face leads back to its cell and moves nothing.
+                let Some(j) = grid.next_along(axis, k, wrap).filter(|&j| j != k) else {
+                    continue;
+                };
+                let (ak, aj) = (active[k], active[j]);
+                if ak != usize::MAX {
+                    diag[ak] += r;
+                }
+                if aj != usize::MAX {
+                    diag[aj] += l;
+                }
+                if ak != usize::MAX && aj != usize::MAX {
+                    entries.push((ak, aj, -(r * l).sqrt()));
+                }
+            }
+            for (line, e) in rates.ends.iter().enumerate() {
+                let first = grid.line_start(axis, line);
+                for (cell, rate) in [(first, e[0]), (first + (len - 1) * stride, e[1])] {
+                    if active[cell] != usize::MAX {
+                        diag[active[cell]] += rate;
+                    }
+                }
+            }
+        }
+        if tridiagonal {
+            // Consecutive unknowns that are neighbours on the grid share an entry; a sink
+            // between them leaves 0.
+            let mut off = vec![0.0; count.saturating_sub(1)];
+            for &(a, b, v) in &entries {
+                if b == a + 1 {
+                    off[a] = v;
+                }
+            }
+            return Ok(spectrum::tridiagonal_lowest(&diag, &off, k));
+        }
+        spectrum::SparseSymmetric { diag, entries }.lowest(k)
+    }
+
+    /// The mean velocity of the mass on the grid, per axis, at the current time:
+    /// Σ over the faces (a periodic axis's wrap face included, absorbing ends not) of
+    /// h × the face's net mass flux, over the mass on the grid. On a reflecting axis it is
+    /// d⟨x⟩/dt of the semi-discrete equation; on a periodic one, at the stationary state,
+    /// the drift velocity of the unwrapped motion (one period L times the current).
+    pub fn mean_velocity(&self) -> Vec<f64> {
+        let grid = &self.grid;
+        let centre_d = self.sampler.centre_diffusion(grid, self.time);
+        let total = self.survival();
+        (0..grid.axes())
+            .map(|axis| {
+                let boundary = self.bounds.axis(axis);
+                let rates = self.sampler.axis_rates(
+                    grid,
+                    axis,
+                    self.time,
+                    &centre_d,
+                    boundary,
+                    &self.bounds.sink,
+                );
+                let periodic = boundary == AxisBoundary::Periodic;
+                let flux: f64 = rates
+                    .faces
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, &(r, l))| {
+                        let j = grid.next_along(axis, k, periodic)?;
+                        Some(r * self.mass[k] - l * self.mass[j])
+                    })
+                    .sum();
+                grid.width(axis) * flux / total
+            })
+            .collect()
+    }
+
+    /// With anything absorbing, the lowest rate: the exact escape rate of the discretised
+    /// problem into the absorbing set (S(t) ~ c e^{−λ t} at long times). Without, the first
+    /// non-zero rate: the relaxation rate, k_AB + k_BA between two metastable sets (2k for
+    /// a symmetric double well).
+    pub fn escape_rate(&self) -> Result<f64, String> {
+        let absorbs = self.bounds.absorbs();
+        let rates = self.slowest_rates(if absorbs { 1 } else { 2 })?;
+        rates
+            .get(if absorbs { 0 } else { 1 })
+            .copied()
+            .ok_or_else(|| "the grid has too few free cells for a rate".to_string())
     }
 
     /// Advances to `time` (no-op if already there or past it) in equal steps of at most
@@ -618,12 +1150,52 @@ impl FokkerPlanck {
     }
 
     /// Every axis's factors for `dt`, the coefficients sampled at t.
-    fn build_factors(&self, dt: f64, t: f64) -> Vec<AxisFactors> {
+    fn build_factors(&self, dt: f64, t: f64) -> Vec<AxisSolve> {
         let centre_d = self.sampler.centre_diffusion(&self.grid, t);
         (0..self.grid.axes())
             .map(|a| {
-                let rates = self.sampler.axis_rates(&self.grid, a, t, &centre_d);
-                self.axis_factors(a, dt, &rates)
+                let boundary = self.bounds.axis(a);
+                let rates = self.sampler.axis_rates(
+                    &self.grid,
+                    a,
+                    t,
+                    &centre_d,
+                    boundary,
+                    &self.bounds.sink,
+                );
+                if boundary == AxisBoundary::Periodic {
+                    return AxisSolve::Cyclic(self.cyclic_factors(a, dt, &rates.faces));
+                }
+                let absorbing = boundary.absorbs(0) || boundary.absorbs(1);
+                AxisSolve::Thomas {
+                    factors: self.axis_factors(a, dt, &rates.faces, &rates.ends),
+                    ends: if absorbing {
+                        rates.ends.iter().map(|e| [dt * e[0], dt * e[1]]).collect()
+                    } else {
+                        Vec::new()
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// `(I - dt A_axis)` of a periodic axis, factored line by line.
+    fn cyclic_factors(&self, axis: usize, dt: f64, faces: &[(f64, f64)]) -> Vec<CyclicLine> {
+        let (len, stride, lines) = self.grid.lines(axis);
+        (0..lines)
+            .into_par_iter()
+            .map(|line| {
+                let first = self.grid.line_start(axis, line);
+                let face = |i: usize| faces[first + i * stride];
+                let (mut a, mut b, mut c) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
+                for i in 0..len {
+                    let (r_left, l_left) = face((i + len - 1) % len);
+                    let (r_right, l_right) = face(i);
+                    a[i] = -dt * r_left;
+                    b[i] = 1.0 + dt * (l_left + r_right);
+                    c[i] = -dt * l_right;
+                }
+                CyclicLine::new(a, &b, &c)
             })
             .collect()
     }
@@ -631,17 +1203,25 @@ impl FokkerPlanck {
     /// Builds `(I - dt A_axis)` line by line from the face rates and factors it. Axis 1's
     /// lines are the rows (contiguous, factored in parallel); axis 0's are the columns, whose
     /// recurrences run together row after row (each row a contiguous, vectorisable sweep).
-    fn axis_factors(&self, axis: usize, dt: f64, rates: &[(f64, f64)]) -> AxisFactors {
+    fn axis_factors(
+        &self,
+        axis: usize,
+        dt: f64,
+        rates: &[(f64, f64)],
+        ends: &[[f64; 2]],
+    ) -> AxisFactors {
         let n0 = self.grid.cells[0];
         let n1 = self.grid.cells.get(1).copied().unwrap_or(1);
         let total = self.grid.len();
         let (mut sub, mut inv, mut sup) = (vec![0.0; total], vec![0.0; total], vec![0.0; total]);
         // One entry of the factorisation: cell i of a line of `len`, from the rates of the
         // faces before and after it and the previous cell's modified super-diagonal.
-        let entry = |i: usize, len: usize, left: (f64, f64), right: (f64, f64), prev_c: f64| {
+        // The line's first cell takes (0, rate out through the low end) as its left face, the
+        // last (rate out through the high end, 0) as its right one.
+        let entry = |left: (f64, f64), right: (f64, f64), prev_c: f64| {
             // Face i-1/2 (into cell i from the left) and i+1/2.
-            let (r_left, l_left) = if i > 0 { left } else { (0.0, 0.0) };
-            let (r_right, l_right) = if i + 1 < len { right } else { (0.0, 0.0) };
+            let (r_left, l_left) = left;
+            let (r_right, l_right) = right;
             let a = -dt * r_left;
             let b = 1.0 + dt * (l_left + r_right);
             let c = -dt * l_right;
@@ -652,12 +1232,13 @@ impl FokkerPlanck {
             sub.par_chunks_mut(n1)
                 .zip(inv.par_chunks_mut(n1))
                 .zip(sup.par_chunks_mut(n1))
-                .zip(rates.par_chunks(n1))
-                .for_each(|(((sub, inv), sup), rates)| {
+                .zip(rates.par_chunks(n1).zip(ends.par_iter()))
+                .for_each(|(((sub, inv), sup), (rates, end))| {
                     let mut prev_c = 0.0;
                     for i in 0..n1 {
-                        let left = if i > 0 { rates[i - 1] } else { (0.0, 0.0) };
-                        let (a, p, c) = entry(i, n1, left, rates[i], prev_c);
+                        let left = if i > 0 { rates[i - 1] } else { (0.0, end[0]) };
+                        let right = if i + 1 < n1 { rates[i] } else { (end[1], 0.0) };
+                        let (a, p, c) = entry(left, right, prev_c);
                         sub[i] = a;
                         inv[i] = p;
                         sup[i] = c;
@@ -682,9 +1263,18 @@ impl FokkerPlanck {
             };
             for j in 0..n1 {
                 let k = row.start + j;
-                let left = if i > 0 { rates[k - n1] } else { (0.0, 0.0) };
+                let left = if i > 0 {
+                    rates[k - n1]
+                } else {
+                    (0.0, ends[j][0])
+                };
+                let right = if i + 1 < n0 {
+                    rates[k]
+                } else {
+                    (ends[j][1], 0.0)
+                };
                 let prev_c = if i > 0 { prev[j] } else { 0.0 };
-                let (a, p, c) = entry(i, n0, left, rates[k], prev_c);
+                let (a, p, c) = entry(left, right, prev_c);
                 sub[k] = a;
                 inv[k] = p;
                 this[j] = c;
@@ -700,7 +1290,7 @@ impl FokkerPlanck {
     }
 
     fn step_once(&mut self) {
-        let Some((_, factors)) = &self.factors else {
+        let Some((dt, factors)) = &self.factors else {
             return;
         };
         let n1 = self.grid.cells.get(1).copied().unwrap_or(1);
@@ -710,14 +1300,62 @@ impl FokkerPlanck {
             _ => &[1, 0],
         };
         for &axis in order {
-            let f = &factors[axis];
-            if axis == 1 {
-                solve_rows(&mut self.mass, f, n1);
-            } else {
-                solve_columns(&mut self.mass, f, n1);
+            match &factors[axis] {
+                AxisSolve::Thomas { factors: f, ends } => {
+                    if axis == 1 {
+                        solve_rows(&mut self.mass, f, n1);
+                    } else {
+                        solve_columns(&mut self.mass, f, n1);
+                    }
+                    if !ends.is_empty() {
+                        // Backward Euler: what left through an end is dt times its rate
+                        // times the new mass of the end's cell, exactly what the solve took.
+                        let (len, stride, _) = self.grid.lines(axis);
+                        let out = &mut self.bounds.absorbed_ends[axis];
+                        for (line, e) in ends.iter().enumerate() {
+                            let first = self.grid.line_start(axis, line);
+                            out[0] += e[0] * self.mass[first];
+                            out[1] += e[1] * self.mass[first + (len - 1) * stride];
+                        }
+                    }
+                }
+                AxisSolve::Cyclic(lines) => solve_cyclic(&mut self.mass, &self.grid, axis, lines),
             }
         }
+        let bounds = &mut self.bounds;
+        for &(k, region) in &bounds.sink_cells {
+            bounds.absorbed_regions[region as usize] += self.mass[k];
+            self.mass[k] = 0.0;
+        }
+        if bounds.absorbs() {
+            bounds.survival_integral += dt * self.mass.iter().sum::<f64>();
+        }
         self.steps += 1;
+    }
+}
+
+/// A periodic axis: each line solved on its own (axis 0's columns gathered and scattered).
+fn solve_cyclic(mass: &mut [f64], grid: &Grid, axis: usize, lines: &[CyclicLine]) {
+    let (len, stride, _) = grid.lines(axis);
+    if axis == 1 {
+        mass.par_chunks_mut(len)
+            .zip(lines.par_iter())
+            .for_each(|(row, line)| line.solve(row));
+        return;
+    }
+    let solved: Vec<Vec<f64>> = lines
+        .par_iter()
+        .enumerate()
+        .map(|(j, line)| {
+            let mut x: Vec<f64> = (0..len).map(|i| mass[j + i * stride]).collect();
+            line.solve(&mut x);
+            x
+        })
+        .collect();
+    for (j, x) in solved.iter().enumerate() {
+        for (i, v) in x.iter().enumerate() {
+            mass[j + i * stride] = *v;
+        }
     }
 }
 
