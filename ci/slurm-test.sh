@@ -3,7 +3,9 @@
 #  1. a 4-task array and a dependent merge job (sbatch --dependency=afterok): the merged run
 #     equals an unsharded `fokker run` byte for byte (every density array, heatmap and
 #     particle file);
-#  2. pre-emption: `scancel --signal=USR1 --batch` on a running task -> fokker checkpoints and
+#  2. examples/slurm/sweep.sbatch: a 2-point sweep with 2 shards per point as one 4-task
+#     array, merged and summarised by a dependent job; each point equals a plain run;
+#  3. pre-emption: `scancel --signal=USR1 --batch` on a running task -> fokker checkpoints and
 #     exits 75 -> the script requeues the task -> it resumes -> byte-identical result.
 # It really submits: when the daemons cannot start, it fails. The binary is
 # target/release/fokker (FOKKER_BIN to override), put on the jobs' PATH. Jobs are polled with
@@ -80,7 +82,23 @@ wait_done "$merge" 90
 grep -q '"status": "complete"' runs/all/manifest.json || fail "the merged run is not complete"
 same_files runs/all runs/whole
 
-# 2. Pre-emption. Long enough (20000 steps, ~5 s of stepping here) to be caught running:
+# 2. A sweep as one array: 2 points x 2 shards = tasks 0-3, then a job that merges each
+#    point's shards and writes the summary; each point equals a plain run with its --set.
+export GRID="--grid dynamics.temperature=0.4,0.8" SHARDS=2 OUT=runs/sweep FOKKER_ARGS="$small --adapter software"
+array=$(sbatch --parsable --array=0-3 "$repo/examples/slurm/sweep.sbatch")
+merge=$(sbatch --parsable --dependency="afterok:$array" --output=runs/logs/sweep-merge-%j.log \
+  --wrap 'for s in runs/sweep/shards/p*; do fokker merge runs/sweep/${s##*/} $s/shard-*; done
+          fokker sweep-summary runs/sweep')
+for t in 0.4 0.8; do
+  # shellcheck disable=SC2086
+  fokker run "$SCENARIO" --out "runs/plain-$t" --progress none $FOKKER_ARGS --set dynamics.temperature=$t >/dev/null
+done
+wait_done "$merge" 90
+same_files runs/sweep/p000 runs/plain-0.4
+same_files runs/sweep/p001 runs/plain-0.8
+[ "$(grep -c ',complete,' runs/sweep/summary.csv)" = 2 ] || fail "summary.csv: $(cat runs/sweep/summary.csv)"
+
+# 3. Pre-emption. Long enough (20000 steps, ~5 s of stepping here) to be caught running:
 #    the signal goes out once the task's log shows that stepping has started.
 rm -rf runs/shard-00
 long="--set particles.count=20000 --set dynamics.t_end=40 --set output.every=10 --set output.gif=false"

@@ -11,6 +11,8 @@ pub mod progress;
 pub mod reference;
 pub mod render;
 pub mod sample;
+pub mod status;
+pub mod sweep;
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterChoice, Gpu};
