@@ -122,6 +122,8 @@ grep -q 'restart 1' "$log" || fail "the task did not run again"
 grep -q '"status": "complete"' runs/shard-00/manifest.json || fail "the resumed run is not complete"
 [ ! -e runs/shard-00/checkpoint ] || fail "the checkpoint was left behind"
 same_files runs/shard-00 runs/long
+echo "slurm-test: the pre-empted task's log, without progress lines:"
+grep -v '"event":"progress"' "$log" | sed 's/^/  /'
 cmp -s runs/shard-00/metrics.csv runs/long/metrics.csv || fail "metrics.csv differs after resume"
 echo "slurm-test: passed"
 rm -rf "$work"

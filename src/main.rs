@@ -235,7 +235,11 @@ struct SweepArgs {
     run: RunArgs,
     /// A scenario key and its values, KEY=V1,V2,... (KEY as for --set, or seed for --seed);
     /// repeat for more keys. Commas inside [..], {..} and quotes do not split.
-    #[arg(long = "grid", value_name = "KEY=V1,V2,...", allow_hyphen_values = true)]
+    #[arg(
+        long = "grid",
+        value_name = "KEY=V1,V2,...",
+        allow_hyphen_values = true
+    )]
     grid: Vec<String>,
     /// Pair the lists value by value (equal lengths) instead of taking their product.
     #[arg(long)]
@@ -398,11 +402,11 @@ fn test_stop_at() -> fokker::Result<Option<run::StopAt>> {
 /// A non-negative integer from the environment (None when unset).
 fn env(name: &str) -> fokker::Result<Option<u64>> {
     match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| fokker::Error::Usage(format!("{name}={v} is not a non-negative integer"))),
+        Ok(v) => {
+            v.trim().parse().map(Some).map_err(|_| {
+                fokker::Error::Usage(format!("{name}={v} is not a non-negative integer"))
+            })
+        }
         Err(_) => Ok(None),
     }
 }
@@ -497,7 +501,11 @@ fn sweep_command(args: SweepArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<
         out: default_out(r),
         shards: r.shard_count.unwrap_or(1),
     };
-    let task = if args.point.is_some() { None } else { array_task()? };
+    let task = if args.point.is_some() {
+        None
+    } else {
+        array_task()?
+    };
     let (plan, selected) = sweep::plan(&spec, args.point, r.shard_index, task)?;
     if r.dry_run {
         print!("{}", sweep::dry_run_report(&plan));

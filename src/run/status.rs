@@ -88,7 +88,8 @@ pub fn of(dir: &Path, m: &Manifest) -> RunStatus {
     let saved = checkpoint::saved_step(dir);
     let step = last.map_or(0, |s| s.step).max(saved.unwrap_or(0));
     let rate = m.timings.particle_steps_per_second;
-    let resumable = m.status == Status::Interrupted || (m.status == Status::Running && saved.is_some());
+    let resumable =
+        m.status == Status::Interrupted || (m.status == Status::Running && saved.is_some());
     RunStatus {
         dir: dir.display().to_string(),
         status: m.status,
@@ -99,7 +100,8 @@ pub fn of(dir: &Path, m: &Manifest) -> RunStatus {
         particle_steps_per_second: (rate > 0.0).then_some(rate),
         shard: m.shard,
         checkpoint: saved.is_some(),
-        resume: resumable.then(|| format!("fokker resume {}", shell_word(&dir.display().to_string()))),
+        resume: resumable
+            .then(|| format!("fokker resume {}", shell_word(&dir.display().to_string()))),
         error: m.error.clone(),
     }
 }
@@ -127,7 +129,11 @@ fn status_word(s: Status) -> &'static str {
 
 /// One aligned line per run.
 pub fn table(runs: &[RunStatus]) -> String {
-    let width = runs.iter().map(|r| r.dir.chars().count()).max().unwrap_or(0);
+    let width = runs
+        .iter()
+        .map(|r| r.dir.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut text = String::new();
     for r in runs {
         let percent = if r.steps > 0 {

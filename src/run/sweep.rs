@@ -604,12 +604,12 @@ pub fn summarize(dir: &Path, index: &SweepIndex) -> Result<Summary> {
         .into_iter()
         .map(|(p, status, metrics)| {
             let mut row = vec![p.index.to_string(), p.dir.clone()];
-            row.extend(index.grid.iter().map(|g| {
-                p.params
-                    .get(&g.key)
-                    .map(value_text)
-                    .unwrap_or_default()
-            }));
+            row.extend(
+                index
+                    .grid
+                    .iter()
+                    .map(|g| p.params.get(&g.key).map(value_text).unwrap_or_default()),
+            );
             row.push(status);
             for c in &columns[point_columns..] {
                 let value = metrics.as_ref().and_then(|(h, v)| {
@@ -660,7 +660,9 @@ impl Summary {
                 Some(s) => format!("did you mean {s:?}?"),
                 None => format!("{what}: {}", among.join(", ")),
             };
-            Err(Error::Usage(format!("{flag} {name}: no such {what}; {hint}")))
+            Err(Error::Usage(format!(
+                "{flag} {name}: no such {what}; {hint}"
+            )))
         };
         let y = column(metric, &metrics, "metric", "--plot")?;
         let x = column(against, &keys, "grid key", "--against")?;
@@ -738,4 +740,78 @@ pub fn summary(dir: &Path, plot: Option<(&str, &str, Option<&Path>)>) -> Result<
         written.push(path);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(text: &str) -> Grid {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn grid_values_split_at_top_level_commas_only() {
+        let g = grid(r#"particles.init.at=[0.0, 1.0],[1.0,0.0], "a,b" ,{ k = [1,2] }"#);
+        assert_eq!(g.key, "particles.init.at");
+        assert_eq!(
+            g.values,
+            ["[0.0, 1.0]", "[1.0,0.0]", "\"a,b\"", "{ k = [1,2] }"]
+        );
+        for bad in ["novalue", "=1,2", "k=", "k=1,,2"] {
+            let e = bad.parse::<Grid>().unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::exit::USAGE, "{bad}");
+        }
+    }
+
+    #[test]
+    fn product_varies_the_last_key_fastest_and_zip_pairs() {
+        let grids = [grid("a=1,2"), grid("b=x,y,z")];
+        let p = expand(&grids, false).unwrap();
+        let flat: Vec<String> = p
+            .iter()
+            .map(|pt| {
+                pt.iter()
+                    .map(|(_, v)| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join("")
+            })
+            .collect();
+        assert_eq!(flat, ["1x", "1y", "1z", "2x", "2y", "2z"]);
+        assert_eq!(p[4][0], ("a".to_string(), "2".to_string()));
+        let z = expand(&[grid("a=1,2"), grid("b=x,y")], true).unwrap();
+        assert_eq!(z.len(), 2);
+        assert_eq!(z[1][1].1, "y");
+        assert!(expand(&grids, true).is_err());
+        assert!(expand(&[], false).is_err());
+        assert!(expand(&[grid("a=1"), grid("a=2")], false).is_err());
+    }
+
+    #[test]
+    fn array_tasks_are_point_times_shards_plus_shard() {
+        // 3 points x 2 shards: tasks 0..6.
+        let one = |point, shard| Select::One { point, shard };
+        assert_eq!(select(3, 2, None, None, Some(0)).unwrap(), one(0, 0));
+        assert_eq!(select(3, 2, None, None, Some(1)).unwrap(), one(0, 1));
+        assert_eq!(select(3, 2, None, None, Some(5)).unwrap(), one(2, 1));
+        assert!(select(3, 2, None, None, Some(6)).is_err());
+        assert_eq!(select(3, 1, None, None, None).unwrap(), Select::All);
+        assert!(select(3, 2, None, None, None).is_err());
+        // --point wins over the array task; with shards it needs --shard-index.
+        assert_eq!(select(3, 1, Some(2), None, Some(0)).unwrap(), one(2, 0));
+        assert_eq!(select(3, 2, Some(1), Some(1), None).unwrap(), one(1, 1));
+        assert!(select(3, 2, Some(1), None, None).is_err());
+        assert!(select(3, 2, Some(1), Some(2), None).is_err());
+        assert!(select(3, 1, Some(3), None, None).is_err());
+    }
+
+    #[test]
+    fn point_and_shard_directories() {
+        assert_eq!(point_dir(7, 6), "p007");
+        assert_eq!(point_dir(7, 1001), "p0007");
+        assert_eq!(shard_dir("p003", 1), "shards/p003/shard-01");
+        assert_eq!(csv_field("[1,2]"), "\"[1,2]\"");
+        assert_eq!(csv_field(r#"a"b"#), r#""a""b""#);
+        assert_eq!(csv_field("0.3"), "0.3");
+    }
 }
