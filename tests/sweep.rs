@@ -316,7 +316,9 @@ fn bad_sweep_input_is_refused_and_writes_nothing() {
         "--grid",
         "seed=1,2",
     ];
-    let cases: Vec<(Vec<&str>, &[(&str, &str)], i32, &str)> = vec![
+    // (extra flags, environment, exit code, message)
+    type Case<'a> = (Vec<&'a str>, &'a [(&'a str, &'a str)], i32, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["--grid", "dynamics.temprature=0.3,0.6"],
             &[],

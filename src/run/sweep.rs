@@ -548,7 +548,7 @@ fn last_metrics(dir: &Path) -> Option<(Vec<String>, Vec<String>)> {
     let text = std::fs::read_to_string(dir.join("metrics.csv")).ok()?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<String> = lines.next()?.split(',').map(str::to_string).collect();
-    let last: Vec<String> = lines.last()?.split(',').map(str::to_string).collect();
+    let last: Vec<String> = lines.next_back()?.split(',').map(str::to_string).collect();
     Some((header, last))
 }
 
