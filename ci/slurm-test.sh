@@ -126,4 +126,4 @@ echo "slurm-test: the pre-empted task's log, without progress lines:"
 grep -v '"event":"progress"' "$log" | sed 's/^/  /'
 cmp -s runs/shard-00/metrics.csv runs/long/metrics.csv || fail "metrics.csv differs after resume"
 echo "slurm-test: passed"
-rm -rf "$work"
+cd / && rm -rf "$work"

@@ -228,6 +228,13 @@ struct ResumeArgs {
 }
 
 #[derive(clap::Args)]
+#[command(
+    mut_arg("out", |a| a.help("The sweep directory: DIR/pNNN per point, DIR/sweep.json (default: runs/<scenario file stem>)")),
+    mut_arg("force", |a| a.help("Replace the points' run directories and another sweep's sweep.json in DIR")),
+    mut_arg("dry_run", |a| a.help("Validate every point, list them with their directories, and exit")),
+    mut_arg("shard_index", |a| a.help("With --point: the shard of that point to run")),
+    mut_arg("shard_count", |a| a.help("Shards per point (default 1): array task = point * shards + shard, into DIR/shards/pNNN/shard-NN")),
+)]
 struct SweepArgs {
     /// Every flag of `fokker run`; --out is the sweep directory, --shard-count the shards per
     /// point.
