@@ -161,6 +161,21 @@ fn a_3x2_sweep_equals_plain_runs_and_its_summary_holds_their_last_metrics() {
         "interrupted"
     );
     assert!(!dir.join("t/p001").exists());
+    // A summary of the sweep so far: the interrupted point's last metrics row, the others
+    // missing with empty metrics.
+    let o = fokker(&["sweep-summary", "t"], dir);
+    assert!(o.status.success(), "{}", text(&o));
+    let partial = std::fs::read_to_string(dir.join("t/summary.csv")).unwrap();
+    let rows: Vec<Vec<String>> = partial.lines().skip(1).map(csv_fields).collect();
+    assert_eq!(rows.len(), 6, "{partial}");
+    let metrics = std::fs::read_to_string(dir.join("t/p000/metrics.csv")).unwrap();
+    let last = metrics.lines().last().unwrap();
+    assert_eq!(rows[0][4], "interrupted");
+    assert_eq!(rows[0][5..].join(","), last, "{partial}");
+    for row in &rows[1..] {
+        assert_eq!(row[4], "missing");
+        assert!(row[5..].iter().all(String::is_empty), "{row:?}");
+    }
     let o = fokker(&sweep, dir);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("resumed, wrote t/p000"), "{}", text(&o));
@@ -508,4 +523,63 @@ fn status_reports_complete_and_interrupted_runs() {
     let o = fokker(&["status", "empty"], dir);
     assert_eq!(o.status.code(), Some(74), "{}", text(&o));
     assert!(text(&o).contains("empty/manifest.json"), "{}", text(&o));
+}
+
+/// `--point I` runs that point alone; an array task T of P points x S shards runs shard
+/// T mod S of point T / S into shards/pNNN/shard-NN, with the point's plan.
+#[test]
+fn one_point_or_one_array_task_runs_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("s.toml"), SCENARIO).unwrap();
+    let base = [
+        "sweep",
+        "s.toml",
+        "--grid",
+        "dynamics.temperature=0.3,0.6",
+        "--progress",
+        "none",
+    ];
+    let o = fokker(
+        &[&base[..], &["--out", "one", "--point", "1"]].concat(),
+        dir,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(dir.join("one/p001/manifest.json").is_file() && !dir.join("one/p000").exists());
+    let index = json(&dir.join("one/sweep.json"));
+    assert_eq!(
+        json(&dir.join("one/p001/manifest.json"))["plan_hash"],
+        index["points"][1]["plan_hash"]
+    );
+
+    // Task 3 of 2 points x 2 shards: point 1, shard 1 (task ids counted from the array's min).
+    let o = fokker_env(
+        &[&base[..], &["--out", "arr", "--shard-count", "2"]].concat(),
+        dir,
+        &[
+            ("SLURM_ARRAY_TASK_ID", "13"),
+            ("SLURM_ARRAY_TASK_MIN", "10"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let shard = dir.join("arr/shards/p001/shard-01");
+    let m = json(&shard.join("manifest.json"));
+    assert_eq!(
+        (m["shard"]["index"].as_u64(), m["shard"]["count"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(m["plan_hash"], index["points"][1]["plan_hash"]);
+    let index = json(&dir.join("arr/sweep.json"));
+    assert_eq!(index["shards"], 2);
+    let made: Vec<_> = std::fs::read_dir(dir.join("arr"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(made.len(), 2, "{made:?}"); // shards/ and sweep.json
+    let o = fokker(&["status", "arr"], dir);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.starts_with("arr/shards/p001/shard-01  complete") && out.contains("shard 1/2"),
+        "{out}"
+    );
 }
