@@ -19,8 +19,9 @@ work=$(mktemp -d /tmp/fokker-slurm.XXXXXX)
 mkdir -p "$work/bin"
 ln -s "$bin" "$work/bin/fokker"
 export PATH="$work/bin:$PATH"
-bash "$repo/ci/slurm-up.sh"
+# The daemons are stopped (by PID) however this script ends.
 trap 'bash "$repo/ci/slurm-down.sh"' EXIT
+bash "$repo/ci/slurm-up.sh"
 export SLURM_CONF=/tmp/slurm/etc/slurm.conf
 cd "$work"
 mkdir -p runs/logs

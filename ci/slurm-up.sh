@@ -22,7 +22,7 @@ if [ -s "$root/pids" ]; then
   exit 1
 fi
 # A node drained by an earlier bad start stays drained while the saved state lives: start clean.
-rm -rf "$root/state" "$root/spool" "$root/etc"
+rm -rf "${root:?}/state" "${root:?}/spool" "${root:?}/etc"
 mkdir -p "$root/state" "$root/spool" "$root/etc" /run/munge
 cp "$here/slurm/slurm.conf" "$here/slurm/gres.conf" "$root/etc/"
 # Fake GPUs: character devices (copies of /dev/null), which is what gres.conf's File= needs.
@@ -55,4 +55,5 @@ done
 echo "slurm-up: the node did not come up idle within 30 s" >&2
 sinfo -N -l >&2 || true
 tail -n 30 "$root/slurmctld.log" "$root/slurmd.log" "$root"/*.out >&2 || true
+bash "$here/slurm-down.sh"
 exit 1

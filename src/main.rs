@@ -520,8 +520,7 @@ fn sweep_command(args: SweepArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<
     }
     let opts = run_options(r, spec.out.clone(), Shard::WHOLE, interrupt)?;
     let mut done = 0;
-    sweep::run(&plan, selected, &opts, &mut |point, outcome| {
-        let params = sweep::params_text(&point.params);
+    sweep::run(&plan, selected, &opts, &mut |params, outcome| {
         match outcome {
             Outcome::Ran(report) => println!("{params}: {}", report_line(&report)),
             Outcome::Resumed(report) => println!("{params}: resumed, {}", report_line(&report)),

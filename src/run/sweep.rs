@@ -367,12 +367,12 @@ pub enum Outcome {
 /// Writes `sweep.json` (refusing a directory that holds something else) and runs the selected
 /// points: a point whose directory holds the same plan complete is skipped, one interrupted
 /// (or killed after a checkpoint) is resumed, so running the same command again continues a
-/// sweep. `report` is told about each point as it finishes.
+/// sweep. `report` is told about each point as it finishes, with its parameters as text.
 pub fn run(
     sweep: &Sweep,
     selected: Select,
     opts: &RunOptions,
-    report: &mut dyn FnMut(&PointRecord, Outcome),
+    report: &mut dyn FnMut(&str, Outcome),
 ) -> Result<()> {
     write_index(&sweep.out, &sweep.index, opts.force)?;
     let jobs: Vec<(usize, Shard)> = match selected {
@@ -405,12 +405,12 @@ pub fn run(
             None => super::run(&sweep.resolved[i], &opts).map(Outcome::Ran),
         };
         match outcome {
-            Ok(o) => report(record, o),
+            Ok(o) => report(&sweep.index.params_text(record), o),
             Err(e) => {
                 eprintln!(
                     "sweep point {} ({}) stopped: run the same command again to continue the sweep",
                     record.dir,
-                    params_text(&record.params)
+                    sweep.index.params_text(record)
                 );
                 return Err(e);
             }
@@ -443,13 +443,18 @@ fn existing(dir: &Path, plan_hash: &str, shard: Shard, force: bool) -> Option<St
     }
 }
 
-/// `key = value, ...` of a point.
-pub fn params_text(params: &serde_json::Map<String, serde_json::Value>) -> String {
-    params
-        .iter()
-        .map(|(k, v)| format!("{k} = {}", value_text(v)))
-        .collect::<Vec<_>>()
-        .join(", ")
+impl SweepIndex {
+    /// `key = value, ...` of a point, in the order of the `--grid` flags.
+    pub fn params_text(&self, point: &PointRecord) -> String {
+        self.grid
+            .iter()
+            .filter_map(|g| {
+                let v = point.params.get(&g.key)?;
+                Some(format!("{} = {}", g.key, value_text(v)))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// A parameter as text: numbers and strings bare, anything else as JSON.
@@ -536,7 +541,7 @@ pub fn dry_run_report(sweep: &Sweep) -> String {
         text += &format!(
             "  {}  {}  (plan {})\n",
             p.dir,
-            params_text(&p.params),
+            i.params_text(p),
             &p.plan_hash[..12.min(p.plan_hash.len())]
         );
     }
