@@ -30,6 +30,35 @@ enum Command {
     Run(RunArgs),
     /// Continue an interrupted run from its checkpoint.
     Resume(ResumeArgs),
+    /// Run a scenario over a grid of overrides: one run directory per point, indexed by
+    /// OUT/sweep.json. Every point is validated before anything is written; without --point
+    /// (or a job-array task) every point runs in turn, and running the same command again
+    /// skips complete points and resumes interrupted ones.
+    Sweep(SweepArgs),
+    /// Write DIR/summary.csv for a sweep: one row per point with its parameters and the last
+    /// row of its metrics.csv; optionally plot a metric against a parameter.
+    SweepSummary {
+        /// The sweep directory (it holds sweep.json).
+        dir: PathBuf,
+        /// Plot this metrics.csv column (e.g. tv, mean_0)...
+        #[arg(long, value_name = "METRIC", requires = "against")]
+        plot: Option<String>,
+        /// ...against this grid key: one line per combination of the other keys' values.
+        #[arg(long, value_name = "PARAM", requires = "plot")]
+        against: Option<String>,
+        /// The plot's PNG (default DIR/<METRIC>_vs_<PARAM>.png).
+        #[arg(long, value_name = "FILE.png", requires = "plot")]
+        out: Option<PathBuf>,
+    },
+    /// One line per run: status, progress, last snapshot time, throughput, and how to resume
+    /// an interrupted run. A directory that is not a run (a sweep) lists the runs below it.
+    Status {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Print JSON (an array, one object per run) instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Draw samples of exp(-U/T) from a Langevin scenario (every particle a chain): write
     /// DIR/samples.npy and an effective-sample-size report (DIR/ess.json, DIR/summary.txt).
     Sample(SampleArgs),
@@ -209,6 +238,36 @@ struct ResumeArgs {
 }
 
 #[derive(clap::Args)]
+#[command(
+    mut_arg("out", |a| a.help("The sweep directory: DIR/pNNN per point, DIR/sweep.json (default: runs/<scenario file stem>)")),
+    mut_arg("force", |a| a.help("Replace the points' run directories and another sweep's sweep.json in DIR")),
+    mut_arg("dry_run", |a| a.help("Validate every point, list them with their directories, and exit")),
+    mut_arg("shard_index", |a| a.help("With --point: the shard of that point to run")),
+    mut_arg("shard_count", |a| a.help("Shards per point (default 1): array task = point * shards + shard, into DIR/shards/pNNN/shard-NN")),
+)]
+struct SweepArgs {
+    /// Every flag of `fokker run`; --out is the sweep directory, --shard-count the shards per
+    /// point.
+    #[command(flatten)]
+    run: RunArgs,
+    /// A scenario key and its values, KEY=V1,V2,... (KEY as for --set, or seed for --seed);
+    /// repeat for more keys. Commas inside [..], {..} and quotes do not split.
+    #[arg(
+        long = "grid",
+        value_name = "KEY=V1,V2,...",
+        allow_hyphen_values = true
+    )]
+    grid: Vec<String>,
+    /// Pair the lists value by value (equal lengths) instead of taking their product.
+    #[arg(long)]
+    zip: bool,
+    /// Run point I only (default: array task SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN as
+    /// point * shards + shard, else every point in turn).
+    #[arg(long, value_name = "I")]
+    point: Option<u64>,
+}
+
+#[derive(clap::Args)]
 struct RunArgs {
     /// Scenario file (TOML).
     scenario: PathBuf,
@@ -263,6 +322,22 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run_command(args, interrupt),
         Command::Resume(args) => resume_command(args, interrupt),
+        Command::Sweep(args) => sweep_command(args, interrupt),
+        Command::SweepSummary {
+            dir,
+            plot,
+            against,
+            out,
+        } => {
+            let plot = plot.as_deref().zip(against.as_deref());
+            let plot = plot.map(|(m, a)| (m, a, out.as_deref()));
+            run::sweep::summary(&dir, plot).map(|files| {
+                for f in files {
+                    println!("wrote {}", f.display());
+                }
+            })
+        }
+        Command::Status { dirs, json } => status_command(&dirs, json),
         Command::Sample(args) => sample_command(args),
         Command::Merge { out, shards, force } => merge_command(&out, &shards, force),
         Command::MmdPlot { out, runs } => {
@@ -346,22 +421,32 @@ fn test_stop_at() -> fokker::Result<Option<run::StopAt>> {
     }
 }
 
+/// A non-negative integer from the environment (None when unset).
+fn env(name: &str) -> fokker::Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(v) => {
+            v.trim().parse().map(Some).map_err(|_| {
+                fokker::Error::Usage(format!("{name}={v} is not a non-negative integer"))
+            })
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// This process's task of a Slurm job array, counted from 0: SLURM_ARRAY_TASK_ID minus
+/// SLURM_ARRAY_TASK_MIN.
+fn array_task() -> fokker::Result<Option<u64>> {
+    Ok(match env("SLURM_ARRAY_TASK_ID")? {
+        Some(id) => Some(id.saturating_sub(env("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0))),
+        None => None,
+    })
+}
+
 /// The shard from the flags, else from a Slurm job array's environment, else the whole run.
 fn shard_of(args: &RunArgs) -> fokker::Result<Shard> {
-    let env = |name: &str| -> fokker::Result<Option<u64>> {
-        match std::env::var(name) {
-            Ok(v) => v.trim().parse().map(Some).map_err(|_| {
-                fokker::Error::Usage(format!("{name}={v} is not a non-negative integer"))
-            }),
-            Err(_) => Ok(None),
-        }
-    };
     let index = match args.shard_index {
         Some(i) => i,
-        None => match env("SLURM_ARRAY_TASK_ID")? {
-            Some(id) => id.saturating_sub(env("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0)),
-            None => 0,
-        },
+        None => array_task()?.unwrap_or(0),
     };
     let count = match args.shard_count {
         Some(c) => c,
@@ -371,19 +456,114 @@ fn shard_of(args: &RunArgs) -> fokker::Result<Shard> {
 }
 
 fn print_report(report: &run::RunReport) {
+    println!("{}", report_line(report));
+}
+
+fn report_line(report: &run::RunReport) -> String {
     let t = &report.timings;
     // Kernel-sum dynamics: the figure that compares across sizes is interactions per second.
     let rate = match t.interactions_per_second {
         Some(i) => format!("{:.3e} interactions/s", i),
         None => format!("{:.3e} particle-steps/s", t.particle_steps_per_second),
     };
-    println!(
+    format!(
         "wrote {} ({} snapshots, {:.2} s, {rate} on {})",
         report.out.display(),
         report.snapshots,
         t.wall_seconds,
         report.adapter
+    )
+}
+
+/// `runs/<scenario file stem>`, the default --out.
+fn default_out(args: &RunArgs) -> PathBuf {
+    args.out.clone().unwrap_or_else(|| {
+        let stem = args
+            .scenario
+            .file_stem()
+            .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from("runs").join(stem)
+    })
+}
+
+/// Run options from the flags `run` and `sweep` share.
+fn run_options(
+    args: &RunArgs,
+    out: PathBuf,
+    shard: Shard,
+    interrupt: Arc<AtomicBool>,
+) -> fokker::Result<RunOptions> {
+    Ok(RunOptions {
+        out,
+        force: args.force,
+        adapter: args.device.adapter.clone(),
+        progress: args.device.progress,
+        layout: args.device.layout(),
+        shard,
+        interrupt,
+        checkpoint_every: args.device.checkpoint_every()?,
+        stop_at: test_stop_at()?,
+    })
+}
+
+fn sweep_command(args: SweepArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> {
+    use run::sweep::{self, Outcome};
+    let r = &args.run;
+    let grids = args
+        .grid
+        .iter()
+        .map(|g| g.parse())
+        .collect::<fokker::Result<Vec<sweep::Grid>>>()?;
+    let spec = sweep::SweepSpec {
+        scenario: r.scenario.clone(),
+        set: r.set.clone(),
+        seed: r.seed,
+        grids,
+        zip: args.zip,
+        out: default_out(r),
+        shards: r.shard_count.unwrap_or(1),
+    };
+    let task = if args.point.is_some() {
+        None
+    } else {
+        array_task()?
+    };
+    let (plan, selected) = sweep::plan(&spec, args.point, r.shard_index, task)?;
+    if r.dry_run {
+        print!("{}", sweep::dry_run_report(&plan));
+        return Ok(());
+    }
+    let opts = run_options(r, spec.out.clone(), Shard::WHOLE, interrupt)?;
+    let mut done = 0;
+    sweep::run(&plan, selected, &opts, &mut |params, outcome| {
+        match outcome {
+            Outcome::Ran(report) => println!("{params}: {}", report_line(&report)),
+            Outcome::Resumed(report) => println!("{params}: resumed, {}", report_line(&report)),
+            Outcome::AlreadyComplete(dir) => {
+                println!("{params}: {} is already complete", dir.display())
+            }
+        }
+        done += 1;
+    })?;
+    println!(
+        "sweep {}: {done} run(s) done here; {} points listed in {}",
+        spec.out.display(),
+        plan.index.points.len(),
+        spec.out.join(sweep::INDEX).display()
     );
+    Ok(())
+}
+
+fn status_command(dirs: &[PathBuf], json: bool) -> fokker::Result<()> {
+    let runs = run::status::collect(dirs)?;
+    if json {
+        let text = serde_json::to_string_pretty(&runs)
+            .map_err(|e| fokker::Error::Output(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", run::status::table(&runs));
+    }
+    Ok(())
 }
 
 fn resume_command(args: ResumeArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> {
@@ -414,28 +594,12 @@ fn merge_command(out: &std::path::Path, shards: &[PathBuf], force: bool) -> fokk
 
 fn run_command(args: RunArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> {
     let resolved = scenario::load(&args.scenario, &args.set, args.seed)?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args
-            .scenario
-            .file_stem()
-            .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
-        PathBuf::from("runs").join(stem)
-    });
+    let out = default_out(&args);
     if args.dry_run {
         print!("{}", run::dry_run_report(&resolved, &out)?);
         return Ok(());
     }
-    let opts = RunOptions {
-        out,
-        force: args.force,
-        adapter: args.device.adapter.clone(),
-        progress: args.device.progress,
-        layout: args.device.layout(),
-        shard: shard_of(&args)?,
-        interrupt,
-        checkpoint_every: args.device.checkpoint_every()?,
-        stop_at: test_stop_at()?,
-    };
+    let opts = run_options(&args, out, shard_of(&args)?, interrupt)?;
     print_report(&run::run(&resolved, &opts)?);
     Ok(())
 }

@@ -198,3 +198,11 @@ pub fn remove(out: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// The step of the newest whole checkpoint in `dir` (None without one): where `fokker
+/// resume` would continue.
+pub fn saved_step(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(newest(dir).join("point.json")).ok()?;
+    let file: PointFile = serde_json::from_str(&text).ok()?;
+    Some(file.point.step)
+}

@@ -12,6 +12,8 @@ pub mod reference;
 pub mod render;
 pub mod report;
 pub mod sample;
+pub mod status;
+pub mod sweep;
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterChoice, Gpu};
