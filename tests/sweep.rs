@@ -61,8 +61,8 @@ gif = false
 reference = "boltzmann"
 "#;
 
-/// Every file of run `a` other than the manifest (which records timings and the adapter),
-/// relative to it, sorted.
+/// Every file of run `a` other than the manifest (which records timings and the adapter) and
+/// report.html (which shows them), relative to it, sorted.
 fn files(a: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![a.to_path_buf()];
@@ -71,7 +71,9 @@ fn files(a: &Path) -> Vec<String> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.file_name().unwrap() != "manifest.json" {
+            } else if !["manifest.json", "report.html"]
+                .contains(&p.file_name().unwrap().to_str().unwrap())
+            {
                 out.push(p.strip_prefix(a).unwrap().display().to_string());
             }
         }
