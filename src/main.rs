@@ -382,6 +382,7 @@ fn resume_command(args: ResumeArgs, interrupt: Arc<AtomicBool>) -> fokker::Resul
         interrupt,
         checkpoint_every: args.device.checkpoint_every()?,
         stop_at: test_stop_at()?,
+        hooks: None,
     };
     print_report(&run::resume(&args.dir, &opts)?);
     Ok(())
@@ -420,6 +421,7 @@ fn run_command(args: RunArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> 
         interrupt,
         checkpoint_every: args.device.checkpoint_every()?,
         stop_at: test_stop_at()?,
+        hooks: None,
     };
     print_report(&run::run(&resolved, &opts)?);
     Ok(())
