@@ -158,19 +158,19 @@ impl ArrayInputs {
     }
 }
 
+/// The arrays a resolution used: where the plan records each, and its table.
+type UsedArrays = Vec<(std::path::PathBuf, SampleTable)>;
+
 std::thread_local! {
-    /// The arrays of the scenario being resolved on this thread, and the (path, table) of
-    /// each one it used (see `with_arrays`).
-    static ARRAYS: std::cell::RefCell<Option<(ArrayInputs, Vec<(std::path::PathBuf, SampleTable)>)>> =
+    /// The arrays of the scenario being resolved on this thread, and the ones it used (see
+    /// `with_arrays`).
+    static ARRAYS: std::cell::RefCell<Option<(ArrayInputs, UsedArrays)>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// Runs `f` (a resolution) with `arrays` available to `data` keys; returns its result and the
 /// arrays it used, with the paths the plan records for them.
-pub(crate) fn with_arrays<R>(
-    arrays: ArrayInputs,
-    f: impl FnOnce() -> R,
-) -> (R, Vec<(std::path::PathBuf, SampleTable)>) {
+pub(crate) fn with_arrays<R>(arrays: ArrayInputs, f: impl FnOnce() -> R) -> (R, UsedArrays) {
     ARRAYS.with(|a| *a.borrow_mut() = Some((arrays, Vec::new())));
     let r = f();
     let used = ARRAYS
@@ -777,13 +777,9 @@ mod tests {
     fn arrays_are_checked_like_files() {
         let err = |r: std::result::Result<SampleTable, String>| r.expect_err("must fail");
         assert!(err(table_from_values(0, 2, std::iter::empty::<f32>())).contains("no rows"));
-        let nan = err(table_from_values(
-            2,
-            2,
-            [0.0, 1.0, f64::NAN, 2.0].into_iter(),
-        ));
+        let nan = err(table_from_values(2, 2, [0.0, 1.0, f64::NAN, 2.0]));
         assert!(nan.contains("row 1, column 0"), "{nan}");
-        assert!(err(table_from_values(1, 1, [1e300f64].into_iter())).contains("float32 range"));
+        assert!(err(table_from_values(1, 1, [1e300f64])).contains("float32 range"));
     }
 
     mod fuzz {
