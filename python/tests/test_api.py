@@ -119,3 +119,38 @@ def test_a_callback_error_interrupts_and_is_raised(scenario, tmp_path) -> None:
     with pytest.raises(ValueError, match="from the callback"):
         fokker.run(scenario, out=tmp_path / "cut", on_snapshot=boom, progress=False)
     assert fokker.open(tmp_path / "cut").status == "interrupted"
+
+
+def test_ctrl_c_interrupts_a_running_run(scenario, tmp_path) -> None:
+    # A real SIGINT while the GPU works (the GIL released): Python's handler is run between
+    # blocks, the run checkpoints and ends "interrupted", and KeyboardInterrupt reaches the
+    # script. The run is long enough (10^6 steps) that it cannot finish before the signal.
+    import signal
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import sys, fokker\n"
+            "def tell(step, steps, t):\n"
+            "    print('running', flush=True)\n"
+            "try:\n"
+            f"    fokker.run({str(scenario)!r}, out={str(tmp_path / 'cut')!r}, progress=False,\n"
+            "               set={'dynamics.steps': 1000000, 'output.every': 1000.0}, on_progress=tell)\n"
+            "except KeyboardInterrupt:\n"
+            "    print('KeyboardInterrupt', flush=True)\n"
+            "    sys.exit(130)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "running"
+    child.send_signal(signal.SIGINT)
+    rest = child.stdout.read()
+    assert child.wait(timeout=120) == 130, rest
+    assert "KeyboardInterrupt" in rest
+    cut = fokker.open(tmp_path / "cut")
+    assert cut.status == "interrupted"
+    assert (cut.path / "checkpoint" / "point.json").is_file()
