@@ -94,7 +94,13 @@ impl Converter {
             };
         }
         if v.is_instance_of::<PyFloat>() || v.hasattr("__float__").unwrap_or(false) {
-            return v.extract::<f64>().ok().map(toml::Value::Float);
+            return match v.extract::<f64>() {
+                Ok(x) => Some(toml::Value::Float(x)),
+                Err(_) => {
+                    self.issue(key, v, "a number");
+                    None
+                }
+            };
         }
         if let Ok(s) = v.cast::<PyString>() {
             return Some(toml::Value::String(s.to_string()));

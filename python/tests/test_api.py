@@ -116,9 +116,13 @@ def test_a_callback_error_interrupts_and_is_raised(scenario, tmp_path) -> None:
     def boom(snap: fokker.Snapshot) -> None:
         raise ValueError("from the callback")
 
-    with pytest.raises(ValueError, match="from the callback"):
-        fokker.run(scenario, out=tmp_path / "cut", on_snapshot=boom, progress=False)
-    assert fokker.open(tmp_path / "cut").status == "interrupted"
+    with pytest.raises(ValueError, match="from the callback") as e:
+        fokker.run(scenario, out=None, on_snapshot=boom, progress=False)
+    # The temporary run directory rides on the exception and can be resumed.
+    run = e.value.run
+    assert run.status == "interrupted" and [s.step for s in run.snapshots] == [0]
+    assert run.resume(progress=False).status == "complete"
+    assert [s.step for s in run.snapshots] == [0, 20, 40, 60]
 
 
 def test_ctrl_c_interrupts_a_running_run(scenario, tmp_path) -> None:

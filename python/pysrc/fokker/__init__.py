@@ -195,8 +195,9 @@ def run(
     stderr is a terminal or this is a notebook; True: always, a text bar without tqdm).
 
     Ctrl-C, or an exception raised by a callback, interrupts the run like SIGINT: it
-    checkpoints, its status becomes "interrupted" and the exception is raised;
-    ``fokker.open(out).resume()`` continues it. Invalid scenarios raise :class:`ScenarioError`
+    checkpoints, its status becomes "interrupted" and the exception is raised, carrying the
+    run as ``exc.run`` (any exception after the run directory was made does);
+    ``exc.run.resume()`` or ``fokker.open(out).resume()`` continues it. Invalid scenarios raise :class:`ScenarioError`
     and write nothing.
     """
     keep = None
@@ -208,17 +209,24 @@ def run(
         scenario = os.fspath(scenario)
     elif not isinstance(scenario, dict):
         scenario = dict(scenario)
-    with _Callbacks(on_progress, on_snapshot, progress, out) as cb:
-        _fokker.run(
-            scenario,
-            out,
-            set=_as_dict(set),
-            seed=seed,
-            force=force,
-            adapter=adapter,
-            on_progress=cb.progress,
-            on_snapshot=cb.snapshot,
-        )
+    try:
+        with _Callbacks(on_progress, on_snapshot, progress, out) as cb:
+            _fokker.run(
+                scenario,
+                out,
+                set=_as_dict(set),
+                seed=seed,
+                force=force,
+                adapter=adapter,
+                on_progress=cb.progress,
+                on_snapshot=cb.snapshot,
+            )
+    except BaseException as e:
+        # A run that started (interrupted, diverged, failed) rides on the exception, so that
+        # `except KeyboardInterrupt as e: e.run.resume()` works even with out=None.
+        if (out / "manifest.json").is_file():
+            e.run = Run(out, keep)  # type: ignore[attr-defined]
+        raise
     return Run(out, keep)
 
 
