@@ -158,3 +158,59 @@ def test_ctrl_c_interrupts_a_running_run(scenario, tmp_path) -> None:
     cut = fokker.open(tmp_path / "cut")
     assert cut.status == "interrupted"
     assert (cut.path / "checkpoint" / "point.json").is_file()
+
+
+def test_open_reads_a_merged_run(scenario, tmp_path) -> None:
+    # Two shards by the CLI, merged: fokker.open reads it like any run, and its densities
+    # are the unsharded run's (a merge sums the shards' counts exactly).
+    for i in range(2):
+        o = cli(
+            "run", str(scenario), "--out", str(tmp_path / f"s{i}"), "--progress", "none",
+            "--shard-index", str(i), "--shard-count", "2", cwd=tmp_path,
+        )
+        assert o.returncode == 0, o.stderr
+    o = cli("merge", str(tmp_path / "merged"), str(tmp_path / "s0"), str(tmp_path / "s1"), cwd=tmp_path)
+    assert o.returncode == 0, o.stderr
+    merged = fokker.open(tmp_path / "merged")
+    whole = fokker.run(scenario, out=tmp_path / "whole", progress=False)
+    assert merged.status == "complete" and merged.plan_hash == whole.plan_hash
+    assert [s.step for s in merged.snapshots] == [s.step for s in whole.snapshots]
+    for a, b in zip(merged.snapshots, whole.snapshots):
+        assert np.array_equal(a.density, b.density)
+
+
+def test_the_gil_is_released_while_the_run_works(scenario) -> None:
+    # A Python thread keeps counting while the GPU steps. Between the first and the last
+    # snapshot callback the run is in Rust (stepping, observing, writing; the GIL is taken
+    # back only for the callbacks themselves), so a free thread counts at its own rate; were
+    # the GIL held there, it could count only during the callbacks' few microseconds.
+    import threading
+    import time
+
+    count = 0
+    done = threading.Event()
+
+    def spin() -> None:
+        nonlocal count
+        while not done.is_set():
+            count += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        c0, t0 = count, time.perf_counter()
+        time.sleep(0.05)  # the main thread sleeps: the thread's rate alone
+        rate = (count - c0) / (time.perf_counter() - t0)
+        marks = []
+        fokker.run(
+            scenario, out=None, progress=False,
+            set={"dynamics.steps": 600, "output.every": 0.6},
+            on_snapshot=lambda s: marks.append((count, time.perf_counter())),
+        )
+    finally:
+        done.set()
+        t.join()
+    (n0, t0), (n1, t1) = marks[0], marks[-1]
+    assert t1 - t0 > 0.02, "the run was too short to tell"
+    # A tenth of the free rate: the machine is shared, the GIL switch costs a little.
+    assert n1 - n0 > 0.1 * rate * (t1 - t0), (n1 - n0, rate, t1 - t0)
