@@ -503,6 +503,7 @@ fn run_options(
         interrupt,
         checkpoint_every: args.device.checkpoint_every()?,
         stop_at: test_stop_at()?,
+        hooks: None,
     })
 }
 
@@ -577,6 +578,7 @@ fn resume_command(args: ResumeArgs, interrupt: Arc<AtomicBool>) -> fokker::Resul
         interrupt,
         checkpoint_every: args.device.checkpoint_every()?,
         stop_at: test_stop_at()?,
+        hooks: None,
     };
     print_report(&run::resume(&args.dir, &opts)?);
     Ok(())

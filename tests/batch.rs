@@ -417,7 +417,7 @@ particles = "snapshots"
 /// the test hook at its third stop check, inside the first block (after three slices of
 /// 500 particles), then resumed: the same bytes as the run that was never stopped. The
 /// generated kernel, its params binding and the per-dispatch time t0 all survive the
-/// checkpoint.
+/// checkpoint. A checkpoint of an older plan-hash format is refused.
 #[test]
 fn an_interrupted_sde_resumes_byte_identically() {
     let tmp = tempfile::tempdir().unwrap();
@@ -462,6 +462,23 @@ gif = false
     let cut = tmp.path().join("cut");
     assert_eq!(manifest(&cut)["status"], "interrupted");
     assert_eq!(checkpoint_point(&cut)["pending"]["done"], 1500);
+    // The same checkpoint as an older fokker wrote it (no plan_hash_format: format 1, whose
+    // plan hash covered file bytes) is refused by name, and nothing is changed.
+    let point = cut.join("checkpoint/point.json");
+    let current = std::fs::read_to_string(&point).unwrap();
+    let mut old: serde_json::Value = serde_json::from_str(&current).unwrap();
+    assert_eq!(old["plan_hash_format"], fokker::scenario::PLAN_HASH_FORMAT);
+    old.as_object_mut().unwrap().remove("plan_hash_format");
+    std::fs::write(&point, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+    let o = fokker(&["resume", "cut", "--progress", "none"], tmp.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("plan hash format 1") && stderr(&o).contains("start the run again"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(manifest(&cut)["status"], "interrupted");
+    std::fs::write(&point, current).unwrap();
     let o = fokker(&["resume", "cut", "--progress", "none"], tmp.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert_same_files(&cut, &tmp.path().join("whole"));

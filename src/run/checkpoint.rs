@@ -11,8 +11,8 @@ use super::manifest::{Manifest, ShardRecord, Status, VERSION};
 use crate::error::{Error, Result};
 use crate::output;
 use crate::scenario::Init;
-use crate::scenario::data::{read_table, sha256_file};
-use crate::scenario::parse::{Resolved, plan_hash};
+use crate::scenario::data::read_table_and_hash;
+use crate::scenario::parse::{PLAN_HASH_FORMAT, Resolved, plan_hash};
 use crate::simulation::ResumePoint;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -20,6 +20,10 @@ use std::path::Path;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PointFile {
     fokker_version: String,
+    /// How `plan_hash` was computed ([`PLAN_HASH_FORMAT`]); checkpoints written before it
+    /// was recorded used format 1.
+    #[serde(default = "first_hash_format")]
+    plan_hash_format: u32,
     plan_hash: String,
     shard: Option<ShardRecord>,
     particles: u64,
@@ -30,6 +34,10 @@ struct PointFile {
     /// their checkpoints read as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     accepted: Option<u64>,
+}
+
+fn first_hash_format() -> u32 {
+    1
 }
 
 /// A checkpoint read back.
@@ -60,6 +68,7 @@ pub fn write(
     }
     let file = PointFile {
         fokker_version: VERSION.into(),
+        plan_hash_format: PLAN_HASH_FORMAT,
         plan_hash: manifest.plan_hash.clone(),
         shard: manifest.shard,
         particles,
@@ -113,6 +122,16 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
         path: path.clone(),
         reason: format!("not a fokker checkpoint: {e}"),
     })?;
+    if file.plan_hash_format != PLAN_HASH_FORMAT {
+        return Err(Error::Usage(format!(
+            "{} was started by an older fokker whose plan hash covered input files' bytes \
+             (plan hash format {}); this fokker hashes input data by content (format \
+             {PLAN_HASH_FORMAT}), so it cannot vouch that the plan is the same and will not \
+             resume it: start the run again",
+            dir.display(),
+            file.plan_hash_format
+        )));
+    }
     if file.fokker_version != VERSION {
         return Err(Error::Usage(format!(
             "the checkpoint was written by fokker {} and this is fokker {VERSION}: resume it with the same version",
@@ -164,22 +183,25 @@ pub fn verify_inputs(dir: &Path, manifest: &Manifest) -> Result<Resolved> {
             reason: "the plan in the manifest does not match its plan_hash".into(),
         });
     }
-    let samples = match &plan.particles.init {
-        Init::Samples { path, sha256, .. } => {
-            if sha256_file(path)? != *sha256 {
-                return Err(Error::Data { path: path.clone(), reason: "this input file changed since the run started; restore it or start a new run".into() });
-            }
-            Some(read_table(path)?)
+    // Each input read again (an array given from Python: its copy in the run directory).
+    let reread = |path: &Path, sha256: &str| -> Result<_> {
+        let (table, now) = read_table_and_hash(path)?;
+        if now != sha256 {
+            return Err(Error::Data {
+                path: path.to_path_buf(),
+                reason:
+                    "this input file changed since the run started; restore it or start a new run"
+                        .into(),
+            });
         }
+        Ok(table)
+    };
+    let samples = match &plan.particles.init {
+        Init::Samples { path, sha256, .. } => Some(reread(path, sha256)?),
         _ => None,
     };
     let data = match plan.dynamics.input_file() {
-        Some((path, sha256)) => {
-            if sha256_file(path)? != sha256 {
-                return Err(Error::Data { path: path.to_path_buf(), reason: "this input file changed since the run started; restore it or start a new run".into() });
-            }
-            Some(read_table(path)?)
-        }
+        Some((path, sha256)) => Some(reread(path, sha256)?),
         None => None,
     };
     Ok(Resolved {
@@ -188,6 +210,7 @@ pub fn verify_inputs(dir: &Path, manifest: &Manifest) -> Result<Resolved> {
         plan,
         samples,
         text: None,
+        arrays: Vec::new(),
     })
 }
 

@@ -20,7 +20,7 @@ use crate::gpu::{AdapterChoice, Gpu};
 use crate::output::{self, MetricsRow};
 use crate::scenario::parse::Resolved;
 use crate::scenario::{Init, ParticlesOutput, Plan};
-use crate::simulation::{Advance, Layout, Observation, Simulation};
+use crate::simulation::{Advance, Layout, Observation, ResumePoint, Simulation};
 use manifest::{InputFile, Manifest, MomentsRecord, ShardRecord, SnapshotRecord, Status, Timings};
 use progress::{Progress, ProgressMode};
 use std::cell::Cell;
@@ -62,6 +62,31 @@ pub struct RunOptions {
     pub checkpoint_every: Option<Duration>,
     /// Test hook (`FOKKER_TEST_STOP_AT`): interrupt at a chosen stop check.
     pub stop_at: Option<StopAt>,
+    /// Observers of the run (the Python package's callbacks).
+    pub hooks: Option<Hooks>,
+}
+
+/// Observers of a run (the Python package's callbacks and signal checks): told of progress
+/// and of every snapshot written, and polled at every stop check. None of it changes the
+/// results; a hook that wants the run to stop raises [`RunOptions::interrupt`], and the run
+/// then checkpoints and ends `interrupted` exactly as on SIGINT.
+pub trait RunHooks: Send + Sync {
+    /// After a block of steps: the step reached, the steps in all and the time.
+    fn progress(&self, _step: u64, _steps: u64, _time: f64) {}
+    /// After a snapshot's files, metrics.csv and the manifest are written.
+    fn snapshot(&self, _record: &SnapshotRecord) {}
+    /// At every stop check (submission boundaries).
+    fn poll(&self) {}
+}
+
+/// [`RunHooks`] shared with the run.
+#[derive(Clone)]
+pub struct Hooks(pub Arc<dyn RunHooks>);
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hooks(..)")
+    }
 }
 
 /// A test hook that makes interruption land at the same place on any adapter, however fast:
@@ -284,6 +309,13 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
     if let Some(text) = &resolved.text {
         output::write_atomic(&opts.out.join(SCENARIO), text.as_bytes())?;
     }
+    // Arrays given in place of files go into the run directory, where the plan says they are.
+    for (path, table) in &resolved.arrays {
+        output::write_atomic(
+            path,
+            &output::npy_f32(&[table.rows, table.dim], &table.values)?,
+        )?;
+    }
     let mut manifest = Manifest {
         status: Status::Running,
         fokker_version: manifest::VERSION.into(),
@@ -454,6 +486,9 @@ fn execute(
     let last_checkpoint = Cell::new(Instant::now());
     let checks = Cell::new(0u64);
     let stop = || {
+        if let Some(h) = &opts.hooks {
+            h.0.poll();
+        }
         if let Some(hook) = opts.stop_at {
             checks.set(checks.get() + 1);
             if checks.get() == hook.at {
@@ -467,13 +502,25 @@ fn execute(
     };
     let result = (|| {
         for target in remaining {
+            // An interrupt that came while a snapshot was written (or from a snapshot hook)
+            // ends the run here, at the snapshot boundary, before stepping on.
+            if let Some(h) = &opts.hooks {
+                h.0.poll();
+            }
+            if opts.interrupt.load(Ordering::SeqCst) {
+                return interrupt_here(sim, out, sim.resume_point(), manifest);
+            }
             // Until the snapshot step; a periodic checkpoint stops and goes on, a signal ends.
             loop {
                 let t0 = Instant::now();
                 let advanced = sim.advance_to(
                     target,
                     |step| {
-                        progress.step(step, plan.dynamics.time_at(step));
+                        let time = plan.dynamics.time_at(step);
+                        progress.step(step, time);
+                        if let Some(h) = &opts.hooks {
+                            h.0.progress(step, total_steps, time);
+                        }
                         Ok(())
                     },
                     &stop,
@@ -488,21 +535,11 @@ fn execute(
                 let Advance::Stopped(point) = advanced? else {
                     break;
                 };
-                checkpoint::write(
-                    out,
-                    &sim.positions()?,
-                    sim.extra_state()?.as_deref(),
-                    point,
-                    sim.accepted()?,
-                    manifest,
-                )?;
-                last_checkpoint.set(Instant::now());
                 if opts.interrupt.load(Ordering::SeqCst) {
-                    return Err(Error::Interrupted {
-                        step: point.step,
-                        dir: out.display().to_string(),
-                    });
+                    return interrupt_here(sim, out, point, manifest);
                 }
+                write_checkpoint(sim, out, point, manifest)?;
+                last_checkpoint.set(Instant::now());
             }
             let t1 = Instant::now();
             let obs = sim.observe()?;
@@ -546,6 +583,9 @@ fn execute(
             write_metrics(out, &plan, &manifest.snapshots)?;
             write_manifest(out, manifest)?;
             manifest.timings.write_seconds += t2.elapsed().as_secs_f64();
+            if let (Some(h), Some(record)) = (&opts.hooks, manifest.snapshots.last()) {
+                h.0.snapshot(record);
+            }
         }
         if plan.output.gif {
             manifest.gif = Some(write_gif(out, &plan, &manifest.snapshots)?);
@@ -563,6 +603,36 @@ fn execute(
         Err(_) => "stopped",
     });
     result
+}
+
+fn write_checkpoint(
+    sim: &Simulation,
+    out: &Path,
+    point: ResumePoint,
+    manifest: &Manifest,
+) -> Result<()> {
+    checkpoint::write(
+        out,
+        &sim.positions()?,
+        sim.extra_state()?.as_deref(),
+        point,
+        sim.accepted()?,
+        manifest,
+    )
+}
+
+/// Checkpoints at `point` and ends the run as interrupted.
+fn interrupt_here(
+    sim: &Simulation,
+    out: &Path,
+    point: ResumePoint,
+    manifest: &Manifest,
+) -> Result<()> {
+    write_checkpoint(sim, out, point, manifest)?;
+    Err(Error::Interrupted {
+        step: point.step,
+        dir: out.display().to_string(),
+    })
 }
 
 pub(crate) fn title(plan: &Plan, step: u64, time: f64) -> String {

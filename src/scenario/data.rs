@@ -8,7 +8,6 @@
 
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::Path;
 
 /// A row-major table of `rows` x `dim` finite f32 values.
@@ -56,31 +55,151 @@ pub fn read_table(path: &Path) -> Result<SampleTable> {
     read_table_and_hash(path).map(|(t, _)| t)
 }
 
-/// Hex sha256 of a file's bytes, streamed (input files can be large).
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f =
-        std::fs::File::open(path).map_err(|e| data_err(path, format!("cannot open: {e}")))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| data_err(path, format!("cannot read: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-/// Reads the table and hashes the very bytes that were parsed, so the hash in the plan is
-/// the hash of the data actually used even if the file changes while we run.
+/// Reads the table and hashes its canonical content ([`canonical_sha256`]), so the hash in
+/// the plan is the hash of the data actually used, whatever file format (or in-memory array)
+/// carried it.
 pub(crate) fn read_table_and_hash(path: &Path) -> Result<(SampleTable, String)> {
     let kind = Format::of(path)?;
     let bytes = std::fs::read(path).map_err(|e| data_err(path, format!("cannot read: {e}")))?;
     let table = parse_table(kind, &bytes).map_err(|reason| data_err(path, reason))?;
-    Ok((table, hex(&Sha256::digest(&bytes))))
+    let hash = canonical_sha256(&table);
+    Ok((table, hash))
+}
+
+/// Hex sha256 of a table's canonical content: the float32 table the run uses, as its dtype,
+/// shape and C-order data: `b"fokker-table\0<f4\0"`, rows and columns as little-endian u64,
+/// then every value as little-endian f32, row by row. The same data from a .npy (float32 or
+/// float64, C or Fortran order), a .csv or a NumPy array hashes the same (docs/architecture.md,
+/// "Plan hash").
+pub fn canonical_sha256(table: &SampleTable) -> String {
+    let mut h = Sha256::new();
+    h.update(b"fokker-table\0<f4\0");
+    h.update((table.rows as u64).to_le_bytes());
+    h.update((table.dim as u64).to_le_bytes());
+    for v in &table.values {
+        h.update(v.to_le_bytes());
+    }
+    hex(&h.finalize())
+}
+
+/// Checks and converts an in-memory array's values (row-major, `rows` x `dim`) the way the
+/// .npy reader does: at least one row and column, every value finite in float32. The error
+/// is the reason, naming the row and column at fault.
+pub fn table_from_values<T: Copy + Into<f64>>(
+    rows: usize,
+    dim: usize,
+    values: impl IntoIterator<Item = T>,
+) -> std::result::Result<SampleTable, String> {
+    if rows == 0 {
+        return Err("empty: the array has no rows".into());
+    }
+    if dim == 0 {
+        return Err("empty: the array has no columns".into());
+    }
+    let mut out = Vec::with_capacity(rows.saturating_mul(dim));
+    for (i, v) in values.into_iter().enumerate() {
+        let x: f64 = v.into();
+        let (r, c) = (i / dim, i % dim);
+        if !x.is_finite() {
+            return Err(format!(
+                "{x} at row {r}, column {c} (0-based); values must be finite"
+            ));
+        }
+        let f = x as f32;
+        if !f.is_finite() {
+            return Err(format!(
+                "value {x:e} at row {r}, column {c} (0-based) is outside the float32 range"
+            ));
+        }
+        out.push(f);
+    }
+    if out.len() != rows * dim {
+        return Err(format!("{} values for shape ({rows}, {dim})", out.len()));
+    }
+    Ok(SampleTable {
+        rows,
+        dim,
+        values: out,
+    })
+}
+
+/// In-memory arrays given in place of data files (the Python package's dict scenarios): a
+/// samples table's `data` key holds [`ArrayInputs::token`] of an entry instead of a `path`.
+/// The plan records such an input at `dir/<key>.npy`, where the run writes it (so the run
+/// directory stays complete and resumable) and the hash covers its canonical content like a
+/// file's.
+#[derive(Debug, Clone, Default)]
+pub struct ArrayInputs {
+    /// Where the run keeps the arrays: `<run directory>/inputs`.
+    pub dir: std::path::PathBuf,
+    pub entries: Vec<ArrayInput>,
+}
+
+/// One array: how to show it in messages (e.g. `float64 array of shape (5000, 2)`) and its
+/// table, or why it is not one.
+#[derive(Debug, Clone)]
+pub struct ArrayInput {
+    pub description: String,
+    pub table: std::result::Result<SampleTable, String>,
+}
+
+impl ArrayInputs {
+    const TOKEN: &'static str = "\u{1}fokker-array:";
+
+    /// The string that stands for entry `index` in the scenario table.
+    pub fn token(index: usize) -> String {
+        format!("{}{index}", Self::TOKEN)
+    }
+
+    /// The entry a string stands for, if it is a token of one.
+    pub(crate) fn lookup(&self, s: &str) -> Option<&ArrayInput> {
+        let index: usize = s.strip_prefix(Self::TOKEN)?.parse().ok()?;
+        self.entries.get(index)
+    }
+}
+
+/// The arrays a resolution used: where the plan records each, and its table.
+type UsedArrays = Vec<(std::path::PathBuf, SampleTable)>;
+
+std::thread_local! {
+    /// The arrays of the scenario being resolved on this thread, and the ones it used (see
+    /// `with_arrays`).
+    static ARRAYS: std::cell::RefCell<Option<(ArrayInputs, UsedArrays)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a resolution) with `arrays` available to `data` keys; returns its result and the
+/// arrays it used, with the paths the plan records for them.
+pub(crate) fn with_arrays<R>(arrays: ArrayInputs, f: impl FnOnce() -> R) -> (R, UsedArrays) {
+    ARRAYS.with(|a| *a.borrow_mut() = Some((arrays, Vec::new())));
+    let r = f();
+    let used = ARRAYS
+        .with(|a| a.borrow_mut().take())
+        .map(|(_, used)| used)
+        .unwrap_or_default();
+    (r, used)
+}
+
+/// The table a `data` value stands for, with the path the plan records for it; None when it
+/// is no array's token (a scenario file), `Err` with the array's description and why it is
+/// not a table.
+pub(crate) fn array_for(
+    key: &str,
+    token: &str,
+) -> Option<std::result::Result<(std::path::PathBuf, SampleTable), (String, String)>> {
+    ARRAYS.with(|a| {
+        let mut a = a.borrow_mut();
+        let (arrays, used) = a.as_mut()?;
+        let entry = arrays.lookup(token)?;
+        Some(match &entry.table {
+            Ok(t) => {
+                let path = arrays.dir.join(format!("{key}.npy"));
+                used.push((path.clone(), t.clone()));
+                Ok((path, t.clone()))
+            }
+            Err(reason) => Err((entry.description.clone(), reason.clone())),
+        })
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -618,15 +737,49 @@ mod tests {
     }
 
     #[test]
-    fn sha256_matches_known_value() {
+    fn canonical_hash_is_the_content_not_the_file() {
+        // The same 3 x 2 table as a float32 .npy, a float64 Fortran-order .npy, a .csv with a
+        // header and an in-memory array: one hash. Each value is a binary fraction, exact in
+        // f32, so the conversions cannot differ.
+        let rows = [[1.0f64, -2.5], [0.25, 4.0], [-8.0, 0.5]];
         let d = tempfile::tempdir().expect("tempdir");
-        let p = write(&d, "a.csv", b"abc");
-        assert_eq!(
-            sha256_file(&p).expect("hash"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        let flat32: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();
+        let f32_npy = npy_bytes("<f4", "(3, 2)", false, &f32s(&flat32));
+        let column_major: Vec<f64> = (0..2)
+            .flat_map(|c| rows.iter().map(move |r| r[c]))
+            .collect();
+        let f64_fortran = npy_bytes("<f8", "(3, 2)", true, &f64s(&column_major));
+        let csv = b"x,y\n1,-2.5\n0.25,4\n-8,0.5\n";
+        let from_array = canonical_sha256(
+            &table_from_values(3, 2, rows.iter().flatten().copied()).expect("table"),
         );
-        let (_, h) = read_table_and_hash(&write(&d, "b.csv", b"1\n")).expect("read");
-        assert_eq!(h, sha256_file(&d.path().join("b.csv")).expect("hash"));
+        for (name, bytes) in [
+            ("a.npy", &f32_npy[..]),
+            ("b.npy", &f64_fortran[..]),
+            ("c.csv", &csv[..]),
+        ] {
+            let (table, hash) = read_table_and_hash(&write(&d, name, bytes)).expect("read");
+            assert_eq!(table.values, flat32, "{name}");
+            assert_eq!(hash, from_array, "{name}");
+        }
+        // Known-answer: the definition spelled out byte by byte.
+        let mut spelled = b"fokker-table\0<f4\0".to_vec();
+        spelled.extend(3u64.to_le_bytes());
+        spelled.extend(2u64.to_le_bytes());
+        flat32.iter().for_each(|v| spelled.extend(v.to_le_bytes()));
+        assert_eq!(from_array, hex(&Sha256::digest(&spelled)));
+        // Different shape, same values: another hash.
+        let column = table_from_values(6, 1, flat32.iter().copied()).expect("table");
+        assert_ne!(canonical_sha256(&column), from_array);
+    }
+
+    #[test]
+    fn arrays_are_checked_like_files() {
+        let err = |r: std::result::Result<SampleTable, String>| r.expect_err("must fail");
+        assert!(err(table_from_values(0, 2, std::iter::empty::<f32>())).contains("no rows"));
+        let nan = err(table_from_values(2, 2, [0.0, 1.0, f64::NAN, 2.0]));
+        assert!(nan.contains("row 1, column 0"), "{nan}");
+        assert!(err(table_from_values(1, 1, [1e300f64])).contains("float32 range"));
     }
 
     mod fuzz {

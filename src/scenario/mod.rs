@@ -13,7 +13,9 @@ pub(crate) mod range;
 pub(crate) mod resolve;
 pub(crate) mod walk;
 
-pub use parse::{Resolved, input_digests, load, plan_hash, resolve_str};
+pub use parse::{
+    PLAN_HASH_FORMAT, Resolved, input_digests, load, plan_hash, resolve_str, resolve_table,
+};
 pub use plan::*;
 pub use range::default_range;
 pub use resolve::{DEFAULT_BINS, MAX_BINS, MAX_DIM, MAX_STEPS};

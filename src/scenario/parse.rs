@@ -1,7 +1,7 @@
 //! Scenario text → [`Resolved`]: TOML parsing, `--set` overrides, `--seed`, validation and
 //! resolution (in `resolve`), and the run hash.
 
-use super::data::{SampleTable, hex};
+use super::data::{ArrayInputs, SampleTable, hex};
 use super::plan::{Init, Plan};
 use super::resolve;
 use super::walk::{Issues, show};
@@ -23,8 +23,11 @@ pub struct Resolved {
     pub hash: String,
     /// The scenario text as read, headed by a comment naming the `--set` overrides and
     /// `--seed` applied to it (none when the scenario did not come from text, as on
-    /// resume): what a run stores as `scenario.toml`.
+    /// resume or from a Python dict): what a run stores as `scenario.toml`.
     pub text: Option<String>,
+    /// In-memory arrays the plan reads (`data` keys): the path the plan records for each
+    /// (inside the run directory) and its table. The run writes them there as it starts.
+    pub arrays: Vec<(std::path::PathBuf, SampleTable)>,
 }
 
 /// Reads, validates and resolves the scenario file at `path`. Relative input paths in it are
@@ -72,11 +75,8 @@ pub fn resolve_str(
     let mut issues = Issues::default();
     let stored = stored_text(text, overrides, seed);
     let parsed = text.parse::<Table>();
-    let overrides: Vec<_> = overrides
-        .iter()
-        .filter_map(|o| parse_override(o, &mut issues))
-        .collect();
-    let mut root = match parsed {
+    let overrides = parse_overrides(overrides, &mut issues);
+    let root = match parsed {
         Ok(t) => t,
         Err(e) => {
             let key = match e.span() {
@@ -91,10 +91,57 @@ pub fn resolve_str(
             return Err(scenario_error(source_name, issues));
         }
     };
+    resolve_overridden(
+        root,
+        Some(stored),
+        source_name,
+        base_dir,
+        overrides,
+        seed,
+        issues,
+        ArrayInputs::default(),
+    )
+}
+
+/// [`resolve_str`] for a scenario already in table form (the Python package's dicts), whose
+/// `data` keys may stand for the in-memory `arrays`.
+pub fn resolve_table(
+    root: Table,
+    source_name: &str,
+    base_dir: &Path,
+    overrides: &[String],
+    seed: Option<u64>,
+    arrays: ArrayInputs,
+) -> Result<Resolved> {
+    let mut issues = Issues::default();
+    let overrides = parse_overrides(overrides, &mut issues);
+    resolve_overridden(root, None, source_name, base_dir, overrides, seed, issues, arrays)
+}
+
+fn parse_overrides(overrides: &[String], issues: &mut Issues) -> Vec<Override> {
+    overrides
+        .iter()
+        .filter_map(|o| parse_override(o, issues))
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resolve_overridden(
+    mut root: Table,
+    text: Option<String>,
+    source_name: &str,
+    base_dir: &Path,
+    overrides: Vec<Override>,
+    seed: Option<u64>,
+    mut issues: Issues,
+    arrays: ArrayInputs,
+) -> Result<Resolved> {
     for o in overrides {
         o.apply(&mut root, &mut issues);
     }
-    let built = resolve::resolve(&root, base_dir, seed, &mut issues);
+    let (built, arrays) = super::data::with_arrays(arrays, || {
+        resolve::resolve(&root, base_dir, seed, &mut issues)
+    });
     if built.is_none() && issues.is_empty() {
         // Every reader records an issue before giving up; this guards the contract that an
         // invalid scenario never comes back with an empty, unexplained list.
@@ -112,27 +159,53 @@ pub fn resolve_str(
                 samples: b.samples,
                 data: b.data,
                 hash,
-                text: Some(stored),
+                text,
+                arrays,
             })
         }
         _ => Err(scenario_error(source_name, issues)),
     }
 }
 
-/// The run hash: hex sha256 over `serde_json::to_vec(plan)` followed by the hex sha256 of
-/// every input file (as ASCII, in plan order: `particles.init` samples, then the dynamics' data set). The
-/// input digests are also inside the plan; hashing them again keeps the hash's definition
-/// ("the plan plus every input file") true even if a later plan type stops carrying them.
-/// It is computed from the plan alone so `merge` and `resume` can recompute it from a manifest.
+/// What [`plan_hash`] covers, by version; checkpoints record it so that a run whose hash was
+/// computed otherwise is refused by name instead of as a mismatch. Format 1 hashed input
+/// files' bytes and the plan with their paths; format 2 hashes input data by canonical
+/// content ([`super::data::canonical_sha256`]) and leaves paths out.
+pub const PLAN_HASH_FORMAT: u32 = 2;
+
+/// The run hash: hex sha256 over `fokker plan hash 2\0`, the plan as JSON (keys sorted) with
+/// the path of every input data file left out (an object holding `path` and `sha256` keeps
+/// only the digest), then the hex sha256 of every input (as ASCII, in plan order:
+/// `particles.init` samples, then the dynamics' data set). So the same data from a .npy, a
+/// .csv or an array, wherever it lies, gives the same hash. It is computed from the plan alone
+/// so `merge` and `resume` can recompute it from a manifest.
 pub fn plan_hash(plan: &Plan) -> Result<String> {
-    let json = serde_json::to_vec(plan)
-        .map_err(|e| Error::Output(format!("cannot serialise the plan for hashing: {e}")))?;
+    let cannot =
+        |e: serde_json::Error| Error::Output(format!("cannot serialise the plan for hashing: {e}"));
+    let mut value = serde_json::to_value(plan).map_err(cannot)?;
+    forget_input_paths(&mut value);
+    let json = serde_json::to_vec(&value).map_err(cannot)?;
     let mut h = Sha256::new();
+    h.update(format!("fokker plan hash {PLAN_HASH_FORMAT}\0").as_bytes());
     h.update(&json);
     for digest in input_digests(plan) {
         h.update(digest.as_bytes());
     }
     Ok(hex(&h.finalize()))
+}
+
+/// Removes `path` from every object that also holds `sha256` (an input file's reference).
+fn forget_input_paths(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.contains_key("sha256") {
+                map.remove("path");
+            }
+            map.values_mut().for_each(forget_input_paths);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(forget_input_paths),
+        _ => {}
+    }
 }
 
 /// The sha256 of every input file the plan reads, in a fixed order.
@@ -764,6 +837,60 @@ particles = "all"
         assert!(matches!(langevin(&r.plan).0, Potential::Mixture(m) if m.weights == vec![1.0]));
     }
 
+    /// The plan hash covers input data by content: the same table as a float64 .npy, a .csv
+    /// (elsewhere, under another name) and an in-memory array gives one hash; other data
+    /// another.
+    #[test]
+    fn the_same_data_from_npy_csv_or_an_array_has_one_plan_hash() {
+        use crate::scenario::data::{ArrayInput, ArrayInputs, table_from_values};
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Binary fractions: exact in f32, so every reader gets the same values.
+        let values = [1.0f64, 2.0, 3.0, -4.5];
+        let npy = crate::output::npy_f64(&[2, 2], &values).expect("npy");
+        std::fs::write(dir.path().join("a.npy"), &npy).expect("write");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        std::fs::write(dir.path().join("sub/b.csv"), "x,y\n1,2\n3,-4.5\n").expect("write");
+        let with = |path: &str| {
+            let text = MINIMAL.replace(
+                "init = { kind = \"point\", at = [0, 0] }",
+                &format!("init = {{ kind = \"samples\", path = \"{path}\" }}"),
+            );
+            resolve_str(&text, "t.toml", dir.path(), &[], None).expect("resolves")
+        };
+        let from_npy = with("a.npy");
+        let from_csv = with("sub/b.csv");
+        assert_eq!(from_npy.hash, from_csv.hash);
+        assert_eq!(from_npy.samples, from_csv.samples);
+        let mut root: Table = MINIMAL.parse().expect("toml");
+        if let Some(Value::Table(p)) = root.get_mut("particles") {
+            p.insert(
+                "init".into(),
+                Value::Table(Table::from_iter([
+                    ("kind".to_string(), Value::String("samples".into())),
+                    ("data".to_string(), Value::String(ArrayInputs::token(0))),
+                ])),
+            );
+        }
+        let arrays = ArrayInputs {
+            dir: dir.path().join("run/inputs"),
+            entries: vec![ArrayInput {
+                description: "float64 array of shape (2, 2)".into(),
+                table: table_from_values(2, 2, values.iter().copied()),
+            }],
+        };
+        let from_array =
+            resolve_table(root, "<dict>", Path::new(""), &[], None, arrays).expect("resolves");
+        assert_eq!(from_array.hash, from_npy.hash);
+        assert_eq!(from_array.arrays.len(), 1);
+        assert_eq!(
+            from_array.arrays[0].0,
+            dir.path().join("run/inputs/particles.init.data.npy")
+        );
+        // One value changed: another hash.
+        std::fs::write(dir.path().join("c.csv"), "1,2\n3,-4.25\n").expect("write");
+        assert_ne!(with("c.csv").hash, from_npy.hash);
+    }
+
     #[test]
     fn samples_init_reads_the_table_relative_to_the_scenario() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -782,7 +909,7 @@ particles = "all"
         assert_eq!(*rows, 2);
         assert_eq!(
             sha256,
-            &crate::scenario::data::sha256_file(path).expect("hash")
+            &crate::scenario::data::canonical_sha256(r.samples.as_ref().expect("table"))
         );
         assert_eq!(
             r.samples.as_ref().map(|s| s.values.clone()),

@@ -407,14 +407,18 @@ fn init(
     }
 }
 
-/// `{ kind = "samples", path }`: the table, read and hashed.
+/// `{ kind = "samples", path }`: the table, read and hashed; or `{ kind = "samples", data }`
+/// with an in-memory array (`data::ArrayInputs`, the Python package).
 pub(crate) fn samples_table(
     issues: &mut Issues,
     sec: Section<'_>,
     base_dir: &Path,
     dim: Option<usize>,
 ) -> Option<(std::path::PathBuf, u64, String, SampleTable)> {
-    sec.check_keys(&["kind", "path"], issues);
+    sec.check_keys(&["kind", "path", "data"], issues);
+    if let Some(v) = sec.get("data") {
+        return samples_array(issues, sec, v, dim);
+    }
     let path = required(
         issues,
         sec,
@@ -429,6 +433,60 @@ pub(crate) fn samples_table(
         },
     )?;
     samples(issues, &sec.key("path"), &path, base_dir, dim)
+}
+
+/// `data = <array>`: the table of an in-memory array, checked like a file's.
+fn samples_array(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    v: &Value,
+    dim: Option<usize>,
+) -> Option<(std::path::PathBuf, u64, String, SampleTable)> {
+    let key = sec.key("data");
+    if sec.get("path").is_some() {
+        issues.add(&key, None, "either path or data, not both");
+        return None;
+    }
+    let found = match v {
+        Value::String(s) => data::array_for(&key, s),
+        _ => None,
+    };
+    let (path, table) = match found {
+        Some(Ok(found)) => found,
+        Some(Err((description, reason))) => {
+            let shown = Value::String(description);
+            issues.add(
+                &key,
+                Some(&shown),
+                format!("a float32 or float64 array of shape (N, dim) or (N,); {reason}"),
+            );
+            return None;
+        }
+        None => {
+            issues.add(
+                &key,
+                Some(v),
+                "a NumPy array (given from Python: fokker.run with a dict); a scenario file names a .npy or .csv file with path",
+            );
+            return None;
+        }
+    };
+    if let Some(d) = dim
+        && table.dim != d
+    {
+        let shown = Value::String(format!("array of shape ({}, {})", table.rows, table.dim));
+        issues.add(
+            &key,
+            Some(&shown),
+            format!(
+                "a table with {d} columns (particles.dim = {d}); the array has {}",
+                table.dim
+            ),
+        );
+        return None;
+    }
+    let sha256 = data::canonical_sha256(&table);
+    Some((path, table.rows as u64, sha256, table))
 }
 
 /// Loads the table behind `init.path`. Data problems become issues of that key, so they are
