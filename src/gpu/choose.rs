@@ -38,7 +38,9 @@ impl std::str::FromStr for AdapterChoice {
             other => {
                 if let Some(n) = other.strip_prefix("index:") {
                     let i = n.trim().parse().map_err(|_| {
-                        format!("`{s}`: index:N takes a non-negative integer (see `fokker adapters`)")
+                        format!(
+                            "`{s}`: index:N takes a non-negative integer (see `fokker adapters`)"
+                        )
                     })?;
                     AdapterChoice::Index(i)
                 } else if let Some(bus) = other.strip_prefix("pci:") {
@@ -560,7 +562,14 @@ mod tests {
 
     /// Four H100s enumerated out of PCI order, and lavapipe.
     fn node() -> Vec<AdapterSummary> {
-        let gpu = |bus| adapter("NVIDIA H100", VENDOR_NVIDIA, Some(bus), wgpu::DeviceType::DiscreteGpu);
+        let gpu = |bus| {
+            adapter(
+                "NVIDIA H100",
+                VENDOR_NVIDIA,
+                Some(bus),
+                wgpu::DeviceType::DiscreteGpu,
+            )
+        };
         let mut all = vec![
             adapter("llvmpipe", 0x10005, None, wgpu::DeviceType::Cpu),
             gpu("0000:c1:00.0"),
@@ -574,19 +583,26 @@ mod tests {
 
     /// The driver numbers the GPUs (minor) not in PCI order here: minor 0 is 0000:41:00.0.
     fn proc_info() -> Vec<NvidiaGpu> {
-        [(1, "0000:18:00.0"), (0, "0000:41:00.0"), (2, "0000:81:00.0"), (3, "0000:c1:00.0")]
-            .into_iter()
-            .map(|(minor, bus)| NvidiaGpu {
-                minor,
-                bus_id: bus.into(),
-                uuid: Some(format!("GPU-{minor}aaa-{bus}")),
-            })
-            .collect()
+        [
+            (1, "0000:18:00.0"),
+            (0, "0000:41:00.0"),
+            (2, "0000:81:00.0"),
+            (3, "0000:c1:00.0"),
+        ]
+        .into_iter()
+        .map(|(minor, bus)| NvidiaGpu {
+            minor,
+            bus_id: bus.into(),
+            uuid: Some(format!("GPU-{minor}aaa-{bus}")),
+        })
+        .collect()
     }
 
     fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     }
 
@@ -612,11 +628,26 @@ mod tests {
     #[test]
     fn order_is_by_pci_bus_then_backend_and_name() {
         let a = node();
-        let buses: Vec<_> = a.iter().map(|a| a.pci_bus_id.as_deref().unwrap_or("-")).collect();
-        assert_eq!(buses, ["0000:18:00.0", "0000:41:00.0", "0000:81:00.0", "0000:c1:00.0", "-"]);
+        let buses: Vec<_> = a
+            .iter()
+            .map(|a| a.pci_bus_id.as_deref().unwrap_or("-"))
+            .collect();
+        assert_eq!(
+            buses,
+            [
+                "0000:18:00.0",
+                "0000:41:00.0",
+                "0000:81:00.0",
+                "0000:c1:00.0",
+                "-"
+            ]
+        );
         assert!(a.iter().enumerate().all(|(i, a)| a.index == i));
         let mut two = vec![
-            AdapterSummary { backend: "gl".into(), ..adapter("b", 1, None, wgpu::DeviceType::Cpu) },
+            AdapterSummary {
+                backend: "gl".into(),
+                ..adapter("b", 1, None, wgpu::DeviceType::Cpu)
+            },
             adapter("b", 1, None, wgpu::DeviceType::Cpu),
             adapter("a", 1, None, wgpu::DeviceType::Cpu),
         ];
@@ -630,7 +661,11 @@ mod tests {
         let soft = vec![adapter("llvmpipe", 0x10005, None, wgpu::DeviceType::Cpu)];
         let c = choose(&AdapterChoice::Auto, &soft, &env_of(&[]), &[]).unwrap();
         assert_eq!(c.index, 0);
-        assert!(c.reason.contains("without scheduler variables"), "{}", c.reason);
+        assert!(
+            c.reason.contains("without scheduler variables"),
+            "{}",
+            c.reason
+        );
     }
 
     #[test]
@@ -646,7 +681,10 @@ mod tests {
         // Without the driver's /proc information a physical index cannot be matched.
         let e = choose(&AdapterChoice::Auto, &a, &env_of(&both), &[]).map(|c| bus(&a, &c));
         let e = refusal(e);
-        assert!(e.contains("SLURM_STEP_GPUS=2") && e.contains("no GPU here"), "{e}");
+        assert!(
+            e.contains("SLURM_STEP_GPUS=2") && e.contains("no GPU here"),
+            "{e}"
+        );
         assert!(e.contains("0 NVIDIA H100 (0000:18:00.0, vulkan)"), "{e}");
         let e = refusal(auto(&[("SLURM_STEP_GPUS", "7")]));
         assert!(e.contains("minor numbers [0, 1, 2, 3]"), "{e}");
@@ -654,16 +692,25 @@ mod tests {
 
     #[test]
     fn cuda_indices_count_nvidia_adapters_in_pci_order_and_uuids_match_through_proc() {
-        assert_eq!(auto(&[("CUDA_VISIBLE_DEVICES", "2,3")]).unwrap(), "0000:81:00.0");
+        assert_eq!(
+            auto(&[("CUDA_VISIBLE_DEVICES", "2,3")]).unwrap(),
+            "0000:81:00.0"
+        );
         // The per-task variable wins over the step's list.
-        let v = [("CUDA_VISIBLE_DEVICES", "1"), ("SLURM_STEP_GPUS", "0,1,2,3")];
+        let v = [
+            ("CUDA_VISIBLE_DEVICES", "1"),
+            ("SLURM_STEP_GPUS", "0,1,2,3"),
+        ];
         assert_eq!(auto(&v).unwrap(), "0000:41:00.0");
         assert_eq!(
             auto(&[("CUDA_VISIBLE_DEVICES", "GPU-3aaa-0000:c1:00.0")]).unwrap(),
             "0000:c1:00.0"
         );
         // A unique prefix is enough, as for CUDA; an ambiguous one is refused.
-        assert_eq!(auto(&[("CUDA_VISIBLE_DEVICES", "GPU-2")]).unwrap(), "0000:81:00.0");
+        assert_eq!(
+            auto(&[("CUDA_VISIBLE_DEVICES", "GPU-2")]).unwrap(),
+            "0000:81:00.0"
+        );
         let e = refusal(auto(&[("CUDA_VISIBLE_DEVICES", "GPU-")]));
         assert!(e.contains("matches several"), "{e}");
         let e = refusal(auto(&[("CUDA_VISIBLE_DEVICES", "GPU-ffff")]));
@@ -671,7 +718,10 @@ mod tests {
         let e = refusal(auto(&[("CUDA_VISIBLE_DEVICES", "MIG-1234")]));
         assert!(e.contains("MIG"), "{e}");
         let e = refusal(auto(&[("CUDA_VISIBLE_DEVICES", "4")]));
-        assert!(e.contains("CUDA_VISIBLE_DEVICES=4") && e.contains("4 NVIDIA adapter(s)"), "{e}");
+        assert!(
+            e.contains("CUDA_VISIBLE_DEVICES=4") && e.contains("4 NVIDIA adapter(s)"),
+            "{e}"
+        );
         for none in ["", "-1", "NoDevFiles"] {
             let e = refusal(auto(&[("CUDA_VISIBLE_DEVICES", none)]));
             assert!(e.contains("gives this process no GPU"), "{e}");
@@ -685,7 +735,10 @@ mod tests {
         let env = env_of(&[("CUDA_VISIBLE_DEVICES", "1")]);
         let e = choose(&AdapterChoice::Auto, &a, &env, &[]).map(|c| bus(&a, &c));
         assert!(refusal(e).contains("CUDA_DEVICE_ORDER=PCI_BUS_ID"));
-        let env = env_of(&[("CUDA_VISIBLE_DEVICES", "1"), ("CUDA_DEVICE_ORDER", "PCI_BUS_ID")]);
+        let env = env_of(&[
+            ("CUDA_VISIBLE_DEVICES", "1"),
+            ("CUDA_DEVICE_ORDER", "PCI_BUS_ID"),
+        ]);
         let c = choose(&AdapterChoice::Auto, &a, &env, &[]).unwrap();
         assert_eq!(bus(&a, &c), "0000:41:00.0");
     }
@@ -694,22 +747,42 @@ mod tests {
     fn rocm_indices_count_amd_adapters_and_uuids_are_refused() {
         let mut a: Vec<AdapterSummary> = ["0000:c3:00.0", "0000:03:00.0"]
             .into_iter()
-            .map(|b| adapter("AMD Instinct MI250X", VENDOR_AMD, Some(b), wgpu::DeviceType::DiscreteGpu))
+            .map(|b| {
+                adapter(
+                    "AMD Instinct MI250X",
+                    VENDOR_AMD,
+                    Some(b),
+                    wgpu::DeviceType::DiscreteGpu,
+                )
+            })
             .collect();
         a.push(adapter("llvmpipe", 0x10005, None, wgpu::DeviceType::Cpu));
         order(&mut a);
         let pick = |v: &str| {
-            choose(&AdapterChoice::Auto, &a, &env_of(&[("ROCR_VISIBLE_DEVICES", v)]), &[])
-                .map(|c| bus(&a, &c))
+            choose(
+                &AdapterChoice::Auto,
+                &a,
+                &env_of(&[("ROCR_VISIBLE_DEVICES", v)]),
+                &[],
+            )
+            .map(|c| bus(&a, &c))
         };
         assert_eq!(pick("1").unwrap(), "0000:c3:00.0");
         assert_eq!(pick("0,1").unwrap(), "0000:03:00.0");
         let e = refusal(pick("GPU-4d0e1c2b"));
-        assert!(e.contains("ROCR_VISIBLE_DEVICES=GPU-4d0e1c2b") && e.contains("AMD UUIDs"), "{e}");
+        assert!(
+            e.contains("ROCR_VISIBLE_DEVICES=GPU-4d0e1c2b") && e.contains("AMD UUIDs"),
+            "{e}"
+        );
         assert!(refusal(pick("2")).contains("2 AMD adapter(s)"));
         // NVIDIA's variable does not match AMD GPUs.
-        let e = choose(&AdapterChoice::Auto, &a, &env_of(&[("CUDA_VISIBLE_DEVICES", "0")]), &[])
-            .map(|c| bus(&a, &c));
+        let e = choose(
+            &AdapterChoice::Auto,
+            &a,
+            &env_of(&[("CUDA_VISIBLE_DEVICES", "0")]),
+            &[],
+        )
+        .map(|c| bus(&a, &c));
         assert!(refusal(e).contains("0 NVIDIA adapter(s)"));
     }
 
@@ -720,7 +793,10 @@ mod tests {
         let pick = |spec: &str| {
             choose(&spec.parse().unwrap(), &a, &env, &proc_info()).map(|c| a[c.index].clone())
         };
-        assert_eq!(pick("index:2").unwrap().pci_bus_id.as_deref(), Some("0000:81:00.0"));
+        assert_eq!(
+            pick("index:2").unwrap().pci_bus_id.as_deref(),
+            Some("0000:81:00.0")
+        );
         assert_eq!(pick("pci:C1:00.0").unwrap().index, 3);
         assert_eq!(pick("pci:00000000:41:00.0").unwrap().index, 1);
         assert_eq!(pick("software").unwrap().name, "llvmpipe");
@@ -731,7 +807,10 @@ mod tests {
         for missing in ["index:5", "pci:0000:42:00.0", "radeon"] {
             let e = pick(missing).map(|a| a.name);
             let e = refusal(e);
-            assert!(e.contains(missing) && e.contains("4 llvmpipe (-, vulkan)"), "{e}");
+            assert!(
+                e.contains(missing) && e.contains("4 llvmpipe (-, vulkan)"),
+                "{e}"
+            );
         }
         let soft_less = &a[..4];
         let e = choose(&AdapterChoice::Software, soft_less, &env, &[]).map(|c| c.reason);
@@ -741,21 +820,47 @@ mod tests {
     #[test]
     fn specs_parse_and_bad_ones_say_what_is_allowed() {
         assert_eq!("index:3".parse(), Ok(AdapterChoice::Index(3)));
-        assert_eq!("pci:41:00.0".parse(), Ok(AdapterChoice::Pci("0000:41:00.0".into())));
+        assert_eq!(
+            "pci:41:00.0".parse(),
+            Ok(AdapterChoice::Pci("0000:41:00.0".into()))
+        );
         assert_eq!("Tesla".parse(), Ok(AdapterChoice::Name("Tesla".into())));
-        for bad in ["index:x", "index:-1", "pci:41", "pci:zz:00.0", "pci:41:40.0", ""] {
+        for bad in [
+            "index:x",
+            "index:-1",
+            "pci:41",
+            "pci:zz:00.0",
+            "pci:41:40.0",
+            "",
+        ] {
             let e = bad.parse::<AdapterChoice>().unwrap_err();
             assert!(e.contains(bad) || bad.is_empty(), "{e}");
         }
-        assert_eq!(canonical_pci("0000:C1:00.1").as_deref(), Some("0000:c1:00.1"));
+        assert_eq!(
+            canonical_pci("0000:C1:00.1").as_deref(),
+            Some("0000:c1:00.1")
+        );
         assert_eq!(canonical_pci("41:00.8"), None);
         assert_eq!("all".parse(), Ok(Devices::All));
         assert_eq!(
             "software, software".parse(),
-            Ok(Devices::List(vec![AdapterChoice::Software, AdapterChoice::Software]))
+            Ok(Devices::List(vec![
+                AdapterChoice::Software,
+                AdapterChoice::Software
+            ]))
         );
-        assert!("software,auto".parse::<Devices>().unwrap_err().contains("`auto`"));
-        assert!("index:0,index:q".parse::<Devices>().unwrap_err().contains("index:q"));
+        assert!(
+            "software,auto"
+                .parse::<Devices>()
+                .unwrap_err()
+                .contains("`auto`")
+        );
+        assert!(
+            "index:0,index:q"
+                .parse::<Devices>()
+                .unwrap_err()
+                .contains("index:q")
+        );
     }
 
     #[test]
@@ -766,7 +871,10 @@ mod tests {
                 .map(|v| v.iter().map(|c| bus(&a, c)).collect::<Vec<_>>())
         };
         assert_eq!(all(&[]).unwrap().len(), 4);
-        assert_eq!(all(&[("SLURM_JOB_GPUS", "0,3")]).unwrap(), ["0000:41:00.0", "0000:c1:00.0"]);
+        assert_eq!(
+            all(&[("SLURM_JOB_GPUS", "0,3")]).unwrap(),
+            ["0000:41:00.0", "0000:c1:00.0"]
+        );
         assert!(all(&[("SLURM_JOB_GPUS", "0,8")]).is_err());
         let twice = Devices::List(vec![AdapterChoice::Software, AdapterChoice::Software]);
         let v = choose_devices(&twice, &a, &env_of(&[]), &[]).unwrap();
@@ -788,15 +896,30 @@ mod tests {
                 uuid: Some("GPU-3b1f2c4d-0000".into())
             }
         );
-        assert_eq!(parse_nvidia_information("Model: x\nDevice Minor: 1\n"), None);
+        assert_eq!(
+            parse_nvidia_information("Model: x\nDevice Minor: 1\n"),
+            None
+        );
         let root = tempfile::tempdir().unwrap();
-        for (dir, body) in [("0000:c1:00.0", text.to_string()), ("0000:18:00.0", text.replace("C1", "18").replace("Minor: \t 3", "Minor: \t 0"))] {
+        for (dir, body) in [
+            ("0000:c1:00.0", text.to_string()),
+            (
+                "0000:18:00.0",
+                text.replace("C1", "18")
+                    .replace("Minor: \t 3", "Minor: \t 0"),
+            ),
+        ] {
             let d = root.path().join("driver/nvidia/gpus").join(dir);
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join("information"), body).unwrap();
         }
         let gpus = read_nvidia_gpus(root.path());
-        assert_eq!(gpus.iter().map(|g| (g.minor, g.bus_id.as_str())).collect::<Vec<_>>(), [(0, "0000:18:00.0"), (3, "0000:c1:00.0")]);
+        assert_eq!(
+            gpus.iter()
+                .map(|g| (g.minor, g.bus_id.as_str()))
+                .collect::<Vec<_>>(),
+            [(0, "0000:18:00.0"), (3, "0000:c1:00.0")]
+        );
         assert!(read_nvidia_gpus(&root.path().join("absent")).is_empty());
     }
 }
