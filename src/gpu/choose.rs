@@ -484,7 +484,10 @@ pub fn choose(
             AdapterChoice::Name(n) => format!("an adapter whose name contains {n:?}"),
         };
         refuse(
-            format!("--adapter {choice} matches nothing (asked for {asked})"),
+            format!(
+                "--adapter {choice} matches nothing (asked for {asked}; {})",
+                super::context::NO_ADAPTER_HELP
+            ),
             adapters,
         )
     })
