@@ -447,10 +447,10 @@ fn run_command(args: RunArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> 
 }
 
 fn sample_command(args: SampleArgs) -> fokker::Result<()> {
-    if let Some(d) = &args.device.devices {
-        return Err(fokker::Error::Usage(format!(
-            "--devices {d:?}: `fokker sample` runs on one device; choose it with --adapter"
-        )));
+    if args.device.devices.is_some() {
+        return Err(fokker::Error::Usage(
+            "--devices: `fokker sample` runs on one device; choose it with --adapter".into(),
+        ));
     }
     let resolved = scenario::load(&args.scenario, &args.set, args.seed)?;
     let opts = run::sample::SampleOptions {

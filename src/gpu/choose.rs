@@ -97,7 +97,7 @@ impl std::str::FromStr for Devices {
             .map(|p| p.trim().parse::<AdapterChoice>())
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| format!("--devices {s}: {e}"))?;
-        if specs.iter().any(|c| *c == AdapterChoice::Auto) {
+        if specs.contains(&AdapterChoice::Auto) {
             return Err(format!(
                 "--devices {s}: `auto` names one adapter; write `all` or a list of \
                  software, index:N, pci:BUS or name specs"
