@@ -3,7 +3,7 @@
 //!
 //! Everything here is a pure function of the adapters seen, the environment (passed as a
 //! lookup) and the NVIDIA driver's /proc information (passed as parsed records), so it is
-//! tested with fake adapter lists. Opening the device is `Gpu::open_chosen`'s job.
+//! tested with fake adapter lists. Opening the device is `Gpu::open`'s and `open_devices`' job (src/gpu/context.rs).
 
 use super::context::AdapterSummary;
 use crate::error::{Error, Result};

@@ -1,7 +1,7 @@
 //! Adapter selection, device creation with the adapter's own limits, error capture,
 //! bounded waits and readback.
 
-use super::choose::{self, AdapterChoice, Chosen, Devices};
+use super::choose::{self, AdapterChoice, Devices};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -157,10 +157,15 @@ fn scheduler_inputs() -> (impl Fn(&str) -> Option<String>, Vec<choose::NvidiaGpu
     )
 }
 
-/// The adapters `--devices` names, chosen but not opened.
-pub fn choose_devices(devices: &Devices) -> Result<Vec<Chosen>> {
+/// Opens one device on each adapter `--devices` names, in order (the adapters are
+/// enumerated once; an adapter named twice gets two devices).
+pub fn open_devices(devices: &Devices) -> Result<Vec<Gpu>> {
     let (env, nvidia) = scheduler_inputs();
-    choose::choose_devices(devices, &list_adapters(), &env, &nvidia)
+    let (summaries, adapters) = ordered_adapters();
+    choose::choose_devices(devices, &summaries, &env, &nvidia)?
+        .iter()
+        .map(|c| Gpu::open_on(&summaries[c.index], &adapters[c.index], &c.reason))
+        .collect()
 }
 
 /// An open device with its queue and the errors wgpu reported outside error scopes.
@@ -179,25 +184,16 @@ impl Gpu {
     /// Opens the adapter `choice` names (`auto`: the scheduler's GPU where one is set).
     pub fn open(choice: &AdapterChoice) -> Result<Gpu> {
         let (env, nvidia) = scheduler_inputs();
-        let chosen = choose::choose(choice, &list_adapters(), &env, &nvidia)?;
-        Gpu::open_chosen(&chosen)
+        let (summaries, adapters) = ordered_adapters();
+        let c = choose::choose(choice, &summaries, &env, &nvidia)?;
+        Gpu::open_on(&summaries[c.index], &adapters[c.index], &c.reason)
     }
 
-    /// Opens a device on the adapter at `chosen.index` of the stable order; each call
-    /// opens its own device, also on an adapter opened before.
-    pub fn open_chosen(chosen: &Chosen) -> Result<Gpu> {
-        let (summaries, adapters) = ordered_adapters();
-        let (Some(summary), Some(adapter)) =
-            (summaries.get(chosen.index), adapters.get(chosen.index))
-        else {
-            return Err(Error::NoAdapter(format!(
-                "adapter index {} is gone; adapters seen: {}",
-                chosen.index,
-                choose::seen(&summaries)
-            )));
-        };
+    /// Opens a device on `adapter` (described by `summary`, chosen for `reason`); each
+    /// call opens its own device, also on an adapter opened before.
+    fn open_on(summary: &AdapterSummary, adapter: &wgpu::Adapter, reason: &str) -> Result<Gpu> {
         let summary = AdapterSummary {
-            reason: Some(chosen.reason.clone()),
+            reason: Some(reason.to_string()),
             ..summary.clone()
         };
         // Ask for everything the adapter offers: the binding-size limit in particular

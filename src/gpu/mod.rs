@@ -7,6 +7,6 @@ pub mod ensemble;
 pub mod kernel;
 
 pub use choose::{AdapterChoice, Chosen, Devices};
-pub use context::{AdapterSummary, Gpu, choose_devices, list_adapters};
+pub use context::{AdapterSummary, Gpu, list_adapters, open_devices};
 pub use ensemble::Ensemble;
 pub use kernel::Kernel;

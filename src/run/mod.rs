@@ -336,10 +336,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
 /// The devices of a run: one per `--devices` entry, else the `--adapter` one.
 fn open_devices(opts: &RunOptions) -> Result<Vec<Gpu>> {
     match &opts.devices {
-        Some(devices) => crate::gpu::choose_devices(devices)?
-            .iter()
-            .map(Gpu::open_chosen)
-            .collect(),
+        Some(devices) => crate::gpu::open_devices(devices),
         None => Ok(vec![Gpu::open(&opts.adapter)?]),
     }
 }
