@@ -40,7 +40,8 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("readable")).expect("json")
 }
 
-/// 50 steps, snapshots at steps 0, 15, 30, 45 and 50.
+/// 50 steps, snapshots at steps 0, 15, 30, 45 and 50. MALA, so that the acceptance counts
+/// (per range, in checkpoints too) are pooled and checked as well.
 const SCENARIO: &str = r#"
 seed = 11
 [particles]
@@ -53,6 +54,7 @@ potential = { kind = "double_well" }
 temperature = 0.8
 dt = 2e-3
 t_end = 0.1
+mala = true
 [output]
 every = 0.03
 histogram = { bins = [40, 30], range = [[-2.0, 2.0], [-1.5, 1.5]] }
@@ -181,6 +183,9 @@ fn two_devices_on_one_adapter_give_the_single_device_bytes() {
             assert!((a - b).abs() <= 6.0 * g * m * m, "cov {a} vs {b} (M {m})");
         }
         assert_eq!(x["moments"]["count"], y["moments"]["count"]);
+        assert!(y["accepted"].is_u64(), "{y}");
+        assert_eq!(x["accepted"], y["accepted"]);
+        assert_eq!(x["acceptance_rate"], y["acceptance_rate"]);
         assert_eq!(x["histogram"], y["histogram"]);
         center = mean1;
     }
@@ -291,6 +296,12 @@ fn a_device_failing_mid_run_leaves_a_checkpoint_that_resumes() {
         assert!(o.status.success(), "{}", stderr(&o));
         assert_same_arrays(&dir, &tmp.path().join("whole"));
         assert_eq!(json(&dir.join("manifest.json"))["status"], "complete");
+        // Moments and acceptance rates too: the restarted range passes the written
+        // snapshots restarting its acceptance count there, as the observations did.
+        assert_eq!(
+            std::fs::read(dir.join("metrics.csv")).unwrap(),
+            std::fs::read(tmp.path().join("whole/metrics.csv")).unwrap()
+        );
     }
 }
 
