@@ -191,6 +191,37 @@ fn two_devices_on_one_adapter_give_the_single_device_bytes() {
     }
 }
 
+/// A shard split across devices splits its own range: shard 1 of 2 on two devices writes
+/// the bytes of shard 1 on one.
+#[test]
+fn a_shard_on_two_devices_splits_its_own_range() {
+    let tmp = setup();
+    let shard = ["--shard-index", "1", "--shard-count", "2"];
+    let o = run(
+        tmp.path(),
+        "one",
+        &[&shard[..], &["--adapter", "software"]].concat(),
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(tmp.path(), "two", &[&shard[..], &TWO].concat(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_arrays(&tmp.path().join("one"), &tmp.path().join("two"));
+    let m = json(&tmp.path().join("two/manifest.json"));
+    let ranges: Vec<(u64, u64)> = m["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["first"].as_u64().unwrap(),
+                d["particles"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ranges, [(5001, 2501), (7502, 2501)]);
+}
+
 /// The `ranges` of a checkpoint.
 fn checkpoint_ranges(dir: &Path) -> Vec<serde_json::Value> {
     json(&dir.join("checkpoint/point.json"))["ranges"]
