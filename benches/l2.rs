@@ -234,6 +234,7 @@ fn main() -> fokker::Result<()> {
             "potential": written,
             "codegen_seconds": (codegen * 1e5).round() / 1e5,
             "adapter": format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
+            "native_int64": gpu.adapter.native_int64,
         })
     );
     Ok(())

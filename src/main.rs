@@ -66,7 +66,17 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         range: Option<String>,
     },
-    /// Distances between two runs' densities, snapshot by snapshot (matched by time).
+    /// Write a run's report.html again, or one page with several runs side by side (--out).
+    Report {
+        /// Run directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Write one page with the runs side by side here (default: each run's own
+        /// DIR/report.html).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Distances between two runs' densities, snapshot by snapshot (paired by time).
     Compare {
         run_a: PathBuf,
         run_b: PathBuf,
@@ -271,6 +281,11 @@ fn main() -> ExitCode {
             scale,
             range,
         } => render_command(&dir, colormap, scale, range.as_deref()),
+        Command::Report { dirs, out } => run::report::report(&dirs, out.as_deref()).map(|pages| {
+            for p in pages {
+                println!("wrote {}", p.display());
+            }
+        }),
         Command::Compare { run_a, run_b, out } => compare_command(&run_a, &run_b, out.as_deref()),
         Command::Plot {
             csv,
@@ -494,6 +509,7 @@ fn compare_command(
     out: Option<&std::path::Path>,
 ) -> fokker::Result<()> {
     let c = run::compare::compare(a, b, out)?;
+    print!("{}", run::compare::summary(&c));
     print!("{}", run::compare::table(&c.rows));
     println!("wrote {} and {}", c.csv.display(), c.plot.display());
     Ok(())

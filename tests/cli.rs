@@ -60,6 +60,19 @@ fn a_run_directory_is_complete_and_self_describing() {
     assert!(m["plan_hash"].as_str().unwrap().len() == 64);
     assert!(m["adapter"]["name"].as_str().is_some());
     assert!(m["timings"]["particle_steps_per_second"].as_f64().unwrap() > 0.0);
+    // GPU time by timestamp queries: Mesa's software adapters have them (Vulkan and GL).
+    // The bracketed submissions run one after another on one queue within the process's
+    // life, so their sum cannot exceed the wall time.
+    let t = &m["timings"];
+    let (gpu_step, gpu_obs) = (
+        t["gpu_stepping_seconds"].as_f64(),
+        t["gpu_observe_seconds"].as_f64(),
+    );
+    if m["adapter"]["name"].as_str().unwrap().contains("llvmpipe") {
+        let (s, o) = (gpu_step.expect("gpu_stepping_seconds"), gpu_obs.unwrap());
+        assert!(s > 0.0 && o > 0.0, "{t}");
+        assert!(s + o <= t["wall_seconds"].as_f64().unwrap(), "{t}");
+    }
     // Snapshots at t = 0, 0.02, 0.04 and the end (step 50).
     let snaps = m["snapshots"].as_array().unwrap();
     let steps: Vec<u64> = snaps.iter().map(|s| s["step"].as_u64().unwrap()).collect();

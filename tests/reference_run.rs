@@ -427,7 +427,10 @@ fn compare_two_runs_and_plot_a_table() {
     assert!(table.contains("tv_floor"), "{table}");
     let csv = std::fs::read_to_string(tmp.path().join("b/compare/vs_a.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "time,step_a,step_b,tv,hellinger,tv_floor");
+    assert_eq!(
+        lines[0],
+        "time,step_a,step_b,tv,hellinger,tv_floor,time_b,offset"
+    );
     // Matched by time: step 250 of a (dt 1e-3) is step 500 of b (dt 5e-4).
     assert!(lines[2].starts_with("0.25,250,500,"), "{csv}");
     // Two independent samples of two chains' laws, each computed exactly: run a's law q_a,

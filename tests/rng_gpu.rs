@@ -14,8 +14,14 @@ struct Case {
     pad: [u32; 2],
 }
 
-fn run_cases(cases: &[Case]) -> Vec<([u32; 4], [f32; 4])> {
-    let gpu = common::gpu();
+/// The device's own multiply (native 64-bit where it has SHADER_INT64) or, with
+/// `emulated`, the 16-bit-halves one: both must give every bit of Philox.
+fn run_cases_on(cases: &[Case], emulated: bool) -> Vec<([u32; 4], [f32; 4])> {
+    let gpu = if emulated {
+        common::gpu().emulating_int64()
+    } else {
+        common::gpu()
+    };
     let kernel = Kernel::new(&gpu, "philox kat", shaders::PHILOX_KAT, &[], 64);
     let input = gpu.storage_with("cases", bytemuck::cast_slice(cases));
     let output = gpu.storage_buffer(
@@ -48,6 +54,10 @@ fn run_cases(cases: &[Case]) -> Vec<([u32; 4], [f32; 4])> {
         .collect()
 }
 
+fn run_cases(cases: &[Case]) -> Vec<([u32; 4], [f32; 4])> {
+    run_cases_on(cases, false)
+}
+
 #[test]
 fn wgsl_philox_matches_random123_known_answers() {
     let cases = [
@@ -67,7 +77,12 @@ fn wgsl_philox_matches_random123_known_answers() {
             pad: [0; 2],
         },
     ];
-    let answers = run_cases(&cases);
+    for emulated in [false, true] {
+        known_answers(&run_cases_on(&cases, emulated));
+    }
+}
+
+fn known_answers(answers: &[([u32; 4], [f32; 4])]) {
     assert_eq!(
         answers[0].0,
         [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
@@ -92,8 +107,11 @@ fn wgsl_philox_and_normals_match_the_rust_twin() {
             pad: [0; 2],
         })
         .collect();
-    let answers = run_cases(&cases);
-    for (case, (words, normals)) in cases.iter().zip(&answers) {
+    // The native multiply (lavapipe has SHADER_INT64) and the emulated one: same bits.
+    let native = run_cases_on(&cases, false);
+    let emulated = run_cases_on(&cases, true);
+    assert_eq!(native, emulated, "native and emulated mul_hi disagree");
+    for (case, (words, normals)) in cases.iter().zip(&native) {
         let want = rng::philox4x32_10(case.counter, case.key);
         assert_eq!(*words, want, "counter {:?}", case.counter);
         let twin = rng::normals4(want);

@@ -13,8 +13,11 @@ const PHILOX_M1: u32 = 0xCD9E8D57u;
 const PHILOX_W0: u32 = 0x9E3779B9u;
 const PHILOX_W1: u32 = 0xBB67AE85u;
 
-// High 32 bits of the 64-bit product a * b (WGSL has no 64-bit integers), from 16-bit
+// High 32 bits of the 64-bit product a * b (core WGSL has no 64-bit integers), from 16-bit
 // halves (Hacker's Delight, mulhu). Philox calls it with a constant `a`, so a's halves fold.
+// On a device with SHADER_INT64 `Kernel` swaps this region for common/mul_hi_native.wgsl
+// (one 64-bit multiply; the same bits, tests/rng_gpu.rs).
+// MUL_HI BEGIN
 fn mul_hi(a: u32, b: u32) -> u32 {
     let a0 = a & 0xFFFFu;
     let a1 = a >> 16u;
@@ -24,6 +27,7 @@ fn mul_hi(a: u32, b: u32) -> u32 {
     let w = a0 * b1 + (t & 0xFFFFu);
     return a1 * b1 + (t >> 16u) + (w >> 16u);
 }
+// MUL_HI END
 
 fn philox_round(c: vec4<u32>, k: vec2<u32>) -> vec4<u32> {
     let hi0 = mul_hi(PHILOX_M0, c.x);

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::gpu::abi::{
     self, DIFFUSION_COEFF_VEC4S, DIFFUSION_COMPONENT_VEC4S, DiffusionStep as StepUniform,
 };
+use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::{Mixture, Process};
 use crate::rng::{self, NoiseStream};
@@ -425,7 +426,7 @@ impl Stepper for DiffusionGpu {
                     self.dispatch(gpu, &mut encoder, part, chunk, particles);
                 }
             }
-            gpu.queue.submit([encoder.finish()]);
+            gpu.submit(encoder, Work::Stepping);
             return Ok(true);
         }
         self.upload_tables(gpu, step0, steps);
@@ -447,7 +448,7 @@ impl Stepper for DiffusionGpu {
             self.dispatch(gpu, &mut encoder, part, chunk, particles);
             at += n;
         }
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit(encoder, Work::Stepping);
         Ok(true)
     }
 

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::gpu::abi::HeavyBallStep as StepUniform;
+use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::{Potential, Temperature};
 use crate::scenario::data::SampleTable;
@@ -123,7 +124,8 @@ impl Stepper for HeavyBallGpu {
         gpu.queue
             .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
         let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
-        self.kernel.submit_once(gpu, &self.binds[chunk], particles);
+        self.kernel
+            .submit_once(gpu, &self.binds[chunk], particles, Work::Stepping);
         Ok(true)
     }
 

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::abi::{self, InitArgs};
+use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::rng::{self, INIT_CHOICE_BLOCK, INIT_UNIFORM_BLOCK, STREAM_INIT};
 use crate::scenario::Init;
@@ -97,7 +98,7 @@ pub fn initialize(
             );
         }
     }
-    gpu.queue.submit([encoder.finish()]);
+    gpu.submit(encoder, Work::Other);
     gpu.wait()
 }
 

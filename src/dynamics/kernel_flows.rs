@@ -17,6 +17,7 @@ use super::potential_params::{gpu_potential_params, potential_shader};
 use super::{NonfiniteCounter, StateMemory, Stepper, StepperContext};
 use crate::error::{Error, Result};
 use crate::gpu::abi::{self, KernelFlowStep as StepUniform};
+use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::expr::PairPotential;
 use crate::model::{Mixture, Potential};
@@ -410,14 +411,14 @@ impl<'a> Batch<'a> {
             &mut self.encoder,
             self.gpu.device.create_command_encoder(&Default::default()),
         );
-        self.gpu.queue.submit([full.finish()]);
+        self.gpu.submit(full, Work::Stepping);
         self.work = 0.0;
         self.gpu.wait()?;
         Ok(!(self.stop)())
     }
 
     fn finish(self) {
-        self.gpu.queue.submit([self.encoder.finish()]);
+        self.gpu.submit(self.encoder, Work::Stepping);
     }
 }
 

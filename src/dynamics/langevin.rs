@@ -27,6 +27,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::gpu::abi::LangevinStep as StepUniform;
+use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::{Potential, StepSize, Temperature};
 use crate::rng::{self, NoiseStream};
@@ -354,7 +355,7 @@ impl Stepper for LangevinGpu {
                 at += n;
             }
         }
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit(encoder, Work::Stepping);
         Ok(true)
     }
 

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::gpu::abi::UnderdampedStep as StepUniform;
+use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
 use crate::rng::{self, NoiseStream};
@@ -444,7 +445,7 @@ impl UnderdampedGpu {
             };
             gpu.queue
                 .write_buffer(&step, 0, bytemuck::bytes_of(&uniform));
-            init.submit_once(gpu, &group, chunk.count);
+            init.submit_once(gpu, &group, chunk.count, Work::Other);
         }
         let single = kernel(false, true);
         let rounds = kernel(false, false);
@@ -515,7 +516,7 @@ impl Stepper for UnderdampedGpu {
             );
             at += n;
         }
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit(encoder, Work::Stepping);
         Ok(true)
     }
 

@@ -559,6 +559,7 @@ mod tests {
             max_buffer_size: 1,
             max_compute_workgroups_per_dimension: 1,
             max_compute_invocations_per_workgroup: 1,
+            native_int64: false,
             reason: None,
         }
     }

@@ -2,6 +2,7 @@
 //! bounded waits and readback.
 
 use super::choose::{self, AdapterChoice, Devices};
+use super::timer::Timer;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,10 @@ pub struct AdapterSummary {
     pub max_buffer_size: u64,
     pub max_compute_workgroups_per_dimension: u32,
     pub max_compute_invocations_per_workgroup: u32,
+    /// Philox's 64-bit multiply runs natively (the device has `SHADER_INT64` and
+    /// `FOKKER_EMULATE_INT64` is unset) rather than from 16-bit halves; the bits are the same.
+    #[serde(default)]
+    pub native_int64: bool,
     /// How the adapter was chosen (in a manifest; absent from `fokker adapters`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -62,6 +67,8 @@ impl AdapterSummary {
             max_buffer_size: limits.max_buffer_size,
             max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            native_int64: adapter.features().contains(wgpu::Features::SHADER_INT64)
+                && std::env::var_os(EMULATE_INT64).is_none(),
             reason: None,
         }
     }
@@ -168,6 +175,10 @@ pub fn open_devices(devices: &Devices) -> Result<Vec<Gpu>> {
         .collect()
 }
 
+/// Set (to anything) to keep Philox's 64-bit multiply emulated on devices that have a native
+/// one: for benchmarks of the two paths (README, "Performance").
+pub const EMULATE_INT64: &str = "FOKKER_EMULATE_INT64";
+
 /// An open device with its queue and the errors wgpu reported outside error scopes.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -175,12 +186,21 @@ pub struct Gpu {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Timestamp queries around submissions, where the device has them.
+    pub(crate) timer: Option<super::timer::Timer>,
     /// Compiled pipelines by label, full source and specialisation (see `Kernel::new`).
     pub(crate) kernels:
         Mutex<std::collections::HashMap<super::kernel::KernelKey, Arc<super::Kernel>>>,
 }
 
 impl Gpu {
+    /// This device with Philox's multiply emulated from here on, even where the device has a
+    /// native one (tests compare the two paths' bits).
+    pub fn emulating_int64(mut self) -> Gpu {
+        self.adapter.native_int64 = false;
+        self
+    }
+
     /// Opens the adapter `choice` names (`auto`: the scheduler's GPU where one is set).
     pub fn open(choice: &AdapterChoice) -> Result<Gpu> {
         let (env, nvidia) = scheduler_inputs();
@@ -199,9 +219,18 @@ impl Gpu {
         // Ask for everything the adapter offers: the binding-size limit in particular
         // decides how particle state is split into chunks.
         let limits = adapter.limits();
+        let timed = adapter.features().contains(Timer::FEATURES);
+        let mut features = wgpu::Features::empty();
+        if summary.native_int64 {
+            features |= wgpu::Features::SHADER_INT64;
+        }
+        if timed {
+            features |= Timer::FEATURES;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("fokker"),
             required_limits: limits.clone(),
+            required_features: features,
             ..Default::default()
         }))
         .map_err(|e| Error::NoAdapter(format!("{}: cannot open device: {e}", summary.name)))?;
@@ -218,7 +247,9 @@ impl Gpu {
                 v.push(format!("device lost ({reason:?}): {message}"));
             }
         });
+        let timer = timed.then(|| Timer::new(&device, &queue));
         Ok(Gpu {
+            timer,
             device,
             queue,
             adapter: summary,
@@ -229,6 +260,13 @@ impl Gpu {
     }
 
     /// Fails with the first error wgpu reported since the last check.
+    /// Records a device error for the next [`Gpu::check`].
+    pub(crate) fn report(&self, message: String) {
+        if let Ok(mut v) = self.errors.lock() {
+            v.push(message);
+        }
+    }
+
     pub fn check(&self) -> Result<()> {
         let mut v = self
             .errors
@@ -360,6 +398,7 @@ mod tests {
             max_buffer_size: 2,
             max_compute_workgroups_per_dimension: 3,
             max_compute_invocations_per_workgroup: 4,
+            native_int64: false,
         };
         let json = serde_json::to_string(&summary).expect("serialise");
         assert!(json.contains(r#""device_type":"Cpu""#), "{json}");

@@ -72,11 +72,16 @@ impl Kernel {
         constants: &[(&str, f64)],
         workgroup_size: u32,
     ) -> Kernel {
+        let native = gpu
+            .adapter
+            .native_int64
+            .then(|| super::mul_hi::swap(source, crate::shaders::MUL_HI_NATIVE))
+            .flatten();
         let module = gpu
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
+                source: wgpu::ShaderSource::Wgsl(native.as_deref().unwrap_or(source).into()),
             });
         let mut all: Vec<(&str, f64)> = constants.to_vec();
         all.push(("WG", f64::from(workgroup_size)));
@@ -118,8 +123,14 @@ impl Kernel {
     }
 
     /// Encodes and submits one dispatch of this kernel over `invocations` invocations (one
-    /// per particle) with `bind`, in its own command buffer.
-    pub fn submit_once(&self, gpu: &Gpu, bind: &wgpu::BindGroup, invocations: u32) {
+    /// per particle) with `bind`, in its own command buffer, timed as `work`.
+    pub fn submit_once(
+        &self,
+        gpu: &Gpu,
+        bind: &wgpu::BindGroup,
+        invocations: u32,
+        work: super::timer::Work,
+    ) {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -130,7 +141,7 @@ impl Kernel {
                 gpu.limits.max_compute_workgroups_per_dimension,
             );
         }
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit(encoder, work);
     }
 
     /// Records one dispatch covering `workgroups` groups, folded into 2D past the

@@ -5,6 +5,8 @@ pub mod choose;
 pub mod context;
 pub mod ensemble;
 pub mod kernel;
+pub mod mul_hi;
+pub mod timer;
 
 pub use choose::{AdapterChoice, Chosen, Devices};
 pub use context::{AdapterSummary, Gpu, list_adapters, open_devices};

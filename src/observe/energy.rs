@@ -10,6 +10,7 @@
 use crate::dynamics::potential_params::gpu_potential_params;
 use crate::error::{Error, Result};
 use crate::gpu::abi::{ENERGY_MASS, ENERGY_ROW, ENERGY_TIME, POINT_LANES};
+use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
 use crate::shaders;
@@ -196,7 +197,7 @@ impl EnergyGpu {
                 );
             }
         }
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit(encoder, Work::Observing);
         let row = ENERGY_ROW as usize;
         let mut s = [0f64; 4];
         let mut nonfinite = 0u64;

@@ -2,6 +2,7 @@
 
 use crate::error::Result;
 use crate::gpu::abi::{HIST_TALLIES, HistUniform};
+use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::scenario::HistogramSpec;
 use crate::shaders;
@@ -130,7 +131,7 @@ impl HistogramGpu {
                     );
                 }
             }
-            gpu.queue.submit([encoder.finish()]);
+            gpu.submit(encoder, Work::Observing);
             let bytes = gpu.read_bytes(&self.counts, 0, ((bins + TALLIES) * 4) as u64)?;
             let words: &[u32] = bytemuck::cast_slice(&bytes);
             for (t, w) in total.counts.iter_mut().zip(words) {

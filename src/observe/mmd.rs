@@ -12,6 +12,7 @@
 
 use crate::dynamics::kernel_sum::{KernelSum, KernelSumArgs};
 use crate::error::{Error, Result};
+use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu};
 use crate::scenario::data::SampleTable;
 
@@ -129,7 +130,7 @@ impl MmdGpu {
                 out_first: 0,
             },
         )?;
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit(encoder, Work::Observing);
         let bytes = gpu.read_bytes(&self.logs, 0, u64::from(n) * 4)?;
         Ok(bytemuck::cast_slice::<u8, f32>(&bytes)
             .iter()

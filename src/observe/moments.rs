@@ -1,6 +1,7 @@
 //! Mean and covariance: the GPU reduction (shaders/moments.wgsl) and its CPU twin.
 
 use crate::error::Result;
+use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::shaders;
 use serde::{Deserialize, Serialize};
@@ -176,7 +177,7 @@ impl MomentsGpu {
                 );
             }
         }
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit(encoder, Work::Observing);
         let len = row_len(self.dim);
         let mut s1 = vec![0.0; self.dim];
         let mut s2 = vec![0.0; len - self.dim - 1];

@@ -37,14 +37,25 @@ fn render(
     h: u32,
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
 ) -> Result<RgbImage> {
+    render_with(w, h, draw).map(|(image, ())| image)
+}
+
+/// [`render`], also returning what `draw` returns.
+fn render_with<T>(
+    w: u32,
+    h: u32,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<T>,
+) -> Result<(RgbImage, T)> {
     let mut buf = vec![255u8; (w * h * 3) as usize];
-    {
+    let drawn = {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
-        draw(&root)?;
+        let drawn = draw(&root)?;
         root.present().map_err(plot_error)?;
-    }
-    RgbImage::from_raw(w, h, buf).ok_or_else(|| plot_error("buffer size"))
+        drawn
+    };
+    let image = RgbImage::from_raw(w, h, buf).ok_or_else(|| plot_error("buffer size"))?;
+    Ok((image, drawn))
 }
 
 /// One line of a time-series plot.
@@ -87,6 +98,21 @@ pub fn line_chart_axes(
     log_x: bool,
     log_y: bool,
 ) -> Result<RgbImage> {
+    line_chart_pixels(title, x_label, y_label, series, log_x, log_y).map(|(image, _)| image)
+}
+
+/// Per series, the pixel each of its points was drawn at.
+pub type Pixels = Vec<Vec<(i32, i32)>>;
+
+/// [`line_chart_axes`], also returning where each series' points were drawn (pixels).
+pub fn line_chart_pixels(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+    log_y: bool,
+) -> Result<(RgbImage, Pixels)> {
     let keep = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
     let kept: Vec<Series> = series
         .iter()
@@ -135,7 +161,7 @@ pub fn line_chart_axes(
     };
     let (y0, y1) = bounds(|p| p.1, log_y);
     let args = (title, x_label, y_label, kept.as_slice());
-    render(900, 560, |root| match (log_x, log_y) {
+    render_with(900, 560, |root| match (log_x, log_y) {
         (false, false) => chart_lines(root, args, x0..x1, y0..y1),
         (false, true) => chart_lines(root, args, x0..x1, (y0..y1).log_scale()),
         (true, false) => chart_lines(root, args, (x0..x1).log_scale(), y0..y1),
@@ -150,7 +176,7 @@ fn chart_lines<X, Y>(
     (title, x_label, y_label, series): ChartText<'_>,
     x: X,
     y: Y,
-) -> Result<()>
+) -> Result<Pixels>
 where
     X: AsRangedCoord<Value = f64>,
     X::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
@@ -176,6 +202,7 @@ where
         .x_label_formatter(&|v| short_number(*v))
         .draw()
         .map_err(plot_error)?;
+    let mut pixels = Vec::with_capacity(series.len());
     for (k, s) in series.iter().enumerate() {
         let colour = PALETTE[k % PALETTE.len()];
         let style = colour.stroke_width(2);
@@ -185,20 +212,38 @@ where
             .copied()
             .filter(|p| p.0.is_finite() && p.1.is_finite())
             .collect();
-        let legend = move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 24, y)], style);
+        // A marker at every point as well as the line, so that a short series (one point is
+        // a line of no length) still shows; the legend shows both. Where points lie closer
+        // than two marker widths apart on average (a profile over many bins) the markers
+        // would merge into a thick line and hide its shape, so such a series is a line only.
+        let width = chart.plotting_area().dim_in_pixel().0 as usize;
+        let marked = points.len() * 4 * MARKER_RADIUS as usize <= width;
+        let radius = if marked { MARKER_RADIUS } else { 0 };
+        let legend = move |(x, y): (i32, i32)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (24, 0)], style)
+                + Circle::new((12, 0), radius, colour.filled())
+        };
+        pixels.push(points.iter().map(|&p| chart.backend_coord(&p)).collect());
+        let markers: Vec<_> = points
+            .iter()
+            .filter(|_| marked)
+            .map(|&p| Circle::new(p, MARKER_RADIUS, colour.filled()))
+            .collect();
         if s.dashed {
             chart
-                .draw_series(DashedLineSeries::new(points, 8, 5, style))
+                .draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))
                 .map_err(plot_error)?
                 .label(s.name.as_str())
                 .legend(legend);
         } else {
             chart
-                .draw_series(LineSeries::new(points, style))
+                .draw_series(LineSeries::new(points.clone(), style))
                 .map_err(plot_error)?
                 .label(s.name.as_str())
                 .legend(legend);
         }
+        chart.draw_series(markers).map_err(plot_error)?;
     }
     chart
         .configure_series_labels()
@@ -208,8 +253,11 @@ where
         .label_font(font(15))
         .draw()
         .map_err(plot_error)?;
-    Ok(())
+    Ok(pixels)
 }
+
+/// Radius in pixels of the markers on every line chart's points.
+const MARKER_RADIUS: i32 = 3;
 
 /// Paths of traced particles in the plane (or coordinate against time), over fixed `x` and
 /// `y` ranges: one colour per path, a hollow circle where it starts and a filled one where it
@@ -502,6 +550,7 @@ fn profile_panel(
         x0..x1,
         (lo - pad)..(hi + pad),
     )
+    .map(|_| ())
 }
 
 fn check_shape(values: &[f64], spec: &HistogramSpec) -> Result<()> {
@@ -638,6 +687,59 @@ pub fn compare_image(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pixels of exactly `colour` within `r` pixels (Chebyshev) of `at`.
+    fn pixels_near(image: &RgbImage, at: (i32, i32), r: i32, colour: RGBColor) -> usize {
+        let mut n = 0;
+        for dy in -r..=r {
+            for dx in -r..=r {
+                let (x, y) = (at.0 + dx, at.1 + dy);
+                if x < 0 || y < 0 || x >= image.width() as i32 || y >= image.height() as i32 {
+                    continue;
+                }
+                let p = image.get_pixel(x as u32, y as u32).0;
+                n += usize::from(p == [colour.0, colour.1, colour.2]);
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn a_series_of_one_point_is_drawn_as_a_marker() {
+        let series = |dashed| Series {
+            name: "tv".into(),
+            points: vec![(1.0, 0.02)],
+            dashed,
+        };
+        for (log_y, dashed) in [(false, false), (true, false), (true, true)] {
+            let (image, pixels) =
+                line_chart_pixels("one point", "t", "tv", &[series(dashed)], false, log_y).unwrap();
+            let at = pixels[0][0];
+            // A filled circle of radius 3 covers its centre and the 3 x 3 pixels about it in
+            // the series' colour (its anti-aliased rim may blend); a line of one point
+            // draws nothing there, and the grid lines are grey.
+            let n = pixels_near(&image, at, 1, PALETTE[0]);
+            assert_eq!(n, 9, "log_y {log_y}, dashed {dashed}: marker at {at:?}");
+        }
+    }
+
+    #[test]
+    fn dense_series_are_lines_without_markers() {
+        // 400 points over a plot area about 800 pixels wide: 2 pixels apart, closer than two
+        // marker widths (12), so no markers: about a point of a straight horizontal line the
+        // 5 x 5 window holds only the stroke (width 2, which plotters rasterises over at most
+        // 3 rows: 15 pixels), where a marker of radius 3 would fill all 25.
+        let points: Vec<(f64, f64)> = (0..400).map(|i| (f64::from(i), 0.0)).collect();
+        let s = Series {
+            name: "flat".into(),
+            points,
+            dashed: false,
+        };
+        let (image, pixels) = line_chart_pixels("dense", "x", "y", &[s], false, false).unwrap();
+        let at = pixels[0][200];
+        let n = pixels_near(&image, at, 2, PALETTE[0]);
+        assert!(n <= 15, "{n} pixels of the line's colour about {at:?}");
+    }
 
     fn spec2() -> HistogramSpec {
         HistogramSpec {

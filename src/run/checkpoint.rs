@@ -249,6 +249,7 @@ pub fn verify_inputs(dir: &Path, manifest: &Manifest) -> Result<Resolved> {
         hash: manifest.plan_hash.clone(),
         plan,
         samples,
+        text: None,
     })
 }
 

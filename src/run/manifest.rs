@@ -40,6 +40,13 @@ pub struct Timings {
     /// steps per second times the evaluations each needs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interactions_per_second: Option<f64>,
+    /// GPU time of the stepping and observing submissions by timestamp queries, where the
+    /// device has them (absent otherwise): what `stepping_seconds` and `observe_seconds` spent
+    /// on the device rather than submitting, waiting and reading back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_stepping_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_observe_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

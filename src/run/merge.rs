@@ -279,5 +279,12 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
         ..base.clone()
     };
     write_manifest(out, &manifest)?;
+    // The shards ran one scenario; the merged run keeps its text and gets its own report.
+    let scenario = all[0].0.join(super::SCENARIO);
+    if scenario.is_file() {
+        let text = std::fs::read(&scenario).map_err(|e| Error::io(&scenario, e))?;
+        output::write_atomic(&out.join(super::SCENARIO), &text)?;
+    }
+    super::report::write_report(out)?;
     Ok(manifest.snapshots.len())
 }

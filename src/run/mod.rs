@@ -11,6 +11,7 @@ pub mod plot_csv;
 pub mod progress;
 pub mod reference;
 pub mod render;
+pub mod report;
 pub mod sample;
 
 use crate::error::{Error, Result};
@@ -127,6 +128,9 @@ pub struct RunReport {
     pub timings: Timings,
     pub adapter: String,
 }
+
+/// The scenario text a run stores beside its manifest ([`Resolved::text`]).
+pub const SCENARIO: &str = "scenario.toml";
 
 /// Relative file name of a snapshot: the zero-padded step.
 pub fn snapshot_name(step: u64) -> String {
@@ -287,6 +291,9 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         check_memory(plan, n, &gpus[i])?;
     }
     output::prepare_run_dir(&opts.out, opts.force)?;
+    if let Some(text) = &resolved.text {
+        output::write_atomic(&opts.out.join(SCENARIO), text.as_bytes())?;
+    }
     let mut manifest = Manifest {
         status: Status::Running,
         fokker_version: manifest::VERSION.into(),
@@ -461,11 +468,22 @@ fn finish(
     result: Result<()>,
 ) -> Result<RunReport> {
     manifest.timings.wall_seconds += started.elapsed().as_secs_f64();
+    // This process's GPU time (summed over the devices of a `--devices` run), added to what
+    // earlier processes of a resumed run recorded.
+    for g in gpus
+        .iter()
+        .filter_map(|gpu| gpu.gpu_seconds().ok().flatten())
+    {
+        let t = &mut manifest.timings;
+        t.gpu_stepping_seconds = Some(t.gpu_stepping_seconds.unwrap_or(0.0) + g.stepping);
+        t.gpu_observe_seconds = Some(t.gpu_observe_seconds.unwrap_or(0.0) + g.observing);
+    }
     match result {
         Ok(()) => {
             manifest.status = Status::Complete;
             checkpoint::remove(&opts.out)?;
             write_manifest(&opts.out, &manifest)?;
+            report::write_report(&opts.out)?;
             Ok(RunReport {
                 out: opts.out.clone(),
                 snapshots: manifest.snapshots.len(),
@@ -485,7 +503,8 @@ fn finish(
             };
             manifest.error = Some(e.to_string());
             // The original error matters more than a failure to record it.
-            let _ = write_manifest(&opts.out, &manifest);
+            let _ = write_manifest(&opts.out, &manifest)
+                .and_then(|()| report::write_report(&opts.out).map(drop));
             Err(e)
         }
     }

@@ -237,5 +237,6 @@ pub fn render(dir: &Path, opts: &RenderOptions) -> Result<usize> {
         written += 1;
     }
     written += super::reference::write_plots(dir, &plan, &manifest.snapshots)?.len();
-    Ok(written)
+    super::report::write_report(dir)?;
+    Ok(written + 1)
 }

@@ -21,6 +21,10 @@ pub struct Resolved {
     pub data: Option<SampleTable>,
     /// See [`plan_hash`].
     pub hash: String,
+    /// The scenario text as read, headed by a comment naming the `--set` overrides and
+    /// `--seed` applied to it (none when the scenario did not come from text, as on
+    /// resume): what a run stores as `scenario.toml`.
+    pub text: Option<String>,
 }
 
 /// Reads, validates and resolves the scenario file at `path`. Relative input paths in it are
@@ -39,6 +43,21 @@ pub fn load(path: &Path, overrides: &[String], seed: Option<u64>) -> Result<Reso
     resolve_str(text, &source_name, base_dir, overrides, seed)
 }
 
+/// The scenario text as a run stores it: `text`, after a comment naming the overrides and
+/// seed given on the command line (each written as a quoted string, so that no character of
+/// it can end the comment).
+fn stored_text(text: &str, overrides: &[String], seed: Option<u64>) -> String {
+    let mut given: Vec<String> = overrides.iter().map(|o| format!("--set {o:?}")).collect();
+    given.extend(seed.map(|s| format!("--seed {s}")));
+    if given.is_empty() {
+        return text.to_string();
+    }
+    format!(
+        "# fokker applied {} to this scenario (manifest.json's plan has the result)\n{text}",
+        given.join(" ")
+    )
+}
+
 /// Validates and resolves scenario `text`. `source_name` names it in messages, `base_dir`
 /// anchors relative input paths, `overrides` are `--set KEY=VALUE` strings applied in order
 /// (VALUE is parsed as a TOML value, or taken as a string if it does not parse), and `seed`
@@ -51,6 +70,7 @@ pub fn resolve_str(
     seed: Option<u64>,
 ) -> Result<Resolved> {
     let mut issues = Issues::default();
+    let stored = stored_text(text, overrides, seed);
     let parsed = text.parse::<Table>();
     let overrides: Vec<_> = overrides
         .iter()
@@ -92,6 +112,7 @@ pub fn resolve_str(
                 samples: b.samples,
                 data: b.data,
                 hash,
+                text: Some(stored),
             })
         }
         _ => Err(scenario_error(source_name, issues)),
