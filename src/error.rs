@@ -60,6 +60,12 @@ pub enum Error {
         "interrupted by a signal at step {step}; the checkpoint is in {dir}/checkpoint: continue with `fokker resume {dir}`"
     )]
     Interrupted { step: u64, dir: String },
+    /// A device of a run split across devices failed; the checkpoint holds every range.
+    #[error(
+        "{message}; the other devices stopped and the checkpoint in {dir}/checkpoint holds every range \
+         (the failed one as last saved): continue with `fokker resume {dir}`"
+    )]
+    DeviceFailed { message: String, dir: String },
     #[error(
         "run diverged at step {step} (t = {time}): {count} particle(s) have NaN or Inf coordinates; \
          reduce dynamics.dt. The last good snapshot is kept."
@@ -74,7 +80,9 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::NoAdapter(_) => exit::NO_ADAPTER,
             Error::Io { .. } | Error::Output(_) => exit::IO,
-            Error::Device(_) | Error::Interrupted { .. } => exit::DEVICE_LOST,
+            Error::Device(_) | Error::Interrupted { .. } | Error::DeviceFailed { .. } => {
+                exit::DEVICE_LOST
+            }
             Error::Diverged { .. } => exit::DIVERGED,
         }
     }

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use fokker::error::exit;
-use fokker::gpu::{AdapterChoice, list_adapters};
+use fokker::gpu::{AdapterChoice, Devices, list_adapters};
 use fokker::run::progress::ProgressMode;
 use fokker::run::{self, RunOptions, Shard};
 use fokker::scenario;
@@ -155,9 +155,15 @@ enum ScaleArg {
 /// Flags for everything that steps particles.
 #[derive(clap::Args)]
 struct DeviceArgs {
-    /// auto | software | a substring of the adapter name.
+    /// auto | software | index:N | pci:BUS | a substring of the adapter name. `auto` takes
+    /// the GPU the scheduler gave the process (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES,
+    /// SLURM_STEP_GPUS, SLURM_JOB_GPUS) where one is set; `fokker adapters` lists indices.
     #[arg(long, default_value = "auto")]
     adapter: AdapterChoice,
+    /// Split the run across several adapters in this process: `all` (the job's GPUs, else
+    /// every GPU) or a comma list of --adapter specs (one may repeat). Overrides --adapter.
+    #[arg(long, value_name = "all|SPEC,SPEC,...")]
+    devices: Option<Devices>,
     #[arg(long, value_enum, default_value = "auto")]
     progress: ProgressMode,
     /// Cap on particles per GPU buffer (testing; results do not change).
@@ -421,6 +427,17 @@ fn test_stop_at() -> fokker::Result<Option<run::StopAt>> {
     }
 }
 
+/// The test hook `FOKKER_TEST_FAIL_DEVICE` ([`run::devices::FailDevice`]).
+fn test_fail_device() -> fokker::Result<Option<run::devices::FailDevice>> {
+    match std::env::var("FOKKER_TEST_FAIL_DEVICE") {
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|e| fokker::Error::Usage(format!("FOKKER_TEST_FAIL_DEVICE={v}: {e}"))),
+        Err(_) => Ok(None),
+    }
+}
+
 /// A non-negative integer from the environment (None when unset).
 fn env(name: &str) -> fokker::Result<Option<u64>> {
     match std::env::var(name) {
@@ -497,12 +514,14 @@ fn run_options(
         out,
         force: args.force,
         adapter: args.device.adapter.clone(),
+        devices: args.device.devices.clone(),
         progress: args.device.progress,
         layout: args.device.layout(),
         shard,
         interrupt,
         checkpoint_every: args.device.checkpoint_every()?,
         stop_at: test_stop_at()?,
+        fail_device: test_fail_device()?,
         hooks: None,
     })
 }
@@ -572,12 +591,14 @@ fn resume_command(args: ResumeArgs, interrupt: Arc<AtomicBool>) -> fokker::Resul
         out: args.dir.clone(),
         force: false,
         adapter: args.device.adapter.clone(),
+        devices: args.device.devices.clone(),
         progress: args.device.progress,
         layout: args.device.layout(),
         shard: Shard::WHOLE,
         interrupt,
         checkpoint_every: args.device.checkpoint_every()?,
         stop_at: test_stop_at()?,
+        fail_device: test_fail_device()?,
         hooks: None,
     };
     print_report(&run::resume(&args.dir, &opts)?);
@@ -607,6 +628,11 @@ fn run_command(args: RunArgs, interrupt: Arc<AtomicBool>) -> fokker::Result<()> 
 }
 
 fn sample_command(args: SampleArgs) -> fokker::Result<()> {
+    if args.device.devices.is_some() {
+        return Err(fokker::Error::Usage(
+            "--devices: `fokker sample` runs on one device; choose it with --adapter".into(),
+        ));
+    }
     let resolved = scenario::load(&args.scenario, &args.set, args.seed)?;
     let opts = run::sample::SampleOptions {
         out: args.out,
@@ -668,13 +694,27 @@ fn adapters_command(json: bool) -> fokker::Result<()> {
             "no adapter found; install Mesa's software drivers (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1) or set WGPU_BACKEND=gl".into(),
         ));
     }
+    println!(
+        "{:<5}  {:<12}  {:<40}  {:<7}  {:>10}",
+        "index", "pci_bus_id", "name", "backend", "memory"
+    );
     for a in adapters {
+        let memory = a
+            .memory_bytes
+            .map_or_else(|| "unknown".into(), |b| format!("{} MiB", b >> 20));
         println!(
-            "{} [{} {:?}] driver: {} {}",
-            a.name, a.backend, a.device_type, a.driver, a.driver_info
+            "{:<5}  {:<12}  {:<40}  {:<7}  {:>10}",
+            a.index,
+            a.pci_bus_id.as_deref().unwrap_or("-"),
+            a.name,
+            a.backend,
+            memory
         );
         println!(
-            "    max storage binding {} MiB, max buffer {} MiB, {} workgroups per dimension, {} invocations per workgroup",
+            "       {:?}, driver {} {}; max storage binding {} MiB, max buffer {} MiB, {} workgroups per dimension, {} invocations per workgroup",
+            a.device_type,
+            a.driver,
+            a.driver_info,
             a.max_storage_buffer_binding_size >> 20,
             a.max_buffer_size >> 20,
             a.max_compute_workgroups_per_dimension,

@@ -461,6 +461,11 @@ impl<'g> Simulation<'g> {
         self.ensemble.read_positions(self.gpu)
     }
 
+    /// Whether the dynamics keeps per-particle state besides the positions.
+    pub fn has_extra_state(&self) -> bool {
+        self.stepper.extra_state().is_some()
+    }
+
     /// Per-particle state besides the positions (heavy-ball velocities), row-major.
     pub fn extra_state(&self) -> Result<Option<Vec<f32>>> {
         self.stepper

@@ -40,7 +40,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
             Error::Usage(_) => "UsageError",
             Error::NoAdapter(_) => "NoAdapterError",
             Error::Io { .. } | Error::Output(_) => "OutputError",
-            Error::Device(_) => "DeviceError",
+            Error::Device(_) | Error::DeviceFailed { .. } => "DeviceError",
             Error::Interrupted { .. } => "RunInterrupted",
             Error::Diverged { .. } => "DivergedError",
         };
@@ -319,12 +319,14 @@ fn options(out: PathBuf, force: bool, adapter: &str, hooks: &Arc<PyHooks>) -> Py
         out,
         force,
         adapter,
+        devices: None,
         progress: ProgressMode::None,
         layout: Layout::default(),
         shard: Shard::WHOLE,
         interrupt: hooks.interrupt.clone(),
         checkpoint_every: None,
         stop_at: None,
+        fail_device: None,
         hooks: Some(Hooks(hooks.clone())),
     })
 }

@@ -91,7 +91,7 @@ pub struct Parts<'p> {
 
 /// The diffusion kinds (`forward`, `reverse_sde`, `probability_flow`; src/dynamics/forward.rs
 /// and its siblings): steps x <- A x + C s(x, t) + B xi driven by this file's pipeline.
-pub trait Diffusion: Dynamics {
+pub trait Diffusion: Dynamics + Send + Sync {
     fn parts(&self) -> Parts<'_>;
 
     /// The coefficients of global step `n`, in f64.

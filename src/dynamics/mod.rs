@@ -341,7 +341,7 @@ impl DynamicsPlan {
 /// blocks of steps, each block in slices of particles submitted one after the other, so
 /// particles must be independent within a block (dynamics whose steps couple the ensemble
 /// say so with [`Stepper::max_fused`] = 1 and [`Stepper::min_slice`] = u32::MAX).
-pub trait Stepper {
+pub trait Stepper: Send {
     /// Most steps one block may hold (the block is split further into dispatches as the
     /// dynamics needs).
     fn max_fused(&self) -> u32 {

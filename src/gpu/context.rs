@@ -1,6 +1,7 @@
 //! Adapter selection, device creation with the adapter's own limits, error capture,
 //! bounded waits and readback.
 
+use super::choose::{self, AdapterChoice, Devices};
 use super::timer::Timer;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -11,36 +12,27 @@ use std::time::Duration;
 /// submitted in blocks of well under a second, so this only trips on a hung device.
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `--adapter auto|software|<name substring>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdapterChoice {
-    /// Prefer a discrete GPU, then integrated, virtual, software; Vulkan before others.
-    Auto,
-    /// Only CPU adapters (Mesa lavapipe / llvmpipe).
-    Software,
-    /// The first adapter whose name contains this (case-insensitive).
-    Name(String),
-}
-
-impl std::str::FromStr for AdapterChoice {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        Ok(match s {
-            "auto" => AdapterChoice::Auto,
-            "software" => AdapterChoice::Software,
-            other => AdapterChoice::Name(other.to_string()),
-        })
-    }
-}
-
 /// What the manifest and `fokker adapters` say about an adapter.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AdapterSummary {
+    /// Position in the stable order `--adapter index:N` counts in (src/gpu/choose.rs).
+    #[serde(default)]
+    pub index: usize,
     pub name: String,
     pub backend: String,
     /// Written as its Debug name ("Cpu", "DiscreteGpu", ...), as manifests always held it.
     #[serde(with = "device_type_name")]
     pub device_type: wgpu::DeviceType,
+    /// PCI vendor id (0x10de NVIDIA, 0x1002 AMD), as the backend reports it.
+    #[serde(default)]
+    pub vendor: u32,
+    /// `dddd:bb:dd.f`, where the backend reports it (Vulkan with VK_EXT_pci_bus_info).
+    #[serde(default)]
+    pub pci_bus_id: Option<String>,
+    /// Memory the device can use, where known: a software adapter's is the host's
+    /// (MemTotal); wgpu does not report a GPU's.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
     pub driver: String,
     pub driver_info: String,
     pub max_storage_buffer_binding_size: u64,
@@ -51,16 +43,24 @@ pub struct AdapterSummary {
     /// `FOKKER_EMULATE_INT64` is unset) rather than from 16-bit halves; the bits are the same.
     #[serde(default)]
     pub native_int64: bool,
+    /// How the adapter was chosen (in a manifest; absent from `fokker adapters`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl AdapterSummary {
     fn of(adapter: &wgpu::Adapter) -> Self {
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let software = info.device_type == wgpu::DeviceType::Cpu;
         AdapterSummary {
+            index: 0,
             name: info.name,
             backend: format!("{:?}", info.backend).to_lowercase(),
             device_type: info.device_type,
+            vendor: info.vendor,
+            pci_bus_id: super::choose::canonical_pci(&info.device_pci_bus_id),
+            memory_bytes: software.then(host_memory).flatten(),
             driver: info.driver,
             driver_info: info.driver_info,
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
@@ -69,6 +69,7 @@ impl AdapterSummary {
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             native_int64: adapter.features().contains(wgpu::Features::SHADER_INT64)
                 && std::env::var_os(EMULATE_INT64).is_none(),
+            reason: None,
         }
     }
 
@@ -105,7 +106,7 @@ mod device_type_name {
     }
 }
 
-const NO_ADAPTER_HELP: &str = "install Mesa's software drivers to run without a GPU \
+pub(crate) const NO_ADAPTER_HELP: &str = "install Mesa's software drivers to run without a GPU \
 (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`), or select the OpenGL \
 backend with WGPU_BACKEND=gl; `fokker adapters` lists what is available";
 
@@ -130,64 +131,48 @@ fn all_adapters() -> Vec<wgpu::Adapter> {
     }
 }
 
-/// Every adapter the backends in `WGPU_BACKEND` (default: all) can see.
+/// MemTotal from /proc/meminfo (Linux), in bytes: a software adapter's memory.
+fn host_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The adapters seen, in the stable order (src/gpu/choose.rs), with their summaries.
+fn ordered_adapters() -> (Vec<AdapterSummary>, Vec<wgpu::Adapter>) {
+    let adapters = all_adapters();
+    let mut summaries: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::of).collect();
+    let perm = choose::order(&mut summaries);
+    let mut slots: Vec<Option<wgpu::Adapter>> = adapters.into_iter().map(Some).collect();
+    let adapters = perm.iter().filter_map(|&i| slots[i].take()).collect();
+    (summaries, adapters)
+}
+
+/// Every adapter the backends in `WGPU_BACKEND` (default: the primary ones) can see, in
+/// the stable order `--adapter index:N` counts in.
 pub fn list_adapters() -> Vec<AdapterSummary> {
-    all_adapters().iter().map(AdapterSummary::of).collect()
+    ordered_adapters().0
 }
 
-fn preference(info: &wgpu::AdapterInfo) -> (u8, u8) {
-    let kind = match info.device_type {
-        wgpu::DeviceType::DiscreteGpu => 0,
-        wgpu::DeviceType::IntegratedGpu => 1,
-        wgpu::DeviceType::VirtualGpu => 2,
-        wgpu::DeviceType::Cpu => 3,
-        wgpu::DeviceType::Other => 4,
-    };
-    let backend = match info.backend {
-        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
-        _ => 1,
-    };
-    (kind, backend)
+/// The process environment and the NVIDIA driver's /proc information: what `auto` and
+/// `--devices all` read.
+fn scheduler_inputs() -> (impl Fn(&str) -> Option<String>, Vec<choose::NvidiaGpu>) {
+    (
+        |name: &str| std::env::var(name).ok(),
+        choose::read_nvidia_gpus(std::path::Path::new("/proc")),
+    )
 }
 
-fn select(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
-    let mut adapters = all_adapters();
-    if adapters.is_empty() {
-        return Err(Error::NoAdapter(format!(
-            "no adapter found; {NO_ADAPTER_HELP}"
-        )));
-    }
-    let names: Vec<String> = adapters
+/// Opens one device on each adapter `--devices` names, in order (the adapters are
+/// enumerated once; an adapter named twice gets two devices).
+pub fn open_devices(devices: &Devices) -> Result<Vec<Gpu>> {
+    let (env, nvidia) = scheduler_inputs();
+    let (summaries, adapters) = ordered_adapters();
+    choose::choose_devices(devices, &summaries, &env, &nvidia)?
         .iter()
-        .map(|a| {
-            let i = a.get_info();
-            format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
-        })
-        .collect();
-    adapters.sort_by_key(|a| preference(&a.get_info()));
-    let found = match choice {
-        AdapterChoice::Auto => adapters.into_iter().next(),
-        AdapterChoice::Software => adapters
-            .into_iter()
-            .find(|a| a.get_info().device_type == wgpu::DeviceType::Cpu),
-        AdapterChoice::Name(want) => {
-            let want = want.to_lowercase();
-            adapters
-                .into_iter()
-                .find(|a| a.get_info().name.to_lowercase().contains(&want))
-        }
-    };
-    found.ok_or_else(|| {
-        let asked = match choice {
-            AdapterChoice::Auto => "any adapter".to_string(),
-            AdapterChoice::Software => "a software (CPU) adapter".to_string(),
-            AdapterChoice::Name(n) => format!("an adapter whose name contains {n:?}"),
-        };
-        Error::NoAdapter(format!(
-            "asked for {asked}; available: {}; {NO_ADAPTER_HELP}",
-            names.join(", ")
-        ))
-    })
+        .map(|c| Gpu::open_on(&summaries[c.index], &adapters[c.index], &c.reason))
+        .collect()
 }
 
 /// Set (to anything) to keep Philox's 64-bit multiply emulated on devices that have a native
@@ -216,9 +201,21 @@ impl Gpu {
         self
     }
 
+    /// Opens the adapter `choice` names (`auto`: the scheduler's GPU where one is set).
     pub fn open(choice: &AdapterChoice) -> Result<Gpu> {
-        let adapter = select(choice)?;
-        let summary = AdapterSummary::of(&adapter);
+        let (env, nvidia) = scheduler_inputs();
+        let (summaries, adapters) = ordered_adapters();
+        let c = choose::choose(choice, &summaries, &env, &nvidia)?;
+        Gpu::open_on(&summaries[c.index], &adapters[c.index], &c.reason)
+    }
+
+    /// Opens a device on `adapter` (described by `summary`, chosen for `reason`); each
+    /// call opens its own device, also on an adapter opened before.
+    fn open_on(summary: &AdapterSummary, adapter: &wgpu::Adapter, reason: &str) -> Result<Gpu> {
+        let summary = AdapterSummary {
+            reason: Some(reason.to_string()),
+            ..summary.clone()
+        };
         // Ask for everything the adapter offers: the binding-size limit in particular
         // decides how particle state is split into chunks.
         let limits = adapter.limits();
@@ -387,9 +384,14 @@ mod tests {
     #[test]
     fn device_type_is_written_and_read_as_its_debug_name() {
         let mut summary = AdapterSummary {
+            index: 1,
             name: "llvmpipe".into(),
             backend: "vulkan".into(),
             device_type: wgpu::DeviceType::Cpu,
+            vendor: 0x10005,
+            pci_bus_id: None,
+            memory_bytes: Some(1 << 30),
+            reason: None,
             driver: String::new(),
             driver_info: String::new(),
             max_storage_buffer_binding_size: 1,

@@ -24,6 +24,40 @@ pub struct Moments {
 }
 
 impl Moments {
+    /// Pools the moments of disjoint parts of one ensemble: the mean weighted by counts and
+    /// the covariance by the parallel-axis rule, in f64.
+    pub fn pool(parts: &[&Moments]) -> Moments {
+        let dim = parts[0].mean.len();
+        let n: u64 = parts.iter().map(|p| p.count).sum();
+        let nf = n.max(1) as f64;
+        let mut mean = vec![0.0; dim];
+        for p in parts.iter().filter(|p| p.count > 0) {
+            for (m, v) in mean.iter_mut().zip(&p.mean) {
+                *m += p.count as f64 * v / nf;
+            }
+        }
+        let mut cov = vec![0.0; dim * dim];
+        for p in parts.iter().filter(|p| p.count > 0) {
+            let w = p.count as f64 / nf;
+            for a in 0..dim {
+                for b in 0..dim {
+                    cov[a * dim + b] +=
+                        w * (p.cov[a * dim + b] + (p.mean[a] - mean[a]) * (p.mean[b] - mean[b]));
+                }
+            }
+        }
+        if n == 0 {
+            mean = vec![f64::NAN; dim];
+            cov = vec![f64::NAN; dim * dim];
+        }
+        Moments {
+            count: n,
+            nonfinite: parts.iter().map(|p| p.nonfinite).sum(),
+            mean,
+            cov,
+        }
+    }
+
     /// From shifted sums: s1 = sum (x - c), s2 = upper triangle of sum (x - c)(x - c)^T.
     fn from_sums(
         dim: usize,

@@ -6,6 +6,11 @@
 //! written whole into `checkpoint.next/` and only then takes the place of the previous one
 //! (which is kept as `checkpoint.prev/` during the swap), so there is always one whole
 //! checkpoint on disk.
+//!
+//! A run split across devices (`--devices`) checkpoints every range: `state.npy` holds
+//! all the run's rows in index order as before, and `point.json` lists the ranges with
+//! each one's resume point (`ranges`). A range whose device failed is saved from the
+//! previous checkpoint, or marked `restart` to be sampled again and stepped from 0.
 
 use super::manifest::{Manifest, ShardRecord, Status, VERSION};
 use crate::error::{Error, Result};
@@ -34,6 +39,26 @@ struct PointFile {
     /// their checkpoints read as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     accepted: Option<u64>,
+    /// Every range of a run split across devices (absent for one range: `point` and
+    /// `accepted` are its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ranges: Vec<RangePoint>,
+}
+
+/// One device's range in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RangePoint {
+    /// First global index and particle count.
+    pub first: u64,
+    pub particles: u64,
+    pub point: ResumePoint,
+    /// MALA's proposals accepted since the last snapshot, over this range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<u64>,
+    /// Its rows hold nothing: the device failed before any checkpoint held them, so the
+    /// range is sampled again and stepped from step 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart: bool,
 }
 
 fn first_hash_format() -> u32 {
@@ -48,16 +73,26 @@ pub struct Saved {
     pub point: ResumePoint,
     /// MALA's accepted proposals since the last snapshot.
     pub accepted: Option<u64>,
+    /// The ranges in index order (one for a run on one device).
+    pub ranges: Vec<RangePoint>,
 }
 
+/// Writes a checkpoint of `ranges` (in index order) whose rows `positions` and `extra`
+/// hold.
 pub fn write(
     out: &Path,
     positions: &[f32],
     extra: Option<&[f32]>,
-    point: ResumePoint,
-    accepted: Option<u64>,
+    ranges: &[RangePoint],
     manifest: &Manifest,
 ) -> Result<()> {
+    let (point, accepted) = match ranges {
+        [one] => (one.point, one.accepted),
+        _ => (
+            ranges[0].point,
+            ranges.iter().map(|r| r.accepted).sum::<Option<u64>>(),
+        ),
+    };
     let dim = manifest.plan.particles.dim;
     let particles = positions.len() as u64 / u64::from(dim);
     let dir = out.join("checkpoint.next");
@@ -75,6 +110,11 @@ pub fn write(
         dim,
         point,
         accepted,
+        ranges: if ranges.len() > 1 {
+            ranges.to_vec()
+        } else {
+            Vec::new()
+        },
     };
     let json = serde_json::to_vec_pretty(&file)
         .map_err(|e| Error::Output(format!("cannot serialise the checkpoint: {e}")))?;
@@ -165,11 +205,33 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
     } else {
         None
     };
+    let ranges = if file.ranges.is_empty() {
+        vec![RangePoint {
+            first: file.shard.map_or(0, |s| s.first),
+            particles: file.particles,
+            point: file.point,
+            accepted: file.accepted,
+            restart: false,
+        }]
+    } else {
+        file.ranges.clone()
+    };
+    let run_first = ranges[0].first;
+    let contiguous = ranges.iter().try_fold(run_first, |at, r| {
+        (r.first == at).then_some(at + r.particles)
+    });
+    if contiguous != Some(run_first + file.particles) {
+        return Err(Error::Data {
+            path,
+            reason: "its ranges do not cover its particles in order".into(),
+        });
+    }
     Ok(Saved {
         positions,
         extra,
         point: file.point,
         accepted: file.accepted,
+        ranges,
     })
 }
 

@@ -172,6 +172,14 @@ pub struct ShardRecord {
     pub particles: u64,
 }
 
+/// One device's range of a run split across devices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    pub first: u64,
+    pub particles: u64,
+    pub adapter: AdapterSummary,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub status: Status,
@@ -179,7 +187,13 @@ pub struct Manifest {
     pub git_revision: String,
     pub name: Option<String>,
     pub seed: u64,
+    /// The adapter the run (its first range, with `--devices`) stepped on: with its
+    /// `index`, `pci_bus_id` and `reason` (how it was chosen).
     pub adapter: AdapterSummary,
+    /// A run split across devices (`--devices`): each range of global indices and the
+    /// adapter that stepped it, in index order. Absent for one device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceRecord>,
     pub plan_hash: String,
     pub plan: Plan,
     /// Present when this run is one shard of a job array (`count` in the plan is the total).

@@ -107,32 +107,22 @@ fn check(shards: &[PathBuf]) -> Result<Vec<(PathBuf, Manifest)>> {
     Ok(all)
 }
 
-/// Pools per-shard moments: the mean weighted by counts and the covariance by the
-/// parallel-axis rule, in f64.
+/// Pools per-shard moments ([`crate::observe::Moments::pool`]).
 fn pool_moments(parts: &[&MomentsRecord]) -> MomentsRecord {
-    let dim = parts[0].mean.len();
-    let n: u64 = parts.iter().map(|p| p.count).sum();
-    let nf = n.max(1) as f64;
-    let mut mean = vec![0.0; dim];
-    for p in parts.iter().filter(|p| p.count > 0) {
-        for (m, v) in mean.iter_mut().zip(&p.mean) {
-            *m += p.count as f64 * v / nf;
-        }
-    }
-    let mut cov = vec![0.0; dim * dim];
-    for p in parts.iter().filter(|p| p.count > 0) {
-        let w = p.count as f64 / nf;
-        for a in 0..dim {
-            for b in 0..dim {
-                cov[a * dim + b] +=
-                    w * (p.cov[a * dim + b] + (p.mean[a] - mean[a]) * (p.mean[b] - mean[b]));
-            }
-        }
-    }
+    let parts: Vec<crate::observe::Moments> = parts
+        .iter()
+        .map(|p| crate::observe::Moments {
+            count: p.count,
+            nonfinite: 0,
+            mean: p.mean.clone(),
+            cov: p.cov.clone(),
+        })
+        .collect();
+    let pooled = crate::observe::Moments::pool(&parts.iter().collect::<Vec<_>>());
     MomentsRecord {
-        count: n,
-        mean,
-        cov,
+        count: pooled.count,
+        mean: pooled.mean,
+        cov: pooled.cov,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod compare;
+pub mod devices;
 pub mod manifest;
 pub mod merge;
 pub mod mmd_plot;
@@ -16,17 +17,20 @@ pub mod status;
 pub mod sweep;
 
 use crate::error::{Error, Result};
-use crate::gpu::{AdapterChoice, Gpu};
+use crate::gpu::{AdapterChoice, Devices, Gpu};
 use crate::output::{self, MetricsRow};
 use crate::scenario::parse::Resolved;
 use crate::scenario::{Init, ParticlesOutput, Plan};
-use crate::simulation::{Advance, Layout, Observation, ResumePoint, Simulation};
-use manifest::{InputFile, Manifest, MomentsRecord, ShardRecord, SnapshotRecord, Status, Timings};
+use crate::simulation::{Layout, Observation, ResumePoint};
+use checkpoint::RangePoint;
+use devices::{FailDevice, Group, Outcome};
+use manifest::{
+    DeviceRecord, InputFile, Manifest, MomentsRecord, ShardRecord, SnapshotRecord, Status, Timings,
+};
 use progress::{Progress, ProgressMode};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One task of a job array: shard `index` of `count` owns a contiguous range of global
@@ -53,6 +57,8 @@ pub struct RunOptions {
     pub out: PathBuf,
     pub force: bool,
     pub adapter: AdapterChoice,
+    /// `--devices`: split the run across these adapters (overrides `adapter`).
+    pub devices: Option<Devices>,
     pub progress: ProgressMode,
     pub layout: Layout,
     pub shard: Shard,
@@ -62,6 +68,8 @@ pub struct RunOptions {
     pub checkpoint_every: Option<Duration>,
     /// Test hook (`FOKKER_TEST_STOP_AT`): interrupt at a chosen stop check.
     pub stop_at: Option<StopAt>,
+    /// Test hook (`FOKKER_TEST_FAIL_DEVICE`): a device fails mid-run.
+    pub fail_device: Option<FailDevice>,
     /// Observers of the run (the Python package's callbacks).
     pub hooks: Option<Hooks>,
 }
@@ -302,9 +310,13 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
     // References are built before anything is written, so a bad one leaves no directory.
     let mut diagnostics =
         reference::Diagnostics::new(plan, resolved.samples.as_ref(), resolved.data.as_ref())?;
-    let gpu = Gpu::open(&opts.adapter)?;
+    let gpus = open_devices(opts)?;
     let (first, particles) = shard.range(plan.particles.count);
-    check_memory(plan, particles, &gpu)?;
+    let ranges = devices::split(first, particles, gpus.len() as u64);
+    check_split(plan, &gpus, particles)?;
+    for (i, &(_, n)) in ranges.iter().enumerate() {
+        check_memory(plan, n, &gpus[i])?;
+    }
     output::prepare_run_dir(&opts.out, opts.force)?;
     if let Some(text) = &resolved.text {
         output::write_atomic(&opts.out.join(SCENARIO), text.as_bytes())?;
@@ -322,7 +334,8 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         git_revision: manifest::GIT_REVISION.into(),
         name: plan.name.clone(),
         seed: plan.seed,
-        adapter: gpu.adapter.clone(),
+        adapter: gpus[0].adapter.clone(),
+        devices: device_records(&gpus, &ranges),
         plan_hash: resolved.hash.clone(),
         plan: plan.clone(),
         shard: (shard.count > 1).then_some(ShardRecord {
@@ -344,21 +357,81 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         mmd_plot: None,
     };
     write_manifest(&opts.out, &manifest)?;
-    let result = Simulation::new(
-        &gpu,
+    let result = Group::new(
+        &gpus,
         plan,
         resolved.samples.as_ref(),
         resolved.data.as_ref(),
-        first,
-        particles,
+        &ranges,
         &opts.layout,
     )
-    .and_then(|mut sim| {
+    .and_then(|mut group| {
+        group.fail = opts.fail_device;
         manifest.timings.init_seconds = started.elapsed().as_secs_f64();
-        manifest.mmd_bandwidth = sim.mmd_bandwidth();
-        execute(&mut sim, opts, &mut manifest, &mut diagnostics)
+        manifest.mmd_bandwidth = group.parts[0].sim.mmd_bandwidth();
+        execute(&mut group, opts, &mut manifest, &mut diagnostics)
     });
-    finish(&gpu, opts, manifest, started, result)
+    finish(&gpus, opts, manifest, started, result)
+}
+
+/// The devices of a run: one per `--devices` entry, else the `--adapter` one.
+fn open_devices(opts: &RunOptions) -> Result<Vec<Gpu>> {
+    match &opts.devices {
+        Some(devices) => crate::gpu::open_devices(devices),
+        None => Ok(vec![Gpu::open(&opts.adapter)?]),
+    }
+}
+
+/// Refuses to split what cannot be split across `gpus`: coupled dynamics, or fewer
+/// particles than devices.
+fn check_split(plan: &Plan, gpus: &[Gpu], particles: u64) -> Result<()> {
+    let n = gpus.len() as u64;
+    if n < 2 {
+        return Ok(());
+    }
+    let (key, value, allowed) = if plan.dynamics.couples_particles() {
+        (
+            "dynamics.kind",
+            plan.dynamics.kind_name().to_string(),
+            format!(
+                "one device: {} couples every particle to the whole ensemble at each step, so \
+                 it is not split across devices (--devices named {n}); run it with --adapter",
+                plan.dynamics.kind_name()
+            ),
+        )
+    } else if particles < n {
+        (
+            "particles.count",
+            particles.to_string(),
+            format!("at least the number of devices {n} (every device needs a particle)"),
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::Scenario {
+        source_name: "command line".into(),
+        issues: vec![crate::error::ScenarioIssue {
+            key: key.into(),
+            value,
+            allowed,
+        }],
+    })
+}
+
+/// The manifest's `devices`: each range and its adapter (none for one range).
+fn device_records(gpus: &[Gpu], ranges: &[(u64, u64)]) -> Vec<DeviceRecord> {
+    if ranges.len() < 2 {
+        return Vec::new();
+    }
+    ranges
+        .iter()
+        .enumerate()
+        .map(|(i, &(first, particles))| DeviceRecord {
+            first,
+            particles,
+            adapter: gpus[i % gpus.len()].adapter.clone(),
+        })
+        .collect()
 }
 
 /// `fokker resume DIR`: continues an interrupted run from its checkpoint. The result is
@@ -371,51 +444,70 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     let plan = &resolved.plan;
     let mut diagnostics =
         reference::Diagnostics::new(plan, resolved.samples.as_ref(), resolved.data.as_ref())?;
-    let gpu = Gpu::open(&opts.adapter)?;
-    let (first, particles) = match manifest.shard {
-        Some(s) => (s.first, s.particles),
-        None => (0, plan.particles.count),
-    };
+    let gpus = open_devices(opts)?;
+    let ranges: Vec<(u64, u64)> = saved
+        .ranges
+        .iter()
+        .map(|r| (r.first, r.particles))
+        .collect();
     manifest.status = Status::Running;
     manifest.error = None;
-    manifest.adapter = gpu.adapter.clone();
+    manifest.adapter = gpus[0].adapter.clone();
+    manifest.devices = device_records(&gpus, &ranges);
     write_manifest(dir, &manifest)?;
     let opts = RunOptions {
         out: dir.to_path_buf(),
         ..opts.clone()
     };
-    let result = Simulation::new(
-        &gpu,
+    let result = Group::new(
+        &gpus,
         plan,
         resolved.samples.as_ref(),
         resolved.data.as_ref(),
-        first,
-        particles,
+        &ranges,
         &opts.layout,
     )
-    .and_then(|mut sim| {
-        sim.restore(&saved.positions, saved.extra.as_deref(), saved.point)?;
-        if let Some(count) = saved.accepted {
-            sim.set_accepted(count);
+    .and_then(|mut group| {
+        let d = plan.particles.dim as usize;
+        let run_first = saved.ranges[0].first;
+        for (part, range) in group.parts.iter_mut().zip(&saved.ranges) {
+            // A restarted range keeps its fresh initial state at step 0.
+            if range.restart {
+                continue;
+            }
+            let rows = (range.first - run_first) as usize * d
+                ..(range.first - run_first + range.particles) as usize * d;
+            let extra = saved.extra.as_ref().map(|e| &e[rows.clone()]);
+            part.sim
+                .restore(&saved.positions[rows], extra, range.point)?;
+            if let Some(count) = range.accepted {
+                part.sim.set_accepted(count);
+            }
         }
         if let Some(last) = manifest.snapshots.last() {
-            sim.set_center(&last.moments.mean);
+            group.set_center(&last.moments.mean);
         }
-        execute(&mut sim, &opts, &mut manifest, &mut diagnostics)
+        group.written = manifest.snapshots.iter().map(|s| s.step).collect();
+        group.fail = opts.fail_device;
+        execute(&mut group, &opts, &mut manifest, &mut diagnostics)
     });
-    finish(&gpu, &opts, manifest, started, result)
+    finish(&gpus, &opts, manifest, started, result)
 }
 
 fn finish(
-    gpu: &Gpu,
+    gpus: &[Gpu],
     opts: &RunOptions,
     mut manifest: Manifest,
     started: Instant,
     result: Result<()>,
 ) -> Result<RunReport> {
     manifest.timings.wall_seconds += started.elapsed().as_secs_f64();
-    // This process's GPU time, added to what earlier processes of a resumed run recorded.
-    if let Ok(Some(g)) = gpu.gpu_seconds() {
+    // This process's GPU time (summed over the devices of a `--devices` run), added to what
+    // earlier processes of a resumed run recorded.
+    for g in gpus
+        .iter()
+        .filter_map(|gpu| gpu.gpu_seconds().ok().flatten())
+    {
         let t = &mut manifest.timings;
         t.gpu_stepping_seconds = Some(t.gpu_stepping_seconds.unwrap_or(0.0) + g.stepping);
         t.gpu_observe_seconds = Some(t.gpu_observe_seconds.unwrap_or(0.0) + g.observing);
@@ -430,13 +522,17 @@ fn finish(
                 out: opts.out.clone(),
                 snapshots: manifest.snapshots.len(),
                 timings: manifest.timings,
-                adapter: format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
+                adapter: gpus
+                    .iter()
+                    .map(|g| format!("{} ({})", g.adapter.name, g.adapter.backend))
+                    .collect::<Vec<_>>()
+                    .join(" + "),
             })
         }
         Err(e) => {
             manifest.status = match e {
                 Error::Diverged { .. } => Status::Diverged,
-                Error::Interrupted { .. } => Status::Interrupted,
+                Error::Interrupted { .. } | Error::DeviceFailed { .. } => Status::Interrupted,
                 _ => Status::Failed,
             };
             manifest.error = Some(e.to_string());
@@ -463,19 +559,98 @@ pub fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
     output::write_atomic(&out.join("manifest.json"), &json)
 }
 
+/// Checkpoints every range of `group`. The ranges of the `failed` parts (whose state is
+/// unusable) are taken from the checkpoint on disk where it holds them, else marked to
+/// restart from their initial state.
+fn save_checkpoint(
+    out: &Path,
+    group: &mut Group,
+    failed: &[usize],
+    manifest: &Manifest,
+) -> Result<()> {
+    let previous = if failed.is_empty() {
+        None
+    } else {
+        checkpoint::read(out, manifest).ok()
+    };
+    let d = manifest.plan.particles.dim as usize;
+    let with_extra = group.parts.iter().any(|p| p.sim.has_extra_state());
+    let counts_accepted = manifest.plan.dynamics.metropolis_adjusted();
+    let points = group.resume_points();
+    let states = group.states(failed)?;
+    let (mut positions, mut extra, mut ranges) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, state) in states.into_iter().enumerate() {
+        let (first, particles) = (group.parts[i].first, group.parts[i].count);
+        let rows = particles as usize * d;
+        if let Some((p, e, accepted)) = state {
+            positions.extend(p);
+            extra.extend(e.unwrap_or_default());
+            ranges.push(RangePoint {
+                first,
+                particles,
+                point: points[i],
+                accepted,
+                restart: false,
+            });
+            continue;
+        }
+        let kept = previous.as_ref().and_then(|prev| {
+            let r = prev
+                .ranges
+                .iter()
+                .find(|r| r.first == first && r.particles == particles && !r.restart)?;
+            let at = (first - prev.ranges[0].first) as usize * d;
+            let e = match &prev.extra {
+                Some(e) => e[at..at + rows].to_vec(),
+                None => Vec::new(),
+            };
+            Some((prev.positions[at..at + rows].to_vec(), e, r.clone()))
+        });
+        let (p, e, range) = kept.unwrap_or_else(|| {
+            let zeros = vec![0f32; rows];
+            let e = if with_extra {
+                zeros.clone()
+            } else {
+                Vec::new()
+            };
+            let range = RangePoint {
+                first,
+                particles,
+                point: ResumePoint {
+                    step: 0,
+                    pending: None,
+                },
+                accepted: counts_accepted.then_some(0),
+                restart: true,
+            };
+            (zeros, e, range)
+        });
+        positions.extend(p);
+        extra.extend(e);
+        ranges.push(range);
+    }
+    let extra = with_extra.then_some(extra.as_slice());
+    checkpoint::write(out, &positions, extra, &ranges, manifest)
+}
+
 /// Steps to the snapshots not yet written, writing each; checkpoints and stops when
 /// `opts.interrupt` is raised.
 fn execute(
-    sim: &mut Simulation,
+    group: &mut Group,
     opts: &RunOptions,
     manifest: &mut Manifest,
     diagnostics: &mut reference::Diagnostics,
 ) -> Result<()> {
     let plan = manifest.plan.clone();
     let out = opts.out.as_path();
-    let count = sim.ensemble.count;
+    let count = group.count();
     let total_steps = plan.dynamics.steps();
-    let mut progress = Progress::new(opts.progress, total_steps, count);
+    let progress = Mutex::new(Progress::new(opts.progress, total_steps, count));
+    let with_progress = |f: &mut dyn FnMut(&mut Progress)| {
+        if let Ok(mut p) = progress.lock() {
+            f(&mut p);
+        }
+    };
     let written = manifest.snapshots.last().map(|s| s.step);
     let remaining: Vec<u64> = plan
         .output
@@ -483,22 +658,22 @@ fn execute(
         .into_iter()
         .filter(|&s| written.is_none_or(|w| s > w))
         .collect();
-    let last_checkpoint = Cell::new(Instant::now());
-    let checks = Cell::new(0u64);
+    // Shared by the devices' threads (src/run/devices.rs).
+    let last_checkpoint = Mutex::new(Instant::now());
+    let checks = AtomicU64::new(0);
     let stop = || {
         if let Some(h) = &opts.hooks {
             h.0.poll();
         }
-        if let Some(hook) = opts.stop_at {
-            checks.set(checks.get() + 1);
-            if checks.get() == hook.at {
-                hook.reached(&opts.interrupt);
-            }
+        if let Some(hook) = opts.stop_at
+            && checks.fetch_add(1, Ordering::SeqCst) + 1 == hook.at
+        {
+            hook.reached(&opts.interrupt);
         }
         opts.interrupt.load(Ordering::SeqCst)
             || opts
                 .checkpoint_every
-                .is_some_and(|every| last_checkpoint.get().elapsed() >= every)
+                .is_some_and(|every| last_checkpoint.lock().is_ok_and(|at| at.elapsed() >= every))
     };
     let result = (|| {
         for target in remaining {
@@ -508,41 +683,61 @@ fn execute(
                 h.0.poll();
             }
             if opts.interrupt.load(Ordering::SeqCst) {
-                return interrupt_here(sim, out, sim.resume_point(), manifest);
+                save_checkpoint(out, group, &[], manifest)?;
+                return Err(Error::Interrupted {
+                    step: group.step(),
+                    dir: out.display().to_string(),
+                });
             }
             // Until the snapshot step; a periodic checkpoint stops and goes on, a signal ends.
             loop {
                 let t0 = Instant::now();
-                let advanced = sim.advance_to(
+                let advanced = group.advance_to(
                     target,
-                    |step| {
+                    &|step| {
                         let time = plan.dynamics.time_at(step);
-                        progress.step(step, time);
+                        with_progress(&mut |p| p.step(step, time));
                         if let Some(h) = &opts.hooks {
                             h.0.progress(step, total_steps, time);
                         }
-                        Ok(())
                     },
                     &stop,
                 );
                 manifest.timings.stepping_seconds += t0.elapsed().as_secs_f64();
-                manifest.timings.particle_steps_per_second =
-                    count as f64 * sim.step() as f64 / manifest.timings.stepping_seconds.max(1e-9);
+                manifest.timings.particle_steps_per_second = count as f64 * group.step() as f64
+                    / manifest.timings.stepping_seconds.max(1e-9);
                 manifest.timings.interactions_per_second = plan
                     .dynamics
                     .interactions_per_particle_step(plan.particles.count)
                     .map(|k| k * manifest.timings.particle_steps_per_second);
-                let Advance::Stopped(point) = advanced? else {
-                    break;
+                let failed = match advanced? {
+                    Outcome::Reached => break,
+                    Outcome::Stopped => None,
+                    Outcome::Failed { parts, error } => Some((parts, error)),
                 };
-                if opts.interrupt.load(Ordering::SeqCst) {
-                    return interrupt_here(sim, out, point, manifest);
+                save_checkpoint(out, group, failed.as_ref().map_or(&[], |f| &f.0), manifest)?;
+                if let Ok(mut at) = last_checkpoint.lock() {
+                    *at = Instant::now();
                 }
-                write_checkpoint(sim, out, point, manifest)?;
-                last_checkpoint.set(Instant::now());
+                if let Some((parts, error)) = failed {
+                    return Err(Error::DeviceFailed {
+                        message: format!(
+                            "device {} of {} failed: {error}",
+                            parts[0],
+                            group.parts.len()
+                        ),
+                        dir: out.display().to_string(),
+                    });
+                }
+                if opts.interrupt.load(Ordering::SeqCst) {
+                    return Err(Error::Interrupted {
+                        step: group.step(),
+                        dir: out.display().to_string(),
+                    });
+                }
             }
             let t1 = Instant::now();
-            let obs = sim.observe()?;
+            let obs = group.observe()?;
             manifest.timings.observe_seconds += t1.elapsed().as_secs_f64();
             let bad = obs.histogram.nonfinite.max(obs.moments.nonfinite);
             if bad > 0 {
@@ -559,7 +754,8 @@ fn execute(
                 ParticlesOutput::Snapshots => true,
             };
             let (positions, velocities) = if write_particles {
-                (Some(sim.positions()?), sim.extra_state()?)
+                let (p, v) = group.particles()?;
+                (Some(p), v)
             } else {
                 (None, None)
             };
@@ -578,7 +774,7 @@ fn execute(
             let t3 = Instant::now();
             diagnostics.write(out, &plan, &obs, &mut record)?;
             manifest.timings.reference_seconds += t3.elapsed().as_secs_f64();
-            progress.snapshot(obs.step, obs.time, &record.density);
+            with_progress(&mut |p| p.snapshot(obs.step, obs.time, &record.density));
             manifest.snapshots.push(record);
             write_metrics(out, &plan, &manifest.snapshots)?;
             write_manifest(out, manifest)?;
@@ -597,42 +793,14 @@ fn execute(
         manifest.mmd_plot = mmd_plot::write_mmd_plot(out, &plan, &manifest.snapshots)?;
         Ok(())
     })();
-    progress.finish(match &result {
-        Ok(()) => "complete",
-        Err(Error::Interrupted { .. }) => "interrupted",
-        Err(_) => "stopped",
+    with_progress(&mut |p| {
+        p.finish(match &result {
+            Ok(()) => "complete",
+            Err(Error::Interrupted { .. } | Error::DeviceFailed { .. }) => "interrupted",
+            Err(_) => "stopped",
+        })
     });
     result
-}
-
-fn write_checkpoint(
-    sim: &Simulation,
-    out: &Path,
-    point: ResumePoint,
-    manifest: &Manifest,
-) -> Result<()> {
-    checkpoint::write(
-        out,
-        &sim.positions()?,
-        sim.extra_state()?.as_deref(),
-        point,
-        sim.accepted()?,
-        manifest,
-    )
-}
-
-/// Checkpoints at `point` and ends the run as interrupted.
-fn interrupt_here(
-    sim: &Simulation,
-    out: &Path,
-    point: ResumePoint,
-    manifest: &Manifest,
-) -> Result<()> {
-    write_checkpoint(sim, out, point, manifest)?;
-    Err(Error::Interrupted {
-        step: point.step,
-        dir: out.display().to_string(),
-    })
 }
 
 pub(crate) fn title(plan: &Plan, step: u64, time: f64) -> String {

@@ -333,6 +333,22 @@ fn summary(html: &mut String, v: &RunView<'_>) {
             a.name, a.backend, a.device_type, a.driver, a.driver_info
         ),
     );
+    if !m.devices.is_empty() {
+        let ranges: Vec<String> = m
+            .devices
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} .. {} on {} (index {})",
+                    d.first,
+                    d.first + d.particles,
+                    d.adapter.name,
+                    d.adapter.index
+                )
+            })
+            .collect();
+        row(html, "devices", &ranges.join("; "));
+    }
     if let Some(s) = &m.shard {
         row(
             html,

@@ -115,7 +115,16 @@ pub fn resolve_table(
 ) -> Result<Resolved> {
     let mut issues = Issues::default();
     let overrides = parse_overrides(overrides, &mut issues);
-    resolve_overridden(root, None, source_name, base_dir, overrides, seed, issues, arrays)
+    resolve_overridden(
+        root,
+        None,
+        source_name,
+        base_dir,
+        overrides,
+        seed,
+        issues,
+        arrays,
+    )
 }
 
 fn parse_overrides(overrides: &[String], issues: &mut Issues) -> Vec<Override> {

@@ -8,7 +8,7 @@ pub fn gpu() -> Gpu {
     let choice: AdapterChoice = std::env::var("FOKKER_TEST_ADAPTER")
         .unwrap_or_else(|_| "auto".into())
         .parse()
-        .expect("infallible");
+        .expect("FOKKER_TEST_ADAPTER is an adapter spec");
     match Gpu::open(&choice) {
         Ok(g) => g,
         Err(e) => panic!("GPU tests need an adapter and none could be opened: {e}"),
