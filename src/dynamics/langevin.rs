@@ -29,7 +29,9 @@ use crate::error::{Error, Result};
 use crate::gpu::abi::LangevinStep as StepUniform;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::{Potential, StepSize, Temperature};
+use crate::observe::first_passage;
 use crate::rng::{self, NoiseStream};
+use crate::scenario::Boundary;
 use crate::scenario::data::SampleTable;
 use crate::scenario::walk::{Issues, Section};
 use crate::scenario::{expr_keys, keys};
@@ -70,6 +72,8 @@ pub struct EulerShader<'a> {
     pub source: &'a str,
     pub overrides: &'a [(&'a str, f64)],
     pub params: &'a [f32],
+    /// The shader includes common/boundary.wgsl: each chunk's tags are bound at 5.
+    pub tags: bool,
 }
 
 /// Steps whose (dt, t, noise scale) one block's table holds under a step-size schedule.
@@ -127,6 +131,7 @@ impl LangevinGpu {
             seed,
             workgroup_size,
             false,
+            &Boundary::default(),
         )
     }
 
@@ -145,6 +150,7 @@ impl LangevinGpu {
         seed: u64,
         workgroup_size: u32,
         mala: bool,
+        boundary: &Boundary,
     ) -> Result<LangevinGpu> {
         let shader = potential_shader_with(shaders::LANGEVIN, potential, Some(temperature), mala)
             .map_err(|why| {
@@ -156,7 +162,15 @@ impl LangevinGpu {
         if table {
             params.resize(params.len() + 3 * SCHEDULE_TABLE_STEPS as usize, 0.0);
         }
+        // Walls and targets (common/boundary.wgsl): their spec after the table.
+        let bounds0 = params.len();
+        params.extend(first_passage::spec_floats(boundary));
+        let targets = boundary.first_passage.len();
         let overrides = [
+            ("BOUNDARY", if boundary.is_empty() { 0.0 } else { 1.0 }),
+            ("TARGETS", targets as f64),
+            ("BOUNDS0", bounds0 as f64),
+            ("TAG_STRIDE", f64::from(ensemble.tag_stride.max(1))),
             ("DT_TABLE", if table { 1.0 } else { 0.0 }),
             ("MALA", if mala { 1.0 } else { 0.0 }),
             ("POTENTIAL", f64::from(shader.kind)),
@@ -174,6 +188,7 @@ impl LangevinGpu {
                 source: &shader.source,
                 overrides: &overrides,
                 params: &params,
+                tags: true,
             },
             // Unused (DT_TABLE) under a step-size schedule.
             dt.constant().unwrap_or(0.0),
@@ -257,10 +272,11 @@ impl LangevinGpu {
                 .chunks
                 .iter()
                 .map(|c| {
-                    kernel.bind(
-                        gpu,
-                        &[&c.state, &c.uniform, &step, &params, &nonfinite.buffer],
-                    )
+                    let mut entries = vec![&c.state, &c.uniform, &step, &params, &nonfinite.buffer];
+                    if shader.tags {
+                        entries.push(&c.tags);
+                    }
+                    kernel.bind(gpu, &entries)
                 })
                 .collect();
             Part {
@@ -685,6 +701,17 @@ impl Dynamics for LangevinPlan {
         self.mala
     }
 
+    /// Plain Langevin (any potential, temperature or step-size schedule) applies walls and
+    /// targets after every step; MALA would have to reflect its proposals inside the
+    /// accept/reject step (not done).
+    fn boundary_refusal(&self) -> Option<String> {
+        self.mala.then(|| {
+            "mala = true has no walls or first-passage bookkeeping (its proposals would \
+             have to be reflected inside the Metropolis step)"
+                .to_string()
+        })
+    }
+
     fn references(&self) -> References<'_> {
         References::Langevin {
             potential: &self.potential,
@@ -703,6 +730,7 @@ impl Dynamics for LangevinPlan {
             cx.seed,
             cx.workgroup_size,
             self.mala,
+            cx.boundary,
         )?))
     }
 

@@ -150,6 +150,9 @@ pub struct StepperContext<'a> {
     pub workgroup_size: u32,
     /// Particles per chunk, when the layout asks for a particular chunking.
     pub chunk_particles: Option<u64>,
+    /// Walls and first-passage targets (empty when the run has none; only kinds whose
+    /// `boundary_refusal` is None get any).
+    pub boundary: &'a crate::scenario::Boundary,
 }
 
 /// Device memory a kind needs beyond the positions: `floats_per_particle` f32 per particle
@@ -297,6 +300,13 @@ pub trait Dynamics: std::fmt::Debug {
     fn check_plan(&self, plan: &crate::scenario::Plan) -> Vec<crate::error::ScenarioIssue> {
         let _ = plan;
         Vec::new()
+    }
+
+    /// Why the kind cannot run with `[boundary]` walls or `[[observe.first_passage]]`
+    /// targets; None when its stepper applies them (docs/architecture.md, "Boundaries and
+    /// first passage").
+    fn boundary_refusal(&self) -> Option<String> {
+        Some("its stepper has no walls, periodic wrap or first-passage bookkeeping".into())
     }
 
     /// The GPU stepper for `cx.ensemble`.

@@ -197,6 +197,7 @@ impl Dynamics for SdePlan {
                 source: &source,
                 overrides: &[],
                 params: &params,
+                tags: false,
             },
             self.dt,
             0.0,

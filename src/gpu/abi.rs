@@ -350,6 +350,30 @@ gpu_constants! {
     KERNEL_GAUSSIAN = 0;
     KERNEL_USER = 1;
 
+    /// Walls and first-passage targets (shaders/common/boundary.wgsl, written by
+    /// src/observe/first_passage.rs): a spec in the params array from the `BOUNDS0`
+    /// override, per axis (POINT_LANES of them) BOUNDARY_AXIS_FLOATS floats (kind, low,
+    /// high, high - low), then from BOUNDARY_TARGETS per target TARGET_FLOATS floats (region
+    /// kind, absorb, offset, -, then POINT_LANES lows or normal components from TARGET_A,
+    /// POINT_LANES highs from TARGET_B).
+    BOUNDARY_AXIS_FLOATS = 4;
+    BOUNDARY_TARGETS = 4 * POINT_LANES;
+    TARGET_FLOATS = 4 + 2 * POINT_LANES;
+    TARGET_A = 4;
+    TARGET_B = 4 + POINT_LANES;
+    WALL_FREE = 0;
+    WALL_REFLECTING = 1;
+    WALL_PERIODIC = 2;
+    REGION_BOX = 0;
+    REGION_HALF_SPACE = 1;
+    /// Per-particle tags (`TAG_STRIDE` = 1 + DIM + targets u32 words): the step after which
+    /// the particle was absorbed (0: alive) at TAG_ABSORBED, the i32 winding count of each
+    /// axis from TAG_WINDING, the first-passage step of each target from TAG_WINDING + DIM
+    /// (PASSAGE_NEVER: not yet).
+    TAG_ABSORBED = 0;
+    TAG_WINDING = 1;
+    PASSAGE_NEVER = 0xFFFF_FFFF;
+
     /// Invocations per workgroup of the particle kernels unless the scenario says otherwise.
     DEFAULT_WORKGROUP_SIZE = 64;
 }

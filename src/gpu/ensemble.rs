@@ -19,6 +19,10 @@ pub struct StateChunk {
     pub count: u32,
     pub state: wgpu::Buffer,
     pub uniform: wgpu::Buffer,
+    /// Per-particle tags of a run with walls or first-passage targets (`tag_stride` u32
+    /// words each, layout in src/gpu/abi.rs, `TAG_*`); one unused word otherwise, so kernels
+    /// that may read tags always have a buffer to bind.
+    pub tags: wgpu::Buffer,
 }
 
 /// Particles with global indices `first .. first + count`, `dim` f32 each, row-major.
@@ -27,6 +31,8 @@ pub struct Ensemble {
     pub first: u64,
     pub count: u64,
     pub chunks: Vec<StateChunk>,
+    /// u32 words per particle in each chunk's `tags`; 0 when the run has none.
+    pub tag_stride: u32,
 }
 
 /// Largest chunk (in particles) the adapter allows for `dim` coordinates, optionally
@@ -83,6 +89,7 @@ impl Ensemble {
                     wgpu::BufferUsages::empty(),
                 ),
                 uniform: gpu.uniform_with("chunk", bytemuck::bytes_of(&uniform)),
+                tags: gpu.storage_buffer("no tags", 4, wgpu::BufferUsages::empty()),
             });
             // Stop at the first allocation the device refuses.
             gpu.check()?;
@@ -92,7 +99,49 @@ impl Ensemble {
             first,
             count,
             chunks,
+            tag_stride: 0,
         })
+    }
+
+    /// Gives every particle `stride` u32 tag words, each starting as `initial` (the same row
+    /// for every particle), before any kernel binds them.
+    pub fn attach_tags(&mut self, gpu: &Gpu, initial: &[u32]) -> Result<()> {
+        let stride = initial.len();
+        for c in &mut self.chunks {
+            let rows: Vec<u32> = initial
+                .iter()
+                .copied()
+                .cycle()
+                .take(c.count as usize * stride)
+                .collect();
+            c.tags = gpu.storage_with("tags", bytemuck::cast_slice(&rows));
+            gpu.check()?;
+        }
+        self.tag_stride = stride as u32;
+        Ok(())
+    }
+
+    /// All tags, row-major (count x tag_stride); empty without tags.
+    pub fn read_tags(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        let s = u64::from(self.tag_stride);
+        let mut out = Vec::with_capacity((self.count * s) as usize);
+        for c in &self.chunks {
+            let bytes = gpu.read_bytes(&c.tags, 0, u64::from(c.count) * s * 4)?;
+            out.extend_from_slice(bytemuck::cast_slice(&bytes));
+        }
+        Ok(out)
+    }
+
+    /// Overwrites all tags (row-major, count x tag_stride), as a checkpoint holds them.
+    pub fn write_tags(&self, gpu: &Gpu, tags: &[u32]) {
+        let s = self.tag_stride as usize;
+        let mut at = 0;
+        for c in &self.chunks {
+            let n = c.count as usize * s;
+            gpu.queue
+                .write_buffer(&c.tags, 0, bytemuck::cast_slice(&tags[at..at + n]));
+            at += n;
+        }
     }
 
     /// All positions, row-major (count x dim).

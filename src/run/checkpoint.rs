@@ -37,6 +37,9 @@ pub struct Saved {
     pub positions: Vec<f32>,
     /// Velocities of dynamics that have them (`checkpoint/velocity.npy`).
     pub extra: Option<Vec<f32>>,
+    /// Per-particle tags of a run with walls or targets (absorbed step, windings,
+    /// first-passage steps), row-major; empty otherwise.
+    pub tags: Vec<u32>,
     pub point: ResumePoint,
     /// MALA's accepted proposals since the last snapshot.
     pub accepted: Option<u64>,
@@ -46,6 +49,7 @@ pub fn write(
     out: &Path,
     positions: &[f32],
     extra: Option<&[f32]>,
+    tags: &[u32],
     point: ResumePoint,
     accepted: Option<u64>,
     manifest: &Manifest,
@@ -57,6 +61,13 @@ pub fn write(
     output::write_atomic(&dir.join("state.npy"), &output::npy_f32(&shape, positions)?)?;
     if let Some(v) = extra {
         output::write_atomic(&dir.join("velocity.npy"), &output::npy_f32(&shape, v)?)?;
+    }
+    if !tags.is_empty() {
+        let stride = tags.len() / particles.max(1) as usize;
+        output::write_atomic(
+            &dir.join("tags.npy"),
+            &output::npy_u32(&[particles as usize, stride], tags)?,
+        )?;
     }
     let file = PointFile {
         fokker_version: VERSION.into(),
@@ -146,9 +157,16 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
     } else {
         None
     };
+    let tags_path = source.join("tags.npy");
+    let tags = if tags_path.is_file() {
+        output::read_npy_u32(&tags_path)?.1
+    } else {
+        Vec::new()
+    };
     Ok(Saved {
         positions,
         extra,
+        tags,
         point: file.point,
         accepted: file.accepted,
     })

@@ -87,6 +87,11 @@ pub struct SnapshotRecord {
     /// potential other than a WGSL file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<EnergyRecord>,
+    /// With first-passage targets: particles counted, absorbed, and per target still
+    /// surviving (integers, so that shards add up; metrics.csv's `survival_<name>` and
+    /// `absorbed_fraction`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passage: Option<crate::observe::first_passage::PassageCounts>,
     /// With `[output] reference`: the reference's files and the distances to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceRecord>,
@@ -202,4 +207,8 @@ pub struct Manifest {
     /// Kernel flows: `mmd.png`, MMD^2 against step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mmd_plot: Option<String>,
+    /// Runs with first-passage targets or periodic axes: the mean first-passage times and
+    /// the end-of-run files (src/run/passage.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_passage: Option<super::passage::FirstPassageRecord>,
 }

@@ -8,6 +8,7 @@ use super::{
     write_trajectories,
 };
 use crate::error::{Error, Result};
+use crate::observe::first_passage::PassageCounts;
 use crate::output;
 use std::path::{Path, PathBuf};
 
@@ -243,6 +244,12 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
                     .filter_map(|(_, m)| m.snapshots[j].energy.as_ref().map(|e| &e.sums)),
             )
             .map(super::manifest::EnergyRecord::from_sums),
+            // Counts add up.
+            passage: all
+                .iter()
+                .map(|(_, m)| m.snapshots[j].passage.clone())
+                .collect::<Option<Vec<_>>>()
+                .map(|p| PassageCounts::pool(&p)),
         };
         if let Some(accepted) = record.accepted {
             let since = j.checked_sub(1).map(|p| all[0].1.snapshots[p].step);
@@ -262,6 +269,26 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
     } else {
         None
     };
+    // First-passage steps and windings concatenate in shard order (the particles' order).
+    let mut passages = vec![Vec::new(); plan.boundary.first_passage.len()];
+    let mut windings: Option<Vec<i32>> = None;
+    for (dir, _) in &all {
+        let (p, w) = super::passage::read_arrays(dir, &plan)?;
+        for (all, part) in passages.iter_mut().zip(p) {
+            all.extend(part);
+        }
+        if let Some(w) = w {
+            windings.get_or_insert_with(Vec::new).extend(w);
+        }
+    }
+    let first_passage = super::passage::write_final(
+        out,
+        &plan,
+        plan.particles.count as usize,
+        &passages,
+        windings.as_deref(),
+        &snapshots,
+    )?;
     let stepping = all
         .iter()
         .map(|(_, m)| m.timings.stepping_seconds)
@@ -286,6 +313,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
         snapshots,
         gif,
         error: None,
+        first_passage,
         ..base.clone()
     };
     write_manifest(out, &manifest)?;

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod manifest;
 pub mod merge;
 pub mod mmd_plot;
+pub mod passage;
 pub mod plot_csv;
 pub mod progress;
 pub mod reference;
@@ -301,6 +302,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         error: None,
         mmd_bandwidth: None,
         mmd_plot: None,
+        first_passage: None,
     };
     write_manifest(&opts.out, &manifest)?;
     let result = Simulation::new(
@@ -354,6 +356,10 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     )
     .and_then(|mut sim| {
         sim.restore(&saved.positions, saved.extra.as_deref(), saved.point)?;
+        // Absorbed particles stay absorbed, windings and passages carry on.
+        if !saved.tags.is_empty() || sim.ensemble.tag_stride > 0 {
+            sim.restore_tags(&saved.tags)?;
+        }
         if let Some(count) = saved.accepted {
             sim.set_accepted(count);
         }
@@ -475,6 +481,7 @@ fn execute(
                     out,
                     &sim.positions()?,
                     sim.extra_state()?.as_deref(),
+                    &sim.tags()?,
                     point,
                     sim.accepted()?,
                     manifest,
@@ -538,6 +545,15 @@ fn execute(
         }
         manifest.plots = reference::write_plots(out, &plan, &manifest.snapshots)?;
         manifest.mmd_plot = mmd_plot::write_mmd_plot(out, &plan, &manifest.snapshots)?;
+        let (passages, windings) = passage::from_tags(&plan, &sim.tags()?);
+        manifest.first_passage = passage::write_final(
+            out,
+            &plan,
+            count as usize,
+            &passages,
+            windings.as_deref(),
+            &manifest.snapshots,
+        )?;
         Ok(())
     })();
     progress.finish(match &result {
@@ -639,6 +655,7 @@ fn write_snapshot(
         accepted: None,
         acceptance_rate: None,
         energy: obs.energy.clone().map(manifest::EnergyRecord::from_sums),
+        passage: obs.passage.clone(),
     })
 }
 
@@ -675,6 +692,7 @@ pub fn write_metrics(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> R
     if plan.output.reference.is_some() {
         csv = reference::extend_metrics(csv, snapshots);
     }
+    let csv = passage::extend_metrics(csv, plan, snapshots);
     output::write_atomic(&out.join("metrics.csv"), csv.as_bytes())
 }
 

@@ -1,0 +1,183 @@
+//! What a run with walls or first-passage targets writes (README, "Boundaries and first
+//! passage"): the `survival_<name>` and `absorbed_fraction` columns of metrics.csv, and at
+//! the end `first_passage/<name>.npy` (u32 first-passage steps, 4294967295 = never),
+//! `first_passage/<name>.exit_times.npy` (histogram rows: left, right edge in steps, count),
+//! `winding.npy` (i32 windings of the periodic axes), `survival.png` and the manifest's
+//! `first_passage` record (mean first-passage time with its confidence interval).
+
+use super::manifest::SnapshotRecord;
+use crate::error::Result;
+use crate::observe::first_passage::{self, PassageSummary};
+use crate::output::plot::{Series, line_chart};
+use crate::output::{self, png_bytes, write_atomic};
+use crate::scenario::Plan;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The manifest's record of a run with targets or periodic axes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirstPassageRecord {
+    /// One per target, in the plan's order.
+    pub targets: Vec<PassageSummary>,
+    /// Relative paths: `first_passage/<name>.npy` per target, then the exit-time histograms.
+    pub files: Vec<String>,
+    /// `winding.npy` when an axis is periodic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winding: Option<String>,
+    /// `survival.png` when there are targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survival_plot: Option<String>,
+}
+
+/// metrics.csv with `survival_<name>` per target and, when a target absorbs,
+/// `absorbed_fraction`, appended to every row (empty where a snapshot has no counts).
+pub fn extend_metrics(csv: String, plan: &Plan, snapshots: &[SnapshotRecord]) -> String {
+    let targets = &plan.boundary.first_passage;
+    if targets.is_empty() {
+        return csv;
+    }
+    let absorbs = plan.boundary.absorbs();
+    let mut out = String::with_capacity(csv.len() * 2);
+    let mut lines = csv.lines();
+    if let Some(header) = lines.next() {
+        out.push_str(header);
+        for t in targets {
+            out.push_str(&format!(",survival_{}", t.name));
+        }
+        if absorbs {
+            out.push_str(",absorbed_fraction");
+        }
+        out.push('\n');
+    }
+    for (line, s) in lines.zip(snapshots) {
+        out.push_str(line);
+        let p = s.passage.as_ref();
+        for j in 0..targets.len() {
+            out.push(',');
+            if let Some(p) = p {
+                out.push_str(&p.survival(j).to_string());
+            }
+        }
+        if absorbs {
+            out.push(',');
+            if let Some(p) = p {
+                out.push_str(&p.absorbed_fraction().to_string());
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The end-of-run arrays of this run's particles from the final tags (row-major):
+/// per target its first-passage steps, and the windings of the periodic axes (None
+/// without periodic axes).
+pub fn from_tags(plan: &Plan, tags: &[u32]) -> (Vec<Vec<u32>>, Option<Vec<i32>>) {
+    let b = &plan.boundary;
+    let (dim, n) = (plan.particles.dim, b.first_passage.len());
+    let passages = (0..n)
+        .map(|j| first_passage::passage_steps(tags, dim, n, j))
+        .collect();
+    let periodic = b.periodic_axes();
+    let windings = (!periodic.is_empty()).then(|| first_passage::windings(tags, dim, n, &periodic));
+    (passages, windings)
+}
+
+/// The end-of-run arrays of a shard, read back from its files (for `fokker merge`).
+pub fn read_arrays(dir: &Path, plan: &Plan) -> Result<(Vec<Vec<u32>>, Option<Vec<i32>>)> {
+    let passages = plan
+        .boundary
+        .first_passage
+        .iter()
+        .map(|t| Ok(output::read_npy_u32(&dir.join(format!("first_passage/{}.npy", t.name)))?.1))
+        .collect::<Result<Vec<_>>>()?;
+    let windings = if plan.boundary.periodic_axes().is_empty() {
+        None
+    } else {
+        Some(output::read_npy_i32(&dir.join("winding.npy"))?.1)
+    };
+    Ok((passages, windings))
+}
+
+/// Writes the end-of-run files of `count` particles — per target its first-passage steps
+/// (`passages[j]`), the periodic axes' `windings` — and returns the manifest record; None
+/// for a run without targets or periodic axes.
+pub fn write_final(
+    out: &Path,
+    plan: &Plan,
+    count: usize,
+    passages: &[Vec<u32>],
+    windings: Option<&[i32]>,
+    snapshots: &[SnapshotRecord],
+) -> Result<Option<FirstPassageRecord>> {
+    let b = &plan.boundary;
+    let periodic = b.periodic_axes();
+    if b.first_passage.is_empty() && periodic.is_empty() {
+        return Ok(None);
+    }
+    let mut record = FirstPassageRecord {
+        targets: Vec::new(),
+        files: Vec::new(),
+        winding: None,
+        survival_plot: None,
+    };
+    let steps = plan.dynamics.steps();
+    for (t, passages) in b.first_passage.iter().zip(passages) {
+        let rel = format!("first_passage/{}.npy", t.name);
+        write_atomic(&out.join(&rel), &output::npy_u32(&[count], passages)?)?;
+        record.files.push(rel);
+        let hist = first_passage::exit_histogram(passages, steps);
+        let flat: Vec<f64> = hist.iter().flatten().copied().collect();
+        let rel = format!("first_passage/{}.exit_times.npy", t.name);
+        write_atomic(&out.join(&rel), &output::npy_f64(&[hist.len(), 3], &flat)?)?;
+        record.files.push(rel);
+        record.targets.push(first_passage::summarize(
+            &t.name,
+            t.absorb,
+            passages,
+            &|k| plan.dynamics.time_at(k),
+        ));
+    }
+    if let Some(w) = windings {
+        write_atomic(
+            &out.join("winding.npy"),
+            &output::npy_i32(&[count, periodic.len()], w)?,
+        )?;
+        record.winding = Some("winding.npy".into());
+    }
+    record.survival_plot = write_survival_plot(out, plan, snapshots)?;
+    Ok(Some(record))
+}
+
+/// `survival.png`: every target's survival probability against time, log scale.
+pub fn write_survival_plot(
+    out: &Path,
+    plan: &Plan,
+    snapshots: &[SnapshotRecord],
+) -> Result<Option<String>> {
+    let targets = &plan.boundary.first_passage;
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    let series: Vec<Series> = targets
+        .iter()
+        .enumerate()
+        .map(|(j, t)| Series {
+            name: t.name.clone(),
+            points: snapshots
+                .iter()
+                .filter_map(|s| s.passage.as_ref().map(|p| (s.time, p.survival(j))))
+                .collect(),
+            dashed: false,
+        })
+        .collect();
+    let png = line_chart(
+        "survival S(t) = P(target not reached by t)",
+        "t",
+        "S(t) (log scale)",
+        &series,
+        true,
+    )?;
+    write_atomic(&out.join("survival.png"), &png_bytes(&png)?)?;
+    Ok(Some("survival.png".into()))
+}
