@@ -37,7 +37,8 @@ fn simulation<'g>(gpu: &'g fokker::gpu::Gpu, plan: &fokker::scenario::Plan) -> S
 }
 
 fn advance(sim: &mut Simulation, step: u64) {
-    sim.advance_to(step, |_| Ok(()), &|| false).expect("advance");
+    sim.advance_to(step, |_| Ok(()), &|| false)
+        .expect("advance");
 }
 
 /// Chi-square of `counts` against bin probabilities `p` over `n` draws.
@@ -226,7 +227,10 @@ absorb = true
             (s - bgk).abs() < Z_LIMIT * se + 0.25 * (bgk - exact).abs(),
             "t = {t}: S = {s}, shifted series {bgk}, plain {exact}"
         );
-        assert!((s - bgk).abs() < (s - exact).abs(), "t = {t}: {s} {bgk} {exact}");
+        assert!(
+            (s - bgk).abs() < (s - exact).abs(),
+            "t = {t}: {s} {bgk} {exact}"
+        );
         assert_eq!(obs.histogram.in_range() + obs.histogram.outside, alive);
         assert_eq!(obs.moments.count, alive);
     }
@@ -236,7 +240,10 @@ absorb = true
     for (x, t) in x.iter().zip(tags.chunks_exact(4)) {
         assert!(x.is_finite());
         if t[0] != 0 {
-            assert!(*x <= 0.0 || *x >= 1.0, "absorbed at {x} inside the interval");
+            assert!(
+                *x <= 0.0 || *x >= 1.0,
+                "absorbed at {x} inside the interval"
+            );
             assert!(t[2] == t[0] || t[3] == t[0], "{t:?}");
         } else {
             assert!((0.0..1.0).contains(x) && t[2] == PASSAGE_NEVER && t[3] == PASSAGE_NEVER);
