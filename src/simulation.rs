@@ -5,7 +5,7 @@ use crate::dynamics::Stepper;
 use crate::dynamics::init::initialize;
 use crate::error::{Error, Result};
 use crate::gpu::{Ensemble, Gpu};
-use crate::observe::first_passage::{self, PassageCounts};
+use crate::observe::first_passage::{self, PassageCounts, TransitionCounts};
 use crate::observe::{
     EnergyGpu, EnergySums, HistogramCounts, HistogramGpu, MmdGpu, Moments, MomentsGpu,
 };
@@ -171,12 +171,18 @@ impl<'g> Simulation<'g> {
                 gpu.adapter.name
             )));
         }
-        let mut ensemble = Ensemble::new(gpu, dim, first, count, layout.chunk_particles)?;
-        if !plan.boundary.is_empty() {
-            ensemble.attach_tags(
-                gpu,
-                &first_passage::initial_tags(dim, plan.boundary.first_passage.len()),
-            )?;
+        let tags = (!plan.boundary.is_empty()).then(|| {
+            first_passage::initial_tags(
+                dim,
+                plan.boundary.first_passage.len(),
+                !plan.boundary.basins.is_empty(),
+            )
+        });
+        let words = tags.as_ref().map_or(dim, |t| t.len() as u32);
+        let mut ensemble =
+            Ensemble::with_words(gpu, dim, words, first, count, layout.chunk_particles)?;
+        if let Some(tags) = tags {
+            ensemble.attach_tags(gpu, &tags)?;
         }
         initialize(
             gpu,
@@ -462,6 +468,7 @@ impl<'g> Simulation<'g> {
         let tags = self.ensemble.read_tags(self.gpu)?;
         Ok(Some(PassageCounts::of(
             &tags,
+            self.ensemble.tag_stride as usize,
             self.ensemble.dim,
             self.plan.boundary.first_passage.len(),
         )))
@@ -471,6 +478,21 @@ impl<'g> Simulation<'g> {
     /// empty for a run without walls or targets.
     pub fn tags(&self) -> Result<Vec<u32>> {
         self.ensemble.read_tags(self.gpu)
+    }
+
+    /// Transitions between basins so far (None without basins).
+    pub fn transitions(&self) -> Result<Option<TransitionCounts>> {
+        let n = self.plan.boundary.basins.len();
+        if n == 0 {
+            return Ok(None);
+        }
+        let values = self.stepper.counters(self.gpu)?;
+        Ok(Some(TransitionCounts::from_counters(n, &values)))
+    }
+
+    /// Sets the transition counts (a checkpoint's, on resume).
+    pub fn set_transitions(&self, counts: &TransitionCounts) {
+        self.stepper.set_counters(self.gpu, &counts.counters());
     }
 
     /// Replaces the tags with a checkpoint's.

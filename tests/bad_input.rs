@@ -1008,7 +1008,7 @@ fn catalogue() -> Vec<Case> {
             .expect(INVALID, &["observe.first_passage[0].region.normal", "non-zero normal"]),
         case("two first-passage targets with one name")
             .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = { x = [0.0, 1.0] }\n[[observe.first_passage]]\nname = \"a\"\nregion = { y = [0.0, 1.0] }\n")
-            .expect(INVALID, &["observe.first_passage[1].name", "no other first_passage target"]),
+            .expect(INVALID, &["observe.first_passage[1].name", "a name no other first_passage target has"]),
         case("first passage over 2^32 - 1 steps")
             .edit("steps = 5", "steps = 4294967295")
             .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = { x = [0.0, 1.0] }\n")

@@ -300,7 +300,7 @@ absorb = true
     let mut sim = simulation(&gpu, &p);
     advance(&mut sim, steps);
     let tags = sim.tags().unwrap();
-    let passages = passage_steps(&tags, 1, 1, 0);
+    let passages = passage_steps(&tags, 3, 1, 0);
     let times: Vec<f64> = passages
         .iter()
         .filter(|&&k| k != PASSAGE_NEVER)

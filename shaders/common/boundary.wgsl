@@ -9,10 +9,14 @@
 override BOUNDARY: u32 = 0u;
 // Number of first-passage targets (<= 8).
 override TARGETS: u32 = 0u;
+// Number of basins whose transitions are counted (0 or 2 ..= 8); their regions follow the
+// targets' in the spec, the last basin is the particle's last tag word, and the counts go
+// to the including shader's `nonfinite` counters from BASIN_COUNTERS (`count64`).
 // Index of the spec's first float in the params array.
 override BOUNDS0: u32 = 0u;
-// u32 words per particle in `tags`: 1 + DIM + TARGETS.
+// u32 words per particle in `tags`: 1 + DIM + TARGETS (+ 1 with basins).
 override TAG_STRIDE: u32 = 1u;
+override BASINS: u32 = 0u;
 
 @group(0) @binding(5) var<storage, read_write> tags: array<u32>;
 
@@ -25,6 +29,21 @@ struct Walk {
     seen: u32,
     dead: u32,
     tag0: u32,
+    // The last basin visited (BASIN_NONE: none yet) and the step of the dispatch from which
+    // this dispatch's time with it as the last basin counts.
+    last: u32,
+    since: u32,
+}
+
+// Adds n to the 64-bit count in nonfinite[at] (low word) and nonfinite[at + 1] (high word):
+// an add that wraps the low word carries one into the high word.
+fn count64(at: u32, n: u32) {
+    if (n > 0u) {
+        let old = atomicAdd(&nonfinite[at], n);
+        if (old + n < old) {
+            atomicAdd(&nonfinite[at + 1u], 1u);
+        }
+    }
 }
 
 fn spec(o: u32) -> f32 {
@@ -81,9 +100,12 @@ fn in_target(j: u32, x: Point) -> bool {
 
 // The walk of particle i from the start of a dispatch.
 fn walk_start(i: u32, x: Point) -> Walk {
-    var w = Walk(x, zero_point(), 0u, 0u, i * TAG_STRIDE);
+    var w = Walk(x, zero_point(), 0u, 0u, i * TAG_STRIDE, BASIN_NONE, 0u);
     if (BOUNDARY == 1u) {
         w.dead = tags[w.tag0 + TAG_ABSORBED];
+        if (BASINS > 0u) {
+            w.last = tags[w.tag0 + TAG_WINDING + DIM + TARGETS];
+        }
         for (var j = 0u; j < TARGETS; j = j + 1u) {
             if (tags[w.tag0 + TAG_WINDING + DIM + j] != PASSAGE_NEVER) {
                 w.seen = w.seen | (1u << j);
@@ -120,6 +142,21 @@ fn walk_bound(w: Walk, x_new: Point, s: u32) -> Walk {
             }
         }
     }
+    // A basin other than the last one: a transition; the time with the old one as the last
+    // basin ends with this step.
+    if (BASINS > 0u && (out.last == BASIN_NONE || !in_target(TARGETS + out.last, x))) {
+        for (var b = 0u; b < BASINS; b = b + 1u) {
+            if (b != out.last && in_target(TARGETS + b, x)) {
+                if (out.last != BASIN_NONE) {
+                    count64(BASIN_COUNTERS + 2u * out.last, s + 1u - out.since);
+                    count64(BASIN_COUNTERS + 2u * (BASINS + out.last * BASINS + b), 1u);
+                }
+                out.last = b;
+                out.since = s + 1u;
+                break;
+            }
+        }
+    }
     return out;
 }
 
@@ -127,6 +164,12 @@ fn walk_bound(w: Walk, x_new: Point, s: u32) -> Walk {
 fn walk_end(w: Walk) {
     if (BOUNDARY == 1u) {
         tags[w.tag0 + TAG_ABSORBED] = w.dead;
+        if (BASINS > 0u && w.last != BASIN_NONE) {
+            // Until the end of the dispatch, or the step that absorbed the particle.
+            let end = select(step.steps, w.dead - step.step0, w.dead != 0u);
+            count64(BASIN_COUNTERS + 2u * w.last, end - w.since);
+            tags[w.tag0 + TAG_WINDING + DIM + TARGETS] = w.last;
+        }
         for (var k = 0u; k < DIM; k = k + 1u) {
             let n = coordinate(w.wind, k);
             if (n != 0.0) {

@@ -74,6 +74,8 @@ pub struct EulerShader<'a> {
     pub params: &'a [f32],
     /// The shader includes common/boundary.wgsl: each chunk's tags are bound at 5.
     pub tags: bool,
+    /// Counter words after the first four (basin transitions, `BASIN_COUNTERS`).
+    pub counters: u64,
 }
 
 /// Steps whose (dt, t, noise scale) one block's table holds under a step-size schedule.
@@ -104,8 +106,10 @@ pub struct LangevinGpu {
     inv_temperature: f32,
     mala: bool,
     /// Particles found NaN or Inf at the end of a dispatch ([0]); MALA's accepted proposals
-    /// since the last snapshot ([1] low word, [2] high word).
+    /// since the last snapshot ([1] low word, [2] high word); basin counters from
+    /// `BASIN_COUNTERS` (`counter_words` of them).
     nonfinite: NonfiniteCounter,
+    counter_words: u64,
     schedule: Option<ScheduleTable>,
     /// The params array (the model's, then a schedule's table).
     params: wgpu::Buffer,
@@ -169,6 +173,7 @@ impl LangevinGpu {
         let overrides = [
             ("BOUNDARY", if boundary.is_empty() { 0.0 } else { 1.0 }),
             ("TARGETS", targets as f64),
+            ("BASINS", boundary.basins.len() as f64),
             ("BOUNDS0", bounds0 as f64),
             ("TAG_STRIDE", f64::from(ensemble.tag_stride.max(1))),
             ("DT_TABLE", if table { 1.0 } else { 0.0 }),
@@ -189,6 +194,7 @@ impl LangevinGpu {
                 overrides: &overrides,
                 params: &params,
                 tags: true,
+                counters: first_passage::basin_counter_words(boundary.basins.len()),
             },
             // Unused (DT_TABLE) under a step-size schedule.
             dt.constant().unwrap_or(0.0),
@@ -250,7 +256,7 @@ impl LangevinGpu {
         workgroup_size: u32,
     ) -> LangevinGpu {
         let params = gpu.storage_with("model params", bytemuck::cast_slice(shader.params));
-        let nonfinite = NonfiniteCounter::with_words(gpu, 4);
+        let nonfinite = NonfiniteCounter::with_words(gpu, 4 + shader.counters);
         let kernel = |single: bool| {
             let mut constants = vec![
                 ("DIM", f64::from(ensemble.dim)),
@@ -295,6 +301,7 @@ impl LangevinGpu {
             inv_temperature: 0.0,
             mala: false,
             nonfinite,
+            counter_words: shader.counters,
             schedule: None,
             params,
         }
@@ -386,6 +393,32 @@ impl Stepper for LangevinGpu {
         let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let hi = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
         Ok(Some(u64::from(lo) | (u64::from(hi) << 32)))
+    }
+
+    fn counters(&self, gpu: &Gpu) -> Result<Vec<u64>> {
+        if self.counter_words == 0 {
+            return Ok(Vec::new());
+        }
+        let at = u64::from(crate::gpu::abi::BASIN_COUNTERS) * 4;
+        let b = gpu.read_bytes(&self.nonfinite.buffer, at, self.counter_words * 4)?;
+        let words: &[u32] = bytemuck::cast_slice(&b);
+        Ok(words
+            .chunks_exact(2)
+            .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32))
+            .collect())
+    }
+
+    fn set_counters(&self, gpu: &Gpu, values: &[u64]) {
+        if self.counter_words == 0 {
+            return;
+        }
+        let words: Vec<u32> = values
+            .iter()
+            .flat_map(|v| [*v as u32, (*v >> 32) as u32])
+            .collect();
+        let at = u64::from(crate::gpu::abi::BASIN_COUNTERS) * 4;
+        gpu.queue
+            .write_buffer(&self.nonfinite.buffer, at, bytemuck::cast_slice(&words));
     }
 
     fn set_accepted(&self, gpu: &Gpu, count: u64) {

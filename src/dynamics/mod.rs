@@ -399,6 +399,16 @@ pub trait Stepper {
     /// Sets the count [`Stepper::accepted`] reads (0 after a snapshot, a checkpoint's count
     /// on resume); nothing for dynamics without an accept step.
     fn set_accepted(&self, _gpu: &Gpu, _count: u64) {}
+
+    /// The 64-bit counters of basin transitions (src/gpu/abi.rs, `BASIN_COUNTERS`): the
+    /// steps with each basin as the last one, then the transitions per ordered pair; empty
+    /// for a stepper without basins.
+    fn counters(&self, _gpu: &Gpu) -> Result<Vec<u64>> {
+        Ok(Vec::new())
+    }
+
+    /// Sets those counters (on resume).
+    fn set_counters(&self, _gpu: &Gpu, _values: &[u64]) {}
 }
 
 /// The 4-byte NaN/Inf particle counter the kernels bump by bit test (`x != x` would be

@@ -198,6 +198,7 @@ impl Dynamics for SdePlan {
                 overrides: &[],
                 params: &params,
                 tags: false,
+                counters: 0,
             },
             self.dt,
             0.0,

@@ -373,6 +373,13 @@ gpu_constants! {
     TAG_ABSORBED = 0;
     TAG_WINDING = 1;
     PASSAGE_NEVER = 0xFFFF_FFFF;
+    /// With basins (`BASINS` > 0) the last tag word is the index of the last basin visited
+    /// (BASIN_NONE: none yet); the basins' regions follow the targets' in the spec, and the
+    /// stepper's counter buffer holds from BASIN_COUNTERS, as (low, high) word pairs, the
+    /// steps spent with each basin as the last one (BASINS pairs), then the transitions
+    /// a -> b (pair a BASINS + b).
+    BASIN_NONE = 0xFFFF_FFFF;
+    BASIN_COUNTERS = 4;
 
     /// Invocations per workgroup of the particle kernels unless the scenario says otherwise.
     DEFAULT_WORKGROUP_SIZE = 64;

@@ -66,7 +66,21 @@ impl Ensemble {
         count: u64,
         forced_chunk: Option<u64>,
     ) -> Result<Ensemble> {
-        let capacity = chunk_capacity(&gpu.limits, dim, forced_chunk);
+        Self::with_words(gpu, dim, dim, first, count, forced_chunk)
+    }
+
+    /// [`Ensemble::new`] with chunks small enough that a per-particle array of `words`
+    /// 32-bit words (the tags of a run with walls or targets, when wider than the
+    /// positions) also fits one binding.
+    pub fn with_words(
+        gpu: &Gpu,
+        dim: u32,
+        words: u32,
+        first: u64,
+        count: u64,
+        forced_chunk: Option<u64>,
+    ) -> Result<Ensemble> {
+        let capacity = chunk_capacity(&gpu.limits, dim.max(words), forced_chunk);
         if capacity == 0 {
             return Err(Error::Device(format!(
                 "adapter {} cannot bind even one particle of dimension {dim}",

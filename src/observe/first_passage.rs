@@ -5,7 +5,7 @@
 //! of the wall maps (docs/architecture.md, "Boundaries and first passage").
 
 use crate::gpu::abi::{
-    BOUNDARY_AXIS_FLOATS, BOUNDARY_TARGETS, PASSAGE_NEVER, POINT_LANES, REGION_BOX,
+    BASIN_NONE, BOUNDARY_AXIS_FLOATS, BOUNDARY_TARGETS, PASSAGE_NEVER, POINT_LANES, REGION_BOX,
     REGION_HALF_SPACE, TAG_ABSORBED, TAG_WINDING, TARGET_A, TARGET_B, TARGET_FLOATS, WALL_FREE,
     WALL_PERIODIC, WALL_REFLECTING,
 };
@@ -26,11 +26,16 @@ pub fn spec_floats(boundary: &Boundary) -> Vec<f32> {
         let (low, high) = (low as f32, high as f32);
         out[o..o + 4].copy_from_slice(&[kind as f32, low, high, high - low]);
     }
-    for t in &boundary.first_passage {
+    let regions = boundary
+        .first_passage
+        .iter()
+        .map(|t| (&t.region, t.absorb))
+        .chain(boundary.basins.iter().map(|b| (&b.region, false)));
+    for (region, absorb) in regions {
         let mut row = vec![0f32; TARGET_FLOATS as usize];
-        row[1] = if t.absorb { 1.0 } else { 0.0 };
+        row[1] = if absorb { 1.0 } else { 0.0 };
         let (a, b) = (TARGET_A as usize, TARGET_B as usize);
-        match &t.region {
+        match region {
             Region::Box { intervals } => {
                 row[0] = REGION_BOX as f32;
                 for k in 0..lanes {
@@ -56,11 +61,109 @@ pub fn spec_floats(boundary: &Boundary) -> Vec<f32> {
     out
 }
 
-/// The tags every particle starts with: alive, no windings, no target reached.
-pub fn initial_tags(dim: u32, targets: usize) -> Vec<u32> {
+/// u32 tag words per particle of a run with `boundary` (0 when it has none): absorbed
+/// step, windings, first-passage steps, and the last basin when there are basins.
+pub fn tag_stride(boundary: &Boundary, dim: u32) -> usize {
+    if boundary.is_empty() {
+        return 0;
+    }
+    1 + dim as usize + boundary.first_passage.len() + usize::from(!boundary.basins.is_empty())
+}
+
+/// The tags every particle starts with: alive, no windings, no target reached (and, with
+/// basins, no basin visited).
+pub fn initial_tags(dim: u32, targets: usize, basins: bool) -> Vec<u32> {
     let mut row = vec![0u32; 1 + dim as usize];
     row.resize(1 + dim as usize + targets, PASSAGE_NEVER);
+    if basins {
+        row.push(BASIN_NONE);
+    }
     row
+}
+
+/// Counter words (u32) the basins need after `BASIN_COUNTERS`: a 64-bit dwell count per
+/// basin and a 64-bit transition count per ordered pair.
+pub fn basin_counter_words(basins: usize) -> u64 {
+    2 * (basins + basins * basins) as u64
+}
+
+/// The transitions between basins: per basin the steps spent with it as the last basin
+/// visited, per ordered pair the transitions (integers, so that shards add up).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionCounts {
+    pub dwell_steps: Vec<u64>,
+    /// Row-major: [a * basins + b] counts a -> b.
+    pub transitions: Vec<u64>,
+}
+
+impl TransitionCounts {
+    /// From the counters' 64-bit values (dwell per basin, then the pairs).
+    pub fn from_counters(basins: usize, values: &[u64]) -> TransitionCounts {
+        TransitionCounts {
+            dwell_steps: values[..basins].to_vec(),
+            transitions: values[basins..basins + basins * basins].to_vec(),
+        }
+    }
+
+    pub fn counters(&self) -> Vec<u64> {
+        self.dwell_steps
+            .iter()
+            .chain(&self.transitions)
+            .copied()
+            .collect()
+    }
+
+    pub fn pool(parts: &[TransitionCounts]) -> TransitionCounts {
+        let mut out = parts.first().cloned().unwrap_or_default();
+        for p in parts.iter().skip(1) {
+            for (a, b) in out.dwell_steps.iter_mut().zip(&p.dwell_steps) {
+                *a += b;
+            }
+            for (a, b) in out.transitions.iter_mut().zip(&p.transitions) {
+                *a += b;
+            }
+        }
+        out
+    }
+
+    /// k_ab = n_ab / (time with a as the last basin), its Poisson standard error
+    /// k_ab / sqrt(n_ab), for every ordered pair with time spent in a; `dt` the time per step.
+    pub fn rates(&self, names: &[String], dt: f64) -> Vec<TransitionRate> {
+        let n = names.len();
+        let mut out = Vec::new();
+        for a in 0..n {
+            for b in (0..n).filter(|&b| b != a) {
+                let count = self.transitions[a * n + b];
+                let time = self.dwell_steps[a] as f64 * dt;
+                let rate = (time > 0.0).then(|| count as f64 / time);
+                out.push(TransitionRate {
+                    from: names[a].clone(),
+                    to: names[b].clone(),
+                    transitions: count,
+                    time,
+                    rate,
+                    std_error: rate
+                        .filter(|_| count > 0)
+                        .map(|k| k / (count as f64).sqrt()),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// One ordered pair's transition rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitionRate {
+    pub from: String,
+    pub to: String,
+    pub transitions: u64,
+    /// Time spent with `from` as the last basin visited.
+    pub time: f64,
+    /// transitions / time (null without time in `from`).
+    pub rate: Option<f64>,
+    /// Poisson standard error rate / sqrt(transitions) (null without transitions).
+    pub std_error: Option<f64>,
 }
 
 /// What one snapshot counts from the tags.
@@ -75,9 +178,8 @@ pub struct PassageCounts {
 }
 
 impl PassageCounts {
-    /// Counts of the tags (row-major, `1 + dim + targets` words per particle).
-    pub fn of(tags: &[u32], dim: u32, targets: usize) -> PassageCounts {
-        let stride = 1 + dim as usize + targets;
+    /// Counts of the tags (row-major, `stride` words per particle: [`tag_stride`]).
+    pub fn of(tags: &[u32], stride: usize, dim: u32, targets: usize) -> PassageCounts {
         let mut c = PassageCounts {
             particles: 0,
             absorbed: 0,
@@ -120,16 +222,14 @@ impl PassageCounts {
 }
 
 /// Column j of the tags: target j's first-passage steps (u32, `PASSAGE_NEVER` = never).
-pub fn passage_steps(tags: &[u32], dim: u32, targets: usize, j: usize) -> Vec<u32> {
-    let stride = 1 + dim as usize + targets;
+pub fn passage_steps(tags: &[u32], stride: usize, dim: u32, j: usize) -> Vec<u32> {
     tags.chunks_exact(stride)
         .map(|row| row[1 + dim as usize + j])
         .collect()
 }
 
 /// The winding counts of the periodic `axes` (count x axes.len(), row-major).
-pub fn windings(tags: &[u32], dim: u32, targets: usize, axes: &[usize]) -> Vec<i32> {
-    let stride = 1 + dim as usize + targets;
+pub fn windings(tags: &[u32], stride: usize, axes: &[usize]) -> Vec<i32> {
     tags.chunks_exact(stride)
         .flat_map(|row| axes.iter().map(|&k| row[TAG_WINDING as usize + k] as i32))
         .collect()
@@ -285,12 +385,12 @@ mod tests {
             5,
             PASSAGE_NEVER,
         ];
-        let c = PassageCounts::of(&tags, 1, 2);
+        let c = PassageCounts::of(&tags, 4, 1, 2);
         assert_eq!(c.particles, 3);
         assert_eq!(c.absorbed, 1);
         assert_eq!(c.surviving, vec![1, 2]);
-        assert_eq!(passage_steps(&tags, 1, 2, 0), vec![PASSAGE_NEVER, 7, 5]);
-        assert_eq!(windings(&tags, 1, 2, &[0]), vec![0, -2, 1]);
+        assert_eq!(passage_steps(&tags, 4, 1, 0), vec![PASSAGE_NEVER, 7, 5]);
+        assert_eq!(windings(&tags, 4, &[0]), vec![0, -2, 1]);
         let s = summarize("a", true, &[PASSAGE_NEVER, 7, 5], &|k| k as f64 * 0.5);
         assert_eq!(s.passed, 2);
         assert_eq!(s.never, 1);
@@ -319,6 +419,7 @@ mod tests {
                 },
                 absorb: true,
             }],
+            basins: Vec::new(),
         };
         let s = spec_floats(&b);
         assert_eq!(s.len(), (BOUNDARY_TARGETS + TARGET_FLOATS) as usize);

@@ -9,6 +9,7 @@
 
 use super::manifest::{Manifest, ShardRecord, Status, VERSION};
 use crate::error::{Error, Result};
+use crate::observe::first_passage::TransitionCounts;
 use crate::output;
 use crate::scenario::Init;
 use crate::scenario::data::{read_table, sha256_file};
@@ -30,6 +31,9 @@ struct PointFile {
     /// their checkpoints read as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     accepted: Option<u64>,
+    /// Basin transitions counted so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transitions: Option<TransitionCounts>,
 }
 
 /// A checkpoint read back.
@@ -43,6 +47,8 @@ pub struct Saved {
     pub point: ResumePoint,
     /// MALA's accepted proposals since the last snapshot.
     pub accepted: Option<u64>,
+    /// Basin transitions counted so far.
+    pub transitions: Option<TransitionCounts>,
 }
 
 pub fn write(
@@ -50,6 +56,7 @@ pub fn write(
     positions: &[f32],
     extra: Option<&[f32]>,
     tags: &[u32],
+    transitions: Option<TransitionCounts>,
     point: ResumePoint,
     accepted: Option<u64>,
     manifest: &Manifest,
@@ -77,6 +84,7 @@ pub fn write(
         dim,
         point,
         accepted,
+        transitions,
     };
     let json = serde_json::to_vec_pretty(&file)
         .map_err(|e| Error::Output(format!("cannot serialise the checkpoint: {e}")))?;
@@ -169,6 +177,7 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
         tags,
         point: file.point,
         accepted: file.accepted,
+        transitions: file.transitions,
     })
 }
 

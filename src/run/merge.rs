@@ -8,7 +8,7 @@ use super::{
     write_trajectories,
 };
 use crate::error::{Error, Result};
-use crate::observe::first_passage::PassageCounts;
+use crate::observe::first_passage::{PassageCounts, TransitionCounts};
 use crate::output;
 use std::path::{Path, PathBuf};
 
@@ -281,12 +281,23 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
             windings.get_or_insert_with(Vec::new).extend(w);
         }
     }
+    // Transition counts add up.
+    let transitions = all
+        .iter()
+        .map(|(_, m)| {
+            m.first_passage
+                .as_ref()
+                .and_then(|r| r.basins.as_ref().map(|b| b.counts.clone()))
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(|parts| TransitionCounts::pool(&parts));
     let first_passage = super::passage::write_final(
         out,
         &plan,
         plan.particles.count as usize,
         &passages,
         windings.as_deref(),
+        transitions,
         &snapshots,
     )?;
     let stepping = all

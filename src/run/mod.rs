@@ -163,6 +163,13 @@ pub fn device_bytes(plan: &Plan) -> u64 {
         .saturating_add(bins)
         .saturating_add(partials)
         .saturating_add(dynamics_bytes(plan))
+        .saturating_add(p.count.saturating_mul(tag_bytes(plan)))
+}
+
+/// Bytes of per-particle tags of a run with walls or targets (absorbed step, windings,
+/// first-passage steps: src/observe/first_passage.rs), also read back at every snapshot.
+fn tag_bytes(plan: &Plan) -> u64 {
+    4 * crate::observe::first_passage::tag_stride(&plan.boundary, plan.particles.dim) as u64
 }
 
 /// Device memory a dynamics needs beyond the positions (its kind's estimate).
@@ -181,7 +188,9 @@ pub fn host_bytes(plan: &Plan) -> u64 {
     } else {
         p.count.saturating_mul(u64::from(p.dim) * 8)
     };
-    particles.saturating_add(plan.output.histogram.total_bins() as u64 * 8 * 2)
+    particles
+        .saturating_add(plan.output.histogram.total_bins() as u64 * 8 * 2)
+        .saturating_add(p.count.saturating_mul(tag_bytes(plan)))
 }
 
 /// Refuses, before anything is allocated, a plan that cannot fit: on a software adapter the
@@ -363,6 +372,9 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
         if let Some(count) = saved.accepted {
             sim.set_accepted(count);
         }
+        if let Some(t) = &saved.transitions {
+            sim.set_transitions(t);
+        }
         if let Some(last) = manifest.snapshots.last() {
             sim.set_center(&last.moments.mean);
         }
@@ -482,6 +494,7 @@ fn execute(
                     &sim.positions()?,
                     sim.extra_state()?.as_deref(),
                     &sim.tags()?,
+                    sim.transitions()?,
                     point,
                     sim.accepted()?,
                     manifest,
@@ -552,6 +565,7 @@ fn execute(
             count as usize,
             &passages,
             windings.as_deref(),
+            sim.transitions()?,
             &manifest.snapshots,
         )?;
         Ok(())

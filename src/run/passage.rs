@@ -7,7 +7,7 @@
 
 use super::manifest::SnapshotRecord;
 use crate::error::Result;
-use crate::observe::first_passage::{self, PassageSummary};
+use crate::observe::first_passage::{self, PassageSummary, TransitionCounts, TransitionRate};
 use crate::output::plot::{Series, line_chart};
 use crate::output::{self, png_bytes, write_atomic};
 use crate::scenario::Plan;
@@ -27,6 +27,18 @@ pub struct FirstPassageRecord {
     /// `survival.png` when there are targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub survival_plot: Option<String>,
+    /// With `[[observe.basins]]`: the counts and the rates between them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basins: Option<BasinRecord>,
+}
+
+/// Transitions between basins: the integer counts (pooled exactly over shards) and the
+/// rates k_ab = transitions a -> b / time with a as the last basin visited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BasinRecord {
+    pub names: Vec<String>,
+    pub counts: TransitionCounts,
+    pub rates: Vec<TransitionRate>,
 }
 
 /// metrics.csv with `survival_<name>` per target and, when a target absorbs,
@@ -75,11 +87,12 @@ pub fn extend_metrics(csv: String, plan: &Plan, snapshots: &[SnapshotRecord]) ->
 pub fn from_tags(plan: &Plan, tags: &[u32]) -> (Vec<Vec<u32>>, Option<Vec<i32>>) {
     let b = &plan.boundary;
     let (dim, n) = (plan.particles.dim, b.first_passage.len());
+    let stride = first_passage::tag_stride(b, dim);
     let passages = (0..n)
-        .map(|j| first_passage::passage_steps(tags, dim, n, j))
+        .map(|j| first_passage::passage_steps(tags, stride, dim, j))
         .collect();
     let periodic = b.periodic_axes();
-    let windings = (!periodic.is_empty()).then(|| first_passage::windings(tags, dim, n, &periodic));
+    let windings = (!periodic.is_empty()).then(|| first_passage::windings(tags, stride, &periodic));
     (passages, windings)
 }
 
@@ -108,18 +121,25 @@ pub fn write_final(
     count: usize,
     passages: &[Vec<u32>],
     windings: Option<&[i32]>,
+    transitions: Option<TransitionCounts>,
     snapshots: &[SnapshotRecord],
 ) -> Result<Option<FirstPassageRecord>> {
     let b = &plan.boundary;
     let periodic = b.periodic_axes();
-    if b.first_passage.is_empty() && periodic.is_empty() {
+    if b.first_passage.is_empty() && periodic.is_empty() && b.basins.is_empty() {
         return Ok(None);
     }
+    let names: Vec<String> = b.basins.iter().map(|x| x.name.clone()).collect();
     let mut record = FirstPassageRecord {
         targets: Vec::new(),
         files: Vec::new(),
         winding: None,
         survival_plot: None,
+        basins: transitions.map(|counts| BasinRecord {
+            rates: counts.rates(&names, plan.dynamics.time_per_step()),
+            names,
+            counts,
+        }),
     };
     let steps = plan.dynamics.steps();
     for (t, passages) in b.first_passage.iter().zip(passages) {

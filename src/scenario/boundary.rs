@@ -80,11 +80,24 @@ pub struct Boundary {
     pub walls: Vec<Wall>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub first_passage: Vec<PassageTarget>,
+    /// Named basins between which transitions are counted (`[[observe.basins]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub basins: Vec<Basin>,
+}
+
+/// One `[[observe.basins]]` table: a named region; a particle's "last basin" is the last
+/// one it was in at a step end, and a change of it is a transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Basin {
+    pub name: String,
+    pub region: Region,
 }
 
 impl Boundary {
     pub fn is_empty(&self) -> bool {
-        self.walls.iter().all(Wall::is_free) && self.first_passage.is_empty()
+        self.walls.iter().all(Wall::is_free)
+            && self.first_passage.is_empty()
+            && self.basins.is_empty()
     }
 
     /// Whether any particle can be absorbed.
@@ -105,7 +118,10 @@ impl Boundary {
 
 const WALL_KINDS: &[&str] = &["free", "reflecting", "periodic"];
 const TARGET_KEYS: &[&str] = &["name", "region", "absorb"];
-const OBSERVE_KEYS: &[&str] = &["first_passage"];
+const OBSERVE_KEYS: &[&str] = &["first_passage", "basins"];
+const BASIN_KEYS: &[&str] = &["name", "region"];
+/// Most basins a run may count transitions between.
+pub const MAX_BASINS: usize = 8;
 /// Most targets a run may watch (each is one u32 per particle and a loop in the kernel).
 pub const MAX_TARGETS: usize = 8;
 
@@ -258,31 +274,12 @@ pub(crate) fn targets(
         };
         let sec = Section::new(&key, tt);
         sec.check_keys(TARGET_KEYS, issues);
-        let name = match sec.get("name") {
-            Some(Value::String(s)) if valid_name(s) => Some(s.clone()),
-            Some(v) => {
-                issues.add(
-                    &sec.key("name"),
-                    Some(v),
-                    "a name of 1 to 64 letters, digits, '_' or '-' (it names \
-                     first_passage/<name>.npy and metrics columns)",
-                );
-                None
-            }
-            None => {
-                issues.missing(&sec.key("name"), "a name (letters, digits, '_' or '-')");
-                None
-            }
-        };
-        if let Some(n) = &name
-            && out.iter().any(|t| &t.name == n)
-        {
-            issues.add(
-                &sec.key("name"),
-                sec.get("name"),
-                "a name no other first_passage target has",
-            );
-        }
+        let name = named(
+            issues,
+            sec,
+            out.iter().map(|t| t.name.as_str()),
+            "first_passage target",
+        );
         let absorb = match sec.get("absorb") {
             None => Some(false),
             Some(Value::Boolean(b)) => Some(*b),
@@ -310,6 +307,95 @@ pub(crate) fn targets(
         }
     }
     out
+}
+
+/// `[[observe.basins]]`: at least two named regions.
+pub(crate) fn basins(issues: &mut Issues, v: Option<&Value>, dim: Option<usize>) -> Vec<Basin> {
+    let Some(Value::Table(t)) = v else {
+        return Vec::new();
+    };
+    let Some(list) = t.get("basins") else {
+        return Vec::new();
+    };
+    let Value::Array(items) = list else {
+        issues.add(
+            "observe.basins",
+            Some(list),
+            "an array of tables ([[observe.basins]])",
+        );
+        return Vec::new();
+    };
+    if !(2..=MAX_BASINS).contains(&items.len()) {
+        issues.add(
+            "observe.basins",
+            None,
+            format!(
+                "2 to {MAX_BASINS} basins (transitions go from one to another); got {}",
+                items.len()
+            ),
+        );
+        return Vec::new();
+    }
+    let mut out: Vec<Basin> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let key = format!("observe.basins[{i}]");
+        let Some(tt) = table(issues, &key, item) else {
+            continue;
+        };
+        let sec = Section::new(&key, tt);
+        sec.check_keys(BASIN_KEYS, issues);
+        let name = named(issues, sec, out.iter().map(|b| b.name.as_str()), "basin");
+        let region = match sec.get("region") {
+            Some(v) => region(issues, &sec.key("region"), v, dim),
+            None => {
+                issues.missing(
+                    &sec.key("region"),
+                    "a box { x = [a, b], ... } or a half-space { normal = [...], offset = c }",
+                );
+                None
+            }
+        };
+        if let (Some(name), Some(region)) = (name, region) {
+            out.push(Basin { name, region });
+        }
+    }
+    out
+}
+
+/// The `name` of a target or basin: valid and unlike the names before it.
+fn named<'n>(
+    issues: &mut Issues,
+    sec: Section<'_>,
+    mut before: impl Iterator<Item = &'n str>,
+    what: &str,
+) -> Option<String> {
+    let name = match sec.get("name") {
+        Some(Value::String(s)) if valid_name(s) => Some(s.clone()),
+        Some(v) => {
+            issues.add(
+                &sec.key("name"),
+                Some(v),
+                "a name of 1 to 64 letters, digits, '_' or '-' (it names files and metrics \
+                 columns)",
+            );
+            None
+        }
+        None => {
+            issues.missing(&sec.key("name"), "a name (letters, digits, '_' or '-')");
+            None
+        }
+    };
+    if let Some(n) = &name
+        && before.any(|b| b == n)
+    {
+        issues.add(
+            &sec.key("name"),
+            sec.get("name"),
+            format!("a name no other {what} has"),
+        );
+        return None;
+    }
+    name
 }
 
 fn valid_name(s: &str) -> bool {

@@ -123,6 +123,7 @@ pub(crate) fn resolve(
     let boundary = super::boundary::Boundary {
         walls: super::boundary::walls(issues, top.get("boundary"), dim),
         first_passage: super::boundary::targets(issues, top.get("observe"), dim),
+        basins: super::boundary::basins(issues, top.get("observe"), dim),
     };
 
     let (Some(name), Some(seed), Some(particles), Some(dynamics), Some(output)) =
