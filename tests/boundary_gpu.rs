@@ -395,3 +395,83 @@ x = {{ kind = "periodic", low = 0.0, high = {l} }}
         "drift velocity {v}, closed form {exact}, tolerance {tol}"
     );
 }
+
+/// Transitions between the wells of U = (x^2 - 1)^2 at T = 0.25 (Delta U / T = 4), basins
+/// x <= -0.9 and x >= 0.9. With "last basin visited" bookkeeping, the time per a -> b
+/// transition is the mean first-passage time from the edge of a to the edge of b, so
+/// k_ab = 1 / T(-0.9 -> 0.9) exactly in continuous time, with
+/// T(a -> b) = (1 / D) int_a^b dy e^{U(y)/T} int_{-inf}^y e^{-U(z)/T} dz (Simpson). Detected at
+/// step ends, both edges move outward by BETA sqrt(2 D dt) (Broadie–Glasserman–Kou). The
+/// tolerance: Z_LIMIT Poisson standard errors k / sqrt(n), Euler–Maruyama's relative bias
+/// O(dt max |U''|) = 8 dt on the rate, a quarter of the BGK shift's effect (as above), and
+/// the first sojourn starting at -1 rather than at the edge (its mean differs by the
+/// relaxation time within the well, ~ 1 / U''(-1), over the ~ n transitions).
+#[test]
+fn double_well_transition_rates_match_the_mfpt_quadrature() {
+    let gpu = common::gpu();
+    let (n, dt, temp) = (2_048u64, 5e-3, 0.25);
+    let steps = 20_000u64;
+    let p = plan(&format!(
+        r#"
+seed = 16
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [-1.0] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "(x^2 - 1)^2" }}
+temperature = {temp}
+dt = {dt}
+steps = {steps}
+[output]
+histogram = {{ axes = [0], bins = 16, range = [[-2.0, 2.0]] }}
+[[observe.basins]]
+name = "left"
+region = {{ x = [-10.0, -0.9] }}
+[[observe.basins]]
+name = "right"
+region = {{ x = [0.9, 10.0] }}
+"#
+    ));
+    let u = |x: f64| (x * x - 1.0).powi(2);
+    let simpson = |f: &dyn Fn(f64) -> f64, a: f64, b: f64, m: usize| {
+        let h = (b - a) / m as f64;
+        let mut s = f(a) + f(b);
+        for k in 1..m {
+            s += f(a + k as f64 * h) * if k % 2 == 1 { 4.0 } else { 2.0 };
+        }
+        s * h / 3.0
+    };
+    // int_{-inf}^y e^{-U/T}: from -3, where e^{-U/T} < e^{-256}.
+    let inner = |y: f64| simpson(&|z| (-u(z) / temp).exp(), -3.0, y, 2000);
+    let mfpt = |a: f64, b: f64| simpson(&|y| (u(y) / temp).exp() * inner(y), a, b, 400) / temp;
+    let shift = BETA * (2.0 * temp * dt).sqrt();
+    let (exact, bgk) = (1.0 / mfpt(-0.9, 0.9), 1.0 / mfpt(-0.9 - shift, 0.9 + shift));
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, steps);
+    let counts = sim.transitions().unwrap().expect("basin counts");
+    let names = ["left".to_string(), "right".to_string()];
+    for r in counts.rates(&names, dt) {
+        let k = r.rate.unwrap();
+        let transitions = r.transitions as f64;
+        let tol = Z_LIMIT * k / transitions.sqrt()
+            + 8.0 * dt * bgk
+            + 0.25 * (exact - bgk).abs()
+            + bgk * (1.0 / 8.0) / (exact.recip() * transitions);
+        assert!(
+            (k - bgk).abs() < tol,
+            "{} -> {}: k = {k} over {transitions} transitions, shifted quadrature {bgk} \
+             (plain {exact}), tolerance {tol}",
+            r.from,
+            r.to
+        );
+    }
+    // Time is counted only from a particle's first basin on: at most every step after the
+    // first, and all of them but a particle's first visit.
+    let dwell: u64 = counts.dwell_steps.iter().sum();
+    assert!(
+        dwell <= n * (steps - 1) && dwell > n * (steps - 1) / 2,
+        "{dwell}"
+    );
+}
