@@ -41,13 +41,19 @@ pub struct Saved {
     pub positions: Vec<f32>,
     /// Velocities of dynamics that have them (`checkpoint/velocity.npy`).
     pub extra: Option<Vec<f32>>,
-    /// Per-particle tags of a run with walls or targets (absorbed step, windings,
-    /// first-passage steps), row-major; empty otherwise.
-    pub tags: Vec<u32>,
+    pub bounds: BoundaryState,
     pub point: ResumePoint,
     /// MALA's accepted proposals since the last snapshot.
     pub accepted: Option<u64>,
-    /// Basin transitions counted so far.
+}
+
+/// The state of a run with walls, targets or basins besides the positions.
+#[derive(Debug, Clone, Default)]
+pub struct BoundaryState {
+    /// Per-particle tags (absorbed step, windings, first-passage steps, last basin),
+    /// row-major (`checkpoint/tags.npy`); empty without boundaries.
+    pub tags: Vec<u32>,
+    /// Basin transitions counted so far (`point.json`).
     pub transitions: Option<TransitionCounts>,
 }
 
@@ -55,8 +61,7 @@ pub fn write(
     out: &Path,
     positions: &[f32],
     extra: Option<&[f32]>,
-    tags: &[u32],
-    transitions: Option<TransitionCounts>,
+    bounds: &BoundaryState,
     point: ResumePoint,
     accepted: Option<u64>,
     manifest: &Manifest,
@@ -69,11 +74,11 @@ pub fn write(
     if let Some(v) = extra {
         output::write_atomic(&dir.join("velocity.npy"), &output::npy_f32(&shape, v)?)?;
     }
-    if !tags.is_empty() {
-        let stride = tags.len() / particles.max(1) as usize;
+    if !bounds.tags.is_empty() {
+        let stride = bounds.tags.len() / particles.max(1) as usize;
         output::write_atomic(
             &dir.join("tags.npy"),
-            &output::npy_u32(&[particles as usize, stride], tags)?,
+            &output::npy_u32(&[particles as usize, stride], &bounds.tags)?,
         )?;
     }
     let file = PointFile {
@@ -84,7 +89,7 @@ pub fn write(
         dim,
         point,
         accepted,
-        transitions,
+        transitions: bounds.transitions.clone(),
     };
     let json = serde_json::to_vec_pretty(&file)
         .map_err(|e| Error::Output(format!("cannot serialise the checkpoint: {e}")))?;
@@ -174,10 +179,12 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
     Ok(Saved {
         positions,
         extra,
-        tags,
+        bounds: BoundaryState {
+            tags,
+            transitions: file.transitions,
+        },
         point: file.point,
         accepted: file.accepted,
-        transitions: file.transitions,
     })
 }
 

@@ -269,37 +269,34 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
     } else {
         None
     };
-    // First-passage steps and windings concatenate in shard order (the particles' order).
-    let mut passages = vec![Vec::new(); plan.boundary.first_passage.len()];
-    let mut windings: Option<Vec<i32>> = None;
+    // First-passage steps and windings concatenate in shard order (the particles' order);
+    // counts and sums add up.
+    let mut arrays = super::passage::FinalArrays {
+        count: plan.particles.count as usize,
+        passages: vec![Vec::new(); plan.boundary.first_passage.len()],
+        ..Default::default()
+    };
     for (dir, _) in &all {
-        let (p, w) = super::passage::read_arrays(dir, &plan)?;
-        for (all, part) in passages.iter_mut().zip(p) {
-            all.extend(part);
+        let part = super::passage::read_arrays(dir, &plan)?;
+        for (all, p) in arrays.passages.iter_mut().zip(part.passages) {
+            all.extend(p);
         }
-        if let Some(w) = w {
-            windings.get_or_insert_with(Vec::new).extend(w);
+        if let Some(w) = part.windings {
+            arrays.windings.get_or_insert_with(Vec::new).extend(w);
         }
     }
-    // Transition counts add up.
-    let transitions = all
+    let records: Vec<_> = all.iter().map(|(_, m)| m.first_passage.as_ref()).collect();
+    arrays.transitions = records
         .iter()
-        .map(|(_, m)| {
-            m.first_passage
-                .as_ref()
-                .and_then(|r| r.basins.as_ref().map(|b| b.counts.clone()))
-        })
+        .map(|r| r.and_then(|r| r.basins.as_ref().map(|b| b.counts.clone())))
         .collect::<Option<Vec<_>>>()
         .map(|parts| TransitionCounts::pool(&parts));
-    let first_passage = super::passage::write_final(
-        out,
-        &plan,
-        plan.particles.count as usize,
-        &passages,
-        windings.as_deref(),
-        transitions,
-        &snapshots,
-    )?;
+    arrays.unwrapped = records
+        .iter()
+        .map(|r| r.and_then(|r| r.unwrapped.clone()))
+        .collect::<Option<Vec<_>>>()
+        .and_then(|parts| super::passage::Unwrapped::pool(&parts));
+    let first_passage = super::passage::write_final(out, &plan, arrays, &snapshots)?;
     let stepping = all
         .iter()
         .map(|(_, m)| m.timings.stepping_seconds)

@@ -366,13 +366,13 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
     .and_then(|mut sim| {
         sim.restore(&saved.positions, saved.extra.as_deref(), saved.point)?;
         // Absorbed particles stay absorbed, windings and passages carry on.
-        if !saved.tags.is_empty() || sim.ensemble.tag_stride > 0 {
-            sim.restore_tags(&saved.tags)?;
+        if !saved.bounds.tags.is_empty() || sim.ensemble.tag_stride > 0 {
+            sim.restore_tags(&saved.bounds.tags)?;
         }
         if let Some(count) = saved.accepted {
             sim.set_accepted(count);
         }
-        if let Some(t) = &saved.transitions {
+        if let Some(t) = &saved.bounds.transitions {
             sim.set_transitions(t);
         }
         if let Some(last) = manifest.snapshots.last() {
@@ -489,12 +489,15 @@ fn execute(
                 let Advance::Stopped(point) = advanced? else {
                     break;
                 };
+                let bounds = checkpoint::BoundaryState {
+                    tags: sim.tags()?,
+                    transitions: sim.transitions()?,
+                };
                 checkpoint::write(
                     out,
                     &sim.positions()?,
                     sim.extra_state()?.as_deref(),
-                    &sim.tags()?,
-                    sim.transitions()?,
+                    &bounds,
                     point,
                     sim.accepted()?,
                     manifest,
@@ -559,15 +562,18 @@ fn execute(
         manifest.plots = reference::write_plots(out, &plan, &manifest.snapshots)?;
         manifest.mmd_plot = mmd_plot::write_mmd_plot(out, &plan, &manifest.snapshots)?;
         let (passages, windings) = passage::from_tags(&plan, &sim.tags()?);
-        manifest.first_passage = passage::write_final(
-            out,
-            &plan,
-            count as usize,
-            &passages,
-            windings.as_deref(),
-            sim.transitions()?,
-            &manifest.snapshots,
-        )?;
+        let unwrapped = match &windings {
+            Some(w) => Some(passage::Unwrapped::of(&plan, &sim.positions()?, w)),
+            None => None,
+        };
+        let arrays = passage::FinalArrays {
+            count: count as usize,
+            passages,
+            windings,
+            unwrapped,
+            transitions: sim.transitions()?,
+        };
+        manifest.first_passage = passage::write_final(out, &plan, arrays, &manifest.snapshots)?;
         Ok(())
     })();
     progress.finish(match &result {

@@ -27,9 +27,78 @@ pub struct FirstPassageRecord {
     /// `survival.png` when there are targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub survival_plot: Option<String>,
+    /// With periodic axes: the unwrapped coordinates x + (high - low) w at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unwrapped: Option<Unwrapped>,
     /// With `[[observe.basins]]`: the counts and the rates between them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basins: Option<BasinRecord>,
+}
+
+/// Mean and variance of the unwrapped coordinate of each periodic axis over all particles at
+/// the end of the run (with their f64 sums, which merged shards add): the mean displacement
+/// over the run time is the drift velocity, the variance over 2 t the effective diffusion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unwrapped {
+    pub axes: Vec<usize>,
+    pub count: u64,
+    pub sum: Vec<f64>,
+    pub sum_squares: Vec<f64>,
+    pub mean: Vec<f64>,
+    pub variance: Vec<f64>,
+}
+
+impl Unwrapped {
+    /// From the final positions (row-major) and the windings of the periodic axes.
+    pub fn of(plan: &Plan, positions: &[f32], windings: &[i32]) -> Unwrapped {
+        let axes = plan.boundary.periodic_axes();
+        let (d, p) = (plan.particles.dim as usize, axes.len());
+        let mut sum = vec![0.0; p];
+        let mut sum_squares = vec![0.0; p];
+        for (x, w) in positions.chunks_exact(d).zip(windings.chunks_exact(p)) {
+            for (j, &k) in axes.iter().enumerate() {
+                let (low, high) = plan.boundary.wall(k).interval().unwrap_or((0.0, 0.0));
+                let u = f64::from(x[k]) + (high - low) * f64::from(w[j]);
+                sum[j] += u;
+                sum_squares[j] += u * u;
+            }
+        }
+        Self::from_sums(axes, (positions.len() / d.max(1)) as u64, sum, sum_squares)
+    }
+
+    fn from_sums(axes: Vec<usize>, count: u64, sum: Vec<f64>, sum_squares: Vec<f64>) -> Self {
+        let n = count.max(1) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        let variance = sum_squares
+            .iter()
+            .zip(&mean)
+            .map(|(q, m)| (q / n - m * m).max(0.0))
+            .collect();
+        Unwrapped {
+            axes,
+            count,
+            sum,
+            sum_squares,
+            mean,
+            variance,
+        }
+    }
+
+    /// The shards' sums together.
+    pub fn pool(parts: &[Unwrapped]) -> Option<Unwrapped> {
+        let first = parts.first()?;
+        let mut sum = vec![0.0; first.sum.len()];
+        let mut sum_squares = sum.clone();
+        let mut count = 0;
+        for p in parts {
+            count += p.count;
+            for j in 0..sum.len() {
+                sum[j] += p.sum[j];
+                sum_squares[j] += p.sum_squares[j];
+            }
+        }
+        Some(Self::from_sums(first.axes.clone(), count, sum, sum_squares))
+    }
 }
 
 /// Transitions between basins: the integer counts (pooled exactly over shards) and the
@@ -81,9 +150,20 @@ pub fn extend_metrics(csv: String, plan: &Plan, snapshots: &[SnapshotRecord]) ->
     out
 }
 
-/// The end-of-run arrays of this run's particles from the final tags (row-major):
-/// per target its first-passage steps, and the windings of the periodic axes (None
-/// without periodic axes).
+/// What the end-of-run files are made of, for `count` particles: per target its
+/// first-passage steps, the windings of the periodic axes (count x periodic axes; None
+/// without), their unwrapped moments, and the basin counts.
+#[derive(Debug, Clone, Default)]
+pub struct FinalArrays {
+    pub count: usize,
+    pub passages: Vec<Vec<u32>>,
+    pub windings: Option<Vec<i32>>,
+    pub unwrapped: Option<Unwrapped>,
+    pub transitions: Option<TransitionCounts>,
+}
+
+/// The per-target first-passage steps and the windings of this run's particles from the
+/// final tags (row-major).
 pub fn from_tags(plan: &Plan, tags: &[u32]) -> (Vec<Vec<u32>>, Option<Vec<i32>>) {
     let b = &plan.boundary;
     let (dim, n) = (plan.particles.dim, b.first_passage.len());
@@ -97,7 +177,7 @@ pub fn from_tags(plan: &Plan, tags: &[u32]) -> (Vec<Vec<u32>>, Option<Vec<i32>>)
 }
 
 /// The end-of-run arrays of a shard, read back from its files (for `fokker merge`).
-pub fn read_arrays(dir: &Path, plan: &Plan) -> Result<(Vec<Vec<u32>>, Option<Vec<i32>>)> {
+pub fn read_arrays(dir: &Path, plan: &Plan) -> Result<FinalArrays> {
     let passages = plan
         .boundary
         .first_passage
@@ -109,7 +189,11 @@ pub fn read_arrays(dir: &Path, plan: &Plan) -> Result<(Vec<Vec<u32>>, Option<Vec
     } else {
         Some(output::read_npy_i32(&dir.join("winding.npy"))?.1)
     };
-    Ok((passages, windings))
+    Ok(FinalArrays {
+        passages,
+        windings,
+        ..FinalArrays::default()
+    })
 }
 
 /// Writes the end-of-run files of `count` particles — per target its first-passage steps
@@ -118,12 +202,16 @@ pub fn read_arrays(dir: &Path, plan: &Plan) -> Result<(Vec<Vec<u32>>, Option<Vec
 pub fn write_final(
     out: &Path,
     plan: &Plan,
-    count: usize,
-    passages: &[Vec<u32>],
-    windings: Option<&[i32]>,
-    transitions: Option<TransitionCounts>,
+    arrays: FinalArrays,
     snapshots: &[SnapshotRecord],
 ) -> Result<Option<FirstPassageRecord>> {
+    let FinalArrays {
+        count,
+        passages,
+        windings,
+        unwrapped,
+        transitions,
+    } = arrays;
     let b = &plan.boundary;
     let periodic = b.periodic_axes();
     if b.first_passage.is_empty() && periodic.is_empty() && b.basins.is_empty() {
@@ -135,6 +223,7 @@ pub fn write_final(
         files: Vec::new(),
         winding: None,
         survival_plot: None,
+        unwrapped,
         basins: transitions.map(|counts| BasinRecord {
             rates: counts.rates(&names, plan.dynamics.time_per_step()),
             names,
@@ -142,7 +231,7 @@ pub fn write_final(
         }),
     };
     let steps = plan.dynamics.steps();
-    for (t, passages) in b.first_passage.iter().zip(passages) {
+    for (t, passages) in b.first_passage.iter().zip(&passages) {
         let rel = format!("first_passage/{}.npy", t.name);
         write_atomic(&out.join(&rel), &output::npy_u32(&[count], passages)?)?;
         record.files.push(rel);
@@ -161,7 +250,7 @@ pub fn write_final(
     if let Some(w) = windings {
         write_atomic(
             &out.join("winding.npy"),
-            &output::npy_i32(&[count, periodic.len()], w)?,
+            &output::npy_i32(&[count, periodic.len()], &w)?,
         )?;
         record.winding = Some("winding.npy".into());
     }
