@@ -1,24 +1,27 @@
-// Walls, periodic axes and first-passage targets, applied after every step of a stepping
-// kernel (docs/architecture.md, "Boundaries and first passage"; host side and CPU twin:
-// src/observe/first_passage.rs). The spec is read from the including shader's params array
-// `potential_params` from BOUNDS0 (layout: src/gpu/abi.rs, BOUNDARY_*, TARGET_*); the
-// per-particle `tags` hold the absorbed step, the winding counts and the first-passage steps.
-// Needs common/point.wgsl and common/state.wgsl.
+// Walls, periodic axes, first-passage targets and basins, applied after every step of a
+// stepping kernel (docs/architecture.md, "Boundaries and first passage"; host side and f64
+// twins of the wall maps: src/observe/first_passage.rs). The walls and regions are the
+// uniform `bounds` (layout: src/gpu/abi.rs, BOUNDS_*, REGION_*), read as whole vec4s so that
+// every test is a few vector operations; which axes reflect or wrap are compile-time masks.
+// The per-particle `tags` hold the absorbed step, the winding counts, the first-passage
+// steps and the last basin. Needs common/point.wgsl and common/state.wgsl.
 
 // 1: walls and targets are applied; 0: the kernel runs as if this file were not there.
 override BOUNDARY: u32 = 0u;
+// Bit k: axis k reflects / wraps.
+override REFLECT_AXES: u32 = 0u;
+override PERIODIC_AXES: u32 = 0u;
 // Number of first-passage targets (<= 8).
 override TARGETS: u32 = 0u;
-// Number of basins whose transitions are counted (0 or 2 ..= 8); their regions follow the
-// targets' in the spec, the last basin is the particle's last tag word, and the counts go
-// to the including shader's `nonfinite` counters from BASIN_COUNTERS (`count64`).
-// Index of the spec's first float in the params array.
-override BOUNDS0: u32 = 0u;
 // u32 words per particle in `tags`: 1 + DIM + TARGETS (+ 1 with basins).
 override TAG_STRIDE: u32 = 1u;
+// Number of basins whose transitions are counted (0 or 2 ..= 8); their regions follow the
+// targets', the last basin is the particle's last tag word, and the counts go to the
+// including shader's `nonfinite` counters from BASIN_COUNTERS (`count64`).
 override BASINS: u32 = 0u;
 
 @group(0) @binding(5) var<storage, read_write> tags: array<u32>;
+@group(0) @binding(6) var<uniform> bounds: array<vec4<f32>, BOUNDS_VEC4S>;
 
 // A particle's walk through one dispatch: its position, the periodic crossings of this
 // dispatch per axis (whole numbers, added to the i32 windings at the end), the targets
@@ -46,54 +49,55 @@ fn count64(at: u32, n: u32) {
     }
 }
 
-fn spec(o: u32) -> f32 {
-    return potential_params[BOUNDS0 + o];
+// The lanes of bit mask `m` from bit `shift`, as a vec4 of booleans.
+fn mask4(m: u32, shift: u32) -> vec4<bool> {
+    return ((vec4<u32>(m >> shift) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u)) == vec4<u32>(1u);
 }
 
 // v folded into [low, high] by specular reflection at both walls, as often as it takes: the
-// path's image under the reflections, exact for driftless Brownian motion.
-fn reflect_into(v: f32, low: f32, high: f32, width: f32) -> f32 {
-    if (v >= low && v <= high) {
-        return v;
-    }
+// path's image under the reflections, exact for driftless Brownian motion. Lane-wise.
+fn reflect4(v: vec4<f32>, low: vec4<f32>, high: vec4<f32>, width: vec4<f32>) -> vec4<f32> {
     let period = 2.0 * width;
     let y = v - low;
     let m = y - period * floor(y / period);
-    return clamp(low + select(period - m, m, m <= width), low, high);
+    let folded = clamp(low + select(period - m, m, m <= width), low, high);
+    return select(folded, v, v >= low & v <= high);
 }
 
-// (v wrapped into [low, high), the number of periods subtracted). A quotient rounded across
-// an integer is corrected by one period.
-fn wrap_into(v: f32, low: f32, high: f32, width: f32) -> vec2<f32> {
-    if (v >= low && v < high) {
-        return vec2<f32>(v, 0.0);
-    }
+// Lane-wise wrap into [low, high): the wrapped value and the periods subtracted. A quotient
+// rounded across an integer is corrected by one period.
+struct Wrapped {
+    v: vec4<f32>,
+    n: vec4<f32>,
+}
+
+fn wrap4(v: vec4<f32>, low: vec4<f32>, high: vec4<f32>, width: vec4<f32>) -> Wrapped {
     var n = floor((v - low) / width);
     var w = v - n * width;
-    if (w >= high) {
-        w = w - width;
-        n = n + 1.0;
-    }
-    if (w < low) {
-        w = w + width;
-        n = n - 1.0;
-    }
-    return vec2<f32>(clamp(w, low, high), n);
+    let over = w >= high;
+    w = select(w, w - width, over);
+    n = select(n, n + 1.0, over);
+    let under = w < low;
+    w = select(w, w + width, under);
+    n = select(n, n - 1.0, under);
+    return Wrapped(clamp(w, low, high), n);
 }
 
-// Whether x lies in target j (closed regions: a box's faces and a half-space's plane belong
-// to it).
-fn in_target(j: u32, x: Point) -> bool {
-    let o = BOUNDARY_TARGETS + j * TARGET_FLOATS;
-    var dot_n = 0.0;
-    var inside = true;
-    for (var k = 0u; k < DIM; k = k + 1u) {
-        let v = coordinate(x, k);
-        dot_n = dot_n + spec(o + TARGET_A + k) * v;
-        inside = inside && v >= spec(o + TARGET_A + k) && v <= spec(o + TARGET_B + k);
+// Whether x lies in region j (targets, then basins; closed: a box's faces and a
+// half-space's plane belong to it). Lanes beyond DIM are 0 in x and unconstrained in a box.
+fn in_region(j: u32, x: Point) -> bool {
+    let o = BOUNDS_REGIONS + j * REGION_VEC4S;
+    let info = bounds[o + 4u];
+    if (u32(info.x) == REGION_HALF_SPACE) {
+        var d = dot(bounds[o], x.a);
+        if (DIM > 4u) {
+            d = d + dot(bounds[o + 1u], x.b);
+        }
+        return d >= info.z;
     }
-    if (u32(spec(o)) == REGION_HALF_SPACE) {
-        return dot_n >= spec(o + 2u);
+    var inside = all(x.a >= bounds[o] & x.a <= bounds[o + 2u]);
+    if (DIM > 4u) {
+        inside = inside && all(x.b >= bounds[o + 1u] & x.b <= bounds[o + 3u]);
     }
     return inside;
 }
@@ -119,34 +123,41 @@ fn walk_start(i: u32, x: Point) -> Walk {
 fn walk_bound(w: Walk, x_new: Point, s: u32) -> Walk {
     var out = w;
     var x = x_new;
-    for (var k = 0u; k < DIM; k = k + 1u) {
-        let o = k * BOUNDARY_AXIS_FLOATS;
-        let kind = u32(spec(o));
-        if (kind == WALL_REFLECTING) {
-            x = with_coordinate(x, k, reflect_into(coordinate(x, k), spec(o + 1u), spec(o + 2u), spec(o + 3u)));
-        } else if (kind == WALL_PERIODIC) {
-            let r = wrap_into(coordinate(x, k), spec(o + 1u), spec(o + 2u), spec(o + 3u));
-            x = with_coordinate(x, k, r.x);
-            out.wind = with_coordinate(out.wind, k, coordinate(out.wind, k) + r.y);
+    if (REFLECT_AXES != 0u) {
+        x.a = select(x.a, reflect4(x.a, bounds[0], bounds[2], bounds[4]), mask4(REFLECT_AXES, 0u));
+        if (DIM > 4u) {
+            x.b = select(x.b, reflect4(x.b, bounds[1], bounds[3], bounds[5]), mask4(REFLECT_AXES, 4u));
+        }
+    }
+    if (PERIODIC_AXES != 0u) {
+        let ra = wrap4(x.a, bounds[0], bounds[2], bounds[4]);
+        let pa = mask4(PERIODIC_AXES, 0u);
+        x.a = select(x.a, ra.v, pa);
+        out.wind.a = out.wind.a + select(vec4<f32>(0.0), ra.n, pa);
+        if (DIM > 4u) {
+            let rb = wrap4(x.b, bounds[1], bounds[3], bounds[5]);
+            let pb = mask4(PERIODIC_AXES, 4u);
+            x.b = select(x.b, rb.v, pb);
+            out.wind.b = out.wind.b + select(vec4<f32>(0.0), rb.n, pb);
         }
     }
     out.x = x;
     // First-passage steps count from 1 (the step after which the particle is inside).
     let after = step.step0 + s + 1u;
     for (var j = 0u; j < TARGETS; j = j + 1u) {
-        if ((out.seen & (1u << j)) == 0u && in_target(j, x)) {
+        if ((out.seen & (1u << j)) == 0u && in_region(j, x)) {
             out.seen = out.seen | (1u << j);
             tags[out.tag0 + TAG_WINDING + DIM + j] = after;
-            if (out.dead == 0u && spec(BOUNDARY_TARGETS + j * TARGET_FLOATS + 1u) != 0.0) {
+            if (out.dead == 0u && bounds[BOUNDS_REGIONS + j * REGION_VEC4S + 4u].y != 0.0) {
                 out.dead = after;
             }
         }
     }
     // A basin other than the last one: a transition; the time with the old one as the last
     // basin ends with this step.
-    if (BASINS > 0u && (out.last == BASIN_NONE || !in_target(TARGETS + out.last, x))) {
+    if (BASINS > 0u && (out.last == BASIN_NONE || !in_region(TARGETS + out.last, x))) {
         for (var b = 0u; b < BASINS; b = b + 1u) {
-            if (b != out.last && in_target(TARGETS + b, x)) {
+            if (b != out.last && in_region(TARGETS + b, x)) {
                 if (out.last != BASIN_NONE) {
                     count64(BASIN_COUNTERS + 2u * out.last, s + 1u - out.since);
                     count64(BASIN_COUNTERS + 2u * (BASINS + out.last * BASINS + b), 1u);

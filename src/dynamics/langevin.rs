@@ -72,8 +72,10 @@ pub struct EulerShader<'a> {
     pub source: &'a str,
     pub overrides: &'a [(&'a str, f64)],
     pub params: &'a [f32],
-    /// The shader includes common/boundary.wgsl: each chunk's tags are bound at 5.
+    /// The shader includes common/boundary.wgsl: each chunk's tags are bound at 5 and the
+    /// walls and regions (`bounds`, `first_passage::spec_vec4s`) at 6.
     pub tags: bool,
+    pub bounds: Vec<f32>,
     /// Counter words after the first four (basin transitions, `BASIN_COUNTERS`).
     pub counters: u64,
 }
@@ -166,15 +168,14 @@ impl LangevinGpu {
         if table {
             params.resize(params.len() + 3 * SCHEDULE_TABLE_STEPS as usize, 0.0);
         }
-        // Walls and targets (common/boundary.wgsl): their spec after the table.
-        let bounds0 = params.len();
-        params.extend(first_passage::spec_floats(boundary));
-        let targets = boundary.first_passage.len();
+        // Walls and targets (common/boundary.wgsl).
+        let (reflect, periodic) = first_passage::wall_masks(boundary);
         let overrides = [
             ("BOUNDARY", if boundary.is_empty() { 0.0 } else { 1.0 }),
-            ("TARGETS", targets as f64),
+            ("REFLECT_AXES", f64::from(reflect)),
+            ("PERIODIC_AXES", f64::from(periodic)),
+            ("TARGETS", boundary.first_passage.len() as f64),
             ("BASINS", boundary.basins.len() as f64),
-            ("BOUNDS0", bounds0 as f64),
             ("TAG_STRIDE", f64::from(ensemble.tag_stride.max(1))),
             ("DT_TABLE", if table { 1.0 } else { 0.0 }),
             ("MALA", if mala { 1.0 } else { 0.0 }),
@@ -194,6 +195,7 @@ impl LangevinGpu {
                 overrides: &overrides,
                 params: &params,
                 tags: true,
+                bounds: first_passage::spec_vec4s(boundary),
                 counters: first_passage::basin_counter_words(boundary.basins.len()),
             },
             // Unused (DT_TABLE) under a step-size schedule.
@@ -257,6 +259,9 @@ impl LangevinGpu {
     ) -> LangevinGpu {
         let params = gpu.storage_with("model params", bytemuck::cast_slice(shader.params));
         let nonfinite = NonfiniteCounter::with_words(gpu, 4 + shader.counters);
+        let bounds = shader
+            .tags
+            .then(|| gpu.uniform_with("bounds", bytemuck::cast_slice(&shader.bounds)));
         let kernel = |single: bool| {
             let mut constants = vec![
                 ("DIM", f64::from(ensemble.dim)),
@@ -279,8 +284,8 @@ impl LangevinGpu {
                 .iter()
                 .map(|c| {
                     let mut entries = vec![&c.state, &c.uniform, &step, &params, &nonfinite.buffer];
-                    if shader.tags {
-                        entries.push(&c.tags);
+                    if let Some(b) = &bounds {
+                        entries.extend([&c.tags, b]);
                     }
                     kernel.bind(gpu, &entries)
                 })

@@ -198,6 +198,7 @@ impl Dynamics for SdePlan {
                 overrides: &[],
                 params: &params,
                 tags: false,
+                bounds: Vec::new(),
                 counters: 0,
             },
             self.dt,

@@ -350,20 +350,17 @@ gpu_constants! {
     KERNEL_GAUSSIAN = 0;
     KERNEL_USER = 1;
 
-    /// Walls and first-passage targets (shaders/common/boundary.wgsl, written by
-    /// src/observe/first_passage.rs): a spec in the params array from the `BOUNDS0`
-    /// override, per axis (POINT_LANES of them) BOUNDARY_AXIS_FLOATS floats (kind, low,
-    /// high, high - low), then from BOUNDARY_TARGETS per target TARGET_FLOATS floats (region
-    /// kind, absorb, offset, -, then POINT_LANES lows or normal components from TARGET_A,
-    /// POINT_LANES highs from TARGET_B).
-    BOUNDARY_AXIS_FLOATS = 4;
-    BOUNDARY_TARGETS = 4 * POINT_LANES;
-    TARGET_FLOATS = 4 + 2 * POINT_LANES;
-    TARGET_A = 4;
-    TARGET_B = 4 + POINT_LANES;
-    WALL_FREE = 0;
-    WALL_REFLECTING = 1;
-    WALL_PERIODIC = 2;
+    /// Walls and regions (shaders/common/boundary.wgsl, written by
+    /// src/observe/first_passage.rs `spec_vec4s`): a uniform array of BOUNDS_VEC4S vec4s.
+    /// vec4s 0, 1: the walls' lows (coordinates 0..3, 4..7), 2, 3: highs, 4, 5: widths (free
+    /// axes: -f32::MAX, f32::MAX, 1); then from BOUNDS_REGIONS per region (the targets', then
+    /// the basins') REGION_VEC4S vec4s: lows (2; a half-space's normal), highs (2), and
+    /// (kind, absorb, offset, 0). Which axes reflect or wrap are the REFLECT_AXES and
+    /// PERIODIC_AXES bit masks (overrides), so those branches are compile-time.
+    BOUNDS_REGIONS = 6;
+    REGION_VEC4S = 5;
+    MAX_REGIONS = 16;
+    BOUNDS_VEC4S = 6 + 5 * 16;
     REGION_BOX = 0;
     REGION_HALF_SPACE = 1;
     /// Per-particle tags (`TAG_STRIDE` = 1 + DIM + targets u32 words): the step after which

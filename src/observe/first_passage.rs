@@ -5,60 +5,73 @@
 //! of the wall maps (docs/architecture.md, "Boundaries and first passage").
 
 use crate::gpu::abi::{
-    BASIN_NONE, BOUNDARY_AXIS_FLOATS, BOUNDARY_TARGETS, PASSAGE_NEVER, POINT_LANES, REGION_BOX,
-    REGION_HALF_SPACE, TAG_ABSORBED, TAG_WINDING, TARGET_A, TARGET_B, TARGET_FLOATS, WALL_FREE,
-    WALL_PERIODIC, WALL_REFLECTING,
+    BASIN_NONE, BOUNDS_REGIONS, BOUNDS_VEC4S, PASSAGE_NEVER, POINT_LANES, REGION_BOX,
+    REGION_HALF_SPACE, REGION_VEC4S, TAG_ABSORBED, TAG_WINDING,
 };
 use crate::scenario::{Boundary, Region, Wall};
 use serde::{Deserialize, Serialize};
 
-/// The spec floats the kernels read from `BOUNDS0` in their params array.
-pub fn spec_floats(boundary: &Boundary) -> Vec<f32> {
+/// The uniform array the kernels read (src/gpu/abi.rs, `BOUNDS_*`), as floats.
+pub fn spec_vec4s(boundary: &Boundary) -> Vec<f32> {
     let lanes = POINT_LANES as usize;
-    let mut out = vec![0f32; BOUNDARY_TARGETS as usize];
+    let mut out = vec![0f32; 4 * BOUNDS_VEC4S as usize];
     for k in 0..lanes {
-        let o = k * BOUNDARY_AXIS_FLOATS as usize;
-        let (kind, low, high) = match boundary.wall(k) {
-            Wall::Free => (WALL_FREE, 0.0, 0.0),
-            Wall::Reflecting { low, high } => (WALL_REFLECTING, low, high),
-            Wall::Periodic { low, high } => (WALL_PERIODIC, low, high),
+        let (low, high, width) = match boundary.wall(k).interval() {
+            Some((low, high)) => (low as f32, high as f32, (high as f32) - (low as f32)),
+            None => (-f32::MAX, f32::MAX, 1.0),
         };
-        let (low, high) = (low as f32, high as f32);
-        out[o..o + 4].copy_from_slice(&[kind as f32, low, high, high - low]);
+        out[k] = low;
+        out[lanes + k] = high;
+        out[2 * lanes + k] = width;
     }
     let regions = boundary
         .first_passage
         .iter()
         .map(|t| (&t.region, t.absorb))
         .chain(boundary.basins.iter().map(|b| (&b.region, false)));
-    for (region, absorb) in regions {
-        let mut row = vec![0f32; TARGET_FLOATS as usize];
-        row[1] = if absorb { 1.0 } else { 0.0 };
-        let (a, b) = (TARGET_A as usize, TARGET_B as usize);
+    for (j, (region, absorb)) in regions.enumerate() {
+        let o = 4 * (BOUNDS_REGIONS + j as u32 * REGION_VEC4S) as usize;
+        let row = &mut out[o..o + 4 * REGION_VEC4S as usize];
+        // The last vec4: (kind, absorb, offset, 0).
+        let info = 2 * lanes;
+        row[info + 1] = if absorb { 1.0 } else { 0.0 };
         match region {
             Region::Box { intervals } => {
-                row[0] = REGION_BOX as f32;
+                row[info] = REGION_BOX as f32;
                 for k in 0..lanes {
                     let [lo, hi] = intervals
                         .get(k)
                         .copied()
                         .flatten()
                         .map_or([-f32::MAX, f32::MAX], |[lo, hi]| [lo as f32, hi as f32]);
-                    row[a + k] = lo;
-                    row[b + k] = hi;
+                    row[k] = lo;
+                    row[lanes + k] = hi;
                 }
             }
             Region::HalfSpace { normal, offset } => {
-                row[0] = REGION_HALF_SPACE as f32;
-                row[2] = *offset as f32;
+                row[info] = REGION_HALF_SPACE as f32;
+                row[info + 2] = *offset as f32;
                 for (k, n) in normal.iter().enumerate() {
-                    row[a + k] = *n as f32;
+                    row[k] = *n as f32;
                 }
             }
         }
-        out.extend(row);
     }
     out
+}
+
+/// The bit masks of the reflecting and of the periodic axes (`REFLECT_AXES`,
+/// `PERIODIC_AXES` overrides).
+pub fn wall_masks(boundary: &Boundary) -> (u32, u32) {
+    let mut masks = (0, 0);
+    for (k, w) in boundary.walls.iter().enumerate() {
+        match w {
+            Wall::Reflecting { .. } => masks.0 |= 1 << k,
+            Wall::Periodic { .. } => masks.1 |= 1 << k,
+            Wall::Free => {}
+        }
+    }
+    masks
 }
 
 /// u32 tag words per particle of a run with `boundary` (0 when it has none): absorbed
@@ -421,13 +434,15 @@ mod tests {
             }],
             basins: Vec::new(),
         };
-        let s = spec_floats(&b);
-        assert_eq!(s.len(), (BOUNDARY_TARGETS + TARGET_FLOATS) as usize);
-        assert_eq!(&s[4..8], &[WALL_PERIODIC as f32, 0.0, 2.0, 2.0]);
-        let t = BOUNDARY_TARGETS as usize;
-        assert_eq!(s[t + 1], 1.0);
-        assert_eq!(s[t + TARGET_A as usize], 1.0);
-        assert_eq!(s[t + TARGET_B as usize], 2.0);
-        assert_eq!(s[t + TARGET_A as usize + 1], -f32::MAX);
+        let s = spec_vec4s(&b);
+        assert_eq!(s.len(), 4 * BOUNDS_VEC4S as usize);
+        // Axis 1 periodic on [0, 2): low, high, width in lane 1 of vec4s 0, 2, 4.
+        assert_eq!((s[1], s[9], s[17]), (0.0, 2.0, 2.0));
+        assert_eq!((s[0], s[8], s[16]), (-f32::MAX, f32::MAX, 1.0));
+        assert_eq!(wall_masks(&b), (0, 2));
+        let t = 4 * BOUNDS_REGIONS as usize;
+        assert_eq!((s[t], s[t + 8]), (1.0, 2.0));
+        assert_eq!((s[t + 1], s[t + 9]), (-f32::MAX, f32::MAX));
+        assert_eq!((s[t + 16], s[t + 17]), (REGION_BOX as f32, 1.0));
     }
 }

@@ -1,7 +1,8 @@
 //! What a run with walls or first-passage targets writes (README, "Boundaries and first
 //! passage"): the `survival_<name>` and `absorbed_fraction` columns of metrics.csv, and at
 //! the end `first_passage/<name>.npy` (u32 first-passage steps, 4294967295 = never),
-//! `first_passage/<name>.exit_times.npy` (histogram rows: left, right edge in steps, count),
+//! `first_passage/<name>.exit_times.npy` (histogram rows: left, right edge in steps, count)
+//! and its picture `.exit_times.png`,
 //! `winding.npy` (i32 windings of the periodic axes), `survival.png` and the manifest's
 //! `first_passage` record (mean first-passage time with its confidence interval).
 
@@ -19,7 +20,8 @@ use std::path::Path;
 pub struct FirstPassageRecord {
     /// One per target, in the plan's order.
     pub targets: Vec<PassageSummary>,
-    /// Relative paths: `first_passage/<name>.npy` per target, then the exit-time histograms.
+    /// Relative paths: per target `first_passage/<name>.npy`, the exit-time histogram
+    /// `.exit_times.npy` and its picture `.exit_times.png`.
     pub files: Vec<String>,
     /// `winding.npy` when an axis is periodic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,6 +241,25 @@ pub fn write_final(
         let flat: Vec<f64> = hist.iter().flatten().copied().collect();
         let rel = format!("first_passage/{}.exit_times.npy", t.name);
         write_atomic(&out.join(&rel), &output::npy_f64(&[hist.len(), 3], &flat)?)?;
+        record.files.push(rel);
+        // Its picture: counts per bin against the time at the bin's centre.
+        let points = hist
+            .iter()
+            .map(|[a, b, c]| (plan.dynamics.time_at((0.5 * (a + b)) as u64), *c))
+            .collect();
+        let png = line_chart(
+            &format!("first-passage times into {}", t.name),
+            "t",
+            "particles per bin",
+            &[Series {
+                name: t.name.clone(),
+                points,
+                dashed: false,
+            }],
+            false,
+        )?;
+        let rel = format!("first_passage/{}.exit_times.png", t.name);
+        write_atomic(&out.join(&rel), &png_bytes(&png)?)?;
         record.files.push(rel);
         record.targets.push(first_passage::summarize(
             &t.name,
