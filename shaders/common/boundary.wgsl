@@ -13,6 +13,9 @@ override REFLECT_AXES: u32 = 0u;
 override PERIODIC_AXES: u32 = 0u;
 // Number of first-passage targets (<= 8).
 override TARGETS: u32 = 0u;
+// Bit j: region j (targets, then basins) is a half-space, not a box; target j absorbs.
+override HALF_SPACES: u32 = 0u;
+override ABSORBING: u32 = 0u;
 // u32 words per particle in `tags`: 1 + DIM + TARGETS (+ 1 with basins).
 override TAG_STRIDE: u32 = 1u;
 // Number of basins whose transitions are counted (0 or 2 ..= 8); their regions follow the
@@ -32,6 +35,10 @@ struct Walk {
     seen: u32,
     dead: u32,
     tag0: u32,
+    // First-passage steps of targets 0..3 and 4..7 reached in this dispatch (0: not),
+    // stored at its end.
+    fa: vec4<u32>,
+    fb: vec4<u32>,
     // The last basin visited (BASIN_NONE: none yet) and the step of the dispatch from which
     // this dispatch's time with it as the last basin counts.
     last: u32,
@@ -61,7 +68,7 @@ fn reflect4(v: vec4<f32>, low: vec4<f32>, high: vec4<f32>, width: vec4<f32>) -> 
     let y = v - low;
     let m = y - period * floor(y / period);
     let folded = clamp(low + select(period - m, m, m <= width), low, high);
-    return select(folded, v, v >= low & v <= high);
+    return select(folded, v, (v >= low) & (v <= high));
 }
 
 // Lane-wise wrap into [low, high): the wrapped value and the periods subtracted. A quotient
@@ -88,23 +95,23 @@ fn wrap4(v: vec4<f32>, low: vec4<f32>, high: vec4<f32>, width: vec4<f32>) -> Wra
 fn in_region(j: u32, x: Point) -> bool {
     let o = BOUNDS_REGIONS + j * REGION_VEC4S;
     let info = bounds[o + 4u];
-    if (u32(info.x) == REGION_HALF_SPACE) {
+    if (((HALF_SPACES >> j) & 1u) == 1u) {
         var d = dot(bounds[o], x.a);
         if (DIM > 4u) {
             d = d + dot(bounds[o + 1u], x.b);
         }
         return d >= info.z;
     }
-    var inside = all(x.a >= bounds[o] & x.a <= bounds[o + 2u]);
+    var inside = all((x.a >= bounds[o]) & (x.a <= bounds[o + 2u]));
     if (DIM > 4u) {
-        inside = inside && all(x.b >= bounds[o + 1u] & x.b <= bounds[o + 3u]);
+        inside = inside && all((x.b >= bounds[o + 1u]) & (x.b <= bounds[o + 3u]));
     }
     return inside;
 }
 
 // The walk of particle i from the start of a dispatch.
 fn walk_start(i: u32, x: Point) -> Walk {
-    var w = Walk(x, zero_point(), 0u, 0u, i * TAG_STRIDE, BASIN_NONE, 0u);
+    var w = Walk(x, zero_point(), 0u, 0u, i * TAG_STRIDE, vec4<u32>(0u), vec4<u32>(0u), BASIN_NONE, 0u);
     if (BOUNDARY == 1u) {
         w.dead = tags[w.tag0 + TAG_ABSORBED];
         if (BASINS > 0u) {
@@ -119,40 +126,64 @@ fn walk_start(i: u32, x: Point) -> Walk {
     return w;
 }
 
+// Target j's first passage at step `after` if x is in it and it was not reached before;
+// branch-free, j a literal at every call, so the selects fold to one lane.
+fn passage(w: Walk, j: u32, x: Point, after: u32) -> Walk {
+    var out = w;
+    let bit = 1u << j;
+    let hit = ((w.seen & bit) == 0u) & in_region(j, x);
+    out.seen = w.seen | select(0u, bit, hit);
+    let lanes = vec4<u32>(0u, 1u, 2u, 3u);
+    out.fa = select(w.fa, vec4<u32>(after), vec4<bool>(hit) & (lanes == vec4<u32>(j)));
+    out.fb = select(w.fb, vec4<u32>(after), vec4<bool>(hit) & (lanes + 4u == vec4<u32>(j)));
+    if (((ABSORBING >> j) & 1u) == 1u) {
+        out.dead = select(w.dead, after, hit & (w.dead == 0u));
+    }
+    return out;
+}
+
 // Walls, then targets, after step s of the dispatch moved the walk to `x`.
 fn walk_bound(w: Walk, x_new: Point, s: u32) -> Walk {
     var out = w;
     var x = x_new;
+    // The folds only where a masked lane left its interval (rare: no division otherwise).
     if (REFLECT_AXES != 0u) {
-        x.a = select(x.a, reflect4(x.a, bounds[0], bounds[2], bounds[4]), mask4(REFLECT_AXES, 0u));
-        if (DIM > 4u) {
-            x.b = select(x.b, reflect4(x.b, bounds[1], bounds[3], bounds[5]), mask4(REFLECT_AXES, 4u));
+        let ma = mask4(REFLECT_AXES, 0u);
+        if (any(ma & ((x.a < bounds[0]) | (x.a > bounds[2])))) {
+            x.a = select(x.a, reflect4(x.a, bounds[0], bounds[2], bounds[4]), ma);
+        }
+        let mb = mask4(REFLECT_AXES, 4u);
+        if (DIM > 4u && any(mb & ((x.b < bounds[1]) | (x.b > bounds[3])))) {
+            x.b = select(x.b, reflect4(x.b, bounds[1], bounds[3], bounds[5]), mb);
         }
     }
     if (PERIODIC_AXES != 0u) {
-        let ra = wrap4(x.a, bounds[0], bounds[2], bounds[4]);
         let pa = mask4(PERIODIC_AXES, 0u);
-        x.a = select(x.a, ra.v, pa);
-        out.wind.a = out.wind.a + select(vec4<f32>(0.0), ra.n, pa);
-        if (DIM > 4u) {
+        if (any(pa & ((x.a < bounds[0]) | (x.a >= bounds[2])))) {
+            let ra = wrap4(x.a, bounds[0], bounds[2], bounds[4]);
+            x.a = select(x.a, ra.v, pa);
+            out.wind.a = out.wind.a + select(vec4<f32>(0.0), ra.n, pa);
+        }
+        let pb = mask4(PERIODIC_AXES, 4u);
+        if (DIM > 4u && any(pb & ((x.b < bounds[1]) | (x.b >= bounds[3])))) {
             let rb = wrap4(x.b, bounds[1], bounds[3], bounds[5]);
-            let pb = mask4(PERIODIC_AXES, 4u);
             x.b = select(x.b, rb.v, pb);
             out.wind.b = out.wind.b + select(vec4<f32>(0.0), rb.n, pb);
         }
     }
     out.x = x;
     // First-passage steps count from 1 (the step after which the particle is inside).
+    // Targets one by one with literal indices (a loop index made the uniform reads
+    // per-invocation gathers on lavapipe, twice as slow).
     let after = step.step0 + s + 1u;
-    for (var j = 0u; j < TARGETS; j = j + 1u) {
-        if ((out.seen & (1u << j)) == 0u && in_region(j, x)) {
-            out.seen = out.seen | (1u << j);
-            tags[out.tag0 + TAG_WINDING + DIM + j] = after;
-            if (out.dead == 0u && bounds[BOUNDS_REGIONS + j * REGION_VEC4S + 4u].y != 0.0) {
-                out.dead = after;
-            }
-        }
-    }
+    if (TARGETS > 0u) { out = passage(out, 0u, x, after); }
+    if (TARGETS > 1u) { out = passage(out, 1u, x, after); }
+    if (TARGETS > 2u) { out = passage(out, 2u, x, after); }
+    if (TARGETS > 3u) { out = passage(out, 3u, x, after); }
+    if (TARGETS > 4u) { out = passage(out, 4u, x, after); }
+    if (TARGETS > 5u) { out = passage(out, 5u, x, after); }
+    if (TARGETS > 6u) { out = passage(out, 6u, x, after); }
+    if (TARGETS > 7u) { out = passage(out, 7u, x, after); }
     // A basin other than the last one: a transition; the time with the old one as the last
     // basin ends with this step.
     if (BASINS > 0u && (out.last == BASIN_NONE || !in_region(TARGETS + out.last, x))) {
@@ -175,6 +206,12 @@ fn walk_bound(w: Walk, x_new: Point, s: u32) -> Walk {
 fn walk_end(w: Walk) {
     if (BOUNDARY == 1u) {
         tags[w.tag0 + TAG_ABSORBED] = w.dead;
+        for (var j = 0u; j < TARGETS; j = j + 1u) {
+            let f = select(w.fa[j & 3u], w.fb[j & 3u], j >= 4u);
+            if (f != 0u) {
+                tags[w.tag0 + TAG_WINDING + DIM + j] = f;
+            }
+        }
         if (BASINS > 0u && w.last != BASIN_NONE) {
             // Until the end of the dispatch, or the step that absorbed the particle.
             let end = select(step.steps, w.dead - step.step0, w.dead != 0u);

@@ -170,7 +170,10 @@ impl LangevinGpu {
         }
         // Walls and targets (common/boundary.wgsl).
         let (reflect, periodic) = first_passage::wall_masks(boundary);
+        let (half_spaces, absorbing) = first_passage::region_masks(boundary);
         let overrides = [
+            ("HALF_SPACES", f64::from(half_spaces)),
+            ("ABSORBING", f64::from(absorbing)),
             ("BOUNDARY", if boundary.is_empty() { 0.0 } else { 1.0 }),
             ("REFLECT_AXES", f64::from(reflect)),
             ("PERIODIC_AXES", f64::from(periodic)),

@@ -60,6 +60,27 @@ pub fn spec_vec4s(boundary: &Boundary) -> Vec<f32> {
     out
 }
 
+/// The bit masks of the regions (targets, then basins) that are half-spaces, and of the
+/// targets that absorb (`HALF_SPACES`, `ABSORBING` overrides).
+pub fn region_masks(boundary: &Boundary) -> (u32, u32) {
+    let regions = boundary
+        .first_passage
+        .iter()
+        .map(|t| &t.region)
+        .chain(boundary.basins.iter().map(|b| &b.region));
+    let half = regions
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Region::HalfSpace { .. }))
+        .fold(0, |m, (j, _)| m | 1 << j);
+    let absorbing = boundary
+        .first_passage
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.absorb)
+        .fold(0, |m, (j, _)| m | 1 << j);
+    (half, absorbing)
+}
+
 /// The bit masks of the reflecting and of the periodic axes (`REFLECT_AXES`,
 /// `PERIODIC_AXES` overrides).
 pub fn wall_masks(boundary: &Boundary) -> (u32, u32) {
