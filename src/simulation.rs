@@ -439,7 +439,7 @@ impl<'g> Simulation<'g> {
         };
         let time = self.plan.dynamics.time_at(self.step);
         let energy = match &self.energy {
-            Some(e) => Some(e.observe(self.gpu, time)?),
+            Some(e) => Some(e.observe(self.gpu, time, absorbed)?),
             None => None,
         };
         let accepted = self.stepper.accepted(self.gpu)?;

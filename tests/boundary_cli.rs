@@ -204,3 +204,65 @@ fn resume_keeps_absorbed_particles_absorbed() {
     }
     assert_eq!(passage_columns(&t.join("whole")), passage_columns(&cut));
 }
+
+/// Every particle absorbed at the first step: the run completes (not a divergence), the
+/// moments over no particle are NaN (null in the manifest) and the shards still merge.
+#[test]
+fn an_ensemble_with_none_left_completes_and_merges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let scenario = r#"
+[particles]
+count = 500
+dim = 1
+init = { kind = "point", at = [0.0] }
+[dynamics]
+kind = "langevin"
+potential = { expr = "0*x" }
+temperature = 1.0
+dt = 1e-2
+steps = 20
+[output]
+every = 0.1
+histogram = { axes = [0], bins = 10, range = [[-1.0, 1.0]] }
+[[observe.first_passage]]
+name = "everywhere"
+region = { normal = [1.0], offset = -1e9 }
+absorb = true
+"#;
+    std::fs::write(t.join("s.toml"), scenario).unwrap();
+    ok(&fokker(
+        &["run", "s.toml", "--out", "whole", "--progress", "none"],
+        t,
+        None,
+    ));
+    let m = manifest(&t.join("whole"));
+    assert_eq!(m["status"], "complete");
+    let last = &m["snapshots"][2];
+    assert_eq!(last["moments"]["count"], 0);
+    assert_eq!(last["histogram"]["in_range"], 0);
+    assert_eq!(m["first_passage"]["targets"][0]["never"], 0);
+    for i in ["0", "1"] {
+        ok(&fokker(
+            &[
+                "run",
+                "s.toml",
+                "--out",
+                &format!("shard{i}"),
+                "--progress",
+                "none",
+                "--shard-index",
+                i,
+                "--shard-count",
+                "2",
+            ],
+            t,
+            None,
+        ));
+    }
+    ok(&fokker(&["merge", "merged", "shard0", "shard1"], t, None));
+    assert!(
+        read(&t.join("whole"), "first_passage/everywhere.npy")
+            == read(&t.join("merged"), "first_passage/everywhere.npy")
+    );
+}

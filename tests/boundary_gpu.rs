@@ -171,7 +171,8 @@ x = {{ kind = "periodic", low = 0.0, high = {two_pi} }}
 /// shift, so we allow a quarter of it (5x margin) besides Z_LIMIT binomial standard errors.
 /// The shift itself (about 0.04 in S) is more than ten standard errors (0.003), so the test
 /// also asserts the survival is nearer the shifted series than the unshifted one. Absorbed
-/// particles stay frozen where they entered and are left out of the histogram and moments.
+/// particles stay frozen where they entered and are left out of the histogram, moments and
+/// energy sums.
 #[test]
 fn survival_between_absorbing_ends_matches_the_series() {
     let gpu = common::gpu();
@@ -233,6 +234,7 @@ absorb = true
         );
         assert_eq!(obs.histogram.in_range() + obs.histogram.outside, alive);
         assert_eq!(obs.moments.count, alive);
+        assert_eq!(obs.energy.as_ref().expect("energy sums").count, alive);
     }
     // Frozen, not NaN: every absorbed particle sits in its target.
     let x = sim.positions().unwrap();

@@ -156,9 +156,19 @@ pub struct MarginalRecord {
 pub struct MomentsRecord {
     /// Finite particles the moments are over.
     pub count: u64,
+    /// NaN (null in the JSON) when no particle is left (all absorbed).
+    #[serde(deserialize_with = "nulls_as_nan")]
     pub mean: Vec<f64>,
     /// dim x dim, row-major, population (1/N) covariance.
+    #[serde(deserialize_with = "nulls_as_nan")]
     pub cov: Vec<f64>,
+}
+
+/// A list of numbers whose NaNs serde_json wrote as null (moments over no particle), read
+/// back as NaN so such a manifest can be resumed and merged.
+fn nulls_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let values: Vec<Option<f64>> = Deserialize::deserialize(d)?;
+    Ok(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
 /// Which part of the particles a sharded run owns: global indices first .. first + particles.
