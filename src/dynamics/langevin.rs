@@ -409,7 +409,7 @@ impl Stepper for LangevinGpu {
         }
         let at = u64::from(crate::gpu::abi::BASIN_COUNTERS) * 4;
         let b = gpu.read_bytes(&self.nonfinite.buffer, at, self.counter_words * 4)?;
-        let words: &[u32] = bytemuck::cast_slice(&b);
+        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&b);
         Ok(words
             .chunks_exact(2)
             .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32))

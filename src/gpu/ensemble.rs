@@ -139,9 +139,13 @@ impl Ensemble {
     pub fn read_tags(&self, gpu: &Gpu) -> Result<Vec<u32>> {
         let s = u64::from(self.tag_stride);
         let mut out = Vec::with_capacity((self.count * s) as usize);
+        if s == 0 {
+            return Ok(out);
+        }
         for c in &self.chunks {
             let bytes = gpu.read_bytes(&c.tags, 0, u64::from(c.count) * s * 4)?;
-            out.extend_from_slice(bytemuck::cast_slice(&bytes));
+            // Copied word by word: a byte buffer need not be aligned for u32.
+            out.extend(bytemuck::pod_collect_to_vec::<u8, u32>(&bytes));
         }
         Ok(out)
     }
