@@ -36,6 +36,7 @@ const SHADERS: &[Shader] = &[
             "common/finish.wgsl",
             "common/potential.wgsl",
             "common/noise.wgsl",
+            "common/boundary.wgsl",
             "langevin.wgsl",
         ],
     },

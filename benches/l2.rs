@@ -19,6 +19,13 @@
 //! and `mala_ratio` = MALA / plain (the target is at most 1.6), with the measured
 //! acceptance rate.
 //!
+//! `--boundary` times the same job twice in one process, plain and with walls and
+//! first-passage bookkeeping (a reflecting x in [-2, 2], a periodic y in [-2.5, 2.5), a
+//! recording target x >= 1 and a recording half-space x + y >= 2: every step folds, wraps and
+//! tests two regions, and the tags are read back at the snapshot), alternating, best of
+//! `--repeat` (3) each, and reports `boundary_ratio` = bounded / plain (the target is at
+//! most 1.15).
+//!
 //! `--kind underdamped` runs the same workload with velocities: underdamped Langevin by
 //! BAOAB (`kind = "underdamped"`, gamma = 1, m = 1, Maxwell initial velocities), the job
 //! benches/baoab_peer.py does (benches/compare_baoab.sh puts them side by side).
@@ -75,6 +82,7 @@ fn l2_plan(
     Plan {
         name: Some("L2".into()),
         seed,
+        boundary: Default::default(),
         particles: ParticlesPlan {
             count: particles,
             dim: 2,
@@ -99,6 +107,59 @@ fn l2_plan(
             marginals: Vec::new(),
         },
     }
+}
+
+/// The walls and targets of `--boundary` (see the module doc).
+fn l2_boundary() -> Boundary {
+    Boundary {
+        walls: vec![
+            Wall::Reflecting {
+                low: -2.0,
+                high: 2.0,
+            },
+            Wall::Periodic {
+                low: -2.5,
+                high: 2.5,
+            },
+        ],
+        first_passage: vec![
+            PassageTarget {
+                name: "right".into(),
+                region: Region::Box {
+                    intervals: vec![Some([1.0, 10.0]), None],
+                },
+                absorb: false,
+            },
+            PassageTarget {
+                name: "corner".into(),
+                region: Region::HalfSpace {
+                    normal: vec![1.0, 1.0],
+                    offset: 2.0,
+                },
+                absorb: false,
+            },
+        ],
+        basins: Vec::new(),
+    }
+}
+
+/// One timed job (allocation, stepping, the snapshot's readback), with the `--boundary`
+/// walls and targets when `walls`.
+fn bounded_job(
+    gpu: &Gpu,
+    mut plan: Plan,
+    layout: &Layout,
+    walls: bool,
+) -> fokker::Result<(f64, fokker::simulation::Observation)> {
+    if walls {
+        plan.boundary = l2_boundary();
+    }
+    let (particles, steps) = (plan.particles.count, plan.dynamics.steps());
+    let t1 = Instant::now();
+    let mut sim = Simulation::new(gpu, &plan, None, None, 0, particles, layout)?;
+    sim.advance_to(steps, |_| Ok(()), &|| false)?;
+    let obs = sim.observe()?;
+    Ok((t1.elapsed().as_secs_f64(), obs))
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
@@ -151,6 +212,7 @@ fn main() -> fokker::Result<()> {
     };
 
     let with_mala = args.iter().any(|a| a == "--mala");
+    let with_boundary = args.iter().any(|a| a == "--boundary");
     let kind: String = arg(&args, "--kind", "langevin".to_string());
     let underdamped = match kind.as_str() {
         "langevin" => false,
@@ -181,12 +243,45 @@ fn main() -> fokker::Result<()> {
             mala,
             underdamped,
         );
-        let t1 = Instant::now();
-        let mut sim = Simulation::new(&gpu, &plan, None, None, 0, particles, &layout)?;
-        sim.advance_to(steps, |_| Ok(()), &|| false)?;
-        let obs = sim.observe()?;
-        Ok((t1.elapsed().as_secs_f64(), obs))
+        bounded_job(&gpu, plan, &layout, false)
     };
+    if with_boundary {
+        let repeat: u32 = arg(&args, "--repeat", 3u32);
+        let (mut plain, mut bounded) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..repeat.max(1) {
+            for walls in [false, true] {
+                let plan = l2_plan(
+                    particles,
+                    steps,
+                    seed,
+                    temperature,
+                    &potential,
+                    false,
+                    false,
+                );
+                let t = bounded_job(&gpu, plan, &layout, walls)?.0;
+                if walls {
+                    bounded = bounded.min(t);
+                } else {
+                    plain = plain.min(t);
+                }
+            }
+        }
+        println!(
+            "{}",
+            serde_json::json!({
+                "impl": "fokker",
+                "workload": "L2",
+                "particles": particles,
+                "steps": steps,
+                "plain_seconds": (plain * 1e4).round() / 1e4,
+                "boundary_seconds": (bounded * 1e4).round() / 1e4,
+                "boundary_ratio": (bounded / plain * 1e3).round() / 1e3,
+                "adapter": format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
+            })
+        );
+        return Ok(());
+    }
     if with_mala {
         // Alternated, best of `--repeat` each, so that load from other processes on the
         // machine falls on both alike.

@@ -46,6 +46,7 @@ fn s2_plan(particles: u64, targets: u64, steps: u64, seed: u64) -> Plan {
     Plan {
         name: Some("S2".into()),
         seed,
+        boundary: Default::default(),
         particles: ParticlesPlan {
             count: particles,
             dim: 2,

@@ -20,6 +20,10 @@ override WG: u32 = 64u;
 @group(0) @binding(2) var<uniform> hist: Hist;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
 @group(0) @binding(4) var<storage, read> velocity: array<f32>;
+// Per-particle tags of a run with walls or targets (common/boundary.wgsl), TAG_STRIDE words
+// each; an absorbed particle (tag TAG_ABSORBED != 0) is left out. TAG_STRIDE = 0: no tags.
+override TAG_STRIDE: u32 = 0u;
+@group(0) @binding(5) var<storage, read> tags: array<u32>;
 
 // Phase-space coordinate `axis` of particle i.
 fn axis_value(i: u32, axis: u32) -> f32 {
@@ -33,6 +37,9 @@ fn axis_value(i: u32, axis: u32) -> f32 {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= chunk.count) {
+        return;
+    }
+    if (TAG_STRIDE > 0u && tags[i * TAG_STRIDE + TAG_ABSORBED] != 0u) {
         return;
     }
     let total = hist.bins.x * select(1u, hist.bins.y, hist.naxes == 2u);

@@ -4,7 +4,7 @@
 // or with MALA = 1 that move as a Metropolis-adjusted proposal (`mala`).
 // CPU twin: src/dynamics/langevin.rs (`langevin_cpu`). Includes common/chunk.wgsl,
 // common/philox.wgsl, common/point.wgsl, common/state.wgsl, common/finish.wgsl,
-// common/potential.wgsl and common/noise.wgsl; `Chunk` and `Step` (LangevinStep) come from src/gpu/abi.rs.
+// common/potential.wgsl, common/noise.wgsl and common/boundary.wgsl; `Chunk` and `Step` (LangevinStep) come from src/gpu/abi.rs.
 
 override POTENTIAL: u32 = 1u;
 // 4 / gcd(DIM, 4): steps per round of whole Philox blocks (common/noise.wgsl).
@@ -185,11 +185,25 @@ fn run_mala(quadratic: Quadratic, i: u32, x0: Point, index: vec2<u32>) {
     finish(i, c.x);
 }
 
+// Step s of the dispatch on walk w: the Euler–Maruyama move, then (BOUNDARY) walls and
+// targets (common/boundary.wgsl); an absorbed walk stays where it is.
+fn advance(quadratic: Quadratic, w: Walk, xi: Point, s: u32) -> Walk {
+    if (BOUNDARY == 0u) {
+        var out = w;
+        out.x = euler(quadratic, w.x, xi, s);
+        return out;
+    }
+    if (w.dead != 0u) {
+        return w;
+    }
+    return walk_bound(w, euler(quadratic, w.x, xi, s), s);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = slice_particle(gid, nwg, step.first, step.span);
     if (i >= chunk.count) { return; }
-    var x = load_point(i);
+    let x = load_point(i);
     let index = global_index(chunk.base, i);
     let zero = zero_point();
     let quadratic = potential_quadratic();
@@ -197,32 +211,39 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         run_mala(quadratic, i, x, index);
         return;
     }
+    var w = walk_start(i, x);
+    if (BOUNDARY == 1u && w.dead != 0u) {
+        // Absorbed: frozen where it entered the absorbing target.
+        return;
+    }
     if (NOISE == 0u) {
         for (var s = 0u; s < step.steps; s = s + 1u) {
-            x = euler(quadratic, x, zero, s);
+            w = advance(quadratic, w, zero, s);
         }
-        finish(i, x);
+        walk_end(w);
+        finish(i, w.x);
         return;
     }
     // Normal numbers are counted from block0's first lane: step s starts at lane0 + s DIM.
     let block0 = vec2<u32>(step.block0, step.block0_hi);
     if (SINGLE_STEPS == 1u) {
         for (var s = 0u; s < step.steps; s = s + 1u) {
-            x = euler(quadratic, x, step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key), s);
+            w = advance(quadratic, w, step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key), s);
         }
     } else {
         // Whole rounds, every lane a compile-time constant.
         for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
             let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
-            x = euler(quadratic, x, normals_from(b, 0u), s);
+            w = advance(quadratic, w, normals_from(b, 0u), s);
             if (ROUND_STEPS > 1u) {
-                x = euler(quadratic, x, normals_from(b, DIM), s + 1u);
+                w = advance(quadratic, w, normals_from(b, DIM), s + 1u);
             }
             if (ROUND_STEPS > 2u) {
-                x = euler(quadratic, x, normals_from(b, 2u * DIM), s + 2u);
-                x = euler(quadratic, x, normals_from(b, 3u * DIM), s + 3u);
+                w = advance(quadratic, w, normals_from(b, 2u * DIM), s + 2u);
+                w = advance(quadratic, w, normals_from(b, 3u * DIM), s + 3u);
             }
         }
     }
-    finish(i, x);
+    walk_end(w);
+    finish(i, w.x);
 }

@@ -12,6 +12,11 @@ override ITEMS: u32 = 128u;
 
 @group(0) @binding(2) var<uniform> center: Point;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+// Per-particle tags of a run with walls or targets (common/boundary.wgsl), TAG_STRIDE words
+// each; an absorbed particle (tag TAG_ABSORBED != 0) is left out of the sums and of the
+// non-finite count (the host subtracts the absorbed from the count). TAG_STRIDE = 0: no tags.
+override TAG_STRIDE: u32 = 0u;
+@group(0) @binding(4) var<storage, read> tags: array<u32>;
 
 var<workgroup> scratch: array<f32, 256>;
 
@@ -74,7 +79,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var s = Sums(vec4<f32>(0.0), vec4<f32>(0.0), zero, zero, zero, 0.0);
     for (var item = 0u; item < ITEMS; item = item + 1u) {
         let i = group * ITEMS * WG + item * WG + lid;
-        if (i < chunk.count) {
+        if (i < chunk.count && (TAG_STRIDE == 0u || tags[i * TAG_STRIDE + TAG_ABSORBED] == 0u)) {
             let p = load_point(i);
             if (point_is_finite(p)) {
                 let xa = p.a - center.a;

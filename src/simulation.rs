@@ -5,6 +5,7 @@ use crate::dynamics::Stepper;
 use crate::dynamics::init::initialize;
 use crate::error::{Error, Result};
 use crate::gpu::{Ensemble, Gpu};
+use crate::observe::first_passage::{self, PassageCounts, TransitionCounts};
 use crate::observe::{
     EnergyGpu, EnergySums, HistogramCounts, HistogramGpu, MmdGpu, Moments, MomentsGpu,
 };
@@ -60,6 +61,8 @@ pub struct Observation {
     pub energy: Option<EnergySums>,
     /// Positions of the traced particles this ensemble holds (`output.trajectories`).
     pub trace: Vec<f32>,
+    /// Survival per target and absorbed count (runs with walls or targets).
+    pub passage: Option<PassageCounts>,
 }
 
 pub struct Simulation<'g> {
@@ -168,7 +171,19 @@ impl<'g> Simulation<'g> {
                 gpu.adapter.name
             )));
         }
-        let ensemble = Ensemble::new(gpu, dim, first, count, layout.chunk_particles)?;
+        let tags = (!plan.boundary.is_empty()).then(|| {
+            first_passage::initial_tags(
+                dim,
+                plan.boundary.first_passage.len(),
+                !plan.boundary.basins.is_empty(),
+            )
+        });
+        let words = tags.as_ref().map_or(dim, |t| t.len() as u32);
+        let mut ensemble =
+            Ensemble::with_words(gpu, dim, words, first, count, layout.chunk_particles)?;
+        if let Some(tags) = tags {
+            ensemble.attach_tags(gpu, &tags)?;
+        }
         initialize(
             gpu,
             &ensemble,
@@ -185,6 +200,7 @@ impl<'g> Simulation<'g> {
             data,
             workgroup_size: layout.workgroup_size,
             chunk_particles: layout.chunk_particles,
+            boundary: &plan.boundary,
         })?;
         // Phase-space axes (dim .. 2 dim - 1) read the velocities of kinds that have them.
         let velocity = stepper
@@ -403,6 +419,8 @@ impl<'g> Simulation<'g> {
     }
 
     pub fn observe(&mut self) -> Result<Observation> {
+        let passage = self.passage_counts()?;
+        let absorbed = passage.as_ref().map_or(0, |p| p.absorbed);
         let histogram = self.histogram.observe(self.gpu, &self.ensemble)?;
         let marginals = self
             .marginals
@@ -411,7 +429,7 @@ impl<'g> Simulation<'g> {
             .collect::<Result<Vec<_>>>()?;
         let moments = self
             .moments
-            .observe(self.gpu, &self.ensemble, &self.last_mean)?;
+            .observe(self.gpu, &self.ensemble, &self.last_mean, absorbed)?;
         if moments.count > 0 {
             self.last_mean = moments.mean.clone();
         }
@@ -421,7 +439,7 @@ impl<'g> Simulation<'g> {
         };
         let time = self.plan.dynamics.time_at(self.step);
         let energy = match &self.energy {
-            Some(e) => Some(e.observe(self.gpu, time)?),
+            Some(e) => Some(e.observe(self.gpu, time, absorbed)?),
             None => None,
         };
         let accepted = self.stepper.accepted(self.gpu)?;
@@ -438,7 +456,56 @@ impl<'g> Simulation<'g> {
             accepted,
             energy,
             trace: self.trace()?,
+            passage,
         })
+    }
+
+    /// Survival and absorbed counts of a run with walls or targets (None without).
+    fn passage_counts(&self) -> Result<Option<PassageCounts>> {
+        if self.ensemble.tag_stride == 0 {
+            return Ok(None);
+        }
+        let tags = self.ensemble.read_tags(self.gpu)?;
+        Ok(Some(PassageCounts::of(
+            &tags,
+            self.ensemble.tag_stride as usize,
+            self.ensemble.dim,
+            self.plan.boundary.first_passage.len(),
+        )))
+    }
+
+    /// The per-particle tags (absorbed step, windings, first-passage steps), row-major;
+    /// empty for a run without walls or targets.
+    pub fn tags(&self) -> Result<Vec<u32>> {
+        self.ensemble.read_tags(self.gpu)
+    }
+
+    /// Transitions between basins so far (None without basins).
+    pub fn transitions(&self) -> Result<Option<TransitionCounts>> {
+        let n = self.plan.boundary.basins.len();
+        if n == 0 {
+            return Ok(None);
+        }
+        let values = self.stepper.counters(self.gpu)?;
+        Ok(Some(TransitionCounts::from_counters(n, &values)))
+    }
+
+    /// Sets the transition counts (a checkpoint's, on resume).
+    pub fn set_transitions(&self, counts: &TransitionCounts) {
+        self.stepper.set_counters(self.gpu, &counts.counters());
+    }
+
+    /// Replaces the tags with a checkpoint's.
+    pub fn restore_tags(&self, tags: &[u32]) -> Result<()> {
+        let expected = self.ensemble.count * u64::from(self.ensemble.tag_stride);
+        if tags.len() as u64 != expected {
+            return Err(Error::Output(format!(
+                "checkpoint holds {} tag words, the run needs {expected}",
+                tags.len()
+            )));
+        }
+        self.ensemble.write_tags(self.gpu, tags);
+        Ok(())
     }
 
     /// The traced particles (global indices below `output.trajectories`) this ensemble holds.

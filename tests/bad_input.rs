@@ -985,6 +985,42 @@ fn catalogue() -> Vec<Case> {
         case("mala not a boolean")
             .edit("temperature = 1.0", "temperature = 1.0\nmala = \"yes\"")
             .expect(INVALID, &["dynamics.mala", "true (Metropolis-adjusted proposals) or false"]),
+        case("reflecting wall with low >= high")
+            .append("\n[boundary]\nx = { kind = \"reflecting\", low = 1.0, high = 1.0 }\n")
+            .expect(INVALID, &["boundary.x.high", "> low = 1", "is empty"]),
+        case("one axis given twice, periodic and reflecting")
+            .append("\n[boundary]\nx = { kind = \"reflecting\", low = -1.0, high = 1.0 }\nx0 = { kind = \"periodic\", low = 0.0, high = 1.0 }\n")
+            .expect(INVALID, &["boundary.x", "axis 0 is already given", "one spec per axis"]),
+        case("wall on an axis beyond dim")
+            .append("\n[boundary]\nz = { kind = \"periodic\", low = 0.0, high = 1.0 }\n")
+            .expect(INVALID, &["boundary.z", "axis 2", "particles.dim = 2"]),
+        case("first-passage region naming an axis beyond dim")
+            .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = { x5 = [0.0, 1.0] }\n")
+            .expect(INVALID, &["observe.first_passage[0].region.x5", "axis 5", "particles.dim = 2"]),
+        case("empty first-passage box")
+            .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = { x = [1.0, 0.5] }\n")
+            .expect(INVALID, &["observe.first_passage[0].region.x", "a <= b", "empty"]),
+        case("first-passage region with no axis")
+            .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = {}\n")
+            .expect(INVALID, &["observe.first_passage[0].region", "at least one axis"]),
+        case("half-space with a zero normal")
+            .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = { normal = [0.0, 0.0], offset = 1.0 }\n")
+            .expect(INVALID, &["observe.first_passage[0].region.normal", "non-zero normal"]),
+        case("two first-passage targets with one name")
+            .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = { x = [0.0, 1.0] }\n[[observe.first_passage]]\nname = \"a\"\nregion = { y = [0.0, 1.0] }\n")
+            .expect(INVALID, &["observe.first_passage[1].name", "a name no other first_passage target has"]),
+        case("first passage over 2^32 - 1 steps")
+            .edit("steps = 5", "steps = 4294967295")
+            .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = { x = [0.0, 1.0] }\n")
+            .expect(INVALID, &["observe.first_passage", "fewer than 4294967295 steps"]),
+        case("walls with a kind that has none")
+            .edit(LANGEVIN_DYNAMICS, &format!("kind = \"sd_flow\"\n{TARGET}\nsigma = 0.3\neta = 0.5\nsteps = 3"))
+            .append("\n[boundary]\nx = { kind = \"reflecting\", low = -1.0, high = 1.0 }\n")
+            .expect(INVALID, &["boundary", "dynamics.kind = \"sd_flow\"", "kind = \"langevin\""]),
+        case("walls with mala")
+            .edit("temperature = 1.0", "temperature = 1.0\nmala = true")
+            .append("\n[boundary]\nx = { kind = \"reflecting\", low = -1.0, high = 1.0 }\n")
+            .expect(INVALID, &["boundary", "mala = true has no walls"]),
         case("WGSL sde without user_diffusion")
             .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\nwgsl = \"m.wgsl\"\ndt = 1e-3\nsteps = 5")
             .file("m.wgsl", "fn user_drift(x: Point, t: f32) -> Point {\n    return x;\n}\n")

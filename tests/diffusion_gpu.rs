@@ -21,6 +21,7 @@ fn plan(dim: u32, count: u64, init: Init, dynamics: DynamicsPlan, hist: Histogra
     Plan {
         name: None,
         seed: 11,
+        boundary: Default::default(),
         particles: ParticlesPlan { count, dim, init },
         dynamics,
         output: OutputPlan {

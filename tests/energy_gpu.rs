@@ -17,6 +17,7 @@ fn plan(count: u64, dim: u32, init: Init, dynamics: DynamicsPlan) -> Plan {
     Plan {
         name: None,
         seed: 7,
+        boundary: Default::default(),
         particles: ParticlesPlan { count, dim, init },
         dynamics,
         output: OutputPlan {

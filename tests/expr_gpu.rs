@@ -495,6 +495,7 @@ fn plan(count: u64, dim: u32, init: Init, dynamics: DynamicsPlan, hist: Histogra
     Plan {
         name: None,
         seed: 42,
+        boundary: Default::default(),
         particles: ParticlesPlan { count, dim, init },
         dynamics,
         output: OutputPlan {

@@ -22,6 +22,7 @@ fn plan(count: u64, dim: u32, init: Init, dynamics: DynamicsPlan) -> Plan {
     Plan {
         name: None,
         seed: 11,
+        boundary: Default::default(),
         particles: ParticlesPlan { count, dim, init },
         dynamics,
         output: OutputPlan {

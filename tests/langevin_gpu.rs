@@ -29,6 +29,7 @@ fn plan(
     Plan {
         name: None,
         seed: 42,
+        boundary: Default::default(),
         particles: ParticlesPlan { count, dim, init },
         dynamics: DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
             potential,

@@ -28,6 +28,7 @@ fn plan(
     Plan {
         name: None,
         seed: 7,
+        boundary: Default::default(),
         particles: ParticlesPlan { count, dim, init },
         dynamics: DynamicsPlan::Langevin(fokker::dynamics::langevin::LangevinPlan {
             potential,

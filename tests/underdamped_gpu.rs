@@ -21,6 +21,7 @@ fn plan(count: u64, init: Init, dynamics: UnderdampedPlan, hist: HistogramSpec) 
     Plan {
         name: None,
         seed: 42,
+        boundary: Default::default(),
         particles: ParticlesPlan {
             count,
             dim: dynamics.mass.len() as u32,

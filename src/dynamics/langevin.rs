@@ -30,7 +30,9 @@ use crate::gpu::abi::LangevinStep as StepUniform;
 use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::{Potential, StepSize, Temperature};
+use crate::observe::first_passage;
 use crate::rng::{self, NoiseStream};
+use crate::scenario::Boundary;
 use crate::scenario::data::SampleTable;
 use crate::scenario::walk::{Issues, Section};
 use crate::scenario::{expr_keys, keys};
@@ -71,6 +73,12 @@ pub struct EulerShader<'a> {
     pub source: &'a str,
     pub overrides: &'a [(&'a str, f64)],
     pub params: &'a [f32],
+    /// The shader includes common/boundary.wgsl: each chunk's tags are bound at 5 and the
+    /// walls and regions (`bounds`, `first_passage::spec_vec4s`) at 6.
+    pub tags: bool,
+    pub bounds: Vec<f32>,
+    /// Counter words after the first four (basin transitions, `BASIN_COUNTERS`).
+    pub counters: u64,
 }
 
 /// Steps whose (dt, t, noise scale) one block's table holds under a step-size schedule.
@@ -101,8 +109,10 @@ pub struct LangevinGpu {
     inv_temperature: f32,
     mala: bool,
     /// Particles found NaN or Inf at the end of a dispatch ([0]); MALA's accepted proposals
-    /// since the last snapshot ([1] low word, [2] high word).
+    /// since the last snapshot ([1] low word, [2] high word); basin counters from
+    /// `BASIN_COUNTERS` (`counter_words` of them).
     nonfinite: NonfiniteCounter,
+    counter_words: u64,
     schedule: Option<ScheduleTable>,
     /// The params array (the model's, then a schedule's table).
     params: wgpu::Buffer,
@@ -128,6 +138,7 @@ impl LangevinGpu {
             seed,
             workgroup_size,
             false,
+            &Boundary::default(),
         )
     }
 
@@ -146,6 +157,7 @@ impl LangevinGpu {
         seed: u64,
         workgroup_size: u32,
         mala: bool,
+        boundary: &Boundary,
     ) -> Result<LangevinGpu> {
         let shader = potential_shader_with(shaders::LANGEVIN, potential, Some(temperature), mala)
             .map_err(|why| {
@@ -157,7 +169,18 @@ impl LangevinGpu {
         if table {
             params.resize(params.len() + 3 * SCHEDULE_TABLE_STEPS as usize, 0.0);
         }
+        // Walls and targets (common/boundary.wgsl).
+        let (reflect, periodic) = first_passage::wall_masks(boundary);
+        let (half_spaces, absorbing) = first_passage::region_masks(boundary);
         let overrides = [
+            ("HALF_SPACES", f64::from(half_spaces)),
+            ("ABSORBING", f64::from(absorbing)),
+            ("BOUNDARY", if boundary.is_empty() { 0.0 } else { 1.0 }),
+            ("REFLECT_AXES", f64::from(reflect)),
+            ("PERIODIC_AXES", f64::from(periodic)),
+            ("TARGETS", boundary.first_passage.len() as f64),
+            ("BASINS", boundary.basins.len() as f64),
+            ("TAG_STRIDE", f64::from(ensemble.tag_stride.max(1))),
             ("DT_TABLE", if table { 1.0 } else { 0.0 }),
             ("MALA", if mala { 1.0 } else { 0.0 }),
             ("POTENTIAL", f64::from(shader.kind)),
@@ -175,6 +198,9 @@ impl LangevinGpu {
                 source: &shader.source,
                 overrides: &overrides,
                 params: &params,
+                tags: true,
+                bounds: first_passage::spec_vec4s(boundary),
+                counters: first_passage::basin_counter_words(boundary.basins.len()),
             },
             // Unused (DT_TABLE) under a step-size schedule.
             dt.constant().unwrap_or(0.0),
@@ -236,7 +262,10 @@ impl LangevinGpu {
         workgroup_size: u32,
     ) -> LangevinGpu {
         let params = gpu.storage_with("model params", bytemuck::cast_slice(shader.params));
-        let nonfinite = NonfiniteCounter::with_words(gpu, 4);
+        let nonfinite = NonfiniteCounter::with_words(gpu, 4 + shader.counters);
+        let bounds = shader
+            .tags
+            .then(|| gpu.uniform_with("bounds", bytemuck::cast_slice(&shader.bounds)));
         let kernel = |single: bool| {
             let mut constants = vec![
                 ("DIM", f64::from(ensemble.dim)),
@@ -258,10 +287,11 @@ impl LangevinGpu {
                 .chunks
                 .iter()
                 .map(|c| {
-                    kernel.bind(
-                        gpu,
-                        &[&c.state, &c.uniform, &step, &params, &nonfinite.buffer],
-                    )
+                    let mut entries = vec![&c.state, &c.uniform, &step, &params, &nonfinite.buffer];
+                    if let Some(b) = &bounds {
+                        entries.extend([&c.tags, b]);
+                    }
+                    kernel.bind(gpu, &entries)
                 })
                 .collect();
             Part {
@@ -280,6 +310,7 @@ impl LangevinGpu {
             inv_temperature: 0.0,
             mala: false,
             nonfinite,
+            counter_words: shader.counters,
             schedule: None,
             params,
         }
@@ -371,6 +402,32 @@ impl Stepper for LangevinGpu {
         let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let hi = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
         Ok(Some(u64::from(lo) | (u64::from(hi) << 32)))
+    }
+
+    fn counters(&self, gpu: &Gpu) -> Result<Vec<u64>> {
+        if self.counter_words == 0 {
+            return Ok(Vec::new());
+        }
+        let at = u64::from(crate::gpu::abi::BASIN_COUNTERS) * 4;
+        let b = gpu.read_bytes(&self.nonfinite.buffer, at, self.counter_words * 4)?;
+        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&b);
+        Ok(words
+            .chunks_exact(2)
+            .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32))
+            .collect())
+    }
+
+    fn set_counters(&self, gpu: &Gpu, values: &[u64]) {
+        if self.counter_words == 0 {
+            return;
+        }
+        let words: Vec<u32> = values
+            .iter()
+            .flat_map(|v| [*v as u32, (*v >> 32) as u32])
+            .collect();
+        let at = u64::from(crate::gpu::abi::BASIN_COUNTERS) * 4;
+        gpu.queue
+            .write_buffer(&self.nonfinite.buffer, at, bytemuck::cast_slice(&words));
     }
 
     fn set_accepted(&self, gpu: &Gpu, count: u64) {
@@ -686,6 +743,17 @@ impl Dynamics for LangevinPlan {
         self.mala
     }
 
+    /// Plain Langevin (any potential, temperature or step-size schedule) applies walls and
+    /// targets after every step; MALA would have to reflect its proposals inside the
+    /// accept/reject step (not done).
+    fn boundary_refusal(&self) -> Option<String> {
+        self.mala.then(|| {
+            "mala = true has no walls or first-passage bookkeeping (its proposals would \
+             have to be reflected inside the Metropolis step)"
+                .to_string()
+        })
+    }
+
     fn references(&self) -> References<'_> {
         References::Langevin {
             potential: &self.potential,
@@ -704,6 +772,7 @@ impl Dynamics for LangevinPlan {
             cx.seed,
             cx.workgroup_size,
             self.mala,
+            cx.boundary,
         )?))
     }
 

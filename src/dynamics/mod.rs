@@ -150,6 +150,9 @@ pub struct StepperContext<'a> {
     pub workgroup_size: u32,
     /// Particles per chunk, when the layout asks for a particular chunking.
     pub chunk_particles: Option<u64>,
+    /// Walls and first-passage targets (empty when the run has none; only kinds whose
+    /// `boundary_refusal` is None get any).
+    pub boundary: &'a crate::scenario::Boundary,
 }
 
 /// Device memory a kind needs beyond the positions: `floats_per_particle` f32 per particle
@@ -299,6 +302,13 @@ pub trait Dynamics: std::fmt::Debug {
         Vec::new()
     }
 
+    /// Why the kind cannot run with `[boundary]` walls or `[[observe.first_passage]]`
+    /// targets; None when its stepper applies them (docs/architecture.md, "Boundaries and
+    /// first passage").
+    fn boundary_refusal(&self) -> Option<String> {
+        Some("its stepper has no walls, periodic wrap or first-passage bookkeeping".into())
+    }
+
     /// The GPU stepper for `cx.ensemble`.
     fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>>;
 
@@ -389,6 +399,16 @@ pub trait Stepper: Send {
     /// Sets the count [`Stepper::accepted`] reads (0 after a snapshot, a checkpoint's count
     /// on resume); nothing for dynamics without an accept step.
     fn set_accepted(&self, _gpu: &Gpu, _count: u64) {}
+
+    /// The 64-bit counters of basin transitions (src/gpu/abi.rs, `BASIN_COUNTERS`): the
+    /// steps with each basin as the last one, then the transitions per ordered pair; empty
+    /// for a stepper without basins.
+    fn counters(&self, _gpu: &Gpu) -> Result<Vec<u64>> {
+        Ok(Vec::new())
+    }
+
+    /// Sets those counters (on resume).
+    fn set_counters(&self, _gpu: &Gpu, _values: &[u64]) {}
 }
 
 /// The 4-byte NaN/Inf particle counter the kernels bump by bit test (`x != x` would be

@@ -350,6 +350,34 @@ gpu_constants! {
     KERNEL_GAUSSIAN = 0;
     KERNEL_USER = 1;
 
+    /// Walls and regions (shaders/common/boundary.wgsl, written by
+    /// src/observe/first_passage.rs `spec_vec4s`): a uniform array of BOUNDS_VEC4S vec4s.
+    /// vec4s 0, 1: the walls' lows (coordinates 0..3, 4..7), 2, 3: highs, 4, 5: widths (free
+    /// axes: -f32::MAX, f32::MAX, 1); then from BOUNDS_REGIONS per region (the targets', then
+    /// the basins') REGION_VEC4S vec4s: lows (2; a half-space's normal), highs (2), and
+    /// (kind, absorb, offset, 0). Which axes reflect or wrap are the REFLECT_AXES and
+    /// PERIODIC_AXES bit masks (overrides), so those branches are compile-time.
+    BOUNDS_REGIONS = 6;
+    REGION_VEC4S = 5;
+    MAX_REGIONS = 16;
+    BOUNDS_VEC4S = 6 + 5 * 16;
+    REGION_BOX = 0;
+    REGION_HALF_SPACE = 1;
+    /// Per-particle tags (`TAG_STRIDE` = 1 + DIM + targets u32 words): the step after which
+    /// the particle was absorbed (0: alive) at TAG_ABSORBED, the i32 winding count of each
+    /// axis from TAG_WINDING, the first-passage step of each target from TAG_WINDING + DIM
+    /// (PASSAGE_NEVER: not yet).
+    TAG_ABSORBED = 0;
+    TAG_WINDING = 1;
+    PASSAGE_NEVER = 0xFFFF_FFFF;
+    /// With basins (`BASINS` > 0) the last tag word is the index of the last basin visited
+    /// (BASIN_NONE: none yet); the basins' regions follow the targets' in the spec, and the
+    /// stepper's counter buffer holds from BASIN_COUNTERS, as (low, high) word pairs, the
+    /// steps spent with each basin as the last one (BASINS pairs), then the transitions
+    /// a -> b (pair a BASINS + b).
+    BASIN_NONE = 0xFFFF_FFFF;
+    BASIN_COUNTERS = 4;
+
     /// Invocations per workgroup of the particle kernels unless the scenario says otherwise.
     DEFAULT_WORKGROUP_SIZE = 64;
 }

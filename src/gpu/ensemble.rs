@@ -19,6 +19,10 @@ pub struct StateChunk {
     pub count: u32,
     pub state: wgpu::Buffer,
     pub uniform: wgpu::Buffer,
+    /// Per-particle tags of a run with walls or first-passage targets (`tag_stride` u32
+    /// words each, layout in src/gpu/abi.rs, `TAG_*`); one unused word otherwise, so kernels
+    /// that may read tags always have a buffer to bind.
+    pub tags: wgpu::Buffer,
 }
 
 /// Particles with global indices `first .. first + count`, `dim` f32 each, row-major.
@@ -27,6 +31,8 @@ pub struct Ensemble {
     pub first: u64,
     pub count: u64,
     pub chunks: Vec<StateChunk>,
+    /// u32 words per particle in each chunk's `tags`; 0 when the run has none.
+    pub tag_stride: u32,
 }
 
 /// Largest chunk (in particles) the adapter allows for `dim` coordinates, optionally
@@ -60,7 +66,21 @@ impl Ensemble {
         count: u64,
         forced_chunk: Option<u64>,
     ) -> Result<Ensemble> {
-        let capacity = chunk_capacity(&gpu.limits, dim, forced_chunk);
+        Self::with_words(gpu, dim, dim, first, count, forced_chunk)
+    }
+
+    /// [`Ensemble::new`] with chunks small enough that a per-particle array of `words`
+    /// 32-bit words (the tags of a run with walls or targets, when wider than the
+    /// positions) also fits one binding.
+    pub fn with_words(
+        gpu: &Gpu,
+        dim: u32,
+        words: u32,
+        first: u64,
+        count: u64,
+        forced_chunk: Option<u64>,
+    ) -> Result<Ensemble> {
+        let capacity = chunk_capacity(&gpu.limits, dim.max(words), forced_chunk);
         if capacity == 0 {
             return Err(Error::Device(format!(
                 "adapter {} cannot bind even one particle of dimension {dim}",
@@ -83,6 +103,7 @@ impl Ensemble {
                     wgpu::BufferUsages::empty(),
                 ),
                 uniform: gpu.uniform_with("chunk", bytemuck::bytes_of(&uniform)),
+                tags: gpu.storage_buffer("no tags", 4, wgpu::BufferUsages::empty()),
             });
             // Stop at the first allocation the device refuses.
             gpu.check()?;
@@ -92,7 +113,53 @@ impl Ensemble {
             first,
             count,
             chunks,
+            tag_stride: 0,
         })
+    }
+
+    /// Gives every particle `stride` u32 tag words, each starting as `initial` (the same row
+    /// for every particle), before any kernel binds them.
+    pub fn attach_tags(&mut self, gpu: &Gpu, initial: &[u32]) -> Result<()> {
+        let stride = initial.len();
+        for c in &mut self.chunks {
+            let rows: Vec<u32> = initial
+                .iter()
+                .copied()
+                .cycle()
+                .take(c.count as usize * stride)
+                .collect();
+            c.tags = gpu.storage_with("tags", bytemuck::cast_slice(&rows));
+            gpu.check()?;
+        }
+        self.tag_stride = stride as u32;
+        Ok(())
+    }
+
+    /// All tags, row-major (count x tag_stride); empty without tags.
+    pub fn read_tags(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        let s = u64::from(self.tag_stride);
+        let mut out = Vec::with_capacity((self.count * s) as usize);
+        if s == 0 {
+            return Ok(out);
+        }
+        for c in &self.chunks {
+            let bytes = gpu.read_bytes(&c.tags, 0, u64::from(c.count) * s * 4)?;
+            // Copied word by word: a byte buffer need not be aligned for u32.
+            out.extend(bytemuck::pod_collect_to_vec::<u8, u32>(&bytes));
+        }
+        Ok(out)
+    }
+
+    /// Overwrites all tags (row-major, count x tag_stride), as a checkpoint holds them.
+    pub fn write_tags(&self, gpu: &Gpu, tags: &[u32]) {
+        let s = self.tag_stride as usize;
+        let mut at = 0;
+        for c in &self.chunks {
+            let n = c.count as usize * s;
+            gpu.queue
+                .write_buffer(&c.tags, 0, bytemuck::cast_slice(&tags[at..at + n]));
+            at += n;
+        }
     }
 
     /// All positions, row-major (count x dim).

@@ -125,6 +125,7 @@ impl EnergyGpu {
                 ("ITEMS", f64::from(ITEMS)),
                 ("POTENTIAL", f64::from(kind)),
                 ("VELOCITIES", if velocities.is_some() { 1.0 } else { 0.0 }),
+                ("TAG_STRIDE", f64::from(ensemble.tag_stride)),
             ],
             wg,
         );
@@ -160,7 +161,7 @@ impl EnergyGpu {
             .zip(&partials)
             .map(|((i, c), (p, _))| {
                 let v = velocities.map_or(&dummy, |(v, _)| &v.chunks[i].state);
-                kernel.bind(gpu, &[&c.state, &c.uniform, &args, &params, v, p])
+                kernel.bind(gpu, &[&c.state, &c.uniform, &args, &params, v, p, &c.tags])
             })
             .collect();
         Ok(EnergyGpu {
@@ -174,8 +175,9 @@ impl EnergyGpu {
         })
     }
 
-    /// The sums over all particles at the potential's time `t`.
-    pub fn observe(&self, gpu: &Gpu, t: f64) -> Result<EnergySums> {
+    /// The sums over all particles but the `absorbed` ones (which the kernel leaves out) at
+    /// the potential's time `t`.
+    pub fn observe(&self, gpu: &Gpu, t: f64, absorbed: u64) -> Result<EnergySums> {
         let mut args = vec![0f32; (ENERGY_MASS + POINT_LANES) as usize];
         args[ENERGY_TIME as usize] = t as f32;
         if let Some(m) = &self.masses {
@@ -211,7 +213,7 @@ impl EnergyGpu {
             }
         }
         Ok(EnergySums {
-            count: self.count - nonfinite,
+            count: self.count - absorbed - nonfinite,
             potential: s[0],
             gradient2: s[1],
             laplacian: s[2],

@@ -63,7 +63,10 @@ impl HistogramGpu {
             gpu,
             "histogram",
             shaders::HISTOGRAM,
-            &[("DIM", f64::from(ensemble.dim))],
+            &[
+                ("DIM", f64::from(ensemble.dim)),
+                ("TAG_STRIDE", f64::from(ensemble.tag_stride)),
+            ],
             workgroup_size,
         );
         let n = spec.axes.len();
@@ -90,7 +93,7 @@ impl HistogramGpu {
             .map(|(k, c)| {
                 // Without velocities no axis reads them: the positions stand in the binding.
                 let v = velocity.map_or(&c.state, |v| &v.chunks[k].state);
-                kernel.bind(gpu, &[&c.state, &c.uniform, &uniform, &counts, v])
+                kernel.bind(gpu, &[&c.state, &c.uniform, &uniform, &counts, v, &c.tags])
             })
             .collect();
         HistogramGpu {

@@ -2,6 +2,7 @@
 
 pub mod distance;
 pub mod energy;
+pub mod first_passage;
 pub mod histogram;
 pub mod mmd;
 pub mod moments;

@@ -116,6 +116,7 @@ impl MomentsGpu {
             &[
                 ("DIM", f64::from(ensemble.dim)),
                 ("ITEMS", f64::from(ITEMS)),
+                ("TAG_STRIDE", f64::from(ensemble.tag_stride)),
             ],
             wg,
         );
@@ -143,7 +144,7 @@ impl MomentsGpu {
             .chunks
             .iter()
             .zip(&partials)
-            .map(|(c, (p, _))| kernel.bind(gpu, &[&c.state, &c.uniform, &center, p]))
+            .map(|(c, (p, _))| kernel.bind(gpu, &[&c.state, &c.uniform, &center, p, &c.tags]))
             .collect();
         MomentsGpu {
             kernel,
@@ -154,9 +155,16 @@ impl MomentsGpu {
         }
     }
 
-    /// Moments of all particles; sums are taken about `center` (a guess of the mean keeps
-    /// f32 cancellation small) and combined on the host in f64.
-    pub fn observe(&self, gpu: &Gpu, ensemble: &Ensemble, center: &[f64]) -> Result<Moments> {
+    /// Moments of all particles but the `absorbed` ones (which the kernel leaves out); sums
+    /// are taken about `center` (a guess of the mean keeps f32 cancellation small) and
+    /// combined on the host in f64.
+    pub fn observe(
+        &self,
+        gpu: &Gpu,
+        ensemble: &Ensemble,
+        center: &[f64],
+        absorbed: u64,
+    ) -> Result<Moments> {
         let mut c = [0f32; 8];
         for (dst, src) in c.iter_mut().zip(center) {
             *dst = *src as f32;
@@ -196,7 +204,7 @@ impl MomentsGpu {
         }
         Ok(Moments::from_sums(
             self.dim,
-            ensemble.count - nonfinite,
+            ensemble.count - absorbed - nonfinite,
             nonfinite,
             &used,
             &s1,

@@ -14,5 +14,8 @@ pub use atomic::write_atomic;
 pub use gif::encode_gif;
 pub use heatmap::{colormap, colormap_names, png_bytes, render_density_image, render_density_png};
 pub use metrics::{MetricsRow, metrics_csv};
-pub use npy::{npy_f32, npy_f64, npy_u64, read_npy_f32, read_npy_f64, read_npy_u64};
+pub use npy::{
+    npy_f32, npy_f64, npy_i32, npy_u32, npy_u64, read_npy_f32, read_npy_f64, read_npy_i32,
+    read_npy_u32, read_npy_u64,
+};
 pub use rundir::prepare_run_dir;

@@ -23,6 +23,24 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     })
 }
 
+/// `.npy` bytes of a C-order u32 array (`<u4`), e.g. first-passage steps of shape (N,).
+pub fn npy_u32(shape: &[usize], data: &[u32]) -> Result<Vec<u8>> {
+    encode(shape, data.len(), "<u4", 4, |buf| {
+        for v in data {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+    })
+}
+
+/// `.npy` bytes of a C-order i32 array (`<i4`), e.g. winding counts of shape (N, axes).
+pub fn npy_i32(shape: &[usize], data: &[i32]) -> Result<Vec<u8>> {
+    encode(shape, data.len(), "<i4", 4, |buf| {
+        for v in data {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+    })
+}
+
 /// `.npy` bytes of a C-order f64 array (`<f8`), e.g. reference bin probabilities.
 pub fn npy_f64(shape: &[usize], data: &[f64]) -> Result<Vec<u8>> {
     encode(shape, data.len(), "<f8", 8, |buf| {
@@ -73,6 +91,30 @@ pub fn read_npy_u64(path: &std::path::Path) -> Result<(Vec<usize>, Vec<u64>)> {
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(bad)?;
     let shape = npy.shape().iter().map(|&d| d as usize).collect();
     Ok((shape, npy.into_vec::<u64>().map_err(bad)?))
+}
+
+/// Reads a u32 array written by [`npy_u32`]: (shape, values in C order).
+pub fn read_npy_u32(path: &std::path::Path) -> Result<(Vec<usize>, Vec<u32>)> {
+    let bytes = std::fs::read(path).map_err(|e| crate::error::Error::io(path, e))?;
+    let bad = |e: std::io::Error| crate::error::Error::Data {
+        path: path.to_path_buf(),
+        reason: format!("not a u32 .npy array: {e}"),
+    };
+    let npy = npyz::NpyFile::new(&bytes[..]).map_err(bad)?;
+    let shape = npy.shape().iter().map(|&d| d as usize).collect();
+    Ok((shape, npy.into_vec::<u32>().map_err(bad)?))
+}
+
+/// Reads an i32 array written by [`npy_i32`]: (shape, values in C order).
+pub fn read_npy_i32(path: &std::path::Path) -> Result<(Vec<usize>, Vec<i32>)> {
+    let bytes = std::fs::read(path).map_err(|e| crate::error::Error::io(path, e))?;
+    let bad = |e: std::io::Error| crate::error::Error::Data {
+        path: path.to_path_buf(),
+        reason: format!("not an i32 .npy array: {e}"),
+    };
+    let npy = npyz::NpyFile::new(&bytes[..]).map_err(bad)?;
+    let shape = npy.shape().iter().map(|&d| d as usize).collect();
+    Ok((shape, npy.into_vec::<i32>().map_err(bad)?))
 }
 
 /// Reads an f32 array written by [`npy_f32`]: (shape, values in C order).

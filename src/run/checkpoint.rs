@@ -14,6 +14,7 @@
 
 use super::manifest::{Manifest, ShardRecord, Status, VERSION};
 use crate::error::{Error, Result};
+use crate::observe::first_passage::TransitionCounts;
 use crate::output;
 use crate::scenario::Init;
 use crate::scenario::data::read_table_and_hash;
@@ -43,6 +44,9 @@ struct PointFile {
     /// `accepted` are its own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     ranges: Vec<RangePoint>,
+    /// Basin transitions counted so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transitions: Option<TransitionCounts>,
 }
 
 /// One device's range in a checkpoint.
@@ -70,11 +74,22 @@ pub struct Saved {
     pub positions: Vec<f32>,
     /// Velocities of dynamics that have them (`checkpoint/velocity.npy`).
     pub extra: Option<Vec<f32>>,
+    pub bounds: BoundaryState,
     pub point: ResumePoint,
     /// MALA's accepted proposals since the last snapshot.
     pub accepted: Option<u64>,
     /// The ranges in index order (one for a run on one device).
     pub ranges: Vec<RangePoint>,
+}
+
+/// The state of a run with walls, targets or basins besides the positions.
+#[derive(Debug, Clone, Default)]
+pub struct BoundaryState {
+    /// Per-particle tags (absorbed step, windings, first-passage steps, last basin),
+    /// row-major (`checkpoint/tags.npy`); empty without boundaries.
+    pub tags: Vec<u32>,
+    /// Basin transitions counted so far (`point.json`).
+    pub transitions: Option<TransitionCounts>,
 }
 
 /// Writes a checkpoint of `ranges` (in index order) whose rows `positions` and `extra`
@@ -83,6 +98,7 @@ pub fn write(
     out: &Path,
     positions: &[f32],
     extra: Option<&[f32]>,
+    bounds: &BoundaryState,
     ranges: &[RangePoint],
     manifest: &Manifest,
 ) -> Result<()> {
@@ -101,6 +117,13 @@ pub fn write(
     if let Some(v) = extra {
         output::write_atomic(&dir.join("velocity.npy"), &output::npy_f32(&shape, v)?)?;
     }
+    if !bounds.tags.is_empty() {
+        let stride = bounds.tags.len() / particles.max(1) as usize;
+        output::write_atomic(
+            &dir.join("tags.npy"),
+            &output::npy_u32(&[particles as usize, stride], &bounds.tags)?,
+        )?;
+    }
     let file = PointFile {
         fokker_version: VERSION.into(),
         plan_hash_format: PLAN_HASH_FORMAT,
@@ -115,6 +138,7 @@ pub fn write(
         } else {
             Vec::new()
         },
+        transitions: bounds.transitions.clone(),
     };
     let json = serde_json::to_vec_pretty(&file)
         .map_err(|e| Error::Output(format!("cannot serialise the checkpoint: {e}")))?;
@@ -226,9 +250,19 @@ pub fn read(dir: &Path, manifest: &Manifest) -> Result<Saved> {
             reason: "its ranges do not cover its particles in order".into(),
         });
     }
+    let tags_path = source.join("tags.npy");
+    let tags = if tags_path.is_file() {
+        output::read_npy_u32(&tags_path)?.1
+    } else {
+        Vec::new()
+    };
     Ok(Saved {
         positions,
         extra,
+        bounds: BoundaryState {
+            tags,
+            transitions: file.transitions,
+        },
         point: file.point,
         accepted: file.accepted,
         ranges,

@@ -309,8 +309,10 @@ impl<'g> Group<'g> {
             histogram,
             marginals,
             moments,
-            // Coupled dynamics (the only ones with a target) are not split.
+            // Coupled dynamics (the only ones with a target) are not split, nor are runs with
+            // walls or first-passage targets (`check_split`).
             mmd2: first.mmd2,
+            passage: None,
             accepted: all.iter().map(|o| o.accepted).sum(),
             energy: EnergySums::pool(all.iter().filter_map(|o| o.energy.as_ref())),
             trace: all.iter().flat_map(|o| o.trace.iter().copied()).collect(),

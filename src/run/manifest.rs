@@ -94,6 +94,11 @@ pub struct SnapshotRecord {
     /// potential other than a WGSL file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<EnergyRecord>,
+    /// With first-passage targets: particles counted, absorbed, and per target still
+    /// surviving (integers, so that shards add up; metrics.csv's `survival_<name>` and
+    /// `absorbed_fraction`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passage: Option<crate::observe::first_passage::PassageCounts>,
     /// With `[output] reference`: the reference's files and the distances to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceRecord>,
@@ -158,9 +163,19 @@ pub struct MarginalRecord {
 pub struct MomentsRecord {
     /// Finite particles the moments are over.
     pub count: u64,
+    /// NaN (null in the JSON) when no particle is left (all absorbed).
+    #[serde(deserialize_with = "nulls_as_nan")]
     pub mean: Vec<f64>,
     /// dim x dim, row-major, population (1/N) covariance.
+    #[serde(deserialize_with = "nulls_as_nan")]
     pub cov: Vec<f64>,
+}
+
+/// A list of numbers whose NaNs serde_json wrote as null (moments over no particle), read
+/// back as NaN so such a manifest can be resumed and merged.
+fn nulls_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let values: Vec<Option<f64>> = Deserialize::deserialize(d)?;
+    Ok(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
 /// Which part of the particles a sharded run owns: global indices first .. first + particles.
@@ -223,4 +238,8 @@ pub struct Manifest {
     /// Kernel flows: `mmd.png`, MMD^2 against step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mmd_plot: Option<String>,
+    /// Runs with first-passage targets or periodic axes: the mean first-passage times and
+    /// the end-of-run files (src/run/passage.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_passage: Option<super::passage::FirstPassageRecord>,
 }

@@ -8,6 +8,7 @@ use super::{
     write_trajectories,
 };
 use crate::error::{Error, Result};
+use crate::observe::first_passage::{PassageCounts, TransitionCounts};
 use crate::output;
 use std::path::{Path, PathBuf};
 
@@ -233,6 +234,12 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
                     .filter_map(|(_, m)| m.snapshots[j].energy.as_ref().map(|e| &e.sums)),
             )
             .map(super::manifest::EnergyRecord::from_sums),
+            // Counts add up.
+            passage: all
+                .iter()
+                .map(|(_, m)| m.snapshots[j].passage.clone())
+                .collect::<Option<Vec<_>>>()
+                .map(|p| PassageCounts::pool(&p)),
         };
         if let Some(accepted) = record.accepted {
             let since = j.checked_sub(1).map(|p| all[0].1.snapshots[p].step);
@@ -252,6 +259,34 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
     } else {
         None
     };
+    // First-passage steps and windings concatenate in shard order (the particles' order);
+    // counts and sums add up.
+    let mut arrays = super::passage::FinalArrays {
+        count: plan.particles.count as usize,
+        passages: vec![Vec::new(); plan.boundary.first_passage.len()],
+        ..Default::default()
+    };
+    for (dir, _) in &all {
+        let part = super::passage::read_arrays(dir, &plan)?;
+        for (all, p) in arrays.passages.iter_mut().zip(part.passages) {
+            all.extend(p);
+        }
+        if let Some(w) = part.windings {
+            arrays.windings.get_or_insert_with(Vec::new).extend(w);
+        }
+    }
+    let records: Vec<_> = all.iter().map(|(_, m)| m.first_passage.as_ref()).collect();
+    arrays.transitions = records
+        .iter()
+        .map(|r| r.and_then(|r| r.basins.as_ref().map(|b| b.counts.clone())))
+        .collect::<Option<Vec<_>>>()
+        .map(|parts| TransitionCounts::pool(&parts));
+    arrays.unwrapped = records
+        .iter()
+        .map(|r| r.and_then(|r| r.unwrapped.clone()))
+        .collect::<Option<Vec<_>>>()
+        .and_then(|parts| super::passage::Unwrapped::pool(&parts));
+    let first_passage = super::passage::write_final(out, &plan, arrays, &snapshots)?;
     let stepping = all
         .iter()
         .map(|(_, m)| m.timings.stepping_seconds)
@@ -276,6 +311,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
         snapshots,
         gif,
         error: None,
+        first_passage,
         ..base.clone()
     };
     write_manifest(out, &manifest)?;

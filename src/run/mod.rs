@@ -7,6 +7,7 @@ pub mod devices;
 pub mod manifest;
 pub mod merge;
 pub mod mmd_plot;
+pub mod passage;
 pub mod plot_csv;
 pub mod progress;
 pub mod reference;
@@ -201,6 +202,13 @@ pub fn device_bytes(plan: &Plan) -> u64 {
         .saturating_add(bins)
         .saturating_add(partials)
         .saturating_add(dynamics_bytes(plan))
+        .saturating_add(p.count.saturating_mul(tag_bytes(plan)))
+}
+
+/// Bytes of per-particle tags of a run with walls or targets (absorbed step, windings,
+/// first-passage steps: src/observe/first_passage.rs), also read back at every snapshot.
+fn tag_bytes(plan: &Plan) -> u64 {
+    4 * crate::observe::first_passage::tag_stride(&plan.boundary, plan.particles.dim) as u64
 }
 
 /// Device memory a dynamics needs beyond the positions (its kind's estimate).
@@ -219,7 +227,9 @@ pub fn host_bytes(plan: &Plan) -> u64 {
     } else {
         p.count.saturating_mul(u64::from(p.dim) * 8)
     };
-    particles.saturating_add(plan.output.histogram.total_bins() as u64 * 8 * 2)
+    particles
+        .saturating_add(plan.output.histogram.total_bins() as u64 * 8 * 2)
+        .saturating_add(p.count.saturating_mul(tag_bytes(plan)))
 }
 
 /// Refuses, before anything is allocated, a plan that cannot fit: on a software adapter the
@@ -355,6 +365,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunReport> {
         error: None,
         mmd_bandwidth: None,
         mmd_plot: None,
+        first_passage: None,
     };
     write_manifest(&opts.out, &manifest)?;
     let result = Group::new(
@@ -382,14 +393,24 @@ fn open_devices(opts: &RunOptions) -> Result<Vec<Gpu>> {
     }
 }
 
-/// Refuses to split what cannot be split across `gpus`: coupled dynamics, or fewer
-/// particles than devices.
+/// Refuses to split what cannot be split across `gpus`: coupled dynamics, walls and
+/// first-passage bookkeeping, or fewer particles than devices.
 fn check_split(plan: &Plan, gpus: &[Gpu], particles: u64) -> Result<()> {
     let n = gpus.len() as u64;
     if n < 2 {
         return Ok(());
     }
-    let (key, value, allowed) = if plan.dynamics.couples_particles() {
+    let (key, value, allowed) = if !plan.boundary.is_empty() {
+        (
+            "boundary",
+            "walls, first-passage targets or basins".to_string(),
+            format!(
+                "one device: runs with [boundary], [[observe.first_passage]] or \
+                 [[observe.basins]] keep per-particle tags that are not split across devices \
+                 yet (--devices named {n}); run it with --adapter, or shard it"
+            ),
+        )
+    } else if plan.dynamics.couples_particles() {
         (
             "dynamics.kind",
             plan.dynamics.kind_name().to_string(),
@@ -482,6 +503,16 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> Result<RunReport> {
                 .restore(&saved.positions[rows], extra, range.point)?;
             if let Some(count) = range.accepted {
                 part.sim.set_accepted(count);
+            }
+        }
+        // Walls, targets and basins run on one device (`check_split`): absorbed particles
+        // stay absorbed, windings, passages and transition counts carry on.
+        if let [part] = group.parts.as_mut_slice() {
+            if !saved.bounds.tags.is_empty() || part.sim.ensemble.tag_stride > 0 {
+                part.sim.restore_tags(&saved.bounds.tags)?;
+            }
+            if let Some(t) = &saved.bounds.transitions {
+                part.sim.set_transitions(t);
             }
         }
         if let Some(last) = manifest.snapshots.last() {
@@ -630,7 +661,15 @@ fn save_checkpoint(
         ranges.push(range);
     }
     let extra = with_extra.then_some(extra.as_slice());
-    checkpoint::write(out, &positions, extra, &ranges, manifest)
+    // Walls, targets and basins run on one device (`check_split`).
+    let bounds = match group.parts.as_slice() {
+        [part] => checkpoint::BoundaryState {
+            tags: part.sim.tags()?,
+            transitions: part.sim.transitions()?,
+        },
+        _ => checkpoint::BoundaryState::default(),
+    };
+    checkpoint::write(out, &positions, extra, &bounds, &ranges, manifest)
 }
 
 /// Steps to the snapshots not yet written, writing each; checkpoints and stops when
@@ -791,6 +830,23 @@ fn execute(
         }
         manifest.plots = reference::write_plots(out, &plan, &manifest.snapshots)?;
         manifest.mmd_plot = mmd_plot::write_mmd_plot(out, &plan, &manifest.snapshots)?;
+        // Walls, targets and basins run on one device (`check_split`).
+        if let [part] = group.parts.as_slice() {
+            let sim = &part.sim;
+            let (passages, windings) = passage::from_tags(&plan, &sim.tags()?);
+            let unwrapped = match &windings {
+                Some(w) => Some(passage::Unwrapped::of(&plan, &sim.positions()?, w)),
+                None => None,
+            };
+            let arrays = passage::FinalArrays {
+                count: count as usize,
+                passages,
+                windings,
+                unwrapped,
+                transitions: sim.transitions()?,
+            };
+            manifest.first_passage = passage::write_final(out, &plan, arrays, &manifest.snapshots)?;
+        }
         Ok(())
     })();
     with_progress(&mut |p| {
@@ -894,6 +950,7 @@ fn write_snapshot(
         accepted: None,
         acceptance_rate: None,
         energy: obs.energy.clone().map(manifest::EnergyRecord::from_sums),
+        passage: obs.passage.clone(),
     })
 }
 
@@ -930,6 +987,7 @@ pub fn write_metrics(out: &Path, plan: &Plan, snapshots: &[SnapshotRecord]) -> R
     if plan.output.reference.is_some() {
         csv = reference::extend_metrics(csv, snapshots);
     }
+    let csv = passage::extend_metrics(csv, plan, snapshots);
     output::write_atomic(&out.join("metrics.csv"), csv.as_bytes())
 }
 

@@ -4,6 +4,7 @@
 //! every problem at once ([`crate::error::Error::Scenario`]), and return a [`Resolved`] plan with all
 //! defaults filled in, the sample table it needs, and the run hash.
 
+pub mod boundary;
 pub mod data;
 pub(crate) mod expr_keys;
 pub(crate) mod keys;

@@ -14,7 +14,13 @@ pub struct Plan {
     pub particles: ParticlesPlan,
     pub dynamics: DynamicsPlan,
     pub output: OutputPlan,
+    /// Walls, periodic axes and first-passage targets (src/scenario/boundary.rs); left out
+    /// of the JSON when there are none, so plans without them keep their hashes.
+    #[serde(default, skip_serializing_if = "Boundary::is_empty")]
+    pub boundary: Boundary,
 }
+
+pub use super::boundary::{Boundary, PassageTarget, Region, Wall};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParticlesPlan {

@@ -23,7 +23,15 @@ pub const DEFAULT_BINS: u32 = 128;
 /// Largest step count: steps are also handled as f64 (time = step * dt), exact up to 2^53.
 pub const MAX_STEPS: u64 = 1 << 53;
 
-const TOP_KEYS: &[&str] = &["name", "seed", "particles", "dynamics", "output"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "seed",
+    "particles",
+    "dynamics",
+    "output",
+    "boundary",
+    "observe",
+];
 const PARTICLES_KEYS: &[&str] = &["count", "dim", "init"];
 const INIT_KINDS: &[&str] = &[
     "point", "gaussian", "uniform", "mixture", "samples", "prior",
@@ -112,6 +120,11 @@ pub(crate) fn resolve(
         data: data.as_ref(),
     };
     let output = output(issues, top.get("output"), dim, &context);
+    let boundary = super::boundary::Boundary {
+        walls: super::boundary::walls(issues, top.get("boundary"), dim),
+        first_passage: super::boundary::targets(issues, top.get("observe"), dim),
+        basins: super::boundary::basins(issues, top.get("observe"), dim),
+    };
 
     let (Some(name), Some(seed), Some(particles), Some(dynamics), Some(output)) =
         (name, seed, particles, dynamics, output)
@@ -135,7 +148,9 @@ pub(crate) fn resolve(
         },
         dynamics,
         output,
+        boundary,
     };
+    super::boundary::check_plan(&plan, issues);
     issues.0.extend(plan.dynamics.check_plan(&plan));
     issues.0.extend(crate::reference::check(&plan));
     if !issues.is_empty() {

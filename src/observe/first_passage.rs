@@ -1,0 +1,469 @@
+//! Walls, periodic axes and first-passage targets on the host: the spec the kernels read
+//! (shaders/common/boundary.wgsl), the initial per-particle tags, what a snapshot counts from
+//! the tags (survival, absorbed fraction), the end-of-run statistics (mean first-passage time
+//! with its confidence interval, exit-time histogram, transition rates) and the f64 twins
+//! of the wall maps (docs/architecture.md, "Boundaries and first passage").
+
+use crate::gpu::abi::{
+    BASIN_NONE, BOUNDS_REGIONS, BOUNDS_VEC4S, PASSAGE_NEVER, POINT_LANES, REGION_BOX,
+    REGION_HALF_SPACE, REGION_VEC4S, TAG_ABSORBED, TAG_WINDING,
+};
+use crate::scenario::{Boundary, Region, Wall};
+use serde::{Deserialize, Serialize};
+
+/// The uniform array the kernels read (src/gpu/abi.rs, `BOUNDS_*`), as floats.
+pub fn spec_vec4s(boundary: &Boundary) -> Vec<f32> {
+    let lanes = POINT_LANES as usize;
+    let mut out = vec![0f32; 4 * BOUNDS_VEC4S as usize];
+    for k in 0..lanes {
+        let (low, high, width) = match boundary.wall(k).interval() {
+            Some((low, high)) => (low as f32, high as f32, (high as f32) - (low as f32)),
+            None => (-f32::MAX, f32::MAX, 1.0),
+        };
+        out[k] = low;
+        out[lanes + k] = high;
+        out[2 * lanes + k] = width;
+    }
+    let regions = boundary
+        .first_passage
+        .iter()
+        .map(|t| (&t.region, t.absorb))
+        .chain(boundary.basins.iter().map(|b| (&b.region, false)));
+    for (j, (region, absorb)) in regions.enumerate() {
+        let o = 4 * (BOUNDS_REGIONS + j as u32 * REGION_VEC4S) as usize;
+        let row = &mut out[o..o + 4 * REGION_VEC4S as usize];
+        // The last vec4: (kind, absorb, offset, 0).
+        let info = 2 * lanes;
+        row[info + 1] = if absorb { 1.0 } else { 0.0 };
+        match region {
+            Region::Box { intervals } => {
+                row[info] = REGION_BOX as f32;
+                for k in 0..lanes {
+                    let [lo, hi] = intervals
+                        .get(k)
+                        .copied()
+                        .flatten()
+                        .map_or([-f32::MAX, f32::MAX], |[lo, hi]| [lo as f32, hi as f32]);
+                    row[k] = lo;
+                    row[lanes + k] = hi;
+                }
+            }
+            Region::HalfSpace { normal, offset } => {
+                row[info] = REGION_HALF_SPACE as f32;
+                row[info + 2] = *offset as f32;
+                for (k, n) in normal.iter().enumerate() {
+                    row[k] = *n as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The bit masks of the regions (targets, then basins) that are half-spaces, and of the
+/// targets that absorb (`HALF_SPACES`, `ABSORBING` overrides).
+pub fn region_masks(boundary: &Boundary) -> (u32, u32) {
+    let regions = boundary
+        .first_passage
+        .iter()
+        .map(|t| &t.region)
+        .chain(boundary.basins.iter().map(|b| &b.region));
+    let half = regions
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Region::HalfSpace { .. }))
+        .fold(0, |m, (j, _)| m | 1 << j);
+    let absorbing = boundary
+        .first_passage
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.absorb)
+        .fold(0, |m, (j, _)| m | 1 << j);
+    (half, absorbing)
+}
+
+/// The bit masks of the reflecting and of the periodic axes (`REFLECT_AXES`,
+/// `PERIODIC_AXES` overrides).
+pub fn wall_masks(boundary: &Boundary) -> (u32, u32) {
+    let mut masks = (0, 0);
+    for (k, w) in boundary.walls.iter().enumerate() {
+        match w {
+            Wall::Reflecting { .. } => masks.0 |= 1 << k,
+            Wall::Periodic { .. } => masks.1 |= 1 << k,
+            Wall::Free => {}
+        }
+    }
+    masks
+}
+
+/// u32 tag words per particle of a run with `boundary` (0 when it has none): absorbed
+/// step, windings, first-passage steps, and the last basin when there are basins.
+pub fn tag_stride(boundary: &Boundary, dim: u32) -> usize {
+    if boundary.is_empty() {
+        return 0;
+    }
+    1 + dim as usize + boundary.first_passage.len() + usize::from(!boundary.basins.is_empty())
+}
+
+/// The tags every particle starts with: alive, no windings, no target reached (and, with
+/// basins, no basin visited).
+pub fn initial_tags(dim: u32, targets: usize, basins: bool) -> Vec<u32> {
+    let mut row = vec![0u32; 1 + dim as usize];
+    row.resize(1 + dim as usize + targets, PASSAGE_NEVER);
+    if basins {
+        row.push(BASIN_NONE);
+    }
+    row
+}
+
+/// Counter words (u32) the basins need after `BASIN_COUNTERS`: a 64-bit dwell count per
+/// basin and a 64-bit transition count per ordered pair.
+pub fn basin_counter_words(basins: usize) -> u64 {
+    2 * (basins + basins * basins) as u64
+}
+
+/// The transitions between basins: per basin the steps spent with it as the last basin
+/// visited, per ordered pair the transitions (integers, so that shards add up).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionCounts {
+    pub dwell_steps: Vec<u64>,
+    /// Row-major: [a * basins + b] counts a -> b.
+    pub transitions: Vec<u64>,
+}
+
+impl TransitionCounts {
+    /// From the counters' 64-bit values (dwell per basin, then the pairs).
+    pub fn from_counters(basins: usize, values: &[u64]) -> TransitionCounts {
+        TransitionCounts {
+            dwell_steps: values[..basins].to_vec(),
+            transitions: values[basins..basins + basins * basins].to_vec(),
+        }
+    }
+
+    pub fn counters(&self) -> Vec<u64> {
+        self.dwell_steps
+            .iter()
+            .chain(&self.transitions)
+            .copied()
+            .collect()
+    }
+
+    pub fn pool(parts: &[TransitionCounts]) -> TransitionCounts {
+        let mut out = parts.first().cloned().unwrap_or_default();
+        for p in parts.iter().skip(1) {
+            for (a, b) in out.dwell_steps.iter_mut().zip(&p.dwell_steps) {
+                *a += b;
+            }
+            for (a, b) in out.transitions.iter_mut().zip(&p.transitions) {
+                *a += b;
+            }
+        }
+        out
+    }
+
+    /// k_ab = n_ab / (time with a as the last basin), its Poisson standard error
+    /// k_ab / sqrt(n_ab), for every ordered pair with time spent in a; `dt` the time per step.
+    pub fn rates(&self, names: &[String], dt: f64) -> Vec<TransitionRate> {
+        let n = names.len();
+        let mut out = Vec::new();
+        for a in 0..n {
+            for b in (0..n).filter(|&b| b != a) {
+                let count = self.transitions[a * n + b];
+                let time = self.dwell_steps[a] as f64 * dt;
+                let rate = (time > 0.0).then(|| count as f64 / time);
+                out.push(TransitionRate {
+                    from: names[a].clone(),
+                    to: names[b].clone(),
+                    transitions: count,
+                    time,
+                    rate,
+                    std_error: rate
+                        .filter(|_| count > 0)
+                        .map(|k| k / (count as f64).sqrt()),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// One ordered pair's transition rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitionRate {
+    pub from: String,
+    pub to: String,
+    pub transitions: u64,
+    /// Time spent with `from` as the last basin visited.
+    pub time: f64,
+    /// transitions / time (null without time in `from`).
+    pub rate: Option<f64>,
+    /// Poisson standard error rate / sqrt(transitions) (null without transitions).
+    pub std_error: Option<f64>,
+}
+
+/// What one snapshot counts from the tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassageCounts {
+    /// Particles counted (this ensemble's).
+    pub particles: u64,
+    /// Absorbed particles.
+    pub absorbed: u64,
+    /// Per target: particles that have not reached it yet.
+    pub surviving: Vec<u64>,
+}
+
+impl PassageCounts {
+    /// Counts of the tags (row-major, `stride` words per particle: [`tag_stride`]).
+    pub fn of(tags: &[u32], stride: usize, dim: u32, targets: usize) -> PassageCounts {
+        let mut c = PassageCounts {
+            particles: 0,
+            absorbed: 0,
+            surviving: vec![0; targets],
+        };
+        for row in tags.chunks_exact(stride) {
+            c.particles += 1;
+            c.absorbed += u64::from(row[TAG_ABSORBED as usize] != 0);
+            for (j, s) in c.surviving.iter_mut().enumerate() {
+                *s += u64::from(row[TAG_WINDING as usize + dim as usize + j] == PASSAGE_NEVER);
+            }
+        }
+        c
+    }
+
+    /// The counts of several shards together.
+    pub fn pool(parts: &[PassageCounts]) -> PassageCounts {
+        let mut out = PassageCounts {
+            surviving: vec![0; parts.first().map_or(0, |p| p.surviving.len())],
+            ..PassageCounts::default()
+        };
+        for p in parts {
+            out.particles += p.particles;
+            out.absorbed += p.absorbed;
+            for (a, b) in out.surviving.iter_mut().zip(&p.surviving) {
+                *a += b;
+            }
+        }
+        out
+    }
+
+    /// Survival probability of target j: the fraction that has not reached it.
+    pub fn survival(&self, j: usize) -> f64 {
+        self.surviving[j] as f64 / self.particles.max(1) as f64
+    }
+
+    pub fn absorbed_fraction(&self) -> f64 {
+        self.absorbed as f64 / self.particles.max(1) as f64
+    }
+}
+
+/// Column j of the tags: target j's first-passage steps (u32, `PASSAGE_NEVER` = never).
+pub fn passage_steps(tags: &[u32], stride: usize, dim: u32, j: usize) -> Vec<u32> {
+    tags.chunks_exact(stride)
+        .map(|row| row[1 + dim as usize + j])
+        .collect()
+}
+
+/// The winding counts of the periodic `axes` (count x axes.len(), row-major).
+pub fn windings(tags: &[u32], stride: usize, axes: &[usize]) -> Vec<i32> {
+    tags.chunks_exact(stride)
+        .flat_map(|row| axes.iter().map(|&k| row[TAG_WINDING as usize + k] as i32))
+        .collect()
+}
+
+/// The mean first-passage time of one target over the particles that reached it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PassageSummary {
+    pub name: String,
+    pub absorb: bool,
+    /// Particles that reached the target during the run.
+    pub passed: u64,
+    /// Particles that never did.
+    pub never: u64,
+    /// Mean of the passage times t_k (the run's time after the first-passage step k) over
+    /// the particles that passed; null when none did.
+    pub mean_time: Option<f64>,
+    /// Standard error of that mean, s / sqrt(passed) (null below two passages).
+    pub std_error: Option<f64>,
+    /// The 95% confidence interval mean ± 1.96 standard errors (normal approximation).
+    pub ci95: Option<[f64; 2]>,
+}
+
+/// The summary of target `name` from its first-passage steps, `time_at(k)` the time after
+/// step k. Sums in f64 over the passage times.
+pub fn summarize(
+    name: &str,
+    absorb: bool,
+    steps: &[u32],
+    time_at: &dyn Fn(u64) -> f64,
+) -> PassageSummary {
+    let times: Vec<f64> = steps
+        .iter()
+        .filter(|&&k| k != PASSAGE_NEVER)
+        .map(|&k| time_at(u64::from(k)))
+        .collect();
+    let n = times.len();
+    let mean = (n > 0).then(|| times.iter().sum::<f64>() / n as f64);
+    let std_error = mean.filter(|_| n > 1).map(|m| {
+        let var = times.iter().map(|t| (t - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+        (var / n as f64).sqrt()
+    });
+    PassageSummary {
+        name: name.to_string(),
+        absorb,
+        passed: n as u64,
+        never: (steps.len() - n) as u64,
+        mean_time: mean,
+        std_error,
+        ci95: mean
+            .zip(std_error)
+            .map(|(m, e)| [m - 1.96 * e, m + 1.96 * e]),
+    }
+}
+
+/// Bins of the exit-time histogram (`first_passage/<name>.exit_times.npy`).
+pub const EXIT_TIME_BINS: usize = 64;
+
+/// Histogram of the first-passage steps that are not `PASSAGE_NEVER`: `EXIT_TIME_BINS` equal
+/// bins over steps 1 ..= `steps` (the run's length), each row (left edge, right edge, count)
+/// in steps.
+pub fn exit_histogram(passages: &[u32], steps: u64) -> Vec<[f64; 3]> {
+    let steps = steps.max(1) as f64;
+    let width = steps / EXIT_TIME_BINS as f64;
+    let mut counts = vec![0u64; EXIT_TIME_BINS];
+    for &k in passages.iter().filter(|&&k| k != PASSAGE_NEVER) {
+        let b = (((f64::from(k) - 1.0) / width) as usize).min(EXIT_TIME_BINS - 1);
+        counts[b] += 1;
+    }
+    counts
+        .iter()
+        .enumerate()
+        .map(|(b, &c)| {
+            [
+                b as f64 * width + 1.0,
+                (b + 1) as f64 * width + 1.0,
+                c as f64,
+            ]
+        })
+        .collect()
+}
+
+/// The f64 twin of common/boundary.wgsl's `reflect_into`: `v` folded into [low, high] by
+/// reflection at both walls.
+pub fn reflect_into(v: f64, low: f64, high: f64) -> f64 {
+    if (low..=high).contains(&v) {
+        return v;
+    }
+    let width = high - low;
+    let period = 2.0 * width;
+    let m = (v - low).rem_euclid(period);
+    (low + if m <= width { m } else { period - m }).clamp(low, high)
+}
+
+/// The f64 twin of `wrap_into`: (`v` wrapped into [low, high), periods subtracted).
+pub fn wrap_into(v: f64, low: f64, high: f64) -> (f64, i64) {
+    let width = high - low;
+    let n = ((v - low) / width).floor();
+    let mut w = v - n * width;
+    let mut n = n as i64;
+    if w >= high {
+        w -= width;
+        n += 1;
+    }
+    if w < low {
+        w += width;
+        n -= 1;
+    }
+    (w.clamp(low, high), n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::PassageTarget;
+
+    #[test]
+    fn reflection_folds_big_steps() {
+        assert_eq!(reflect_into(0.5, 0.0, 1.0), 0.5);
+        assert!((reflect_into(1.25, 0.0, 1.0) - 0.75).abs() < 1e-15);
+        assert!((reflect_into(-0.25, 0.0, 1.0) - 0.25).abs() < 1e-15);
+        // Three walls crossed: 3.25 -> 2 - 3.25 = -1.25 -> 1.25 -> 0.75.
+        assert!((reflect_into(3.25, 0.0, 1.0) - 0.75).abs() < 1e-15);
+        assert!((reflect_into(-2.5, -1.0, 1.0) - 0.5).abs() < 1e-15);
+    }
+
+    #[test]
+    fn wrap_counts_periods() {
+        assert_eq!(wrap_into(0.5, 0.0, 1.0), (0.5, 0));
+        let (w, n) = wrap_into(2.25, 0.0, 1.0);
+        assert!((w - 0.25).abs() < 1e-15 && n == 2);
+        let (w, n) = wrap_into(-0.25, 0.0, 1.0);
+        assert!((w - 0.75).abs() < 1e-15 && n == -1);
+        // Unwrapped = wrapped + n L.
+        let (w, n) = wrap_into(-7.3, -1.0, 2.0);
+        assert!((w + 3.0 * n as f64 - -7.3).abs() < 1e-12, "{w} {n}");
+    }
+
+    #[test]
+    fn counts_and_summaries() {
+        // dim 1, two targets: [absorbed, winding, t0, t1].
+        let tags = [
+            0,
+            0,
+            PASSAGE_NEVER,
+            PASSAGE_NEVER,
+            7,
+            (-2i32) as u32,
+            7,
+            3,
+            0,
+            1,
+            5,
+            PASSAGE_NEVER,
+        ];
+        let c = PassageCounts::of(&tags, 4, 1, 2);
+        assert_eq!(c.particles, 3);
+        assert_eq!(c.absorbed, 1);
+        assert_eq!(c.surviving, vec![1, 2]);
+        assert_eq!(passage_steps(&tags, 4, 1, 0), vec![PASSAGE_NEVER, 7, 5]);
+        assert_eq!(windings(&tags, 4, &[0]), vec![0, -2, 1]);
+        let s = summarize("a", true, &[PASSAGE_NEVER, 7, 5], &|k| k as f64 * 0.5);
+        assert_eq!(s.passed, 2);
+        assert_eq!(s.never, 1);
+        assert_eq!(s.mean_time, Some(3.0));
+        // Sample sd of (3.5, 2.5) is 1/sqrt(2); / sqrt(2) gives 0.5.
+        assert!((s.std_error.unwrap() - 0.5).abs() < 1e-12);
+        let h = exit_histogram(&[1, 64, PASSAGE_NEVER, 128], 128);
+        assert_eq!(h.len(), EXIT_TIME_BINS);
+        assert_eq!(h[0][2] + h[31][2] + h[63][2], 3.0);
+    }
+
+    #[test]
+    fn spec_layout() {
+        let b = Boundary {
+            walls: vec![
+                Wall::Free,
+                Wall::Periodic {
+                    low: 0.0,
+                    high: 2.0,
+                },
+            ],
+            first_passage: vec![PassageTarget {
+                name: "a".into(),
+                region: Region::Box {
+                    intervals: vec![Some([1.0, 2.0]), None],
+                },
+                absorb: true,
+            }],
+            basins: Vec::new(),
+        };
+        let s = spec_vec4s(&b);
+        assert_eq!(s.len(), 4 * BOUNDS_VEC4S as usize);
+        // Axis 1 periodic on [0, 2): low, high, width in lane 1 of vec4s 0, 2, 4.
+        assert_eq!((s[1], s[9], s[17]), (0.0, 2.0, 2.0));
+        assert_eq!((s[0], s[8], s[16]), (-f32::MAX, f32::MAX, 1.0));
+        assert_eq!(wall_masks(&b), (0, 2));
+        let t = 4 * BOUNDS_REGIONS as usize;
+        assert_eq!((s[t], s[t + 8]), (1.0, 2.0));
+        assert_eq!((s[t + 1], s[t + 9]), (-f32::MAX, f32::MAX));
+        assert_eq!((s[t + 16], s[t + 17]), (REGION_BOX as f32, 1.0));
+    }
+}

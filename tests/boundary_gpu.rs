@@ -1,0 +1,479 @@
+//! Walls, periodic axes and first passage on the GPU (shaders/common/boundary.wgsl) against
+//! exact laws: reflected and wrapped free diffusion, the survival of Brownian motion between
+//! absorbing ends, the mean first-passage time of an Ornstein–Uhlenbeck process to a level,
+//! the tilted washboard's drift velocity. Every tolerance is derived beside its check.
+
+mod common;
+
+use common::stats::{Z_LIMIT, chi_square_limit};
+use fokker::gpu::abi::PASSAGE_NEVER;
+use fokker::observe::first_passage::passage_steps;
+use fokker::simulation::{Layout, Simulation};
+use std::f64::consts::PI;
+use std::path::Path;
+
+/// Broadie–Glasserman–Kou: a walk monitored every dt is absorbed as if continuously by a
+/// boundary moved outward by BETA sqrt(2 D dt), BETA = -zeta(1/2) / sqrt(2 pi).
+const BETA: f64 = 0.5825971579390106;
+
+fn plan(text: &str) -> fokker::scenario::Plan {
+    match fokker::scenario::resolve_str(text, "t.toml", Path::new(""), &[], None) {
+        Ok(r) => r.plan,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn simulation<'g>(gpu: &'g fokker::gpu::Gpu, plan: &fokker::scenario::Plan) -> Simulation<'g> {
+    Simulation::new(
+        gpu,
+        plan,
+        None,
+        None,
+        0,
+        plan.particles.count,
+        &Layout::default(),
+    )
+    .expect("simulation")
+}
+
+fn advance(sim: &mut Simulation, step: u64) {
+    sim.advance_to(step, |_| Ok(()), &|| false)
+        .expect("advance");
+}
+
+/// Chi-square of `counts` against bin probabilities `p` over `n` draws.
+fn chi_square(counts: &[u64], p: &[f64], n: u64) -> f64 {
+    counts
+        .iter()
+        .zip(p)
+        .map(|(&c, &q)| {
+            let e = q * n as f64;
+            (c as f64 - e).powi(2) / e
+        })
+        .sum()
+}
+
+/// Free diffusion (U = 0, D = T = 1) in the box [0, 1] with reflecting walls. Gaussian steps
+/// folded by the reflection map have exactly the reflected Brownian motion's transition law
+/// (the image sum), so at t = 1.2 the law is uniform up to the slowest mode, whose weight
+/// 2 |cos(pi x0)| exp(-pi^2 D t) < 1.5e-5 per unit density: 20 bins of 20000 particles give
+/// expected counts 1000 +- 0.015, far inside the chi-square limit with 19 degrees of freedom
+/// (false alarm 1e-6). Every particle stays in [0, 1].
+#[test]
+fn reflected_free_diffusion_becomes_uniform() {
+    let gpu = common::gpu();
+    let n = 20_000u64;
+    let p = plan(&format!(
+        r#"
+seed = 11
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [0.2] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "0*x" }}
+temperature = 1.0
+dt = 4e-3
+steps = 300
+[output]
+histogram = {{ axes = [0], bins = 20, range = [[0.0, 1.0]] }}
+[boundary]
+x = {{ kind = "reflecting", low = 0.0, high = 1.0 }}
+"#
+    ));
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, 300);
+    let obs = sim.observe().unwrap();
+    assert_eq!(obs.histogram.in_range(), n, "{:?}", obs.histogram);
+    let x = sim.positions().unwrap();
+    assert!(x.iter().all(|v| (0.0..=1.0).contains(v)));
+    let chi = chi_square(&obs.histogram.counts, &[0.05; 20], n);
+    assert!(chi < chi_square_limit(19), "chi^2 = {chi}");
+}
+
+/// Free diffusion on the circle [0, 2 pi) from x0 = 1 with D = 1 until t = 0.5: the wrapped
+/// coordinate follows the wrapped Gaussian of variance 2 D t = 1 (bin probabilities by the
+/// image sum of normal CDFs, images |m| <= 4 leave out less than 1e-40), and the unwrapped
+/// coordinate x + 2 pi w is exactly N(1, 1): its mean within Z_LIMIT standard errors
+/// (1 / sqrt(N)) and its variance within Z_LIMIT sqrt(2 / N) (the sample variance of a
+/// normal has relative sd sqrt(2 / (N - 1))) plus the f32 rounding of x (2^-24 relative,
+/// negligible).
+#[test]
+fn periodic_free_diffusion_is_the_wrapped_gaussian() {
+    let gpu = common::gpu();
+    let n = 20_000u64;
+    let two_pi = 2.0 * PI;
+    let p = plan(&format!(
+        r#"
+seed = 12
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [1.0] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "0*x" }}
+temperature = 1.0
+dt = 5e-3
+steps = 100
+[output]
+histogram = {{ axes = [0], bins = 32, range = [[0.0, {two_pi}]] }}
+[boundary]
+x = {{ kind = "periodic", low = 0.0, high = {two_pi} }}
+"#
+    ));
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, 100);
+    let obs = sim.observe().unwrap();
+    assert_eq!(obs.histogram.in_range(), n);
+    let cdf = |x: f64| 0.5 * libm::erfc(-(x - 1.0) / 2f64.sqrt());
+    let bins = 32;
+    let probs: Vec<f64> = (0..bins)
+        .map(|b| {
+            let (a, c) = (
+                two_pi * b as f64 / bins as f64,
+                two_pi * (b + 1) as f64 / bins as f64,
+            );
+            (-4..=4)
+                .map(|m| cdf(c + two_pi * f64::from(m)) - cdf(a + two_pi * f64::from(m)))
+                .sum()
+        })
+        .collect();
+    let chi = chi_square(&obs.histogram.counts, &probs, n);
+    assert!(chi < chi_square_limit(bins - 1), "chi^2 = {chi}");
+    let x = sim.positions().unwrap();
+    let tags = sim.tags().unwrap();
+    // Tags per particle: absorbed, winding (dim 1), no targets.
+    let unwrapped: Vec<f64> = x
+        .iter()
+        .zip(tags.chunks_exact(2))
+        .map(|(&x, t)| f64::from(x) + two_pi * f64::from(t[1] as i32))
+        .collect();
+    let mean = unwrapped.iter().sum::<f64>() / n as f64;
+    let var = unwrapped.iter().map(|u| (u - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    assert!((mean - 1.0).abs() < Z_LIMIT / (n as f64).sqrt(), "{mean}");
+    assert!(
+        (var - 1.0).abs() < Z_LIMIT * (2.0 / n as f64).sqrt(),
+        "{var}"
+    );
+    assert!(
+        tags.chunks_exact(2).any(|t| t[1] as i32 != 0),
+        "no particle wound round"
+    );
+}
+
+/// Survival of Brownian motion with absorbing ends on [0, 1] (D = 1), from the middle:
+/// S(t) = sum over odd n of 4 / (n pi) sin(n pi a / L) exp(-n^2 pi^2 D t / L^2). Monitored
+/// every dt the walk survives longer: by Broadie–Glasserman–Kou it is absorbed as by
+/// continuous monitoring of the interval widened by BETA sqrt(2 D dt) at each end, up to
+/// o(sqrt(dt)); the remainder is a relative O(sqrt(2 D dt) / L) = 4.5% of that first-order
+/// shift, so we allow a quarter of it (5x margin) besides Z_LIMIT binomial standard errors.
+/// The shift itself (about 0.04 in S) is more than ten standard errors (0.003), so the test
+/// also asserts the survival is nearer the shifted series than the unshifted one. Absorbed
+/// particles stay frozen where they entered and are left out of the histogram, moments and
+/// energy sums.
+#[test]
+fn survival_between_absorbing_ends_matches_the_series() {
+    let gpu = common::gpu();
+    let (n, dt, d) = (20_000u64, 1e-3, 1.0);
+    let p = plan(&format!(
+        r#"
+seed = 13
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [0.5] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "0*x" }}
+temperature = {d}
+dt = {dt}
+steps = 150
+[output]
+histogram = {{ axes = [0], bins = 10, range = [[0.0, 1.0]] }}
+[[observe.first_passage]]
+name = "left"
+region = {{ x = [-1e9, 0.0] }}
+absorb = true
+[[observe.first_passage]]
+name = "right"
+region = {{ normal = [1.0], offset = 1.0 }}
+absorb = true
+"#
+    ));
+    let series = |t: f64, shift: f64| {
+        let l = 1.0 + 2.0 * shift;
+        let a = 0.5 + shift;
+        (0..200)
+            .map(|k| {
+                let m = (2 * k + 1) as f64;
+                4.0 / (m * PI) * (m * PI * a / l).sin() * (-(m * PI / l).powi(2) * d * t).exp()
+            })
+            .sum::<f64>()
+    };
+    let shift = BETA * (2.0 * d * dt).sqrt();
+    let mut sim = simulation(&gpu, &p);
+    for step in [50u64, 100, 150] {
+        advance(&mut sim, step);
+        let obs = sim.observe().unwrap();
+        let c = obs.passage.clone().expect("passage counts");
+        let alive = c.particles - c.absorbed;
+        // Reaching either end absorbs: survival is that of the interval.
+        let s = alive as f64 / n as f64;
+        let t = step as f64 * dt;
+        let (exact, bgk) = (series(t, 0.0), series(t, shift));
+        let se = (bgk * (1.0 - bgk) / n as f64).sqrt();
+        assert!(
+            (s - bgk).abs() < Z_LIMIT * se + 0.25 * (bgk - exact).abs(),
+            "t = {t}: S = {s}, shifted series {bgk}, plain {exact}"
+        );
+        assert!(
+            (s - bgk).abs() < (s - exact).abs(),
+            "t = {t}: {s} {bgk} {exact}"
+        );
+        assert_eq!(obs.histogram.in_range() + obs.histogram.outside, alive);
+        assert_eq!(obs.moments.count, alive);
+        assert_eq!(obs.energy.as_ref().expect("energy sums").count, alive);
+    }
+    // Frozen, not NaN: every absorbed particle sits in its target.
+    let x = sim.positions().unwrap();
+    let tags = sim.tags().unwrap();
+    for (x, t) in x.iter().zip(tags.chunks_exact(4)) {
+        assert!(x.is_finite());
+        if t[0] != 0 {
+            assert!(
+                *x <= 0.0 || *x >= 1.0,
+                "absorbed at {x} inside the interval"
+            );
+            assert!(t[2] == t[0] || t[3] == t[0], "{t:?}");
+        } else {
+            assert!((0.0..1.0).contains(x) && t[2] == PASSAGE_NEVER && t[3] == PASSAGE_NEVER);
+        }
+    }
+}
+
+/// Mean first-passage time of the OU process dX = -X dt + sqrt(2) dW (U = x^2 / 2, T = 1)
+/// from 0 to the level b: T(b) = int_0^b dy e^{y^2/2} int_{-inf}^y e^{-z^2/2} dz (Simpson,
+/// 4000 panels, error far below 1e-6). Monitoring every dt detects the passage as if the
+/// level were b + BETA sqrt(2 dt) (Broadie–Glasserman–Kou), up to a remainder we allow a
+/// quarter of that shift's effect for (as above). Euler–Maruyama's weak error in the
+/// passage time is O(dt |U''| T(b)) = 2e-3 T(b). The particles that never passed by t_end =
+/// 24 (P < e^{-t_end / T(b)} < 1e-3 each) bias the mean down by at most that probability
+/// times the conditional excess, bounded by P (t_end + T(b)). Sampling: Z_LIMIT standard
+/// errors of the mean (sample sd / sqrt(passed)).
+#[test]
+fn ou_mean_first_passage_time_matches_the_quadrature() {
+    let gpu = common::gpu();
+    let (n, dt, b, t_end) = (8_000u64, 2e-3, 1.0, 24.0);
+    let steps = (t_end / dt) as u64;
+    let p = plan(&format!(
+        r#"
+seed = 14
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [0.0] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "0.5*x^2" }}
+temperature = 1.0
+dt = {dt}
+steps = {steps}
+[output]
+histogram = {{ axes = [0], bins = 10, range = [[-3.0, 3.0]] }}
+[[observe.first_passage]]
+name = "level"
+region = {{ x = [{b}, 1e9] }}
+absorb = true
+"#
+    ));
+    let mfpt = |level: f64| {
+        let inner = |y: f64| (PI / 2.0).sqrt() * libm::erfc(-y / 2f64.sqrt());
+        let f = |y: f64| (y * y / 2.0).exp() * inner(y);
+        let m = 4000;
+        let h = level / m as f64;
+        let mut s = f(0.0) + f(level);
+        for k in 1..m {
+            s += f(k as f64 * h) * if k % 2 == 1 { 4.0 } else { 2.0 };
+        }
+        s * h / 3.0
+    };
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, steps);
+    let tags = sim.tags().unwrap();
+    let passages = passage_steps(&tags, 3, 1, 0);
+    let times: Vec<f64> = passages
+        .iter()
+        .filter(|&&k| k != PASSAGE_NEVER)
+        .map(|&k| f64::from(k) * dt)
+        .collect();
+    let passed = times.len() as f64;
+    let mean = times.iter().sum::<f64>() / passed;
+    let sd = (times.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / (passed - 1.0)).sqrt();
+    let (exact, bgk) = (mfpt(b), mfpt(b + BETA * (2.0 * dt).sqrt()));
+    let never = (-t_end / exact).exp();
+    let tol = Z_LIMIT * sd / passed.sqrt()
+        + 0.25 * (bgk - exact)
+        + 2e-3 * exact
+        + never * (t_end + exact);
+    assert!(
+        (mean - bgk).abs() < tol,
+        "MFPT {mean}, shifted quadrature {bgk} (plain {exact}), tolerance {tol}"
+    );
+    assert!(passed as u64 + 20 >= n, "{passed} of {n} passed");
+}
+
+/// The tilted washboard U = V0 cos x - F x on the circle [0, 2 pi) (D = T = 1, V0 = 1,
+/// F = 1): the stationary drift velocity is (Stratonovich; Risken, ch. 11)
+///   v = L T (1 - e^{-F L / T}) / int_0^L dx int_0^L dy exp((U(x) - U(x - y)) / T),
+/// which gives v = F at V0 = 0. Measured from the unwrapped mean displacement between t1 = 6
+/// (relaxation time L^2 / (4 pi^2 D) ~ 1 for the slowest mode, so the transient is below
+/// e^{-6} L) and t2 = 16. Tolerance: Z_LIMIT standard errors of the mean displacement
+/// (sample sd / sqrt(N)) over t2 - t1, plus Euler–Maruyama's O(dt) bias of the stationary
+/// law times the largest force, (F + V0) V0 dt, plus the transient e^{-6} L / (t2 - t1).
+#[test]
+fn tilted_washboard_drift_velocity_matches_the_closed_form() {
+    let gpu = common::gpu();
+    let (n, dt, v0, f) = (4_096u64, 2e-3, 1.0, 1.0);
+    let l = 2.0 * PI;
+    let (t1, t2) = (6.0, 16.0);
+    let (s1, s2) = ((t1 / dt) as u64, (t2 / dt) as u64);
+    let p = plan(&format!(
+        r#"
+seed = 15
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [0.0] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "{v0}*cos(x) - {f}*x" }}
+temperature = 1.0
+dt = {dt}
+steps = {s2}
+[output]
+histogram = {{ axes = [0], bins = 16, range = [[0.0, {l}]] }}
+[boundary]
+x = {{ kind = "periodic", low = 0.0, high = {l} }}
+"#
+    ));
+    let unwrapped = |sim: &Simulation| -> Vec<f64> {
+        let x = sim.positions().unwrap();
+        let tags = sim.tags().unwrap();
+        x.iter()
+            .zip(tags.chunks_exact(2))
+            .map(|(&x, t)| f64::from(x) + l * f64::from(t[1] as i32))
+            .collect()
+    };
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, s1);
+    let a = unwrapped(&sim);
+    advance(&mut sim, s2);
+    let bb = unwrapped(&sim);
+    let disp: Vec<f64> = a.iter().zip(&bb).map(|(a, b)| b - a).collect();
+    let mean = disp.iter().sum::<f64>() / n as f64;
+    let sd = (disp.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+    let v = mean / (t2 - t1);
+    let u = |x: f64| v0 * x.cos() - f * x;
+    let m = 400;
+    let h = l / m as f64;
+    let mut double = 0.0;
+    for i in 0..m {
+        let x = (i as f64 + 0.5) * h;
+        for j in 0..m {
+            let y = (j as f64 + 0.5) * h;
+            double += (u(x) - u(x - y)).exp();
+        }
+    }
+    // Midpoint rule on a smooth periodic-in-x integrand: error far below 1e-4 at m = 400.
+    double *= h * h;
+    let exact = l * (1.0 - (-f * l).exp()) / double;
+    let tol = Z_LIMIT * sd / (n as f64).sqrt() / (t2 - t1)
+        + (f + v0) * v0 * dt
+        + (-t1).exp() * l / (t2 - t1);
+    assert!(
+        (v - exact).abs() < tol,
+        "drift velocity {v}, closed form {exact}, tolerance {tol}"
+    );
+}
+
+/// Transitions between the wells of U = (x^2 - 1)^2 at T = 0.25 (Delta U / T = 4), basins
+/// x <= -0.9 and x >= 0.9. With "last basin visited" bookkeeping, the time per a -> b
+/// transition is the mean first-passage time from the edge of a to the edge of b, so
+/// k_ab = 1 / T(-0.9 -> 0.9) exactly in continuous time, with
+/// T(a -> b) = (1 / D) int_a^b dy e^{U(y)/T} int_{-inf}^y e^{-U(z)/T} dz (Simpson). Detected at
+/// step ends, both edges move outward by BETA sqrt(2 D dt) (Broadie–Glasserman–Kou). The
+/// tolerance: Z_LIMIT Poisson standard errors k / sqrt(n), Euler–Maruyama's relative bias
+/// O(dt max |U''|) = 8 dt on the rate, a quarter of the BGK shift's effect (as above), and
+/// the first sojourn starting at -1 rather than at the edge (its mean differs by the
+/// relaxation time within the well, ~ 1 / U''(-1), over the ~ n transitions).
+#[test]
+fn double_well_transition_rates_match_the_mfpt_quadrature() {
+    let gpu = common::gpu();
+    let (n, dt, temp) = (2_048u64, 5e-3, 0.25);
+    let steps = 20_000u64;
+    let p = plan(&format!(
+        r#"
+seed = 16
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [-1.0] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "(x^2 - 1)^2" }}
+temperature = {temp}
+dt = {dt}
+steps = {steps}
+[output]
+histogram = {{ axes = [0], bins = 16, range = [[-2.0, 2.0]] }}
+[[observe.basins]]
+name = "left"
+region = {{ x = [-10.0, -0.9] }}
+[[observe.basins]]
+name = "right"
+region = {{ x = [0.9, 10.0] }}
+"#
+    ));
+    let u = |x: f64| (x * x - 1.0).powi(2);
+    let simpson = |f: &dyn Fn(f64) -> f64, a: f64, b: f64, m: usize| {
+        let h = (b - a) / m as f64;
+        let mut s = f(a) + f(b);
+        for k in 1..m {
+            s += f(a + k as f64 * h) * if k % 2 == 1 { 4.0 } else { 2.0 };
+        }
+        s * h / 3.0
+    };
+    // int_{-inf}^y e^{-U/T}: from -3, where e^{-U/T} < e^{-256}.
+    let inner = |y: f64| simpson(&|z| (-u(z) / temp).exp(), -3.0, y, 2000);
+    let mfpt = |a: f64, b: f64| simpson(&|y| (u(y) / temp).exp() * inner(y), a, b, 400) / temp;
+    let shift = BETA * (2.0 * temp * dt).sqrt();
+    let (exact, bgk) = (1.0 / mfpt(-0.9, 0.9), 1.0 / mfpt(-0.9 - shift, 0.9 + shift));
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, steps);
+    let counts = sim.transitions().unwrap().expect("basin counts");
+    let names = ["left".to_string(), "right".to_string()];
+    for r in counts.rates(&names, dt) {
+        let k = r.rate.unwrap();
+        let transitions = r.transitions as f64;
+        let tol = Z_LIMIT * k / transitions.sqrt()
+            + 8.0 * dt * bgk
+            + 0.25 * (exact - bgk).abs()
+            + bgk * (1.0 / 8.0) / (exact.recip() * transitions);
+        assert!(
+            (k - bgk).abs() < tol,
+            "{} -> {}: k = {k} over {transitions} transitions, shifted quadrature {bgk} \
+             (plain {exact}), tolerance {tol}",
+            r.from,
+            r.to
+        );
+    }
+    // Time is counted only from a particle's first basin on: at most every step after the
+    // first, and all of them but a particle's first visit.
+    let dwell: u64 = counts.dwell_steps.iter().sum();
+    assert!(
+        dwell <= n * (steps - 1) && dwell > n * (steps - 1) / 2,
+        "{dwell}"
+    );
+}
