@@ -25,8 +25,10 @@ use std::path::{Component, Path, PathBuf};
 pub const FILE: &str = "report.html";
 
 /// The page's only script: each run's slider shows one snapshot's pictures (its `.frame`) and
-/// hides the others; after the page loads, an image that did not load is marked `broken` and
-/// labelled, so a missing picture is visible as such.
+/// hides the others; an image that fails to load (its `error` event, or already failed when
+/// the script runs) is marked `broken` and labelled, so a missing picture is visible as such.
+/// (Testing `naturalWidth` at the window's `load` raced with decoding under load: a picture
+/// that rendered was once marked broken.)
 const SCRIPT: &str = r#"
 for (const slider of document.querySelectorAll("input.snapshots")) {
   const frames = document.getElementById(slider.dataset.frames).children;
@@ -39,17 +41,19 @@ for (const slider of document.querySelectorAll("input.snapshots")) {
   slider.addEventListener("input", show);
   show();
 }
-window.addEventListener("load", () => {
-  for (const img of document.images) {
-    if (img.naturalWidth === 0) {
-      img.classList.add("broken");
-      const note = document.createElement("span");
-      note.className = "missing";
-      note.textContent = "missing: " + img.getAttribute("src");
-      img.after(note);
-    }
-  }
-});
+const broken = (img) => {
+  if (img.classList.contains("broken")) return;
+  img.classList.add("broken");
+  const note = document.createElement("span");
+  note.className = "missing";
+  note.textContent = "missing: " + img.getAttribute("src");
+  img.after(note);
+};
+for (const img of document.images) {
+  img.addEventListener("error", () => broken(img));
+  // Failed before this script ran: complete, yet nothing decoded.
+  if (img.complete && img.naturalWidth === 0) broken(img);
+}
 "#;
 
 const STYLE: &str = r#"
