@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 from pathlib import Path
@@ -67,13 +68,25 @@ def without_timings(manifest_bytes: bytes) -> dict:
     return m
 
 
+def report_without_timings(page: bytes, run_dir: Path) -> str:
+    """report.html less what embeds the timings (its timings table) and the run directory's
+    name (in the run's heading)."""
+    text = re.sub(r'<table class="timings">.*?</table>', "", page.decode(), flags=re.S)
+    return re.sub(r"(<h2>.*?) \(" + re.escape(run_dir.name) + r"\)</h2>", r"\1</h2>", text)
+
+
 def assert_same_run(a: Path, b: Path) -> None:
-    """Identical bytes for every file, except the timings in manifest.json."""
+    """Identical bytes for every file, except the timings in manifest.json and what embeds
+    them (report.html's timings table; its heading names the run's directory)."""
     fa, fb = run_files(a), run_files(b)
     assert sorted(fa) == sorted(fb)
     assert len(fa) >= 5
     for name in fa:
         if name == "manifest.json":
             assert without_timings(fa[name]) == without_timings(fb[name])
+        elif name == "report.html":
+            ra, rb = report_without_timings(fa[name], a), report_without_timings(fb[name], b)
+            assert '<table class="timings">' in fa[name].decode()
+            assert ra == rb, f"report.html differs beyond timings between {a} and {b}"
         else:
             assert fa[name] == fb[name], f"{name} differs between {a} and {b}"

@@ -377,7 +377,9 @@ fn summary(html: &mut String, v: &RunView<'_>) {
             &format!("{} (sha256 {})", file_name(&input.path), input.sha256),
         );
     }
-    html.push_str("</table>\n<h3>Timings</h3>\n<table>\n");
+    // Its own class: the one part of a page that differs between identical runs (tests
+    // comparing runs leave it out).
+    html.push_str("</table>\n<h3>Timings</h3>\n<table class=\"timings\">\n");
     let t = &m.timings;
     for (k, s) in [
         ("wall", t.wall_seconds),
@@ -396,6 +398,14 @@ fn summary(html: &mut String, v: &RunView<'_>) {
     );
     if let Some(i) = t.interactions_per_second {
         row(html, "kernel evaluations", &format!("{i:.4e} /s"));
+    }
+    for (k, s) in [
+        ("GPU stepping", t.gpu_stepping_seconds),
+        ("GPU observing", t.gpu_observe_seconds),
+    ] {
+        if let Some(s) = s {
+            row(html, k, &format!("{s:.3} s"));
+        }
     }
     html.push_str("</table>\n");
 }
