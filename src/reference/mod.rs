@@ -297,6 +297,7 @@ fn underdamped_track(
                 fp: FokkerPlanck::with_coefficients(grid, coefficients, mass, SOLVER_DT),
                 refine,
                 start: None,
+                absorbs: false,
             })
         }
         ReferenceKind::Boltzmann => {
@@ -359,6 +360,140 @@ fn sde_coupling(model: &SdeModel, axes: &[usize]) -> Option<String> {
         "{what} reads x{b}, an axis outside the histogram; a reference needs the drifts of \
          the histogram axes and D to read only those axes"
     ))
+}
+
+/// How the grid reference of the histogram `spec` takes the run's `[boundary]` and absorbing
+/// `[[observe.first_passage]]` targets (docs/architecture.md, "Boundaries and rates"): per
+/// histogram axis the solver's boundary (a reflecting or periodic axis needs the histogram's
+/// range on it to be the wall interval, which the grid then spans), and each absorbing target
+/// as an absorbing region on the histogram's axes (it may constrain no other axis: the
+/// histogram's marginal would not move on its own). Targets that only record are not the
+/// grid's business. Err: why the grid cannot follow, naming the keys.
+pub fn grid_boundaries(
+    plan: &Plan,
+    key: &str,
+    spec: &HistogramSpec,
+) -> Result<(Vec<boundary::AxisBoundary>, Vec<(String, boundary::Region)>), String> {
+    use crate::scenario::boundary::{Region as Target, Wall};
+    let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
+    let name = |a: usize| match a {
+        0 => "x".to_string(),
+        1 => "y".to_string(),
+        2 => "z".to_string(),
+        _ => format!("x{a}"),
+    };
+    let mut sides = Vec::with_capacity(axes.len());
+    for (k, &a) in axes.iter().enumerate() {
+        let wall = plan.boundary.wall(a);
+        let side = match wall {
+            Wall::Free => boundary::AxisBoundary::Free,
+            Wall::Reflecting { .. } => boundary::AxisBoundary::Reflecting,
+            Wall::Periodic { .. } => boundary::AxisBoundary::Periodic,
+        };
+        if let Some((low, high)) = wall.interval() {
+            let [lo, hi] = spec.range[k];
+            if (lo, hi) != (low, high) {
+                return Err(format!(
+                    "the grid reference spans the histogram's range, which on a {} axis must \
+                     be the wall interval: boundary.{} is [{low}, {high}], {key}.range[{k}] is \
+                     [{lo}, {hi}] (set {key}.range[{k}] = [{low}, {high}])",
+                    if side == boundary::AxisBoundary::Periodic {
+                        "periodic"
+                    } else {
+                        "reflecting"
+                    },
+                    name(a)
+                ));
+            }
+        }
+        sides.push(side);
+    }
+    let mut regions = Vec::new();
+    for (j, t) in plan.boundary.first_passage.iter().enumerate() {
+        if !t.absorb {
+            continue;
+        }
+        let outside = |a: usize| {
+            format!(
+                "observe.first_passage[{j}] (\"{}\") absorbs on axis {} outside {key}.axes \
+                 {:?}: the grid reference of a histogram needs every absorbing target to \
+                 constrain only the histogram's axes",
+                t.name,
+                name(a),
+                spec.axes
+            )
+        };
+        let region = match &t.region {
+            Target::Box { intervals } => {
+                if let Some(a) =
+                    (0..intervals.len()).find(|&a| intervals[a].is_some() && !axes.contains(&a))
+                {
+                    return Err(outside(a));
+                }
+                boundary::Region::Box(
+                    axes.iter()
+                        .map(|&a| {
+                            intervals
+                                .get(a)
+                                .copied()
+                                .flatten()
+                                .unwrap_or([f64::NEG_INFINITY, f64::INFINITY])
+                        })
+                        .collect(),
+                )
+            }
+            Target::HalfSpace { normal, offset } => {
+                if let Some(a) = (0..normal.len()).find(|&a| normal[a] != 0.0 && !axes.contains(&a))
+                {
+                    return Err(outside(a));
+                }
+                boundary::Region::HalfSpace {
+                    normal: axes
+                        .iter()
+                        .map(|&a| normal.get(a).copied().unwrap_or(0.0))
+                        .collect(),
+                    offset: *offset,
+                }
+            }
+        };
+        regions.push((
+            format!("observe.first_passage[{j}] (\"{}\")", t.name),
+            region,
+        ));
+    }
+    Ok((sides, regions))
+}
+
+/// Why `kind` cannot be made for the histogram `spec` of a run with walls or absorbing
+/// targets (None when it can): "fokker_planck" follows them ([`grid_boundaries`]);
+/// "boltzmann" has no stationary density once particles are absorbed; "analytic" (the free
+/// OU transient) knows no walls on the histogram's axes and no absorption.
+fn boundary_issue(
+    plan: &Plan,
+    kind: ReferenceKind,
+    key: &str,
+    spec: &HistogramSpec,
+) -> Option<String> {
+    let walled = spec
+        .axes
+        .iter()
+        .any(|&a| !plan.boundary.wall(a as usize).is_free());
+    let absorbs = plan.boundary.absorbs();
+    match kind {
+        ReferenceKind::FokkerPlanck => grid_boundaries(plan, key, spec).err(),
+        ReferenceKind::Boltzmann if absorbs => Some(
+            "\"boltzmann\" has no stationary density with an absorbing observe.first_passage \
+             target (every particle is absorbed in the end); use \"fokker_planck\", which \
+             absorbs as the particles do"
+                .into(),
+        ),
+        ReferenceKind::Analytic if walled || absorbs => Some(format!(
+            "\"analytic\" is the free transient: it knows no [boundary] wall on {key}'s axes \
+             and no absorbing observe.first_passage target; use \"fokker_planck\", which \
+             follows both"
+        )),
+        _ => None,
+    }
 }
 
 /// Every histogram a run observes with a reference: the main one and the marginals, with
@@ -435,6 +570,9 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
         if let Some(why) = separate {
             issues.push(issue(format!("{why} ({key} has axes {:?})", spec.axes)));
             continue;
+        }
+        if let Some(why) = boundary_issue(plan, kind, &key, spec) {
+            issues.push(issue(why));
         }
         if let Init::Point { at } = &plan.particles.init {
             for (k, &a) in axes.iter().enumerate() {
@@ -673,6 +811,10 @@ pub struct ReferenceSnapshot {
     /// depends on t, U and T are taken at the snapshot's time (so F need not fall); NaN
     /// where there is no potential (kind = sde, diffusion dynamics).
     pub free_energy: f64,
+    /// The grid's survival S(t) (mass not yet absorbed) when the run has absorbing targets;
+    /// `probabilities` are then the law of the surviving mass (summing to 1 while S > 0),
+    /// as the particle histogram holds the surviving particles only.
+    pub survival: Option<f64>,
 }
 
 enum Track {
@@ -682,6 +824,9 @@ enum Track {
         /// For a point start, the exact law at t = 0 (all mass in the point's bin; the
         /// solver itself starts from the point spread over the nearest cell centres).
         start: Option<Vec<f64>>,
+        /// Absorbing regions (the run's absorbing targets): the bin probabilities are then
+        /// the law of the surviving mass, and the survival is reported.
+        absorbs: bool,
     },
     Boltzmann(Vec<f64>),
     /// The closed-form law of diffusion dynamics, at any time.
@@ -706,6 +851,15 @@ pub struct Reference {
     /// U_A at the bin centres.
     bin_potential: Vec<f64>,
     track: Track,
+}
+
+/// The key of the histogram `spec` in the plan (`output.histogram` or
+/// `output.marginals[k]`), for messages.
+fn key_of(plan: &Plan, spec: &HistogramSpec) -> String {
+    views(plan)
+        .into_iter()
+        .find(|(_, s)| *s == spec)
+        .map_or_else(|| "output.histogram".into(), |(key, _)| key)
 }
 
 fn grid_of(spec: &HistogramSpec, refine: usize) -> Grid {
@@ -769,10 +923,22 @@ impl Reference {
                 }
                 _ => None,
             };
+            let mut fp = FokkerPlanck::with_coefficients(grid, coefficients, mass, SOLVER_DT);
+            let (sides, regions) = grid_boundaries(plan, &key_of(plan, spec), spec)?;
+            let absorbs = !regions.is_empty();
+            if !plan.boundary.is_empty() {
+                fp = fp.with_boundaries(sides)?;
+                for (name, region) in regions {
+                    fp = fp
+                        .with_absorbing_region(region)
+                        .map_err(|e| format!("{name}: {e}"))?;
+                }
+            }
             Ok(Track::Solver {
-                fp: FokkerPlanck::with_coefficients(grid, coefficients, mass, SOLVER_DT),
+                fp,
                 refine,
                 start,
+                absorbs,
             })
         };
         let (potential, schedule) = match model {
@@ -899,6 +1065,20 @@ impl Reference {
         })
     }
 
+    /// The grid's escape rate into the run's absorbing targets
+    /// ([`FokkerPlanck::escape_rate`]: the lowest eigenvalue of the discretised generator
+    /// with the targets' cells as sinks). None without an absorbing target or a grid, or
+    /// when the coefficients depend on t (no single rate); Err where the solver has no
+    /// rate for the grid (a general drift in 2D or on a periodic axis).
+    pub fn escape_rate(&self) -> Option<Result<f64, String>> {
+        match &self.track {
+            Track::Solver { fp, absorbs, .. } if *absorbs && !fp.is_timed() => {
+                Some(fp.escape_rate())
+            }
+            _ => None,
+        }
+    }
+
     /// U_A at the bin centres.
     pub fn bin_potential(&self) -> &[f64] {
         &self.bin_potential
@@ -918,18 +1098,29 @@ impl Reference {
             ReferenceSnapshot {
                 probabilities: p,
                 free_energy,
+                survival: None,
             }
         };
         match &mut self.track {
-            Track::Solver { fp, refine, start } => {
+            Track::Solver {
+                fp,
+                refine,
+                start,
+                absorbs,
+            } => {
                 fp.advance_to(time);
-                let probabilities = match start {
-                    Some(p) if time <= 0.0 => p.clone(),
+                let survival = absorbs.then(|| fp.survival());
+                let mut probabilities = match start {
+                    Some(p) if time <= 0.0 && survival.is_none_or(|s| s == 1.0) => p.clone(),
                     _ => restrict(fp.mass(), fp.grid(), *refine),
                 };
+                if let Some(s) = survival.filter(|&s| s > 0.0) {
+                    probabilities.iter_mut().for_each(|p| *p /= s);
+                }
                 ReferenceSnapshot {
                     probabilities,
                     free_energy: fp.free_energy(),
+                    survival,
                 }
             }
             Track::Boltzmann(p) => on_bins(p.clone(), &self.bin_potential, self.temperature),
@@ -947,6 +1138,7 @@ impl Reference {
                 ReferenceSnapshot {
                     probabilities,
                     free_energy: f64::NAN,
+                    survival: None,
                 }
             }
             Track::Analytic {
