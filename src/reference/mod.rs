@@ -853,6 +853,27 @@ pub struct Reference {
     track: Track,
 }
 
+/// Whether U_A differs between the two ends of a periodic histogram axis (at t = 0, at the
+/// bin centres of the other axis): relative 1e-9 is far above the round-off of evaluating a
+/// periodic U at both ends and far below any tilt that matters.
+fn tilted(plan: &Plan, spec: &HistogramSpec, u: &AxisPotential) -> bool {
+    let bins = grid_of(spec, 1);
+    (0..spec.axes.len()).any(|k| {
+        let crate::scenario::boundary::Wall::Periodic { low, high } =
+            plan.boundary.wall(spec.axes[k] as usize)
+        else {
+            return false;
+        };
+        bins.centres().iter().any(|c| {
+            let (mut a, mut b) = (c.clone(), c.clone());
+            a[k] = low;
+            b[k] = high;
+            let (ua, ub) = (u.value(&a), u.value(&b));
+            (ua - ub).abs() > 1e-9 * (1.0 + ua.abs().max(ub.abs()))
+        })
+    })
+}
+
 /// The key of the histogram `spec` in the plan (`output.histogram` or
 /// `output.marginals[k]`), for messages.
 fn key_of(plan: &Plan, spec: &HistogramSpec) -> String {
@@ -991,6 +1012,23 @@ impl Reference {
             ));
         }
         let track = match kind {
+            // A potential that is not periodic on a periodic axis (a tilted washboard
+            // U = V(x) - F x) has a periodic force but no periodic U: the gradient flux's wrap
+            // face would take U_first - U_last, so the grid takes f = -grad U, D = T as a
+            // general drift there (docs/architecture.md, "Boundaries and rates").
+            ReferenceKind::FokkerPlanck if tilted(plan, spec, &u) => {
+                let timed = potential.is_timed() || schedule.constant().is_none();
+                solver(Coefficients::general(
+                    move |y, t, _, out| {
+                        let g = u.gradient_at(y, t);
+                        for (o, gk) in out.iter_mut().zip(&g) {
+                            *o = -gk;
+                        }
+                        out[g.len()] = schedule.at(t).max(0.0);
+                    },
+                    timed,
+                ))?
+            }
             ReferenceKind::FokkerPlanck => solver(Coefficients::Gradient {
                 potential: u.sampler(),
                 potential_timed: potential.is_timed(),
@@ -1414,6 +1452,64 @@ mod tests {
                 .unwrap_err()
                 .contains("D > 0")
         );
+    }
+
+    fn walled(extra: &str, histogram: &str) -> Plan {
+        let text = format!(
+            "[particles]\ncount = 1000\ndim = 2\ninit = {{ kind = \"point\", at = [0.0, 0.5] \
+             }}\n[dynamics]\nkind = \"langevin\"\npotential = {{ expr = \"x^2/2 + y^2/2\" }}\n\
+             dt = 1e-3\nsteps = 10\n[output]\nhistogram = {histogram}\n[boundary]\n\
+             y = {{ kind = \"periodic\", low = 0.0, high = 2.0 }}\n{extra}"
+        );
+        match resolve_str(&text, "t.toml", Path::new(""), &[], None) {
+            Ok(r) => r.plan,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The scenario's walls and absorbing targets as the solver's: a periodic axis whose
+    /// range is its period, free axes free, a box and a half-space cut down to the
+    /// histogram's axes (an unnamed axis unbounded), recording targets left out; refused when
+    /// a target absorbs on an axis the histogram does not hold, or the range is not the
+    /// period.
+    #[test]
+    fn walls_and_absorbing_targets_map_onto_the_histograms_axes() {
+        let targets = "[[observe.first_passage]]\nname = \"a\"\nregion = { y = [1.0, 1.5] }\n\
+             absorb = true\n[[observe.first_passage]]\nname = \"b\"\nregion = { normal = \
+             [1.0, 0.0], offset = 1.0 }\nabsorb = true\n[[observe.first_passage]]\nname = \
+             \"c\"\nregion = { x = [5.0, 6.0] }\n";
+        let p = walled(
+            targets,
+            "{ axes = [0, 1], bins = [10, 10], range = [[-3.0, 3.0], [0.0, 2.0]] }",
+        );
+        let (sides, regions) =
+            grid_boundaries(&p, "output.histogram", &p.output.histogram).unwrap();
+        assert_eq!(
+            sides,
+            vec![
+                boundary::AxisBoundary::Free,
+                boundary::AxisBoundary::Periodic
+            ]
+        );
+        assert_eq!(regions.len(), 2);
+        let inf = f64::INFINITY;
+        assert!(
+            matches!(&regions[0].1, boundary::Region::Box(b) if *b == vec![[-inf, inf], [1.0, 1.5]])
+        );
+        assert!(
+            matches!(&regions[1].1, boundary::Region::HalfSpace { normal, offset }
+            if *normal == vec![1.0, 0.0] && *offset == 1.0)
+        );
+        // The x marginal alone: the half-space projects, the box on y cannot.
+        let p = walled(targets, "{ axes = [0], bins = 10, range = [[-3.0, 3.0]] }");
+        let e = grid_boundaries(&p, "output.histogram", &p.output.histogram).unwrap_err();
+        assert!(
+            e.contains("observe.first_passage[0]") && e.contains("axis y"),
+            "{e}"
+        );
+        let p = walled("", "{ axes = [1], bins = 10, range = [[0.0, 2.5]] }");
+        let e = grid_boundaries(&p, "output.histogram", &p.output.histogram).unwrap_err();
+        assert!(e.contains("periodic") && e.contains("boundary.y"), "{e}");
     }
 
     fn plan_2d_sde(diffusion: &str, drift: &str) -> Plan {
