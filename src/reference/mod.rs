@@ -362,6 +362,10 @@ fn sde_coupling(model: &SdeModel, axes: &[usize]) -> Option<String> {
     ))
 }
 
+/// Per histogram axis the solver's boundary, and the absorbing targets as solver regions
+/// (each with its key, for messages).
+pub type GridBoundaries = (Vec<boundary::AxisBoundary>, Vec<(String, boundary::Region)>);
+
 /// How the grid reference of the histogram `spec` takes the run's `[boundary]` and absorbing
 /// `[[observe.first_passage]]` targets (docs/architecture.md, "Boundaries and rates"): per
 /// histogram axis the solver's boundary (a reflecting or periodic axis needs the histogram's
@@ -373,7 +377,7 @@ pub fn grid_boundaries(
     plan: &Plan,
     key: &str,
     spec: &HistogramSpec,
-) -> Result<(Vec<boundary::AxisBoundary>, Vec<(String, boundary::Region)>), String> {
+) -> Result<GridBoundaries, String> {
     use crate::scenario::boundary::{Region as Target, Wall};
     let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
     let name = |a: usize| match a {
