@@ -237,6 +237,27 @@ fn underdamped_issue(
     }
 }
 
+/// Kramers' equation on the grid has no walls: "fokker_planck" is refused for an
+/// underdamped run with a wall on the histogram's position axis ("boltzmann" holds: elastic
+/// walls keep Boltzmann x Maxwell stationary).
+fn underdamped_walls_issue(
+    plan: &Plan,
+    kind: ReferenceKind,
+    dim: usize,
+    axes: &[usize],
+) -> Option<String> {
+    let walled = axes
+        .iter()
+        .find(|&&a| a < dim && !plan.boundary.wall(a).is_free())?;
+    (kind == ReferenceKind::FokkerPlanck).then(|| {
+        format!(
+            "\"fokker_planck\" for kind = underdamped solves Kramers' equation without walls, \
+             and axis {walled} has a [boundary] wall; use \"boltzmann\" (with the histogram's \
+             range equal to the wall interval)"
+        )
+    })
+}
+
 fn kramers_axes(dim: usize) -> String {
     format!(
         "\"fokker_planck\" for kind = underdamped solves Kramers' equation of one position and \
@@ -256,7 +277,9 @@ fn underdamped_track(
 ) -> Result<Track, String> {
     let dim = plan.particles.dim as usize;
     let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
-    if let Some(why) = underdamped_issue(u, kind, dim, &axes) {
+    if let Some(why) = underdamped_issue(u, kind, dim, &axes)
+        .or_else(|| underdamped_walls_issue(plan, kind, dim, &axes))
+    {
         return Err(why);
     }
     let velocity_law = u.initial_velocity_law();
@@ -533,6 +556,7 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
             .filter_map(|(key, spec)| {
                 let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
                 underdamped_issue(u, kind, dim, &axes)
+                    .or_else(|| underdamped_walls_issue(plan, kind, dim, &axes))
                     .map(|why| issue(format!("{why} ({key} has axes {:?})", spec.axes)))
             })
             .collect();
