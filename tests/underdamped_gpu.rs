@@ -785,7 +785,7 @@ fn reflecting_walls_keep_free_underdamped_motion_inside_with_its_exact_folded_la
         .collect();
     let gpu = common::gpu();
     let mut sim = Simulation::new(&gpu, &p, None, None, 0, n, &Layout::default()).expect("sim");
-    let (h, c) = (0.5 * dt, (-dt as f64).exp());
+    let (h, c) = (0.5 * dt, (-dt).exp());
     let so2 = 1.0 - c * c;
     let (mut vx, mut cxv, mut vv) = (0.0, 0.0, 1.0);
     let mut done = 0u64;
