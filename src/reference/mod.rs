@@ -1177,10 +1177,10 @@ impl Reference {
                 fp.advance_to(time);
                 let survival = absorbs.then(|| fp.survival());
                 let mut probabilities = match start {
-                    Some(p) if time <= 0.0 && survival.is_none_or(|s| s == 1.0) => p.clone(),
+                    Some(p) if time <= 0.0 => p.clone(),
                     _ => restrict(fp.mass(), fp.grid(), *refine),
                 };
-                if let Some(s) = survival.filter(|&s| s > 0.0) {
+                if let Some(s) = survival.filter(|&s| s > 0.0 && time > 0.0) {
                     probabilities.iter_mut().for_each(|p| *p /= s);
                 }
                 ReferenceSnapshot {
