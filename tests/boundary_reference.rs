@@ -2,11 +2,12 @@
 //! an Ornstein–Uhlenbeck process against a reflecting wall on the noise floor of the grid
 //! solution, and the double well's escape rate into an absorbing target measured from the
 //! particles' first-passage times against the grid's `escape_rate()`, with the particles'
-//! survival against the grid's `survival_reference` per snapshot. Every tolerance is derived
-//! beside its check.
+//! survival against the grid's `survival_reference` per snapshot; the tilted washboard on a
+//! periodic axis on the noise floor of the grid. Every tolerance is derived beside its check.
 
 mod common;
 
+use common::chain::chain_law_sde;
 use common::stats::{self, EPS32, Z_LIMIT};
 use fokker::reference::boundary::{AxisBoundary, Region};
 use fokker::reference::law::normal_mass;
@@ -318,4 +319,96 @@ reference = "fokker_planck"
         );
     }
     assert!(grid[5] < 0.85, "{grid:?}");
+}
+
+/// The tilted washboard U = 1.5 cos x - x on the circle [0, 2 pi) (T = 1) from x0 = pi: the
+/// potential is not periodic, so the grid takes the general drift f = 1.5 sin x + 1 with a
+/// periodic wrap. The particles' law is the Euler–Maruyama chain's: f is periodic, so the
+/// wrapped chain is the unwrapped chain x' = x + dt f(x) + sqrt(2 dt) xi taken mod 2 pi,
+/// whose law tests/common/chain.rs computes on [-8 pi, 12 pi] (mass leaving it is `lost`,
+/// added to the bias) and we wrap onto the 64 bins. f32 positions (|x| < 2 pi) change a bin
+/// only within 2 pi EPS32 of one of its 64 edges, where the density is below 1 (it is below
+/// 0.6 here): 64 * 2 * 2 pi EPS32 < 1e-4. As for the OU wall: E0 - delta - eps <= tv <=
+/// E0 + delta + eps, delta = TV(wrapped chain law, grid) + these, and the grid's distance to
+/// the chain law asserted below eps (the gradient flux, taking U's jump of 2 pi at the wrap
+/// face, is 0.05 off by t = 1.5 and fails it).
+#[test]
+fn tilted_washboard_on_a_circle_sits_on_the_noise_floor_of_the_grid() {
+    let (n, dt, bins) = (20_000u64, 2e-3, 64usize);
+    let two_pi = 2.0 * std::f64::consts::PI;
+    let text = format!(
+        r#"
+seed = 23
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [3.141592653589793] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "v0*cos(x) - f*x", params = {{ v0 = 1.5, f = 1.0 }} }}
+temperature = 1.0
+dt = {dt}
+steps = 1000
+[boundary]
+x = {{ kind = "periodic", low = 0.0, high = {two_pi} }}
+[output]
+every = 0.5
+histogram = {{ bins = {bins}, range = [[0.0, {two_pi}]] }}
+reference = "fokker_planck"
+"#
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("s.toml"), text).unwrap();
+    ok(&fokker(
+        &["run", "s.toml", "--out", "run", "--progress", "none"],
+        tmp.path(),
+    ));
+    let run = tmp.path().join("run");
+    let time = column(&run, "time");
+    let tv = column(&run, "tv");
+    let floor = column(&run, "tv_floor");
+    assert_eq!(time, vec![0.0, 0.5, 1.0, 1.5, 2.0]);
+    let steps: Vec<u64> = time[1..].iter().map(|t| (t / dt).round() as u64).collect();
+    let (lo, hi) = (-4.0 * two_pi, 6.0 * two_pi);
+    let h = two_pi / (bins as f64 * 4.0);
+    let chain = chain_law_sde(
+        &|x| 1.5 * x.sin() + 1.0,
+        &|_| 1.0,
+        dt,
+        std::f64::consts::PI,
+        lo,
+        hi,
+        h,
+        &steps,
+    );
+    let snapshots = manifest(&run)["snapshots"].as_array().unwrap().clone();
+    let eps = stats::tv_deviation(n);
+    let f32_bias = 64.0 * 2.0 * two_pi * EPS32;
+    for k in 1..time.len() {
+        let unwrapped = chain.bins(k - 1, 10 * bins, lo, hi);
+        let mut wrapped = vec![0.0; bins];
+        for (j, m) in unwrapped.iter().enumerate() {
+            wrapped[j % bins] += m;
+        }
+        let rel = snapshots[k]["reference"]["density"].as_str().unwrap();
+        let (_, grid) = fokker::output::read_npy_f64(&run.join(rel)).unwrap();
+        let own = stats::binned_tv(&wrapped, &grid);
+        assert!(
+            own < eps,
+            "t = {}: the grid is {own} from the chain law",
+            time[k]
+        );
+        let delta = own + chain.lost + f32_bias;
+        println!(
+            "t = {}: tv {:.4} floor {:.4} delta {delta:.2e} eps {eps:.2e}",
+            time[k], tv[k], floor[k]
+        );
+        assert!(
+            tv[k] <= floor[k] + delta + eps && tv[k] >= floor[k] - delta - eps,
+            "t = {}: tv {} outside the noise floor {} +- (delta {delta} + eps {eps})",
+            time[k],
+            tv[k],
+            floor[k]
+        );
+    }
 }
