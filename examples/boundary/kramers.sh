@@ -8,7 +8,7 @@
 # right basin (x >= 0.9) absorbing and reference = "fokker_planck", reports the lowest
 # eigenvalue of the discretised generator with those cells as sinks (manifest:
 # first_passage.escape_rate_reference), the rate the counted k estimates.
-# Usage: bash examples/boundary/kramers.sh [OUT_DIR]   (default runs/kramers; ~2 minutes on
+# Usage: bash examples/boundary/kramers.sh [OUT_DIR]   (default runs/kramers; ~30 s on
 # lavapipe). FOKKER=path/to/fokker overrides the binary (default: target/release/fokker).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
