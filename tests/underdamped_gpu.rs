@@ -746,3 +746,111 @@ fn whole_rounds_equal_single_steps_bit_for_bit() {
         assert!(x1.iter().all(|x| x.is_finite()) && x1.iter().any(|x| *x != x1[0]));
     }
 }
+
+/// Free underdamped motion (U = 0, T = m = gamma = 1) between reflecting walls, x in [0, 1]
+/// and y in [-1, 2], from the point (0.3, 0.5) with Maxwell velocities, dt = 0.05.
+///
+/// The law is exact: with U = 0 the B steps do nothing, and the walled chain is, in law, the
+/// fold of the free chain (the fold map F is invariant under the reflections about the walls,
+/// so F(y) + s h w = F(y + h w) with s = ±1 the parity of the reflections so far, which is
+/// also the sign the velocity carries; the O step's noise is symmetric, so s xi is again
+/// standard normal). The free chain is Gaussian: x' = x + h (1 + c) v + h s_o xi,
+/// v' = c v + s_o xi (h = dt / 2, c = e^{-gamma dt}, s_o^2 = (1 - c^2) T / m), whose
+/// variance we follow exactly; the position's bin masses are the image sums of normal masses
+/// over the reflections (2 m L shifts and mirror images, |m| <= 40 leave out nothing at
+/// these widths). Velocities keep the Maxwell law N(0, T / m) exactly. Positions stay inside
+/// the walls. So the only bias is f32 rounding (EPS32 |x| <= 2 EPS32 moves a particle across
+/// one of the inner edges only within that distance of it, where the density is below 3 / L:
+/// bins * 3 / L * 4 EPS32 < 1e-4 per axis). TV within tests/common/stats.rs's limits at
+/// t = 1 (not yet uniform: the mode of wavelength 2 L_y = 6 has decayed by about
+/// e^{-(pi/3)^2 t} ~ 0.33) and t = 20 (uniform to ~1e-9).
+#[test]
+fn reflecting_walls_keep_free_underdamped_motion_inside_with_its_exact_folded_law() {
+    let (n, dt, bins) = (20_000u64, 0.05, 20usize);
+    let walls = [(0.0, 1.0), (-1.0, 2.0)];
+    let spec = HistogramSpec {
+        axes: vec![0],
+        bins: vec![bins as u32],
+        range: vec![[0.0, 1.0]],
+    };
+    let mut p = plan(
+        n,
+        Init::Point { at: vec![0.3, 0.5] },
+        underdamped(harmonic(&[0.0, 0.0]), 1.0, 1.0, &[1.0, 1.0], dt, 400),
+        spec,
+    );
+    p.boundary.walls = walls
+        .iter()
+        .map(|&(low, high)| fokker::scenario::boundary::Wall::Reflecting { low, high })
+        .collect();
+    let gpu = common::gpu();
+    let mut sim = Simulation::new(&gpu, &p, None, None, 0, n, &Layout::default()).expect("sim");
+    let (h, c) = (0.5 * dt, (-dt).exp());
+    let so2 = 1.0 - c * c;
+    let (mut vx, mut cxv, mut vv) = (0.0, 0.0, 1.0);
+    let mut done = 0u64;
+    for steps in [20u64, 400] {
+        for _ in done..steps {
+            let a = h * (1.0 + c);
+            let nvx = vx + a * a * vv + h * h * so2 + 2.0 * a * cxv;
+            cxv = c * cxv + a * c * vv + h * so2;
+            vx = nvx;
+            vv = c * c * vv + so2;
+        }
+        done = steps;
+        sim.advance_to(steps, |_| Ok(()), &|| false)
+            .expect("advance");
+        let x = sim.positions().expect("positions");
+        let v = sim.extra_state().expect("velocities").expect("velocities");
+        for (k, &(low, high)) in walls.iter().enumerate() {
+            let (x0, width) = ([0.3, 0.5][k], high - low);
+            let w = width / bins as f64;
+            let folded: Vec<f64> = (0..bins)
+                .map(|b| {
+                    let (a, e) = (low + w * b as f64, low + w * (b + 1) as f64);
+                    (-40..=40)
+                        .map(|m| {
+                            let shift = 2.0 * m as f64 * width;
+                            normal_mass(a + shift, e + shift, x0, vx.sqrt())
+                                + normal_mass(
+                                    2.0 * low - e + shift,
+                                    2.0 * low - a + shift,
+                                    x0,
+                                    vx.sqrt(),
+                                )
+                        })
+                        .sum()
+                })
+                .collect();
+            let mut counts = vec![0u64; bins];
+            for i in 0..n as usize {
+                let xi = f64::from(x[2 * i + k]);
+                assert!(
+                    (low..=high).contains(&xi),
+                    "step {steps}: particle {i} axis {k} at {xi} outside [{low}, {high}]"
+                );
+                counts[(((xi - low) / w) as usize).min(bins - 1)] += 1;
+            }
+            let bias = bins as f64 * 3.0 / width * 4.0 * stats::EPS32;
+            let tv = stats::tv(&counts, &folded, n);
+            let upper = stats::tv_upper(&folded, n, bias);
+            let lower = stats::tv_lower(&folded, n, bias);
+            println!("step {steps} axis {k}: TV {tv:.4} in [{lower:.4}, {upper:.4}]");
+            assert!(tv <= upper && tv >= lower, "step {steps} axis {k}: TV {tv}");
+            // Maxwell N(0, 1): the sample variance within Z_LIMIT sqrt(2 / (n - 1)).
+            let var = (0..n as usize)
+                .map(|i| f64::from(v[2 * i + k]).powi(2))
+                .sum::<f64>()
+                / n as f64;
+            let tol = stats::Z_LIMIT * (2.0 / (n - 1) as f64).sqrt();
+            assert!(
+                (var - 1.0).abs() < tol,
+                "step {steps} axis {k}: var v {var}"
+            );
+        }
+    }
+}
+
+fn normal_mass(a: f64, b: f64, mean: f64, std: f64) -> f64 {
+    fokker::reference::law::normal_mass(a, b, mean, std)
+}

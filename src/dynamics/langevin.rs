@@ -746,7 +746,7 @@ impl Dynamics for LangevinPlan {
     /// Plain Langevin (any potential, temperature or step-size schedule) applies walls and
     /// targets after every step; MALA would have to reflect its proposals inside the
     /// accept/reject step (not done).
-    fn boundary_refusal(&self) -> Option<String> {
+    fn boundary_refusal(&self, _: &crate::scenario::Boundary) -> Option<String> {
         self.mala.then(|| {
             "mala = true has no walls or first-passage bookkeeping (its proposals would \
              have to be reflected inside the Metropolis step)"

@@ -302,10 +302,11 @@ pub trait Dynamics: std::fmt::Debug {
         Vec::new()
     }
 
-    /// Why the kind cannot run with `[boundary]` walls or `[[observe.first_passage]]`
-    /// targets; None when its stepper applies them (docs/architecture.md, "Boundaries and
-    /// first passage").
-    fn boundary_refusal(&self) -> Option<String> {
+    /// Why the kind cannot run with these `[boundary]` walls, `[[observe.first_passage]]`
+    /// targets or basins; None when its stepper applies them (docs/architecture.md,
+    /// "Boundaries and first passage").
+    fn boundary_refusal(&self, boundary: &crate::scenario::Boundary) -> Option<String> {
+        let _ = boundary;
         Some("its stepper has no walls, periodic wrap or first-passage bookkeeping".into())
     }
 

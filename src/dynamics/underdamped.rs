@@ -24,6 +24,7 @@ use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::Potential;
 use crate::rng::{self, NoiseStream};
+use crate::scenario::boundary::Wall;
 use crate::scenario::data::SampleTable;
 use crate::scenario::keys;
 use crate::scenario::range::SIGMAS;
@@ -246,6 +247,16 @@ impl Dynamics for UnderdampedPlan {
         Some(if lo < hi { [lo, hi] } else { [-0.5, 0.5] })
     }
 
+    fn boundary_refusal(&self, boundary: &crate::scenario::Boundary) -> Option<String> {
+        let periodic = !boundary.periodic_axes().is_empty();
+        let watched = !boundary.first_passage.is_empty() || !boundary.basins.is_empty();
+        (periodic || watched).then(|| {
+            "its stepper has reflecting walls only (a velocity flipped at each reflection), \
+             no periodic wrap, first-passage targets or basins"
+                .to_string()
+        })
+    }
+
     fn state_memory(&self, dim: u64) -> StateMemory {
         // The velocities.
         StateMemory {
@@ -367,6 +378,18 @@ impl UnderdampedGpu {
         let params = gpu.storage_with("potential params", bytemuck::cast_slice(&shader.params));
         let (c, scale) = plan.ou_coefficients();
         let law = plan.initial_velocity_law();
+        // Reflecting walls per axis (low, high), 0 where there are none; their bit mask.
+        let dim = ensemble.dim as usize;
+        let walls: Vec<(f64, f64)> = (0..dim)
+            .map(|k| match cx.boundary.wall(k) {
+                Wall::Reflecting { low, high } => (low, high),
+                _ => (0.0, 0.0),
+            })
+            .collect();
+        let reflect: u32 = (0..dim)
+            .filter(|&k| matches!(cx.boundary.wall(k), Wall::Reflecting { .. }))
+            .map(|k| 1u32 << k)
+            .sum();
         let coef: Vec<f32> = plan
             .mass
             .iter()
@@ -374,6 +397,8 @@ impl UnderdampedGpu {
             .chain(scale)
             .chain(law.iter().map(|l| l.0))
             .chain(law.iter().map(|l| l.1))
+            .chain(walls.iter().map(|w| w.0))
+            .chain(walls.iter().map(|w| w.1))
             .map(|x| x as f32)
             .collect();
         let coef = gpu.storage_with("underdamped coefficients", bytemuck::cast_slice(&coef));
@@ -401,6 +426,7 @@ impl UnderdampedGpu {
                     ("INIT_VELOCITY", if init { 1.0 } else { 0.0 }),
                     ("ROUND_STEPS", f64::from(round)),
                     ("SINGLE_STEPS", if single { 1.0 } else { 0.0 }),
+                    ("REFLECT_AXES", f64::from(reflect)),
                 ],
                 cx.workgroup_size,
             )

@@ -237,6 +237,27 @@ fn underdamped_issue(
     }
 }
 
+/// Kramers' equation on the grid has no walls: "fokker_planck" is refused for an
+/// underdamped run with a wall on the histogram's position axis ("boltzmann" holds: elastic
+/// walls keep Boltzmann x Maxwell stationary).
+fn underdamped_walls_issue(
+    plan: &Plan,
+    kind: ReferenceKind,
+    dim: usize,
+    axes: &[usize],
+) -> Option<String> {
+    let walled = axes
+        .iter()
+        .find(|&&a| a < dim && !plan.boundary.wall(a).is_free())?;
+    (kind == ReferenceKind::FokkerPlanck).then(|| {
+        format!(
+            "\"fokker_planck\" for kind = underdamped solves Kramers' equation without walls, \
+             and axis {walled} has a [boundary] wall; use \"boltzmann\" (with the histogram's \
+             range equal to the wall interval)"
+        )
+    })
+}
+
 fn kramers_axes(dim: usize) -> String {
     format!(
         "\"fokker_planck\" for kind = underdamped solves Kramers' equation of one position and \
@@ -256,7 +277,9 @@ fn underdamped_track(
 ) -> Result<Track, String> {
     let dim = plan.particles.dim as usize;
     let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
-    if let Some(why) = underdamped_issue(u, kind, dim, &axes) {
+    if let Some(why) = underdamped_issue(u, kind, dim, &axes)
+        .or_else(|| underdamped_walls_issue(plan, kind, dim, &axes))
+    {
         return Err(why);
     }
     let velocity_law = u.initial_velocity_law();
@@ -297,6 +320,7 @@ fn underdamped_track(
                 fp: FokkerPlanck::with_coefficients(grid, coefficients, mass, SOLVER_DT),
                 refine,
                 start: None,
+                absorbs: false,
             })
         }
         ReferenceKind::Boltzmann => {
@@ -361,6 +385,144 @@ fn sde_coupling(model: &SdeModel, axes: &[usize]) -> Option<String> {
     ))
 }
 
+/// Per histogram axis the solver's boundary, and the absorbing targets as solver regions
+/// (each with its key, for messages).
+pub type GridBoundaries = (Vec<boundary::AxisBoundary>, Vec<(String, boundary::Region)>);
+
+/// How the grid reference of the histogram `spec` takes the run's `[boundary]` and absorbing
+/// `[[observe.first_passage]]` targets (docs/architecture.md, "Boundaries and rates"): per
+/// histogram axis the solver's boundary (a reflecting or periodic axis needs the histogram's
+/// range on it to be the wall interval, which the grid then spans), and each absorbing target
+/// as an absorbing region on the histogram's axes (it may constrain no other axis: the
+/// histogram's marginal would not move on its own). Targets that only record are not the
+/// grid's business. Err: why the grid cannot follow, naming the keys.
+pub fn grid_boundaries(
+    plan: &Plan,
+    key: &str,
+    spec: &HistogramSpec,
+) -> Result<GridBoundaries, String> {
+    use crate::scenario::boundary::{Region as Target, Wall};
+    let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
+    let name = |a: usize| match a {
+        0 => "x".to_string(),
+        1 => "y".to_string(),
+        2 => "z".to_string(),
+        _ => format!("x{a}"),
+    };
+    let mut sides = Vec::with_capacity(axes.len());
+    for (k, &a) in axes.iter().enumerate() {
+        let wall = plan.boundary.wall(a);
+        let side = match wall {
+            Wall::Free => boundary::AxisBoundary::Free,
+            Wall::Reflecting { .. } => boundary::AxisBoundary::Reflecting,
+            Wall::Periodic { .. } => boundary::AxisBoundary::Periodic,
+        };
+        if let Some((low, high)) = wall.interval() {
+            let [lo, hi] = spec.range[k];
+            if (lo, hi) != (low, high) {
+                return Err(format!(
+                    "the grid reference spans the histogram's range, which on a {} axis must \
+                     be the wall interval: boundary.{} is [{low}, {high}], {key}.range[{k}] is \
+                     [{lo}, {hi}] (set {key}.range[{k}] = [{low}, {high}])",
+                    if side == boundary::AxisBoundary::Periodic {
+                        "periodic"
+                    } else {
+                        "reflecting"
+                    },
+                    name(a)
+                ));
+            }
+        }
+        sides.push(side);
+    }
+    let mut regions = Vec::new();
+    for (j, t) in plan.boundary.first_passage.iter().enumerate() {
+        if !t.absorb {
+            continue;
+        }
+        let outside = |a: usize| {
+            format!(
+                "observe.first_passage[{j}] (\"{}\") absorbs on axis {} outside {key}.axes \
+                 {:?}: the grid reference of a histogram needs every absorbing target to \
+                 constrain only the histogram's axes",
+                t.name,
+                name(a),
+                spec.axes
+            )
+        };
+        let region = match &t.region {
+            Target::Box { intervals } => {
+                if let Some(a) =
+                    (0..intervals.len()).find(|&a| intervals[a].is_some() && !axes.contains(&a))
+                {
+                    return Err(outside(a));
+                }
+                boundary::Region::Box(
+                    axes.iter()
+                        .map(|&a| {
+                            intervals
+                                .get(a)
+                                .copied()
+                                .flatten()
+                                .unwrap_or([f64::NEG_INFINITY, f64::INFINITY])
+                        })
+                        .collect(),
+                )
+            }
+            Target::HalfSpace { normal, offset } => {
+                if let Some(a) = (0..normal.len()).find(|&a| normal[a] != 0.0 && !axes.contains(&a))
+                {
+                    return Err(outside(a));
+                }
+                boundary::Region::HalfSpace {
+                    normal: axes
+                        .iter()
+                        .map(|&a| normal.get(a).copied().unwrap_or(0.0))
+                        .collect(),
+                    offset: *offset,
+                }
+            }
+        };
+        regions.push((
+            format!("observe.first_passage[{j}] (\"{}\")", t.name),
+            region,
+        ));
+    }
+    Ok((sides, regions))
+}
+
+/// Why `kind` cannot be made for the histogram `spec` of a run with walls or absorbing
+/// targets (None when it can): "fokker_planck" follows them ([`grid_boundaries`]);
+/// "boltzmann" has no stationary density once particles are absorbed; "analytic" (the free
+/// OU transient) knows no walls on the histogram's axes and no absorption.
+fn boundary_issue(
+    plan: &Plan,
+    kind: ReferenceKind,
+    key: &str,
+    spec: &HistogramSpec,
+) -> Option<String> {
+    let walled = spec
+        .axes
+        .iter()
+        .any(|&a| !plan.boundary.wall(a as usize).is_free());
+    let absorbs = plan.boundary.absorbs();
+    match kind {
+        ReferenceKind::FokkerPlanck => grid_boundaries(plan, key, spec).err(),
+        ReferenceKind::Boltzmann if absorbs => Some(
+            "\"boltzmann\" has no stationary density with an absorbing observe.first_passage \
+             target (every particle is absorbed in the end); use \"fokker_planck\", which \
+             absorbs as the particles do"
+                .into(),
+        ),
+        ReferenceKind::Analytic if walled || absorbs => Some(format!(
+            "\"analytic\" is the free transient: it knows no [boundary] wall on {key}'s axes \
+             and no absorbing observe.first_passage target; use \"fokker_planck\", which \
+             follows both"
+        )),
+        _ => None,
+    }
+}
+
 /// Every histogram a run observes with a reference: the main one and the marginals, with
 /// the key that asked for it.
 fn views(plan: &Plan) -> Vec<(String, &HistogramSpec)> {
@@ -394,6 +556,7 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
             .filter_map(|(key, spec)| {
                 let axes: Vec<usize> = spec.axes.iter().map(|&a| a as usize).collect();
                 underdamped_issue(u, kind, dim, &axes)
+                    .or_else(|| underdamped_walls_issue(plan, kind, dim, &axes))
                     .map(|why| issue(format!("{why} ({key} has axes {:?})", spec.axes)))
             })
             .collect();
@@ -435,6 +598,9 @@ pub fn check(plan: &Plan) -> Vec<ScenarioIssue> {
         if let Some(why) = separate {
             issues.push(issue(format!("{why} ({key} has axes {:?})", spec.axes)));
             continue;
+        }
+        if let Some(why) = boundary_issue(plan, kind, &key, spec) {
+            issues.push(issue(why));
         }
         if let Init::Point { at } = &plan.particles.init {
             for (k, &a) in axes.iter().enumerate() {
@@ -673,6 +839,10 @@ pub struct ReferenceSnapshot {
     /// depends on t, U and T are taken at the snapshot's time (so F need not fall); NaN
     /// where there is no potential (kind = sde, diffusion dynamics).
     pub free_energy: f64,
+    /// The grid's survival S(t) (mass not yet absorbed) when the run has absorbing targets;
+    /// `probabilities` are then the law of the surviving mass (summing to 1 while S > 0),
+    /// as the particle histogram holds the surviving particles only.
+    pub survival: Option<f64>,
 }
 
 enum Track {
@@ -682,6 +852,9 @@ enum Track {
         /// For a point start, the exact law at t = 0 (all mass in the point's bin; the
         /// solver itself starts from the point spread over the nearest cell centres).
         start: Option<Vec<f64>>,
+        /// Absorbing regions (the run's absorbing targets): the bin probabilities are then
+        /// the law of the surviving mass, and the survival is reported.
+        absorbs: bool,
     },
     Boltzmann(Vec<f64>),
     /// The closed-form law of diffusion dynamics, at any time.
@@ -706,6 +879,36 @@ pub struct Reference {
     /// U_A at the bin centres.
     bin_potential: Vec<f64>,
     track: Track,
+}
+
+/// Whether U_A differs between the two ends of a periodic histogram axis (at t = 0, at the
+/// bin centres of the other axis): relative 1e-9 is far above the round-off of evaluating a
+/// periodic U at both ends and far below any tilt that matters.
+fn tilted(plan: &Plan, spec: &HistogramSpec, u: &AxisPotential) -> bool {
+    let bins = grid_of(spec, 1);
+    (0..spec.axes.len()).any(|k| {
+        let crate::scenario::boundary::Wall::Periodic { low, high } =
+            plan.boundary.wall(spec.axes[k] as usize)
+        else {
+            return false;
+        };
+        bins.centres().iter().any(|c| {
+            let (mut a, mut b) = (c.clone(), c.clone());
+            a[k] = low;
+            b[k] = high;
+            let (ua, ub) = (u.value(&a), u.value(&b));
+            (ua - ub).abs() > 1e-9 * (1.0 + ua.abs().max(ub.abs()))
+        })
+    })
+}
+
+/// The key of the histogram `spec` in the plan (`output.histogram` or
+/// `output.marginals[k]`), for messages.
+fn key_of(plan: &Plan, spec: &HistogramSpec) -> String {
+    views(plan)
+        .into_iter()
+        .find(|(_, s)| *s == spec)
+        .map_or_else(|| "output.histogram".into(), |(key, _)| key)
 }
 
 fn grid_of(spec: &HistogramSpec, refine: usize) -> Grid {
@@ -769,10 +972,22 @@ impl Reference {
                 }
                 _ => None,
             };
+            let mut fp = FokkerPlanck::with_coefficients(grid, coefficients, mass, SOLVER_DT);
+            let (sides, regions) = grid_boundaries(plan, &key_of(plan, spec), spec)?;
+            let absorbs = !regions.is_empty();
+            if !plan.boundary.is_empty() {
+                fp = fp.with_boundaries(sides)?;
+                for (name, region) in regions {
+                    fp = fp
+                        .with_absorbing_region(region)
+                        .map_err(|e| format!("{name}: {e}"))?;
+                }
+            }
             Ok(Track::Solver {
-                fp: FokkerPlanck::with_coefficients(grid, coefficients, mass, SOLVER_DT),
+                fp,
                 refine,
                 start,
+                absorbs,
             })
         };
         let (potential, schedule) = match model {
@@ -825,6 +1040,23 @@ impl Reference {
             ));
         }
         let track = match kind {
+            // A potential that is not periodic on a periodic axis (a tilted washboard
+            // U = V(x) - F x) has a periodic force but no periodic U: the gradient flux's wrap
+            // face would take U_first - U_last, so the grid takes f = -grad U, D = T as a
+            // general drift there (docs/architecture.md, "Boundaries and rates").
+            ReferenceKind::FokkerPlanck if tilted(plan, spec, &u) => {
+                let timed = potential.is_timed() || schedule.constant().is_none();
+                solver(Coefficients::general(
+                    move |y, t, _, out| {
+                        let g = u.gradient_at(y, t);
+                        for (o, gk) in out.iter_mut().zip(&g) {
+                            *o = -gk;
+                        }
+                        out[g.len()] = schedule.at(t).max(0.0);
+                    },
+                    timed,
+                ))?
+            }
             ReferenceKind::FokkerPlanck => solver(Coefficients::Gradient {
                 potential: u.sampler(),
                 potential_timed: potential.is_timed(),
@@ -899,6 +1131,20 @@ impl Reference {
         })
     }
 
+    /// The grid's escape rate into the run's absorbing targets
+    /// ([`FokkerPlanck::escape_rate`]: the lowest eigenvalue of the discretised generator
+    /// with the targets' cells as sinks). None without an absorbing target or a grid, or
+    /// when the coefficients depend on t (no single rate); Err where the solver has no
+    /// rate for the grid (a general drift in 2D or on a periodic axis).
+    pub fn escape_rate(&self) -> Option<Result<f64, String>> {
+        match &self.track {
+            Track::Solver { fp, absorbs, .. } if *absorbs && !fp.is_timed() => {
+                Some(fp.escape_rate())
+            }
+            _ => None,
+        }
+    }
+
     /// U_A at the bin centres.
     pub fn bin_potential(&self) -> &[f64] {
         &self.bin_potential
@@ -918,18 +1164,29 @@ impl Reference {
             ReferenceSnapshot {
                 probabilities: p,
                 free_energy,
+                survival: None,
             }
         };
         match &mut self.track {
-            Track::Solver { fp, refine, start } => {
+            Track::Solver {
+                fp,
+                refine,
+                start,
+                absorbs,
+            } => {
                 fp.advance_to(time);
-                let probabilities = match start {
+                let survival = absorbs.then(|| fp.survival());
+                let mut probabilities = match start {
                     Some(p) if time <= 0.0 => p.clone(),
                     _ => restrict(fp.mass(), fp.grid(), *refine),
                 };
+                if let Some(s) = survival.filter(|&s| s > 0.0 && time > 0.0) {
+                    probabilities.iter_mut().for_each(|p| *p /= s);
+                }
                 ReferenceSnapshot {
                     probabilities,
                     free_energy: fp.free_energy(),
+                    survival,
                 }
             }
             Track::Boltzmann(p) => on_bins(p.clone(), &self.bin_potential, self.temperature),
@@ -947,6 +1204,7 @@ impl Reference {
                 ReferenceSnapshot {
                     probabilities,
                     free_energy: f64::NAN,
+                    survival: None,
                 }
             }
             Track::Analytic {
@@ -1222,6 +1480,64 @@ mod tests {
                 .unwrap_err()
                 .contains("D > 0")
         );
+    }
+
+    fn walled(extra: &str, histogram: &str) -> Plan {
+        let text = format!(
+            "[particles]\ncount = 1000\ndim = 2\ninit = {{ kind = \"point\", at = [0.0, 0.5] \
+             }}\n[dynamics]\nkind = \"langevin\"\npotential = {{ expr = \"x^2/2 + y^2/2\" }}\n\
+             dt = 1e-3\nsteps = 10\n[output]\nhistogram = {histogram}\n[boundary]\n\
+             y = {{ kind = \"periodic\", low = 0.0, high = 2.0 }}\n{extra}"
+        );
+        match resolve_str(&text, "t.toml", Path::new(""), &[], None) {
+            Ok(r) => r.plan,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The scenario's walls and absorbing targets as the solver's: a periodic axis whose
+    /// range is its period, free axes free, a box and a half-space cut down to the
+    /// histogram's axes (an unnamed axis unbounded), recording targets left out; refused when
+    /// a target absorbs on an axis the histogram does not hold, or the range is not the
+    /// period.
+    #[test]
+    fn walls_and_absorbing_targets_map_onto_the_histograms_axes() {
+        let targets = "[[observe.first_passage]]\nname = \"a\"\nregion = { y = [1.0, 1.5] }\n\
+             absorb = true\n[[observe.first_passage]]\nname = \"b\"\nregion = { normal = \
+             [1.0, 0.0], offset = 1.0 }\nabsorb = true\n[[observe.first_passage]]\nname = \
+             \"c\"\nregion = { x = [5.0, 6.0] }\n";
+        let p = walled(
+            targets,
+            "{ axes = [0, 1], bins = [10, 10], range = [[-3.0, 3.0], [0.0, 2.0]] }",
+        );
+        let (sides, regions) =
+            grid_boundaries(&p, "output.histogram", &p.output.histogram).unwrap();
+        assert_eq!(
+            sides,
+            vec![
+                boundary::AxisBoundary::Free,
+                boundary::AxisBoundary::Periodic
+            ]
+        );
+        assert_eq!(regions.len(), 2);
+        let inf = f64::INFINITY;
+        assert!(
+            matches!(&regions[0].1, boundary::Region::Box(b) if *b == vec![[-inf, inf], [1.0, 1.5]])
+        );
+        assert!(
+            matches!(&regions[1].1, boundary::Region::HalfSpace { normal, offset }
+            if *normal == vec![1.0, 0.0] && *offset == 1.0)
+        );
+        // The x marginal alone: the half-space projects, the box on y cannot.
+        let p = walled(targets, "{ axes = [0], bins = 10, range = [[-3.0, 3.0]] }");
+        let e = grid_boundaries(&p, "output.histogram", &p.output.histogram).unwrap_err();
+        assert!(
+            e.contains("observe.first_passage[0]") && e.contains("axis y"),
+            "{e}"
+        );
+        let p = walled("", "{ axes = [1], bins = 10, range = [[0.0, 2.5]] }");
+        let e = grid_boundaries(&p, "output.histogram", &p.output.histogram).unwrap_err();
+        assert!(e.contains("periodic") && e.contains("boundary.y"), "{e}");
     }
 
     fn plan_2d_sde(diffusion: &str, drift: &str) -> Plan {

@@ -843,12 +843,19 @@ impl FokkerPlanck {
         self.sampler.timed()
     }
 
-    /// Discrete free energy `sum m U + T sum m log(m / vol)` (0 log 0 = 0), for total mass
-    /// 1, with U and T at the current time; NaN for a general drift (no potential).
+    /// Discrete free energy `sum m U + T sum m log(m / vol)` (0 log 0 = 0) of the mass on
+    /// the grid normalised to 1 (with absorption: of the surviving law), with U and T at the
+    /// current time; NaN for a general drift (no potential).
     pub fn free_energy(&self) -> f64 {
         match &self.sampler {
             Sampler::Gradient { cells, current, .. } => {
-                free_energy(&self.mass, cells, *current, self.grid.volume())
+                let total = self.survival();
+                if self.bounds.absorbs() && total > 0.0 {
+                    let law: Vec<f64> = self.mass.iter().map(|m| m / total).collect();
+                    free_energy(&law, cells, *current, self.grid.volume())
+                } else {
+                    free_energy(&self.mass, cells, *current, self.grid.volume())
+                }
             }
             Sampler::General { .. } => f64::NAN,
         }

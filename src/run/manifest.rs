@@ -147,6 +147,10 @@ pub struct ReferenceRecord {
     pub free_energy: Option<f64>,
     /// F of the reference on its own grid.
     pub free_energy_reference: Option<f64>,
+    /// With absorbing first-passage targets and "fokker_planck": the grid's survival S(t),
+    /// the mass no absorbing target has taken (the particles' is 1 - absorbed_fraction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survival_reference: Option<f64>,
 }
 
 /// One `[output] marginals` histogram at one snapshot.

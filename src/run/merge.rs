@@ -286,7 +286,15 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
         .map(|r| r.and_then(|r| r.unwrapped.clone()))
         .collect::<Option<Vec<_>>>()
         .and_then(|parts| super::passage::Unwrapped::pool(&parts));
-    let first_passage = super::passage::write_final(out, &plan, arrays, &snapshots)?;
+    // Every shard computed the same grid, so the first one's escape rate is the run's.
+    let escape_rate_reference = records
+        .first()
+        .and_then(|r| r.and_then(|r| r.escape_rate_reference));
+    let first_passage =
+        super::passage::write_final(out, &plan, arrays, &snapshots)?.map(|mut r| {
+            r.escape_rate_reference = escape_rate_reference;
+            r
+        });
     let stepping = all
         .iter()
         .map(|(_, m)| m.timings.stepping_seconds)

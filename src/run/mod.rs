@@ -845,7 +845,11 @@ fn execute(
                 unwrapped,
                 transitions: sim.transitions()?,
             };
-            manifest.first_passage = passage::write_final(out, &plan, arrays, &manifest.snapshots)?;
+            manifest.first_passage = passage::write_final(out, &plan, arrays, &manifest.snapshots)?
+                .map(|mut r| {
+                    r.escape_rate_reference = diagnostics.escape_rate();
+                    r
+                });
         }
         Ok(())
     })();

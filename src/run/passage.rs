@@ -35,6 +35,11 @@ pub struct FirstPassageRecord {
     /// With `[[observe.basins]]`: the counts and the rates between them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basins: Option<BasinRecord>,
+    /// With absorbing targets and `reference = "fokker_planck"`: the grid's exact escape
+    /// rate into them (the lowest eigenvalue of the discretised generator, the targets'
+    /// cells sinks), against which S(t) ~ c e^{-k t} and the particles' rate are held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escape_rate_reference: Option<f64>,
 }
 
 /// Mean and variance of the unwrapped coordinate of each periodic axis over all particles at
@@ -120,6 +125,7 @@ pub fn extend_metrics(csv: String, plan: &Plan, snapshots: &[SnapshotRecord]) ->
         return csv;
     }
     let absorbs = plan.boundary.absorbs();
+    let grid = grid_survival(plan);
     let mut out = String::with_capacity(csv.len() * 2);
     let mut lines = csv.lines();
     if let Some(header) = lines.next() {
@@ -129,6 +135,9 @@ pub fn extend_metrics(csv: String, plan: &Plan, snapshots: &[SnapshotRecord]) ->
         }
         if absorbs {
             out.push_str(",absorbed_fraction");
+        }
+        if grid {
+            out.push_str(",survival_reference");
         }
         out.push('\n');
     }
@@ -147,9 +156,22 @@ pub fn extend_metrics(csv: String, plan: &Plan, snapshots: &[SnapshotRecord]) ->
                 out.push_str(&p.absorbed_fraction().to_string());
             }
         }
+        if grid {
+            out.push(',');
+            if let Some(v) = s.reference.as_ref().and_then(|r| r.survival_reference) {
+                out.push_str(&v.to_string());
+            }
+        }
         out.push('\n');
     }
     out
+}
+
+/// Whether the run has the grid's survival: an absorbing target and the grid reference
+/// (metrics.csv's `survival_reference`, beside `absorbed_fraction`).
+fn grid_survival(plan: &Plan) -> bool {
+    plan.boundary.absorbs()
+        && plan.output.reference == Some(crate::scenario::ReferenceKind::FokkerPlanck)
 }
 
 /// What the end-of-run files are made of, for `count` particles: per target its
@@ -231,6 +253,7 @@ pub fn write_final(
             names,
             counts,
         }),
+        escape_rate_reference: None,
     };
     let steps = plan.dynamics.steps();
     for (t, passages) in b.first_passage.iter().zip(&passages) {
@@ -301,6 +324,17 @@ pub fn write_survival_plot(
             dashed: false,
         })
         .collect();
+    let mut series = series;
+    if grid_survival(plan) {
+        series.push(Series {
+            name: "fokker_planck (no absorbing target reached)".into(),
+            points: snapshots
+                .iter()
+                .filter_map(|s| Some((s.time, s.reference.as_ref()?.survival_reference?)))
+                .collect(),
+            dashed: true,
+        });
+    }
     let png = line_chart(
         "survival S(t) = P(target not reached by t)",
         "t",

@@ -89,6 +89,13 @@ impl Diagnostics {
         Ok(Diagnostics { views })
     }
 
+    /// The main histogram's grid escape rate into the absorbing targets
+    /// (`Reference::escape_rate`); None where there is none to give.
+    pub fn escape_rate(&self) -> Option<f64> {
+        let (_, reference) = self.views.first()?;
+        reference.as_ref()?.escape_rate()?.ok()
+    }
+
     /// Writes the marginals and the reference files of one snapshot into `record`.
     pub fn write(
         &mut self,
@@ -278,6 +285,7 @@ pub fn write_reference(
         tv_floor: (n > 0).then(|| tv_floor(n, &snap.probabilities)),
         free_energy,
         free_energy_reference: Some(snap.free_energy).filter(|f| f.is_finite()),
+        survival_reference: snap.survival,
     })
 }
 
@@ -465,6 +473,7 @@ pub fn merge_snapshot(
         Ok(ReferenceSnapshot {
             probabilities: output::read_npy_f64(&first_dir.join(&r.density))?.1,
             free_energy: r.free_energy_reference.unwrap_or(f64::NAN),
+            survival: r.survival_reference,
         })
     };
     if let Some(r) = &first.reference {

@@ -508,13 +508,14 @@ pub(crate) fn check_plan(plan: &super::Plan, issues: &mut Issues) {
     } else {
         "boundary"
     };
-    if let Some(why) = plan.dynamics.boundary_refusal() {
+    if let Some(why) = plan.dynamics.boundary_refusal(b) {
         issues.add(
             key,
             None,
             format!(
                 "not supported with dynamics.kind = \"{}\": {why}; boundaries and first \
-                 passage run with kind = \"langevin\" (without mala)",
+                 passage run with kind = \"langevin\" (without mala), reflecting walls also \
+                 with kind = \"underdamped\"",
                 plan.dynamics.kind_name()
             ),
         );
