@@ -58,12 +58,73 @@ pub fn split_block(step0: u64, steps: u64, round: u64) -> (u64, u64, u64) {
     (head, body, steps - head - body)
 }
 
-/// One of the two pipelines (whole rounds or single steps) with its step uniform and a
-/// bind group per chunk.
+/// One of the two pipelines (whole rounds or single steps) with its step uniform, and once
+/// first dispatched, the pipeline and a bind group per chunk. Pipelines are compiled when a
+/// block first needs them: a run whose blocks all start and end on round boundaries never
+/// compiles the single-step variant (on lavapipe each costs a few hundred milliseconds of
+/// start-up).
 struct Part {
-    kernel: Arc<Kernel>,
+    single: bool,
     step: wgpu::Buffer,
+    built: Option<Arc<Built>>,
+}
+
+/// A part's pipeline and its bind group per chunk.
+struct Built {
+    kernel: Arc<Kernel>,
     binds: Vec<wgpu::BindGroup>,
+}
+
+impl Part {
+    /// The pipeline and bind groups, compiled and bound on first use (the pipeline itself is
+    /// shared through the device's cache: head and tail compile once).
+    fn built(
+        &mut self,
+        spec: &PipelineSpec,
+        gpu: &Gpu,
+        ensemble: &Ensemble,
+        params: &wgpu::Buffer,
+        nonfinite: &wgpu::Buffer,
+    ) -> Arc<Built> {
+        let step = &self.step;
+        let single = self.single;
+        self.built
+            .get_or_insert_with(|| {
+                let mut constants: Vec<(&str, f64)> = vec![
+                    ("DIM", f64::from(ensemble.dim)),
+                    ("ROUND_STEPS", f64::from(round_steps(ensemble.dim))),
+                    ("SINGLE_STEPS", if single { 1.0 } else { 0.0 }),
+                ];
+                constants.extend(spec.overrides.iter().map(|(k, v)| (k.as_str(), *v)));
+                let label = format!("{} {}", spec.label, if single { "steps" } else { "rounds" });
+                let kernel =
+                    Kernel::new(gpu, &label, &spec.source, &constants, spec.workgroup_size);
+                let binds = ensemble
+                    .chunks
+                    .iter()
+                    .map(|c| {
+                        let mut entries = vec![&c.state, &c.uniform, step, params, nonfinite];
+                        if let Some(b) = &spec.bounds {
+                            entries.extend([&c.tags, b]);
+                        }
+                        kernel.bind(gpu, &entries)
+                    })
+                    .collect();
+                Arc::new(Built { kernel, binds })
+            })
+            .clone()
+    }
+}
+
+/// What compiling and binding a [`Part`]'s pipeline needs besides the ensemble.
+struct PipelineSpec {
+    label: String,
+    source: String,
+    /// Overrides beyond DIM, ROUND_STEPS and SINGLE_STEPS.
+    overrides: Vec<(String, f64)>,
+    workgroup_size: u32,
+    /// Walls and regions, for shaders with tags.
+    bounds: Option<wgpu::Buffer>,
 }
 
 /// A composed Euler–Maruyama shader: its label, source, overrides beyond DIM, ROUND_STEPS
@@ -101,6 +162,7 @@ struct ScheduleTable {
 pub struct LangevinGpu {
     /// Head (single steps), body (rounds), tail (single steps).
     parts: [Part; 3],
+    spec: PipelineSpec,
     key: [u32; 2],
     dim: u32,
     dt: f64,
@@ -266,43 +328,25 @@ impl LangevinGpu {
         let bounds = shader
             .tags
             .then(|| gpu.uniform_with("bounds", bytemuck::cast_slice(&shader.bounds)));
-        let kernel = |single: bool| {
-            let mut constants = vec![
-                ("DIM", f64::from(ensemble.dim)),
-                ("ROUND_STEPS", f64::from(round_steps(ensemble.dim))),
-                ("SINGLE_STEPS", if single { 1.0 } else { 0.0 }),
-            ];
-            constants.extend_from_slice(shader.overrides);
-            let label = format!(
-                "{} {}",
-                shader.label,
-                if single { "steps" } else { "rounds" }
-            );
-            Kernel::new(gpu, &label, shader.source, &constants, workgroup_size)
-        };
-        let part = |kernel: Arc<Kernel>| {
-            let step =
-                gpu.uniform_with("langevin step", bytemuck::bytes_of(&StepUniform::zeroed()));
-            let binds = ensemble
-                .chunks
-                .iter()
-                .map(|c| {
-                    let mut entries = vec![&c.state, &c.uniform, &step, &params, &nonfinite.buffer];
-                    if let Some(b) = &bounds {
-                        entries.extend([&c.tags, b]);
-                    }
-                    kernel.bind(gpu, &entries)
-                })
-                .collect();
-            Part {
-                kernel,
-                step,
-                binds,
-            }
+        let part = |single: bool| Part {
+            single,
+            step: gpu.uniform_with("langevin step", bytemuck::bytes_of(&StepUniform::zeroed())),
+            built: None,
         };
         // Head and tail share the single-step pipeline (cached), each with its own uniform.
-        LangevinGpu {
-            parts: [part(kernel(true)), part(kernel(false)), part(kernel(true))],
+        let mut kernels = LangevinGpu {
+            parts: [part(true), part(false), part(true)],
+            spec: PipelineSpec {
+                label: shader.label.to_string(),
+                source: shader.source.to_string(),
+                overrides: shader
+                    .overrides
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect(),
+                workgroup_size,
+                bounds,
+            },
             key: rng::key_from_seed(seed),
             dim: ensemble.dim,
             dt,
@@ -313,7 +357,17 @@ impl LangevinGpu {
             counter_words: shader.counters,
             schedule: None,
             params,
-        }
+        };
+        // Whole rounds carry nearly every run: compiled now, so start-up counts it; the
+        // single steps wait for a block that needs them.
+        kernels.parts[1].built(
+            &kernels.spec,
+            gpu,
+            ensemble,
+            &kernels.params,
+            &kernels.nonfinite.buffer,
+        );
+        kernels
     }
 }
 
@@ -351,10 +405,19 @@ impl Stepper for LangevinGpu {
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             let mut at = step0;
-            for (part, n) in self.parts.iter().zip([head, body, tail]) {
+            for (k, n) in [head, body, tail].into_iter().enumerate() {
                 if n == 0 {
                     continue;
                 }
+                let built = self.parts[k].built(
+                    &self.spec,
+                    gpu,
+                    ensemble,
+                    &self.params,
+                    &self.nonfinite.buffer,
+                );
+                let (kernel, binds) = (&built.kernel, &built.binds);
+                let part = &self.parts[k];
                 let (block0, block0_hi, lane0) = rng::noise_start(at, self.dim);
                 let uniform = StepUniform {
                     key: self.key,
@@ -377,10 +440,10 @@ impl Stepper for LangevinGpu {
                 gpu.queue
                     .write_buffer(&part.step, 0, bytemuck::bytes_of(&uniform));
                 let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
-                part.kernel.dispatch(
+                kernel.dispatch(
                     &mut pass,
-                    &part.binds[chunk],
-                    particles.div_ceil(part.kernel.workgroup_size),
+                    &binds[chunk],
+                    particles.div_ceil(kernel.workgroup_size),
                     gpu.limits.max_compute_workgroups_per_dimension,
                 );
                 at += n;
