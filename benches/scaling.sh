@@ -19,6 +19,10 @@ mkdir -p "$out"
 cargo build --release -q
 cargo build --release --bench l2 --bench s2 >/dev/null 2>&1 || cargo bench --bench l2 --bench s2 --no-run
 l2="$out/scaling_l2.csv"; s2="$out/scaling_s2.csv"
+# One CSV row: implementation, size, and the rate field $4 of the JSON line $3.
+row() {
+  "$py" -c 'import json, sys; print(sys.argv[1], sys.argv[2], format(json.loads(sys.argv[3])[sys.argv[4]], ".6g"), sep=",")' "$@"
+}
 echo "impl,n,particle_steps_per_s" >"$l2"
 for n in 1000 10000 100000 1000000 10000000 16777216 16777217 100000000; do
   s=$(( 1000000000 / n )); (( s > 10000 )) && s=10000; (( s < 10 )) && s=10
@@ -26,8 +30,7 @@ for n in 1000 10000 100000 1000000 10000000 16777216 16777217 100000000; do
   jx=$("$py" "$peers/langevin_peer.py" --impl jax --particles "$n" --steps "$s" 2>/dev/null)
   np=$("$py" "$peers/langevin_peer.py" --impl numpy --particles "$n" --steps "$s")
   for line in "fokker $f" "jax $jx" "numpy $np"; do
-    "$py" -c 'import json,sys; print(f"{sys.argv[1]},{sys.argv[2]},{json.loads(sys.argv[3])[\"particle_steps_per_s\"]:.6g}")' \
-      ${line%% *} "$n" "${line#* }" >>"$l2"
+    row "${line%% *}" "$n" "${line#* }" particle_steps_per_s >>"$l2"
   done
   tail -n 3 "$l2"
 done
@@ -40,8 +43,7 @@ for n in 1024 4096 16384 65536; do
     rows+=("numpy $("$py" "$peers/sdflow_peer.py" --impl numpy --particles "$n" --targets "$n" --steps 1)")
   fi
   for line in "${rows[@]}"; do
-    "$py" -c 'import json,sys; print(f"{sys.argv[1]},{sys.argv[2]},{json.loads(sys.argv[3])[\"interactions_per_s\"]:.6g}")' \
-      ${line%% *} "$n" "${line#* }" >>"$s2"
+    row "${line%% *}" "$n" "${line#* }" interactions_per_s >>"$s2"
   done
   tail -n ${#rows[@]} "$s2"
 done
