@@ -18,6 +18,19 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    /// The word the manifest writes (serde's snake_case name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Complete => "complete",
+            Status::Interrupted => "interrupted",
+            Status::Diverged => "diverged",
+            Status::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputFile {
     pub path: String,

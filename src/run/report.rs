@@ -261,16 +261,6 @@ impl RunView<'_> {
     }
 }
 
-fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Running => "running",
-        Status::Complete => "complete",
-        Status::Interrupted => "interrupted",
-        Status::Diverged => "diverged",
-        Status::Failed => "failed",
-    }
-}
-
 fn row(html: &mut String, key: &str, value: &str) {
     let _ = writeln!(
         html,
@@ -282,7 +272,7 @@ fn row(html: &mut String, key: &str, value: &str) {
 
 fn summary(html: &mut String, v: &RunView<'_>) {
     let m = &v.manifest;
-    let status = status_name(m.status);
+    let status = m.status.name();
     let _ = writeln!(
         html,
         "<p>status: <span class=\"status status-{status}\">{status}</span></p>"

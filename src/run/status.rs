@@ -116,17 +116,6 @@ fn shell_word(s: &str) -> String {
     }
 }
 
-/// The status word as the manifest writes it.
-fn status_word(s: Status) -> &'static str {
-    match s {
-        Status::Running => "running",
-        Status::Complete => "complete",
-        Status::Interrupted => "interrupted",
-        Status::Diverged => "diverged",
-        Status::Failed => "failed",
-    }
-}
-
 /// One aligned line per run.
 pub fn table(runs: &[RunStatus]) -> String {
     let width = runs
@@ -144,7 +133,7 @@ pub fn table(runs: &[RunStatus]) -> String {
         let mut line = format!(
             "{:width$}  {:11}  step {}/{} ({percent:.0}%)",
             r.dir,
-            status_word(r.status),
+            r.status.name(),
             r.step,
             r.steps
         );
