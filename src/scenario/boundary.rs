@@ -234,6 +234,24 @@ pub(crate) fn walls(issues: &mut Issues, v: Option<&Value>, dim: Option<usize>) 
     }
 }
 
+/// `[observe]`'s `name` entries: None when absent, or (with an issue) when not an array.
+fn observe_list<'a>(
+    issues: &mut Issues,
+    observe: &'a toml::Table,
+    name: &str,
+) -> Option<&'a [Value]> {
+    let list = observe.get(name)?;
+    let Value::Array(items) = list else {
+        issues.add(
+            &format!("observe.{name}"),
+            Some(list),
+            format!("an array of tables ([[observe.{name}]])"),
+        );
+        return None;
+    };
+    Some(items.as_slice())
+}
+
 /// `[observe]` with its `[[observe.first_passage]]` tables.
 pub(crate) fn targets(
     issues: &mut Issues,
@@ -247,15 +265,7 @@ pub(crate) fn targets(
         return Vec::new();
     };
     Section::new("observe", t).check_keys(OBSERVE_KEYS, issues);
-    let Some(list) = t.get("first_passage") else {
-        return Vec::new();
-    };
-    let Value::Array(items) = list else {
-        issues.add(
-            "observe.first_passage",
-            Some(list),
-            "an array of tables ([[observe.first_passage]])",
-        );
+    let Some(items) = observe_list(issues, t, "first_passage") else {
         return Vec::new();
     };
     if items.len() > MAX_TARGETS {
@@ -314,15 +324,7 @@ pub(crate) fn basins(issues: &mut Issues, v: Option<&Value>, dim: Option<usize>)
     let Some(Value::Table(t)) = v else {
         return Vec::new();
     };
-    let Some(list) = t.get("basins") else {
-        return Vec::new();
-    };
-    let Value::Array(items) = list else {
-        issues.add(
-            "observe.basins",
-            Some(list),
-            "an array of tables ([[observe.basins]])",
-        );
+    let Some(items) = observe_list(issues, t, "basins") else {
         return Vec::new();
     };
     if !(2..=MAX_BASINS).contains(&items.len()) {
