@@ -543,6 +543,8 @@ fn finish(
         t.gpu_stepping_seconds = Some(t.gpu_stepping_seconds.unwrap_or(0.0) + g.stepping);
         t.gpu_observe_seconds = Some(t.gpu_observe_seconds.unwrap_or(0.0) + g.observing);
     }
+    // Every snapshot file on disk before the manifest says how the run ended.
+    let result = result.and_then(|()| output::sync_deferred());
     match result {
         Ok(()) => {
             manifest.status = Status::Complete;
@@ -568,7 +570,8 @@ fn finish(
             };
             manifest.error = Some(e.to_string());
             // The original error matters more than a failure to record it.
-            let _ = write_manifest(&opts.out, &manifest)
+            let _ = output::sync_deferred();
+            let _ = write_records(&opts.out, &manifest)
                 .and_then(|()| report::write_report(&opts.out).map(drop));
             Err(e)
         }
@@ -582,6 +585,15 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         path,
         reason: format!("not a fokker manifest: {e}"),
     })
+}
+
+/// How often at most a run rewrites metrics.csv and manifest.json between snapshots.
+const RECORD_EVERY: Duration = Duration::from_secs(1);
+
+/// metrics.csv and manifest.json as the manifest holds them now.
+fn write_records(out: &Path, manifest: &Manifest) -> Result<()> {
+    write_metrics(out, &manifest.plan, &manifest.snapshots)?;
+    write_manifest(out, manifest)
 }
 
 pub fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
@@ -599,6 +611,8 @@ fn save_checkpoint(
     failed: &[usize],
     manifest: &Manifest,
 ) -> Result<()> {
+    // The snapshots before the checkpoint are on disk before it is.
+    output::sync_deferred()?;
     let previous = if failed.is_empty() {
         None
     } else {
@@ -714,6 +728,7 @@ fn execute(
                 .checkpoint_every
                 .is_some_and(|every| last_checkpoint.lock().is_ok_and(|at| at.elapsed() >= every))
     };
+    let mut last_record = Instant::now();
     let result = (|| {
         for target in remaining {
             // An interrupt that came while a snapshot was written (or from a snapshot hook)
@@ -722,6 +737,7 @@ fn execute(
                 h.0.poll();
             }
             if opts.interrupt.load(Ordering::SeqCst) {
+                write_records(out, manifest)?;
                 save_checkpoint(out, group, &[], manifest)?;
                 return Err(Error::Interrupted {
                     step: group.step(),
@@ -754,6 +770,7 @@ fn execute(
                     Outcome::Stopped => None,
                     Outcome::Failed { parts, error } => Some((parts, error)),
                 };
+                write_records(out, manifest)?;
                 save_checkpoint(out, group, failed.as_ref().map_or(&[], |f| &f.0), manifest)?;
                 if let Ok(mut at) = last_checkpoint.lock() {
                     *at = Instant::now();
@@ -815,8 +832,18 @@ fn execute(
             manifest.timings.reference_seconds += t3.elapsed().as_secs_f64();
             with_progress(&mut |p| p.snapshot(obs.step, obs.time, &record.density));
             manifest.snapshots.push(record);
-            write_metrics(out, &plan, &manifest.snapshots)?;
-            write_manifest(out, manifest)?;
+            // Both files are rewritten whole, so with snapshots every few steps writing them
+            // each time would cost time quadratic in the snapshots: at most once per
+            // RECORD_EVERY, at the last snapshot, before every checkpoint (so a checkpoint
+            // never runs ahead of the snapshots the manifest lists) and at every snapshot of
+            // a run with hooks (Python callbacks may read the directory).
+            if opts.hooks.is_some()
+                || target == total_steps
+                || last_record.elapsed() >= RECORD_EVERY
+            {
+                write_records(out, manifest)?;
+                last_record = Instant::now();
+            }
             manifest.timings.write_seconds += t2.elapsed().as_secs_f64();
             if let (Some(h), Some(record)) = (&opts.hooks, manifest.snapshots.last()) {
                 h.0.snapshot(record);
@@ -887,7 +914,7 @@ pub fn write_density(
     let density = format!("density/{name}.npy");
     let heatmap = format!("density/{name}.png");
     let shape: Vec<usize> = spec.bins.iter().map(|&b| b as usize).collect();
-    output::write_atomic(&out.join(&density), &output::npy_u64(&shape, counts)?)?;
+    output::write_atomic_deferred(&out.join(&density), &output::npy_u64(&shape, counts)?)?;
     let png = output::render_density_png(
         counts,
         spec,
@@ -895,7 +922,7 @@ pub fn write_density(
         &title(plan, step, time),
         &axis_names(plan),
     )?;
-    output::write_atomic(&out.join(&heatmap), &png)?;
+    output::write_atomic_deferred(&out.join(&heatmap), &png)?;
     Ok((density, heatmap))
 }
 
@@ -910,7 +937,7 @@ pub(crate) fn write_rows(
 ) -> Result<String> {
     let rel = format!("{folder}/{}.npy", snapshot_name(step));
     let d = plan.particles.dim as usize;
-    output::write_atomic(
+    output::write_atomic_deferred(
         &out.join(&rel),
         &output::npy_f32(&[values.len() / d, d], values)?,
     )?;
