@@ -16,6 +16,7 @@ pub mod report;
 pub mod sample;
 pub mod status;
 pub mod sweep;
+mod writer;
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterChoice, Devices, Gpu};
@@ -729,6 +730,8 @@ fn execute(
                 .is_some_and(|every| last_checkpoint.lock().is_ok_and(|at| at.elapsed() >= every))
     };
     let mut last_record = Instant::now();
+    let mut snapshot_writer =
+        writer::SnapshotWriter::new(out.to_path_buf(), Arc::new(plan.clone()));
     let result = (|| {
         for target in remaining {
             // An interrupt that came while a snapshot was written (or from a snapshot hook)
@@ -737,6 +740,7 @@ fn execute(
                 h.0.poll();
             }
             if opts.interrupt.load(Ordering::SeqCst) {
+                snapshot_writer.flush()?;
                 write_records(out, manifest)?;
                 save_checkpoint(out, group, &[], manifest)?;
                 return Err(Error::Interrupted {
@@ -770,6 +774,7 @@ fn execute(
                     Outcome::Stopped => None,
                     Outcome::Failed { parts, error } => Some((parts, error)),
                 };
+                snapshot_writer.flush()?;
                 write_records(out, manifest)?;
                 save_checkpoint(out, group, failed.as_ref().map_or(&[], |f| &f.0), manifest)?;
                 if let Ok(mut at) = last_checkpoint.lock() {
@@ -815,13 +820,16 @@ fn execute(
             } else {
                 (None, None)
             };
-            let mut record = write_snapshot(
-                out,
-                &plan,
-                &obs,
-                positions.as_deref(),
-                velocities.as_deref(),
-            )?;
+            let mut record =
+                snapshot_record(&plan, &obs, positions.is_some(), velocities.is_some());
+            let files = writer::SnapshotFiles {
+                step: obs.step,
+                time: obs.time,
+                counts: obs.histogram.counts.clone(),
+                positions,
+                velocities,
+            };
+            snapshot_writer.write(files, out, &plan)?;
             if let Some(accepted) = obs.accepted {
                 let since = manifest.snapshots.last().map(|s| s.step);
                 record.accepted = Some(accepted);
@@ -841,6 +849,7 @@ fn execute(
                 || target == total_steps
                 || last_record.elapsed() >= RECORD_EVERY
             {
+                snapshot_writer.flush()?;
                 write_records(out, manifest)?;
                 last_record = Instant::now();
             }
@@ -849,6 +858,8 @@ fn execute(
                 h.0.snapshot(record);
             }
         }
+        // The GIF and the trajectories read the snapshot files back.
+        snapshot_writer.flush()?;
         if plan.output.gif {
             manifest.gif = Some(write_gif(out, &plan, &manifest.snapshots)?);
         }
@@ -910,9 +921,7 @@ pub fn write_density(
     counts: &[u64],
 ) -> Result<(String, String)> {
     let spec = &plan.output.histogram;
-    let name = snapshot_name(step);
-    let density = format!("density/{name}.npy");
-    let heatmap = format!("density/{name}.png");
+    let (density, heatmap) = density_paths(step);
     let shape: Vec<usize> = spec.bins.iter().map(|&b| b as usize).collect();
     output::write_atomic_deferred(&out.join(&density), &output::npy_u64(&shape, counts)?)?;
     let png = output::render_density_png(
@@ -926,6 +935,18 @@ pub fn write_density(
     Ok((density, heatmap))
 }
 
+/// The density array's and heatmap's paths of the snapshot at `step`, relative to the run
+/// directory.
+fn density_paths(step: u64) -> (String, String) {
+    let name = snapshot_name(step);
+    (format!("density/{name}.npy"), format!("density/{name}.png"))
+}
+
+/// `folder/NNNNNNNN.npy`, the rows of the snapshot at `step`.
+fn rows_path(folder: &str, step: u64) -> String {
+    format!("{folder}/{}.npy", snapshot_name(step))
+}
+
 /// Writes `folder/NNNNNNNN.npy` of row-major `values` (dim per particle) and returns its
 /// relative path.
 pub(crate) fn write_rows(
@@ -935,7 +956,7 @@ pub(crate) fn write_rows(
     step: u64,
     values: &[f32],
 ) -> Result<String> {
-    let rel = format!("{folder}/{}.npy", snapshot_name(step));
+    let rel = rows_path(folder, step);
     let d = plan.particles.dim as usize;
     output::write_atomic_deferred(
         &out.join(&rel),
@@ -944,24 +965,20 @@ pub(crate) fn write_rows(
     Ok(rel)
 }
 
-fn write_snapshot(
-    out: &Path,
+/// The manifest's record of the snapshot `obs` (its files written by `writer::SnapshotFiles`,
+/// with particles and velocities when `particles` / `velocities`).
+fn snapshot_record(
     plan: &Plan,
     obs: &Observation,
-    positions: Option<&[f32]>,
-    velocities: Option<&[f32]>,
-) -> Result<SnapshotRecord> {
+    particles: bool,
+    velocities: bool,
+) -> SnapshotRecord {
     let spec = &plan.output.histogram;
-    let (density, heatmap) = write_density(out, plan, obs.step, obs.time, &obs.histogram.counts)?;
-    let particles = positions
-        .map(|p| write_rows(out, plan, "particles", obs.step, p))
-        .transpose()?;
-    // The end-of-step velocities, beside the positions.
-    let velocities = match (positions, velocities) {
-        (Some(_), Some(v)) => Some(write_rows(out, plan, "velocities", obs.step, v)?),
-        _ => None,
-    };
-    Ok(SnapshotRecord {
+    let (density, heatmap) = density_paths(obs.step);
+    // The end-of-step velocities go beside the positions.
+    let particles = particles.then(|| rows_path("particles", obs.step));
+    let velocities = (particles.is_some() && velocities).then(|| rows_path("velocities", obs.step));
+    SnapshotRecord {
         step: obs.step,
         time: obs.time,
         density,
@@ -982,7 +999,7 @@ fn write_snapshot(
         acceptance_rate: None,
         energy: obs.energy.clone().map(manifest::EnergyRecord::from_sums),
         passage: obs.passage.clone(),
-    })
+    }
 }
 
 /// MALA's acceptance rate at a snapshot: `accepted` proposals out of `particles` times the
