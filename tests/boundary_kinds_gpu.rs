@@ -1,0 +1,282 @@
+//! `[boundary]` with the kinds beyond plain Langevin: interacting particles (walls, periodic
+//! axes with the minimum image in the pair sums, recording targets and basins) against their
+//! f64 twin and against translation invariance; the general SDE against the wrapped Gaussian;
+//! MALA with reflecting walls against the exact truncated Gaussian. Every tolerance is
+//! derived beside its check.
+
+mod common;
+
+use common::f32err::{NORMAL_ERROR, U};
+use fokker::dynamics::kernel_flows::interaction_cpu_in;
+use fokker::gpu::abi::{BASIN_NONE, PASSAGE_NEVER};
+use fokker::observe::first_passage::apply_walls;
+use fokker::scenario::{DynamicsPlan, Plan};
+use fokker::simulation::{Layout, Simulation};
+use std::path::Path;
+
+fn plan(text: &str) -> Plan {
+    match fokker::scenario::resolve_str(text, "t.toml", Path::new(""), &[], None) {
+        Ok(r) => r.plan,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn simulation<'g>(gpu: &'g fokker::gpu::Gpu, plan: &Plan) -> Simulation<'g> {
+    Simulation::new(
+        gpu,
+        plan,
+        None,
+        None,
+        0,
+        plan.particles.count,
+        &Layout::default(),
+    )
+    .expect("simulation")
+}
+
+fn advance(sim: &mut Simulation, step: u64) {
+    sim.advance_to(step, |_| Ok(()), &|| false)
+        .expect("advance");
+}
+
+/// Interacting particles in the box x periodic on [-2, 2), y between reflecting walls at
+/// +-0.6, V = y^2 / 2, W a repulsive Gaussian (strength 0.5, width 0.4) or an attractive
+/// quadratic (strength 1), N = 64, T = 0.5, dt = 0.01, 20 steps, from a cluster straddling
+/// the seam x = +-2 (std 0.2 in x, 0.4 in y: some start past the walls and are folded in at
+/// the first step).
+fn box_scenario(n: u64, center: f64, interaction: &str, extra: &str) -> String {
+    format!(
+        r#"
+seed = 21
+[particles]
+count = {n}
+dim = 2
+init = {{ kind = "gaussian", mean = [{center}, 0.0], std = [0.2, 0.4] }}
+[dynamics]
+kind = "interaction"
+potential = {{ expr = "0.5*y^2" }}
+interaction = {interaction}
+temperature = 0.5
+dt = 0.01
+steps = 20
+[output]
+histogram = {{ axes = [0], bins = 8, range = [[-2.0, 2.0]] }}
+[boundary]
+x = {{ kind = "periodic", low = -2.0, high = 2.0 }}
+y = {{ kind = "reflecting", low = -0.6, high = 0.6 }}
+{extra}
+"#
+    )
+}
+
+/// A global f32 error bound for `steps` steps of the box scenarios, from a per-step local
+/// error `delta` carried by the drift's Lipschitz constant `lip` (max norm):
+/// e_{k+1} <= (1 + lip dt) e_k + delta, so e_K <= e_0 (1 + lip dt)^K + delta ((1 + lip dt)^K
+/// - 1) / (lip dt). The walls do not grow it: reflection is 1-Lipschitz, and the periodic
+/// axis is compared unwrapped (x + L w), on which the wrap is the identity.
+fn global_bound(e0: f64, delta: f64, lip: f64, dt: f64, steps: u64) -> f64 {
+    let g = (1.0 + lip * dt).powi(steps as i32);
+    e0 * g + delta * (g - 1.0) / (lip * dt)
+}
+
+/// The local f32 error of one step of the box scenarios, per coordinate: the noise
+/// sqrt(2 T dt) xi with the normal's error (NORMAL_ERROR) and 3 u of its size (|xi| <= 5.8);
+/// 3 u of |x| <= L (the update's additions and the store); the reflection or wrap, a few
+/// roundings of numbers up to L: 4 u L; dt times the force error: grad V = y is exact to
+/// u |y|; the pair force (kappa / N) sum_j w_ij d_ij, each minimum image d_ij rounded at the
+/// scale of L (2 u L: the difference and the image's subtraction) and the weights within
+/// (16 + 12 a) u relative (exp2 of the shifted exponent, a <= (L / 2)^2 / (2 w^2)), summed
+/// within N u of the sum of |terms| (sequential sums of at most 256 terms), each term at most
+/// kappa max|d w| <= kappa L: kappa ((2 + 16 + 12 a + N) u L) overall.
+fn local_bound(kappa: f64, a_max: f64, n: f64, l: f64, temperature: f64, dt: f64) -> f64 {
+    let s = (2.0 * temperature * dt).sqrt();
+    let pair = kappa * (2.0 + 16.0 + 12.0 * a_max + n) * U * l;
+    s * NORMAL_ERROR + 3.0 * U * (l + 6.0 * s) + 4.0 * U * l + dt * (U * l + pair)
+}
+
+/// Unwrapped coordinates (x + L w on the periodic axis 0) from positions and tags (stride
+/// `stride`, windings from word 1).
+fn unwrapped(x: &[f32], tags: &[u32], stride: usize, l: f64) -> Vec<f64> {
+    x.chunks_exact(2)
+        .zip(tags.chunks_exact(stride))
+        .flat_map(|(p, t)| {
+            [
+                f64::from(p[0]) + l * f64::from(t[1] as i32),
+                f64::from(p[1]),
+            ]
+        })
+        .collect()
+}
+
+/// Interacting particles with a periodic axis and reflecting walls against the f64 twin
+/// (minimum image in the pair forces, the wall maps after each step), for the built-in
+/// Gaussian W and the quadratic W (whose shared-mean shortcut is off with a periodic axis:
+/// each particle sums the images nearest it). The cluster straddles the seam, so the pair
+/// sums cross it; with a recording target and two basins, whose first-passage steps and
+/// last basins must match the twin's for every particle the twin never brought within the
+/// bound of a region's edge.
+///
+/// Bound: [`local_bound`] carried by [`global_bound`] with the drift's Lipschitz constant in
+/// the max norm over both coordinates: 1 (V) + 2 * 2 kappa (the pair force's derivative in
+/// the particle itself and, summed, in the others, kappa max|d/dd (d e^{-d^2 / 2 w^2})| =
+/// kappa for the Gaussian, kappa = strength for the quadratic; two coordinates). The initial
+/// positions are the GPU's own (e0 = 0). The minimum image is discontinuous at |d| = L / 2:
+/// the twin asserts no pair comes within twice the bound of L / 2 on the periodic axis, so
+/// both sides take the same image. Every y stays within the walls.
+#[test]
+fn interaction_in_a_periodic_box_matches_its_twin() {
+    let gpu = common::gpu();
+    let (n, steps, l, dt, temperature) = (64u64, 20u64, 4.0f64, 0.01, 0.5);
+    let regions = r#"
+[[observe.first_passage]]
+name = "top"
+region = { y = [0.3, 1.0] }
+[[observe.basins]]
+name = "low"
+region = { y = [-1.0, -0.2] }
+[[observe.basins]]
+name = "high"
+region = { y = [0.2, 1.0] }
+"#;
+    let edges = [0.3, -0.2, 0.2];
+    for (interaction, kappa, a_max) in [
+        (
+            "{ kind = \"gaussian\", strength = 0.5, width = 0.4 }",
+            0.5 / 0.16,
+            (l / 2.0).powi(2) / (2.0 * 0.16),
+        ),
+        ("{ kind = \"quadratic\", strength = 1.0 }", 1.0, 0.0),
+    ] {
+        let p = plan(&box_scenario(n, 2.0, interaction, regions));
+        let DynamicsPlan::Interaction(ip) = &p.dynamics else {
+            panic!("not interaction")
+        };
+        let mut sim = simulation(&gpu, &p);
+        let x0 = sim.positions().unwrap();
+        advance(&mut sim, steps);
+        let stride = 1 + 2 + 1 + 1;
+        let (x, tags) = (sim.positions().unwrap(), sim.tags().unwrap());
+        // The twin, with its own first passages and last basins.
+        let mut twin: Vec<f64> = x0.iter().map(|&v| f64::from(v)).collect();
+        let mut wind = vec![0i64; 2 * n as usize];
+        let mut passage = vec![PASSAGE_NEVER; n as usize];
+        let mut last = vec![BASIN_NONE; n as usize];
+        let bound = global_bound(
+            0.0,
+            local_bound(kappa, a_max, n as f64, l, temperature, dt),
+            1.0 + 4.0 * kappa,
+            dt,
+            steps,
+        );
+        let mut near_edge = vec![false; n as usize];
+        for k in 0..steps {
+            interaction_cpu_in(
+                &mut twin,
+                2,
+                &ip.potential,
+                &ip.interaction,
+                temperature,
+                dt,
+                p.seed,
+                k,
+                &[l, 0.0],
+            );
+            for i in 0..n as usize {
+                let (row, w) = (&mut twin[2 * i..2 * i + 2], &mut wind[2 * i..2 * i + 2]);
+                apply_walls(row, w, &p.boundary);
+                let y = row[1];
+                near_edge[i] |= edges.iter().any(|e| (y - e).abs() <= bound);
+                if passage[i] == PASSAGE_NEVER && (0.3..=1.0).contains(&y) {
+                    passage[i] = k as u32 + 1;
+                }
+                if y <= -0.2 {
+                    last[i] = 0;
+                } else if y >= 0.2 {
+                    last[i] = 1;
+                }
+            }
+            for i in 0..n as usize {
+                for j in 0..n as usize {
+                    let d = twin[2 * i] - twin[2 * j];
+                    let d = d - l * (d / l).round();
+                    assert!(
+                        (d.abs() - l / 2.0).abs() > 2.0 * bound,
+                        "step {k}: pair {i} {j} at {d}, within the bound of L / 2"
+                    );
+                }
+            }
+        }
+        let gpu_x = unwrapped(&x, &tags, stride, l);
+        let mut worst = 0.0f64;
+        for i in 0..n as usize {
+            let twin_x = twin[2 * i] + l * wind[2 * i] as f64;
+            let twin_y = twin[2 * i + 1];
+            for (g, t) in [(gpu_x[2 * i], twin_x), (gpu_x[2 * i + 1], twin_y)] {
+                assert!(
+                    (g - t).abs() <= bound,
+                    "{interaction}: particle {i}: {g} vs {t}"
+                );
+                worst = worst.max((g - t).abs() / bound);
+            }
+            assert!((-0.6..=0.6).contains(&x[2 * i + 1]), "{}", x[2 * i + 1]);
+            assert!((-2.0..2.0).contains(&x[2 * i]), "{}", x[2 * i]);
+            if !near_edge[i] {
+                let row = &tags[i * stride..(i + 1) * stride];
+                assert_eq!(row[3], passage[i], "{interaction}: particle {i} {row:?}");
+                assert_eq!(row[4], last[i], "{interaction}: particle {i} {row:?}");
+            }
+        }
+        // Particles near an edge: per step and edge a particle is within the bound with
+        // probability at most 2 bound times the largest density of y (< 2: a normal of std
+        // 0.4 folded into [-0.6, 0.6] and confined), so at most 20 x 3 x 4 bound per
+        // particle, 240 bound < 0.1 of the 64 expected (bound < 4e-4): a quarter of them is
+        // past any plausible count.
+        let near = near_edge.iter().filter(|&&b| b).count();
+        assert!(near < n as usize / 4, "{near} particles near an edge");
+        assert!(wind.iter().any(|&w| w != 0), "no particle crossed the seam");
+        println!("{interaction}: error / bound {worst:.3}, bound {bound:e}");
+    }
+}
+
+/// Translation invariance: a cluster straddling the seam x = +-2 (centre 2) evolves as the
+/// same cluster centred at 0 in the interior, shifted by 2 (same seed: the same initial
+/// normals and step noise), with W written as an expression (the pair sum's minimum image).
+/// V = y^2 / 2 does not read x, and the minimum image makes the pair forces invariant under
+/// a shift along the periodic axis, so the exact trajectories differ by exactly 2 in the
+/// unwrapped x. Each run is within [`global_bound`] of its exact trajectory (the initial
+/// values' rounding: e0 = u |x0| <= 2 u L), so the two differ by at most twice that.
+#[test]
+fn a_cluster_across_the_seam_moves_like_one_inside() {
+    let gpu = common::gpu();
+    let (n, steps, l, dt, temperature) = (64u64, 20u64, 4.0f64, 0.01, 0.5);
+    let w = "{ expr = \"eps*exp(-r^2/(2*w^2))\", params = { eps = 0.5, w = 0.4 } }";
+    let run = |center: f64| {
+        let p = plan(&box_scenario(n, center, w, ""));
+        let mut sim = simulation(&gpu, &p);
+        advance(&mut sim, steps);
+        unwrapped(&sim.positions().unwrap(), &sim.tags().unwrap(), 3, l)
+    };
+    let (seam, inside) = (run(2.0), run(0.0));
+    let kappa = 0.5 / 0.16;
+    let a_max = (l / 2.0).powi(2) / (2.0 * 0.16);
+    let bound = 2.0
+        * global_bound(
+            2.0 * U * l,
+            local_bound(kappa, a_max, n as f64, l, temperature, dt),
+            1.0 + 4.0 * kappa,
+            dt,
+            steps,
+        );
+    let mut crossed = false;
+    for i in 0..n as usize {
+        let (a, b) = (seam[2 * i] - 2.0, inside[2 * i]);
+        crossed |= seam[2 * i] > 2.0;
+        assert!((a - b).abs() <= bound, "particle {i} x: {a} vs {b}");
+        let (a, b) = (seam[2 * i + 1], inside[2 * i + 1]);
+        assert!((a - b).abs() <= bound, "particle {i} y: {a} vs {b}");
+    }
+    assert!(
+        crossed,
+        "no particle of the seam cluster lies past the seam"
+    );
+}
