@@ -108,13 +108,74 @@ fn unwrapped(x: &[f32], tags: &[u32], stride: usize, l: f64) -> Vec<f64> {
         .collect()
 }
 
+/// A region of the bookkeeping checks: (axis, low, high), a closed interval on one axis.
+type Slab = (usize, f64, f64);
+
+/// Whether the twin's point is in the slab grown (`by` > 0) or shrunk (`by` < 0) by `by`.
+fn in_slab(x: &[f64], (axis, lo, hi): Slab, by: f64) -> bool {
+    x[axis] >= lo - by && x[axis] <= hi + by
+}
+
+/// The GPU's first-passage step of `target` (tag word 3) and last basin of `basins` (tag
+/// word 4) for every particle, against the twin's wrapped positions after each step
+/// (`path[k]`, row-major, after step k + 1), each within `bound` of the GPU's: the
+/// recorded step k has the twin within `bound` of the target, and no earlier step had it
+/// deeper than `bound` inside (never: not at any step); the last basin b was within `bound`
+/// of the twin at some step after the last one at which the twin was deeper than `bound`
+/// inside the other basin (none: the twin was never deeper than `bound` inside either).
+/// No particle is left out: every decision that f32 could take either way is allowed both
+/// ways and only those.
+fn check_bookkeeping(
+    path: &[Vec<f64>],
+    tags: &[u32],
+    stride: usize,
+    bound: f64,
+    target: Slab,
+    basins: [Slab; 2],
+) {
+    for (i, row) in tags.chunks_exact(stride).enumerate() {
+        let at = |k: usize| &path[k][2 * i..2 * i + 2];
+        let first = row[3];
+        let before = if first == PASSAGE_NEVER {
+            path.len()
+        } else {
+            let k = first as usize - 1;
+            assert!(
+                in_slab(at(k), target, bound),
+                "particle {i}: passage {first}"
+            );
+            k
+        };
+        assert!(
+            (0..before).all(|k| !in_slab(at(k), target, -bound)),
+            "particle {i}: inside the target before its passage step {first}"
+        );
+        let last = row[4];
+        if last == BASIN_NONE {
+            assert!(
+                (0..path.len()).all(|k| basins.iter().all(|&b| !in_slab(at(k), b, -bound))),
+                "particle {i}: inside a basin, yet none recorded"
+            );
+        } else {
+            let (own, other) = (basins[last as usize], basins[1 - last as usize]);
+            let left = (0..path.len())
+                .rev()
+                .find(|&k| in_slab(at(k), other, -bound))
+                .map_or(0, |k| k + 1);
+            assert!(
+                (left..path.len()).any(|k| in_slab(at(k), own, bound)),
+                "particle {i}: last basin {last} not visited after the other"
+            );
+        }
+    }
+}
+
 /// Interacting particles with a periodic axis and reflecting walls against the f64 twin
 /// (minimum image in the pair forces, the wall maps after each step), for the built-in
 /// Gaussian W and the quadratic W (whose shared-mean shortcut is off with a periodic axis:
 /// each particle sums the images nearest it). The cluster straddles the seam, so the pair
 /// sums cross it; with a recording target and two basins, whose first-passage steps and
-/// last basins must match the twin's for every particle the twin never brought within the
-/// bound of a region's edge.
+/// last basins must agree with the twin's path ([`check_bookkeeping`]).
 ///
 /// Bound: [`local_bound`] carried by [`global_bound`] with the drift's Lipschitz constant in
 /// the max norm over both coordinates: 1 (V) + 2 * 2 kappa (the pair force's derivative in
@@ -138,7 +199,6 @@ region = { y = [-1.0, -0.2] }
 name = "high"
 region = { y = [0.2, 1.0] }
 "#;
-    let edges = [0.3, -0.2, 0.2];
     for (interaction, kappa, a_max) in [
         (
             "{ kind = \"gaussian\", strength = 0.5, width = 0.4 }",
@@ -159,8 +219,7 @@ region = { y = [0.2, 1.0] }
         // The twin, with its own first passages and last basins.
         let mut twin: Vec<f64> = x0.iter().map(|&v| f64::from(v)).collect();
         let mut wind = vec![0i64; 2 * n as usize];
-        let mut passage = vec![PASSAGE_NEVER; n as usize];
-        let mut last = vec![BASIN_NONE; n as usize];
+        let mut path = Vec::new();
         let bound = global_bound(
             0.0,
             local_bound(kappa, a_max, n as f64, l, temperature, dt),
@@ -168,7 +227,6 @@ region = { y = [0.2, 1.0] }
             dt,
             steps,
         );
-        let mut near_edge = vec![false; n as usize];
         for k in 0..steps {
             interaction_cpu_in(
                 &mut twin,
@@ -184,17 +242,8 @@ region = { y = [0.2, 1.0] }
             for i in 0..n as usize {
                 let (row, w) = (&mut twin[2 * i..2 * i + 2], &mut wind[2 * i..2 * i + 2]);
                 apply_walls(row, w, &p.boundary);
-                let y = row[1];
-                near_edge[i] |= edges.iter().any(|e| (y - e).abs() <= bound);
-                if passage[i] == PASSAGE_NEVER && (0.3..=1.0).contains(&y) {
-                    passage[i] = k as u32 + 1;
-                }
-                if y <= -0.2 {
-                    last[i] = 0;
-                } else if y >= 0.2 {
-                    last[i] = 1;
-                }
             }
+            path.push(twin.clone());
             for i in 0..n as usize {
                 for j in 0..n as usize {
                     let d = twin[2 * i] - twin[2 * j];
@@ -220,19 +269,17 @@ region = { y = [0.2, 1.0] }
             }
             assert!((-0.6..=0.6).contains(&x[2 * i + 1]), "{}", x[2 * i + 1]);
             assert!((-2.0..2.0).contains(&x[2 * i]), "{}", x[2 * i]);
-            if !near_edge[i] {
-                let row = &tags[i * stride..(i + 1) * stride];
-                assert_eq!(row[3], passage[i], "{interaction}: particle {i} {row:?}");
-                assert_eq!(row[4], last[i], "{interaction}: particle {i} {row:?}");
-            }
         }
-        // Particles near an edge: per step and edge a particle is within the bound with
-        // probability at most 2 bound times the largest density of y (< 2: a normal of std
-        // 0.4 folded into [-0.6, 0.6] and confined), so at most 20 x 3 x 4 bound per
-        // particle, 240 bound < 0.1 of the 64 expected (bound < 4e-4): a quarter of them is
-        // past any plausible count.
-        let near = near_edge.iter().filter(|&&b| b).count();
-        assert!(near < n as usize / 4, "{near} particles near an edge");
+        check_bookkeeping(
+            &path,
+            &tags,
+            stride,
+            bound,
+            (1, 0.3, 1.0),
+            [(1, -1.0, -0.2), (1, 0.2, 1.0)],
+        );
+        assert!(tags.chunks_exact(stride).any(|r| r[3] != PASSAGE_NEVER));
+        assert!(tags.chunks_exact(stride).any(|r| r[4] != BASIN_NONE));
         assert!(wind.iter().any(|&w| w != 0), "no particle crossed the seam");
         println!("{interaction}: error / bound {worst:.3}, bound {bound:e}");
     }
@@ -279,4 +326,137 @@ fn a_cluster_across_the_seam_moves_like_one_inside() {
         crossed,
         "no particle of the seam cluster lies past the seam"
     );
+}
+
+/// Chi-square of `counts` against bin probabilities `p` over `n` draws.
+fn chi_square(counts: &[u64], p: &[f64], n: u64) -> f64 {
+    counts
+        .iter()
+        .zip(p)
+        .map(|(&c, &q)| {
+            let e = q * n as f64;
+            (c as f64 - e).powi(2) / e
+        })
+        .sum()
+}
+
+/// The general SDE in a box: x on the circle [0, 2 pi) with constant drift 1.5 and D = 0.5,
+/// y an Ornstein–Uhlenbeck drift -2 y between reflecting walls at +-0.5, from (1, 0) for
+/// 100 steps of 5e-3. Exact answer: Euler–Maruyama is exact for constant coefficients, so
+/// the unwrapped x is N(1 + 1.5 t, 2 D t) at t = 0.5 and the wrapped x the wrapped Gaussian
+/// (chi-square over 32 bins below the 1e-6 false-alarm limit; images |m| <= 4 leave out less
+/// than 1e-40), its mean within Z_LIMIT / sqrt(N) standard deviations and its variance
+/// within Z_LIMIT sqrt(2 / N) relative. The f64 twin (sde_cpu step by step with the wall
+/// maps) matches every particle within [`global_bound`]: the local error as in
+/// [`local_bound`] without pair forces (kappa = 0), the drift 1.5 and -2 y exact to 2 u of
+/// their size, and the Lipschitz constant 2; with a recording target (y in [0.3, 0.5]) and
+/// two basins on the periodic axis, whose first-passage steps and last basins agree with
+/// the twin's path ([`check_bookkeeping`]).
+#[test]
+fn sde_on_a_circle_with_walls_is_the_wrapped_gaussian_and_its_twin() {
+    let gpu = common::gpu();
+    let (n, steps, dt, d) = (4000u64, 100u64, 5e-3, 0.5);
+    let l = 2.0 * std::f64::consts::PI;
+    let p = plan(&format!(
+        r#"
+seed = 23
+[particles]
+count = {n}
+dim = 2
+init = {{ kind = "point", at = [1.0, 0.0] }}
+[dynamics]
+kind = "sde"
+drift = ["1.5", "-2*y"]
+diffusion = "{d}"
+dt = {dt}
+steps = {steps}
+[output]
+histogram = {{ axes = [0], bins = 32, range = [[0.0, {l}]] }}
+[boundary]
+x = {{ kind = "periodic", low = 0.0, high = {l} }}
+y = {{ kind = "reflecting", low = -0.5, high = 0.5 }}
+[[observe.first_passage]]
+name = "top"
+region = {{ y = [0.3, 0.5] }}
+[[observe.basins]]
+name = "a"
+region = {{ x = [2.0, 2.5] }}
+[[observe.basins]]
+name = "b"
+region = {{ x = [4.0, 5.0] }}
+"#
+    ));
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, steps);
+    let obs = sim.observe().unwrap();
+    assert_eq!(obs.histogram.in_range(), n);
+    let t = steps as f64 * dt;
+    let (mean, var) = (1.0 + 1.5 * t, 2.0 * d * t);
+    let cdf = |x: f64| 0.5 * libm::erfc(-(x - mean) / (2.0 * var).sqrt());
+    let probs: Vec<f64> = (0..32)
+        .map(|b| {
+            let (a, c) = (l * b as f64 / 32.0, l * (b + 1) as f64 / 32.0);
+            (-4..=4)
+                .map(|m| cdf(c + l * f64::from(m)) - cdf(a + l * f64::from(m)))
+                .sum()
+        })
+        .collect();
+    let chi = chi_square(&obs.histogram.counts, &probs, n);
+    assert!(chi < common::stats::chi_square_limit(31), "chi^2 = {chi}");
+    let (x, tags) = (sim.positions().unwrap(), sim.tags().unwrap());
+    let stride = 1 + 2 + 1 + 1;
+    let gpu_x = unwrapped(&x, &tags, stride, l);
+    let ux: Vec<f64> = gpu_x.iter().step_by(2).copied().collect();
+    let m = ux.iter().sum::<f64>() / n as f64;
+    let v = ux.iter().map(|u| (u - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let z = common::stats::Z_LIMIT;
+    assert!(
+        (m - mean).abs() < z * (var / n as f64).sqrt(),
+        "{m} vs {mean}"
+    );
+    assert!(
+        (v - var).abs() < z * var * (2.0 / n as f64).sqrt(),
+        "{v} vs {var}"
+    );
+    // The twin.
+    let DynamicsPlan::Sde(sp) = &p.dynamics else {
+        panic!("not sde")
+    };
+    let fokker::dynamics::sde::SdeForm::Expr(model) = &sp.model else {
+        panic!("an expression model")
+    };
+    let s = (2.0 * d * dt).sqrt();
+    let delta = s * NORMAL_ERROR + 3.0 * U * (l + 6.0 * s) + 4.0 * U * l + dt * 2.0 * U * 2.0;
+    let bound = global_bound(0.0, delta, 2.0, dt, steps);
+    let mut twin = vec![1.0, 0.0].repeat(n as usize);
+    let mut wind = vec![0i64; 2 * n as usize];
+    let mut path = Vec::new();
+    for k in 0..steps {
+        fokker::dynamics::sde::sde_cpu(&mut twin, 2, 0, model, dt, p.seed, k, 1);
+        for i in 0..n as usize {
+            let (row, w) = (&mut twin[2 * i..2 * i + 2], &mut wind[2 * i..2 * i + 2]);
+            apply_walls(row, w, &p.boundary);
+        }
+        path.push(twin.clone());
+    }
+    for i in 0..n as usize {
+        let tx = twin[2 * i] + l * wind[2 * i] as f64;
+        for (g, t) in [(gpu_x[2 * i], tx), (gpu_x[2 * i + 1], twin[2 * i + 1])] {
+            assert!(
+                (g - t).abs() <= bound,
+                "particle {i}: {g} vs {t} (bound {bound:e})"
+            );
+        }
+        assert!((-0.5..=0.5).contains(&x[2 * i + 1]));
+    }
+    check_bookkeeping(
+        &path,
+        &tags,
+        stride,
+        bound,
+        (1, 0.3, 0.5),
+        [(0, 2.0, 2.5), (0, 4.0, 5.0)],
+    );
+    assert!(tags.chunks_exact(stride).any(|r| r[3] != PASSAGE_NEVER));
+    assert!(tags.chunks_exact(stride).any(|r| r[4] != BASIN_NONE));
 }
