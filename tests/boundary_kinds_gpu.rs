@@ -7,6 +7,7 @@
 mod common;
 
 use common::f32err::{NORMAL_ERROR, U};
+use common::stats::Z_LIMIT;
 use fokker::dynamics::kernel_flows::interaction_cpu_in;
 use fokker::gpu::abi::{BASIN_NONE, PASSAGE_NEVER};
 use fokker::observe::first_passage::apply_walls;
@@ -409,13 +410,12 @@ region = {{ x = [4.0, 5.0] }}
     let ux: Vec<f64> = gpu_x.iter().step_by(2).copied().collect();
     let m = ux.iter().sum::<f64>() / n as f64;
     let v = ux.iter().map(|u| (u - m).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let z = common::stats::Z_LIMIT;
     assert!(
-        (m - mean).abs() < z * (var / n as f64).sqrt(),
+        (m - mean).abs() < Z_LIMIT * (var / n as f64).sqrt(),
         "{m} vs {mean}"
     );
     assert!(
-        (v - var).abs() < z * var * (2.0 / n as f64).sqrt(),
+        (v - var).abs() < Z_LIMIT * var * (2.0 / n as f64).sqrt(),
         "{v} vs {var}"
     );
     // The twin.
@@ -459,4 +459,103 @@ region = {{ x = [4.0, 5.0] }}
     );
     assert!(tags.chunks_exact(stride).any(|r| r[3] != PASSAGE_NEVER));
     assert!(tags.chunks_exact(stride).any(|r| r[4] != BASIN_NONE));
+}
+
+/// Standard normal density and distribution function.
+fn phi(x: f64) -> f64 {
+    (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
+}
+
+fn big_phi(x: f64) -> f64 {
+    0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
+}
+
+/// MALA between reflecting walls: U = x^2 / 2, T = 1, walls at +-a = +-1.5, dt = 1. A
+/// proposal outside is rejected, so the chain is Metropolis–Hastings for the standard normal
+/// truncated to [-a, a], whose moments are exact: with Z = 2 Phi(a) - 1 and c = 2 phi(a) / Z,
+/// E X^2 = 1 - a c and E X^4 = 3 E X^2 - a^3 c (integration by parts). At dt = 1 the proposal
+/// x - x dt + sqrt(2 dt) xi = sqrt(2) xi ignores x: an independence sampler with proposal
+/// density q = N(0, 2), whose distance to its law after n steps is at most (1 - w)^n with
+/// w = min over the box of q / pi = Z exp(x^2 / 4) / sqrt(2) >= Z / sqrt(2) (Mengersen and
+/// Tweedie 1996): after 40 steps from x = 0 below 1e-16, so the sample second moment of the
+/// N = 20000 independent chains is within Z_LIMIT sqrt((E X^4 - (E X^2)^2) / N) of E X^2 (plus
+/// that bias times a^2, and the f32 acceptance ratio, off by a few u relative: far below).
+///
+/// Euler–Maruyama at the same dt is visibly biased: x' = reflect(sqrt(2) xi) whatever x, so
+/// its law after a step is N(0, 2) folded into the box by the reflections, whose second
+/// moment (the image sum, by quadrature) the plain run must match within the same kind of
+/// bound, and which differs from the truncated normal's by many standard errors: the test
+/// tells the two apart. Every particle stays inside and the acceptance count is reported.
+#[test]
+fn mala_between_reflecting_walls_samples_the_truncated_gaussian() {
+    let gpu = common::gpu();
+    let (n, a, steps) = (20_000u64, 1.5f64, 40u64);
+    let run = |mala: bool| {
+        let p = plan(&format!(
+            r#"
+seed = 31
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [0.0] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "0.5*x^2" }}
+temperature = 1.0
+dt = 1.0
+steps = {steps}
+mala = {mala}
+[output]
+histogram = {{ axes = [0], bins = 10, range = [[-{a}, {a}]] }}
+[boundary]
+x = {{ kind = "reflecting", low = -{a}, high = {a} }}
+"#
+        ));
+        let mut sim = simulation(&gpu, &p);
+        advance(&mut sim, steps);
+        let x = sim.positions().unwrap();
+        assert!(x.iter().all(|v| (-a..=a).contains(&f64::from(*v))));
+        x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n as f64
+    };
+    let z = 2.0 * big_phi(a) - 1.0;
+    let c = 2.0 * phi(a) / z;
+    let m2 = 1.0 - a * c;
+    let m4 = 3.0 * m2 - a.powi(3) * c;
+    let se = ((m4 - m2 * m2) / n as f64).sqrt();
+    let w = z / std::f64::consts::SQRT_2;
+    let mixing = (1.0 - w).powi(steps as i32) * a * a;
+    let mala = run(true);
+    assert!(
+        (mala - m2).abs() < Z_LIMIT * se + mixing,
+        "MALA: E X^2 = {mala}, truncated normal {m2} (se {se:e})"
+    );
+    // Euler–Maruyama: the second and fourth moments of N(0, 2) folded into [-a, a], by the
+    // midpoint rule on 20000 cells of the image sum (images |m| <= 6; the rule's error is
+    // below 1e-9, the left-out images' mass below 1e-30).
+    let cells = 20_000;
+    let h = 2.0 * a / cells as f64;
+    let (mut e2, mut e4) = (0.0, 0.0);
+    for k in 0..cells {
+        let y = -a + (k as f64 + 0.5) * h;
+        // Reflection at +-a has period 4 a: images 4 a m + y and 4 a m + 2 a - y.
+        let density: f64 = (-6..=6)
+            .map(|m| {
+                let s = 4.0 * a * f64::from(m);
+                (phi((s + y) / 2f64.sqrt()) + phi((s + 2.0 * a - y) / 2f64.sqrt())) / 2f64.sqrt()
+            })
+            .sum();
+        e2 += y * y * density * h;
+        e4 += y.powi(4) * density * h;
+    }
+    let se_em = ((e4 - e2 * e2) / n as f64).sqrt();
+    let em = run(false);
+    assert!(
+        (em - e2).abs() < Z_LIMIT * se_em + 1e-8,
+        "Euler–Maruyama: E X^2 = {em}, folded N(0, 2) {e2}"
+    );
+    assert!(
+        (e2 - m2).abs() > 2.0 * Z_LIMIT * (se + se_em),
+        "the folded and the truncated laws are too close to tell apart: {e2} {m2}"
+    );
+    println!("MALA {mala}, truncated {m2}; EM {em}, folded {e2}; se {se:e}");
 }

@@ -137,6 +137,12 @@ pub(crate) fn kernel_flow_memory(target_rows: u64, dim: u64) -> StateMemory {
     }
 }
 
+/// Why kernel flows take no `[boundary]` or first-passage tables.
+pub const FLOW_BOUNDARY_REFUSAL: &str = "kernel flows are deterministic generative flows on \
+     all of R^d: they transport the particles toward a target distribution in step units, \
+     with no temperature or physical time, so a wall, a periodic wrap or a passage time has \
+     no meaning for them";
+
 /// The [`super::Dynamics`] methods the kernel flows towards a target share (`sd_flow`,
 /// `mmd_flow`, `svgd`; fields `target` and `steps`): step-based time, the whole ensemble in
 /// every step (so no sharding), the target's box, memory and input file.
@@ -144,6 +150,11 @@ macro_rules! target_flow_dynamics {
     () => {
         fn steps(&self) -> u64 {
             self.steps
+        }
+
+        /// Refused, with the reason: [`crate::dynamics::kernel_flows::FLOW_BOUNDARY_REFUSAL`].
+        fn boundary_refusal(&self, _: &$crate::scenario::Boundary) -> Option<String> {
+            Some($crate::dynamics::kernel_flows::FLOW_BOUNDARY_REFUSAL.to_string())
         }
 
         /// Step-based: time is the step index.

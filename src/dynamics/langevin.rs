@@ -781,12 +781,15 @@ impl Dynamics for LangevinPlan {
     }
 
     /// Plain Langevin (any potential, temperature or step-size schedule) applies walls and
-    /// targets after every step; MALA would have to reflect its proposals inside the
-    /// accept/reject step (not done).
-    fn boundary_refusal(&self, _: &crate::scenario::Boundary) -> Option<String> {
-        self.mala.then(|| {
-            "mala = true has no walls or first-passage bookkeeping (its proposals would \
-             have to be reflected inside the Metropolis step)"
+    /// targets after every step. MALA rejects a proposal outside the reflecting walls
+    /// (exact Metropolis–Hastings for exp(-U/T) restricted to the box) and records targets
+    /// and basins; it refuses periodic axes (below).
+    fn boundary_refusal(&self, boundary: &crate::scenario::Boundary) -> Option<String> {
+        (self.mala && !boundary.periodic_axes().is_empty()).then(|| {
+            "mala = true takes reflecting walls but no periodic axis: its Metropolis ratio \
+             would need the wrapped proposal's density, a sum over the periodic images, \
+             and keeping only the nearest one is an approximation (use mala = false, or \
+             reflecting walls)"
                 .to_string()
         })
     }
