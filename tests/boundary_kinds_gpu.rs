@@ -72,9 +72,9 @@ y = {{ kind = "reflecting", low = -0.6, high = 0.6 }}
 
 /// A global f32 error bound for `steps` steps of the box scenarios, from a per-step local
 /// error `delta` carried by the drift's Lipschitz constant `lip` (max norm):
-/// e_{k+1} <= (1 + lip dt) e_k + delta, so e_K <= e_0 (1 + lip dt)^K + delta ((1 + lip dt)^K
-/// - 1) / (lip dt). The walls do not grow it: reflection is 1-Lipschitz, and the periodic
-/// axis is compared unwrapped (x + L w), on which the wrap is the identity.
+/// e_{k+1} <= (1 + lip dt) e_k + delta, so e_K <= e_0 g + delta (g - 1) / (lip dt) with
+/// g = (1 + lip dt)^K. The walls do not grow it: reflection is 1-Lipschitz, and the
+/// periodic axis is compared unwrapped (x + L w), on which the wrap is the identity.
 fn global_bound(e0: f64, delta: f64, lip: f64, dt: f64, steps: u64) -> f64 {
     let g = (1.0 + lip * dt).powi(steps as i32);
     e0 * g + delta * (g - 1.0) / (lip * dt)
@@ -428,7 +428,7 @@ region = {{ x = [4.0, 5.0] }}
     let s = (2.0 * d * dt).sqrt();
     let delta = s * NORMAL_ERROR + 3.0 * U * (l + 6.0 * s) + 4.0 * U * l + dt * 2.0 * U * 2.0;
     let bound = global_bound(0.0, delta, 2.0, dt, steps);
-    let mut twin = vec![1.0, 0.0].repeat(n as usize);
+    let mut twin = [1.0, 0.0].repeat(n as usize);
     let mut wind = vec![0i64; 2 * n as usize];
     let mut path = Vec::new();
     for k in 0..steps {

@@ -109,9 +109,10 @@ impl KernelSum {
     }
 
     /// The sums of interacting particles: with `pair` as [`KernelSum::with_pair`], and every
-    /// difference q_i - y_j taken as its minimum image on the axes k with `periods[k]` = L
-    /// > 0 (each component reduced to [-L/2, L/2]; 0 or absent: not periodic). The Gaussian
-    /// means then average the images of the sources nearest each query.
+    /// difference q_i - y_j taken as its minimum image on the axes k whose period
+    /// `periods[k]` is positive (each component reduced to [-L/2, L/2]; 0 or absent: not
+    /// periodic). The Gaussian means then average the images of the sources nearest each
+    /// query.
     pub fn for_interaction(
         gpu: &Gpu,
         dim: u32,
