@@ -560,6 +560,66 @@ x = {{ kind = "reflecting", low = -{a}, high = {a} }}
     println!("MALA {mala}, truncated {m2}; EM {em}, folded {e2}; se {se:e}");
 }
 
+/// MALA's bookkeeping in the box: with an absorbing target x >= 1.2 (a half-space) and
+/// basins x <= -1 and x >= 1, every absorbed particle is frozen finite inside the target
+/// with its first-passage step equal to its absorbed step and "right" as its last basin (it
+/// entered the target inside that basin); every live one never reached the target, stays
+/// between the walls, and when it sits in a basin, that is its last basin. Both kinds occur.
+#[test]
+fn mala_records_targets_and_basins_between_walls() {
+    let gpu = common::gpu();
+    let n = 2000u64;
+    let p = plan(&format!(
+        r#"
+seed = 37
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [0.0] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "0.5*x^2" }}
+temperature = 1.0
+dt = 0.3
+steps = 30
+mala = true
+[output]
+histogram = {{ axes = [0], bins = 10, range = [[-1.5, 1.5]] }}
+[boundary]
+x = {{ kind = "reflecting", low = -1.5, high = 1.5 }}
+[[observe.first_passage]]
+name = "edge"
+region = {{ normal = [1.0], offset = 1.2 }}
+absorb = true
+[[observe.basins]]
+name = "left"
+region = {{ x = [-2.0, -1.0] }}
+[[observe.basins]]
+name = "right"
+region = {{ x = [1.0, 2.0] }}
+"#
+    ));
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, 30);
+    let (x, tags) = (sim.positions().unwrap(), sim.tags().unwrap());
+    let mut absorbed = 0;
+    for (v, t) in x.iter().map(|&v| f64::from(v)).zip(tags.chunks_exact(4)) {
+        assert!((-1.5..=1.5).contains(&v), "{v}");
+        if t[0] != 0 {
+            absorbed += 1;
+            assert!(v >= 1.2 && t[2] == t[0] && t[3] == 1, "{v} {t:?}");
+        } else {
+            assert_eq!(t[2], PASSAGE_NEVER, "{v} {t:?}");
+            if v <= -1.0 {
+                assert_eq!(t[3], 0, "{v} {t:?}");
+            } else if v >= 1.0 {
+                assert_eq!(t[3], 1, "{v} {t:?}");
+            }
+        }
+    }
+    assert!(absorbed > 0 && absorbed < n, "{absorbed} absorbed");
+}
+
 fn fokker(args: &[&str], cwd: &Path, stop_at: Option<&str>) -> std::process::Output {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_fokker"));
     c.args(args).current_dir(cwd).env("FOKKER_TEST", "1");
