@@ -31,8 +31,8 @@
 // and on periodic axes the sums take the minimum image (shaders/kernel_sum.wgsl,
 // PERIODIC_AXES); quadratic W is then summed per particle (no SHARED_SUM).
 // Includes common/chunk.wgsl, common/philox.wgsl, common/point.wgsl, common/state.wgsl,
-// common/finish.wgsl, common/noise.wgsl, common/potential.wgsl and common/boundary.wgsl; `Chunk` and `Step` (KernelFlowStep) come
-// from src/gpu/abi.rs.
+// common/finish.wgsl, common/noise.wgsl, common/potential.wgsl and common/boundary.wgsl;
+// `Chunk` and `Step` (KernelFlowStep) come from src/gpu/abi.rs.
 
 // Needed by common/noise.wgsl; a step here takes single steps' normals only.
 override ROUND_STEPS: u32 = 1u;

@@ -484,13 +484,16 @@ impl KernelFlowGpu {
         let boundary = cx.boundary;
         let periods = first_passage::periods(boundary, dim);
         let periodic = periods.iter().any(|&l| l > 0.0);
-        let kernel = KernelSum::for_interaction(
-            gpu,
-            dim,
-            workgroup_size.min(256),
-            flow.pair_expr(),
-            &periods,
-        )?;
+        let kernel = match flow {
+            Update::Interaction { .. } => KernelSum::for_interaction(
+                gpu,
+                dim,
+                workgroup_size.min(256),
+                flow.pair_expr(),
+                &periods,
+            )?,
+            _ => KernelSum::new(gpu, dim, workgroup_size.min(256))?,
+        };
         // Minimum images differ per particle: no shared sum then.
         let shared_sum = flow.shared_sum() && !periodic;
         let walls = first_passage::overrides(boundary, ensemble.tag_stride);
