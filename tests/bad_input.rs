@@ -1020,6 +1020,10 @@ fn catalogue() -> Vec<Case> {
         reverse_case("walls with reverse diffusion")
             .append("\n[boundary]\nx = { kind = \"periodic\", low = -1.0, high = 1.0 }\n")
             .expect(INVALID, &["boundary", "dynamics.kind = \"reverse_sde\"", "generative diffusion", "score"]),
+        case("sde with a wall and a grid reference over another range")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\ndrift = [\"-x\", \"-y\"]\ndiffusion = \"0.5\"\ndt = 1e-3\nsteps = 5")
+            .append("\n[output]\nhistogram = { axes = [0], bins = 8, range = [[-2.0, 2.0]] }\nreference = \"fokker_planck\"\n[boundary]\nx = { kind = \"reflecting\", low = -1.0, high = 1.0 }\n")
+            .expect(INVALID, &["boundary.x", "output.histogram.range[0]"]),
         case("periodic axis with mala")
             .edit("temperature = 1.0", "temperature = 1.0\nmala = true")
             .append("\n[boundary]\nx = { kind = \"periodic\", low = -1.0, high = 1.0 }\n")
