@@ -232,17 +232,8 @@ impl LangevinGpu {
             params.resize(params.len() + 3 * SCHEDULE_TABLE_STEPS as usize, 0.0);
         }
         // Walls and targets (common/boundary.wgsl).
-        let (reflect, periodic) = first_passage::wall_masks(boundary);
-        let (half_spaces, absorbing) = first_passage::region_masks(boundary);
-        let overrides = [
-            ("HALF_SPACES", f64::from(half_spaces)),
-            ("ABSORBING", f64::from(absorbing)),
-            ("BOUNDARY", if boundary.is_empty() { 0.0 } else { 1.0 }),
-            ("REFLECT_AXES", f64::from(reflect)),
-            ("PERIODIC_AXES", f64::from(periodic)),
-            ("TARGETS", boundary.first_passage.len() as f64),
-            ("BASINS", boundary.basins.len() as f64),
-            ("TAG_STRIDE", f64::from(ensemble.tag_stride.max(1))),
+        let mut overrides = first_passage::overrides(boundary, ensemble.tag_stride);
+        overrides.extend([
             ("DT_TABLE", if table { 1.0 } else { 0.0 }),
             ("MALA", if mala { 1.0 } else { 0.0 }),
             ("POTENTIAL", f64::from(shader.kind)),
@@ -251,7 +242,7 @@ impl LangevinGpu {
                 "TEMPERATURE_EXPR",
                 if shader.temperature_expr { 1.0 } else { 0.0 },
             ),
-        ];
+        ]);
         let mut gpu_kernels = LangevinGpu::with_shader(
             gpu,
             ensemble,
@@ -468,29 +459,12 @@ impl Stepper for LangevinGpu {
     }
 
     fn counters(&self, gpu: &Gpu) -> Result<Vec<u64>> {
-        if self.counter_words == 0 {
-            return Ok(Vec::new());
-        }
-        let at = u64::from(crate::gpu::abi::BASIN_COUNTERS) * 4;
-        let b = gpu.read_bytes(&self.nonfinite.buffer, at, self.counter_words * 4)?;
-        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&b);
-        Ok(words
-            .chunks_exact(2)
-            .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32))
-            .collect())
+        self.nonfinite.basin_counters(gpu, self.counter_words)
     }
 
     fn set_counters(&self, gpu: &Gpu, values: &[u64]) {
-        if self.counter_words == 0 {
-            return;
-        }
-        let words: Vec<u32> = values
-            .iter()
-            .flat_map(|v| [*v as u32, (*v >> 32) as u32])
-            .collect();
-        let at = u64::from(crate::gpu::abi::BASIN_COUNTERS) * 4;
-        gpu.queue
-            .write_buffer(&self.nonfinite.buffer, at, bytemuck::cast_slice(&words));
+        self.nonfinite
+            .set_basin_counters(gpu, self.counter_words, values);
     }
 
     fn set_accepted(&self, gpu: &Gpu, count: u64) {
@@ -807,12 +781,15 @@ impl Dynamics for LangevinPlan {
     }
 
     /// Plain Langevin (any potential, temperature or step-size schedule) applies walls and
-    /// targets after every step; MALA would have to reflect its proposals inside the
-    /// accept/reject step (not done).
-    fn boundary_refusal(&self, _: &crate::scenario::Boundary) -> Option<String> {
-        self.mala.then(|| {
-            "mala = true has no walls or first-passage bookkeeping (its proposals would \
-             have to be reflected inside the Metropolis step)"
+    /// targets after every step. MALA rejects a proposal outside the reflecting walls
+    /// (exact Metropolis–Hastings for exp(-U/T) restricted to the box) and records targets
+    /// and basins; it refuses periodic axes (below).
+    fn boundary_refusal(&self, boundary: &crate::scenario::Boundary) -> Option<String> {
+        (self.mala && !boundary.periodic_axes().is_empty()).then(|| {
+            "mala = true takes reflecting walls but no periodic axis: its Metropolis ratio \
+             would need the wrapped proposal's density, a sum over the periodic images, \
+             and keeping only the nearest one is an approximation (use mala = false, or \
+             reflecting walls)"
                 .to_string()
         })
     }

@@ -215,7 +215,10 @@ gpu_struct! {
         /// Time of the step (interaction: step dt; 0 for the flows whose potential is a
         /// fixed target).
         t: f32,
-        _pad: [u32; 2],
+        /// Interaction with walls or targets (common/boundary.wgsl): the step's index (low
+        /// word) and the steps of the dispatch (1).
+        step0: u32,
+        steps: u32,
     }
 }
 
