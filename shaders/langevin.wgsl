@@ -256,10 +256,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let index = global_index(chunk.base, i);
     let zero = zero_point();
     let quadratic = potential_quadratic();
-    if (MALA == 1u) {
-        run_mala(quadratic, i, x, index);
-        return;
-    }
     var w = walk_start(i, x);
     if (BOUNDARY == 1u && w.dead != 0u) {
         // Absorbed: frozen where it entered the absorbing target.
@@ -295,4 +291,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     walk_end(w);
     finish(i, w.x);
+}
+
+// The MALA kernel (MALA = 1): its own entry point, so that the plain kernel's pipeline does
+// not carry the Metropolis step's code (src/gpu/kernel.rs, `Kernel::with_entry`).
+@compute @workgroup_size(WG)
+fn main_mala(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = slice_particle(gid, nwg, step.first, step.span);
+    if (i >= chunk.count) { return; }
+    run_mala(potential_quadratic(), i, load_point(i), global_index(chunk.base, i));
 }

@@ -97,8 +97,14 @@ impl Part {
                 ];
                 constants.extend(spec.overrides.iter().map(|(k, v)| (k.as_str(), *v)));
                 let label = format!("{} {}", spec.label, if single { "steps" } else { "rounds" });
-                let kernel =
-                    Kernel::new(gpu, &label, &spec.source, &constants, spec.workgroup_size);
+                let kernel = Kernel::with_entry(
+                    gpu,
+                    &label,
+                    &spec.source,
+                    spec.entry,
+                    &constants,
+                    spec.workgroup_size,
+                );
                 let binds = ensemble
                     .chunks
                     .iter()
@@ -120,6 +126,8 @@ impl Part {
 struct PipelineSpec {
     label: String,
     source: String,
+    /// The shader's entry point (`main`, or `main_mala` for MALA).
+    entry: &'static str,
     /// Overrides beyond DIM, ROUND_STEPS and SINGLE_STEPS.
     overrides: Vec<(String, f64)>,
     workgroup_size: u32,
@@ -132,6 +140,8 @@ struct PipelineSpec {
 pub struct EulerShader<'a> {
     pub label: &'a str,
     pub source: &'a str,
+    /// Entry point: `main`, or `main_mala` for the Metropolis-adjusted kernel.
+    pub entry: &'static str,
     pub overrides: &'a [(&'a str, f64)],
     pub params: &'a [f32],
     /// The shader includes common/boundary.wgsl: each chunk's tags are bound at 5 and the
@@ -249,6 +259,7 @@ impl LangevinGpu {
             &EulerShader {
                 label: "langevin",
                 source: &shader.source,
+                entry: if mala { "main_mala" } else { "main" },
                 overrides: &overrides,
                 params: &params,
                 tags: true,
@@ -329,6 +340,7 @@ impl LangevinGpu {
             parts: [part(true), part(false), part(true)],
             spec: PipelineSpec {
                 label: shader.label.to_string(),
+                entry: shader.entry,
                 source: shader.source.to_string(),
                 overrides: shader
                     .overrides

@@ -203,6 +203,7 @@ impl Dynamics for SdePlan {
             &EulerShader {
                 label: "sde",
                 source: &source,
+                entry: "main",
                 overrides: &overrides,
                 params: &params,
                 tags: true,
