@@ -327,19 +327,7 @@ impl KernelSum {
                 args.out_log.as_entire_binding(),
                 self.pair_params.as_entire_binding(),
             ];
-            let entries: Vec<wgpu::BindGroupEntry> = resources
-                .into_iter()
-                .enumerate()
-                .map(|(i, resource)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource,
-                })
-                .collect();
-            let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("kernel_sum"),
-                layout: &kernel.layout,
-                entries: &entries,
-            });
+            let bind = kernel.bind_resources(gpu, Some("kernel_sum"), resources);
             kernel.dispatch(
                 &mut pass,
                 &bind,

@@ -155,18 +155,29 @@ impl Kernel {
     }
 
     pub fn bind(&self, gpu: &Gpu, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        self.bind_resources(gpu, None, buffers.iter().map(|b| b.as_entire_binding()))
+    }
+
+    /// A bind group of `resources` at bindings 0, 1, ...; those the specialised module no
+    /// longer uses (its layout has only the others) are left out.
+    pub fn bind_resources<'a>(
+        &self,
+        gpu: &Gpu,
+        label: Option<&str>,
+        resources: impl IntoIterator<Item = wgpu::BindingResource<'a>>,
+    ) -> wgpu::BindGroup {
         let used = |i: u32| self.bindings.as_ref().is_none_or(|b| b.contains(&i));
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
             .enumerate()
             .filter(|(i, _)| used(*i as u32))
-            .map(|(i, b)| wgpu::BindGroupEntry {
+            .map(|(i, resource)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: b.as_entire_binding(),
+                resource,
             })
             .collect();
         gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
+            label,
             layout: &self.layout,
             entries: &entries,
         })
