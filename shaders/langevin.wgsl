@@ -34,8 +34,8 @@ override MALA: u32 = 0u;
 // cleared them (64-bit by carry, `count_accepted`).
 @group(0) @binding(4) var<storage, read_write> nonfinite: array<atomic<u32>>;
 
-// Step `k` of the dispatch.
-fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
+// (dt, t, noise scale sqrt(2 T dt)) of step `k` of the dispatch.
+fn step_coefficients(k: u32) -> vec3<f32> {
     var dt = step.dt;
     var t = step.t0 + f32(k) * dt;
     var s = step.noise_scale;
@@ -49,6 +49,15 @@ fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
     } else if (TEMPERATURE_EXPR == 1u) {
         s = sqrt(2.0 * max(user_temperature(t), 0.0) * dt);
     }
+    return vec3<f32>(dt, t, s);
+}
+
+// Step `k` of the dispatch.
+fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
+    let c = step_coefficients(k);
+    let dt = c.x;
+    let t = c.y;
+    let s = c.z;
     let g = gradient(quadratic, x, t);
     var next = x;
     next.a = x.a - g.a * dt + s * xi.a;
@@ -193,10 +202,16 @@ fn advance(quadratic: Quadratic, w: Walk, xi: Point, s: u32) -> Walk {
         out.x = euler(quadratic, w.x, xi, s);
         return out;
     }
-    if (w.dead != 0u) {
+    // Only an absorbing target can end a walk within the dispatch.
+    if (ABSORBING != 0u && w.dead != 0u) {
         return w;
     }
-    return walk_bound(w, euler(quadratic, w.x, xi, s), s);
+    var var2 = 0.0;
+    if (BRIDGE != 0u) {
+        let scale = step_coefficients(s).z;
+        var2 = scale * scale;
+    }
+    return walk_bound_noise(w, euler(quadratic, w.x, xi, s), s, var2);
 }
 
 @compute @workgroup_size(WG)

@@ -234,7 +234,13 @@ impl LangevinGpu {
         // Walls and targets (common/boundary.wgsl).
         let (reflect, periodic) = first_passage::wall_masks(boundary);
         let (half_spaces, absorbing) = first_passage::region_masks(boundary);
+        let axes = first_passage::region_axes(boundary);
         let overrides = [
+            ("REGION_AXES_0", f64::from(axes[0])),
+            ("REGION_AXES_1", f64::from(axes[1])),
+            ("REGION_AXES_2", f64::from(axes[2])),
+            ("REGION_AXES_3", f64::from(axes[3])),
+            ("BRIDGE", f64::from(first_passage::bridge_mask(boundary))),
             ("HALF_SPACES", f64::from(half_spaces)),
             ("ABSORBING", f64::from(absorbing)),
             ("BOUNDARY", if boundary.is_empty() { 0.0 } else { 1.0 }),

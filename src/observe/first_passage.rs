@@ -23,6 +23,7 @@ pub fn spec_vec4s(boundary: &Boundary) -> Vec<f32> {
         out[k] = low;
         out[lanes + k] = high;
         out[2 * lanes + k] = width;
+        out[3 * lanes + k] = 1.0 / width;
     }
     let regions = boundary
         .first_passage
@@ -51,6 +52,9 @@ pub fn spec_vec4s(boundary: &Boundary) -> Vec<f32> {
             Region::HalfSpace { normal, offset } => {
                 row[info] = REGION_HALF_SPACE as f32;
                 row[info + 2] = *offset as f32;
+                // 1 / |n|^2, for the bridge's distances (offset - n.x) / |n|.
+                let norm2: f64 = normal.iter().map(|n| n * n).sum();
+                row[info + 3] = (1.0 / norm2) as f32;
                 for (k, n) in normal.iter().enumerate() {
                     row[k] = *n as f32;
                 }
@@ -79,6 +83,45 @@ pub fn region_masks(boundary: &Boundary) -> (u32, u32) {
         .filter(|(_, t)| t.absorb)
         .fold(0, |m, (j, _)| m | 1 << j);
     (half, absorbing)
+}
+
+/// The axes each region (targets, then basins) constrains, bit 8 (j & 3) + k of word j >> 2
+/// for region j and axis k (`REGION_AXES_0` .. `REGION_AXES_3` overrides): a box's named
+/// axes, a half-space's nonzero normal components.
+pub fn region_axes(boundary: &Boundary) -> [u32; 4] {
+    let regions = boundary
+        .first_passage
+        .iter()
+        .map(|t| &t.region)
+        .chain(boundary.basins.iter().map(|b| &b.region));
+    let mut words = [0u32; 4];
+    for (j, region) in regions.enumerate() {
+        let axes = match region {
+            Region::Box { intervals } => intervals
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.is_some())
+                .fold(0u32, |m, (k, _)| m | 1 << k),
+            Region::HalfSpace { normal, .. } => normal
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n != 0.0)
+                .fold(0u32, |m, (k, _)| m | 1 << k),
+        };
+        words[j / 4] |= axes << (8 * (j % 4));
+    }
+    words
+}
+
+/// The bit mask of the targets that take the Brownian-bridge crossing probability
+/// (`BRIDGE` override).
+pub fn bridge_mask(boundary: &Boundary) -> u32 {
+    boundary
+        .first_passage
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.bridge)
+        .fold(0, |m, (j, _)| m | 1 << j)
 }
 
 /// The bit masks of the reflecting and of the periodic axes (`REFLECT_AXES`,
@@ -452,6 +495,7 @@ mod tests {
                     intervals: vec![Some([1.0, 2.0]), None],
                 },
                 absorb: true,
+                bridge: false,
             }],
             basins: Vec::new(),
         };
