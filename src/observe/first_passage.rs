@@ -389,6 +389,39 @@ pub fn exit_histogram(passages: &[u32], steps: u64) -> Vec<[f64; 3]> {
         .collect()
 }
 
+/// The f64 twin of common/boundary.wgsl's `bridge_probability`: the probability that a
+/// Brownian bridge from `x0` to `x1` with variance `var2` (sigma^2 dt) per coordinate entered
+/// `region` in between, 1 when an end is in it. A half-space: exp(-2 d0 d1 / (|n|^2 var2))
+/// with d = offset - n.x when both d are positive (Karlin–Taylor: the maximum of a Brownian
+/// bridge along the unit normal); a box: the product of that over its faces, exact for a box
+/// constraining one axis, with several the product of the per-axis probabilities (a corner
+/// approximation: the path may visit the axes' slabs at different times).
+pub fn bridge_probability(region: &Region, x0: &[f64], x1: &[f64], var2: f64) -> f64 {
+    let touched = |d0: f64, d1: f64, c: f64| {
+        if d0 > 0.0 && d1 > 0.0 {
+            (c * d0 * d1).exp()
+        } else {
+            1.0
+        }
+    };
+    let c = -2.0 / var2;
+    match region {
+        Region::HalfSpace { normal, offset } => {
+            let dot = |x: &[f64]| normal.iter().zip(x).map(|(n, v)| n * v).sum::<f64>();
+            let norm2: f64 = normal.iter().map(|n| n * n).sum();
+            touched(offset - dot(x0), offset - dot(x1), c / norm2)
+        }
+        Region::Box { intervals } => intervals
+            .iter()
+            .enumerate()
+            .filter_map(|(k, i)| i.map(|[lo, hi]| (k, lo, hi)))
+            .map(|(k, lo, hi)| {
+                touched(lo - x0[k], lo - x1[k], c) * touched(x0[k] - hi, x1[k] - hi, c)
+            })
+            .product(),
+    }
+}
+
 /// The f64 twin of common/boundary.wgsl's `reflect_into`: `v` folded into [low, high] by
 /// reflection at both walls.
 pub fn reflect_into(v: f64, low: f64, high: f64) -> f64 {
@@ -443,6 +476,35 @@ mod tests {
         // Unwrapped = wrapped + n L.
         let (w, n) = wrap_into(-7.3, -1.0, 2.0);
         assert!((w + 3.0 * n as f64 - -7.3).abs() < 1e-12, "{w} {n}");
+    }
+
+    /// The bridge's crossing probability is exp(-2 d0 d1 / var2) for distances d along the
+    /// unit normal (a scaled normal gives the same), the same for a box face, 1 when an end
+    /// is inside or the ends straddle the plane, and a box's faces multiply.
+    #[test]
+    fn bridge_probabilities() {
+        let (x0, x1, var2): ([f64; 2], [f64; 2], f64) = ([0.2, 0.0], [0.5, 0.3], 0.04);
+        let exact = (-2.0 * 0.8 * 0.5 / var2).exp();
+        let plane = |scale: f64| Region::HalfSpace {
+            normal: vec![scale, 0.0],
+            offset: scale,
+        };
+        for scale in [1.0, 3.0] {
+            let p = bridge_probability(&plane(scale), &x0, &x1, var2);
+            assert!((p - exact).abs() < 1e-15 * exact.max(1.0), "{p} {exact}");
+        }
+        let slab = Region::Box {
+            intervals: vec![Some([1.0, 2.0]), None],
+        };
+        assert!((bridge_probability(&slab, &x0, &x1, var2) - exact).abs() < 1e-15);
+        assert_eq!(bridge_probability(&slab, &x0, &[1.5, 0.0], var2), 1.0);
+        assert_eq!(bridge_probability(&slab, &x0, &[2.5, 0.0], var2), 1.0);
+        let corner = Region::Box {
+            intervals: vec![Some([1.0, 2.0]), Some([-5.0, -1.0])],
+        };
+        let y = (-2.0f64 * 1.0 * 1.3 / var2).exp();
+        let p = bridge_probability(&corner, &x0, &x1, var2);
+        assert!((p - exact * y).abs() < 1e-15, "{p}");
     }
 
     #[test]

@@ -546,6 +546,19 @@ pub(crate) fn check_plan(plan: &super::Plan, issues: &mut Issues) {
             ),
         );
     }
+    for (k, t) in b.first_passage.iter().enumerate().filter(|(_, t)| t.bridge) {
+        if let Some(why) = plan.dynamics.bridge_refusal() {
+            issues.add(
+                &format!("observe.first_passage[{k}].bridge"),
+                Some(&toml::Value::Boolean(true)),
+                format!(
+                    "false with dynamics.kind = \"{}\" (target \"{}\"): {why}",
+                    plan.dynamics.kind_name(),
+                    t.name
+                ),
+            );
+        }
+    }
     let steps = plan.dynamics.steps();
     if !b.first_passage.is_empty() && steps >= u64::from(NEVER) {
         issues.add(
