@@ -720,3 +720,37 @@ region = {{ x = [-9.0, -1.0], y = [-9.0, 0.0] }}
         assert!(counts.absorbed > 0 && counts.surviving.iter().all(|&s| s > 0 && s < n));
     }
 }
+
+/// One reflection per step: a step that overshoots a reflecting wall by more than the whole
+/// interval would need several, so its particle becomes NaN and the run diverges (exit 3)
+/// instead of continuing from a wrong place. Free diffusion with D = 1 and dt = 0.01 takes
+/// steps of sd 0.14 in a box 0.01 wide: nearly every particle overshoots by more than 0.01
+/// in its first step (P(|N| < 0.07) < 6%), so with 64 particles the first block diverges.
+#[test]
+fn a_step_longer_than_the_reflecting_box_is_a_divergence() {
+    let gpu = common::gpu();
+    let p = plan(
+        r#"
+seed = 3
+[particles]
+count = 64
+dim = 1
+init = { kind = "point", at = [0.005] }
+[dynamics]
+kind = "langevin"
+potential = { expr = "0*x" }
+temperature = 1.0
+dt = 0.01
+steps = 4
+[output]
+histogram = { axes = [0], bins = 4, range = [[0.0, 0.01]] }
+[boundary]
+x = { kind = "reflecting", low = 0.0, high = 0.01 }
+"#,
+    );
+    let mut sim = simulation(&gpu, &p);
+    match sim.advance_to(4, |_| Ok(()), &|| false) {
+        Err(fokker::Error::Diverged { count, .. }) => assert!(count > 0),
+        other => panic!("expected a divergence, got {other:?}"),
+    }
+}

@@ -77,21 +77,27 @@ fn mask4(m: u32, shift: u32) -> vec4<bool> {
     return ((vec4<u32>(m >> shift) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u)) == vec4<u32>(1u);
 }
 
-// The lanes of v in `mask` reflected once at the wall they crossed and kept in [low, high]:
-// `reflect4`'s image for a step that overshoots a wall by less than the interval's width (a
-// longer one ends on the wall). Branch-free and without a division: a software rasteriser
-// runs a branch's body at every step, masked, and `reflect4` behind a branch cost half of
-// the L2 step.
-fn fold_reflect(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, high: vec4<f32>) -> vec4<f32> {
-    let r = select(select(v, 2.0 * low - v, v < low), 2.0 * high - v, v > high);
-    return select(v, clamp(r, low, high), mask);
+// NaN as a vec4 (a position the non-finite count reports).
+fn nan4() -> vec4<f32> {
+    return vec4<f32>(bitcast<f32>(0x7FC00000u));
 }
 
-// The lanes of v in `mask` wrapped into [low, high] (a result pushed past a wall by
-// rounding stays on it) and the periods subtracted in `n`, for a step of any length: one
-// floor, no division (`inverse` = 1 / width; a quotient rounded across an integer leaves
-// the result within rounding of a wall, where the clamp keeps it). A point inside keeps
-// its bits (n = 0).
+// The lanes of v in `mask` reflected once at the wall they crossed: `first_passage::
+// reflect_into`'s image for a step that overshoots a wall by less than the interval's width.
+// A longer step (or an infinite position) still lies outside after one reflection and
+// becomes NaN, which the non-finite count reports as a divergence; NaN stays NaN (every
+// comparison is false, and no min/max, which would return the other operand). Branch-free
+// and without a division: a software rasteriser runs a branch's body at every step, masked,
+// and the closed-form fold behind a branch cost half of the L2 step.
+fn fold_reflect(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, high: vec4<f32>) -> vec4<f32> {
+    let r = select(select(v, 2.0 * low - v, v < low), 2.0 * high - v, v > high);
+    return select(v, select(r, nan4(), (r < low) | (r > high)), mask);
+}
+
+// The lanes of v in `mask` wrapped into [low, high] and the periods subtracted in `n`, for
+// a step of any length: one floor, no division (`inverse` = 1 / width; a quotient rounded
+// across an integer leaves the result within rounding of a wall, where it is kept on the
+// wall by selects, which keep NaN NaN). A point inside keeps its bits (n = 0).
 struct Wrapped {
     v: vec4<f32>,
     n: vec4<f32>,
@@ -99,7 +105,9 @@ struct Wrapped {
 
 fn fold_wrap(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, high: vec4<f32>, width: vec4<f32>, inverse: vec4<f32>) -> Wrapped {
     let n = floor((v - low) * inverse);
-    return Wrapped(select(v, clamp(v - n * width, low, high), mask), n);
+    let w = v - n * width;
+    let kept = select(select(w, low, w < low), high, w > high);
+    return Wrapped(select(v, kept, mask), n);
 }
 
 // The axes region j constrains (bit k: axis k); j a literal at the per-step calls, so this
