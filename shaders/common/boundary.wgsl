@@ -1,10 +1,13 @@
 // Walls, periodic axes, first-passage targets and basins, applied after every step of a
 // stepping kernel (docs/architecture.md, "Boundaries and first passage"; host side and f64
-// twins of the wall maps: src/observe/first_passage.rs). The walls and regions are the
-// uniform `bounds` (layout: src/gpu/abi.rs, BOUNDS_*, REGION_*), read as whole vec4s so that
-// every test is a few vector operations; which axes reflect or wrap are compile-time masks.
-// The per-particle `tags` hold the absorbed step, the winding counts, the first-passage
-// steps and the last basin. Needs common/point.wgsl and common/state.wgsl.
+// twins of the wall maps and the bridge: src/observe/first_passage.rs). The walls and regions
+// are the uniform `bounds` (layout: src/gpu/abi.rs, BOUNDS_*, REGION_*); which axes reflect
+// or wrap, and which axes each region constrains, are compile-time masks, so the per-step
+// work is a few selects per constrained lane and no branch (a software rasteriser runs every
+// branch's body, masked). The per-particle `tags` hold the absorbed step, the winding counts,
+// the first-passage steps and the last basin. Needs common/philox.wgsl, common/point.wgsl,
+// common/state.wgsl, and from the including kernel `nonfinite` and a `step` uniform with
+// step0, step0_hi, steps and key (src/gpu/abi.rs, LangevinStep).
 
 // 1: walls and targets are applied; 0: the kernel runs as if this file were not there.
 override BOUNDARY: u32 = 0u;
