@@ -14,6 +14,15 @@
 
 override DIM: u32 = 2u;
 override WG: u32 = 64u;
+// Particles per invocation (src/observe/histogram.rs chooses it).
+override ITEMS: u32 = 1u;
+// 1: each workgroup counts into its own copy of the bins in workgroup memory (two 16-bit
+// bins per word: a workgroup bins fewer than 2^16 particles) and adds the non-zero ones
+// to `counts` at its end; 0: every particle adds to `counts` directly.
+override PRIVATE: u32 = 0u;
+// Words of the workgroup copy: ceil(bins / 2) + HIST_TALLIES (the host writes the value
+// into this line before compiling; 1 where PRIVATE is 0).
+const PRIVATE_WORDS: u32 = 1u;
 
 @group(0) @binding(0) var<storage, read> state: array<f32>;
 @group(0) @binding(1) var<uniform> chunk: Chunk;
@@ -25,6 +34,8 @@ override WG: u32 = 64u;
 override TAG_STRIDE: u32 = 0u;
 @group(0) @binding(5) var<storage, read> tags: array<u32>;
 
+var<workgroup> local_counts: array<atomic<u32>, PRIVATE_WORDS>;
+
 // Phase-space coordinate `axis` of particle i.
 fn axis_value(i: u32, axis: u32) -> f32 {
     if (axis < DIM) {
@@ -33,46 +44,94 @@ fn axis_value(i: u32, axis: u32) -> f32 {
     return velocity[i * DIM + axis - DIM];
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
-    if (i >= chunk.count) {
-        return;
+// Counts one at `index` of the counts layout (bins, then tallies).
+fn count_at(index: u32, total: u32) {
+    if (PRIVATE == 0u) {
+        atomicAdd(&counts[index], 1u);
+    } else if (index < total) {
+        atomicAdd(&local_counts[index / 2u], 1u << ((index & 1u) * 16u));
+    } else {
+        atomicAdd(&local_counts[(total + 1u) / 2u + index - total], 1u);
     }
+}
+
+// The histogram's axes (the same as `hist.axes`, as constants so that the binning below
+// compiles to straight-line code).
+override NAXES: u32 = 1u;
+override AXIS0: u32 = 0u;
+override AXIS1: u32 = 0u;
+
+// Bins particle i (absorbed particles are left out). Straight-line in the common case, a
+// particle inside the range: one count; below / above tallies take the rare branch.
+fn bin_particle(i: u32, total: u32) {
     if (TAG_STRIDE > 0u && tags[i * TAG_STRIDE + TAG_ABSORBED] != 0u) {
         return;
     }
-    let total = hist.bins.x * select(1u, hist.bins.y, hist.naxes == 2u);
     var finite = true;
     for (var d = 0u; d < DIM; d = d + 1u) {
         finite = finite && is_finite_bits(state[i * DIM + d]);
     }
-    for (var a = 0u; a < hist.naxes; a = a + 1u) {
-        finite = finite && is_finite_bits(axis_value(i, hist.axes[a]));
+    let v0 = axis_value(i, AXIS0);
+    var v1 = hist.lo[1];
+    if (NAXES == 2u) {
+        v1 = axis_value(i, AXIS1);
     }
+    finite = finite && is_finite_bits(v0) && is_finite_bits(v1);
+    let in0 = v0 >= hist.lo[0] && v0 <= hist.hi[0];
+    let in1 = v1 >= hist.lo[1] && v1 <= hist.hi[1];
+    let b0 = min(u32(max(v0 - hist.lo[0], 0.0) * hist.scale[0]), hist.bins[0] - 1u);
+    let b1 = select(0u, min(u32(max(v1 - hist.lo[1], 0.0) * hist.scale[1]), hist.bins[1] - 1u), NAXES == 2u);
+    var index = b0 * select(1u, hist.bins[1], NAXES == 2u) + b1;
     if (!finite) {
-        atomicAdd(&counts[total + HIST_NONFINITE], 1u);
-        return;
-    }
-    var inside = true;
-    var flat = 0u;
-    for (var a = 0u; a < hist.naxes; a = a + 1u) {
-        let v = axis_value(i, hist.axes[a]);
-        var b = 0u;
-        if (v < hist.lo[a]) {
-            atomicAdd(&counts[total + HIST_BELOW + 2u * a], 1u);
-            inside = false;
-        } else if (v > hist.hi[a]) {
-            atomicAdd(&counts[total + HIST_ABOVE + 2u * a], 1u);
-            inside = false;
-        } else {
-            b = min(u32((v - hist.lo[a]) * hist.scale[a]), hist.bins[a] - 1u);
+        index = total + HIST_NONFINITE;
+    } else if (!(in0 && in1)) {
+        index = total + HIST_OUTSIDE;
+        let v = array<f32, 2>(v0, v1);
+        for (var a = 0u; a < NAXES; a = a + 1u) {
+            if (v[a] < hist.lo[a]) {
+                count_at(total + HIST_BELOW + 2u * a, total);
+            } else if (v[a] > hist.hi[a]) {
+                count_at(total + HIST_ABOVE + 2u * a, total);
+            }
         }
-        flat = flat * hist.bins[a] + b;
     }
-    if (inside) {
-        atomicAdd(&counts[flat], 1u);
-    } else {
-        atomicAdd(&counts[total + HIST_OUTSIDE], 1u);
+    count_at(index, total);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let total = hist.bins.x * select(1u, hist.bins.y, hist.naxes == 2u);
+    let group = wid.x + wid.y * nwg.x;
+    let half = (total + 1u) / 2u;
+    if (PRIVATE == 1u) {
+        for (var w = lid; w < half + HIST_TALLIES; w = w + WG) {
+            atomicStore(&local_counts[w], 0u);
+        }
+        workgroupBarrier();
+    }
+    for (var item = 0u; item < ITEMS; item = item + 1u) {
+        let i = group * ITEMS * WG + item * WG + lid;
+        if (i < chunk.count) {
+            bin_particle(i, total);
+        }
+    }
+    if (PRIVATE == 1u) {
+        workgroupBarrier();
+        for (var w = lid; w < half; w = w + WG) {
+            let v = atomicLoad(&local_counts[w]);
+            if ((v & 0xFFFFu) != 0u) {
+                atomicAdd(&counts[2u * w], v & 0xFFFFu);
+            }
+            if ((v >> 16u) != 0u) {
+                atomicAdd(&counts[2u * w + 1u], v >> 16u);
+            }
+        }
+        for (var w = lid; w < HIST_TALLIES; w = w + WG) {
+            let v = atomicLoad(&local_counts[half + w]);
+            if (v != 0u) {
+                atomicAdd(&counts[total + w], v);
+            }
+        }
     }
 }

@@ -69,12 +69,36 @@ fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
 }
 
 // A MALA chain within one dispatch: the position with U and grad U there (kept while
-// proposals are rejected, taken over from an accepted one) and the proposals accepted.
+// proposals are rejected, taken over from an accepted one), the proposals accepted, and
+// (BOUNDARY) its walk: targets, basins, absorption.
 struct Chain {
     x: Point,
     g: Point,
     u: f32,
     accepted: u32,
+    w: Walk,
+}
+
+// MALA in a box: whether y lies in every reflecting interval [low, high]. A proposal outside
+// is rejected, which is Metropolis–Hastings for exp(-U/T) restricted to the box (zero
+// outside), the reflecting dynamics' stationary law.
+fn inside_walls(y: Point) -> bool {
+    var inside = !any(mask4(REFLECT_AXES, 0u) & ((y.a < bounds[0]) | (y.a > bounds[2])));
+    if (DIM > 4u) {
+        inside = inside && !any(mask4(REFLECT_AXES, 4u) & ((y.b < bounds[1]) | (y.b > bounds[3])));
+    }
+    return inside;
+}
+
+// A MALA start outside the walls folded in by the walls' reflection map (one reflection, as
+// a step's: a start farther out than the interval's width becomes NaN, a divergence).
+fn fold_into_walls(x: Point) -> Point {
+    var out = x;
+    out.a = fold_reflect(x.a, mask4(REFLECT_AXES, 0u), bounds[0], bounds[2]);
+    if (DIM > 4u) {
+        out.b = fold_reflect(x.b, mask4(REFLECT_AXES, 4u), bounds[1], bounds[3]);
+    }
+    return out;
 }
 
 // The Philox block of MALA's uniforms for the four steps from absolute step 4 m that holds
@@ -111,6 +135,9 @@ fn mala(quadratic: Quadratic, c: Chain, xi: Point, w: u32, k: u32) -> Chain {
     if (DIM > 4u) {
         y.b = c.x.b - c.g.b * dt + s * xi.b;
     }
+    if (REFLECT_AXES != 0u && !inside_walls(y)) {
+        return out;
+    }
     let gy = gradient(quadratic, y, t);
     let uy = potential_value(quadratic, y, t);
     let ha = c.g.a + gy.a;
@@ -131,6 +158,20 @@ fn mala(quadratic: Quadratic, c: Chain, xi: Point, w: u32, k: u32) -> Chain {
     return out;
 }
 
+// One MALA step, then (BOUNDARY) the walk's targets and basins at the chain's position (no
+// wall moves it: proposals outside are rejected); an absorbed chain stays where it is.
+fn mala_walk(quadratic: Quadratic, c: Chain, xi: Point, w: u32, k: u32) -> Chain {
+    if (BOUNDARY == 0u) {
+        return mala(quadratic, c, xi, w, k);
+    }
+    if (c.w.dead != 0u) {
+        return c;
+    }
+    var out = mala(quadratic, c, xi, w, k);
+    out.w = walk_bound(out.w, out.x, k);
+    return out;
+}
+
 // Adds a dispatch's accepted proposals to the 64-bit count in nonfinite[1] (low word) and
 // nonfinite[2] (high word): an add that wraps the low word carries one into the high word.
 fn count_accepted(n: u32) {
@@ -145,9 +186,17 @@ fn count_accepted(n: u32) {
 // The MALA dispatch: the same normals as the Euler–Maruyama loop below. A start point whose
 // U or grad U is not finite (a poisoned potential code, broken user code) is stored as NaN,
 // so that it reaches the non-finite count instead of being held by rejections.
-fn run_mala(quadratic: Quadratic, i: u32, x0: Point, index: vec2<u32>) {
+fn run_mala(quadratic: Quadratic, i: u32, x_start: Point, index: vec2<u32>) {
+    let walk = walk_start(i, x_start);
+    if (BOUNDARY == 1u && walk.dead != 0u) {
+        return;
+    }
+    var x0 = x_start;
+    if (REFLECT_AXES != 0u) {
+        x0 = fold_into_walls(x_start);
+    }
     let u0 = potential_value(quadratic, x0, step.t0);
-    var c = Chain(x0, gradient(quadratic, x0, step.t0), u0, 0u);
+    var c = Chain(x0, gradient(quadratic, x0, step.t0), u0, 0u, walk);
     if (!point_is_finite(c.g) || !point_is_finite(Point(vec4<f32>(u0), vec4<f32>(0.0)))) {
         finish(i, poison_point());
         return;
@@ -156,7 +205,7 @@ fn run_mala(quadratic: Quadratic, i: u32, x0: Point, index: vec2<u32>) {
     if (SINGLE_STEPS == 1u) {
         for (var s = 0u; s < step.steps; s = s + 1u) {
             let xi = step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key);
-            c = mala(quadratic, c, xi, mala_word(index, s), s);
+            c = mala_walk(quadratic, c, xi, mala_word(index, s), s);
         }
     } else {
         // Whole quads of steps from an absolute step that is a multiple of 4 (the host
@@ -167,30 +216,31 @@ fn run_mala(quadratic: Quadratic, i: u32, x0: Point, index: vec2<u32>) {
             let w = mala_uniforms(index, s);
             if (ROUND_STEPS == 4u) {
                 let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
-                c = mala(quadratic, c, normals_from(b, 0u), w.x, s);
-                c = mala(quadratic, c, normals_from(b, DIM), w.y, s + 1u);
-                c = mala(quadratic, c, normals_from(b, 2u * DIM), w.z, s + 2u);
-                c = mala(quadratic, c, normals_from(b, 3u * DIM), w.w, s + 3u);
+                c = mala_walk(quadratic, c, normals_from(b, 0u), w.x, s);
+                c = mala_walk(quadratic, c, normals_from(b, DIM), w.y, s + 1u);
+                c = mala_walk(quadratic, c, normals_from(b, 2u * DIM), w.z, s + 2u);
+                c = mala_walk(quadratic, c, normals_from(b, 3u * DIM), w.w, s + 3u);
             } else if (ROUND_STEPS == 2u) {
                 let b0 = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
-                c = mala(quadratic, c, normals_from(b0, 0u), w.x, s);
-                c = mala(quadratic, c, normals_from(b0, DIM), w.y, s + 1u);
+                c = mala_walk(quadratic, c, normals_from(b0, 0u), w.x, s);
+                c = mala_walk(quadratic, c, normals_from(b0, DIM), w.y, s + 1u);
                 let b1 = round_blocks(index, block_add(block0, ((s + 2u) * DIM) >> 2u), 0u, step.key);
-                c = mala(quadratic, c, normals_from(b1, 0u), w.z, s + 2u);
-                c = mala(quadratic, c, normals_from(b1, DIM), w.w, s + 3u);
+                c = mala_walk(quadratic, c, normals_from(b1, 0u), w.z, s + 2u);
+                c = mala_walk(quadratic, c, normals_from(b1, DIM), w.w, s + 3u);
             } else {
                 let b0 = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
-                c = mala(quadratic, c, normals_from(b0, 0u), w.x, s);
+                c = mala_walk(quadratic, c, normals_from(b0, 0u), w.x, s);
                 let b1 = round_blocks(index, block_add(block0, ((s + 1u) * DIM) >> 2u), 0u, step.key);
-                c = mala(quadratic, c, normals_from(b1, 0u), w.y, s + 1u);
+                c = mala_walk(quadratic, c, normals_from(b1, 0u), w.y, s + 1u);
                 let b2 = round_blocks(index, block_add(block0, ((s + 2u) * DIM) >> 2u), 0u, step.key);
-                c = mala(quadratic, c, normals_from(b2, 0u), w.z, s + 2u);
+                c = mala_walk(quadratic, c, normals_from(b2, 0u), w.z, s + 2u);
                 let b3 = round_blocks(index, block_add(block0, ((s + 3u) * DIM) >> 2u), 0u, step.key);
-                c = mala(quadratic, c, normals_from(b3, 0u), w.w, s + 3u);
+                c = mala_walk(quadratic, c, normals_from(b3, 0u), w.w, s + 3u);
             }
         }
     }
     count_accepted(c.accepted);
+    walk_end(c.w);
     finish(i, c.x);
 }
 
@@ -222,10 +272,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let index = global_index(chunk.base, i);
     let zero = zero_point();
     let quadratic = potential_quadratic();
-    if (MALA == 1u) {
-        run_mala(quadratic, i, x, index);
-        return;
-    }
     var w = walk_start(i, x);
     if (BOUNDARY == 1u && w.dead != 0u) {
         // Absorbed: frozen where it entered the absorbing target.
@@ -261,4 +307,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     walk_end(w);
     finish(i, w.x);
+}
+
+// The MALA kernel (MALA = 1): its own entry point, so that the plain kernel's pipeline does
+// not carry the Metropolis step's code (src/gpu/kernel.rs, `Kernel::with_entry`).
+@compute @workgroup_size(WG)
+fn main_mala(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = slice_particle(gid, nwg, step.first, step.span);
+    if (i >= chunk.count) { return; }
+    run_mala(potential_quadratic(), i, load_point(i), global_index(chunk.base, i));
 }

@@ -4,9 +4,11 @@
 // into the user region below (src/model/expr, src/dynamics/sde.rs); their params are in
 // `model_params`. A negative D gives a NaN step, counted as non-finite (the scenario check
 // refuses a D negative anywhere on the histogram box). CPU twin: src/dynamics/sde.rs
-// (`sde_cpu`). Includes common/chunk.wgsl, common/philox.wgsl, common/point.wgsl,
-// common/state.wgsl, common/finish.wgsl and common/noise.wgsl; `Chunk` and `Step` (LangevinStep)
-// come from src/gpu/abi.rs.
+// (`sde_cpu`). With walls, periodic axes, targets or basins (BOUNDARY) every step's result
+// goes through common/boundary.wgsl as in langevin.wgsl. Includes common/chunk.wgsl,
+// common/philox.wgsl, common/point.wgsl, common/state.wgsl, common/finish.wgsl,
+// common/noise.wgsl and common/boundary.wgsl; `Chunk` and `Step` (LangevinStep) come from
+// src/gpu/abi.rs.
 
 // 4 / gcd(DIM, 4): steps per round of whole Philox blocks (common/noise.wgsl).
 override ROUND_STEPS: u32 = 2u;
@@ -32,6 +34,20 @@ fn euler_maruyama(x: Point, xi: Point, k: u32) -> Point {
     return next;
 }
 
+// Step s of the dispatch on walk w: the Euler–Maruyama move, then (BOUNDARY) walls and
+// targets; an absorbed walk stays where it is.
+fn advance(w: Walk, xi: Point, s: u32) -> Walk {
+    if (BOUNDARY == 0u) {
+        var out = w;
+        out.x = euler_maruyama(w.x, xi, s);
+        return out;
+    }
+    if (w.dead != 0u) {
+        return w;
+    }
+    return walk_bound(w, euler_maruyama(w.x, xi, s), s);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     // The bind group layout is derived from what the shader reads: a model without params
@@ -39,28 +55,33 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     _ = model_params[0];
     let i = slice_particle(gid, nwg, step.first, step.span);
     if (i >= chunk.count) { return; }
-    var x = load_point(i);
+    var w = walk_start(i, load_point(i));
+    if (BOUNDARY == 1u && w.dead != 0u) {
+        // Absorbed: frozen where it entered the absorbing target.
+        return;
+    }
     let index = global_index(chunk.base, i);
     // Normal numbers are counted from block0's first lane: step s starts at lane0 + s DIM.
     let block0 = vec2<u32>(step.block0, step.block0_hi);
     if (SINGLE_STEPS == 1u) {
         for (var s = 0u; s < step.steps; s = s + 1u) {
-            x = euler_maruyama(x, step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key), s);
+            w = advance(w, step_normals(index, block0, step.lane0 + s * DIM, 0u, step.key), s);
         }
     } else {
         for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
             let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
-            x = euler_maruyama(x, normals_from(b, 0u), s);
+            w = advance(w, normals_from(b, 0u), s);
             if (ROUND_STEPS > 1u) {
-                x = euler_maruyama(x, normals_from(b, DIM), s + 1u);
+                w = advance(w, normals_from(b, DIM), s + 1u);
             }
             if (ROUND_STEPS > 2u) {
-                x = euler_maruyama(x, normals_from(b, 2u * DIM), s + 2u);
-                x = euler_maruyama(x, normals_from(b, 3u * DIM), s + 3u);
+                w = advance(w, normals_from(b, 2u * DIM), s + 2u);
+                w = advance(w, normals_from(b, 3u * DIM), s + 3u);
             }
         }
     }
-    finish(i, x);
+    walk_end(w);
+    finish(i, w.x);
 }
 
 // The user region (src/shaders.rs, `with_user_functions`): stubs poison their result.

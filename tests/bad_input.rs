@@ -1016,11 +1016,22 @@ fn catalogue() -> Vec<Case> {
         case("walls with a kind that has none")
             .edit(LANGEVIN_DYNAMICS, &format!("kind = \"sd_flow\"\n{TARGET}\nsigma = 0.3\neta = 0.5\nsteps = 3"))
             .append("\n[boundary]\nx = { kind = \"reflecting\", low = -1.0, high = 1.0 }\n")
-            .expect(INVALID, &["boundary", "dynamics.kind = \"sd_flow\"", "kind = \"langevin\""]),
-        case("walls with mala")
+            .expect(INVALID, &["boundary", "dynamics.kind = \"sd_flow\"", "deterministic generative flows on all of R^d", "kind = \"langevin\""]),
+        reverse_case("walls with reverse diffusion")
+            .append("\n[boundary]\nx = { kind = \"periodic\", low = -1.0, high = 1.0 }\n")
+            .expect(INVALID, &["boundary", "dynamics.kind = \"reverse_sde\"", "generative diffusion", "score"]),
+        case("sde with a wall and a grid reference over another range")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\ndrift = [\"-x\", \"-y\"]\ndiffusion = \"0.5\"\ndt = 1e-3\nsteps = 5")
+            .append("\n[output]\nhistogram = { axes = [0], bins = 8, range = [[-2.0, 2.0]] }\nreference = \"fokker_planck\"\n[boundary]\nx = { kind = \"reflecting\", low = -1.0, high = 1.0 }\n")
+            .expect(INVALID, &["boundary.x", "output.histogram.range[0]"]),
+        case("periodic axis with mala")
             .edit("temperature = 1.0", "temperature = 1.0\nmala = true")
-            .append("\n[boundary]\nx = { kind = \"reflecting\", low = -1.0, high = 1.0 }\n")
-            .expect(INVALID, &["boundary", "mala = true has no walls"]),
+            .append("\n[boundary]\nx = { kind = \"periodic\", low = -1.0, high = 1.0 }\n")
+            .expect(INVALID, &["boundary", "mala = true takes reflecting walls but no periodic axis", "images"]),
+        case("absorbing target with interacting particles")
+            .edit(LANGEVIN_DYNAMICS, "kind = \"interaction\"\npotential = { kind = \"double_well\" }\ninteraction = { kind = \"quadratic\", strength = 1.0 }\ndt = 1e-3\nsteps = 3")
+            .append("\n[boundary]\nx = { kind = \"reflecting\", low = -2.0, high = 2.0 }\n[[observe.first_passage]]\nname = \"a\"\nregion = { x = [1.0, 2.0] }\nabsorb = true\n")
+            .expect(INVALID, &["observe.first_passage", "absorb = true is not supported with interacting particles"]),
         case("bridge that is not true or false")
             .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = { x = [0.0, 1.0] }\nbridge = 1\n")
             .expect(INVALID, &["observe.first_passage[0].bridge", "true (also detect passages between step ends"]),

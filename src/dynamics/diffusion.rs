@@ -662,6 +662,13 @@ pub(crate) fn diffusion_twin(
     );
 }
 
+/// Why the diffusion kinds (forward, reverse_sde, probability_flow) take no `[boundary]`
+/// or first-passage tables.
+pub const DIFFUSION_BOUNDARY_REFUSAL: &str = "generative diffusion runs a noising process on \
+     all of R^d and its reverse (probability_flow: the deterministic flow) from a Gaussian \
+     prior, with a score that belongs to that unbounded process: a wall or a periodic wrap \
+     would change the process the score describes";
+
 /// The [`Dynamics`] methods `reverse_sde` and `probability_flow` share: a process, a score
 /// and a time grid from t_end down to t_min (fields `process`, `score`, `t_end`, `t_min`,
 /// `steps`, `grid`), on this file's pipeline.
@@ -669,6 +676,11 @@ macro_rules! reverse_dynamics {
     () => {
         fn steps(&self) -> u64 {
             self.steps
+        }
+
+        /// Refused, with the reason: [`crate::dynamics::diffusion::DIFFUSION_BOUNDARY_REFUSAL`].
+        fn boundary_refusal(&self, _: &$crate::scenario::Boundary) -> Option<String> {
+            Some($crate::dynamics::diffusion::DIFFUSION_BOUNDARY_REFUSAL.to_string())
         }
 
         /// The mean step (t_end - t_min) / steps, whatever the grid.

@@ -69,6 +69,10 @@ impl Dynamics for ForwardPlan {
         self.steps
     }
 
+    fn boundary_refusal(&self, _: &crate::scenario::Boundary) -> Option<String> {
+        Some(super::diffusion::DIFFUSION_BOUNDARY_REFUSAL.to_string())
+    }
+
     fn time_per_step(&self) -> f64 {
         self.dt
     }

@@ -163,6 +163,19 @@ impl Dynamics for InteractionPlan {
         }
     }
 
+    /// Walls, periodic axes (the pair sums take the minimum image), recording targets and
+    /// basins are applied after every step (shaders/kernel_flows.wgsl). Absorbing targets
+    /// are refused: an absorbed particle would still act on the others through W, and the
+    /// mean field of the survivors alone is not built.
+    fn boundary_refusal(&self, boundary: &crate::scenario::Boundary) -> Option<String> {
+        boundary.absorbs().then(|| {
+            "absorb = true is not supported with interacting particles (a frozen particle \
+             would still act on the others through W; the mean field of the survivors alone \
+             is not built): use absorb = false to record first passages"
+                .to_string()
+        })
+    }
+
     fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>> {
         let update = Update::Interaction {
             potential: self.potential.clone(),

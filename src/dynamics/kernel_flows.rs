@@ -21,7 +21,7 @@ use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
 use crate::model::expr::PairPotential;
 use crate::model::{Mixture, Potential};
-use crate::observe::median_bandwidth;
+use crate::observe::{first_passage, median_bandwidth};
 use crate::rng::{self, INIT_CHOICE_BLOCK, STREAM_DYNAMICS, STREAM_PROXY, STREAM_TARGET};
 use crate::scenario::data::SampleTable;
 use crate::scenario::range::{mixture_box, samples_box};
@@ -137,6 +137,12 @@ pub(crate) fn kernel_flow_memory(target_rows: u64, dim: u64) -> StateMemory {
     }
 }
 
+/// Why kernel flows take no `[boundary]` or first-passage tables.
+pub const FLOW_BOUNDARY_REFUSAL: &str = "kernel flows are deterministic generative flows on \
+     all of R^d: they transport the particles toward a target distribution in step units, \
+     with no temperature or physical time, so a wall, a periodic wrap or a passage time has \
+     no meaning for them";
+
 /// The [`super::Dynamics`] methods the kernel flows towards a target share (`sd_flow`,
 /// `mmd_flow`, `svgd`; fields `target` and `steps`): step-based time, the whole ensemble in
 /// every step (so no sharding), the target's box, memory and input file.
@@ -144,6 +150,11 @@ macro_rules! target_flow_dynamics {
     () => {
         fn steps(&self) -> u64 {
             self.steps
+        }
+
+        /// Refused, with the reason: [`crate::dynamics::kernel_flows::FLOW_BOUNDARY_REFUSAL`].
+        fn boundary_refusal(&self, _: &$crate::scenario::Boundary) -> Option<String> {
+            Some($crate::dynamics::kernel_flows::FLOW_BOUNDARY_REFUSAL.to_string())
         }
 
         /// Step-based: time is the step index.
@@ -374,7 +385,11 @@ pub struct KernelFlowGpu {
     steps: u64,
     key: [u32; 2],
     dim: u32,
+    /// [0] the non-finite count; basin counters from `BASIN_COUNTERS` (`counter_words`).
     nonfinite: NonfiniteCounter,
+    counter_words: u64,
+    /// Quadratic W without periodic axes: one shared sum (the ensemble mean) per step.
+    shared_sum: bool,
     /// Kernel interactions per submission: about [`BLOCK_TARGET`] of work.
     budget: f64,
 }
@@ -464,42 +479,58 @@ impl KernelFlowGpu {
             "kernel flow potential",
             bytemuck::cast_slice(&shader.params),
         );
-        let kernel = match flow.pair_expr() {
-            Some(w) => KernelSum::with_pair(gpu, dim, workgroup_size.min(256), w)?,
-            None => KernelSum::new(gpu, dim, workgroup_size.min(256))?,
+        // Walls, periodic axes and targets: interacting particles only (the other kinds
+        // refuse them); on periodic axes the sums take the minimum image.
+        let boundary = cx.boundary;
+        let periods = first_passage::periods(boundary, dim);
+        let periodic = periods.iter().any(|&l| l > 0.0);
+        let kernel = match flow {
+            Update::Interaction { .. } => KernelSum::for_interaction(
+                gpu,
+                dim,
+                workgroup_size.min(256),
+                flow.pair_expr(),
+                &periods,
+            )?,
+            _ => KernelSum::new(gpu, dim, workgroup_size.min(256))?,
         };
+        // Minimum images differ per particle: no shared sum then.
+        let shared_sum = flow.shared_sum() && !periodic;
+        let walls = first_passage::overrides(boundary, ensemble.tag_stride);
         let stage = |s: u32| {
+            let mut constants = vec![
+                ("DIM", f64::from(dim)),
+                ("POTENTIAL", f64::from(potential_kind)),
+                ("MODE", f64::from(flow.mode())),
+                ("STAGE", f64::from(s)),
+                (
+                    "SCORE_FROM",
+                    match flow {
+                        Update::Svgd {
+                            score: SvgdScore::Smoothed { .. },
+                            ..
+                        } => 1.0,
+                        _ => 0.0,
+                    },
+                ),
+                (
+                    "EXACT_P",
+                    match flow {
+                        Update::SdFlow {
+                            denoiser: TargetDenoiser::Exact(_),
+                            ..
+                        } => 1.0,
+                        _ => 0.0,
+                    },
+                ),
+                ("SHARED_SUM", if shared_sum { 1.0 } else { 0.0 }),
+            ];
+            constants.extend(walls.iter().copied());
             Kernel::new(
                 gpu,
                 "kernel_flows",
                 &shader.source,
-                &[
-                    ("DIM", f64::from(dim)),
-                    ("POTENTIAL", f64::from(potential_kind)),
-                    ("MODE", f64::from(flow.mode())),
-                    ("STAGE", f64::from(s)),
-                    (
-                        "SCORE_FROM",
-                        match flow {
-                            Update::Svgd {
-                                score: SvgdScore::Smoothed { .. },
-                                ..
-                            } => 1.0,
-                            _ => 0.0,
-                        },
-                    ),
-                    (
-                        "EXACT_P",
-                        match flow {
-                            Update::SdFlow {
-                                denoiser: TargetDenoiser::Exact(_),
-                                ..
-                            } => 1.0,
-                            _ => 0.0,
-                        },
-                    ),
-                    ("SHARED_SUM", if flow.shared_sum() { 1.0 } else { 0.0 }),
-                ],
+                &constants,
                 workgroup_size,
             )
         };
@@ -515,7 +546,12 @@ impl KernelFlowGpu {
             "kernel flow step",
             bytemuck::bytes_of(&<StepUniform as bytemuck::Zeroable>::zeroed()),
         );
-        let nonfinite = NonfiniteCounter::new(gpu);
+        let counter_words = first_passage::basin_counter_words(boundary.basins.len());
+        let nonfinite = NonfiniteCounter::with_words(gpu, 4 + counter_words);
+        let bounds = gpu.uniform_with(
+            "bounds",
+            bytemuck::cast_slice(&first_passage::spec_vec4s(boundary)),
+        );
         let bind = |k: &Kernel| {
             k.bind(
                 gpu,
@@ -525,6 +561,8 @@ impl KernelFlowGpu {
                     &step,
                     &proxy,
                     &means,
+                    &chunk.tags,
+                    &bounds,
                     &logs,
                     &score,
                     &potential_params,
@@ -550,6 +588,8 @@ impl KernelFlowGpu {
             key: rng::key_from_seed(cx.seed),
             dim,
             nonfinite,
+            counter_words,
+            shared_sum,
             // Interactions per second: ~1e9 on a software adapter, ~1e11 on a GPU.
             budget: BLOCK_TARGET.as_secs_f64() * if gpu.adapter.is_software() { 1e9 } else { 1e11 },
         };
@@ -668,7 +708,10 @@ impl KernelFlowGpu {
             c: 0.0,
             block0_hi,
             t: 0.0,
-            _pad: [0; 2],
+            step0: step as u32,
+            steps: 1,
+            step0_hi: (step >> 32) as u32,
+            _pad: [0; 3],
         };
         let particles = (&chunk.state, n);
         let mut batch = Batch::new(gpu, self.budget, stop);
@@ -778,7 +821,7 @@ impl KernelFlowGpu {
                 let done = match Update::pair(interaction) {
                     Some((kappa, variance)) => {
                         uniform.b = (kappa / f64::from(n)) as f32;
-                        let queries = if self.flow.shared_sum() { 1 } else { n };
+                        let queries = if self.shared_sum { 1 } else { n };
                         let q = &chunk.state;
                         self.sum(&mut batch, queries, q, particles, None, variance, 0)?
                     }
@@ -829,6 +872,15 @@ impl Stepper for KernelFlowGpu {
 
     fn take_nonfinite(&self, gpu: &Gpu) -> Result<u64> {
         self.nonfinite.take(gpu)
+    }
+
+    fn counters(&self, gpu: &Gpu) -> Result<Vec<u64>> {
+        self.nonfinite.basin_counters(gpu, self.counter_words)
+    }
+
+    fn set_counters(&self, gpu: &Gpu, values: &[u64]) {
+        self.nonfinite
+            .set_basin_counters(gpu, self.counter_words, values);
     }
 }
 
@@ -1003,6 +1055,71 @@ pub fn svgd_cpu(
     }
 }
 
+/// The minimum image of a difference `d` on an axis of period `l` (> 0; 0: not periodic):
+/// d - l round(d / l), in [-l/2, l/2].
+pub fn minimum_image(d: f64, l: f64) -> f64 {
+    if l > 0.0 { d - l * (d / l).round() } else { d }
+}
+
+/// (1/N) sum_j grad W(x_i - x_j) for every particle, in f64, with every difference its
+/// minimum image on the axes k with `periods[k]` > 0 (empty: none periodic): per particle,
+/// the forces of the images of all particles nearest it.
+pub fn interaction_forces_periodic(
+    positions: &[f64],
+    dim: u32,
+    interaction: &Interaction,
+    periods: &[f64],
+) -> Vec<f64> {
+    if periods.iter().all(|&l| l <= 0.0) {
+        return interaction_forces(positions, dim, interaction);
+    }
+    let d = dim as usize;
+    let n = positions.len() / d;
+    let mut out = Vec::with_capacity(positions.len());
+    for q in positions.chunks_exact(d) {
+        let images: Vec<f64> = positions
+            .chunks_exact(d)
+            .flat_map(|y| {
+                (0..d).map(move |c| {
+                    q[c] - minimum_image(q[c] - y[c], periods.get(c).copied().unwrap_or(0.0))
+                })
+            })
+            .collect();
+        // The query's row of the forces among [q, images]: sums over the images, / N.
+        let mut rows = q.to_vec();
+        rows.extend(&images);
+        let f = forces_on_first(&rows, d, n, interaction);
+        out.extend(f);
+    }
+    out
+}
+
+/// (1/n) sum over the `n` source rows after the first of grad W(row 0 - source): the force
+/// on the first row.
+fn forces_on_first(rows: &[f64], d: usize, n: usize, interaction: &Interaction) -> Vec<f64> {
+    let (q, sources) = rows.split_at(d);
+    let nf = n as f64;
+    match *interaction {
+        Interaction::Expr(ref w) => pair_sum_cpu(d as u32, q, sources, w)
+            .iter()
+            .map(|v| v / nf)
+            .collect(),
+        Interaction::Gaussian { strength, width } => {
+            let (m, logs) = kernel_mean_cpu(q, sources, None, d, width * width);
+            let kappa = -strength / (width * width);
+            (0..d)
+                .map(|c| kappa / nf * logs[0].exp() * (q[c] - m[c]))
+                .collect()
+        }
+        Interaction::Quadratic { strength } => (0..d)
+            .map(|c| {
+                let mean = sources.chunks_exact(d).map(|y| y[c]).sum::<f64>() / nf;
+                strength * (q[c] - mean)
+            })
+            .collect(),
+    }
+}
+
 /// (1/N) sum_j grad W(x_i - x_j) for every particle, in f64: built-in interactions through
 /// their kernel means, an expression through its pair sum.
 pub fn interaction_forces(positions: &[f64], dim: u32, interaction: &Interaction) -> Vec<f64> {
@@ -1048,8 +1165,36 @@ pub fn interaction_cpu(
     seed: u64,
     step: u64,
 ) {
+    interaction_cpu_in(
+        positions,
+        dim,
+        potential,
+        interaction,
+        temperature,
+        dt,
+        seed,
+        step,
+        &[],
+    );
+}
+
+/// [`interaction_cpu`] in a box: the pair forces take the minimum image on the axes with
+/// `periods[k]` > 0 ([`interaction_forces_periodic`]); the walls are the caller's (after the
+/// step, [`crate::observe::first_passage::reflect_into`] and `wrap_into`).
+#[allow(clippy::too_many_arguments)]
+pub fn interaction_cpu_in(
+    positions: &mut [f64],
+    dim: u32,
+    potential: &Potential,
+    interaction: &Interaction,
+    temperature: f64,
+    dt: f64,
+    seed: u64,
+    step: u64,
+    periods: &[f64],
+) {
     let d = dim as usize;
-    let pair = interaction_forces(positions, dim, interaction);
+    let pair = interaction_forces_periodic(positions, dim, interaction, periods);
     let xi = noised(
         &vec![0.0; positions.len()],
         d,

@@ -105,7 +105,22 @@ impl KernelSum {
     /// Pipelines for `dim` coordinates (1..=8); `workgroup_size` invocations per workgroup
     /// (a power of two up to 256; [`DEFAULT_WORKGROUP_SIZE`] unless tuning).
     pub fn new(gpu: &Gpu, dim: u32, workgroup_size: u32) -> Result<KernelSum> {
-        Self::make(gpu, dim, workgroup_size, None)
+        Self::make(gpu, dim, workgroup_size, None, &[])
+    }
+
+    /// The sums of interacting particles: with `pair` as [`KernelSum::with_pair`], and every
+    /// difference q_i - y_j taken as its minimum image on the axes k whose period
+    /// `periods[k]` is positive (each component reduced to [-L/2, L/2]; 0 or absent: not
+    /// periodic). The Gaussian means then average the images of the sources nearest each
+    /// query.
+    pub fn for_interaction(
+        gpu: &Gpu,
+        dim: u32,
+        workgroup_size: u32,
+        pair: Option<&PairPotential>,
+        periods: &[f32],
+    ) -> Result<KernelSum> {
+        Self::make(gpu, dim, workgroup_size, pair, periods)
     }
 
     /// As [`KernelSum::new`], and the pair sum of `pair` ([`KernelSum::encode_pairs`]). The
@@ -117,7 +132,7 @@ impl KernelSum {
         workgroup_size: u32,
         pair: &PairPotential,
     ) -> Result<KernelSum> {
-        Self::make(gpu, dim, workgroup_size, Some(pair))
+        Self::make(gpu, dim, workgroup_size, Some(pair), &[])
     }
 
     fn make(
@@ -125,6 +140,7 @@ impl KernelSum {
         dim: u32,
         workgroup_size: u32,
         pair: Option<&PairPotential>,
+        periods: &[f32],
     ) -> Result<KernelSum> {
         if !(1..=8).contains(&dim) {
             return Err(Error::Usage(format!(
@@ -142,18 +158,29 @@ impl KernelSum {
                 gpu.adapter.name, gpu.limits.max_uniform_buffer_binding_size
             )));
         }
+        const PERIOD_NAMES: [&str; 8] = [
+            "PERIOD_0", "PERIOD_1", "PERIOD_2", "PERIOD_3", "PERIOD_4", "PERIOD_5", "PERIOD_6",
+            "PERIOD_7",
+        ];
+        let mut image: Vec<(&str, f64)> = Vec::new();
+        let mut mask = 0u32;
+        for (k, &l) in periods.iter().enumerate().take(8) {
+            if l > 0.0 {
+                mask |= 1 << k;
+                image.push((PERIOD_NAMES[k], f64::from(l)));
+            }
+        }
+        if mask != 0 {
+            image.push(("PERIODIC_AXES", f64::from(mask)));
+        }
         let kernel = |source: &str, separate: bool, code: u32| {
-            Kernel::new(
-                gpu,
-                "kernel_sum",
-                source,
-                &[
-                    ("DIM", f64::from(dim)),
-                    ("SEPARATE_PAYLOAD", if separate { 1.0 } else { 0.0 }),
-                    ("KERNEL", f64::from(code)),
-                ],
-                workgroup_size,
-            )
+            let mut constants = vec![
+                ("DIM", f64::from(dim)),
+                ("SEPARATE_PAYLOAD", if separate { 1.0 } else { 0.0 }),
+                ("KERNEL", f64::from(code)),
+            ];
+            constants.extend(image.iter().copied());
+            Kernel::new(gpu, "kernel_sum", source, &constants, workgroup_size)
         };
         let pair_kernel = match pair {
             Some(w) => {

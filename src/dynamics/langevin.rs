@@ -97,8 +97,14 @@ impl Part {
                 ];
                 constants.extend(spec.overrides.iter().map(|(k, v)| (k.as_str(), *v)));
                 let label = format!("{} {}", spec.label, if single { "steps" } else { "rounds" });
-                let kernel =
-                    Kernel::new(gpu, &label, &spec.source, &constants, spec.workgroup_size);
+                let kernel = Kernel::with_entry(
+                    gpu,
+                    &label,
+                    &spec.source,
+                    spec.entry,
+                    &constants,
+                    spec.workgroup_size,
+                );
                 let binds = ensemble
                     .chunks
                     .iter()
@@ -120,6 +126,8 @@ impl Part {
 struct PipelineSpec {
     label: String,
     source: String,
+    /// The shader's entry point (`main`, or `main_mala` for MALA).
+    entry: &'static str,
     /// Overrides beyond DIM, ROUND_STEPS and SINGLE_STEPS.
     overrides: Vec<(String, f64)>,
     workgroup_size: u32,
@@ -132,6 +140,8 @@ struct PipelineSpec {
 pub struct EulerShader<'a> {
     pub label: &'a str,
     pub source: &'a str,
+    /// Entry point: `main`, or `main_mala` for the Metropolis-adjusted kernel.
+    pub entry: &'static str,
     pub overrides: &'a [(&'a str, f64)],
     pub params: &'a [f32],
     /// The shader includes common/boundary.wgsl: each chunk's tags are bound at 5 and the
@@ -232,23 +242,8 @@ impl LangevinGpu {
             params.resize(params.len() + 3 * SCHEDULE_TABLE_STEPS as usize, 0.0);
         }
         // Walls and targets (common/boundary.wgsl).
-        let (reflect, periodic) = first_passage::wall_masks(boundary);
-        let (half_spaces, absorbing) = first_passage::region_masks(boundary);
-        let axes = first_passage::region_axes(boundary);
-        let overrides = [
-            ("REGION_AXES_0", f64::from(axes[0])),
-            ("REGION_AXES_1", f64::from(axes[1])),
-            ("REGION_AXES_2", f64::from(axes[2])),
-            ("REGION_AXES_3", f64::from(axes[3])),
-            ("BRIDGE", f64::from(first_passage::bridge_mask(boundary))),
-            ("HALF_SPACES", f64::from(half_spaces)),
-            ("ABSORBING", f64::from(absorbing)),
-            ("BOUNDARY", if boundary.is_empty() { 0.0 } else { 1.0 }),
-            ("REFLECT_AXES", f64::from(reflect)),
-            ("PERIODIC_AXES", f64::from(periodic)),
-            ("TARGETS", boundary.first_passage.len() as f64),
-            ("BASINS", boundary.basins.len() as f64),
-            ("TAG_STRIDE", f64::from(ensemble.tag_stride.max(1))),
+        let mut overrides = first_passage::overrides(boundary, ensemble.tag_stride);
+        overrides.extend([
             ("DT_TABLE", if table { 1.0 } else { 0.0 }),
             ("MALA", if mala { 1.0 } else { 0.0 }),
             ("POTENTIAL", f64::from(shader.kind)),
@@ -257,13 +252,14 @@ impl LangevinGpu {
                 "TEMPERATURE_EXPR",
                 if shader.temperature_expr { 1.0 } else { 0.0 },
             ),
-        ];
+        ]);
         let mut gpu_kernels = LangevinGpu::with_shader(
             gpu,
             ensemble,
             &EulerShader {
                 label: "langevin",
                 source: &shader.source,
+                entry: if mala { "main_mala" } else { "main" },
                 overrides: &overrides,
                 params: &params,
                 tags: true,
@@ -344,6 +340,7 @@ impl LangevinGpu {
             parts: [part(true), part(false), part(true)],
             spec: PipelineSpec {
                 label: shader.label.to_string(),
+                entry: shader.entry,
                 source: shader.source.to_string(),
                 overrides: shader
                     .overrides
@@ -474,29 +471,12 @@ impl Stepper for LangevinGpu {
     }
 
     fn counters(&self, gpu: &Gpu) -> Result<Vec<u64>> {
-        if self.counter_words == 0 {
-            return Ok(Vec::new());
-        }
-        let at = u64::from(crate::gpu::abi::BASIN_COUNTERS) * 4;
-        let b = gpu.read_bytes(&self.nonfinite.buffer, at, self.counter_words * 4)?;
-        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&b);
-        Ok(words
-            .chunks_exact(2)
-            .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32))
-            .collect())
+        self.nonfinite.basin_counters(gpu, self.counter_words)
     }
 
     fn set_counters(&self, gpu: &Gpu, values: &[u64]) {
-        if self.counter_words == 0 {
-            return;
-        }
-        let words: Vec<u32> = values
-            .iter()
-            .flat_map(|v| [*v as u32, (*v >> 32) as u32])
-            .collect();
-        let at = u64::from(crate::gpu::abi::BASIN_COUNTERS) * 4;
-        gpu.queue
-            .write_buffer(&self.nonfinite.buffer, at, bytemuck::cast_slice(&words));
+        self.nonfinite
+            .set_basin_counters(gpu, self.counter_words, values);
     }
 
     fn set_accepted(&self, gpu: &Gpu, count: u64) {
@@ -813,12 +793,15 @@ impl Dynamics for LangevinPlan {
     }
 
     /// Plain Langevin (any potential, temperature or step-size schedule) applies walls and
-    /// targets after every step; MALA would have to reflect its proposals inside the
-    /// accept/reject step (not done).
-    fn boundary_refusal(&self, _: &crate::scenario::Boundary) -> Option<String> {
-        self.mala.then(|| {
-            "mala = true has no walls or first-passage bookkeeping (its proposals would \
-             have to be reflected inside the Metropolis step)"
+    /// targets after every step. MALA rejects a proposal outside the reflecting walls
+    /// (exact Metropolis–Hastings for exp(-U/T) restricted to the box) and records targets
+    /// and basins; it refuses periodic axes (below).
+    fn boundary_refusal(&self, boundary: &crate::scenario::Boundary) -> Option<String> {
+        (self.mala && !boundary.periodic_axes().is_empty()).then(|| {
+            "mala = true takes reflecting walls but no periodic axis: its Metropolis ratio \
+             would need the wrapped proposal's density, a sum over the periodic images, \
+             and keeping only the nearest one is an approximation (use mala = false, or \
+             reflecting walls)"
                 .to_string()
         })
     }

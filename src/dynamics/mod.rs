@@ -448,6 +448,35 @@ impl NonfiniteCounter {
         }
     }
 
+    /// The 64-bit basin counters from word `BASIN_COUNTERS` (`words` u32 words; empty
+    /// without basins).
+    pub fn basin_counters(&self, gpu: &Gpu, words: u64) -> Result<Vec<u64>> {
+        if words == 0 {
+            return Ok(Vec::new());
+        }
+        let at = u64::from(crate::gpu::abi::BASIN_COUNTERS) * 4;
+        let b = gpu.read_bytes(&self.buffer, at, words * 4)?;
+        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&b);
+        Ok(words
+            .chunks_exact(2)
+            .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32))
+            .collect())
+    }
+
+    /// Sets those counters (on resume).
+    pub fn set_basin_counters(&self, gpu: &Gpu, words: u64, values: &[u64]) {
+        if words == 0 {
+            return;
+        }
+        let w: Vec<u32> = values
+            .iter()
+            .flat_map(|v| [*v as u32, (*v >> 32) as u32])
+            .collect();
+        let at = u64::from(crate::gpu::abi::BASIN_COUNTERS) * 4;
+        gpu.queue
+            .write_buffer(&self.buffer, at, bytemuck::cast_slice(&w));
+    }
+
     pub fn take(&self, gpu: &Gpu) -> Result<u64> {
         let bytes = gpu.read_bytes(&self.buffer, 0, 4)?;
         let count = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);

@@ -16,6 +16,7 @@ use super::{
 use crate::error::{Error, Result, ScenarioIssue};
 use crate::model::expr::SdeModel;
 use crate::model::wgsl_model::WgslModel;
+use crate::observe::first_passage;
 use crate::rng::{self, NoiseStream};
 use crate::scenario::data::SampleTable;
 use crate::scenario::walk::{Issues, Section};
@@ -186,20 +187,28 @@ impl Dynamics for SdePlan {
         Vec::new()
     }
 
+    /// Walls, periodic axes, targets and basins after every step, as for Langevin
+    /// (shaders/sde.wgsl with common/boundary.wgsl); the grid reference follows them.
+    fn boundary_refusal(&self, _: &crate::scenario::Boundary) -> Option<String> {
+        None
+    }
+
     fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>> {
         let (source, params) = sde_shader(&self.model)
             .map_err(|why| Error::Device(format!("the sde shader did not compose: {why}")))?;
+        let overrides = first_passage::overrides(cx.boundary, cx.ensemble.tag_stride);
         Ok(Box::new(LangevinGpu::with_shader(
             cx.gpu,
             cx.ensemble,
             &EulerShader {
                 label: "sde",
                 source: &source,
-                overrides: &[],
+                entry: "main",
+                overrides: &overrides,
                 params: &params,
-                tags: false,
-                bounds: Vec::new(),
-                counters: 0,
+                tags: true,
+                bounds: first_passage::spec_vec4s(cx.boundary),
+                counters: first_passage::basin_counter_words(cx.boundary.basins.len()),
             },
             self.dt,
             0.0,

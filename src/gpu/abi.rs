@@ -197,7 +197,7 @@ gpu_struct! {
 
 gpu_struct! {
     /// One stage of a kernel flow or interacting-particle step (shaders/kernel_flows.wgsl).
-    KernelFlowStep as "Step", 48 bytes {
+    KernelFlowStep as "Step", 64 bytes {
         key: [u32; 2],
         /// Philox block and lane of the step's first normal: g = step * DIM.
         block0: u32,
@@ -215,7 +215,13 @@ gpu_struct! {
         /// Time of the step (interaction: step dt; 0 for the flows whose potential is a
         /// fixed target).
         t: f32,
-        _pad: [u32; 2],
+        /// Interaction with walls or targets (common/boundary.wgsl): the step's index (low
+        /// word) and the steps of the dispatch (1).
+        step0: u32,
+        steps: u32,
+        /// The step's high word (common/boundary.wgsl reads it with the bridge's counter).
+        step0_hi: u32,
+        _pad: [u32; 3],
     }
 }
 

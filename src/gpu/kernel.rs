@@ -10,15 +10,23 @@ use std::sync::Arc;
 pub struct KernelKey {
     label: String,
     source: String,
+    entry: String,
     constants: Vec<(String, u64)>,
     workgroup_size: u32,
 }
 
 impl KernelKey {
-    pub fn new(label: &str, source: &str, constants: &[(&str, f64)], workgroup_size: u32) -> Self {
+    pub fn new(
+        label: &str,
+        source: &str,
+        entry: &str,
+        constants: &[(&str, f64)],
+        workgroup_size: u32,
+    ) -> Self {
         KernelKey {
             label: label.to_string(),
             source: source.to_string(),
+            entry: entry.to_string(),
             constants: constants
                 .iter()
                 .map(|(name, value)| (name.to_string(), value.to_bits()))
@@ -31,6 +39,9 @@ impl KernelKey {
 pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
+    /// The group-0 bindings the specialised module still uses (its layout has only those;
+    /// `bind` leaves the others out); None: every binding the caller gives.
+    bindings: Option<Vec<u32>>,
     /// Invocations per workgroup (the shader's `WG` override).
     pub workgroup_size: u32,
 }
@@ -46,7 +57,23 @@ impl Kernel {
         constants: &[(&str, f64)],
         workgroup_size: u32,
     ) -> Arc<Kernel> {
-        let key = KernelKey::new(label, source, constants, workgroup_size);
+        Self::with_entry(gpu, label, source, "main", constants, workgroup_size)
+    }
+
+    /// [`Kernel::new`] for the entry point `entry` of `source`. Variants of one shader that
+    /// differ in much code (MALA's Metropolis step) are entry points of their own rather
+    /// than branches on an override: the driver then never sees the other variant's code,
+    /// where a branch on an override reached lavapipe whole (inlined, then optimised, before
+    /// it was found dead: ten times the compile time of the plain Langevin kernel).
+    pub fn with_entry(
+        gpu: &Gpu,
+        label: &str,
+        source: &str,
+        entry: &str,
+        constants: &[(&str, f64)],
+        workgroup_size: u32,
+    ) -> Arc<Kernel> {
+        let key = KernelKey::new(label, source, entry, constants, workgroup_size);
         let mut cache = gpu
             .kernels
             .lock()
@@ -58,6 +85,7 @@ impl Kernel {
                     gpu,
                     label,
                     source,
+                    entry,
                     constants,
                     workgroup_size,
                 ))
@@ -69,6 +97,7 @@ impl Kernel {
         gpu: &Gpu,
         label: &str,
         source: &str,
+        entry: &str,
         constants: &[(&str, f64)],
         workgroup_size: u32,
     ) -> Kernel {
@@ -77,23 +106,41 @@ impl Kernel {
             .native_int64
             .then(|| super::mul_hi::swap(source, crate::shaders::MUL_HI_NATIVE))
             .flatten();
+        let source = native.as_deref().unwrap_or(source);
+        let mut all: Vec<(&str, f64)> = constants.to_vec();
+        all.push(("WG", f64::from(workgroup_size)));
+        // Specialised on the host (src/gpu/specialise.rs); should naga refuse, the driver
+        // gets the WGSL and the overrides as before (the same program, compiled slower).
+        let (shader, constants, bindings) = match super::specialise::specialise(source, entry, &all)
+        {
+            Ok(module) => {
+                let bindings = super::specialise::bindings(&module);
+                (
+                    wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(module)),
+                    Vec::new(),
+                    Some(bindings),
+                )
+            }
+            Err(why) => {
+                eprintln!("warning: kernel {label} ({entry}) not specialised on the host: {why}");
+                (wgpu::ShaderSource::Wgsl(source.into()), all, None)
+            }
+        };
         let module = gpu
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(native.as_deref().unwrap_or(source).into()),
+                source: shader,
             });
-        let mut all: Vec<(&str, f64)> = constants.to_vec();
-        all.push(("WG", f64::from(workgroup_size)));
         let pipeline = gpu
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(label),
                 layout: None,
                 module: &module,
-                entry_point: Some("main"),
+                entry_point: Some(entry),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &all,
+                    constants: &constants,
                     ..Default::default()
                 },
                 cache: None,
@@ -102,14 +149,17 @@ impl Kernel {
         Kernel {
             pipeline,
             layout,
+            bindings,
             workgroup_size,
         }
     }
 
     pub fn bind(&self, gpu: &Gpu, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let used = |i: u32| self.bindings.as_ref().is_none_or(|b| b.contains(&i));
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
+            .filter(|(i, _)| used(*i as u32))
             .map(|(i, b)| wgpu::BindGroupEntry {
                 binding: i as u32,
                 resource: b.as_entire_binding(),
@@ -177,15 +227,20 @@ mod tests {
     fn sources_of_equal_length_have_different_keys() {
         let (a, b) = ("const C: f32 = 1.0;", "const C: f32 = 2.0;");
         assert_eq!(a.len(), b.len());
-        let key =
-            |source: &str, dim: f64, wg: u32| KernelKey::new("k", source, &[("DIM", dim)], wg);
+        let key = |source: &str, dim: f64, wg: u32| {
+            KernelKey::new("k", source, "main", &[("DIM", dim)], wg)
+        };
         assert_eq!(key(a, 2.0, 64), key(a, 2.0, 64));
         assert_ne!(key(a, 2.0, 64), key(b, 2.0, 64));
         assert_ne!(key(a, 2.0, 64), key(a, 3.0, 64));
         assert_ne!(key(a, 2.0, 64), key(a, 2.0, 32));
         assert_ne!(
             key(a, 2.0, 64),
-            KernelKey::new("other", a, &[("DIM", 2.0)], 64)
+            KernelKey::new("other", a, "main", &[("DIM", 2.0)], 64)
+        );
+        assert_ne!(
+            key(a, 2.0, 64),
+            KernelKey::new("k", a, "main_mala", &[("DIM", 2.0)], 64)
         );
     }
 

@@ -6,6 +6,7 @@ pub mod context;
 pub mod ensemble;
 pub mod kernel;
 pub mod mul_hi;
+pub mod specialise;
 pub mod timer;
 
 pub use choose::{AdapterChoice, Chosen, Devices};

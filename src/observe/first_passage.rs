@@ -138,6 +138,40 @@ pub fn wall_masks(boundary: &Boundary) -> (u32, u32) {
     masks
 }
 
+/// The overrides of common/boundary.wgsl for a run with `boundary` whose ensemble has
+/// `tag_stride` tag words per particle (0 without tags).
+pub fn overrides(boundary: &Boundary, tag_stride: u32) -> Vec<(&'static str, f64)> {
+    let (reflect, periodic) = wall_masks(boundary);
+    let (half_spaces, absorbing) = region_masks(boundary);
+    let axes = region_axes(boundary);
+    vec![
+        ("REGION_AXES_0", f64::from(axes[0])),
+        ("REGION_AXES_1", f64::from(axes[1])),
+        ("REGION_AXES_2", f64::from(axes[2])),
+        ("REGION_AXES_3", f64::from(axes[3])),
+        ("BRIDGE", f64::from(bridge_mask(boundary))),
+        ("HALF_SPACES", f64::from(half_spaces)),
+        ("ABSORBING", f64::from(absorbing)),
+        ("BOUNDARY", if boundary.is_empty() { 0.0 } else { 1.0 }),
+        ("REFLECT_AXES", f64::from(reflect)),
+        ("PERIODIC_AXES", f64::from(periodic)),
+        ("TARGETS", boundary.first_passage.len() as f64),
+        ("BASINS", boundary.basins.len() as f64),
+        ("TAG_STRIDE", f64::from(tag_stride.max(1))),
+    ]
+}
+
+/// The period of every axis as the kernels hold it (f32 high - f32 low, as `spec_vec4s`'s
+/// widths), 0 on axes that are not periodic: the minimum image of interacting particles.
+pub fn periods(boundary: &Boundary, dim: u32) -> Vec<f32> {
+    (0..dim as usize)
+        .map(|k| match boundary.wall(k) {
+            Wall::Periodic { low, high } => (high as f32) - (low as f32),
+            _ => 0.0,
+        })
+        .collect()
+}
+
 /// u32 tag words per particle of a run with `boundary` (0 when it has none): absorbed
 /// step, windings, first-passage steps, and the last basin when there are basins.
 pub fn tag_stride(boundary: &Boundary, dim: u32) -> usize {
@@ -449,6 +483,23 @@ pub fn wrap_into(v: f64, low: f64, high: f64) -> (f64, i64) {
         n -= 1;
     }
     (w.clamp(low, high), n)
+}
+
+/// The f64 twin of the walls of common/boundary.wgsl for one particle after a step: `x`
+/// folded into its reflecting intervals and wrapped on its periodic axes, the periods
+/// subtracted added to `winding` (one per axis).
+pub fn apply_walls(x: &mut [f64], winding: &mut [i64], boundary: &Boundary) {
+    for (k, v) in x.iter_mut().enumerate() {
+        match boundary.wall(k) {
+            Wall::Free => {}
+            Wall::Reflecting { low, high } => *v = reflect_into(*v, low, high),
+            Wall::Periodic { low, high } => {
+                let (w, n) = wrap_into(*v, low, high);
+                *v = w;
+                winding[k] += n;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -41,8 +41,83 @@ impl HistogramCounts {
 /// Tallies after the bins: outside, non-finite, then (below, above) per axis.
 const TALLIES: usize = HIST_TALLIES as usize;
 
+/// How a histogram dispatch counts: particles per invocation and whether each workgroup
+/// first counts into its own copy of the bins in workgroup memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binning {
+    pub items: u32,
+    /// Words of the workgroup copy (two 16-bit bins each, then the tallies); None: every
+    /// particle adds to the global counts.
+    pub private_words: Option<u32>,
+}
+
+/// Environment variable that picks the binning (`global`, or `private` where the copy fits)
+/// instead of the adapter's default, for measuring one against the other
+/// (benches/compare_observe.sh).
+pub const BINNING_ENV: &str = "FOKKER_HISTOGRAM";
+
+impl Binning {
+    pub const GLOBAL: Binning = Binning {
+        items: 1,
+        private_words: None,
+    };
+
+    /// Workgroups a dispatch should at least have to fill the device: a software adapter
+    /// runs one per core at a time, a GPU needs thousands in flight.
+    fn min_groups(software: bool) -> u64 {
+        if software { 16 } else { 2048 }
+    }
+
+    /// Private bins for `total_bins` bins where the copy fits in `storage` bytes of
+    /// workgroup memory, else global. A private workgroup bins at most 2^16 - 1 particles
+    /// (its 16-bit bins cannot wrap), and as many as the device's occupancy allows, so the
+    /// copy's clearing and flushing are shared by many particles.
+    pub fn private_if_fits(
+        total_bins: usize,
+        particles: u64,
+        workgroup_size: u32,
+        storage: u32,
+        software: bool,
+    ) -> Binning {
+        let words = total_bins.div_ceil(2) + TALLIES;
+        if words * 4 > storage as usize {
+            return Binning::GLOBAL;
+        }
+        let cap = (u32::from(u16::MAX) / workgroup_size).max(1);
+        let wanted = particles.div_ceil(u64::from(workgroup_size) * Self::min_groups(software));
+        Binning {
+            items: wanted.clamp(1, u64::from(cap)) as u32,
+            private_words: Some(words as u32),
+        }
+    }
+
+    /// The binning for `gpu`. On a GPU, private where it fits (workgroup-memory atomics
+    /// spare the contended global bins; the standard privatisation, not measured here for
+    /// want of a GPU); on a software adapter global atomics, which measured as fast or faster
+    /// there (benches/compare_observe.sh). `FOKKER_HISTOGRAM=global|private` overrides.
+    fn for_gpu(gpu: &Gpu, total_bins: usize, particles: u64, workgroup_size: u32) -> Binning {
+        let software = gpu.adapter.is_software();
+        let private = match std::env::var(BINNING_ENV).as_deref() {
+            Ok("global") => false,
+            Ok("private") => true,
+            _ => !software,
+        };
+        if !private {
+            return Binning::GLOBAL;
+        }
+        Binning::private_if_fits(
+            total_bins,
+            particles,
+            workgroup_size,
+            gpu.limits.max_compute_workgroup_storage_size,
+            software,
+        )
+    }
+}
+
 pub struct HistogramGpu {
     kernel: Arc<Kernel>,
+    binning: Binning,
     counts: wgpu::Buffer,
     binds: Vec<wgpu::BindGroup>,
     spec: HistogramSpec,
@@ -59,17 +134,49 @@ impl HistogramGpu {
         spec: &HistogramSpec,
         workgroup_size: u32,
     ) -> HistogramGpu {
+        let largest = ensemble.chunks.iter().map(|c| u64::from(c.count)).max();
+        let binning =
+            Binning::for_gpu(gpu, spec.total_bins(), largest.unwrap_or(0), workgroup_size);
+        Self::with_binning(gpu, ensemble, velocity, spec, workgroup_size, binning)
+    }
+
+    /// [`HistogramGpu::new`] with the binning given (tests hold both against the twin). A
+    /// private `binning` must fit the device's workgroup memory and have items *
+    /// workgroup_size < 2^16.
+    pub fn with_binning(
+        gpu: &Gpu,
+        ensemble: &Ensemble,
+        velocity: Option<&Ensemble>,
+        spec: &HistogramSpec,
+        workgroup_size: u32,
+        binning: Binning,
+    ) -> HistogramGpu {
+        let n = spec.axes.len();
+        let source = shaders::HISTOGRAM.replace(
+            "const PRIVATE_WORDS: u32 = 1u;",
+            &format!(
+                "const PRIVATE_WORDS: u32 = {}u;",
+                binning.private_words.unwrap_or(1)
+            ),
+        );
         let kernel = Kernel::new(
             gpu,
             "histogram",
-            shaders::HISTOGRAM,
+            &source,
             &[
                 ("DIM", f64::from(ensemble.dim)),
                 ("TAG_STRIDE", f64::from(ensemble.tag_stride)),
+                ("ITEMS", f64::from(binning.items)),
+                (
+                    "PRIVATE",
+                    f64::from(u8::from(binning.private_words.is_some())),
+                ),
+                ("NAXES", n as f64),
+                ("AXIS0", f64::from(spec.axes[0])),
+                ("AXIS1", f64::from(spec.axes.get(1).copied().unwrap_or(0))),
             ],
             workgroup_size,
         );
-        let n = spec.axes.len();
         let pick = |v: &dyn Fn(usize) -> f64| [v(0) as f32, if n > 1 { v(1) as f32 } else { 0.0 }];
         let uniform = HistUniform {
             axes: [spec.axes[0], spec.axes.get(1).copied().unwrap_or(0)],
@@ -98,6 +205,7 @@ impl HistogramGpu {
             .collect();
         HistogramGpu {
             kernel,
+            binning,
             counts,
             binds,
             spec: spec.clone(),
@@ -129,7 +237,8 @@ impl HistogramGpu {
                     self.kernel.dispatch(
                         &mut pass,
                         &self.binds[i],
-                        c.count.div_ceil(self.kernel.workgroup_size),
+                        c.count
+                            .div_ceil(self.kernel.workgroup_size * self.binning.items),
                         gpu.limits.max_compute_workgroups_per_dimension,
                     );
                 }
@@ -205,4 +314,39 @@ pub fn phase_histogram_cpu(
         }
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Binning, TALLIES};
+
+    #[test]
+    fn private_bins_only_where_the_copy_fits() {
+        // 128 x 128 bins: 8192 words of pairs + the tallies = 32792 bytes > 32 KiB.
+        assert_eq!(
+            Binning::private_if_fits(128 * 128, 1 << 20, 64, 32768, true),
+            Binning::GLOBAL
+        );
+        let b = Binning::private_if_fits(127 * 128, 1 << 20, 64, 32768, true);
+        assert_eq!(b.private_words, Some((127 * 64 + TALLIES) as u32));
+    }
+
+    #[test]
+    fn a_private_workgroup_bins_fewer_than_two_to_the_sixteen() {
+        for wg in [1, 3, 64, 256, 1024] {
+            for particles in [1, 1000, 1 << 24, 1 << 32] {
+                for software in [true, false] {
+                    let b = Binning::private_if_fits(100, particles, wg, 16384, software);
+                    assert!(b.items >= 1);
+                    assert!(
+                        u64::from(b.items) * u64::from(wg) < 1 << 16,
+                        "{wg} {particles}"
+                    );
+                }
+            }
+        }
+        // A GPU keeps at least 2048 workgroups where the particles allow it.
+        let b = Binning::private_if_fits(100, 1 << 24, 64, 16384, false);
+        assert!((1u64 << 24).div_ceil(u64::from(b.items) * 64) >= 2048);
+    }
 }

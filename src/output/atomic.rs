@@ -4,7 +4,8 @@
 use crate::error::{Error, Result};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Distinguishes temp files of concurrent writes from one process (threads writing siblings).
@@ -15,6 +16,52 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// and renamed over the target. Parent directories are created. On failure the temp file is
 /// removed and [`Error::Io`] names `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_replacing(path, bytes, true)
+}
+
+/// Files written by [`write_atomic_deferred`] whose data and rename are not yet known to be
+/// on disk (shared by every run of the process; syncing another run's file is harmless).
+static UNSYNCED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// [`write_atomic`] without waiting for the disk: the file appears whole under its name
+/// (the rename is atomic, so a killed process leaves the old file or the new one), but only
+/// [`sync_deferred`] makes it survive a power loss. For the many files of frequent
+/// snapshots, where an fsync each (milliseconds on a busy or networked disk) would dominate;
+/// a run syncs them before every checkpoint and at its end.
+pub fn write_atomic_deferred(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_replacing(path, bytes, false)?;
+    if let Ok(mut pending) = UNSYNCED.lock() {
+        pending.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Makes every file [`write_atomic_deferred`] wrote durable: each file's data, then each
+/// directory once (its renames).
+pub fn sync_deferred() -> Result<()> {
+    let pending = match UNSYNCED.lock() {
+        Ok(mut p) => std::mem::take(&mut *p),
+        Err(_) => return Ok(()),
+    };
+    let mut dirs: Vec<&Path> = Vec::new();
+    for path in &pending {
+        // A file removed since (a run directory replaced with --force) has nothing to sync.
+        if let Ok(f) = fs::File::open(path) {
+            f.sync_all().map_err(|e| Error::io(path, e))?;
+        }
+        if let Some(d) = path.parent()
+            && !dirs.contains(&d)
+        {
+            dirs.push(d);
+        }
+    }
+    for d in dirs {
+        sync_dir(d);
+    }
+    Ok(())
+}
+
+fn write_replacing(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     let name = path.file_name().ok_or_else(|| {
         Error::Output(format!(
             "cannot write {}: the path does not name a file",
@@ -37,7 +84,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         file.write_all(bytes)?;
         // Without this the rename can reach the disk before the data, and a crash leaves an
         // empty or truncated file under the final name.
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         drop(file);
         fs::rename(&tmp, path)
     })();
@@ -46,7 +95,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(Error::io(path, e));
     }
-    sync_dir(dir);
+    if sync {
+        sync_dir(dir);
+    }
     Ok(())
 }
 
@@ -108,5 +159,21 @@ mod tests {
             write_atomic(Path::new("/"), b"x"),
             Err(Error::Output(_))
         ));
+    }
+
+    #[test]
+    fn deferred_writes_are_whole_and_synced_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/a.npy");
+        write_atomic_deferred(&path, b"first").unwrap();
+        write_atomic_deferred(&path, b"second").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        assert_eq!(entries(&dir.path().join("sub")), vec!["a.npy"]);
+        assert!(UNSYNCED.lock().unwrap().contains(&path));
+        // A pending file removed in the meantime is skipped, not an error.
+        write_atomic_deferred(&dir.path().join("gone"), b"x").unwrap();
+        fs::remove_file(dir.path().join("gone")).unwrap();
+        sync_deferred().unwrap();
+        assert!(!UNSYNCED.lock().unwrap().contains(&path));
     }
 }

@@ -10,7 +10,7 @@ mod npy;
 pub mod plot;
 mod rundir;
 
-pub use atomic::write_atomic;
+pub use atomic::{sync_deferred, write_atomic, write_atomic_deferred};
 pub use gif::encode_gif;
 pub use heatmap::{colormap, colormap_names, png_bytes, render_density_image, render_density_png};
 pub use metrics::{MetricsRow, metrics_csv};

@@ -322,6 +322,7 @@ pub fn merge(out: &Path, shards: &[PathBuf], force: bool) -> Result<usize> {
         first_passage,
         ..base.clone()
     };
+    crate::output::sync_deferred()?;
     write_manifest(out, &manifest)?;
     // The shards ran one scenario; the merged run keeps its text and gets its own report.
     let scenario = all[0].0.join(super::SCENARIO);

@@ -16,6 +16,7 @@ pub mod report;
 pub mod sample;
 pub mod status;
 pub mod sweep;
+mod writer;
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterChoice, Devices, Gpu};
@@ -543,6 +544,8 @@ fn finish(
         t.gpu_stepping_seconds = Some(t.gpu_stepping_seconds.unwrap_or(0.0) + g.stepping);
         t.gpu_observe_seconds = Some(t.gpu_observe_seconds.unwrap_or(0.0) + g.observing);
     }
+    // Every snapshot file on disk before the manifest says how the run ended.
+    let result = result.and_then(|()| output::sync_deferred());
     match result {
         Ok(()) => {
             manifest.status = Status::Complete;
@@ -568,7 +571,8 @@ fn finish(
             };
             manifest.error = Some(e.to_string());
             // The original error matters more than a failure to record it.
-            let _ = write_manifest(&opts.out, &manifest)
+            let _ = output::sync_deferred();
+            let _ = write_records(&opts.out, &manifest)
                 .and_then(|()| report::write_report(&opts.out).map(drop));
             Err(e)
         }
@@ -582,6 +586,15 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         path,
         reason: format!("not a fokker manifest: {e}"),
     })
+}
+
+/// How often at most a run rewrites metrics.csv and manifest.json between snapshots.
+const RECORD_EVERY: Duration = Duration::from_secs(1);
+
+/// metrics.csv and manifest.json as the manifest holds them now.
+fn write_records(out: &Path, manifest: &Manifest) -> Result<()> {
+    write_metrics(out, &manifest.plan, &manifest.snapshots)?;
+    write_manifest(out, manifest)
 }
 
 pub fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
@@ -599,6 +612,8 @@ fn save_checkpoint(
     failed: &[usize],
     manifest: &Manifest,
 ) -> Result<()> {
+    // The snapshots before the checkpoint are on disk before it is.
+    output::sync_deferred()?;
     let previous = if failed.is_empty() {
         None
     } else {
@@ -714,6 +729,9 @@ fn execute(
                 .checkpoint_every
                 .is_some_and(|every| last_checkpoint.lock().is_ok_and(|at| at.elapsed() >= every))
     };
+    let mut last_record = Instant::now();
+    let mut snapshot_writer =
+        writer::SnapshotWriter::new(out.to_path_buf(), Arc::new(plan.clone()));
     let result = (|| {
         for target in remaining {
             // An interrupt that came while a snapshot was written (or from a snapshot hook)
@@ -722,6 +740,8 @@ fn execute(
                 h.0.poll();
             }
             if opts.interrupt.load(Ordering::SeqCst) {
+                snapshot_writer.flush()?;
+                write_records(out, manifest)?;
                 save_checkpoint(out, group, &[], manifest)?;
                 return Err(Error::Interrupted {
                     step: group.step(),
@@ -754,6 +774,8 @@ fn execute(
                     Outcome::Stopped => None,
                     Outcome::Failed { parts, error } => Some((parts, error)),
                 };
+                snapshot_writer.flush()?;
+                write_records(out, manifest)?;
                 save_checkpoint(out, group, failed.as_ref().map_or(&[], |f| &f.0), manifest)?;
                 if let Ok(mut at) = last_checkpoint.lock() {
                     *at = Instant::now();
@@ -798,13 +820,16 @@ fn execute(
             } else {
                 (None, None)
             };
-            let mut record = write_snapshot(
-                out,
-                &plan,
-                &obs,
-                positions.as_deref(),
-                velocities.as_deref(),
-            )?;
+            let mut record =
+                snapshot_record(&plan, &obs, positions.is_some(), velocities.is_some());
+            let files = writer::SnapshotFiles {
+                step: obs.step,
+                time: obs.time,
+                counts: obs.histogram.counts.clone(),
+                positions,
+                velocities,
+            };
+            snapshot_writer.write(files, out, &plan)?;
             if let Some(accepted) = obs.accepted {
                 let since = manifest.snapshots.last().map(|s| s.step);
                 record.accepted = Some(accepted);
@@ -815,13 +840,26 @@ fn execute(
             manifest.timings.reference_seconds += t3.elapsed().as_secs_f64();
             with_progress(&mut |p| p.snapshot(obs.step, obs.time, &record.density));
             manifest.snapshots.push(record);
-            write_metrics(out, &plan, &manifest.snapshots)?;
-            write_manifest(out, manifest)?;
+            // Both files are rewritten whole, so with snapshots every few steps writing them
+            // each time would cost time quadratic in the snapshots: at most once per
+            // RECORD_EVERY, at the last snapshot, before every checkpoint (so a checkpoint
+            // never runs ahead of the snapshots the manifest lists) and at every snapshot of
+            // a run with hooks (Python callbacks may read the directory).
+            if opts.hooks.is_some()
+                || target == total_steps
+                || last_record.elapsed() >= RECORD_EVERY
+            {
+                snapshot_writer.flush()?;
+                write_records(out, manifest)?;
+                last_record = Instant::now();
+            }
             manifest.timings.write_seconds += t2.elapsed().as_secs_f64();
             if let (Some(h), Some(record)) = (&opts.hooks, manifest.snapshots.last()) {
                 h.0.snapshot(record);
             }
         }
+        // The GIF and the trajectories read the snapshot files back.
+        snapshot_writer.flush()?;
         if plan.output.gif {
             manifest.gif = Some(write_gif(out, &plan, &manifest.snapshots)?);
         }
@@ -883,11 +921,9 @@ pub fn write_density(
     counts: &[u64],
 ) -> Result<(String, String)> {
     let spec = &plan.output.histogram;
-    let name = snapshot_name(step);
-    let density = format!("density/{name}.npy");
-    let heatmap = format!("density/{name}.png");
+    let (density, heatmap) = density_paths(step);
     let shape: Vec<usize> = spec.bins.iter().map(|&b| b as usize).collect();
-    output::write_atomic(&out.join(&density), &output::npy_u64(&shape, counts)?)?;
+    output::write_atomic_deferred(&out.join(&density), &output::npy_u64(&shape, counts)?)?;
     let png = output::render_density_png(
         counts,
         spec,
@@ -895,8 +931,20 @@ pub fn write_density(
         &title(plan, step, time),
         &axis_names(plan),
     )?;
-    output::write_atomic(&out.join(&heatmap), &png)?;
+    output::write_atomic_deferred(&out.join(&heatmap), &png)?;
     Ok((density, heatmap))
+}
+
+/// The density array's and heatmap's paths of the snapshot at `step`, relative to the run
+/// directory.
+fn density_paths(step: u64) -> (String, String) {
+    let name = snapshot_name(step);
+    (format!("density/{name}.npy"), format!("density/{name}.png"))
+}
+
+/// `folder/NNNNNNNN.npy`, the rows of the snapshot at `step`.
+fn rows_path(folder: &str, step: u64) -> String {
+    format!("{folder}/{}.npy", snapshot_name(step))
 }
 
 /// Writes `folder/NNNNNNNN.npy` of row-major `values` (dim per particle) and returns its
@@ -908,33 +956,29 @@ pub(crate) fn write_rows(
     step: u64,
     values: &[f32],
 ) -> Result<String> {
-    let rel = format!("{folder}/{}.npy", snapshot_name(step));
+    let rel = rows_path(folder, step);
     let d = plan.particles.dim as usize;
-    output::write_atomic(
+    output::write_atomic_deferred(
         &out.join(&rel),
         &output::npy_f32(&[values.len() / d, d], values)?,
     )?;
     Ok(rel)
 }
 
-fn write_snapshot(
-    out: &Path,
+/// The manifest's record of the snapshot `obs` (its files written by `writer::SnapshotFiles`,
+/// with particles and velocities when `particles` / `velocities`).
+fn snapshot_record(
     plan: &Plan,
     obs: &Observation,
-    positions: Option<&[f32]>,
-    velocities: Option<&[f32]>,
-) -> Result<SnapshotRecord> {
+    particles: bool,
+    velocities: bool,
+) -> SnapshotRecord {
     let spec = &plan.output.histogram;
-    let (density, heatmap) = write_density(out, plan, obs.step, obs.time, &obs.histogram.counts)?;
-    let particles = positions
-        .map(|p| write_rows(out, plan, "particles", obs.step, p))
-        .transpose()?;
-    // The end-of-step velocities, beside the positions.
-    let velocities = match (positions, velocities) {
-        (Some(_), Some(v)) => Some(write_rows(out, plan, "velocities", obs.step, v)?),
-        _ => None,
-    };
-    Ok(SnapshotRecord {
+    let (density, heatmap) = density_paths(obs.step);
+    // The end-of-step velocities go beside the positions.
+    let particles = particles.then(|| rows_path("particles", obs.step));
+    let velocities = (particles.is_some() && velocities).then(|| rows_path("velocities", obs.step));
+    SnapshotRecord {
         step: obs.step,
         time: obs.time,
         density,
@@ -955,7 +999,7 @@ fn write_snapshot(
         acceptance_rate: None,
         energy: obs.energy.clone().map(manifest::EnergyRecord::from_sums),
         passage: obs.passage.clone(),
-    })
+    }
 }
 
 /// MALA's acceptance rate at a snapshot: `accepted` proposals out of `particles` times the

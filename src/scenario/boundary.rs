@@ -529,8 +529,19 @@ pub(crate) fn check_plan(plan: &super::Plan, issues: &mut Issues) {
     if b.is_empty() {
         return;
     }
-    let key = if b.walls.iter().all(Wall::is_free) {
-        "observe.first_passage"
+    // The walls' key, unless the kind refuses the targets or basins even without walls.
+    let without_walls = Boundary {
+        walls: Vec::new(),
+        ..b.clone()
+    };
+    let key = if b.walls.iter().all(Wall::is_free)
+        || (!without_walls.is_empty() && plan.dynamics.boundary_refusal(&without_walls).is_some())
+    {
+        if b.first_passage.is_empty() {
+            "observe.basins"
+        } else {
+            "observe.first_passage"
+        }
     } else {
         "boundary"
     };
@@ -539,9 +550,11 @@ pub(crate) fn check_plan(plan: &super::Plan, issues: &mut Issues) {
             key,
             None,
             format!(
-                "not supported with dynamics.kind = \"{}\": {why}; boundaries and first \
-                 passage run with kind = \"langevin\" (without mala), reflecting walls also \
-                 with kind = \"underdamped\"",
+                "not supported with dynamics.kind = \"{}\": {why}; walls, periodic axes, \
+                 targets and basins run with kind = \"langevin\", \"sde\" and \
+                 \"interaction\" (there without absorbing targets), reflecting walls, \
+                 targets and basins with mala = true, reflecting walls with kind = \
+                 \"underdamped\"",
                 plan.dynamics.kind_name()
             ),
         );

@@ -1,0 +1,161 @@
+//! The histogram observer (shaders/histogram.wgsl) against its CPU twin, count for count, in
+//! both of its binnings: global atomics and per-workgroup private bins flushed at the end.
+//!
+//! Exactness: every coordinate is a multiple of 2^-10 below 8 in magnitude, and the ranges
+//! are [-4, 4] with 16 bins and [-2, 2] with 8 (scale 2 = bins / width, a power of two). The
+//! kernel's f32 (v - lo) * scale is then exact (the difference has at most 14 significant
+//! bits), so its bin is the twin's f64 bin for every particle, edges included: any
+//! difference in a count is a defect, not rounding.
+
+mod common;
+
+use fokker::gpu::Ensemble;
+use fokker::gpu::abi::TAG_ABSORBED;
+use fokker::observe::histogram::Binning;
+use fokker::observe::{HistogramCounts, HistogramGpu, phase_histogram_cpu};
+use fokker::scenario::HistogramSpec;
+
+const DIM: u32 = 3;
+
+/// splitmix64: the test's own reproducible integers.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `count` rows of DIM coordinates k / 1024 with |k| <= 5120, so some fall outside the
+/// ranges; every 101st row has exact range edges, every 211th a NaN and every 223rd an Inf.
+fn coordinates(count: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    let edges = [-4.0f32, 4.0, -2.0, 2.0, 0.0, 3.5];
+    (0..count)
+        .flat_map(|i| {
+            let mut row: Vec<f32> = (0..DIM)
+                .map(|_| (next(&mut s) % 10241) as f32 / 1024.0 - 5.0)
+                .collect();
+            if i % 101 == 0 {
+                for (d, v) in row.iter_mut().enumerate() {
+                    *v = edges[(i / 101 + d) % edges.len()];
+                }
+            }
+            if i % 211 == 0 {
+                row[(i / 211) % DIM as usize] = f32::NAN;
+            }
+            if i % 223 == 0 {
+                row[(i / 223) % DIM as usize] = f32::NEG_INFINITY;
+            }
+            row
+        })
+        .collect()
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+fn specs() -> Vec<HistogramSpec> {
+    vec![
+        HistogramSpec {
+            axes: vec![1],
+            bins: vec![16],
+            range: vec![[-4.0, 4.0]],
+        },
+        HistogramSpec {
+            axes: vec![2, 0],
+            bins: vec![16, 8],
+            range: vec![[-4.0, 4.0], [-2.0, 2.0]],
+        },
+        // Phase space: a position against a velocity axis (DIM + 1).
+        HistogramSpec {
+            axes: vec![0, DIM + 1],
+            bins: vec![8, 16],
+            range: vec![[-2.0, 2.0], [-4.0, 4.0]],
+        },
+    ]
+}
+
+fn assert_same(gpu: &HistogramCounts, cpu: &HistogramCounts, what: &str) {
+    assert_eq!(gpu.nonfinite, cpu.nonfinite, "{what}: non-finite");
+    assert_eq!(gpu.outside, cpu.outside, "{what}: outside");
+    assert_eq!(gpu.below, cpu.below, "{what}: below");
+    assert_eq!(gpu.above, cpu.above, "{what}: above");
+    assert_eq!(gpu.counts, cpu.counts, "{what}: bins");
+}
+
+#[test]
+fn both_binnings_count_exactly_as_the_twin() {
+    let gpu = common::gpu();
+    // Odd sizes and three chunks, so workgroups end part-way and the grid has spare groups.
+    let count = 70_001usize;
+    let chunk = Some(30_000);
+    let positions = coordinates(count, 1);
+    let velocities = coordinates(count, 2);
+    let mut ensemble = Ensemble::new(&gpu, DIM, 0, count as u64, chunk).unwrap();
+    let velocity = Ensemble::new(&gpu, DIM, 0, count as u64, chunk).unwrap();
+    ensemble.write_positions(&gpu, &positions);
+    velocity.write_positions(&gpu, &velocities);
+
+    // Absorbed particles (every 7th) are left out: the twin sees the others only.
+    let stride = 1 + DIM as usize;
+    ensemble.attach_tags(&gpu, &vec![0; stride]).unwrap();
+    let mut tags = vec![0u32; count * stride];
+    for i in (0..count).step_by(7) {
+        tags[i * stride + TAG_ABSORBED as usize] = 5;
+    }
+    ensemble.write_tags(&gpu, &tags);
+    let alive = |v: &[f32]| -> Vec<f64> {
+        v.chunks_exact(DIM as usize)
+            .enumerate()
+            .filter(|(i, _)| i % 7 != 0)
+            .flat_map(|(_, row)| f64s(row))
+            .collect()
+    };
+    let (x, v) = (alive(&positions), alive(&velocities));
+
+    let wg = 64;
+    for spec in specs() {
+        let twin = phase_histogram_cpu(&x, Some(&v), DIM, &spec);
+        assert!(
+            twin.outside > 0 && twin.nonfinite > 0,
+            "the data reach every tally"
+        );
+        assert!(twin.counts.iter().filter(|&&c| c > 0).count() > spec.total_bins() / 2);
+        let words = (spec.total_bins().div_ceil(2) + 6) as u32;
+        let binnings = [
+            ("global", Binning::GLOBAL),
+            (
+                "private, 1 per invocation",
+                Binning {
+                    items: 1,
+                    private_words: Some(words),
+                },
+            ),
+            (
+                "private, 7 per invocation",
+                Binning {
+                    items: 7,
+                    private_words: Some(words),
+                },
+            ),
+            (
+                "private, 1023 per invocation",
+                Binning {
+                    items: 1023,
+                    private_words: Some(words),
+                },
+            ),
+        ];
+        for (what, binning) in binnings {
+            let h =
+                HistogramGpu::with_binning(&gpu, &ensemble, Some(&velocity), &spec, wg, binning);
+            let counts = h.observe(&gpu, &ensemble).unwrap();
+            assert_same(&counts, &twin, &format!("axes {:?}, {what}", spec.axes));
+        }
+        // And whatever the adapter's default is.
+        let h = HistogramGpu::new(&gpu, &ensemble, Some(&velocity), &spec, wg);
+        assert_same(&h.observe(&gpu, &ensemble).unwrap(), &twin, "default");
+    }
+}
