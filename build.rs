@@ -112,6 +112,11 @@ const SHADERS: &[Shader] = &[
         ],
     },
     Shader {
+        name: "PASSAGE_COUNTS",
+        structs: &[abi::ChunkUniform::WGSL],
+        files: &["passage_counts.wgsl"],
+    },
+    Shader {
         name: "ENERGY",
         structs: &[abi::ChunkUniform::WGSL],
         files: &[

@@ -129,6 +129,7 @@ fn l2_boundary() -> Boundary {
                     intervals: vec![Some([1.0, 10.0]), None],
                 },
                 absorb: false,
+                bridge: false,
             },
             PassageTarget {
                 name: "corner".into(),
@@ -137,6 +138,7 @@ fn l2_boundary() -> Boundary {
                     offset: 2.0,
                 },
                 absorb: false,
+                bridge: false,
             },
         ],
         basins: Vec::new(),

@@ -34,8 +34,8 @@ override MALA: u32 = 0u;
 // cleared them (64-bit by carry, `count_accepted`).
 @group(0) @binding(4) var<storage, read_write> nonfinite: array<atomic<u32>>;
 
-// Step `k` of the dispatch.
-fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
+// (dt, t, noise scale sqrt(2 T dt)) of step `k` of the dispatch.
+fn step_coefficients(k: u32) -> vec3<f32> {
     var dt = step.dt;
     var t = step.t0 + f32(k) * dt;
     var s = step.noise_scale;
@@ -49,6 +49,15 @@ fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
     } else if (TEMPERATURE_EXPR == 1u) {
         s = sqrt(2.0 * max(user_temperature(t), 0.0) * dt);
     }
+    return vec3<f32>(dt, t, s);
+}
+
+// Step `k` of the dispatch.
+fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
+    let c = step_coefficients(k);
+    let dt = c.x;
+    let t = c.y;
+    let s = c.z;
     let g = gradient(quadratic, x, t);
     var next = x;
     next.a = x.a - g.a * dt + s * xi.a;
@@ -81,12 +90,13 @@ fn inside_walls(y: Point) -> bool {
     return inside;
 }
 
-// A MALA start outside the walls folded in by the walls' reflection map.
+// A MALA start outside the walls folded in by the walls' reflection map (one reflection, as
+// a step's: a start farther out than the interval's width becomes NaN, a divergence).
 fn fold_into_walls(x: Point) -> Point {
     var out = x;
-    out.a = select(x.a, reflect4(x.a, bounds[0], bounds[2], bounds[4]), mask4(REFLECT_AXES, 0u));
+    out.a = fold_reflect(x.a, mask4(REFLECT_AXES, 0u), bounds[0], bounds[2]);
     if (DIM > 4u) {
-        out.b = select(x.b, reflect4(x.b, bounds[1], bounds[3], bounds[5]), mask4(REFLECT_AXES, 4u));
+        out.b = fold_reflect(x.b, mask4(REFLECT_AXES, 4u), bounds[1], bounds[3]);
     }
     return out;
 }
@@ -242,10 +252,16 @@ fn advance(quadratic: Quadratic, w: Walk, xi: Point, s: u32) -> Walk {
         out.x = euler(quadratic, w.x, xi, s);
         return out;
     }
-    if (w.dead != 0u) {
+    // Only an absorbing target can end a walk within the dispatch.
+    if (ABSORBING != 0u && w.dead != 0u) {
         return w;
     }
-    return walk_bound(w, euler(quadratic, w.x, xi, s), s);
+    var var2 = 0.0;
+    if (BRIDGE != 0u) {
+        let scale = step_coefficients(s).z;
+        var2 = scale * scale;
+    }
+    return walk_bound_noise(w, euler(quadratic, w.x, xi, s), s, var2);
 }
 
 @compute @workgroup_size(WG)

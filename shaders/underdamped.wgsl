@@ -26,7 +26,7 @@ override SINGLE_STEPS: u32 = 1u;
 override INIT_VELOCITY: u32 = 0u;
 // Bit k: axis k has reflecting walls at [coef[4 DIM + k], coef[5 DIM + k]]. After each A
 // (drift) step a position that left its interval is folded back by specular reflection (as
-// often as it takes, as common/boundary.wgsl's reflect4), and its velocity is negated when
+// often as it takes; f64 twin: src/observe/first_passage.rs, reflect_into), and its velocity is negated when
 // the number of reflections is odd: the free flight with elastic walls, exactly.
 override REFLECT_AXES: u32 = 0u;
 

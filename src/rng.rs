@@ -20,6 +20,8 @@
 //! - [`STREAM_VELOCITY`]: the underdamped kind's Maxwell–Boltzmann initial velocities,
 //!   normal c (coordinate c) in block c >> 2, lane c & 3, so they are independent of the
 //!   initial positions (stream 1) and of the dynamics noise (stream 0).
+//! - [`STREAM_BRIDGE`]: the Brownian-bridge uniform of first-passage target j at step k is
+//!   word j & 3 of block 2 k + (j >> 2).
 
 pub const STREAM_DYNAMICS: u32 = 0;
 pub const STREAM_INIT: u32 = 1;
@@ -33,6 +35,9 @@ pub const STREAM_TARGET: u32 = 4;
 pub const STREAM_MALA: u32 = crate::gpu::abi::STREAM_MALA;
 /// Initial velocities (`kind = "underdamped"`), declared in src/gpu/abi.rs for the shader.
 pub const STREAM_VELOCITY: u32 = crate::gpu::abi::STREAM_VELOCITY;
+/// The Brownian-bridge uniforms of first-passage targets with `bridge = true`
+/// ([`bridge_uniform`]), declared in src/gpu/abi.rs for the shader.
+pub const STREAM_BRIDGE: u32 = crate::gpu::abi::STREAM_BRIDGE;
 pub const INIT_UNIFORM_BLOCK: u32 = 0x8000_0000;
 pub const INIT_CHOICE_BLOCK: u32 = 0xC000_0000;
 
@@ -121,6 +126,16 @@ pub fn normals4(w: [u32; 4]) -> [f64; 4] {
 pub fn mala_uniform(key: [u32; 2], particle: u64, step: u64) -> f64 {
     let words = philox4x32_10(block_counter(particle, step >> 2, STREAM_MALA), key);
     unit_open_closed(words[(step & 3) as usize])
+}
+
+/// The bridge's uniform u in [0, 1) for `target` (< 8) at `step` of a particle: word
+/// target & 3 of block 2 step + (target >> 2) of stream [`STREAM_BRIDGE`], as
+/// shaders/common/boundary.wgsl's `bridge_uniforms` takes it (a passage between the ends of
+/// the step is recorded when u < the crossing probability).
+pub fn bridge_uniform(key: [u32; 2], particle: u64, step: u64, target: usize) -> f64 {
+    let block = 2 * step + (target as u64 >> 2);
+    let words = philox4x32_10(block_counter(particle, block, STREAM_BRIDGE), key);
+    unit_closed_open(words[target & 3])
 }
 
 /// The g-th normal of a particle's stream.

@@ -6,6 +6,7 @@ use crate::dynamics::init::initialize;
 use crate::error::{Error, Result};
 use crate::gpu::{Ensemble, Gpu};
 use crate::observe::first_passage::{self, PassageCounts, TransitionCounts};
+use crate::observe::passage_counts::PassageCountsGpu;
 use crate::observe::{
     EnergyGpu, EnergySums, HistogramCounts, HistogramGpu, MmdGpu, Moments, MomentsGpu,
 };
@@ -75,6 +76,8 @@ pub struct Simulation<'g> {
     moments: MomentsGpu,
     energy: Option<EnergyGpu>,
     mmd: Option<MmdGpu>,
+    /// Survival and absorbed counts (runs with walls, targets or basins).
+    passage: Option<PassageCountsGpu>,
     step: u64,
     fused: u32,
     /// Particle-steps per second, a running estimate used to size submissions.
@@ -241,6 +244,12 @@ impl<'g> Simulation<'g> {
             }
             None => None,
         };
+        let passage = PassageCountsGpu::new(
+            gpu,
+            &ensemble,
+            plan.boundary.first_passage.len(),
+            layout.workgroup_size,
+        );
         gpu.check()?;
         let software = gpu.adapter.is_software();
         // A first guess of the throughput; corrected after every submission.
@@ -257,6 +266,7 @@ impl<'g> Simulation<'g> {
             moments,
             energy,
             mmd,
+            passage,
             step: 0,
             fused,
             rate,
@@ -460,18 +470,13 @@ impl<'g> Simulation<'g> {
         })
     }
 
-    /// Survival and absorbed counts of a run with walls or targets (None without).
+    /// Survival and absorbed counts of a run with walls or targets (None without), reduced
+    /// on the GPU (src/observe/passage_counts.rs).
     fn passage_counts(&self) -> Result<Option<PassageCounts>> {
-        if self.ensemble.tag_stride == 0 {
-            return Ok(None);
-        }
-        let tags = self.ensemble.read_tags(self.gpu)?;
-        Ok(Some(PassageCounts::of(
-            &tags,
-            self.ensemble.tag_stride as usize,
-            self.ensemble.dim,
-            self.plan.boundary.first_passage.len(),
-        )))
+        self.passage
+            .as_ref()
+            .map(|p| p.observe(self.gpu, &self.ensemble))
+            .transpose()
     }
 
     /// The per-particle tags (absorbed step, windings, first-passage steps), row-major;

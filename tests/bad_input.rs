@@ -1032,6 +1032,17 @@ fn catalogue() -> Vec<Case> {
             .edit(LANGEVIN_DYNAMICS, "kind = \"interaction\"\npotential = { kind = \"double_well\" }\ninteraction = { kind = \"quadratic\", strength = 1.0 }\ndt = 1e-3\nsteps = 3")
             .append("\n[boundary]\nx = { kind = \"reflecting\", low = -2.0, high = 2.0 }\n[[observe.first_passage]]\nname = \"a\"\nregion = { x = [1.0, 2.0] }\nabsorb = true\n")
             .expect(INVALID, &["observe.first_passage", "absorb = true is not supported with interacting particles"]),
+        case("bridge that is not true or false")
+            .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = { x = [0.0, 1.0] }\nbridge = 1\n")
+            .expect(INVALID, &["observe.first_passage[0].bridge", "true (also detect passages between step ends"]),
+        case("bridge with mala")
+            .edit("temperature = 1.0", "temperature = 1.0\nmala = true")
+            .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = { x = [0.0, 1.0] }\nbridge = true\n")
+            .expect(INVALID, &["observe.first_passage[0].bridge", "mala = true: its moves are Metropolis-adjusted"]),
+        case("bridge with a kind without constant isotropic noise")
+            .edit(LANGEVIN_DYNAMICS, &format!("kind = \"sd_flow\"\n{TARGET}\nsigma = 0.3\neta = 0.5\nsteps = 3"))
+            .append("\n[[observe.first_passage]]\nname = \"a\"\nregion = { x = [0.0, 1.0] }\nbridge = true\n")
+            .expect(INVALID, &["observe.first_passage[0].bridge", "dynamics.kind = \"sd_flow\"", "constant isotropic noise"]),
         case("WGSL sde without user_diffusion")
             .edit(LANGEVIN_DYNAMICS, "kind = \"sde\"\nwgsl = \"m.wgsl\"\ndt = 1e-3\nsteps = 5")
             .file("m.wgsl", "fn user_drift(x: Point, t: f32) -> Point {\n    return x;\n}\n")

@@ -477,3 +477,280 @@ region = {{ x = [0.9, 10.0] }}
         "{dwell}"
     );
 }
+
+/// Exact survival of Brownian motion (diffusion `d`) in [0, 1] from the middle, absorbed at
+/// both ends: S(t) = sum over odd n of 4 / (n pi) sin(n pi / 2) exp(-n^2 pi^2 d t).
+fn interval_survival(t: f64, d: f64) -> f64 {
+    (0..200)
+        .map(|k| {
+            let m = (2 * k + 1) as f64;
+            4.0 / (m * PI) * (m * PI / 2.0).sin() * (-(m * PI).powi(2) * d * t).exp()
+        })
+        .sum()
+}
+
+/// The free Brownian motion of `survival_between_absorbing_ends_matches_the_series` watched
+/// by four recording targets on the same paths: the ends x <= 0 (a box) and x >= 1 (a
+/// half-space), once as plain step-end checks and once with `bridge = true`. The interval's
+/// survival to step k is the fraction whose first passage to either end of a pair is after
+/// k. For driftless Brownian motion the Euler steps are exact Gaussian increments and
+/// exp(-2 d0 d1 / (2 D dt)) is the exact probability that the path between two step ends
+/// touched a plane; the pair's two ends are drawn independently, which misses only paths
+/// that touch both ends within one step (distance 1 against a step sd of 0.045: below
+/// e^-200). f32 positions and 24-bit uniforms perturb S by far less than 1e-5. So the
+/// bridged survival must match the UNSHIFTED series within Z_LIMIT binomial standard
+/// errors, and the plain one must miss it by more (it is late by BETA sqrt(2 D dt), about
+/// 0.04 in S: over ten standard errors).
+#[test]
+fn bridged_survival_between_absorbing_ends_is_the_exact_series() {
+    let gpu = common::gpu();
+    let (n, dt, d) = (20_000u64, 1e-3, 1.0);
+    let target = |name: &str, region: &str, bridge: bool| {
+        format!(
+            "[[observe.first_passage]]\nname = \"{name}\"\nregion = {region}\nbridge = {bridge}\n"
+        )
+    };
+    let p = plan(&format!(
+        r#"
+seed = 13
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [0.5] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "0*x" }}
+temperature = {d}
+dt = {dt}
+steps = 150
+[output]
+histogram = {{ axes = [0], bins = 10, range = [[0.0, 1.0]] }}
+{}{}{}{}"#,
+        target("left", "{ x = [-1e9, 0.0] }", false),
+        target("right", "{ normal = [1.0], offset = 1.0 }", false),
+        target("left_bridged", "{ x = [-1e9, 0.0] }", true),
+        target("right_bridged", "{ normal = [1.0], offset = 1.0 }", true),
+    ));
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, 150);
+    let tags = sim.tags().unwrap();
+    // Tags per particle: absorbed, winding, then the four targets' first-passage steps.
+    let first = |a: usize, b: usize| -> Vec<u32> {
+        let (l, r) = (passage_steps(&tags, 6, 1, a), passage_steps(&tags, 6, 1, b));
+        l.iter().zip(&r).map(|(x, y)| *x.min(y)).collect()
+    };
+    let (plain, bridged) = (first(0, 1), first(2, 3));
+    for step in [50u32, 100, 150] {
+        let alive = |f: &[u32]| f.iter().filter(|&&k| k > step).count() as f64 / n as f64;
+        let exact = interval_survival(f64::from(step) * dt, d);
+        let se = (exact * (1.0 - exact) / n as f64).sqrt();
+        let (s_plain, s_bridge) = (alive(&plain), alive(&bridged));
+        assert!(
+            (s_bridge - exact).abs() < Z_LIMIT * se,
+            "step {step}: bridged S = {s_bridge}, exact {exact}, se {se}"
+        );
+        assert!(
+            s_plain - exact > Z_LIMIT * se,
+            "step {step}: plain S = {s_plain} should be late against exact {exact}"
+        );
+        // A path found at a step end is also found by the bridge, never later.
+        assert!(plain.iter().zip(&bridged).all(|(p, b)| b <= p));
+    }
+}
+
+/// The bridge's decisions on the GPU against the f64 twin: the same Brownian paths (CPU
+/// Euler steps on the GPU's normals, `langevin_cpu`) and the same uniforms
+/// (`rng::bridge_uniform`) give the same first-passage steps wherever the decision is not
+/// within reach of f32 rounding. Positions agree to about 1e-6 after 200 steps (f32 sums
+/// of steps of size 0.045), which moves p by at most |dp/dx| 1e-6 with dp/dx = 2 d1 p /
+/// var2 <= 4 (|d| < 0.1 where p is not negligible, var2 = 0.05); we skip decisions with
+/// |u - p| < 1e-4 or an end within 1e-4 of a plane (two orders of magnitude of margin).
+/// About 1 in 1000 decisions is skipped; every particle must agree on all the others.
+#[test]
+fn bridge_decisions_match_the_f64_twin() {
+    use fokker::observe::first_passage::bridge_probability;
+    use fokker::scenario::Region;
+    let gpu = common::gpu();
+    let (n, dt, steps, seed) = (256usize, 0.025, 200u64, 21u64);
+    let p = plan(&format!(
+        r#"
+seed = {seed}
+[particles]
+count = {n}
+dim = 2
+init = {{ kind = "point", at = [0.0, 0.0] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "0*x + 0*y" }}
+temperature = 1.0
+dt = {dt}
+steps = {steps}
+[output]
+histogram = {{ axes = [0, 1], bins = [4, 4], range = [[-1.0, 1.0], [-1.0, 1.0]] }}
+[[observe.first_passage]]
+name = "slab"
+region = {{ x = [1.5, 2.5] }}
+bridge = true
+[[observe.first_passage]]
+name = "plane"
+region = {{ normal = [1.0, -2.0], offset = 3.0 }}
+bridge = true
+"#
+    ));
+    let regions = [
+        Region::Box {
+            intervals: vec![Some([1.5, 2.5]), None],
+        },
+        Region::HalfSpace {
+            normal: vec![1.0, -2.0],
+            offset: 3.0,
+        },
+    ];
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, steps);
+    let tags = sim.tags().unwrap();
+    let key = fokker::rng::key_from_seed(seed);
+    let var2 = 2.0 * dt;
+    let potential = match &p.dynamics {
+        fokker::scenario::DynamicsPlan::Langevin(l) => l.potential.clone(),
+        _ => unreachable!(),
+    };
+    let near = |x: &[f64], r: &Region| match r {
+        Region::Box { .. } => (x[0] - 1.5).abs() < 1e-4 || (x[0] - 2.5).abs() < 1e-4,
+        Region::HalfSpace { .. } => (x[0] - 2.0 * x[1] - 3.0).abs() < 1e-4,
+    };
+    let (mut checked, mut skipped, mut between) = (0u64, 0u64, 0u64);
+    for i in 0..n {
+        let mut x = vec![0.0f64; 2];
+        for (j, region) in regions.iter().enumerate() {
+            let gpu_step = tags[i * 5 + 3 + j];
+            // Walk the twin until its passage (or the end), skipping this particle's target
+            // when a decision on the way is too close to call.
+            x.fill(0.0);
+            let mut twin = PASSAGE_NEVER;
+            let mut unsure = false;
+            for k in 0..steps {
+                let x0 = x.clone();
+                fokker::dynamics::langevin::langevin_cpu(
+                    &mut x,
+                    2,
+                    i as u64,
+                    &potential,
+                    &fokker::model::Temperature::Constant(1.0),
+                    dt,
+                    seed,
+                    k,
+                    1,
+                );
+                let u = fokker::rng::bridge_uniform(key, i as u64, k, j);
+                let prob = bridge_probability(region, &x0, &x, var2);
+                unsure |= (u - prob).abs() < 1e-4 || near(&x, region);
+                if region.contains(&x) || u < prob {
+                    twin = (k + 1) as u32;
+                    between += u64::from(!region.contains(&x));
+                    break;
+                }
+            }
+            if unsure {
+                skipped += 1;
+                continue;
+            }
+            checked += 1;
+            assert_eq!(gpu_step, twin, "particle {i}, target {j}");
+        }
+    }
+    // The test must see decisions the bridge made between step ends (steps of sd 0.22 near
+    // planes the walks reach in about a third of the cases: 190 with this seed).
+    assert!(
+        skipped * 20 < checked,
+        "{skipped} skipped, {checked} checked"
+    );
+    assert!(
+        between >= 10,
+        "only {between} passages found between step ends"
+    );
+}
+
+/// The snapshot's survival and absorbed counts, reduced on the GPU over four chunks, equal
+/// the counts of the tags read back (`PassageCounts::of`), for three targets of which one
+/// absorbs.
+#[test]
+fn passage_counts_reduce_the_tags_exactly() {
+    let gpu = common::gpu();
+    let n = 1000u64;
+    let p = plan(&format!(
+        r#"
+seed = 5
+[particles]
+count = {n}
+dim = 2
+init = {{ kind = "gaussian", mean = [0.0, 0.0], std = [1.0, 1.0] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "0.5*x^2 + 0.5*y^2" }}
+temperature = 1.0
+dt = 0.01
+steps = 60
+[output]
+histogram = {{ axes = [0, 1], bins = [4, 4], range = [[-3.0, 3.0], [-3.0, 3.0]] }}
+[[observe.first_passage]]
+name = "a"
+region = {{ x = [0.5, 9.0] }}
+[[observe.first_passage]]
+name = "b"
+region = {{ normal = [0.0, 1.0], offset = 1.0 }}
+absorb = true
+[[observe.first_passage]]
+name = "c"
+region = {{ x = [-9.0, -1.0], y = [-9.0, 0.0] }}
+"#
+    ));
+    let layout = Layout {
+        chunk_particles: Some(256),
+        ..Layout::default()
+    };
+    let mut sim = Simulation::new(&gpu, &p, None, None, 0, n, &layout).expect("simulation");
+    assert_eq!(sim.ensemble.chunks.len(), 4);
+    for step in [20u64, 60] {
+        advance(&mut sim, step);
+        let counts = sim.observe().unwrap().passage.expect("passage counts");
+        let tags = sim.tags().unwrap();
+        let twin = fokker::observe::first_passage::PassageCounts::of(&tags, 6, 2, 3);
+        assert_eq!(counts, twin);
+        assert!(counts.absorbed > 0 && counts.surviving.iter().all(|&s| s > 0 && s < n));
+    }
+}
+
+/// One reflection per step: a step that overshoots a reflecting wall by more than the whole
+/// interval would need several, so its particle becomes NaN and the run diverges (exit 3)
+/// instead of continuing from a wrong place. Free diffusion with D = 1 and dt = 0.01 takes
+/// steps of sd 0.14 in a box 0.01 wide: nearly every particle overshoots by more than 0.01
+/// in its first step (P(|N| < 0.07) < 6%), so with 64 particles the first block diverges.
+#[test]
+fn a_step_longer_than_the_reflecting_box_is_a_divergence() {
+    let gpu = common::gpu();
+    let p = plan(
+        r#"
+seed = 3
+[particles]
+count = 64
+dim = 1
+init = { kind = "point", at = [0.005] }
+[dynamics]
+kind = "langevin"
+potential = { expr = "0*x" }
+temperature = 1.0
+dt = 0.01
+steps = 4
+[output]
+histogram = { axes = [0], bins = 4, range = [[0.0, 0.01]] }
+[boundary]
+x = { kind = "reflecting", low = 0.0, high = 0.01 }
+"#,
+    );
+    let mut sim = simulation(&gpu, &p);
+    match sim.advance_to(4, |_| Ok(()), &|| false) {
+        Err(fokker::Error::Diverged { count, .. }) => assert!(count > 0),
+        other => panic!("expected a divergence, got {other:?}"),
+    }
+}

@@ -1,10 +1,13 @@
 // Walls, periodic axes, first-passage targets and basins, applied after every step of a
 // stepping kernel (docs/architecture.md, "Boundaries and first passage"; host side and f64
-// twins of the wall maps: src/observe/first_passage.rs). The walls and regions are the
-// uniform `bounds` (layout: src/gpu/abi.rs, BOUNDS_*, REGION_*), read as whole vec4s so that
-// every test is a few vector operations; which axes reflect or wrap are compile-time masks.
-// The per-particle `tags` hold the absorbed step, the winding counts, the first-passage
-// steps and the last basin. Needs common/point.wgsl and common/state.wgsl.
+// twins of the wall maps and the bridge: src/observe/first_passage.rs). The walls and regions
+// are the uniform `bounds` (layout: src/gpu/abi.rs, BOUNDS_*, REGION_*); which axes reflect
+// or wrap, and which axes each region constrains, are compile-time masks, so the per-step
+// work is a few selects per constrained lane and no branch (a software rasteriser runs every
+// branch's body, masked). The per-particle `tags` hold the absorbed step, the winding counts,
+// the first-passage steps and the last basin. Needs common/philox.wgsl, common/point.wgsl,
+// common/state.wgsl, and from the including kernel `nonfinite` and a `step` uniform with
+// step0, step0_hi, steps and key (src/gpu/abi.rs, LangevinStep).
 
 // 1: walls and targets are applied; 0: the kernel runs as if this file were not there.
 override BOUNDARY: u32 = 0u;
@@ -26,23 +29,39 @@ override BASINS: u32 = 0u;
 @group(0) @binding(5) var<storage, read_write> tags: array<u32>;
 @group(0) @binding(6) var<uniform> bounds: array<vec4<f32>, BOUNDS_VEC4S>;
 
+// Bit 8 (j & 3) + k of REGION_AXES_<j >> 2>: region j constrains axis k (a box's named
+// axes, a half-space's nonzero normal components). The tests read only those lanes.
+override REGION_AXES_0: u32 = 0xFFFFFFFFu;
+override REGION_AXES_1: u32 = 0xFFFFFFFFu;
+override REGION_AXES_2: u32 = 0xFFFFFFFFu;
+override REGION_AXES_3: u32 = 0xFFFFFFFFu;
+// Bit j: target j is also reached between step ends with the Brownian-bridge crossing
+// probability (`bridge`), its uniform from Philox stream STREAM_BRIDGE.
+override BRIDGE: u32 = 0u;
+
+// In `Walk.fa`/`fb`: the target was reached in an earlier dispatch (its tag holds the step).
+const REACHED_EARLIER: u32 = 0u;
+
 // A particle's walk through one dispatch: its position, the periodic crossings of this
-// dispatch per axis (whole numbers, added to the i32 windings at the end), the targets
-// reached so far (bit j) and the step after which it was absorbed (0: alive).
+// dispatch per axis (whole numbers, added to the i32 windings at the end) and the step after
+// which it was absorbed (0: alive). Everything stays in registers through the fused steps;
+// the tags are read at the start and written once at the end (`walk_end`).
 struct Walk {
     x: Point,
     wind: Point,
-    seen: u32,
     dead: u32,
     tag0: u32,
-    // First-passage steps of targets 0..3 and 4..7 reached in this dispatch (0: not),
-    // stored at its end.
+    // Per target 0..3 and 4..7: the step after which it was first reached in this dispatch,
+    // PASSAGE_NEVER while it has not been, REACHED_EARLIER (0) when it was before: the
+    // first passage is the minimum of the steps at which the particle is in the target.
     fa: vec4<u32>,
     fb: vec4<u32>,
     // The last basin visited (BASIN_NONE: none yet) and the step of the dispatch from which
     // this dispatch's time with it as the last basin counts.
     last: u32,
     since: u32,
+    // The particle's global index (the bridge's Philox counter).
+    index: vec2<u32>,
 }
 
 // Adds n to the 64-bit count in nonfinite[at] (low word) and nonfinite[at + 1] (high word):
@@ -61,114 +80,200 @@ fn mask4(m: u32, shift: u32) -> vec4<bool> {
     return ((vec4<u32>(m >> shift) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u)) == vec4<u32>(1u);
 }
 
-// v folded into [low, high] by specular reflection at both walls, as often as it takes: the
-// path's image under the reflections, exact for driftless Brownian motion. Lane-wise.
-fn reflect4(v: vec4<f32>, low: vec4<f32>, high: vec4<f32>, width: vec4<f32>) -> vec4<f32> {
-    let period = 2.0 * width;
-    let y = v - low;
-    let m = y - period * floor(y / period);
-    let folded = clamp(low + select(period - m, m, m <= width), low, high);
-    return select(folded, v, (v >= low) & (v <= high));
+// NaN as a vec4 (a position the non-finite count reports).
+fn nan4() -> vec4<f32> {
+    return vec4<f32>(bitcast<f32>(0x7FC00000u));
 }
 
-// Lane-wise wrap into [low, high): the wrapped value and the periods subtracted. A quotient
-// rounded across an integer is corrected by one period.
+// The lanes of v in `mask` reflected once at the wall they crossed: `first_passage::
+// reflect_into`'s image for a step that overshoots a wall by less than the interval's width.
+// A longer step (or an infinite position) still lies outside after one reflection and
+// becomes NaN, which the non-finite count reports as a divergence; NaN stays NaN (every
+// comparison is false, and no min/max, which would return the other operand). Branch-free
+// and without a division: a software rasteriser runs a branch's body at every step, masked,
+// and the closed-form fold behind a branch cost half of the L2 step.
+fn fold_reflect(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, high: vec4<f32>) -> vec4<f32> {
+    let r = select(select(v, 2.0 * low - v, v < low), 2.0 * high - v, v > high);
+    return select(v, select(r, nan4(), (r < low) | (r > high)), mask);
+}
+
+// The lanes of v in `mask` wrapped into [low, high] and the periods subtracted in `n`, for
+// a step of any length: one floor, no division (`inverse` = 1 / width; a quotient rounded
+// across an integer leaves the result within rounding of a wall, where it is kept on the
+// wall by selects, which keep NaN NaN). A point inside keeps its bits (n = 0).
 struct Wrapped {
     v: vec4<f32>,
     n: vec4<f32>,
 }
 
-fn wrap4(v: vec4<f32>, low: vec4<f32>, high: vec4<f32>, width: vec4<f32>) -> Wrapped {
-    var n = floor((v - low) / width);
-    var w = v - n * width;
-    let over = w >= high;
-    w = select(w, w - width, over);
-    n = select(n, n + 1.0, over);
-    let under = w < low;
-    w = select(w, w + width, under);
-    n = select(n, n - 1.0, under);
-    return Wrapped(clamp(w, low, high), n);
+fn fold_wrap(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, high: vec4<f32>, width: vec4<f32>, inverse: vec4<f32>) -> Wrapped {
+    let n = floor((v - low) * inverse);
+    let w = v - n * width;
+    let kept = select(select(w, low, w < low), high, w > high);
+    return Wrapped(select(v, kept, mask), n);
+}
+
+// The axes region j constrains (bit k: axis k); j a literal at the per-step calls, so this
+// folds to a constant there.
+fn region_axes(j: u32) -> u32 {
+    let lo = select(REGION_AXES_0, REGION_AXES_1, j >= 4u);
+    let hi = select(REGION_AXES_2, REGION_AXES_3, j >= 12u);
+    return (select(lo, hi, j >= 8u) >> (8u * (j & 3u))) & 0xFFu;
+}
+
+// Rows of region j's vec4s in `bounds` (a box's lows, highs; a half-space's normal).
+fn region_row(j: u32, row: u32) -> Point {
+    let o = BOUNDS_REGIONS + j * REGION_VEC4S + 2u * row;
+    return Point(bounds[o], bounds[o + 1u]);
 }
 
 // Whether x lies in region j (targets, then basins; closed: a box's faces and a
-// half-space's plane belong to it). Lanes beyond DIM are 0 in x and unconstrained in a box.
+// half-space's plane belong to it). Only the axes the region constrains are compared, lane
+// by lane: with j a literal the tests of other axes are compiled away (a 0 in a vector
+// product would not be, 0 x may be NaN).
 fn in_region(j: u32, x: Point) -> bool {
-    let o = BOUNDS_REGIONS + j * REGION_VEC4S;
-    let info = bounds[o + 4u];
+    let axes = region_axes(j);
     if (((HALF_SPACES >> j) & 1u) == 1u) {
-        var d = dot(bounds[o], x.a);
-        if (DIM > 4u) {
-            d = d + dot(bounds[o + 1u], x.b);
+        let n = region_row(j, 0u);
+        // -0 + y = y for every y, so the sum starts from the first product.
+        var d = -0.0;
+        for (var k = 0u; k < DIM; k = k + 1u) {
+            if (((axes >> k) & 1u) == 1u) {
+                d = d + coordinate(n, k) * coordinate(x, k);
+            }
         }
-        return d >= info.z;
+        return d >= bounds[BOUNDS_REGIONS + j * REGION_VEC4S + 4u].z;
     }
-    var inside = all((x.a >= bounds[o]) & (x.a <= bounds[o + 2u]));
-    if (DIM > 4u) {
-        inside = inside && all((x.b >= bounds[o + 1u]) & (x.b <= bounds[o + 3u]));
+    let low = region_row(j, 0u);
+    let high = region_row(j, 1u);
+    var inside = true;
+    for (var k = 0u; k < DIM; k = k + 1u) {
+        if (((axes >> k) & 1u) == 1u) {
+            inside = inside & (coordinate(x, k) >= coordinate(low, k)) & (coordinate(x, k) <= coordinate(high, k));
+        }
     }
     return inside;
 }
 
+// exp(c d0 d1) where both distances are positive, else 1: the probability that a Brownian
+// bridge from distance d0 to d1 outside a plane (c = -2 / (sigma^2 dt) per unit normal)
+// touched it.
+fn touched(d0: f32, d1: f32, c: f32) -> f32 {
+    return select(1.0, exp(c * d0 * d1), (d0 > 0.0) & (d1 > 0.0));
+}
+
+// The probability that the Brownian bridge from x0 to x1 (variance `var2` = sigma^2 dt per
+// coordinate) entered region j between them (1 when x0 or x1 is in it): a half-space's
+// exp(-2 d0 d1 / (|n|^2 var2)) with d = offset - n.x, a box's product of that over its faces
+// (exact for one constrained axis; with several, the product of the per-axis slabs' crossing
+// probabilities, which counts a path that visits the slabs at different times near a corner).
+fn bridge_probability(j: u32, x0: Point, x1: Point, var2: f32) -> f32 {
+    let axes = region_axes(j);
+    let c = -2.0 / var2;
+    if (((HALF_SPACES >> j) & 1u) == 1u) {
+        let n = region_row(j, 0u);
+        let info = bounds[BOUNDS_REGIONS + j * REGION_VEC4S + 4u];
+        var n0 = -0.0;
+        var n1 = -0.0;
+        for (var k = 0u; k < DIM; k = k + 1u) {
+            if (((axes >> k) & 1u) == 1u) {
+                n0 = n0 + coordinate(n, k) * coordinate(x0, k);
+                n1 = n1 + coordinate(n, k) * coordinate(x1, k);
+            }
+        }
+        // info.z = offset, info.w = 1 / |n|^2.
+        return touched(info.z - n0, info.z - n1, c * info.w);
+    }
+    let low = region_row(j, 0u);
+    let high = region_row(j, 1u);
+    var q = 1.0;
+    for (var k = 0u; k < DIM; k = k + 1u) {
+        if (((axes >> k) & 1u) == 1u) {
+            let lo = coordinate(low, k);
+            let hi = coordinate(high, k);
+            let a = coordinate(x0, k);
+            let b = coordinate(x1, k);
+            q = q * touched(lo - a, lo - b, c) * touched(a - hi, b - hi, c);
+        }
+    }
+    return q;
+}
+
 // The walk of particle i from the start of a dispatch.
 fn walk_start(i: u32, x: Point) -> Walk {
-    var w = Walk(x, zero_point(), 0u, 0u, i * TAG_STRIDE, vec4<u32>(0u), vec4<u32>(0u), BASIN_NONE, 0u);
+    let never = vec4<u32>(PASSAGE_NEVER);
+    var w = Walk(x, zero_point(), 0u, i * TAG_STRIDE, never, never, BASIN_NONE, 0u, global_index(chunk.base, i));
     if (BOUNDARY == 1u) {
         w.dead = tags[w.tag0 + TAG_ABSORBED];
         if (BASINS > 0u) {
             w.last = tags[w.tag0 + TAG_WINDING + DIM + TARGETS];
         }
+        let lanes = vec4<u32>(0u, 1u, 2u, 3u);
         for (var j = 0u; j < TARGETS; j = j + 1u) {
-            if (tags[w.tag0 + TAG_WINDING + DIM + j] != PASSAGE_NEVER) {
-                w.seen = w.seen | (1u << j);
-            }
+            let earlier = select(PASSAGE_NEVER, REACHED_EARLIER, tags[w.tag0 + TAG_WINDING + DIM + j] != PASSAGE_NEVER);
+            w.fa = select(w.fa, vec4<u32>(earlier), lanes == vec4<u32>(j));
+            w.fb = select(w.fb, vec4<u32>(earlier), lanes + 4u == vec4<u32>(j));
         }
     }
     return w;
 }
 
-// Target j's first passage at step `after` if x is in it and it was not reached before;
-// branch-free, j a literal at every call, so the selects fold to one lane.
-fn passage(w: Walk, j: u32, x: Point, after: u32) -> Walk {
+// Target j's first passage at step `after` if it is reached now (x in it, or with the
+// bridge u < p) and was not before: the minimum with the step recorded so far. Branch-free,
+// j a literal at every call, so the lane picks fold to one register. `u` holds the bridge's
+// uniforms of targets 0..3 or 4..7 for this step.
+fn passage(w: Walk, j: u32, x0: Point, x: Point, after: u32, var2: f32, u: vec4<f32>) -> Walk {
     var out = w;
-    let bit = 1u << j;
-    let hit = ((w.seen & bit) == 0u) & in_region(j, x);
-    out.seen = w.seen | select(0u, bit, hit);
+    let lane = j & 3u;
+    let both = select(w.fa, w.fb, j >= 4u);
+    let f = select(select(both.x, both.y, lane == 1u), select(both.z, both.w, lane == 3u), lane >= 2u);
+    var reached = in_region(j, x);
+    if (((BRIDGE >> j) & 1u) == 1u) {
+        let uj = select(select(u.x, u.y, lane == 1u), select(u.z, u.w, lane == 3u), lane >= 2u);
+        reached = reached || (uj < bridge_probability(j, x0, x, var2));
+    }
+    let first = vec4<u32>(min(f, select(PASSAGE_NEVER, after, reached)));
     let lanes = vec4<u32>(0u, 1u, 2u, 3u);
-    out.fa = select(w.fa, vec4<u32>(after), vec4<bool>(hit) & (lanes == vec4<u32>(j)));
-    out.fb = select(w.fb, vec4<u32>(after), vec4<bool>(hit) & (lanes + 4u == vec4<u32>(j)));
+    out.fa = select(w.fa, first, lanes == vec4<u32>(j));
+    out.fb = select(w.fb, first, lanes + 4u == vec4<u32>(j));
     if (((ABSORBING >> j) & 1u) == 1u) {
-        out.dead = select(w.dead, after, hit & (w.dead == 0u));
+        out.dead = select(out.dead, after, reached & (f == PASSAGE_NEVER) & (out.dead == 0u));
     }
     return out;
 }
 
-// Walls, then targets, after step s of the dispatch moved the walk to `x`.
-fn walk_bound(w: Walk, x_new: Point, s: u32) -> Walk {
+// The bridge's uniforms in [0, 1) of step s of the dispatch: word j & 3 of block
+// 2 k + (j >> 2) of stream STREAM_BRIDGE for target j at absolute step k (src/rng.rs,
+// `bridge_uniform`); `high` picks the block of targets 4..7.
+fn bridge_uniforms(index: vec2<u32>, s: u32, high: u32) -> vec4<f32> {
+    let k = block_add(vec2<u32>(step.step0, step.step0_hi), s);
+    let block = vec2<u32>((k.x << 1u) | high, (k.y << 1u) | (k.x >> 31u));
+    let w = philox4x32_10(philox_block_counter(index, block, STREAM_BRIDGE), step.key);
+    return vec4<f32>(unit_closed_open(w.x), unit_closed_open(w.y), unit_closed_open(w.z), unit_closed_open(w.w));
+}
+
+// Walls, then targets, after step s of the dispatch moved the walk to `x_new`; `var2` is the
+// step's noise variance sigma^2 dt per coordinate (read only by bridged targets).
+fn walk_bound_noise(w: Walk, x_new: Point, s: u32, var2: f32) -> Walk {
     var out = w;
     var x = x_new;
-    // The folds only where a masked lane left its interval (rare: no division otherwise).
     if (REFLECT_AXES != 0u) {
-        let ma = mask4(REFLECT_AXES, 0u);
-        if (any(ma & ((x.a < bounds[0]) | (x.a > bounds[2])))) {
-            x.a = select(x.a, reflect4(x.a, bounds[0], bounds[2], bounds[4]), ma);
-        }
-        let mb = mask4(REFLECT_AXES, 4u);
-        if (DIM > 4u && any(mb & ((x.b < bounds[1]) | (x.b > bounds[3])))) {
-            x.b = select(x.b, reflect4(x.b, bounds[1], bounds[3], bounds[5]), mb);
+        x.a = fold_reflect(x.a, mask4(REFLECT_AXES, 0u), bounds[0], bounds[2]);
+        if (DIM > 4u) {
+            x.b = fold_reflect(x.b, mask4(REFLECT_AXES, 4u), bounds[1], bounds[3]);
         }
     }
     if (PERIODIC_AXES != 0u) {
+        // Only the periodic lanes add (+ 0 is an operation: x + 0 is not x for x = -0).
         let pa = mask4(PERIODIC_AXES, 0u);
-        if (any(pa & ((x.a < bounds[0]) | (x.a >= bounds[2])))) {
-            let ra = wrap4(x.a, bounds[0], bounds[2], bounds[4]);
-            x.a = select(x.a, ra.v, pa);
-            out.wind.a = out.wind.a + select(vec4<f32>(0.0), ra.n, pa);
-        }
-        let pb = mask4(PERIODIC_AXES, 4u);
-        if (DIM > 4u && any(pb & ((x.b < bounds[1]) | (x.b >= bounds[3])))) {
-            let rb = wrap4(x.b, bounds[1], bounds[3], bounds[5]);
-            x.b = select(x.b, rb.v, pb);
-            out.wind.b = out.wind.b + select(vec4<f32>(0.0), rb.n, pb);
+        let ra = fold_wrap(x.a, pa, bounds[0], bounds[2], bounds[4], bounds[6]);
+        x.a = ra.v;
+        out.wind.a = select(out.wind.a, out.wind.a + ra.n, pa);
+        if (DIM > 4u) {
+            let pb = mask4(PERIODIC_AXES, 4u);
+            let rb = fold_wrap(x.b, pb, bounds[1], bounds[3], bounds[5], bounds[7]);
+            x.b = rb.v;
+            out.wind.b = select(out.wind.b, out.wind.b + rb.n, pb);
         }
     }
     out.x = x;
@@ -176,14 +281,18 @@ fn walk_bound(w: Walk, x_new: Point, s: u32) -> Walk {
     // Targets one by one with literal indices (a loop index made the uniform reads
     // per-invocation gathers on lavapipe, twice as slow).
     let after = step.step0 + s + 1u;
-    if (TARGETS > 0u) { out = passage(out, 0u, x, after); }
-    if (TARGETS > 1u) { out = passage(out, 1u, x, after); }
-    if (TARGETS > 2u) { out = passage(out, 2u, x, after); }
-    if (TARGETS > 3u) { out = passage(out, 3u, x, after); }
-    if (TARGETS > 4u) { out = passage(out, 4u, x, after); }
-    if (TARGETS > 5u) { out = passage(out, 5u, x, after); }
-    if (TARGETS > 6u) { out = passage(out, 6u, x, after); }
-    if (TARGETS > 7u) { out = passage(out, 7u, x, after); }
+    var ua = vec4<f32>(0.0);
+    var ub = vec4<f32>(0.0);
+    if ((BRIDGE & 0x0Fu) != 0u) { ua = bridge_uniforms(w.index, s, 0u); }
+    if ((BRIDGE & 0xF0u) != 0u) { ub = bridge_uniforms(w.index, s, 1u); }
+    if (TARGETS > 0u) { out = passage(out, 0u, w.x, x, after, var2, ua); }
+    if (TARGETS > 1u) { out = passage(out, 1u, w.x, x, after, var2, ua); }
+    if (TARGETS > 2u) { out = passage(out, 2u, w.x, x, after, var2, ua); }
+    if (TARGETS > 3u) { out = passage(out, 3u, w.x, x, after, var2, ua); }
+    if (TARGETS > 4u) { out = passage(out, 4u, w.x, x, after, var2, ub); }
+    if (TARGETS > 5u) { out = passage(out, 5u, w.x, x, after, var2, ub); }
+    if (TARGETS > 6u) { out = passage(out, 6u, w.x, x, after, var2, ub); }
+    if (TARGETS > 7u) { out = passage(out, 7u, w.x, x, after, var2, ub); }
     // A basin other than the last one: a transition; the time with the old one as the last
     // basin ends with this step.
     if (BASINS > 0u && (out.last == BASIN_NONE || !in_region(TARGETS + out.last, x))) {
@@ -202,13 +311,21 @@ fn walk_bound(w: Walk, x_new: Point, s: u32) -> Walk {
     return out;
 }
 
-// Stores what the dispatch changed besides the position: the absorbed step and the windings.
+// `walk_bound_noise` for kernels without bridged targets.
+fn walk_bound(w: Walk, x_new: Point, s: u32) -> Walk {
+    return walk_bound_noise(w, x_new, s, 0.0);
+}
+
+// Stores what the dispatch changed besides the position: the absorbed step, the
+// first-passage steps reached in it and the windings.
 fn walk_end(w: Walk) {
     if (BOUNDARY == 1u) {
-        tags[w.tag0 + TAG_ABSORBED] = w.dead;
+        if (ABSORBING != 0u) {
+            tags[w.tag0 + TAG_ABSORBED] = w.dead;
+        }
         for (var j = 0u; j < TARGETS; j = j + 1u) {
             let f = select(w.fa[j & 3u], w.fb[j & 3u], j >= 4u);
-            if (f != 0u) {
+            if (f != PASSAGE_NEVER && f != REACHED_EARLIER) {
                 tags[w.tag0 + TAG_WINDING + DIM + j] = f;
             }
         }

@@ -710,6 +710,8 @@ impl KernelFlowGpu {
             t: 0.0,
             step0: step as u32,
             steps: 1,
+            step0_hi: (step >> 32) as u32,
+            _pad: [0; 3],
         };
         let particles = (&chunk.state, n);
         let mut batch = Batch::new(gpu, self.budget, stop);

@@ -806,6 +806,17 @@ impl Dynamics for LangevinPlan {
         })
     }
 
+    /// Plain Langevin's noise is sqrt(2 T(t)) per coordinate, the same everywhere: the
+    /// bridge applies (with T(t) and dt_k of the step). MALA's moves are not Brownian
+    /// increments (rejected ones stay put).
+    fn bridge_refusal(&self) -> Option<String> {
+        self.mala.then(|| {
+            "mala = true: its moves are Metropolis-adjusted, not Brownian increments, so the \
+             Brownian bridge does not describe the path between step ends"
+                .to_string()
+        })
+    }
+
     fn references(&self) -> References<'_> {
         References::Langevin {
             potential: &self.potential,

@@ -310,6 +310,17 @@ pub trait Dynamics: std::fmt::Debug {
         Some("its stepper has no walls, periodic wrap or first-passage bookkeeping".into())
     }
 
+    /// Why the kind cannot take `bridge = true` on a first-passage target (the Brownian
+    /// bridge's crossing probability needs constant isotropic noise, sigma^2 = 2 T per
+    /// coordinate); None when its stepper applies it.
+    fn bridge_refusal(&self) -> Option<String> {
+        Some(
+            "the Brownian-bridge crossing probability needs overdamped Langevin's constant \
+             isotropic noise (kind = \"langevin\" without mala)"
+                .into(),
+        )
+    }
+
     /// The GPU stepper for `cx.ensemble`.
     fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>>;
 

@@ -197,7 +197,7 @@ gpu_struct! {
 
 gpu_struct! {
     /// One stage of a kernel flow or interacting-particle step (shaders/kernel_flows.wgsl).
-    KernelFlowStep as "Step", 48 bytes {
+    KernelFlowStep as "Step", 64 bytes {
         key: [u32; 2],
         /// Philox block and lane of the step's first normal: g = step * DIM.
         block0: u32,
@@ -219,6 +219,9 @@ gpu_struct! {
         /// word) and the steps of the dispatch (1).
         step0: u32,
         steps: u32,
+        /// The step's high word (common/boundary.wgsl reads it with the bridge's counter).
+        step0_hi: u32,
+        _pad: [u32; 3],
     }
 }
 
@@ -301,6 +304,10 @@ gpu_constants! {
     /// Philox stream of the underdamped kind's Maxwell–Boltzmann initial velocities
     /// (src/rng.rs): normal c of a particle in block c >> 2, lane c & 3.
     STREAM_VELOCITY = 5;
+    /// Philox stream of the Brownian-bridge uniforms of first-passage targets with
+    /// `bridge = true` (src/rng.rs, `bridge_uniform`): target j at step k takes word j & 3
+    /// of block 2 k + (j >> 2).
+    STREAM_BRIDGE = 6;
 
     /// `override INIT` (shaders/init.wgsl), written by src/dynamics/init.rs.
     INIT_POINT = 0;
@@ -355,15 +362,16 @@ gpu_constants! {
 
     /// Walls and regions (shaders/common/boundary.wgsl, written by
     /// src/observe/first_passage.rs `spec_vec4s`): a uniform array of BOUNDS_VEC4S vec4s.
-    /// vec4s 0, 1: the walls' lows (coordinates 0..3, 4..7), 2, 3: highs, 4, 5: widths (free
-    /// axes: -f32::MAX, f32::MAX, 1); then from BOUNDS_REGIONS per region (the targets', then
-    /// the basins') REGION_VEC4S vec4s: lows (2; a half-space's normal), highs (2), and
-    /// (kind, absorb, offset, 0). Which axes reflect or wrap are the REFLECT_AXES and
-    /// PERIODIC_AXES bit masks (overrides), so those branches are compile-time.
-    BOUNDS_REGIONS = 6;
+    /// vec4s 0, 1: the walls' lows (coordinates 0..3, 4..7), 2, 3: highs, 4, 5: widths, 6, 7:
+    /// 1 / widths (free axes: -f32::MAX, f32::MAX, 1, 1); then from BOUNDS_REGIONS per region
+    /// (the targets', then the basins') REGION_VEC4S vec4s: lows (2; a half-space's normal),
+    /// highs (2), and (kind, absorb, offset, 1 / |normal|^2). Which axes reflect or wrap are
+    /// the REFLECT_AXES and PERIODIC_AXES bit masks (overrides), so those branches are
+    /// compile-time.
+    BOUNDS_REGIONS = 8;
     REGION_VEC4S = 5;
     MAX_REGIONS = 16;
-    BOUNDS_VEC4S = 6 + 5 * 16;
+    BOUNDS_VEC4S = 8 + 5 * 16;
     REGION_BOX = 0;
     REGION_HALF_SPACE = 1;
     /// Per-particle tags (`TAG_STRIDE` = 1 + DIM + targets u32 words): the step after which

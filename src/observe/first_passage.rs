@@ -23,6 +23,7 @@ pub fn spec_vec4s(boundary: &Boundary) -> Vec<f32> {
         out[k] = low;
         out[lanes + k] = high;
         out[2 * lanes + k] = width;
+        out[3 * lanes + k] = 1.0 / width;
     }
     let regions = boundary
         .first_passage
@@ -51,6 +52,9 @@ pub fn spec_vec4s(boundary: &Boundary) -> Vec<f32> {
             Region::HalfSpace { normal, offset } => {
                 row[info] = REGION_HALF_SPACE as f32;
                 row[info + 2] = *offset as f32;
+                // 1 / |n|^2, for the bridge's distances (offset - n.x) / |n|.
+                let norm2: f64 = normal.iter().map(|n| n * n).sum();
+                row[info + 3] = (1.0 / norm2) as f32;
                 for (k, n) in normal.iter().enumerate() {
                     row[k] = *n as f32;
                 }
@@ -81,6 +85,45 @@ pub fn region_masks(boundary: &Boundary) -> (u32, u32) {
     (half, absorbing)
 }
 
+/// The axes each region (targets, then basins) constrains, bit 8 (j & 3) + k of word j >> 2
+/// for region j and axis k (`REGION_AXES_0` .. `REGION_AXES_3` overrides): a box's named
+/// axes, a half-space's nonzero normal components.
+pub fn region_axes(boundary: &Boundary) -> [u32; 4] {
+    let regions = boundary
+        .first_passage
+        .iter()
+        .map(|t| &t.region)
+        .chain(boundary.basins.iter().map(|b| &b.region));
+    let mut words = [0u32; 4];
+    for (j, region) in regions.enumerate() {
+        let axes = match region {
+            Region::Box { intervals } => intervals
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.is_some())
+                .fold(0u32, |m, (k, _)| m | 1 << k),
+            Region::HalfSpace { normal, .. } => normal
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n != 0.0)
+                .fold(0u32, |m, (k, _)| m | 1 << k),
+        };
+        words[j / 4] |= axes << (8 * (j % 4));
+    }
+    words
+}
+
+/// The bit mask of the targets that take the Brownian-bridge crossing probability
+/// (`BRIDGE` override).
+pub fn bridge_mask(boundary: &Boundary) -> u32 {
+    boundary
+        .first_passage
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.bridge)
+        .fold(0, |m, (j, _)| m | 1 << j)
+}
+
 /// The bit masks of the reflecting and of the periodic axes (`REFLECT_AXES`,
 /// `PERIODIC_AXES` overrides).
 pub fn wall_masks(boundary: &Boundary) -> (u32, u32) {
@@ -100,7 +143,13 @@ pub fn wall_masks(boundary: &Boundary) -> (u32, u32) {
 pub fn overrides(boundary: &Boundary, tag_stride: u32) -> Vec<(&'static str, f64)> {
     let (reflect, periodic) = wall_masks(boundary);
     let (half_spaces, absorbing) = region_masks(boundary);
+    let axes = region_axes(boundary);
     vec![
+        ("REGION_AXES_0", f64::from(axes[0])),
+        ("REGION_AXES_1", f64::from(axes[1])),
+        ("REGION_AXES_2", f64::from(axes[2])),
+        ("REGION_AXES_3", f64::from(axes[3])),
+        ("BRIDGE", f64::from(bridge_mask(boundary))),
         ("HALF_SPACES", f64::from(half_spaces)),
         ("ABSORBING", f64::from(absorbing)),
         ("BOUNDARY", if boundary.is_empty() { 0.0 } else { 1.0 }),
@@ -374,6 +423,39 @@ pub fn exit_histogram(passages: &[u32], steps: u64) -> Vec<[f64; 3]> {
         .collect()
 }
 
+/// The f64 twin of common/boundary.wgsl's `bridge_probability`: the probability that a
+/// Brownian bridge from `x0` to `x1` with variance `var2` (sigma^2 dt) per coordinate entered
+/// `region` in between, 1 when an end is in it. A half-space: exp(-2 d0 d1 / (|n|^2 var2))
+/// with d = offset - n.x when both d are positive (Karlin–Taylor: the maximum of a Brownian
+/// bridge along the unit normal); a box: the product of that over its faces, exact for a box
+/// constraining one axis, with several the product of the per-axis probabilities (a corner
+/// approximation: the path may visit the axes' slabs at different times).
+pub fn bridge_probability(region: &Region, x0: &[f64], x1: &[f64], var2: f64) -> f64 {
+    let touched = |d0: f64, d1: f64, c: f64| {
+        if d0 > 0.0 && d1 > 0.0 {
+            (c * d0 * d1).exp()
+        } else {
+            1.0
+        }
+    };
+    let c = -2.0 / var2;
+    match region {
+        Region::HalfSpace { normal, offset } => {
+            let dot = |x: &[f64]| normal.iter().zip(x).map(|(n, v)| n * v).sum::<f64>();
+            let norm2: f64 = normal.iter().map(|n| n * n).sum();
+            touched(offset - dot(x0), offset - dot(x1), c / norm2)
+        }
+        Region::Box { intervals } => intervals
+            .iter()
+            .enumerate()
+            .filter_map(|(k, i)| i.map(|[lo, hi]| (k, lo, hi)))
+            .map(|(k, lo, hi)| {
+                touched(lo - x0[k], lo - x1[k], c) * touched(x0[k] - hi, x1[k] - hi, c)
+            })
+            .product(),
+    }
+}
+
 /// The f64 twin of common/boundary.wgsl's `reflect_into`: `v` folded into [low, high] by
 /// reflection at both walls.
 pub fn reflect_into(v: f64, low: f64, high: f64) -> f64 {
@@ -447,6 +529,35 @@ mod tests {
         assert!((w + 3.0 * n as f64 - -7.3).abs() < 1e-12, "{w} {n}");
     }
 
+    /// The bridge's crossing probability is exp(-2 d0 d1 / var2) for distances d along the
+    /// unit normal (a scaled normal gives the same), the same for a box face, 1 when an end
+    /// is inside or the ends straddle the plane, and a box's faces multiply.
+    #[test]
+    fn bridge_probabilities() {
+        let (x0, x1, var2): ([f64; 2], [f64; 2], f64) = ([0.2, 0.0], [0.5, 0.3], 0.04);
+        let exact = (-2.0 * 0.8 * 0.5 / var2).exp();
+        let plane = |scale: f64| Region::HalfSpace {
+            normal: vec![scale, 0.0],
+            offset: scale,
+        };
+        for scale in [1.0, 3.0] {
+            let p = bridge_probability(&plane(scale), &x0, &x1, var2);
+            assert!((p - exact).abs() < 1e-15 * exact.max(1.0), "{p} {exact}");
+        }
+        let slab = Region::Box {
+            intervals: vec![Some([1.0, 2.0]), None],
+        };
+        assert!((bridge_probability(&slab, &x0, &x1, var2) - exact).abs() < 1e-15);
+        assert_eq!(bridge_probability(&slab, &x0, &[1.5, 0.0], var2), 1.0);
+        assert_eq!(bridge_probability(&slab, &x0, &[2.5, 0.0], var2), 1.0);
+        let corner = Region::Box {
+            intervals: vec![Some([1.0, 2.0]), Some([-5.0, -1.0])],
+        };
+        let y = (-2.0f64 * 1.0 * 1.3 / var2).exp();
+        let p = bridge_probability(&corner, &x0, &x1, var2);
+        assert!((p - exact * y).abs() < 1e-15, "{p}");
+    }
+
     #[test]
     fn counts_and_summaries() {
         // dim 1, two targets: [absorbed, winding, t0, t1].
@@ -497,6 +608,7 @@ mod tests {
                     intervals: vec![Some([1.0, 2.0]), None],
                 },
                 absorb: true,
+                bridge: false,
             }],
             basins: Vec::new(),
         };

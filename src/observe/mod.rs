@@ -6,6 +6,7 @@ pub mod first_passage;
 pub mod histogram;
 pub mod mmd;
 pub mod moments;
+pub mod passage_counts;
 
 pub use energy::{EnergyGpu, EnergySums, energy_cpu};
 pub use histogram::{HistogramCounts, HistogramGpu, histogram_cpu, phase_histogram_cpu};

@@ -69,6 +69,14 @@ pub struct PassageTarget {
     pub region: Region,
     /// Absorbing: a particle that reaches the region is frozen there.
     pub absorb: bool,
+    /// Also reached between step ends with the Brownian-bridge crossing probability. Left
+    /// out of the JSON when false, so plans written before it keep their hashes.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bridge: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Walls and targets of a run; empty (every axis free, no targets) by default, and then left
@@ -117,7 +125,7 @@ impl Boundary {
 }
 
 const WALL_KINDS: &[&str] = &["free", "reflecting", "periodic"];
-const TARGET_KEYS: &[&str] = &["name", "region", "absorb"];
+const TARGET_KEYS: &[&str] = &["name", "region", "absorb", "bridge"];
 const OBSERVE_KEYS: &[&str] = &["first_passage", "basins"];
 const BASIN_KEYS: &[&str] = &["name", "region"];
 /// Most basins a run may count transitions between.
@@ -298,6 +306,19 @@ pub(crate) fn targets(
                 None
             }
         };
+        let bridge = match sec.get("bridge") {
+            None => Some(false),
+            Some(Value::Boolean(b)) => Some(*b),
+            Some(v) => {
+                issues.add(
+                    &sec.key("bridge"),
+                    Some(v),
+                    "true (also detect passages between step ends with the Brownian-bridge \
+                     crossing probability) or false",
+                );
+                None
+            }
+        };
         let region = match sec.get("region") {
             Some(v) => region(issues, &sec.key("region"), v, dim),
             None => {
@@ -308,11 +329,14 @@ pub(crate) fn targets(
                 None
             }
         };
-        if let (Some(name), Some(region), Some(absorb)) = (name, region, absorb) {
+        if let (Some(name), Some(region), Some(absorb), Some(bridge)) =
+            (name, region, absorb, bridge)
+        {
             out.push(PassageTarget {
                 name,
                 region,
                 absorb,
+                bridge,
             });
         }
     }
@@ -534,6 +558,19 @@ pub(crate) fn check_plan(plan: &super::Plan, issues: &mut Issues) {
                 plan.dynamics.kind_name()
             ),
         );
+    }
+    for (k, t) in b.first_passage.iter().enumerate().filter(|(_, t)| t.bridge) {
+        if let Some(why) = plan.dynamics.bridge_refusal() {
+            issues.add(
+                &format!("observe.first_passage[{k}].bridge"),
+                Some(&toml::Value::Boolean(true)),
+                format!(
+                    "false with dynamics.kind = \"{}\" (target \"{}\"): {why}",
+                    plan.dynamics.kind_name(),
+                    t.name
+                ),
+            );
+        }
     }
     let steps = plan.dynamics.steps();
     if !b.first_passage.is_empty() && steps >= u64::from(NEVER) {
