@@ -90,13 +90,12 @@ fn inside_walls(y: Point) -> bool {
     return inside;
 }
 
-// A MALA start outside the walls folded in by the walls' reflection map (one reflection, as
-// a step's: a start farther out than the interval's width becomes NaN, a divergence).
+// A MALA start outside the walls folded in by the walls' reflection map.
 fn fold_into_walls(x: Point) -> Point {
     var out = x;
-    out.a = fold_reflect(x.a, mask4(REFLECT_AXES, 0u), bounds[0], bounds[2]);
+    out.a = fold_reflect(x.a, mask4(REFLECT_AXES, 0u), bounds[0], bounds[2], bounds[6]);
     if (DIM > 4u) {
-        out.b = fold_reflect(x.b, mask4(REFLECT_AXES, 4u), bounds[1], bounds[3]);
+        out.b = fold_reflect(x.b, mask4(REFLECT_AXES, 4u), bounds[1], bounds[3], bounds[7]);
     }
     return out;
 }

@@ -727,30 +727,64 @@ region = {{ x = [-9.0, -1.0], y = [-9.0, 0.0] }}
 /// steps of sd 0.14 in a box 0.01 wide: nearly every particle overshoots by more than 0.01
 /// in its first step (P(|N| < 0.07) < 6%), so with 64 particles the first block diverges.
 #[test]
-fn a_step_longer_than_the_reflecting_box_is_a_divergence() {
+fn a_step_longer_than_the_reflecting_box_folds_into_it() {
+    // Free Brownian motion in [0, 0.01] with steps of standard deviation sqrt(2 dt) = 0.14,
+    // fourteen box widths: every step folds many times. Folding N(x, s^2) into the box by
+    // reflection gives the image sum, which for s >> width is uniform within
+    // sum_m exp(-2 pi^2 m^2 s^2 / width^2) ~ 1e-17000: after one step the n positions are
+    // i.i.d. uniform on the box, so their mean is within Z_LIMIT standard errors
+    // width / sqrt(12 n) of the middle and every eighth of the box holds n / 8 within
+    // Z_LIMIT binomial standard errors (a one-reflection fold would leave most positions
+    // outside, or NaN). f32 rounding moves a position by ~1e-9, far below these.
     let gpu = common::gpu();
-    let p = plan(
+    let n = 16_384u64;
+    let width = 0.01f64;
+    let p = plan(&format!(
         r#"
 seed = 3
 [particles]
-count = 64
+count = {n}
 dim = 1
-init = { kind = "point", at = [0.005] }
+init = {{ kind = "point", at = [0.005] }}
 [dynamics]
 kind = "langevin"
-potential = { expr = "0*x" }
+potential = {{ expr = "0*x" }}
 temperature = 1.0
 dt = 0.01
-steps = 4
+steps = 3
 [output]
-histogram = { axes = [0], bins = 4, range = [[0.0, 0.01]] }
+histogram = {{ axes = [0], bins = 4, range = [[0.0, 0.01]] }}
 [boundary]
-x = { kind = "reflecting", low = 0.0, high = 0.01 }
-"#,
-    );
+x = {{ kind = "reflecting", low = 0.0, high = 0.01 }}
+"#
+    ));
     let mut sim = simulation(&gpu, &p);
-    match sim.advance_to(4, |_| Ok(()), &|| false) {
-        Err(fokker::Error::Diverged { count, .. }) => assert!(count > 0),
-        other => panic!("expected a divergence, got {other:?}"),
+    sim.advance_to(3, |_| Ok(()), &|| false)
+        .expect("no divergence");
+    let x: Vec<f64> = sim
+        .positions()
+        .unwrap()
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    assert!(
+        x.iter().all(|v| (0.0..=width).contains(v)),
+        "every position in the box"
+    );
+    let mean = x.iter().sum::<f64>() / n as f64;
+    let se = width / (12.0 * n as f64).sqrt();
+    assert!(
+        (mean - width / 2.0).abs() < Z_LIMIT * se,
+        "mean {mean}, se {se:e}"
+    );
+    let expected = n as f64 / 8.0;
+    let binomial = (n as f64 * (1.0 / 8.0) * (7.0 / 8.0)).sqrt();
+    for k in 0..8 {
+        let (lo, hi) = (k as f64 * width / 8.0, (k + 1) as f64 * width / 8.0);
+        let count = x.iter().filter(|&&v| v >= lo && (v < hi || k == 7)).count() as f64;
+        assert!(
+            (count - expected).abs() < Z_LIMIT * binomial,
+            "eighth {k}: {count} against {expected}"
+        );
     }
 }

@@ -85,16 +85,20 @@ fn nan4() -> vec4<f32> {
     return vec4<f32>(bitcast<f32>(0x7FC00000u));
 }
 
-// The lanes of v in `mask` reflected once at the wall they crossed: `first_passage::
-// reflect_into`'s image for a step that overshoots a wall by less than the interval's width.
-// A longer step (or an infinite position) still lies outside after one reflection and
-// becomes NaN, which the non-finite count reports as a divergence; NaN stays NaN (every
-// comparison is false, and no min/max, which would return the other operand). Branch-free
-// and without a division: a software rasteriser runs a branch's body at every step, masked,
-// and the closed-form fold behind a branch cost half of the L2 step.
-fn fold_reflect(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, high: vec4<f32>) -> vec4<f32> {
-    let r = select(select(v, 2.0 * low - v, v < low), 2.0 * high - v, v > high);
-    return select(v, select(r, nan4(), (r < low) | (r > high)), mask);
+// The lanes of v in `mask` that left [low, high] folded back by reflection at the walls, as
+// often as the step needs (`first_passage::reflect_into`: reflection at both walls has
+// period 2 (high - low), so the image is found by one floor, exact for a step of any
+// length). `inverse` = 1 / (high - low). A lane inside keeps its bits; NaN stays NaN and an
+// infinite position becomes NaN (every comparison with NaN is false; no min/max, which
+// would return the other operand), so the non-finite count reports them. Branch-free and
+// without a division: a software rasteriser runs a branch's body at every step, masked.
+fn fold_reflect(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, high: vec4<f32>, inverse: vec4<f32>) -> vec4<f32> {
+    let width = high - low;
+    let y = v - low;
+    let m = y - 2.0 * width * floor(0.5 * y * inverse);
+    let f = low + select(2.0 * width - m, m, m <= width);
+    let kept = select(select(f, low, f < low), high, f > high);
+    return select(v, kept, mask & ((v < low) | (v > high)));
 }
 
 // The lanes of v in `mask` wrapped into [low, high] and the periods subtracted in `n`, for
@@ -258,9 +262,9 @@ fn walk_bound_noise(w: Walk, x_new: Point, s: u32, var2: f32) -> Walk {
     var out = w;
     var x = x_new;
     if (REFLECT_AXES != 0u) {
-        x.a = fold_reflect(x.a, mask4(REFLECT_AXES, 0u), bounds[0], bounds[2]);
+        x.a = fold_reflect(x.a, mask4(REFLECT_AXES, 0u), bounds[0], bounds[2], bounds[6]);
         if (DIM > 4u) {
-            x.b = fold_reflect(x.b, mask4(REFLECT_AXES, 4u), bounds[1], bounds[3]);
+            x.b = fold_reflect(x.b, mask4(REFLECT_AXES, 4u), bounds[1], bounds[3], bounds[7]);
         }
     }
     if (PERIODIC_AXES != 0u) {
