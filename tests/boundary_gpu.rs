@@ -5,53 +5,18 @@
 
 mod common;
 
+use common::sim::{advance, plan, simulation};
+use common::stats::chi_square;
+
 use common::stats::{Z_LIMIT, chi_square_limit};
 use fokker::gpu::abi::PASSAGE_NEVER;
 use fokker::observe::first_passage::passage_steps;
 use fokker::simulation::{Layout, Simulation};
 use std::f64::consts::PI;
-use std::path::Path;
 
 /// Broadie–Glasserman–Kou: a walk monitored every dt is absorbed as if continuously by a
 /// boundary moved outward by BETA sqrt(2 D dt), BETA = -zeta(1/2) / sqrt(2 pi).
 const BETA: f64 = 0.5825971579390106;
-
-fn plan(text: &str) -> fokker::scenario::Plan {
-    match fokker::scenario::resolve_str(text, "t.toml", Path::new(""), &[], None) {
-        Ok(r) => r.plan,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn simulation<'g>(gpu: &'g fokker::gpu::Gpu, plan: &fokker::scenario::Plan) -> Simulation<'g> {
-    Simulation::new(
-        gpu,
-        plan,
-        None,
-        None,
-        0,
-        plan.particles.count,
-        &Layout::default(),
-    )
-    .expect("simulation")
-}
-
-fn advance(sim: &mut Simulation, step: u64) {
-    sim.advance_to(step, |_| Ok(()), &|| false)
-        .expect("advance");
-}
-
-/// Chi-square of `counts` against bin probabilities `p` over `n` draws.
-fn chi_square(counts: &[u64], p: &[f64], n: u64) -> f64 {
-    counts
-        .iter()
-        .zip(p)
-        .map(|(&c, &q)| {
-            let e = q * n as f64;
-            (c as f64 - e).powi(2) / e
-        })
-        .sum()
-}
 
 /// Free diffusion (U = 0, D = T = 1) in the box [0, 1] with reflecting walls. Gaussian steps
 /// folded by the reflection map have exactly the reflected Brownian motion's transition law

@@ -6,39 +6,16 @@
 
 mod common;
 
+use common::sim::{advance, plan, simulation};
+use common::stats::chi_square;
+
 use common::f32err::{NORMAL_ERROR, U};
 use common::stats::Z_LIMIT;
 use fokker::dynamics::kernel_flows::interaction_cpu_in;
 use fokker::gpu::abi::{BASIN_NONE, PASSAGE_NEVER};
 use fokker::observe::first_passage::apply_walls;
-use fokker::scenario::{DynamicsPlan, Plan};
-use fokker::simulation::{Layout, Simulation};
+use fokker::scenario::DynamicsPlan;
 use std::path::Path;
-
-fn plan(text: &str) -> Plan {
-    match fokker::scenario::resolve_str(text, "t.toml", Path::new(""), &[], None) {
-        Ok(r) => r.plan,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn simulation<'g>(gpu: &'g fokker::gpu::Gpu, plan: &Plan) -> Simulation<'g> {
-    Simulation::new(
-        gpu,
-        plan,
-        None,
-        None,
-        0,
-        plan.particles.count,
-        &Layout::default(),
-    )
-    .expect("simulation")
-}
-
-fn advance(sim: &mut Simulation, step: u64) {
-    sim.advance_to(step, |_| Ok(()), &|| false)
-        .expect("advance");
-}
 
 /// Interacting particles in the box x periodic on [-2, 2), y between reflecting walls at
 /// +-0.6, V = y^2 / 2, W a repulsive Gaussian (strength 0.5, width 0.4) or an attractive
@@ -327,18 +304,6 @@ fn a_cluster_across_the_seam_moves_like_one_inside() {
         crossed,
         "no particle of the seam cluster lies past the seam"
     );
-}
-
-/// Chi-square of `counts` against bin probabilities `p` over `n` draws.
-fn chi_square(counts: &[u64], p: &[f64], n: u64) -> f64 {
-    counts
-        .iter()
-        .zip(p)
-        .map(|(&c, &q)| {
-            let e = q * n as f64;
-            (c as f64 - e).powi(2) / e
-        })
-        .sum()
 }
 
 /// The general SDE in a box: x on the circle [0, 2 pi) with constant drift 1.5 and D = 0.5,

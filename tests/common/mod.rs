@@ -20,4 +20,5 @@ pub mod f32err;
 pub mod kernel_bounds;
 pub mod linear_chain;
 pub mod mmd;
+pub mod sim;
 pub mod stats;

@@ -135,3 +135,15 @@ pub fn chi_square_limit(dof: usize) -> f64 {
 
 /// Two-sided normal quantile for FALSE_ALARM: P(|Z| > Z_LIMIT) < 1e-6 (4.89 exactly).
 pub const Z_LIMIT: f64 = 4.9;
+
+/// Chi-square of `counts` against bin probabilities `p` over `n` draws.
+pub fn chi_square(counts: &[u64], p: &[f64], n: u64) -> f64 {
+    counts
+        .iter()
+        .zip(p)
+        .map(|(&c, &q)| {
+            let e = q * n as f64;
+            (c as f64 - e).powi(2) / e
+        })
+        .sum()
+}
