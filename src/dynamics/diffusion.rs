@@ -145,7 +145,8 @@ fn mixture_steps(per_step: usize) -> (u32, bool) {
 
 /// The mixture's score constants at process time t (alpha, s2), as shaders/diffusion.wgsl
 /// reads them: per component alpha mu (8), 1 / (alpha^2 sigma^2 + s2) (8, zero-padded),
-/// log w + (1/2) sum log of the inverse variances, and padding. Computed in f64.
+/// log w + (1/2) sum log of the inverse variances in base 2 (times log2 e: the shader sums
+/// with exp2), and padding. Computed in f64.
 fn mixture_constants(m: &Mixture, alpha: f64, s2: f64, out: &mut Vec<f32>) {
     for k in 0..m.components() {
         let mut mean = [0f32; 8];
@@ -159,7 +160,7 @@ fn mixture_constants(m: &Mixture, alpha: f64, s2: f64, out: &mut Vec<f32>) {
         }
         out.extend(mean);
         out.extend(inv);
-        out.extend([log_norm as f32, 0.0, 0.0, 0.0]);
+        out.extend([(log_norm * std::f64::consts::LOG2_E) as f32, 0.0, 0.0, 0.0]);
     }
 }
 
