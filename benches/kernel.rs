@@ -176,7 +176,14 @@ fn main() -> fokker::Result<()> {
     let cpu = cpu_seconds().zip(c0).map(|(b, a)| b - a);
     let interactions = f64::from(repeat) * f64::from(n) * f64::from(m);
     let errors = if check > 0 {
-        Some(f32_errors(&gpu, &call, &query_points, &source_points, d, check)?)
+        Some(f32_errors(
+            &gpu,
+            &call,
+            &query_points,
+            &source_points,
+            d,
+            check,
+        )?)
     } else {
         None
     };

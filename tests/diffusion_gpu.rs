@@ -701,9 +701,16 @@ fn many_component_mixture_reads_its_table_from_storage_and_matches_the_twin() {
     let m = Mixture {
         weights: vec![1.0 / k as f64; k],
         means: (0..k)
-            .map(|i| vec![-2.0 + 4.0 * i as f64 / (k - 1) as f64, 0.5 - (i % 7) as f64 / 7.0])
+            .map(|i| {
+                vec![
+                    -2.0 + 4.0 * i as f64 / (k - 1) as f64,
+                    0.5 - (i % 7) as f64 / 7.0,
+                ]
+            })
             .collect(),
-        stds: (0..k).map(|i| vec![0.2 + 0.01 * (i % 5) as f64, 0.3]).collect(),
+        stds: (0..k)
+            .map(|i| vec![0.2 + 0.01 * (i % 5) as f64, 0.3])
+            .collect(),
     };
     let hist = HistogramSpec {
         axes: vec![0],
