@@ -230,6 +230,12 @@ impl DiffusionGpu {
             },
             wgpu::BufferUsages::empty(),
         );
+        if (gpu.limits.max_uniform_buffer_binding_size as usize) < MIXTURE_WINDOW_BYTES {
+            return Err(Error::Device(format!(
+                "adapter {} binds at most {} bytes of uniform memory; diffusion needs {MIXTURE_WINDOW_BYTES}",
+                gpu.adapter.name, gpu.limits.max_uniform_buffer_binding_size
+            )));
+        }
         // Uniform bindings must cover the arrays the shader declares, used or not.
         let mixture_window = gpu.uniform_with("mixture window", &[0; MIXTURE_WINDOW_BYTES]);
         let coeffs = gpu.uniform_with(
@@ -868,7 +874,7 @@ mod tests {
         assert_eq!(mixture_steps(per_step(3)), (136, true));
         // One component: 160 bytes a step, 409 fit, 408 in whole rounds.
         assert_eq!(mixture_steps(per_step(1)), (408, true));
-        // 150 components: 3 steps fit, fewer than a round.
+        // 150 components: 24 000 bytes a step, 2 fit, fewer than a round.
         assert_eq!(mixture_steps(per_step(150)), (2, true));
         // 409 fit one step; 410 do not and go to storage (16 MiB / 65 600 bytes = 255 steps).
         assert_eq!(mixture_steps(per_step(409)), (1, true));
