@@ -198,23 +198,8 @@ fn entry_pair(t: TilePair, q0: Point, q1: Point, j: u32, shift0: f32, shift1: f3
     );
 }
 
-// Sources begin .. end of the window.
-fn tile_sums(q0: Point, q1: Point, begin: u32, end: u32, shift0: f32, shift1: f32) -> TilePair {
-    var t = TilePair(empty_tile(), empty_tile());
-    var j = begin;
-    for (; j + 4u <= end; j = j + 4u) {
-        t = entry_pair(t, q0, q1, j, shift0, shift1);
-        t = entry_pair(t, q0, q1, j + 1u, shift0, shift1);
-        t = entry_pair(t, q0, q1, j + 2u, shift0, shift1);
-        t = entry_pair(t, q0, q1, j + 3u, shift0, shift1);
-    }
-    for (; j < end; j = j + 1u) {
-        t = entry_pair(t, q0, q1, j, shift0, shift1);
-    }
-    return t;
-}
-
-// Four queries: two pairs over the same sources (one source load serves four exp2).
+// Sources begin .. end of the window against four queries, two pairs over the same source
+// loads (one load serves four exp2).
 struct TileQuad {
     p: TilePair,
     r: TilePair,
@@ -370,7 +355,7 @@ fn pair_entry(t: TilePair, q0: Point, q1: Point, j: u32) -> TilePair {
     return out;
 }
 
-// Sources begin .. end of the window, unrolled by four as `tile_sums`.
+// Sources begin .. end of the window, unrolled by four as `tile_quad`.
 fn pair_tile(q0: Point, q1: Point, begin: u32, end: u32) -> TilePair {
     var t = TilePair(empty_tile(), empty_tile());
     var j = begin;
