@@ -1,10 +1,19 @@
 //! The Gaussian-kernel weighted mean (src/dynamics/kernel_sum.rs) alone: N queries against
 //! M sources, `--repeat` times in one submission. Prints one JSON line with kernel
-//! interactions (query-source pairs) per second.
+//! interactions (query-source pairs) per second and the f32 kernel's error against the f64
+//! twin ([`kernel_sum_cpu`]) on the same inputs, for `--check` queries spread evenly over
+//! the N (default 1024; 0 skips the check):
+//! - `sum_rel_err_max`, `sum_rel_err_rms`: the kernel sum S = sum_j w_j, relative,
+//!   |exp(log S_f32 - log S_f64) - 1|;
+//! - `mean_rel_err_max`, `mean_rel_err_rms`: each coordinate of the weighted mean
+//!   sum_j w_j y_j / S, relative to the weighted mean of |y_j| in that coordinate (the scale
+//!   of the terms summed, so a mean near zero from cancelling terms does not divide by ~0).
 //!
-//!     cargo bench --bench kernel -- --n 16384 --m 16384 --dim 2 --sigma 0.3 [--wg 64]
+//!     cargo bench --bench kernel -- --n 16384 --m 16384 --dim 2 --sigma 0.3 [--wg 64] [--check 1024]
 
-use fokker::dynamics::kernel_sum::{DEFAULT_WORKGROUP_SIZE, KernelSum, KernelSumArgs};
+use fokker::dynamics::kernel_sum::{
+    DEFAULT_WORKGROUP_SIZE, KernelSum, KernelSumArgs, kernel_sum_cpu,
+};
 use fokker::gpu::{AdapterChoice, Gpu};
 use std::time::Instant;
 
@@ -44,6 +53,70 @@ pub fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// (max, RMS) of `values`.
+fn max_rms(values: &[f64]) -> (f64, f64) {
+    let max = values.iter().copied().fold(0.0, f64::max);
+    let rms = (values.iter().map(|v| v * v).sum::<f64>() / values.len().max(1) as f64).sqrt();
+    (max, rms)
+}
+
+/// The f32 kernel's errors against the f64 twin at `check` queries spread evenly over the
+/// `n` (see the module comment): (queries, sum max, sum RMS, mean max, mean RMS).
+fn f32_errors(
+    gpu: &Gpu,
+    call: &KernelSumArgs,
+    queries: &[f32],
+    sources: &[f32],
+    dim: usize,
+    check: usize,
+) -> fokker::Result<(usize, f64, f64, f64, f64)> {
+    let n = call.query_count as usize;
+    let floats = |bytes: Vec<u8>| -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    let means = floats(gpu.read_bytes(call.out_mean, 0, (n * dim * 4) as u64)?);
+    let logs = floats(gpu.read_bytes(call.out_log, 0, (n * 4) as u64)?);
+    let m = call.source_count as usize;
+    // The weighted mean of |y| per coordinate: the same sums with the payload |y|.
+    let magnitudes: Vec<f32> = sources.iter().map(|v| v.abs()).collect();
+    let (mut sum_err, mut mean_err) = (Vec::new(), Vec::new());
+    let stride = n.div_ceil(check.min(n));
+    for i in (0..n).step_by(stride) {
+        let (mean, log) = kernel_sum_cpu(
+            dim as u32,
+            queries,
+            i,
+            1,
+            call.query_scale,
+            sources,
+            m,
+            None,
+            call.variance,
+        );
+        sum_err.push((f64::from(logs[i]) - log[0]).exp_m1().abs());
+        let (scale, _) = kernel_sum_cpu(
+            dim as u32,
+            queries,
+            i,
+            1,
+            call.query_scale,
+            sources,
+            m,
+            Some(&magnitudes),
+            call.variance,
+        );
+        for k in 0..dim {
+            mean_err.push((f64::from(means[i * dim + k]) - mean[k]).abs() / scale[k]);
+        }
+    }
+    let (s_max, s_rms) = max_rms(&sum_err);
+    let (m_max, m_rms) = max_rms(&mean_err);
+    Ok((sum_err.len(), s_max, s_rms, m_max, m_rms))
+}
+
 fn main() -> fokker::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let n: u32 = arg(&args, "--n", 16384);
@@ -53,11 +126,13 @@ fn main() -> fokker::Result<()> {
     let repeat: u32 = arg(&args, "--repeat", 3);
     let wg: u32 = arg(&args, "--wg", DEFAULT_WORKGROUP_SIZE);
     let adapter: AdapterChoice = arg(&args, "--adapter", AdapterChoice::Auto);
+    let check: usize = arg(&args, "--check", 1024);
 
     let gpu = Gpu::open(&adapter)?;
     let d = dim as usize;
-    let queries = gpu.storage_with("queries", bytemuck::cast_slice(&points(n as usize, d, 1)));
-    let sources = gpu.storage_with("sources", bytemuck::cast_slice(&points(m as usize, d, 2)));
+    let (query_points, source_points) = (points(n as usize, d, 1), points(m as usize, d, 2));
+    let queries = gpu.storage_with("queries", bytemuck::cast_slice(&query_points));
+    let sources = gpu.storage_with("sources", bytemuck::cast_slice(&source_points));
     let out_mean = gpu.storage_buffer(
         "mean",
         u64::from(n) * u64::from(dim) * 4,
@@ -100,6 +175,19 @@ fn main() -> fokker::Result<()> {
     let seconds = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds().zip(c0).map(|(b, a)| b - a);
     let interactions = f64::from(repeat) * f64::from(n) * f64::from(m);
+    let errors = if check > 0 {
+        Some(f32_errors(
+            &gpu,
+            &call,
+            &query_points,
+            &source_points,
+            d,
+            check,
+        )?)
+    } else {
+        None
+    };
+    let e = |f: fn(&(usize, f64, f64, f64, f64)) -> f64| errors.as_ref().map(f);
     println!(
         "{}",
         serde_json::json!({
@@ -109,6 +197,11 @@ fn main() -> fokker::Result<()> {
             "seconds": (seconds * 1e4).round() / 1e4,
             "interactions_per_s": interactions / seconds,
             "interactions_per_cpu_s": cpu.map(|c| interactions / c),
+            "check_queries": errors.as_ref().map(|e| e.0),
+            "sum_rel_err_max": e(|e| e.1),
+            "sum_rel_err_rms": e(|e| e.2),
+            "mean_rel_err_max": e(|e| e.3),
+            "mean_rel_err_rms": e(|e| e.4),
             "adapter": format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
         })
     );

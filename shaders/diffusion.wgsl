@@ -20,6 +20,9 @@ override HEUN: u32 = 0u;
 override PHASE: u32 = 0u;
 // Mixture components (SCORE_MIXTURE).
 override COMPONENTS: u32 = 1u;
+// 1: the mixture table is read from `mixture_window` (a uniform), 0: from `mixture` (storage;
+// for mixtures whose one step does not fit 64 KiB).
+override MIXTURE_UNIFORM: u32 = 1u;
 
 @group(0) @binding(2) var<uniform> step: Step;
 // Per step DIFFUSION_COEFF_VEC4S = 3 vec4s: (A - 1, B, C, -), (alpha(t), s^2(t), -, -),
@@ -27,39 +30,78 @@ override COMPONENTS: u32 = 1u;
 // from the host because near t_min it is far below f32's resolution at 1: A in f32 would
 // quantise the drift (A - 1) x to steps of 2^-24 x (docs/architecture.md, "Host
 // coefficients in f64").
-@group(0) @binding(3) var<storage, read> coeffs: array<vec4<f32>>;
+// Uniform, as the mixture window: inside the stepping loop lavapipe turns a storage load into
+// a scalar loop over its SIMD lanes even at a uniform offset (shaders/kernel_sum.wgsl,
+// "Tiling"), while a uniform load at a uniform offset is one load and a broadcast.
+@group(0) @binding(3) var<uniform> coeffs: array<vec4<f32>, DIFFUSION_COEFF_WINDOW>;
 // SCORE_MIXTURE: per step, per time (t, then Heun's t2), per component
 // DIFFUSION_COMPONENT_VEC4S = 5 vec4s computed on the host in f64: the means alpha mu_k (8), the inverse variances
-// 1 / (alpha^2 sigma_k^2 + s^2) (8, zero-padded), and log w_k + (1/2) sum log(inverse
-// variance), then padding.
+// 1 / (alpha^2 sigma_k^2 + s^2) (8, zero-padded), and log2 e times
+// [log w_k + (1/2) sum log(inverse variance)], then padding.
 @group(0) @binding(4) var<storage, read> mixture: array<vec4<f32>>;
+@group(0) @binding(9) var<uniform> mixture_window: array<vec4<f32>, DIFFUSION_MIXTURE_WINDOW>;
 @group(0) @binding(5) var<storage, read_write> nonfinite: array<atomic<u32>>;
 // SCORE_BUFFERS: E[x0 | x] at x (mean1) and at the predictor (mean2), and the predictor itself.
 @group(0) @binding(6) var<storage, read> mean1: array<f32>;
 @group(0) @binding(7) var<storage, read_write> pred: array<f32>;
 @group(0) @binding(8) var<storage, read> mean2: array<f32>;
 
-// grad log of sum_k w_k N(x; alpha mu_k, alpha^2 sigma_k^2 + s2) at table entry e, time
-// `which` (0: t, 1: t2). Responsibilities by common/point.wgsl's running log-sum-exp.
-fn mixture_score(x: Point, e: u32, which: u32) -> Point {
-    var sum = weighted_sum_start();
-    let base = (e * 2u + which) * COMPONENTS * DIFFUSION_COMPONENT_VEC4S;
-    for (var k = 0u; k < COMPONENTS; k = k + 1u) {
-        let o = base + DIFFUSION_COMPONENT_VEC4S * k;
-        let da = mixture[o] - x.a;
-        let iva = mixture[o + 2u];
-        var l = mixture[o + 4u].x - 0.5 * dot(da * da, iva);
-        let va = da * iva;
-        var vb = vec4<f32>(0.0);
-        if (DIM > 4u) {
-            let db = mixture[o + 1u] - x.b;
-            let ivb = mixture[o + 3u];
-            l = l - 0.5 * dot(db * db, ivb);
-            vb = db * ivb;
-        }
-        sum = weighted_sum_add(sum, l, Point(va, vb));
+// vec4 o of the block's mixture table.
+fn mixture_at(o: u32) -> vec4<f32> {
+    if (MIXTURE_UNIFORM == 1u) {
+        return mixture_window[o];
     }
-    return Point(sum.acc.a / sum.total, sum.acc.b / sum.total);
+    return mixture[o];
+}
+
+// log2 e / 2: the exponents are kept in base 2 (exp2 is what a software adapter's exp
+// computes after multiplying by log2 e), with the 1/2 of the quadratic form folded in.
+const HALF_LOG2E: f32 = 0.72134752044448170368;
+
+// One component's terms at x: its exponent log2(w_k N_k(x)) up to a constant common to all
+// components, and its score -(x - alpha mu_k) / v_k (as alpha mu_k - x times 1 / v_k).
+struct MixtureTerm {
+    l: f32,
+    v: Point,
+}
+
+fn mixture_term(x: Point, o: u32) -> MixtureTerm {
+    let da = fit_a(mixture_at(o) - x.a);
+    let iva = fit_a(mixture_at(o + 2u));
+    var q = dot(da * da, iva);
+    var vb = vec4<f32>(0.0);
+    if (DIM > 4u) {
+        let db = mixture_at(o + 1u) - x.b;
+        let ivb = mixture_at(o + 3u);
+        q = q + dot(db * db, ivb);
+        vb = db * ivb;
+    }
+    return MixtureTerm(mixture_at(o + 4u).x - HALF_LOG2E * q, Point(da * iva, vb));
+}
+
+// grad log of sum_k w_k N(x; alpha mu_k, alpha^2 sigma_k^2 + s2) at table entry e, time
+// `which` (0: t, 1: t2): the responsibilities by a one-pass running log-sum-exp (base 2),
+// sum_k 2^(l_k - m) v_k / sum_k 2^(l_k - m) with m the largest l_k so far. The first
+// component opens the sums with weight 1 (no exp); each further one costs one exp2,
+// 2^-|l - m|, which is its weight when l <= m and otherwise the factor that rescales the
+// sums to the new maximum: selects, no branch (a software adapter would run both arms).
+fn mixture_score(x: Point, e: u32, which: u32) -> Point {
+    let base = (e * 2u + which) * COMPONENTS * DIFFUSION_COMPONENT_VEC4S;
+    let first = mixture_term(x, base);
+    var m = first.l;
+    var total = 1.0;
+    var acc = first.v;
+    for (var k = 1u; k < COMPONENTS; k = k + 1u) {
+        let t = mixture_term(x, base + DIFFUSION_COMPONENT_VEC4S * k);
+        let higher = t.l > m;
+        let p = exp2(-abs(t.l - m));
+        let shrink = select(1.0, p, higher);
+        let w = select(p, 1.0, higher);
+        m = max(m, t.l);
+        total = total * shrink + w;
+        acc = Point(acc.a * shrink + w * t.v.a, acc.b * shrink + w * t.v.b);
+    }
+    return fit(Point(acc.a / total, acc.b / total));
 }
 
 // Offset of particle i's row in the score buffers (read_mean1 and the other row accessors
@@ -85,14 +127,14 @@ fn affine(x: Point, a: f32, s: Point, c: f32) -> Point {
 fn heun(x: Point, s1: Point, p: Point, s2: Point, c0: vec4<f32>, c2: vec4<f32>) -> Point {
     let d1 = affine(x, c0.x, s1, c0.z);
     let d2 = affine(p, c2.x, s2, c2.y);
-    return Point(x.a + 0.5 * (d1.a + d2.a), x.b + 0.5 * (d1.b + d2.b));
+    return fit(Point(x.a + 0.5 * (d1.a + d2.a), x.b + 0.5 * (d1.b + d2.b)));
 }
 
 // x + [(A - 1) x + C s + B xi] with am1 = A - 1: the increment is summed before it meets x,
 // so a drift below half an ulp of x still moves x on average once the noise is added.
 fn euler_step(x: Point, am1: f32, s: Point, c: f32, b: f32, xi: Point) -> Point {
     let d = affine(x, am1, s, c);
-    return Point(x.a + (d.a + b * xi.a), x.b + (d.b + b * xi.b));
+    return fit(Point(x.a + (d.a + b * xi.a), x.b + (d.b + b * xi.b)));
 }
 
 // One fused step with table entry e (SCORE_NONE or SCORE_MIXTURE).

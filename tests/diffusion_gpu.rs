@@ -693,6 +693,44 @@ fn fused_kernels_match_the_twin_in_every_dimension() {
     }
 }
 
+/// A mixture too large for the 64 KiB uniform window (one step of its table is 2 times x 410
+/// components x 80 bytes): the fused kernels read it from storage instead.
+#[test]
+fn many_component_mixture_reads_its_table_from_storage_and_matches_the_twin() {
+    let k = 410;
+    let m = Mixture {
+        weights: vec![1.0 / k as f64; k],
+        means: (0..k)
+            .map(|i| {
+                vec![
+                    -2.0 + 4.0 * i as f64 / (k - 1) as f64,
+                    0.5 - (i % 7) as f64 / 7.0,
+                ]
+            })
+            .collect(),
+        stds: (0..k)
+            .map(|i| vec![0.2 + 0.01 * (i % 5) as f64, 0.3])
+            .collect(),
+    };
+    let hist = HistogramSpec {
+        axes: vec![0],
+        bins: vec![8],
+        range: vec![[-3.0, 3.0]],
+    };
+    let steps = 9;
+    let dynamics = DynamicsPlan::ReverseSde(fokker::dynamics::reverse_sde::ReverseSdePlan {
+        process: vp(),
+        score: Score::Mixture(m.clone()),
+        t_end: 1.0,
+        t_min: 0.01,
+        steps,
+        grid: TimeGrid::Uniform,
+    });
+    let p = plan(2, 200, Init::Mixture(m.clone()), dynamics, hist);
+    // The mixture init's largest standard deviation is 0.3.
+    assert_twin(&p, None, steps, TwinScore::Mixture(vp(), &m), false, 0.3);
+}
+
 fn table(rows: &[[f32; 2]]) -> SampleTable {
     SampleTable {
         rows: rows.len(),

@@ -8,6 +8,20 @@ override WG: u32 = 64u;
 @group(0) @binding(0) var<storage, read_write> state: array<f32>;
 @group(0) @binding(1) var<uniform> chunk: Chunk;
 
+// v (coordinates 0..3) with the lanes at and beyond DIM set to zero. DIM is a pipeline
+// constant, so each lane's select folds away: the zero lanes become constants and whatever
+// fed them is dead code. Applied to values carried from step to step it keeps a 2D particle
+// two lanes wide (software adapters do not drop dead lanes of loop-carried vectors).
+fn fit_a(v: vec4<f32>) -> vec4<f32> {
+    return select(vec4<f32>(0.0), v, vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(DIM));
+}
+
+// p zero beyond DIM (see fit_a).
+fn fit(p: Point) -> Point {
+    let b = select(vec4<f32>(0.0), p.b, vec4<u32>(4u, 5u, 6u, 7u) < vec4<u32>(DIM));
+    return Point(fit_a(p.a), b);
+}
+
 fn load_point(i: u32) -> Point {
     return read_state(i * DIM);
 }

@@ -22,7 +22,8 @@ use super::{Dynamics, NonfiniteCounter, Stepper, StepperContext, TwinContext, Tw
 use super::{ParseContext, StateMemory};
 use crate::error::{Error, Result};
 use crate::gpu::abi::{
-    self, DIFFUSION_COEFF_VEC4S, DIFFUSION_COMPONENT_VEC4S, DiffusionStep as StepUniform,
+    self, DIFFUSION_COEFF_VEC4S, DIFFUSION_COEFF_WINDOW, DIFFUSION_COMPONENT_VEC4S,
+    DIFFUSION_MIXTURE_WINDOW, DiffusionStep as StepUniform,
 };
 use crate::gpu::timer::Work;
 use crate::gpu::{Ensemble, Gpu, Kernel};
@@ -40,6 +41,7 @@ use toml::Value;
 
 /// Steps of coefficients one upload holds: blocks are at most this long.
 pub const TABLE_STEPS: u32 = 1024;
+const _: () = assert!(TABLE_STEPS * DIFFUSION_COEFF_VEC4S == DIFFUSION_COEFF_WINDOW);
 
 /// One step's coefficients, as the shader reads them (three vec4s).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,9 +124,29 @@ const COMPONENT_FLOATS: usize = 4 * DIFFUSION_COMPONENT_VEC4S as usize;
 /// Bytes of mixture table one block may use: blocks are shortened for many components.
 const MIXTURE_TABLE_BYTES: usize = 16 << 20;
 
+/// Bytes of the mixture's uniform window (shaders/diffusion.wgsl `mixture_window`).
+const MIXTURE_WINDOW_BYTES: usize = DIFFUSION_MIXTURE_WINDOW as usize * 16;
+
+/// Steps of mixture table one block holds, and whether they are read from the uniform
+/// window: as many steps as fit its 64 KiB, a multiple of four (a whole number of noise
+/// rounds in any dimension) when at least four fit; the storage table (up to
+/// MIXTURE_TABLE_BYTES) when not even one step fits.
+fn mixture_steps(per_step: usize) -> (u32, bool) {
+    let fit = MIXTURE_WINDOW_BYTES / per_step;
+    match fit {
+        0 => (
+            (MIXTURE_TABLE_BYTES / per_step).clamp(1, TABLE_STEPS as usize) as u32,
+            false,
+        ),
+        1..4 => (fit as u32, true),
+        _ => ((fit & !3).min(TABLE_STEPS as usize) as u32, true),
+    }
+}
+
 /// The mixture's score constants at process time t (alpha, s2), as shaders/diffusion.wgsl
 /// reads them: per component alpha mu (8), 1 / (alpha^2 sigma^2 + s2) (8, zero-padded),
-/// log w + (1/2) sum log of the inverse variances, and padding. Computed in f64.
+/// log w + (1/2) sum log of the inverse variances in base 2 (times log2 e: the shader sums
+/// with exp2), and padding. Computed in f64.
 fn mixture_constants(m: &Mixture, alpha: f64, s2: f64, out: &mut Vec<f32>) {
     for k in 0..m.components() {
         let mut mean = [0f32; 8];
@@ -138,7 +160,7 @@ fn mixture_constants(m: &Mixture, alpha: f64, s2: f64, out: &mut Vec<f32>) {
         }
         out.extend(mean);
         out.extend(inv);
-        out.extend([log_norm as f32, 0.0, 0.0, 0.0]);
+        out.extend([(log_norm * std::f64::consts::LOG2_E) as f32, 0.0, 0.0, 0.0]);
     }
 }
 
@@ -151,7 +173,8 @@ struct Part {
 
 pub struct DiffusionGpu {
     dynamics: Box<dyn Diffusion>,
-    /// The mixture of a closed-form score, its per-step table and the steps it holds.
+    /// The mixture of a closed-form score, its per-step table (the uniform window, or the
+    /// storage table) and the steps it holds.
     mixture: Option<Mixture>,
     mixture_table: wgpu::Buffer,
     table_steps: u32,
@@ -195,22 +218,29 @@ impl DiffusionGpu {
         };
         let components = mixture.as_ref().map_or(1, Mixture::components);
         let per_step = 2 * components * COMPONENT_FLOATS * 4;
-        let table_steps = match mixture {
-            Some(_) => (MIXTURE_TABLE_BYTES / per_step).clamp(1, TABLE_STEPS as usize) as u32,
-            None => TABLE_STEPS,
+        let (table_steps, window) = match mixture {
+            Some(_) => mixture_steps(per_step),
+            None => (TABLE_STEPS, true),
         };
         let mixture_table = gpu.storage_buffer(
             "mixture table",
             match mixture {
-                Some(_) => (table_steps as usize * per_step) as u64,
-                None => 16,
+                Some(_) if !window => (table_steps as usize * per_step) as u64,
+                _ => 16,
             },
             wgpu::BufferUsages::empty(),
         );
-        let coeffs = gpu.storage_buffer(
+        if (gpu.limits.max_uniform_buffer_binding_size as usize) < MIXTURE_WINDOW_BYTES {
+            return Err(Error::Device(format!(
+                "adapter {} binds at most {} bytes of uniform memory; diffusion needs {MIXTURE_WINDOW_BYTES}",
+                gpu.adapter.name, gpu.limits.max_uniform_buffer_binding_size
+            )));
+        }
+        // Uniform bindings must cover the arrays the shader declares, used or not.
+        let mixture_window = gpu.uniform_with("mixture window", &[0; MIXTURE_WINDOW_BYTES]);
+        let coeffs = gpu.uniform_with(
             "diffusion coefficients",
-            u64::from(TABLE_STEPS * DIFFUSION_COEFF_VEC4S) * 16,
-            wgpu::BufferUsages::empty(),
+            &vec![0; DIFFUSION_COEFF_WINDOW as usize * 16],
         );
         let nonfinite = NonfiniteCounter::new(gpu);
         let score_kind = match (p.score, &empirical) {
@@ -233,6 +263,7 @@ impl DiffusionGpu {
                     ("HEUN", if p.heun { 1.0 } else { 0.0 }),
                     ("PHASE", f64::from(phase)),
                     ("COMPONENTS", components as f64),
+                    ("MIXTURE_UNIFORM", if window { 1.0 } else { 0.0 }),
                 ],
                 workgroup_size,
             )
@@ -265,6 +296,7 @@ impl DiffusionGpu {
                             &mean1,
                             &pred,
                             &mean2,
+                            &mixture_window,
                         ],
                     )
                 })
@@ -291,7 +323,11 @@ impl DiffusionGpu {
         Ok(DiffusionGpu {
             dynamics: dynamics.boxed(),
             mixture,
-            mixture_table,
+            mixture_table: if window {
+                mixture_window
+            } else {
+                mixture_table
+            },
             table_steps,
             uploaded: None,
             parts,
@@ -829,6 +865,20 @@ mod tests {
             beta_min: 0.1,
             beta_max: 20.0,
         }
+    }
+
+    #[test]
+    fn mixture_blocks_fit_the_uniform_window_in_whole_rounds() {
+        let per_step = |k: usize| 2 * k * COMPONENT_FLOATS * 4;
+        // Three components: 480 bytes a step, 136 steps in 64 KiB (a multiple of four).
+        assert_eq!(mixture_steps(per_step(3)), (136, true));
+        // One component: 160 bytes a step, 409 fit, 408 in whole rounds.
+        assert_eq!(mixture_steps(per_step(1)), (408, true));
+        // 150 components: 24 000 bytes a step, 2 fit, fewer than a round.
+        assert_eq!(mixture_steps(per_step(150)), (2, true));
+        // 409 fit one step; 410 do not and go to storage (16 MiB / 65 600 bytes = 255 steps).
+        assert_eq!(mixture_steps(per_step(409)), (1, true));
+        assert_eq!(mixture_steps(per_step(410)), (255, false));
     }
 
     #[test]

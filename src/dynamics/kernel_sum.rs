@@ -38,7 +38,7 @@ pub use crate::gpu::abi::WINDOW_FLOATS;
 const WINDOW_BYTES: u64 = WINDOW_FLOATS as u64 * 4;
 
 /// Queries each invocation carries (the shader's main loop pairs them).
-pub const QUERIES_PER_INVOCATION: u32 = 2;
+pub const QUERIES_PER_INVOCATION: u32 = 4;
 
 /// Invocations per workgroup that ran fastest on lavapipe (benches/kernel.rs).
 pub const DEFAULT_WORKGROUP_SIZE: u32 = 64;

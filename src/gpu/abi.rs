@@ -327,6 +327,12 @@ gpu_constants! {
     /// vec4s per mixture component and time in the diffusion mixture table: the means (2),
     /// the inverse variances (2), the log normaliser and padding (1).
     DIFFUSION_COMPONENT_VEC4S = 5;
+    /// vec4s of the diffusion coefficient uniform: 1024 steps (a block's longest) of
+    /// DIFFUSION_COEFF_VEC4S.
+    DIFFUSION_COEFF_WINDOW = 3072;
+    /// vec4s of the diffusion mixture uniform (64 KiB, the uniform binding size every WebGPU
+    /// device offers): the mixture table of a block whose steps fit, read as broadcasts.
+    DIFFUSION_MIXTURE_WINDOW = 4096;
 
     /// `override MODE` (shaders/kernel_flows.wgsl), chosen in src/dynamics/kernel_flows.rs.
     FLOW_SD = 0;

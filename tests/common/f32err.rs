@@ -15,9 +15,14 @@ pub const NORMAL_ERROR: f64 = 200.0 * U;
 /// Error bound of a Gaussian mixture's score (or minus its potential's gradient) computed in
 /// f32 at x, max norm, first order in u: each exponent
 /// l_k = log w_k - sum log sigma - z^2 / 2 is summed from 2 dim + 2 rounded terms,
-/// (2 dim + 4) u of their size E absolute, and exp is within 8 u, so every responsibility
-/// is within 2 ((2 dim + 4) E + 8) u relative, times the largest component score
-/// S_k^-1 (x - mu_k), which is itself within 3 u.
+/// (2 dim + 4) u of their size E absolute, plus 2 u where the exponent is taken in base 2
+/// (shaders/diffusion.wgsl: z^2 times log2 e / 2, the constant and the product each
+/// rounded; the host's log2 e log w_k is one rounding like the natural one), and exp is
+/// within 8 u, so every responsibility is within 2 ((2 dim + 6) E + 8) u relative, times the largest component score
+/// S_k^-1 (x - mu_k), which is itself within 3 u. The responsibilities' numerator and
+/// total are each summed over K terms (within (K - 1) u relative) and rescaled at most K times
+/// by the running log-sum-exp shift (1 u each; the shift's own exp error cancels in the
+/// ratio), adding 4 K u to the responsibilities' relative error.
 pub fn mixture_score_error(m: &fokker::model::Mixture, x: &[f64]) -> f64 {
     let d = x.len() as f64;
     let (mut exponent, mut score) = (0.0f64, 0.0f64);
@@ -30,7 +35,8 @@ pub fn mixture_score_error(m: &fokker::model::Mixture, x: &[f64]) -> f64 {
             score = score.max(((x[i] - mu[i]) / (sd[i] * sd[i])).abs());
         }
     }
-    U * (2.0 * ((2.0 * d + 4.0) * exponent + 8.0) + 3.0) * score
+    let k = m.components() as f64;
+    U * (2.0 * ((2.0 * d + 6.0) * exponent + 8.0) + 4.0 * k + 3.0) * score
 }
 
 /// An upper bound on the spectral norm of `m`: with S and A its symmetric and antisymmetric
