@@ -194,6 +194,30 @@ pub struct Gpu {
 }
 
 impl Gpu {
+    /// The labels of the kernels compiled on this device without host specialisation
+    /// (tests: every built-in kernel specialises).
+    pub fn unspecialised_kernels(&self) -> Vec<String> {
+        let cache = self
+            .kernels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut out: Vec<String> = cache
+            .iter()
+            .filter(|(_, k)| !k.specialised())
+            .map(|(key, _)| key.label().to_string())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// How many kernels this device has compiled.
+    pub fn kernel_count(&self) -> usize {
+        self.kernels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
     /// This device with Philox's multiply emulated from here on, even where the device has a
     /// native one (tests compare the two paths' bits).
     pub fn emulating_int64(mut self) -> Gpu {

@@ -16,6 +16,10 @@ pub struct KernelKey {
 }
 
 impl KernelKey {
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
     pub fn new(
         label: &str,
         source: &str,
@@ -152,6 +156,12 @@ impl Kernel {
             bindings,
             workgroup_size,
         }
+    }
+
+    /// Whether the driver got the module specialised on the host (src/gpu/specialise.rs)
+    /// rather than the WGSL with overrides (naga refused to specialise it).
+    pub fn specialised(&self) -> bool {
+        self.bindings.is_some()
     }
 
     pub fn bind(&self, gpu: &Gpu, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
