@@ -597,21 +597,35 @@ fn write_records(out: &Path, manifest: &Manifest) -> Result<()> {
     write_manifest(out, manifest)
 }
 
+/// [`write_records`] once every snapshot handed to `writer` is written (the manifest lists
+/// written files only).
+fn flush_records(
+    writer: &mut writer::SnapshotWriter,
+    out: &Path,
+    manifest: &Manifest,
+) -> Result<()> {
+    writer.flush()?;
+    write_records(out, manifest)
+}
+
 pub fn write_manifest(out: &Path, manifest: &Manifest) -> Result<()> {
     let json = serde_json::to_vec_pretty(manifest)
         .map_err(|e| Error::Output(format!("cannot serialise the manifest: {e}")))?;
     output::write_atomic(&out.join("manifest.json"), &json)
 }
 
-/// Checkpoints every range of `group`. The ranges of the `failed` parts (whose state is
-/// unusable) are taken from the checkpoint on disk where it holds them, else marked to
-/// restart from their initial state.
+/// Checkpoints every range of `group`, after the snapshots and records written so far (so a
+/// checkpoint never runs ahead of the snapshots the manifest lists). The ranges of the
+/// `failed` parts (whose state is unusable) are taken from the checkpoint on disk where it
+/// holds them, else marked to restart from their initial state.
 fn save_checkpoint(
     out: &Path,
     group: &mut Group,
     failed: &[usize],
     manifest: &Manifest,
+    writer: &mut writer::SnapshotWriter,
 ) -> Result<()> {
+    flush_records(writer, out, manifest)?;
     // The snapshots before the checkpoint are on disk before it is.
     output::sync_deferred()?;
     let previous = if failed.is_empty() {
@@ -740,9 +754,7 @@ fn execute(
                 h.0.poll();
             }
             if opts.interrupt.load(Ordering::SeqCst) {
-                snapshot_writer.flush()?;
-                write_records(out, manifest)?;
-                save_checkpoint(out, group, &[], manifest)?;
+                save_checkpoint(out, group, &[], manifest, &mut snapshot_writer)?;
                 return Err(Error::Interrupted {
                     step: group.step(),
                     dir: out.display().to_string(),
@@ -774,9 +786,8 @@ fn execute(
                     Outcome::Stopped => None,
                     Outcome::Failed { parts, error } => Some((parts, error)),
                 };
-                snapshot_writer.flush()?;
-                write_records(out, manifest)?;
-                save_checkpoint(out, group, failed.as_ref().map_or(&[], |f| &f.0), manifest)?;
+                let failed_parts = failed.as_ref().map_or(&[][..], |f| &f.0);
+                save_checkpoint(out, group, failed_parts, manifest, &mut snapshot_writer)?;
                 if let Ok(mut at) = last_checkpoint.lock() {
                     *at = Instant::now();
                 }
@@ -849,8 +860,7 @@ fn execute(
                 || target == total_steps
                 || last_record.elapsed() >= RECORD_EVERY
             {
-                snapshot_writer.flush()?;
-                write_records(out, manifest)?;
+                flush_records(&mut snapshot_writer, out, manifest)?;
                 last_record = Instant::now();
             }
             manifest.timings.write_seconds += t2.elapsed().as_secs_f64();
