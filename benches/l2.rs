@@ -24,7 +24,12 @@
 //! recording target x >= 1 and a recording half-space x + y >= 2: every step folds, wraps and
 //! tests two regions, and the tags are read back at the snapshot), alternating, best of
 //! `--repeat` (3) each, and reports `boundary_ratio` = bounded / plain (the target is at
-//! most 1.15).
+//! most 1.15). `--setup` picks other walls and targets: `issue` (the issue's example: a
+//! reflecting x in [-3, 3], a periodic y in [0, 2 pi), an absorbing target 0.8 <= x <= 3),
+//! `walls` (reflecting x and y in [-2, 2], an absorbing target x >= 1), and for a breakdown
+//! `reflect1`, `reflect2`, `periodic1`, `target` (recording) and `absorb` (one part each).
+//!
+//! `--wg N` sets the workgroup size (default 64), `--fused-steps N` the steps per dispatch.
 //!
 //! `--kind underdamped` runs the same workload with velocities: underdamped Langevin by
 //! BAOAB (`kind = "underdamped"`, gamma = 1, m = 1, Maxwell initial velocities), the job
@@ -109,39 +114,102 @@ fn l2_plan(
     }
 }
 
-/// The walls and targets of `--boundary` (see the module doc).
-fn l2_boundary() -> Boundary {
-    Boundary {
-        walls: vec![
-            Wall::Reflecting {
-                low: -2.0,
-                high: 2.0,
-            },
-            Wall::Periodic {
-                low: -2.5,
-                high: 2.5,
-            },
-        ],
-        first_passage: vec![
-            PassageTarget {
-                name: "right".into(),
+/// The walls and targets of `--boundary` (see the module doc): `setup` is "heavy" (the
+/// default), "issue" or "walls".
+fn l2_boundary(setup: &str) -> Boundary {
+    let reflecting = Wall::Reflecting {
+        low: -2.0,
+        high: 2.0,
+    };
+    let right = |absorb| PassageTarget {
+        name: "right".into(),
+        region: Region::Box {
+            intervals: vec![Some([1.0, 10.0]), None],
+        },
+        absorb,
+        bridge: false,
+    };
+    match setup {
+        "heavy" => Boundary {
+            walls: vec![
+                reflecting,
+                Wall::Periodic {
+                    low: -2.5,
+                    high: 2.5,
+                },
+            ],
+            first_passage: vec![
+                right(false),
+                PassageTarget {
+                    name: "corner".into(),
+                    region: Region::HalfSpace {
+                        normal: vec![1.0, 1.0],
+                        offset: 2.0,
+                    },
+                    absorb: false,
+                    bridge: false,
+                },
+            ],
+            basins: Vec::new(),
+        },
+        "issue" => Boundary {
+            walls: vec![
+                Wall::Reflecting {
+                    low: -3.0,
+                    high: 3.0,
+                },
+                Wall::Periodic {
+                    low: 0.0,
+                    high: std::f64::consts::TAU,
+                },
+            ],
+            first_passage: vec![PassageTarget {
+                name: "right_well".into(),
                 region: Region::Box {
-                    intervals: vec![Some([1.0, 10.0]), None],
+                    intervals: vec![Some([0.8, 3.0]), None],
                 },
-                absorb: false,
+                absorb: true,
                 bridge: false,
-            },
-            PassageTarget {
-                name: "corner".into(),
-                region: Region::HalfSpace {
-                    normal: vec![1.0, 1.0],
-                    offset: 2.0,
+            }],
+            basins: Vec::new(),
+        },
+        "walls" => Boundary {
+            walls: vec![reflecting, reflecting],
+            first_passage: vec![right(true)],
+            basins: Vec::new(),
+        },
+        "reflect2" => Boundary {
+            walls: vec![reflecting, reflecting],
+            first_passage: vec![],
+            basins: Vec::new(),
+        },
+        "reflect1" => Boundary {
+            walls: vec![reflecting, Wall::Free],
+            first_passage: vec![],
+            basins: Vec::new(),
+        },
+        "periodic1" => Boundary {
+            walls: vec![
+                Wall::Free,
+                Wall::Periodic {
+                    low: -2.5,
+                    high: 2.5,
                 },
-                absorb: false,
-                bridge: false,
-            },
-        ],
-        basins: Vec::new(),
+            ],
+            first_passage: vec![],
+            basins: Vec::new(),
+        },
+        "target" => Boundary {
+            walls: vec![],
+            first_passage: vec![right(false)],
+            basins: Vec::new(),
+        },
+        "absorb" => Boundary {
+            walls: vec![],
+            first_passage: vec![right(true)],
+            basins: Vec::new(),
+        },
+        other => panic!("--setup {other}: heavy, issue or walls"),
     }
 }
 
@@ -151,10 +219,10 @@ fn bounded_job(
     gpu: &Gpu,
     mut plan: Plan,
     layout: &Layout,
-    walls: bool,
+    walls: Option<&str>,
 ) -> fokker::Result<(f64, fokker::simulation::Observation)> {
-    if walls {
-        plan.boundary = l2_boundary();
+    if let Some(setup) = walls {
+        plan.boundary = l2_boundary(setup);
     }
     let (particles, steps) = (plan.particles.count, plan.dynamics.steps());
     let t1 = Instant::now();
@@ -192,6 +260,7 @@ fn main() -> fokker::Result<()> {
         .and_then(|v| v.parse().ok());
     let layout = Layout {
         fused_steps: fused,
+        workgroup_size: arg(&args, "--wg", Layout::default().workgroup_size),
         ..Layout::default()
     };
 
@@ -245,10 +314,11 @@ fn main() -> fokker::Result<()> {
             mala,
             underdamped,
         );
-        bounded_job(&gpu, plan, &layout, false)
+        bounded_job(&gpu, plan, &layout, None)
     };
     if with_boundary {
         let repeat: u32 = arg(&args, "--repeat", 3u32);
+        let setup: String = arg(&args, "--setup", "heavy".to_string());
         let (mut plain, mut bounded) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..repeat.max(1) {
             for walls in [false, true] {
@@ -261,7 +331,7 @@ fn main() -> fokker::Result<()> {
                     false,
                     false,
                 );
-                let t = bounded_job(&gpu, plan, &layout, walls)?.0;
+                let t = bounded_job(&gpu, plan, &layout, walls.then_some(setup.as_str()))?.0;
                 if walls {
                     bounded = bounded.min(t);
                 } else {
@@ -279,6 +349,7 @@ fn main() -> fokker::Result<()> {
                 "plain_seconds": (plain * 1e4).round() / 1e4,
                 "boundary_seconds": (bounded * 1e4).round() / 1e4,
                 "boundary_ratio": (bounded / plain * 1e3).round() / 1e3,
+                "setup": setup,
                 "adapter": format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
             })
         );
