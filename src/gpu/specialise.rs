@@ -40,6 +40,25 @@ pub fn specialise(
     )
     .map_err(|e| format!("overrides: {e}"))?;
     let mut module = resolved.into_owned();
+    // The overrides are constants now; a switch on one needs its value as a literal.
+    let literals: Vec<_> = module
+        .constants
+        .iter()
+        .filter_map(|(h, c)| match module.global_expressions[c.init] {
+            Expression::Literal(l) => Some((h, l)),
+            _ => None,
+        })
+        .collect();
+    let functions = module.functions.iter_mut().map(|(_, f)| f);
+    for f in functions.chain(module.entry_points.iter_mut().map(|ep| &mut ep.function)) {
+        for (_, e) in f.expressions.iter_mut() {
+            if let Expression::Constant(h) = *e
+                && let Some(&(_, l)) = literals.iter().find(|(c, _)| *c == h)
+            {
+                *e = Expression::Literal(l);
+            }
+        }
+    }
     let functions = module.functions.iter_mut().map(|(_, f)| f);
     for f in functions.chain(module.entry_points.iter_mut().map(|ep| &mut ep.function)) {
         prune(&mut f.body, &f.expressions);
@@ -50,6 +69,7 @@ pub fn specialise(
     }
     naga::compact::compact(&mut module, naga::compact::KeepUnused::No);
     hoist_uniforms(&mut module);
+    hoist_constant_reads(&mut module);
     validator
         .validate(&module)
         .map_err(|e| format!("validation after pruning: {:?}", e.into_inner()))?;
@@ -141,6 +161,217 @@ pub fn hoist_uniforms(module: &mut naga::Module) {
     }
 }
 
+/// Gives every element of a read-only storage array that the module reads at a constant
+/// index (an expression potential's `potential_params[3u]`, a built-in potential's scale)
+/// a private copy taken at the start of each entry point, and points those reads at it.
+///
+/// Why: as for uniforms ([`hoist_uniforms`]), llvmpipe repeats such a load inside a loop for
+/// every lane; an expression potential whose coefficients are params (so that `--set` does
+/// not recompile) stepped about 16% slower than the same potential with literals. Reads at
+/// run-time indices (tables, mixture components) are left as they are.
+pub fn hoist_constant_reads(module: &mut naga::Module) {
+    use naga::{AddressSpace, StorageAccess, TypeInner};
+    // The read-only storage arrays of scalars or vectors, with their element type.
+    let arrays: Vec<_> = module
+        .global_variables
+        .iter()
+        .filter_map(|(h, g)| {
+            let AddressSpace::Storage { access } = g.space else {
+                return None;
+            };
+            if access.intersects(StorageAccess::STORE | StorageAccess::ATOMIC) {
+                return None;
+            }
+            let TypeInner::Array { base, .. } = module.types[g.ty].inner else {
+                return None;
+            };
+            matches!(
+                module.types[base].inner,
+                TypeInner::Scalar(_) | TypeInner::Vector { .. }
+            )
+            .then_some((h, base))
+        })
+        .collect();
+    if arrays.is_empty() {
+        return;
+    }
+    // The element a pointer expression names: (array, constant index).
+    let element = |f: &naga::Function, pointer: naga::Handle<Expression>| {
+        let (base, index) = match f.expressions[pointer] {
+            Expression::AccessIndex { base, index } => (base, index),
+            Expression::Access { base, index } => match f.expressions[index] {
+                Expression::Literal(Literal::U32(i)) => (base, i),
+                Expression::Literal(Literal::I32(i)) if i >= 0 => (base, i as u32),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        match f.expressions[base] {
+            Expression::GlobalVariable(g) => arrays
+                .iter()
+                .find(|(a, _)| *a == g)
+                .map(|&(a, ty)| (a, index, ty)),
+            _ => None,
+        }
+    };
+    // Every pointer to such an element, in every function, becomes the copy's pointer, in
+    // place (a pointer expression is replaced by one with no operands, so no expression
+    // comes to depend on a later one); the storage is read-only, so every use is a read.
+    let mut copies: Vec<(
+        naga::Handle<naga::GlobalVariable>,
+        u32,
+        naga::Handle<naga::GlobalVariable>,
+    )> = Vec::new();
+    let globals = &mut module.global_variables;
+    let functions = module.functions.iter_mut().map(|(_, f)| f);
+    for f in functions.chain(module.entry_points.iter_mut().map(|ep| &mut ep.function)) {
+        // Only expressions the (pruned) body still evaluates: a dropped branch's stay in
+        // the arena until `compact`.
+        let mut live = Vec::new();
+        emitted(&f.body, &mut live);
+        let found: Vec<_> = live
+            .into_iter()
+            .filter_map(|h| element(f, h).map(|e| (h, e)))
+            .collect();
+        for (h, (array, index, ty)) in found {
+            let copy = match copies.iter().find(|(a, i, _)| *a == array && *i == index) {
+                Some(&(_, _, copy)) => copy,
+                None => {
+                    let name = globals[array].name.as_ref().map(|n| format!("{n}_{index}"));
+                    let copy = globals.append(
+                        naga::GlobalVariable {
+                            name,
+                            space: AddressSpace::Private,
+                            binding: None,
+                            ty,
+                            init: None,
+                            memory_decorations: Default::default(),
+                        },
+                        Default::default(),
+                    );
+                    copies.push((array, index, copy));
+                    copy
+                }
+            };
+            f.expressions[h] = Expression::GlobalVariable(copy);
+        }
+        // A global's pointer is in scope from the start: take it out of the Emit ranges.
+        let replaced: Vec<_> = f
+            .expressions
+            .iter()
+            .filter(|(_, e)| matches!(e, Expression::GlobalVariable(_)))
+            .map(|(h, _)| h)
+            .collect();
+        unemit(&mut f.body, &replaced);
+    }
+    for ep in module.entry_points.iter_mut() {
+        let f = &mut ep.function;
+        let mut start = Block::new();
+        for &(array, index, copy) in &copies {
+            let span = Default::default();
+            let base = f
+                .expressions
+                .append(Expression::GlobalVariable(array), span);
+            let at = f
+                .expressions
+                .append(Expression::AccessIndex { base, index }, span);
+            let value = f.expressions.append(Expression::Load { pointer: at }, span);
+            let to = f.expressions.append(Expression::GlobalVariable(copy), span);
+            start.push(
+                Statement::Emit(naga::Range::new_from_bounds(at, value)),
+                span,
+            );
+            start.push(Statement::Store { pointer: to, value }, span);
+        }
+        start.extend_block(std::mem::take(&mut f.body));
+        f.body = start;
+    }
+}
+
+/// Splits the Emit ranges of `block` (and of the blocks inside it) around the expressions
+/// of `skip`.
+fn unemit(block: &mut Block, skip: &[naga::Handle<Expression>]) {
+    let old = std::mem::take(block);
+    for (statement, span) in old.span_into_iter() {
+        match statement {
+            Statement::Emit(range) => {
+                let mut run: Option<(naga::Handle<Expression>, naga::Handle<Expression>)> = None;
+                for h in range.clone() {
+                    if skip.contains(&h) {
+                        if let Some((first, last)) = run.take() {
+                            block.push(
+                                Statement::Emit(naga::Range::new_from_bounds(first, last)),
+                                span,
+                            );
+                        }
+                    } else {
+                        run = Some(run.map_or((h, h), |(first, _)| (first, h)));
+                    }
+                }
+                if let Some((first, last)) = run {
+                    block.push(
+                        Statement::Emit(naga::Range::new_from_bounds(first, last)),
+                        span,
+                    );
+                }
+            }
+            mut other => {
+                for_each_block(&mut other, |b| unemit(b, skip));
+                block.push(other, span);
+            }
+        }
+    }
+}
+
+/// The expressions of the Emit ranges of `block` and of the blocks inside it.
+fn emitted(block: &Block, out: &mut Vec<naga::Handle<Expression>>) {
+    for statement in block.iter() {
+        match statement {
+            Statement::Emit(range) => out.extend(range.clone()),
+            Statement::Block(b) => emitted(b, out),
+            Statement::If { accept, reject, .. } => {
+                emitted(accept, out);
+                emitted(reject, out);
+            }
+            Statement::Loop {
+                body, continuing, ..
+            } => {
+                emitted(body, out);
+                emitted(continuing, out);
+            }
+            Statement::Switch { cases, .. } => {
+                for case in cases {
+                    emitted(&case.body, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Calls `visit` on each block directly inside `statement`.
+fn for_each_block(statement: &mut Statement, mut visit: impl FnMut(&mut Block)) {
+    match statement {
+        Statement::Block(b) => visit(b),
+        Statement::If { accept, reject, .. } => {
+            visit(accept);
+            visit(reject);
+        }
+        Statement::Loop {
+            body, continuing, ..
+        } => {
+            visit(body);
+            visit(continuing);
+        }
+        Statement::Switch { cases, .. } => {
+            for case in cases {
+                visit(&mut case.body);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Whether type `ty` is or contains an array.
 fn holds_array(types: &naga::UniqueArena<naga::Type>, ty: naga::Handle<naga::Type>) -> bool {
     match &types[ty].inner {
@@ -214,12 +445,67 @@ pub fn prune(block: &mut Block, expressions: &naga::Arena<Expression>) {
                 for case in &mut cases {
                     prune(&mut case.body, expressions);
                 }
-                Statement::Switch { selector, cases }
+                match taken_case(&cases, &expressions[selector]) {
+                    // The cases the switch runs (from the chosen one through its
+                    // fall-throughs), unless one of them leaves the switch by `break`.
+                    Some(first) => {
+                        let last = (first..cases.len())
+                            .find(|&k| !cases[k].fall_through)
+                            .unwrap_or(cases.len() - 1);
+                        // naga ends a case's body with the `break` WGSL leaves implicit.
+                        let bodies: Vec<Block> = cases[first..=last]
+                            .iter()
+                            .map(|c| {
+                                let mut body = c.body.clone();
+                                if matches!(body.last(), Some(Statement::Break)) {
+                                    body.cull(body.len() - 1..);
+                                }
+                                body
+                            })
+                            .collect();
+                        if bodies.iter().any(breaks_out) {
+                            Statement::Switch { selector, cases }
+                        } else {
+                            let mut taken = Block::new();
+                            for body in bodies {
+                                taken.extend_block(body);
+                            }
+                            Statement::Block(taken)
+                        }
+                    }
+                    None => Statement::Switch { selector, cases },
+                }
             }
             other => other,
         };
         block.push(statement, span);
     }
+}
+
+/// The case a switch on the literal `selector` takes (its value's, else the default);
+/// `None` when the selector is not a literal.
+fn taken_case(cases: &[naga::SwitchCase], selector: &Expression) -> Option<usize> {
+    let value = match *selector {
+        Expression::Literal(Literal::U32(v)) => naga::SwitchValue::U32(v),
+        Expression::Literal(Literal::I32(v)) => naga::SwitchValue::I32(v),
+        _ => return None,
+    };
+    cases.iter().position(|c| c.value == value).or_else(|| {
+        cases
+            .iter()
+            .position(|c| c.value == naga::SwitchValue::Default)
+    })
+}
+
+/// Whether `block` holds a `break` that would leave an enclosing switch (one not inside a
+/// loop or switch of its own).
+fn breaks_out(block: &Block) -> bool {
+    block.iter().any(|s| match s {
+        Statement::Break => true,
+        Statement::Block(b) => breaks_out(b),
+        Statement::If { accept, reject, .. } => breaks_out(accept) || breaks_out(reject),
+        _ => false,
+    })
 }
 
 #[cfg(test)]
@@ -351,6 +637,101 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             uniform_reads, 1,
             "the uniform itself is read once, for the copy"
         );
+    }
+
+    const READS: &str = "
+override KIND: u32 = 0u;
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read> rows: array<vec4<f32>>;
+fn heavy(x: f32) -> f32 { return sqrt(x) + exp(x); }
+fn pick(x: f32) -> f32 {
+    switch KIND {
+        case 0u: { return x * params[2u]; }
+        case 1u, 2u: { return heavy(x) + rows[1u].y; }
+        default: { return params[u32(x)]; }
+    }
+}
+@compute @workgroup_size(8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    var x = f32(gid.x);
+    for (var s = 0u; s < 4u; s = s + 1u) { x = pick(x); }
+    out[gid.x] = x;
+}
+";
+
+    #[test]
+    fn constant_reads_of_read_only_arrays_come_from_private_copies() {
+        for (kind, copied) in [
+            (0.0, vec!["params_2"]),
+            (1.0, vec!["rows_1"]),
+            (7.0, vec![]),
+        ] {
+            let m = specialise(READS, "main", &[("KIND", kind)]).unwrap();
+            let mut private: Vec<_> = m
+                .global_variables
+                .iter()
+                .filter(|(_, g)| g.space == naga::AddressSpace::Private)
+                .filter_map(|(_, g)| g.name.clone())
+                .collect();
+            private.sort();
+            assert_eq!(private, copied, "KIND = {kind}");
+            // The switch on the override is gone: one case's body is left, and heavy()
+            // only where that case calls it.
+            let switches = m
+                .functions
+                .iter()
+                .map(|(_, f)| switches(&f.body))
+                .sum::<usize>();
+            assert_eq!(switches, 0, "KIND = {kind}");
+            assert_eq!(
+                m.functions.len(),
+                if kind == 1.0 { 2 } else { 1 },
+                "KIND = {kind}"
+            );
+        }
+    }
+
+    fn switches(block: &Block) -> usize {
+        block
+            .iter()
+            .map(|s| match s {
+                Statement::Switch { cases, .. } => {
+                    1 + cases.iter().map(|c| switches(&c.body)).sum::<usize>()
+                }
+                Statement::Block(b) => switches(b),
+                Statement::If { accept, reject, .. } => switches(accept) + switches(reject),
+                Statement::Loop {
+                    body, continuing, ..
+                } => switches(body) + switches(continuing),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_switch_left_by_break_is_kept() {
+        const BREAKS: &str = "
+override KIND: u32 = 0u;
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    var x = 1.0;
+    for (var s = 0u; s < 4u; s = s + 1u) {
+        switch KIND {
+            case 0u: { if (gid.x > 2u) { break; } x = x + 1.0; }
+            default: { x = x * 2.0; }
+        }
+    }
+    out[gid.x] = x;
+}
+";
+        // Case 0 breaks out of the switch (not the loop): made a plain block, its break
+        // would leave the loop, so the switch stays. The default case does not.
+        let kept = specialise(BREAKS, "main", &[("KIND", 0.0)]).unwrap();
+        assert_eq!(switches(&kept.entry_points[0].function.body), 1);
+        let gone = specialise(BREAKS, "main", &[("KIND", 1.0)]).unwrap();
+        assert_eq!(switches(&gone.entry_points[0].function.body), 0);
     }
 
     #[test]
