@@ -24,8 +24,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let f = step.friction;
     for (var s = 0u; s < step.steps; s = s + 1u) {
         let g = gradient(quadratic, x, step.t0 + f32(s) * dt);
-        v = Point(v.a - (f * v.a + g.a) * dt, v.b - (f * v.b + g.b) * dt);
-        x = Point(x.a + v.a * dt, x.b + v.b * dt);
+        // Loop-carried: lanes at and beyond DIM pinned to zero (common/state.wgsl, `fit`).
+        v = fit(Point(v.a - (f * v.a + g.a) * dt, v.b - (f * v.b + g.b) * dt));
+        x = fit(Point(x.a + v.a * dt, x.b + v.b * dt));
     }
     if (!point_is_finite(x) || !point_is_finite(v)) {
         atomicAdd(&nonfinite[0], 1u);

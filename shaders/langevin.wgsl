@@ -137,7 +137,10 @@ fn mala(quadratic: Quadratic, c: Chain, xi: Point, w: u32, k: u32) -> Chain {
     if (REFLECT_AXES != 0u && !inside_walls(y)) {
         return out;
     }
-    let gy = gradient(quadratic, y, t);
+    // The accepted y and grad U(y) are carried to the next step: lanes at and beyond DIM
+    // pinned to zero (common/state.wgsl, `fit`), or a software adapter carries all eight.
+    y = fit(y);
+    let gy = fit(gradient(quadratic, y, t));
     let uy = potential_value(quadratic, y, t);
     let ha = c.g.a + gy.a;
     var cross = dot(xi.a, ha);

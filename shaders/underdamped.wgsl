@@ -111,7 +111,9 @@ fn baoab(p: Phase, xi: Point, hm: Point, s_ou: Point, c: f32, h: f32, quadratic:
     let v1 = Point(c * q.v.a + s_ou.a * xi.a, c * q.v.b + s_ou.b * xi.b);
     q = walls(Phase(drift(q.x, h, v1), v1, p.g), w.low, w.high);
     let g = gradient(quadratic, q.x, t1);
-    return Phase(q.x, kick(q.v, hm, g), g);
+    // Loop-carried: lanes at and beyond DIM pinned to zero (common/state.wgsl, `fit`), or
+    // a software adapter carries and computes all eight lanes of x, v and the gradient.
+    return Phase(fit(q.x), fit(kick(q.v, hm, g)), fit(g));
 }
 
 @compute @workgroup_size(WG)
