@@ -95,9 +95,13 @@ fn nan4() -> vec4<f32> {
 fn fold_reflect(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, high: vec4<f32>, inverse: vec4<f32>) -> vec4<f32> {
     let width = high - low;
     let y = v - low;
-    let m = y - 2.0 * width * floor(0.5 * y * inverse);
-    let f = low + select(2.0 * width - m, m, m <= width);
-    let kept = select(select(f, low, f < low), high, f > high);
+    // m = y mod 2 width; the image is low + m on the way out and high - (m - width) on the
+    // way back, both high - |m - width|: never above high, and below low only by the
+    // rounding of m, where the select keeps it on the wall. (A few operations fewer than
+    // a select between the two branches and a clamp at both walls: this runs every step.)
+    let m = y - (2.0 * width) * floor(y * (0.5 * inverse));
+    let f = high - abs(m - width);
+    let kept = select(f, low, f < low);
     return select(v, kept, mask & ((v < low) | (v > high)));
 }
 
