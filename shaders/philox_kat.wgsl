@@ -26,3 +26,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let w = philox4x32_10(cases[i].counter, cases[i].key);
     answers[i] = Answer(w, normals4(w));
 }
+
+// Box–Muller alone: the cases' counters taken as the Philox words themselves, so that a test
+// can choose the angles (every quarter-turn edge of `turn_cos_sin`).
+@compute @workgroup_size(WG)
+fn main_normals(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= arrayLength(&cases)) {
+        return;
+    }
+    let w = cases[i].counter;
+    answers[i] = Answer(w, normals4(w));
+}

@@ -17,12 +17,17 @@ struct Case {
 /// The device's own multiply (native 64-bit where it has SHADER_INT64) or, with
 /// `emulated`, the 16-bit-halves one: both must give every bit of Philox.
 fn run_cases_on(cases: &[Case], emulated: bool) -> Vec<([u32; 4], [f32; 4])> {
+    run_entry(cases, emulated, "main")
+}
+
+/// `entry` of shaders/philox_kat.wgsl over `cases`: (words, normals) per case.
+fn run_entry(cases: &[Case], emulated: bool, entry: &str) -> Vec<([u32; 4], [f32; 4])> {
     let gpu = if emulated {
         common::gpu().emulating_int64()
     } else {
         common::gpu()
     };
-    let kernel = Kernel::new(&gpu, "philox kat", shaders::PHILOX_KAT, &[], 64);
+    let kernel = Kernel::with_entry(&gpu, "philox kat", shaders::PHILOX_KAT, entry, &[], 64);
     let input = gpu.storage_with("cases", bytemuck::cast_slice(cases));
     let output = gpu.storage_buffer(
         "answers",
@@ -120,6 +125,55 @@ fn wgsl_philox_and_normals_match_the_rust_twin() {
             assert!(
                 (f64::from(*g) - c).abs() <= 2e-5 * (1.0 + c.abs()),
                 "gpu {g} vs twin {c}"
+            );
+        }
+    }
+}
+
+/// Box–Muller's angle 2 pi u, u = (w >> 8) 2^-24, is reduced to the nearest quarter turn by
+/// integer arithmetic and the rest, |phi| <= pi / 4, goes to polynomials
+/// (common/philox.wgsl, `turn_cos_sin`). Every quarter-turn edge (where the quarter read
+/// from the integer changes and phi jumps from +pi/4 to -pi/4) and a spread of other angles,
+/// against f64, with the radius fixed at sqrt(-2 ln 1/4) (u = 2^-2 exactly, so the driver's
+/// log is of a power of two).
+#[test]
+fn box_muller_angles_are_accurate_across_every_quarter_turn() {
+    let k_radius = (1u32 << 22) - 1; // unit_open_closed: (k + 1) 2^-24 = 1/4
+    let mut angles: Vec<u32> = Vec::new();
+    for edge in 0..=8u32 {
+        // Multiples of 2^21 (k units of 2^-24): quarter turns and their midpoints.
+        let k = edge << 21;
+        for d in [-2i64, -1, 0, 1, 2] {
+            let v = i64::from(k) + d;
+            if (0..1 << 24).contains(&v) {
+                angles.push(v as u32);
+            }
+        }
+    }
+    angles.extend((0..4096u32).map(|i| i.wrapping_mul(0x9E37_79B9) >> 8));
+    let cases: Vec<Case> = angles
+        .iter()
+        .map(|&k| Case {
+            counter: [k_radius << 8, k << 8, k_radius << 8, (k ^ 0x55_5555) << 8],
+            key: [0; 2],
+            pad: [0; 2],
+        })
+        .collect();
+    let answers = run_entry(&cases, false, "main_normals");
+    let r = (-2.0 * 0.25f64.ln()).sqrt();
+    // Error budget in units of 2^-24 relative to r: the polynomials within 2 ulp of cos and
+    // sin (Cephes' sinf/cosf on [-pi/4, pi/4]), phi's rounding 1, the driver's log of 1/4 and
+    // sqrt 2, the product with r 1: 6, rounded up to 8.
+    let bound = 8.0 * r * 2f64.powi(-24);
+    for (case, (_, normals)) in cases.iter().zip(&answers) {
+        for (pair, lane) in [(0usize, 1usize), (2, 3)] {
+            let turn = f64::from(case.counter[lane] >> 8) * 2f64.powi(-24);
+            let t = std::f64::consts::TAU * turn;
+            let (c, s) = (r * t.cos(), r * t.sin());
+            let (gc, gs) = (f64::from(normals[pair]), f64::from(normals[pair + 1]));
+            assert!(
+                (gc - c).abs() <= bound && (gs - s).abs() <= bound,
+                "turn {turn}: gpu ({gc}, {gs}) vs f64 ({c}, {s}), bound {bound:e}"
             );
         }
     }
