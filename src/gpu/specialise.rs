@@ -49,8 +49,7 @@ pub fn specialise(
             _ => None,
         })
         .collect();
-    let functions = module.functions.iter_mut().map(|(_, f)| f);
-    for f in functions.chain(module.entry_points.iter_mut().map(|ep| &mut ep.function)) {
+    for f in every_function(&mut module.functions, &mut module.entry_points) {
         for (_, e) in f.expressions.iter_mut() {
             if let Expression::Constant(h) = *e
                 && let Some(&(_, l)) = literals.iter().find(|(c, _)| *c == h)
@@ -59,8 +58,7 @@ pub fn specialise(
             }
         }
     }
-    let functions = module.functions.iter_mut().map(|(_, f)| f);
-    for f in functions.chain(module.entry_points.iter_mut().map(|ep| &mut ep.function)) {
+    for f in every_function(&mut module.functions, &mut module.entry_points) {
         prune(&mut f.body, &f.expressions);
         // `compact` keeps every named expression (a `let`) alive, also one whose statement
         // was cut out with its branch: the result of a call no longer made would then keep
@@ -110,54 +108,29 @@ pub fn hoist_uniforms(module: &mut naga::Module) {
     if candidates.is_empty() {
         return;
     }
-    let copies: Vec<_> = candidates
+    let copies: Vec<PrivateCopy> = candidates
         .iter()
-        .map(|&h| {
-            let g = &module.global_variables[h];
-            let copy = naga::GlobalVariable {
-                name: g.name.as_ref().map(|n| format!("{n}_copy")),
-                space: naga::AddressSpace::Private,
-                binding: None,
-                ty: g.ty,
-                init: None,
-                memory_decorations: Default::default(),
-            };
-            (h, module.global_variables.append(copy, Default::default()))
+        .map(|&source| {
+            let g = &module.global_variables[source];
+            let copy = private_variable(g.name.as_ref().map(|n| format!("{n}_copy")), g.ty);
+            PrivateCopy {
+                source,
+                element: None,
+                copy: module.global_variables.append(copy, Default::default()),
+            }
         })
         .collect();
-    let redirect = |f: &mut naga::Function| {
+    for f in every_function(&mut module.functions, &mut module.entry_points) {
         for (_, e) in f.expressions.iter_mut() {
             if let Expression::GlobalVariable(h) = e
-                && let Some(&(_, copy)) = copies.iter().find(|(o, _)| o == h)
+                && let Some(c) = copies.iter().find(|c| c.source == *h)
             {
-                *h = copy;
+                *h = c.copy;
             }
         }
-    };
-    for (_, f) in module.functions.iter_mut() {
-        redirect(f);
     }
     for ep in module.entry_points.iter_mut() {
-        let f = &mut ep.function;
-        redirect(f);
-        let mut start = Block::new();
-        for &(original, copy) in &copies {
-            let span = Default::default();
-            let from = f
-                .expressions
-                .append(Expression::GlobalVariable(original), span);
-            let value = f
-                .expressions
-                .append(Expression::Load { pointer: from }, span);
-            let to = f.expressions.append(Expression::GlobalVariable(copy), span);
-            start.push(
-                Statement::Emit(naga::Range::new_from_bounds(value, value)),
-                span,
-            );
-            start.push(Statement::Store { pointer: to, value }, span);
-        }
-        start.extend_block(std::mem::take(&mut f.body));
-        f.body = start;
+        store_copies_at_start(&mut ep.function, &copies);
     }
 }
 
@@ -217,14 +190,9 @@ pub fn hoist_constant_reads(module: &mut naga::Module) {
     // Every pointer to such an element, in every function, becomes the copy's pointer, in
     // place (a pointer expression is replaced by one with no operands, so no expression
     // comes to depend on a later one); the storage is read-only, so every use is a read.
-    let mut copies: Vec<(
-        naga::Handle<naga::GlobalVariable>,
-        u32,
-        naga::Handle<naga::GlobalVariable>,
-    )> = Vec::new();
+    let mut copies: Vec<PrivateCopy> = Vec::new();
     let globals = &mut module.global_variables;
-    let functions = module.functions.iter_mut().map(|(_, f)| f);
-    for f in functions.chain(module.entry_points.iter_mut().map(|ep| &mut ep.function)) {
+    for f in every_function(&mut module.functions, &mut module.entry_points) {
         // Only expressions the (pruned) body still evaluates: a dropped branch's stay in
         // the arena until `compact`.
         let mut live = Vec::new();
@@ -233,59 +201,102 @@ pub fn hoist_constant_reads(module: &mut naga::Module) {
             .into_iter()
             .filter_map(|h| element(f, h).map(|e| (h, e)))
             .collect();
-        for (h, (array, index, ty)) in found {
-            let copy = match copies.iter().find(|(a, i, _)| *a == array && *i == index) {
-                Some(&(_, _, copy)) => copy,
+        for &(h, (source, index, ty)) in &found {
+            let element = Some(index);
+            let copy = match copies
+                .iter()
+                .find(|c| c.source == source && c.element == element)
+            {
+                Some(c) => c.copy,
                 None => {
-                    let name = globals[array].name.as_ref().map(|n| format!("{n}_{index}"));
-                    let copy = globals.append(
-                        naga::GlobalVariable {
-                            name,
-                            space: AddressSpace::Private,
-                            binding: None,
-                            ty,
-                            init: None,
-                            memory_decorations: Default::default(),
-                        },
-                        Default::default(),
-                    );
-                    copies.push((array, index, copy));
+                    let name = globals[source]
+                        .name
+                        .as_ref()
+                        .map(|n| format!("{n}_{index}"));
+                    let copy = globals.append(private_variable(name, ty), Default::default());
+                    copies.push(PrivateCopy {
+                        source,
+                        element,
+                        copy,
+                    });
                     copy
                 }
             };
             f.expressions[h] = Expression::GlobalVariable(copy);
         }
         // A global's pointer is in scope from the start: take it out of the Emit ranges.
-        let replaced: Vec<_> = f
-            .expressions
-            .iter()
-            .filter(|(_, e)| matches!(e, Expression::GlobalVariable(_)))
-            .map(|(h, _)| h)
-            .collect();
+        let replaced: Vec<_> = found.iter().map(|&(h, _)| h).collect();
         unemit(&mut f.body, &replaced);
     }
     for ep in module.entry_points.iter_mut() {
-        let f = &mut ep.function;
-        let mut start = Block::new();
-        for &(array, index, copy) in &copies {
-            let span = Default::default();
-            let base = f
-                .expressions
-                .append(Expression::GlobalVariable(array), span);
-            let at = f
-                .expressions
-                .append(Expression::AccessIndex { base, index }, span);
-            let value = f.expressions.append(Expression::Load { pointer: at }, span);
-            let to = f.expressions.append(Expression::GlobalVariable(copy), span);
-            start.push(
-                Statement::Emit(naga::Range::new_from_bounds(at, value)),
-                span,
-            );
-            start.push(Statement::Store { pointer: to, value }, span);
-        }
-        start.extend_block(std::mem::take(&mut f.body));
-        f.body = start;
+        store_copies_at_start(&mut ep.function, &copies);
     }
+}
+
+/// A private copy of a uniform (`element` None) or of one element of a read-only storage
+/// array, stored at the start of each entry point.
+struct PrivateCopy {
+    source: naga::Handle<naga::GlobalVariable>,
+    element: Option<u32>,
+    copy: naga::Handle<naga::GlobalVariable>,
+}
+
+/// A `var<private>` named `name` of type `ty`.
+fn private_variable(name: Option<String>, ty: naga::Handle<naga::Type>) -> naga::GlobalVariable {
+    naga::GlobalVariable {
+        name,
+        space: naga::AddressSpace::Private,
+        binding: None,
+        ty,
+        init: None,
+        memory_decorations: Default::default(),
+    }
+}
+
+/// Prepends to `f`'s body, for each of `copies`, a load of its source (or of the element)
+/// stored into the copy.
+fn store_copies_at_start(f: &mut naga::Function, copies: &[PrivateCopy]) {
+    let span = Default::default();
+    let mut start = Block::new();
+    for c in copies {
+        let source = f
+            .expressions
+            .append(Expression::GlobalVariable(c.source), span);
+        let (first, pointer) = match c.element {
+            Some(index) => {
+                let at = f.expressions.append(
+                    Expression::AccessIndex {
+                        base: source,
+                        index,
+                    },
+                    span,
+                );
+                (Some(at), at)
+            }
+            None => (None, source),
+        };
+        let value = f.expressions.append(Expression::Load { pointer }, span);
+        let to = f
+            .expressions
+            .append(Expression::GlobalVariable(c.copy), span);
+        start.push(
+            Statement::Emit(naga::Range::new_from_bounds(first.unwrap_or(value), value)),
+            span,
+        );
+        start.push(Statement::Store { pointer: to, value }, span);
+    }
+    start.extend_block(std::mem::take(&mut f.body));
+    f.body = start;
+}
+
+/// The functions and the entry points' functions of a module (its two fields, borrowed
+/// apart from the rest).
+fn every_function<'a>(
+    functions: &'a mut naga::Arena<naga::Function>,
+    entry_points: &'a mut [naga::EntryPoint],
+) -> impl Iterator<Item = &'a mut naga::Function> {
+    let entries = entry_points.iter_mut().map(|ep| &mut ep.function);
+    functions.iter_mut().map(|(_, f)| f).chain(entries)
 }
 
 /// Splits the Emit ranges of `block` (and of the blocks inside it) around the expressions
