@@ -197,8 +197,11 @@ fn run_mala(quadratic: Quadratic, i: u32, x_start: Point, index: vec2<u32>) {
     if (REFLECT_AXES != 0u) {
         x0 = fold_into_walls(x_start);
     }
+    // Pinned beyond DIM like every later position and gradient (`fit` in `mala`), so the
+    // loop's phis carry constants there.
+    x0 = fit(x0);
     let u0 = potential_value(quadratic, x0, step.t0);
-    var c = Chain(x0, gradient(quadratic, x0, step.t0), u0, 0u, walk);
+    var c = Chain(x0, fit(gradient(quadratic, x0, step.t0)), u0, 0u, walk);
     if (!point_is_finite(c.g) || !point_is_finite(Point(vec4<f32>(u0), vec4<f32>(0.0)))) {
         finish(i, poison_point());
         return;
@@ -247,17 +250,14 @@ fn run_mala(quadratic: Quadratic, i: u32, x_start: Point, index: vec2<u32>) {
 }
 
 // Step s of the dispatch on walk w: the Euler–Maruyama move, then (BOUNDARY) walls and
-// targets (common/boundary.wgsl); an absorbed walk stays where it is.
+// targets (common/boundary.wgsl); an absorbed walk is stored where it was absorbed.
 fn advance(quadratic: Quadratic, w: Walk, xi: Point, s: u32) -> Walk {
     if (BOUNDARY == 0u) {
         var out = w;
         out.x = euler(quadratic, w.x, xi, s);
         return out;
     }
-    // Only an absorbing target can end a walk within the dispatch.
-    if (ABSORBING != 0u && w.dead != 0u) {
-        return w;
-    }
+    // An absorbed walk goes on moving unobserved (common/boundary.wgsl, `Walk.held`).
     var var2 = 0.0;
     if (BRIDGE != 0u) {
         let scale = step_coefficients(s).z;
@@ -284,7 +284,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             w = advance(quadratic, w, zero, s);
         }
         walk_end(w);
-        finish(i, w.x);
+        finish(i, walk_position(w));
         return;
     }
     // Normal numbers are counted from block0's first lane: step s starts at lane0 + s DIM.
@@ -308,7 +308,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
     }
     walk_end(w);
-    finish(i, w.x);
+    finish(i, walk_position(w));
 }
 
 // The MALA kernel (MALA = 1): its own entry point, so that the plain kernel's pipeline does

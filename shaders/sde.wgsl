@@ -35,16 +35,14 @@ fn euler_maruyama(x: Point, xi: Point, k: u32) -> Point {
 }
 
 // Step s of the dispatch on walk w: the Euler–Maruyama move, then (BOUNDARY) walls and
-// targets; an absorbed walk stays where it is.
+// targets; an absorbed walk is stored where it was absorbed.
 fn advance(w: Walk, xi: Point, s: u32) -> Walk {
     if (BOUNDARY == 0u) {
         var out = w;
         out.x = euler_maruyama(w.x, xi, s);
         return out;
     }
-    if (w.dead != 0u) {
-        return w;
-    }
+    // An absorbed walk goes on moving unobserved (common/boundary.wgsl, `Walk.held`).
     return walk_bound(w, euler_maruyama(w.x, xi, s), s);
 }
 
@@ -81,7 +79,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
     }
     walk_end(w);
-    finish(i, w.x);
+    finish(i, walk_position(w));
 }
 
 // The user region (src/shaders.rs, `with_user_functions`): stubs poison their result.

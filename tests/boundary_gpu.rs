@@ -179,8 +179,35 @@ absorb = true
     };
     let shift = BETA * (2.0 * d * dt).sqrt();
     let mut sim = simulation(&gpu, &p);
+    let mut before: Option<(Vec<f32>, Vec<u32>)> = None;
     for step in [50u64, 100, 150] {
         advance(&mut sim, step);
+        // Absorbed particles keep stepping unobserved inside a dispatch (shaders/common/
+        // boundary.wgsl, `Walk.held`): what is stored must still be the position where the
+        // target took them, the same bits at every later snapshot. A walk stored where it
+        // went on to would differ after 50 more steps of free diffusion.
+        let (x, tags) = (sim.positions().unwrap(), sim.tags().unwrap());
+        if let Some((x0, tags0)) = &before {
+            let mut held = 0;
+            for (k, t) in tags0.chunks_exact(4).enumerate() {
+                if t[0] != 0 {
+                    assert_eq!(
+                        x[k].to_bits(),
+                        x0[k].to_bits(),
+                        "particle {k} absorbed at step {} moved",
+                        t[0]
+                    );
+                    assert_eq!(
+                        &tags[4 * k..4 * k + 4],
+                        t,
+                        "particle {k}'s tags changed after absorption"
+                    );
+                    held += 1;
+                }
+            }
+            assert!(held > 0, "no particle was absorbed by step {}", step - 50);
+        }
+        before = Some((x, tags));
         let obs = sim.observe().unwrap();
         let c = obs.passage.clone().expect("passage counts");
         let alive = c.particles - c.absorbed;
@@ -210,6 +237,15 @@ absorb = true
             assert!(
                 *x <= 0.0 || *x >= 1.0,
                 "absorbed at {x} inside the interval"
+            );
+            // Held where the target took it: one step from inside, sigma xi with sigma =
+            // sqrt(2 D dt) (no drift), |xi| <= 7 but for a chance of 2.6e-12 per draw (3e6
+            // draws here). A walk stored where it went on to within its dispatch would be
+            // about sigma sqrt(25) away on average.
+            let reach = 7.0 * (2.0 * d * dt).sqrt() as f32;
+            assert!(
+                *x > -reach && *x < 1.0 + reach,
+                "absorbed at {x}, beyond one step ({reach}) from the interval"
             );
             assert!(t[2] == t[0] || t[3] == t[0], "{t:?}");
         } else {
