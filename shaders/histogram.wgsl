@@ -7,7 +7,7 @@
 // binned on counts as non-finite as well.
 // Bins follow numpy: [lo, hi) except the last, which includes hi.
 //
-// counts layout: bins (numpy histogram2d order: i * bins1 + j), then the HIST_TALLIES
+// counts layout (once per copy, COPIES below): bins (numpy histogram2d order: i * bins1 + j), then the HIST_TALLIES
 // tallies: [total bins + HIST_OUTSIDE] outside (not in any bin, finite), [+ HIST_NONFINITE]
 // non-finite, [+ HIST_BELOW + 2a] below range on axis a, [+ HIST_ABOVE + 2a] above range on
 // axis a.
@@ -44,10 +44,16 @@ fn axis_value(i: u32, axis: u32) -> f32 {
     return velocity[i * DIM + axis - DIM];
 }
 
+// Global binning: COPIES copies of the whole counts layout one after another, workgroup g
+// adding to copy g % COPIES (the host sums them; src/observe/histogram.rs, `Binning`), so
+// that concurrent workgroups seldom add to the same word. `copy_base`: this workgroup's.
+override COPIES: u32 = 1u;
+var<private> copy_base: u32;
+
 // Counts one at `index` of the counts layout (bins, then tallies).
 fn count_at(index: u32, total: u32) {
     if (PRIVATE == 0u) {
-        atomicAdd(&counts[index], 1u);
+        atomicAdd(&counts[copy_base + index], 1u);
     } else if (index < total) {
         atomicAdd(&local_counts[index / 2u], 1u << ((index & 1u) * 16u));
     } else {
@@ -104,6 +110,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let total = hist.bins.x * select(1u, hist.bins.y, hist.naxes == 2u);
     let group = wid.x + wid.y * nwg.x;
     let half = (total + 1u) / 2u;
+    copy_base = (group % COPIES) * (total + HIST_TALLIES);
     if (PRIVATE == 1u) {
         for (var w = lid; w < half + HIST_TALLIES; w = w + WG) {
             atomicStore(&local_counts[w], 0u);

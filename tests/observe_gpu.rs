@@ -126,11 +126,20 @@ fn both_binnings_count_exactly_as_the_twin() {
         let words = (spec.total_bins().div_ceil(2) + 6) as u32;
         let binnings = [
             ("global", Binning::GLOBAL),
+            // 70_001 particles make 1094 workgroups of 64: every copy gets some.
+            (
+                "global, 8 copies",
+                Binning {
+                    copies: 8,
+                    ..Binning::GLOBAL
+                },
+            ),
             (
                 "private, 1 per invocation",
                 Binning {
                     items: 1,
                     private_words: Some(words),
+                    copies: 1,
                 },
             ),
             (
@@ -138,6 +147,7 @@ fn both_binnings_count_exactly_as_the_twin() {
                 Binning {
                     items: 7,
                     private_words: Some(words),
+                    copies: 1,
                 },
             ),
             (
@@ -145,6 +155,7 @@ fn both_binnings_count_exactly_as_the_twin() {
                 Binning {
                     items: 1023,
                     private_words: Some(words),
+                    copies: 1,
                 },
             ),
         ];
