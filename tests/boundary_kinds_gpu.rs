@@ -426,6 +426,115 @@ region = {{ x = [4.0, 5.0] }}
     assert!(tags.chunks_exact(stride).any(|r| r[4] != BASIN_NONE));
 }
 
+/// The SDE of the test above with the target y in [0.3, 0.5] absorbing instead of recording.
+/// An absorbed walk keeps stepping, unobserved, to the end of its dispatch (common/
+/// boundary.wgsl, `Walk.held`); what the kernel stores must be where the target took it.
+/// Against the f64 twin's unwrapped path (step by step with the wall maps, no absorption),
+/// within the same [`global_bound`] as above: a particle absorbed after step a (tag word 0)
+/// has the twin within `bound` of the target after step a and no deeper than `bound` inside
+/// it before, its first passage (word 3) is a, and its stored position (unwrapped by the
+/// windings it had then) is the twin's after step a; a particle never absorbed never had the
+/// twin deeper than `bound` inside and ends where the twin ends. All 100 steps run in one
+/// dispatch, so most absorbed walks go on stepping inside it: storing where they went on to
+/// would miss the twin's position by about sqrt(2 D dt (100 - a)) = 0.05 sqrt(100 - a).
+#[test]
+fn sde_absorbed_walks_are_stored_where_the_target_took_them() {
+    let gpu = common::gpu();
+    let (n, steps, dt, d) = (2000u64, 100u64, 5e-3f64, 0.5f64);
+    let l = 2.0 * std::f64::consts::PI;
+    let p = plan(&format!(
+        r#"
+seed = 29
+[particles]
+count = {n}
+dim = 2
+init = {{ kind = "point", at = [1.0, 0.0] }}
+[dynamics]
+kind = "sde"
+drift = ["1.5", "-2*y"]
+diffusion = "{d}"
+dt = {dt}
+steps = {steps}
+[output]
+histogram = {{ axes = [0], bins = 32, range = [[0.0, {l}]] }}
+[boundary]
+x = {{ kind = "periodic", low = 0.0, high = {l} }}
+y = {{ kind = "reflecting", low = -0.5, high = 0.5 }}
+[[observe.first_passage]]
+name = "top"
+region = {{ y = [0.3, 0.5] }}
+absorb = true
+"#
+    ));
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, steps);
+    let (x, tags) = (sim.positions().unwrap(), sim.tags().unwrap());
+    let stride = 1 + 2 + 1;
+    let gpu_x = unwrapped(&x, &tags, stride, l);
+    let DynamicsPlan::Sde(sp) = &p.dynamics else {
+        panic!("not sde")
+    };
+    let fokker::dynamics::sde::SdeForm::Expr(model) = &sp.model else {
+        panic!("an expression model")
+    };
+    let s = (2.0 * d * dt).sqrt();
+    let delta = s * NORMAL_ERROR + 3.0 * U * (l + 6.0 * s) + 4.0 * U * l + dt * 2.0 * U * 2.0;
+    let bound = global_bound(0.0, delta, 2.0, dt, steps);
+    let mut twin = [1.0, 0.0].repeat(n as usize);
+    let mut wind = vec![0i64; 2 * n as usize];
+    // path[k]: the twin after step k + 1, wrapped, and unwrapped.
+    let mut path: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    for k in 0..steps {
+        fokker::dynamics::sde::sde_cpu(&mut twin, 2, 0, model, dt, p.seed, k, 1);
+        for i in 0..n as usize {
+            let (row, w) = (&mut twin[2 * i..2 * i + 2], &mut wind[2 * i..2 * i + 2]);
+            apply_walls(row, w, &p.boundary);
+        }
+        let unwrapped_twin: Vec<f64> = (0..n as usize)
+            .flat_map(|i| [twin[2 * i] + l * wind[2 * i] as f64, twin[2 * i + 1]])
+            .collect();
+        path.push((twin.clone(), unwrapped_twin));
+    }
+    let target = (1, 0.3, 0.5);
+    let mut absorbed = 0;
+    for (i, row) in tags.chunks_exact(stride).enumerate() {
+        let wrapped = |k: usize| &path[k].0[2 * i..2 * i + 2];
+        let (a, first) = (row[0], row[3]);
+        let (at, before) = if a == 0 {
+            assert_eq!(
+                first, PASSAGE_NEVER,
+                "particle {i}: passage without absorption"
+            );
+            (path.len() - 1, path.len())
+        } else {
+            absorbed += 1;
+            assert_eq!(
+                first, a,
+                "particle {i}: absorbed after step {a}, passage {first}"
+            );
+            let k = a as usize - 1;
+            assert!(
+                in_slab(wrapped(k), target, bound),
+                "particle {i}: absorbed after step {a} outside the target"
+            );
+            (k, k)
+        };
+        assert!(
+            (0..before).all(|k| !in_slab(wrapped(k), target, -bound)),
+            "particle {i}: inside the target before step {a}"
+        );
+        let expect = &path[at].1[2 * i..2 * i + 2];
+        for (g, t) in gpu_x[2 * i..2 * i + 2].iter().zip(expect) {
+            assert!(
+                (g - t).abs() <= bound,
+                "particle {i} (absorbed after step {a}): stored {g}, the twin {t} (bound {bound:e})"
+            );
+        }
+    }
+    // Most absorptions happen well before the last step, so the check above bites.
+    assert!(absorbed > n / 10, "only {absorbed} of {n} absorbed");
+}
+
 /// Standard normal density and distribution function.
 fn phi(x: f64) -> f64 {
     (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
