@@ -29,7 +29,9 @@
 //! `walls` (reflecting x and y in [-2, 2], an absorbing target x >= 1), and for a breakdown
 //! `reflect1`, `reflect2`, `periodic1`, `target` (recording) and `absorb` (one part each).
 //!
-//! `--wg N` sets the workgroup size (default 64), `--fused-steps N` the steps per dispatch.
+//! `--wg N` sets the workgroup size (default 64), `--fused-steps N` the steps per dispatch,
+//! `--mala-carry true|false` whether MALA carries U and grad U from the accepted proposal
+//! or evaluates them at every step (default: by the potential, `recomputes_cheaply`).
 //!
 //! `--kind underdamped` runs the same workload with velocities: underdamped Langevin by
 //! BAOAB (`kind = "underdamped"`, gamma = 1, m = 1, Maxwell initial velocities), the job
@@ -258,9 +260,15 @@ fn main() -> fokker::Result<()> {
         .position(|a| a == "--fused-steps")
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok());
+    let mala_carry: Option<bool> = args
+        .iter()
+        .position(|a| a == "--mala-carry")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok());
     let layout = Layout {
         fused_steps: fused,
         workgroup_size: arg(&args, "--wg", Layout::default().workgroup_size),
+        mala_carry,
         ..Layout::default()
     };
 

@@ -26,6 +26,12 @@ override DT_TABLE: u32 = 0u;
 // log u < log alpha with u from Philox stream STREAM_MALA (`mala`); constant T > 0 and a
 // potential that does not read t (the scenario refuses the rest).
 override MALA: u32 = 0u;
+// MALA: 1 carries U and grad U of the chain's position over from the accepted proposal; 0
+// evaluates them there at every step (the host's choice for a potential cheaper to evaluate
+// than to carry through the loop and the accept selects, the double well:
+// src/dynamics/langevin.rs, `recomputes_cheaply`). The same function of the same bits: the
+// same results.
+override MALA_CARRY: u32 = 1u;
 
 @group(0) @binding(2) var<uniform> step: Step;
 @group(0) @binding(3) var<storage, read> potential_params: array<f32>;
@@ -69,7 +75,8 @@ fn euler(quadratic: Quadratic, x: Point, xi: Point, k: u32) -> Point {
 }
 
 // A MALA chain within one dispatch: the position with U and grad U there (kept while
-// proposals are rejected, taken over from an accepted one), the proposals accepted, and
+// proposals are rejected, taken over from an accepted one; with MALA_CARRY = 0 only the
+// start's, each step evaluates its own), the proposals accepted, and
 // (BOUNDARY) its walk: targets, basins, absorption.
 struct Chain {
     x: Point,
@@ -129,10 +136,16 @@ fn mala(quadratic: Quadratic, c: Chain, xi: Point, w: u32, k: u32) -> Chain {
     let t = step.t0 + f32(k) * dt;
     let s = step.noise_scale;
     var out = c;
+    var gx = c.g;
+    var ux = c.u;
+    if (MALA_CARRY == 0u) {
+        gx = fit(gradient(quadratic, c.x, t));
+        ux = potential_value(quadratic, c.x, t);
+    }
     var y = c.x;
-    y.a = c.x.a - c.g.a * dt + s * xi.a;
+    y.a = c.x.a - gx.a * dt + s * xi.a;
     if (DIM > 4u) {
-        y.b = c.x.b - c.g.b * dt + s * xi.b;
+        y.b = c.x.b - gx.b * dt + s * xi.b;
     }
     if (REFLECT_AXES != 0u && !inside_walls(y)) {
         return out;
@@ -142,19 +155,21 @@ fn mala(quadratic: Quadratic, c: Chain, xi: Point, w: u32, k: u32) -> Chain {
     y = fit(y);
     let gy = fit(gradient(quadratic, y, t));
     let uy = potential_value(quadratic, y, t);
-    let ha = c.g.a + gy.a;
+    let ha = gx.a + gy.a;
     var cross = dot(xi.a, ha);
     var h2 = dot(ha, ha);
     if (DIM > 4u) {
-        let hb = c.g.b + gy.b;
+        let hb = gx.b + gy.b;
         cross = cross + dot(xi.b, hb);
         h2 = h2 + dot(hb, hb);
     }
-    let log_alpha = (-(uy - c.u) + 0.5 * s * cross - 0.25 * dt * h2) * step.inv_temperature;
+    let log_alpha = (-(uy - ux) + 0.5 * s * cross - 0.25 * dt * h2) * step.inv_temperature;
     if (log(unit_open_closed(w)) < log_alpha) {
         out.x = y;
-        out.g = gy;
-        out.u = uy;
+        if (MALA_CARRY == 1u) {
+            out.g = gy;
+            out.u = uy;
+        }
         out.accepted = out.accepted + 1u;
     }
     return out;

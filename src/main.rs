@@ -201,6 +201,7 @@ impl DeviceArgs {
             chunk_particles: self.chunk_particles,
             fused_steps: self.fused_steps,
             slice_particles: self.slice_particles,
+            mala_carry: None,
         }
     }
 }

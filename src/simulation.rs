@@ -26,6 +26,10 @@ pub struct Layout {
     pub fused_steps: Option<u32>,
     /// Particles per submission (default: sized from the measured rate).
     pub slice_particles: Option<u32>,
+    /// MALA: carry U and grad U from the accepted proposal (true) or evaluate them at every
+    /// step (false); default by the potential (`dynamics::langevin::recomputes_cheaply`).
+    /// The same bits either way.
+    pub mala_carry: Option<bool>,
 }
 
 impl Default for Layout {
@@ -35,6 +39,7 @@ impl Default for Layout {
             chunk_particles: None,
             fused_steps: None,
             slice_particles: None,
+            mala_carry: None,
         }
     }
 }
@@ -204,6 +209,7 @@ impl<'g> Simulation<'g> {
             workgroup_size: layout.workgroup_size,
             chunk_particles: layout.chunk_particles,
             boundary: &plan.boundary,
+            mala_carry: layout.mala_carry,
         })?;
         // Phase-space axes (dim .. 2 dim - 1) read the velocities of kinds that have them.
         let velocity = stepper

@@ -1141,24 +1141,28 @@ fn layout_never_changes_results() {
                 chunk_particles: None,
                 fused_steps: Some(1),
                 slice_particles: None,
+                mala_carry: None,
             },
             Layout {
                 workgroup_size: 128,
                 chunk_particles: Some(1000),
                 fused_steps: Some(7),
                 slice_particles: Some(300),
+                mala_carry: None,
             },
             Layout {
                 workgroup_size: 64,
                 chunk_particles: Some(333),
                 fused_steps: None,
                 slice_particles: Some(100),
+                mala_carry: None,
             },
             Layout {
                 workgroup_size: 16,
                 chunk_particles: None,
                 fused_steps: Some(13),
                 slice_particles: Some(4097),
+                mala_carry: None,
             },
         ];
         for layout in &layouts {

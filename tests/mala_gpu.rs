@@ -428,6 +428,83 @@ fn gpu_decisions_match_the_twin_outside_the_f32_margin() {
 /// was within 4 times the decision margin (the f32 trajectory drifts from the twin's by a
 /// few ulp a step, which moves log alpha by far less than the margin's own size), within 8
 /// times one step's proposal tolerance.
+/// The chain's U and grad U taken over from each accepted proposal (`MALA_CARRY` = 1, the
+/// default but for the double well) or evaluated at its position at every step (0, the
+/// double well's default) are the same function of the same bits: the positions and the
+/// accepted count agree to the bit, in fused quads and in single steps (fused_steps 7 ends
+/// blocks mid-quad), for the double well, a quadratic and an expression. The twin tests
+/// above hold both defaults against f64 (the quadratic carries, the double well does not).
+#[test]
+fn carried_and_recomputed_potentials_give_the_same_bits() {
+    let gpu = common::gpu();
+    let (n, temperature, dt, steps) = (1000u64, 0.7, 0.2, 20u64);
+    let expr = {
+        let source = fokker::model::expr::PotentialSource {
+            expr: "0.5*k*(x^2 + y^2) + 0.1*x^4".into(),
+            params: [("k".to_string(), 2.0)].into_iter().collect(),
+            dim: 2,
+        };
+        match fokker::model::expr::ExprPotential::new(source) {
+            Ok(p) => Potential::Expr(p),
+            Err(e) => panic!("the expression does not compile: {}", e.error),
+        }
+    };
+    let cases = [
+        (1u32, Potential::DoubleWell),
+        (2, Potential::DoubleWell),
+        (6, Potential::DoubleWell),
+        (
+            2,
+            Potential::Quadratic {
+                matrix: vec![vec![1.0, 0.3], vec![0.3, 4.0]],
+                center: vec![0.5, 0.0],
+            },
+        ),
+        (2, expr),
+    ];
+    for (dim, potential) in cases {
+        let init = Init::Gaussian {
+            mean: vec![0.0; dim as usize],
+            std: vec![0.8; dim as usize],
+        };
+        let p = plan(dim, n, init, potential, temperature, dt, steps, true);
+        let run = |carry: bool, fused: Option<u32>| {
+            let layout = Layout {
+                fused_steps: fused,
+                mala_carry: Some(carry),
+                ..Layout::default()
+            };
+            let mut sim = Simulation::new(&gpu, &p, None, None, 0, n, &layout).expect("simulation");
+            sim.advance_to(steps, |_| Ok(()), &|| false)
+                .expect("advance");
+            let x: Vec<u32> = sim
+                .positions()
+                .expect("positions")
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            (x, sim.accepted().expect("read").expect("counted"))
+        };
+        for fused in [None, Some(7)] {
+            let (carried, recomputed) = (run(true, fused), run(false, fused));
+            assert!(
+                carried.1 > 0 && carried.1 < n * steps,
+                "dim {dim}: accepted {} of {}",
+                carried.1,
+                n * steps
+            );
+            assert_eq!(
+                carried.1, recomputed.1,
+                "dim {dim}, fused {fused:?}: accepted"
+            );
+            assert!(
+                carried.0 == recomputed.0,
+                "dim {dim}, fused {fused:?}: positions differ"
+            );
+        }
+    }
+}
+
 #[test]
 fn fused_quads_follow_the_twin() {
     let gpu = common::gpu();

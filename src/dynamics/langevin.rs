@@ -122,6 +122,31 @@ impl Part {
     }
 }
 
+/// Whether the Langevin kernel is Metropolis-adjusted, and how its chain keeps U and
+/// grad U at its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mala {
+    Off,
+    /// `carry`: take U and grad U over from each accepted proposal (true) or evaluate them
+    /// at the chain's position at every step (false); None: [`recomputes_cheaply`] decides.
+    /// Both give the same bits (tests/mala_gpu.rs).
+    On {
+        carry: Option<bool>,
+    },
+}
+
+/// Whether MALA evaluates U and grad U at the chain's position at every step rather than
+/// carrying them from the accepted proposal: for the built-in double well, whose few
+/// operations per axis cost less than carrying 2 DIM + 1 more values through the loop and
+/// the accept selects. On lavapipe its MALA / plain went from 1.60-1.68 to 1.52-1.59
+/// (alternating runs, 1e6 particles x 400 steps). Everything else carries: a mixture or
+/// Müller–Brown would pay a second round of exps per step, a quadratic DIM^2 products, and
+/// the same double well written as an expression measured 1.65-1.66 recomputing against
+/// 1.67 carrying (`cargo bench --bench l2 -- --mala --mala-carry BOOL`).
+pub fn recomputes_cheaply(potential: &Potential) -> bool {
+    matches!(potential, Potential::DoubleWell)
+}
+
 /// What compiling and binding a [`Part`]'s pipeline needs besides the ensemble.
 struct PipelineSpec {
     label: String,
@@ -209,7 +234,7 @@ impl LangevinGpu {
             1,
             seed,
             workgroup_size,
-            false,
+            Mala::Off,
             &Boundary::default(),
         )
     }
@@ -228,9 +253,14 @@ impl LangevinGpu {
         run_steps: u64,
         seed: u64,
         workgroup_size: u32,
-        mala: bool,
+        mala: Mala,
         boundary: &Boundary,
     ) -> Result<LangevinGpu> {
+        let carry = match mala {
+            Mala::Off => None,
+            Mala::On { carry } => Some(carry.unwrap_or(!recomputes_cheaply(potential))),
+        };
+        let mala = carry.is_some();
         let shader = potential_shader_with(shaders::LANGEVIN, potential, Some(temperature), mala)
             .map_err(|why| {
             Error::Device(format!("the Langevin shader did not compose: {why}"))
@@ -246,6 +276,7 @@ impl LangevinGpu {
         overrides.extend([
             ("DT_TABLE", if table { 1.0 } else { 0.0 }),
             ("MALA", if mala { 1.0 } else { 0.0 }),
+            ("MALA_CARRY", if carry == Some(false) { 0.0 } else { 1.0 }),
             ("POTENTIAL", f64::from(shader.kind)),
             ("NOISE", if temperature.is_zero() { 0.0 } else { 1.0 }),
             (
@@ -825,6 +856,13 @@ impl Dynamics for LangevinPlan {
     }
 
     fn stepper(&self, cx: &StepperContext<'_>) -> Result<Box<dyn Stepper>> {
+        let mala = if self.mala {
+            Mala::On {
+                carry: cx.mala_carry,
+            }
+        } else {
+            Mala::Off
+        };
         Ok(Box::new(LangevinGpu::scheduled(
             cx.gpu,
             cx.ensemble,
@@ -834,7 +872,7 @@ impl Dynamics for LangevinPlan {
             self.steps,
             cx.seed,
             cx.workgroup_size,
-            self.mala,
+            mala,
             cx.boundary,
         )?))
     }

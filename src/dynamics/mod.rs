@@ -153,6 +153,9 @@ pub struct StepperContext<'a> {
     /// Walls and first-passage targets (empty when the run has none; only kinds whose
     /// `boundary_refusal` is None get any).
     pub boundary: &'a crate::scenario::Boundary,
+    /// MALA: carry U and grad U from the accepted proposal or evaluate them at every step
+    /// (None: by the potential; `langevin::Mala`). The same bits either way.
+    pub mala_carry: Option<bool>,
 }
 
 /// Device memory a kind needs beyond the positions: `floats_per_particle` f32 per particle
