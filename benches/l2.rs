@@ -248,6 +248,14 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The value after `name`, when given and parsed.
+fn optional_arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+}
+
 fn main() -> fokker::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let particles: u64 = arg(&args, "--particles", 1_000_000u64);
@@ -255,20 +263,10 @@ fn main() -> fokker::Result<()> {
     let seed: u64 = arg(&args, "--seed", 0u64);
     let temperature: f64 = arg(&args, "--temperature", 1.0f64);
     let adapter: AdapterChoice = arg(&args, "--adapter", AdapterChoice::Auto);
-    let fused: Option<u32> = args
-        .iter()
-        .position(|a| a == "--fused-steps")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok());
-    let mala_carry: Option<bool> = args
-        .iter()
-        .position(|a| a == "--mala-carry")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok());
     let layout = Layout {
-        fused_steps: fused,
+        fused_steps: optional_arg(&args, "--fused-steps"),
         workgroup_size: arg(&args, "--wg", Layout::default().workgroup_size),
-        mala_carry,
+        mala_carry: optional_arg(&args, "--mala-carry"),
         ..Layout::default()
     };
 

@@ -14,7 +14,7 @@ use common::stats::Z_LIMIT;
 use fokker::dynamics::kernel_flows::interaction_cpu_in;
 use fokker::gpu::abi::{BASIN_NONE, PASSAGE_NEVER};
 use fokker::observe::first_passage::apply_walls;
-use fokker::scenario::DynamicsPlan;
+use fokker::scenario::{DynamicsPlan, Plan};
 use std::path::Path;
 
 /// Interacting particles in the box x periodic on [-2, 2), y between reflecting walls at
@@ -306,26 +306,21 @@ fn a_cluster_across_the_seam_moves_like_one_inside() {
     );
 }
 
-/// The general SDE in a box: x on the circle [0, 2 pi) with constant drift 1.5 and D = 0.5,
-/// y an Ornstein–Uhlenbeck drift -2 y between reflecting walls at +-0.5, from (1, 0) for
-/// 100 steps of 5e-3. Exact answer: Euler–Maruyama is exact for constant coefficients, so
-/// the unwrapped x is N(1 + 1.5 t, 2 D t) at t = 0.5 and the wrapped x the wrapped Gaussian
-/// (chi-square over 32 bins below the 1e-6 false-alarm limit; images |m| <= 4 leave out less
-/// than 1e-40), its mean within Z_LIMIT / sqrt(N) standard deviations and its variance
-/// within Z_LIMIT sqrt(2 / N) relative. The f64 twin (sde_cpu step by step with the wall
-/// maps) matches every particle within [`global_bound`]: the local error as in
-/// [`local_bound`] without pair forces (kappa = 0), the drift 1.5 and -2 y exact to 2 u of
-/// their size, and the Lipschitz constant 2; with a recording target (y in [0.3, 0.5]) and
-/// two basins on the periodic axis, whose first-passage steps and last basins agree with
-/// the twin's path ([`check_bookkeeping`]).
-#[test]
-fn sde_on_a_circle_with_walls_is_the_wrapped_gaussian_and_its_twin() {
-    let gpu = common::gpu();
-    let (n, steps, dt, d) = (4000u64, 100u64, 5e-3, 0.5);
-    let l = 2.0 * std::f64::consts::PI;
-    let p = plan(&format!(
+/// The SDE scenarios below: x on the circle [0, SDE_L) with constant drift 1.5, y an
+/// Ornstein–Uhlenbeck drift -2 y between reflecting walls at +-0.5, D = SDE_D, from (1, 0),
+/// SDE_STEPS steps of SDE_DT.
+const SDE_STEPS: u64 = 100;
+const SDE_DT: f64 = 5e-3;
+const SDE_D: f64 = 0.5;
+const SDE_L: f64 = 2.0 * std::f64::consts::PI;
+
+/// The circle scenario with `n` particles, `seed`, and the `observers` TOML (targets,
+/// basins) appended.
+fn sde_circle_plan(n: u64, seed: u64, observers: &str) -> Plan {
+    let (steps, dt, d, l) = (SDE_STEPS, SDE_DT, SDE_D, SDE_L);
+    plan(&format!(
         r#"
-seed = 23
+seed = {seed}
 [particles]
 count = {n}
 dim = 2
@@ -341,17 +336,77 @@ histogram = {{ axes = [0], bins = 32, range = [[0.0, {l}]] }}
 [boundary]
 x = {{ kind = "periodic", low = 0.0, high = {l} }}
 y = {{ kind = "reflecting", low = -0.5, high = 0.5 }}
+{observers}"#
+    ))
+}
+
+/// The f64 twin of a circle scenario's `n` particles (sde_cpu step by step with the wall
+/// maps, nothing absorbed): the bound a GPU particle stays within ([`global_bound`]: the
+/// local error as in [`local_bound`] without pair forces, the drift 1.5 and -2 y exact to
+/// 2 u of their size, the Lipschitz constant 2), and after each step k + 1 the positions
+/// wrapped (`[k]` of the first path) and unwrapped by the windings (of the second).
+fn sde_circle_twin(p: &Plan, n: u64) -> (f64, Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let (steps, dt, d, l) = (SDE_STEPS, SDE_DT, SDE_D, SDE_L);
+    let DynamicsPlan::Sde(sp) = &p.dynamics else {
+        panic!("not sde")
+    };
+    let fokker::dynamics::sde::SdeForm::Expr(model) = &sp.model else {
+        panic!("an expression model")
+    };
+    let s = (2.0 * d * dt).sqrt();
+    let delta = s * NORMAL_ERROR + 3.0 * U * (l + 6.0 * s) + 4.0 * U * l + dt * 2.0 * U * 2.0;
+    let bound = global_bound(0.0, delta, 2.0, dt, steps);
+    let mut twin = [1.0, 0.0].repeat(n as usize);
+    let mut wind = vec![0i64; 2 * n as usize];
+    let (mut wrapped, mut unwrapped) = (Vec::new(), Vec::new());
+    for k in 0..steps {
+        fokker::dynamics::sde::sde_cpu(&mut twin, 2, 0, model, dt, p.seed, k, 1);
+        for i in 0..n as usize {
+            let (row, w) = (&mut twin[2 * i..2 * i + 2], &mut wind[2 * i..2 * i + 2]);
+            apply_walls(row, w, &p.boundary);
+        }
+        unwrapped.push(
+            (0..n as usize)
+                .flat_map(|i| [twin[2 * i] + l * wind[2 * i] as f64, twin[2 * i + 1]])
+                .collect(),
+        );
+        wrapped.push(twin.clone());
+    }
+    (bound, wrapped, unwrapped)
+}
+
+/// The general SDE in a box: x on the circle [0, 2 pi) with constant drift 1.5 and D = 0.5,
+/// y an Ornstein–Uhlenbeck drift -2 y between reflecting walls at +-0.5, from (1, 0) for
+/// 100 steps of 5e-3. Exact answer: Euler–Maruyama is exact for constant coefficients, so
+/// the unwrapped x is N(1 + 1.5 t, 2 D t) at t = 0.5 and the wrapped x the wrapped Gaussian
+/// (chi-square over 32 bins below the 1e-6 false-alarm limit; images |m| <= 4 leave out less
+/// than 1e-40), its mean within Z_LIMIT / sqrt(N) standard deviations and its variance
+/// within Z_LIMIT sqrt(2 / N) relative. The f64 twin (sde_cpu step by step with the wall
+/// maps) matches every particle within [`global_bound`]: the local error as in
+/// [`local_bound`] without pair forces (kappa = 0), the drift 1.5 and -2 y exact to 2 u of
+/// their size, and the Lipschitz constant 2; with a recording target (y in [0.3, 0.5]) and
+/// two basins on the periodic axis, whose first-passage steps and last basins agree with
+/// the twin's path ([`check_bookkeeping`]).
+#[test]
+fn sde_on_a_circle_with_walls_is_the_wrapped_gaussian_and_its_twin() {
+    let gpu = common::gpu();
+    let n = 4000u64;
+    let (steps, dt, d, l) = (SDE_STEPS, SDE_DT, SDE_D, SDE_L);
+    let p = sde_circle_plan(
+        n,
+        23,
+        r#"
 [[observe.first_passage]]
 name = "top"
-region = {{ y = [0.3, 0.5] }}
+region = { y = [0.3, 0.5] }
 [[observe.basins]]
 name = "a"
-region = {{ x = [2.0, 2.5] }}
+region = { x = [2.0, 2.5] }
 [[observe.basins]]
 name = "b"
-region = {{ x = [4.0, 5.0] }}
-"#
-    ));
+region = { x = [4.0, 5.0] }
+"#,
+    );
     let mut sim = simulation(&gpu, &p);
     advance(&mut sim, steps);
     let obs = sim.observe().unwrap();
@@ -384,29 +439,13 @@ region = {{ x = [4.0, 5.0] }}
         "{v} vs {var}"
     );
     // The twin.
-    let DynamicsPlan::Sde(sp) = &p.dynamics else {
-        panic!("not sde")
-    };
-    let fokker::dynamics::sde::SdeForm::Expr(model) = &sp.model else {
-        panic!("an expression model")
-    };
-    let s = (2.0 * d * dt).sqrt();
-    let delta = s * NORMAL_ERROR + 3.0 * U * (l + 6.0 * s) + 4.0 * U * l + dt * 2.0 * U * 2.0;
-    let bound = global_bound(0.0, delta, 2.0, dt, steps);
-    let mut twin = [1.0, 0.0].repeat(n as usize);
-    let mut wind = vec![0i64; 2 * n as usize];
-    let mut path = Vec::new();
-    for k in 0..steps {
-        fokker::dynamics::sde::sde_cpu(&mut twin, 2, 0, model, dt, p.seed, k, 1);
-        for i in 0..n as usize {
-            let (row, w) = (&mut twin[2 * i..2 * i + 2], &mut wind[2 * i..2 * i + 2]);
-            apply_walls(row, w, &p.boundary);
-        }
-        path.push(twin.clone());
-    }
+    let (bound, path, unwrapped_path) = sde_circle_twin(&p, n);
+    let end = &unwrapped_path[unwrapped_path.len() - 1];
     for i in 0..n as usize {
-        let tx = twin[2 * i] + l * wind[2 * i] as f64;
-        for (g, t) in [(gpu_x[2 * i], tx), (gpu_x[2 * i + 1], twin[2 * i + 1])] {
+        for (g, t) in [
+            (gpu_x[2 * i], end[2 * i]),
+            (gpu_x[2 * i + 1], end[2 * i + 1]),
+        ] {
             assert!(
                 (g - t).abs() <= bound,
                 "particle {i}: {g} vs {t} (bound {bound:e})"
@@ -440,65 +479,27 @@ region = {{ x = [4.0, 5.0] }}
 #[test]
 fn sde_absorbed_walks_are_stored_where_the_target_took_them() {
     let gpu = common::gpu();
-    let (n, steps, dt, d) = (2000u64, 100u64, 5e-3f64, 0.5f64);
-    let l = 2.0 * std::f64::consts::PI;
-    let p = plan(&format!(
+    let n = 2000u64;
+    let p = sde_circle_plan(
+        n,
+        29,
         r#"
-seed = 29
-[particles]
-count = {n}
-dim = 2
-init = {{ kind = "point", at = [1.0, 0.0] }}
-[dynamics]
-kind = "sde"
-drift = ["1.5", "-2*y"]
-diffusion = "{d}"
-dt = {dt}
-steps = {steps}
-[output]
-histogram = {{ axes = [0], bins = 32, range = [[0.0, {l}]] }}
-[boundary]
-x = {{ kind = "periodic", low = 0.0, high = {l} }}
-y = {{ kind = "reflecting", low = -0.5, high = 0.5 }}
 [[observe.first_passage]]
 name = "top"
-region = {{ y = [0.3, 0.5] }}
+region = { y = [0.3, 0.5] }
 absorb = true
-"#
-    ));
+"#,
+    );
     let mut sim = simulation(&gpu, &p);
-    advance(&mut sim, steps);
+    advance(&mut sim, SDE_STEPS);
     let (x, tags) = (sim.positions().unwrap(), sim.tags().unwrap());
     let stride = 1 + 2 + 1;
-    let gpu_x = unwrapped(&x, &tags, stride, l);
-    let DynamicsPlan::Sde(sp) = &p.dynamics else {
-        panic!("not sde")
-    };
-    let fokker::dynamics::sde::SdeForm::Expr(model) = &sp.model else {
-        panic!("an expression model")
-    };
-    let s = (2.0 * d * dt).sqrt();
-    let delta = s * NORMAL_ERROR + 3.0 * U * (l + 6.0 * s) + 4.0 * U * l + dt * 2.0 * U * 2.0;
-    let bound = global_bound(0.0, delta, 2.0, dt, steps);
-    let mut twin = [1.0, 0.0].repeat(n as usize);
-    let mut wind = vec![0i64; 2 * n as usize];
-    // path[k]: the twin after step k + 1, wrapped, and unwrapped.
-    let mut path: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
-    for k in 0..steps {
-        fokker::dynamics::sde::sde_cpu(&mut twin, 2, 0, model, dt, p.seed, k, 1);
-        for i in 0..n as usize {
-            let (row, w) = (&mut twin[2 * i..2 * i + 2], &mut wind[2 * i..2 * i + 2]);
-            apply_walls(row, w, &p.boundary);
-        }
-        let unwrapped_twin: Vec<f64> = (0..n as usize)
-            .flat_map(|i| [twin[2 * i] + l * wind[2 * i] as f64, twin[2 * i + 1]])
-            .collect();
-        path.push((twin.clone(), unwrapped_twin));
-    }
+    let gpu_x = unwrapped(&x, &tags, stride, SDE_L);
+    let (bound, path, unwrapped_path) = sde_circle_twin(&p, n);
     let target = (1, 0.3, 0.5);
     let mut absorbed = 0;
     for (i, row) in tags.chunks_exact(stride).enumerate() {
-        let wrapped = |k: usize| &path[k].0[2 * i..2 * i + 2];
+        let wrapped = |k: usize| &path[k][2 * i..2 * i + 2];
         let (a, first) = (row[0], row[3]);
         let (at, before) = if a == 0 {
             assert_eq!(
@@ -523,7 +524,7 @@ absorb = true
             (0..before).all(|k| !in_slab(wrapped(k), target, -bound)),
             "particle {i}: inside the target before step {a}"
         );
-        let expect = &path[at].1[2 * i..2 * i + 2];
+        let expect = &unwrapped_path[at][2 * i..2 * i + 2];
         for (g, t) in gpu_x[2 * i..2 * i + 2].iter().zip(expect) {
             assert!(
                 (g - t).abs() <= bound,

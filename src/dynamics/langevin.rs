@@ -256,11 +256,11 @@ impl LangevinGpu {
         mala: Mala,
         boundary: &Boundary,
     ) -> Result<LangevinGpu> {
-        let carry = match mala {
-            Mala::Off => None,
-            Mala::On { carry } => Some(carry.unwrap_or(!recomputes_cheaply(potential))),
+        // MALA_CARRY matters only with MALA.
+        let (mala, carry) = match mala {
+            Mala::Off => (false, true),
+            Mala::On { carry } => (true, carry.unwrap_or(!recomputes_cheaply(potential))),
         };
-        let mala = carry.is_some();
         let shader = potential_shader_with(shaders::LANGEVIN, potential, Some(temperature), mala)
             .map_err(|why| {
             Error::Device(format!("the Langevin shader did not compose: {why}"))
@@ -276,7 +276,7 @@ impl LangevinGpu {
         overrides.extend([
             ("DT_TABLE", if table { 1.0 } else { 0.0 }),
             ("MALA", if mala { 1.0 } else { 0.0 }),
-            ("MALA_CARRY", if carry == Some(false) { 0.0 } else { 1.0 }),
+            ("MALA_CARRY", if carry { 1.0 } else { 0.0 }),
             ("POTENTIAL", f64::from(shader.kind)),
             ("NOISE", if temperature.is_zero() { 0.0 } else { 1.0 }),
             (
