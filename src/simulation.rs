@@ -92,6 +92,82 @@ pub struct Simulation<'g> {
     pending: Option<Pending>,
 }
 
+/// The GPU observers of a run, made together (`Simulation::new`).
+struct Observers {
+    histogram: HistogramGpu,
+    marginals: Vec<HistogramGpu>,
+    moments: MomentsGpu,
+    energy: Option<EnergyGpu>,
+    mmd: Option<MmdGpu>,
+    passage: Option<PassageCountsGpu>,
+}
+
+impl Observers {
+    /// `stepper`: the run's stepper where an observer reads its extra state (the
+    /// velocities of phase-space histograms and of the kinetic temperature), else None.
+    fn new(
+        gpu: &Gpu,
+        plan: &Plan,
+        data: Option<&SampleTable>,
+        ensemble: &Ensemble,
+        stepper: Option<&dyn Stepper>,
+        workgroup_size: u32,
+    ) -> Result<Observers> {
+        let extra = stepper.and_then(|s| s.extra_state());
+        // Phase-space axes (dim .. 2 dim - 1) read the velocities of kinds that have them.
+        let velocity = extra.filter(|_| plan.dynamics.velocity_axes());
+        let histogram = HistogramGpu::new(
+            gpu,
+            ensemble,
+            velocity,
+            &plan.output.histogram,
+            workgroup_size,
+        );
+        let marginals = plan
+            .output
+            .marginals
+            .iter()
+            .map(|spec| HistogramGpu::new(gpu, ensemble, velocity, spec, workgroup_size))
+            .collect();
+        let moments = MomentsGpu::new(gpu, ensemble, workgroup_size);
+        let energy = match plan.dynamics.energy_potential() {
+            Some(potential) if crate::observe::energy::observable(potential) => {
+                let velocities = extra.zip(plan.dynamics.masses());
+                Some(EnergyGpu::new(
+                    gpu,
+                    ensemble,
+                    potential,
+                    velocities,
+                    workgroup_size,
+                )?)
+            }
+            _ => None,
+        };
+        let mmd = match plan.dynamics.kernel_target() {
+            Some(target) => {
+                let targets =
+                    crate::dynamics::kernel_flows::target_samples(target, data, plan.seed)?;
+                Some(MmdGpu::new(gpu, ensemble, &targets)?)
+            }
+            None => None,
+        };
+        let passage = PassageCountsGpu::new(
+            gpu,
+            ensemble,
+            plan.boundary.first_passage.len(),
+            workgroup_size,
+        );
+        Ok(Observers {
+            histogram,
+            marginals,
+            moments,
+            energy,
+            mmd,
+            passage,
+        })
+    }
+}
+
 /// A block of `steps` steps of which the first `done` particles of the ensemble (in order)
 /// have been advanced and the rest not yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -201,7 +277,7 @@ impl<'g> Simulation<'g> {
             plan.seed,
             layout.workgroup_size,
         )?;
-        let stepper = plan.dynamics.stepper(&crate::dynamics::StepperContext {
+        let context = crate::dynamics::StepperContext {
             gpu,
             ensemble: &ensemble,
             seed: plan.seed,
@@ -210,52 +286,38 @@ impl<'g> Simulation<'g> {
             chunk_particles: layout.chunk_particles,
             boundary: &plan.boundary,
             mala_carry: layout.mala_carry,
-        })?;
-        // Phase-space axes (dim .. 2 dim - 1) read the velocities of kinds that have them.
-        let velocity = stepper
-            .extra_state()
-            .filter(|_| plan.dynamics.velocity_axes());
-        let histogram = HistogramGpu::new(
-            gpu,
-            &ensemble,
-            velocity,
-            &plan.output.histogram,
-            layout.workgroup_size,
-        );
-        let marginals = plan
-            .output
-            .marginals
-            .iter()
-            .map(|spec| HistogramGpu::new(gpu, &ensemble, velocity, spec, layout.workgroup_size))
-            .collect();
-        let moments = MomentsGpu::new(gpu, &ensemble, layout.workgroup_size);
-        let energy = match plan.dynamics.energy_potential() {
-            Some(potential) if crate::observe::energy::observable(potential) => {
-                let velocities = stepper.extra_state().zip(plan.dynamics.masses());
-                Some(EnergyGpu::new(
-                    gpu,
-                    &ensemble,
-                    potential,
-                    velocities,
-                    layout.workgroup_size,
-                )?)
-            }
-            _ => None,
         };
-        let mmd = match plan.dynamics.kernel_target() {
-            Some(target) => {
-                let targets =
-                    crate::dynamics::kernel_flows::target_samples(target, data, plan.seed)?;
-                Some(MmdGpu::new(gpu, &ensemble, &targets)?)
-            }
-            None => None,
+        let build = |stepper: Option<&dyn Stepper>| {
+            Observers::new(gpu, plan, data, &ensemble, stepper, layout.workgroup_size)
         };
-        let passage = PassageCountsGpu::new(
-            gpu,
-            &ensemble,
-            plan.boundary.first_passage.len(),
-            layout.workgroup_size,
-        );
+        let (stepper, observers) =
+            if plan.dynamics.velocity_axes() || plan.dynamics.masses().is_some() {
+                // The observers bind the stepper's velocities: one after the other.
+                let stepper = plan.dynamics.stepper(&context)?;
+                let observers = build(Some(stepper.as_ref()))?;
+                (stepper, observers)
+            } else {
+                // The stepper's pipelines are made on a second thread while the observers' are
+                // made here: pipeline creation is CPU work in the driver, and on a software
+                // adapter it is most of a short run's start-up (docs/architecture.md,
+                // "Start-up").
+                std::thread::scope(|scope| {
+                    let stepper = scope.spawn(|| plan.dynamics.stepper(&context));
+                    let observers = build(None);
+                    let stepper = stepper
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    Ok::<_, Error>((stepper?, observers?))
+                })?
+            };
+        let Observers {
+            histogram,
+            marginals,
+            moments,
+            energy,
+            mmd,
+            passage,
+        } = observers;
         gpu.check()?;
         let software = gpu.adapter.is_software();
         // A first guess of the throughput; corrected after every submission.

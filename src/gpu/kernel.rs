@@ -78,23 +78,26 @@ impl Kernel {
         workgroup_size: u32,
     ) -> Arc<Kernel> {
         let key = KernelKey::new(label, source, entry, constants, workgroup_size);
-        let mut cache = gpu
-            .kernels
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(Kernel::compile(
-                    gpu,
-                    label,
-                    source,
-                    entry,
-                    constants,
-                    workgroup_size,
-                ))
-            })
-            .clone()
+        let cache = || {
+            gpu.kernels
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        if let Some(kernel) = cache().get(&key) {
+            return kernel.clone();
+        }
+        // Compiled without the lock, so that threads making different kernels at once
+        // (`Simulation::new`) compile them side by side; should two make the same one, the
+        // first stored is kept.
+        let kernel = Arc::new(Kernel::compile(
+            gpu,
+            label,
+            source,
+            entry,
+            constants,
+            workgroup_size,
+        ));
+        cache().entry(key).or_insert(kernel).clone()
     }
 
     fn compile(
