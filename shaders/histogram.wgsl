@@ -44,10 +44,13 @@ fn axis_value(i: u32, axis: u32) -> f32 {
     return velocity[i * DIM + axis - DIM];
 }
 
-// Global binning: COPIES copies of the whole counts layout one after another, workgroup g
-// adding to copy g % COPIES (the host sums them; src/observe/histogram.rs, `Binning`), so
-// that concurrent workgroups seldom add to the same word. `copy_base`: this workgroup's.
+// Global binning: COPIES copies of the whole counts layout one after another (the host
+// sums them; src/observe/histogram.rs, `Binning`), so that concurrent workgroups seldom add
+// to the same word: workgroup g of G adds to copy g % COPIES, or with COPY_BLOCKS = 1 to
+// copy g / ceil(G / COPIES), contiguous blocks of workgroups sharing one (`CopyOrder`).
+// `copy_base`: this workgroup's.
 override COPIES: u32 = 1u;
+override COPY_BLOCKS: u32 = 0u;
 var<private> copy_base: u32;
 
 // Counts one at `index` of the counts layout (bins, then tallies).
@@ -110,7 +113,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let total = hist.bins.x * select(1u, hist.bins.y, hist.naxes == 2u);
     let group = wid.x + wid.y * nwg.x;
     let half = (total + 1u) / 2u;
-    copy_base = (group % COPIES) * (total + HIST_TALLIES);
+    var copy = group % COPIES;
+    if (COPY_BLOCKS == 1u) {
+        // nwg.x, nwg.y <= 65535: the product fits, and copy < COPIES for every group.
+        copy = group / ((nwg.x * nwg.y + COPIES - 1u) / COPIES);
+    }
+    copy_base = copy * (total + HIST_TALLIES);
     if (PRIVATE == 1u) {
         for (var w = lid; w < half + HIST_TALLIES; w = w + WG) {
             atomicStore(&local_counts[w], 0u);

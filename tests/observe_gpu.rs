@@ -11,7 +11,7 @@ mod common;
 
 use fokker::gpu::Ensemble;
 use fokker::gpu::abi::TAG_ABSORBED;
-use fokker::observe::histogram::Binning;
+use fokker::observe::histogram::{Binning, CopyOrder};
 use fokker::observe::{HistogramCounts, HistogramGpu, phase_histogram_cpu};
 use fokker::scenario::HistogramSpec;
 
@@ -134,12 +134,30 @@ fn both_binnings_count_exactly_as_the_twin() {
                     ..Binning::GLOBAL
                 },
             ),
+            // 1094 workgroups in blocks of 137 (the last of 135), and of 365 (the last of
+            // 364) on 3 copies.
+            (
+                "global, 8 copies in blocks",
+                Binning {
+                    copies: 8,
+                    order: CopyOrder::Blocks,
+                    ..Binning::GLOBAL
+                },
+            ),
+            (
+                "global, 3 copies in blocks",
+                Binning {
+                    copies: 3,
+                    order: CopyOrder::Blocks,
+                    ..Binning::GLOBAL
+                },
+            ),
             (
                 "private, 1 per invocation",
                 Binning {
                     items: 1,
                     private_words: Some(words),
-                    copies: 1,
+                    ..Binning::GLOBAL
                 },
             ),
             (
@@ -147,7 +165,7 @@ fn both_binnings_count_exactly_as_the_twin() {
                 Binning {
                     items: 7,
                     private_words: Some(words),
-                    copies: 1,
+                    ..Binning::GLOBAL
                 },
             ),
             (
@@ -155,7 +173,7 @@ fn both_binnings_count_exactly_as_the_twin() {
                 Binning {
                     items: 1023,
                     private_words: Some(words),
-                    copies: 1,
+                    ..Binning::GLOBAL
                 },
             ),
         ];

@@ -49,10 +49,26 @@ pub struct Binning {
     /// Words of the workgroup copy (two 16-bit bins each, then the tallies); None: every
     /// particle adds to the global counts.
     pub private_words: Option<u32>,
-    /// Copies of the global counts (bins and tallies): workgroup g adds to copy g % copies
-    /// and the host sums them, so that concurrent workgroups rarely add to the same bin.
-    /// 1 with private bins.
+    /// Copies of the global counts (bins and tallies), which the host sums: workgroups
+    /// running at the same time should add to different ones (`order`). 1 with private
+    /// bins.
     pub copies: u32,
+    /// Which copy workgroup g adds to.
+    pub order: CopyOrder,
+}
+
+/// Which copy of the global counts workgroup g of a dispatch of G workgroups adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyOrder {
+    /// g % copies: workgroups adjacent in index, which a GPU runs side by side, add to
+    /// different copies.
+    Interleaved,
+    /// g / ceil(G / copies): contiguous blocks of workgroups share a copy. lavapipe's
+    /// worker threads each take one contiguous block of a dispatch's workgroups, so each
+    /// copy is added to by one core and its cache lines stay in that core's cache; with
+    /// interleaved copies every core cycled through all of them and the lines travelled at
+    /// nearly every add (docs/architecture.md, "Histogram copies").
+    Blocks,
 }
 
 /// Bytes the copies of the global counts may take together ([`Binning::global`]).
@@ -73,6 +89,7 @@ impl Binning {
         items: 1,
         private_words: None,
         copies: 1,
+        order: CopyOrder::Interleaved,
     };
 
     /// Global atomics, on as many copies of the counts as fit in [`COPIES_BYTES`] (at most
@@ -114,14 +131,16 @@ impl Binning {
         Binning {
             items: wanted.clamp(1, u64::from(cap)) as u32,
             private_words: Some(words as u32),
-            copies: 1,
+            ..Binning::GLOBAL
         }
     }
 
     /// The binning for `gpu`. On a GPU, private where it fits (workgroup-memory atomics
     /// spare the contended global bins; the standard privatisation, not measured here for
-    /// want of a GPU); on a software adapter global atomics, which measured as fast or faster
-    /// there (benches/compare_observe.sh). `FOKKER_HISTOGRAM=global|private` overrides.
+    /// want of a GPU), else global on interleaved copies; on a software adapter global
+    /// atomics on copies in blocks, which measured faster there
+    /// (benches/compare_observe.sh). `FOKKER_HISTOGRAM=global|private` overrides the
+    /// first choice.
     fn for_gpu(gpu: &Gpu, total_bins: usize, particles: u64, workgroup_size: u32) -> Binning {
         let software = gpu.adapter.is_software();
         let private = match std::env::var(BINNING_ENV).as_deref() {
@@ -130,7 +149,15 @@ impl Binning {
             _ => !software,
         };
         if !private {
-            return Binning::global(total_bins);
+            let order = if software {
+                CopyOrder::Blocks
+            } else {
+                CopyOrder::Interleaved
+            };
+            return Binning {
+                order,
+                ..Binning::global(total_bins)
+            };
         }
         Binning::private_if_fits(
             total_bins,
@@ -202,6 +229,10 @@ impl HistogramGpu {
                 ("AXIS0", f64::from(spec.axes[0])),
                 ("AXIS1", f64::from(spec.axes.get(1).copied().unwrap_or(0))),
                 ("COPIES", f64::from(binning.copies)),
+                (
+                    "COPY_BLOCKS",
+                    f64::from(u8::from(binning.order == CopyOrder::Blocks)),
+                ),
             ],
             workgroup_size,
         );
