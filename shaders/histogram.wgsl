@@ -14,8 +14,6 @@
 
 override DIM: u32 = 2u;
 override WG: u32 = 64u;
-// Particles per invocation (src/observe/histogram.rs chooses it).
-override ITEMS: u32 = 1u;
 // 1: each workgroup counts into its own copy of the bins in workgroup memory (two 16-bit
 // bins per word: a workgroup bins fewer than 2^16 particles) and adds the non-zero ones
 // to `counts` at its end; 0: every particle adds to `counts` directly.
@@ -125,8 +123,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
     }
-    for (var item = 0u; item < ITEMS; item = item + 1u) {
-        let i = group * ITEMS * WG + item * WG + lid;
+    // Particles per invocation: `hist.items` (src/observe/histogram.rs chooses it; a
+    // uniform rather than an override, so that one pipeline serves every particle count).
+    for (var item = 0u; item < hist.items; item = item + 1u) {
+        let i = group * hist.items * WG + item * WG + lid;
         if (i < chunk.count) {
             bin_particle(i, total);
         }

@@ -152,6 +152,16 @@ fn both_binnings_count_exactly_as_the_twin() {
                     ..Binning::GLOBAL
                 },
             ),
+            // 5 particles an invocation: 219 workgroups, the last one partly empty.
+            (
+                "global, 8 copies in blocks, 5 per invocation",
+                Binning {
+                    items: 5,
+                    copies: 8,
+                    order: CopyOrder::Blocks,
+                    ..Binning::GLOBAL
+                },
+            ),
             (
                 "private, 1 per invocation",
                 Binning {

@@ -246,7 +246,8 @@ gpu_struct! {
         scale: [f32; 2],
         hi: [f32; 2],
         naxes: u32,
-        _pad: u32,
+        /// Particles per invocation (`Binning::items`).
+        items: u32,
     }
 }
 
