@@ -76,13 +76,7 @@ pub struct Simulation<'g> {
     plan: Plan,
     pub ensemble: Ensemble,
     stepper: Box<dyn Stepper>,
-    histogram: HistogramGpu,
-    marginals: Vec<HistogramGpu>,
-    moments: MomentsGpu,
-    energy: Option<EnergyGpu>,
-    mmd: Option<MmdGpu>,
-    /// Survival and absorbed counts (runs with walls, targets or basins).
-    passage: Option<PassageCountsGpu>,
+    observers: Observers,
     step: u64,
     fused: u32,
     /// Particle-steps per second, a running estimate used to size submissions.
@@ -99,6 +93,7 @@ struct Observers {
     moments: MomentsGpu,
     energy: Option<EnergyGpu>,
     mmd: Option<MmdGpu>,
+    /// Survival and absorbed counts (runs with walls, targets or basins).
     passage: Option<PassageCountsGpu>,
 }
 
@@ -310,14 +305,6 @@ impl<'g> Simulation<'g> {
                     Ok::<_, Error>((stepper?, observers?))
                 })?
             };
-        let Observers {
-            histogram,
-            marginals,
-            moments,
-            energy,
-            mmd,
-            passage,
-        } = observers;
         gpu.check()?;
         let software = gpu.adapter.is_software();
         // A first guess of the throughput; corrected after every submission.
@@ -329,12 +316,7 @@ impl<'g> Simulation<'g> {
             last_mean: init_center(&plan.particles.init, samples, dim as usize),
             ensemble,
             stepper,
-            histogram,
-            marginals,
-            moments,
-            energy,
-            mmd,
-            passage,
+            observers,
             step: 0,
             fused,
             rate,
@@ -345,7 +327,7 @@ impl<'g> Simulation<'g> {
 
     /// The MMD diagnostic's kernel bandwidth (kernel flows).
     pub fn mmd_bandwidth(&self) -> Option<f64> {
-        self.mmd.as_ref().map(MmdGpu::bandwidth)
+        self.observers.mmd.as_ref().map(MmdGpu::bandwidth)
     }
 
     pub fn step(&self) -> u64 {
@@ -499,24 +481,26 @@ impl<'g> Simulation<'g> {
     pub fn observe(&mut self) -> Result<Observation> {
         let passage = self.passage_counts()?;
         let absorbed = passage.as_ref().map_or(0, |p| p.absorbed);
-        let histogram = self.histogram.observe(self.gpu, &self.ensemble)?;
+        let histogram = self.observers.histogram.observe(self.gpu, &self.ensemble)?;
         let marginals = self
+            .observers
             .marginals
             .iter()
             .map(|m| m.observe(self.gpu, &self.ensemble))
             .collect::<Result<Vec<_>>>()?;
-        let moments = self
-            .moments
-            .observe(self.gpu, &self.ensemble, &self.last_mean, absorbed)?;
+        let moments =
+            self.observers
+                .moments
+                .observe(self.gpu, &self.ensemble, &self.last_mean, absorbed)?;
         if moments.count > 0 {
             self.last_mean = moments.mean.clone();
         }
-        let mmd2 = match &self.mmd {
+        let mmd2 = match &self.observers.mmd {
             Some(m) => Some(m.observe(self.gpu, &self.ensemble)?),
             None => None,
         };
         let time = self.plan.dynamics.time_at(self.step);
-        let energy = match &self.energy {
+        let energy = match &self.observers.energy {
             Some(e) => Some(e.observe(self.gpu, time, absorbed)?),
             None => None,
         };
@@ -541,7 +525,8 @@ impl<'g> Simulation<'g> {
     /// Survival and absorbed counts of a run with walls or targets (None without), reduced
     /// on the GPU (src/observe/passage_counts.rs).
     fn passage_counts(&self) -> Result<Option<PassageCounts>> {
-        self.passage
+        self.observers
+            .passage
             .as_ref()
             .map(|p| p.observe(self.gpu, &self.ensemble))
             .transpose()
