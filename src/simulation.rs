@@ -263,15 +263,17 @@ impl<'g> Simulation<'g> {
         if let Some(tags) = tags {
             ensemble.attach_tags(gpu, &tags)?;
         }
-        initialize(
-            gpu,
-            &ensemble,
-            &plan.particles.init,
-            samples,
-            plan.particles.count,
-            plan.seed,
-            layout.workgroup_size,
-        )?;
+        let init = || {
+            initialize(
+                gpu,
+                &ensemble,
+                &plan.particles.init,
+                samples,
+                plan.particles.count,
+                plan.seed,
+                layout.workgroup_size,
+            )
+        };
         let context = crate::dynamics::StepperContext {
             gpu,
             ensemble: &ensemble,
@@ -288,17 +290,20 @@ impl<'g> Simulation<'g> {
         let (stepper, observers) =
             if plan.dynamics.velocity_axes() || plan.dynamics.masses().is_some() {
                 // The observers bind the stepper's velocities: one after the other.
+                init()?;
                 let stepper = plan.dynamics.stepper(&context)?;
                 let observers = build(Some(stepper.as_ref()))?;
                 (stepper, observers)
             } else {
-                // The stepper's pipelines are made on a second thread while the observers' are
-                // made here: pipeline creation is CPU work in the driver, and on a software
-                // adapter it is most of a short run's start-up (docs/architecture.md,
-                // "Start-up").
+                // The stepper's pipelines are made on a second thread while this one samples
+                // the initial state and makes the observers' pipelines: pipeline creation is
+                // CPU work in the driver, and on a software adapter it is most of a short
+                // run's start-up (docs/architecture.md, "Start-up"). Making a stepper writes
+                // only its own buffers, so it needs the initial state no sooner than its
+                // first step.
                 std::thread::scope(|scope| {
                     let stepper = scope.spawn(|| plan.dynamics.stepper(&context));
-                    let observers = build(None);
+                    let observers = init().and_then(|()| build(None));
                     let stepper = stepper
                         .join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
