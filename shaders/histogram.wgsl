@@ -51,16 +51,24 @@ override COPIES: u32 = 1u;
 override COPY_BLOCKS: u32 = 0u;
 var<private> copy_base: u32;
 
-// Counts one at `index` of the counts layout (bins, then tallies).
-fn count_at(index: u32, total: u32) {
+// Adds n at `index` of the counts layout (bins, then tallies). A private copy's 16-bit bins
+// take n < 2^16: a workgroup bins fewer than 2^16 particles.
+fn count_n(index: u32, n: u32, total: u32) {
     if (PRIVATE == 0u) {
-        atomicAdd(&counts[copy_base + index], 1u);
+        atomicAdd(&counts[copy_base + index], n);
     } else if (index < total) {
-        atomicAdd(&local_counts[index / 2u], 1u << ((index & 1u) * 16u));
+        atomicAdd(&local_counts[index / 2u], n << ((index & 1u) * 16u));
     } else {
-        atomicAdd(&local_counts[(total + 1u) / 2u + index - total], 1u);
+        atomicAdd(&local_counts[(total + 1u) / 2u + index - total], n);
     }
 }
+
+fn count_at(index: u32, total: u32) {
+    count_n(index, 1u, total);
+}
+
+// `particle_index` of an absorbed particle: counted nowhere.
+const NO_INDEX: u32 = 0xFFFFFFFFu;
 
 // The histogram's axes (the same as `hist.axes`, as constants so that the binning below
 // compiles to straight-line code).
@@ -68,11 +76,12 @@ override NAXES: u32 = 1u;
 override AXIS0: u32 = 0u;
 override AXIS1: u32 = 0u;
 
-// Bins particle i (absorbed particles are left out). Straight-line in the common case, a
-// particle inside the range: one count; below / above tallies take the rare branch.
-fn bin_particle(i: u32, total: u32) {
+// Where particle i counts: its bin, else the outside or non-finite tally (the below / above
+// tallies, the rare branch, are counted here); NO_INDEX for an absorbed particle.
+// Straight-line in the common case, a particle inside the range.
+fn particle_index(i: u32, total: u32) -> u32 {
     if (TAG_STRIDE > 0u && tags[i * TAG_STRIDE + TAG_ABSORBED] != 0u) {
-        return;
+        return NO_INDEX;
     }
     var finite = true;
     for (var d = 0u; d < DIM; d = d + 1u) {
@@ -102,7 +111,7 @@ fn bin_particle(i: u32, total: u32) {
             }
         }
     }
-    count_at(index, total);
+    return index;
 }
 
 @compute @workgroup_size(WG)
@@ -125,11 +134,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     // Particles per invocation: `hist.items` (src/observe/histogram.rs chooses it; a
     // uniform rather than an override, so that one pipeline serves every particle count).
+    // Consecutive particles of an invocation that fall in one place are added as one run:
+    // a concentrated ensemble (a point start, a narrow well) would otherwise send every
+    // add to the same few words, one after the other.
+    var run = NO_INDEX;
+    var run_count = 0u;
     for (var item = 0u; item < hist.items; item = item + 1u) {
         let i = group * hist.items * WG + item * WG + lid;
         if (i < chunk.count) {
-            bin_particle(i, total);
+            let index = particle_index(i, total);
+            if (index != run) {
+                if (run_count > 0u) {
+                    count_n(run, run_count, total);
+                }
+                run = index;
+                run_count = 0u;
+            }
+            run_count = run_count + select(1u, 0u, index == NO_INDEX);
         }
+    }
+    if (run_count > 0u) {
+        count_n(run, run_count, total);
     }
     if (PRIVATE == 1u) {
         workgroupBarrier();

@@ -1,5 +1,7 @@
 //! The histogram observer (shaders/histogram.wgsl) against its CPU twin, count for count, in
-//! both of its binnings: global atomics and per-workgroup private bins flushed at the end.
+//! both of its binnings: global atomics and per-workgroup private bins flushed at the end,
+//! on scattered data and on data in runs (consecutive particles of an invocation in one bin,
+//! added as one count).
 //!
 //! Exactness: every coordinate is a multiple of 2^-10 below 8 in magnitude, and the ranges
 //! are [-4, 4] with 16 bins and [-2, 2] with 8 (scale 2 = bins / width, a power of two). The
@@ -85,6 +87,75 @@ fn assert_same(gpu: &HistogramCounts, cpu: &HistogramCounts, what: &str) {
     assert_eq!(gpu.counts, cpu.counts, "{what}: bins");
 }
 
+/// Every binning the kernel has, for `spec`: global on one copy and on several (interleaved
+/// and in blocks), and private; one, several and many particles per invocation.
+fn binnings(spec: &HistogramSpec) -> Vec<(&'static str, Binning)> {
+    let words = (spec.total_bins().div_ceil(2) + 6) as u32;
+    vec![
+        ("global", Binning::GLOBAL),
+        // 70_001 particles make 1094 workgroups of 64: every copy gets some.
+        (
+            "global, 8 copies",
+            Binning {
+                copies: 8,
+                ..Binning::GLOBAL
+            },
+        ),
+        // 1094 workgroups in blocks of 137 (the last of 135), and of 365 (the last of
+        // 364) on 3 copies.
+        (
+            "global, 8 copies in blocks",
+            Binning {
+                copies: 8,
+                order: CopyOrder::Blocks,
+                ..Binning::GLOBAL
+            },
+        ),
+        (
+            "global, 3 copies in blocks",
+            Binning {
+                copies: 3,
+                order: CopyOrder::Blocks,
+                ..Binning::GLOBAL
+            },
+        ),
+        // 5 particles an invocation: 219 workgroups, the last one partly empty.
+        (
+            "global, 8 copies in blocks, 5 per invocation",
+            Binning {
+                items: 5,
+                copies: 8,
+                order: CopyOrder::Blocks,
+                ..Binning::GLOBAL
+            },
+        ),
+        (
+            "private, 1 per invocation",
+            Binning {
+                items: 1,
+                private_words: Some(words),
+                ..Binning::GLOBAL
+            },
+        ),
+        (
+            "private, 7 per invocation",
+            Binning {
+                items: 7,
+                private_words: Some(words),
+                ..Binning::GLOBAL
+            },
+        ),
+        (
+            "private, 1023 per invocation",
+            Binning {
+                items: 1023,
+                private_words: Some(words),
+                ..Binning::GLOBAL
+            },
+        ),
+    ]
+}
+
 #[test]
 fn both_binnings_count_exactly_as_the_twin() {
     let gpu = common::gpu();
@@ -123,71 +194,7 @@ fn both_binnings_count_exactly_as_the_twin() {
             "the data reach every tally"
         );
         assert!(twin.counts.iter().filter(|&&c| c > 0).count() > spec.total_bins() / 2);
-        let words = (spec.total_bins().div_ceil(2) + 6) as u32;
-        let binnings = [
-            ("global", Binning::GLOBAL),
-            // 70_001 particles make 1094 workgroups of 64: every copy gets some.
-            (
-                "global, 8 copies",
-                Binning {
-                    copies: 8,
-                    ..Binning::GLOBAL
-                },
-            ),
-            // 1094 workgroups in blocks of 137 (the last of 135), and of 365 (the last of
-            // 364) on 3 copies.
-            (
-                "global, 8 copies in blocks",
-                Binning {
-                    copies: 8,
-                    order: CopyOrder::Blocks,
-                    ..Binning::GLOBAL
-                },
-            ),
-            (
-                "global, 3 copies in blocks",
-                Binning {
-                    copies: 3,
-                    order: CopyOrder::Blocks,
-                    ..Binning::GLOBAL
-                },
-            ),
-            // 5 particles an invocation: 219 workgroups, the last one partly empty.
-            (
-                "global, 8 copies in blocks, 5 per invocation",
-                Binning {
-                    items: 5,
-                    copies: 8,
-                    order: CopyOrder::Blocks,
-                    ..Binning::GLOBAL
-                },
-            ),
-            (
-                "private, 1 per invocation",
-                Binning {
-                    items: 1,
-                    private_words: Some(words),
-                    ..Binning::GLOBAL
-                },
-            ),
-            (
-                "private, 7 per invocation",
-                Binning {
-                    items: 7,
-                    private_words: Some(words),
-                    ..Binning::GLOBAL
-                },
-            ),
-            (
-                "private, 1023 per invocation",
-                Binning {
-                    items: 1023,
-                    private_words: Some(words),
-                    ..Binning::GLOBAL
-                },
-            ),
-        ];
-        for (what, binning) in binnings {
+        for (what, binning) in binnings(&spec) {
             let h =
                 HistogramGpu::with_binning(&gpu, &ensemble, Some(&velocity), &spec, wg, binning);
             let counts = h.observe(&gpu, &ensemble).unwrap();
@@ -196,5 +203,90 @@ fn both_binnings_count_exactly_as_the_twin() {
         // And whatever the adapter's default is.
         let h = HistogramGpu::new(&gpu, &ensemble, Some(&velocity), &spec, wg);
         assert_same(&h.observe(&gpu, &ensemble).unwrap(), &twin, "default");
+    }
+}
+
+/// `count` rows in blocks of 640 consecutive particles at one point each, the points cycling
+/// through a bin's inside, the ranges' edges, below and above them (the same k / 1024
+/// values as `coordinates`, so the binning stays exact); every 997th row has a NaN. An
+/// invocation's particles (`items` of them, WG apart) then mostly share their bin.
+fn blocks(count: usize) -> Vec<f32> {
+    let points = [0.5f32, -3.25, 4.0, -5.0, 1.0 / 1024.0, 2.0, 7.5];
+    (0..count)
+        .flat_map(|i| {
+            let k = i / 640;
+            let mut row: Vec<f32> = (0..DIM as usize)
+                .map(|d| points[(k + d) % points.len()])
+                .collect();
+            if i % 997 == 0 {
+                row[(i / 997) % DIM as usize] = f32::NAN;
+            }
+            row
+        })
+        .collect()
+}
+
+#[test]
+fn runs_of_particles_in_one_bin_count_exactly_as_the_twin() {
+    let gpu = common::gpu();
+    let count = 70_001usize;
+    let chunk = Some(30_000);
+    let wg = 64;
+    // Blocks of shared points with every 7th particle absorbed (runs broken by absorbed and
+    // non-finite particles), and every particle at one point with no tags (one run an
+    // invocation: the point start's first snapshot).
+    let rows = blocks(count);
+    let point: Vec<f32> = (0..count).flat_map(|_| [0.5f32, -1.75, 3.0]).collect();
+    let stride = 1 + DIM as usize;
+    let mut tags = vec![0u32; count * stride];
+    for i in (0..count).step_by(7) {
+        tags[i * stride + TAG_ABSORBED as usize] = 5;
+    }
+    for (case, positions, absorbed) in [("blocks", &rows, true), ("one point", &point, false)] {
+        let mut ensemble = Ensemble::new(&gpu, DIM, 0, count as u64, chunk).unwrap();
+        let velocity = Ensemble::new(&gpu, DIM, 0, count as u64, chunk).unwrap();
+        ensemble.write_positions(&gpu, positions);
+        velocity.write_positions(&gpu, positions);
+        let kept = |i: usize| !absorbed || !i.is_multiple_of(7);
+        if absorbed {
+            ensemble.attach_tags(&gpu, &vec![0; stride]).unwrap();
+            ensemble.write_tags(&gpu, &tags);
+        }
+        let alive: Vec<f64> = positions
+            .chunks_exact(DIM as usize)
+            .enumerate()
+            .filter(|(i, _)| kept(*i))
+            .flat_map(|(_, row)| f64s(row))
+            .collect();
+        for spec in specs() {
+            let twin = phase_histogram_cpu(&alive, Some(&alive), DIM, &spec);
+            let fullest = twin.counts.iter().copied().max().unwrap_or(0);
+            assert!(
+                fullest * 20 >= alive.len() as u64 / u64::from(DIM),
+                "{case}: the data are concentrated"
+            );
+            if absorbed {
+                assert!(
+                    twin.nonfinite > 0 && twin.outside > 0,
+                    "{case}: the data reach the tallies"
+                );
+            }
+            for (what, binning) in binnings(&spec) {
+                let h = HistogramGpu::with_binning(
+                    &gpu,
+                    &ensemble,
+                    Some(&velocity),
+                    &spec,
+                    wg,
+                    binning,
+                );
+                let counts = h.observe(&gpu, &ensemble).unwrap();
+                assert_same(
+                    &counts,
+                    &twin,
+                    &format!("{case}, axes {:?}, {what}", spec.axes),
+                );
+            }
+        }
     }
 }
