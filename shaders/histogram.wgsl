@@ -18,8 +18,14 @@ override WG: u32 = 64u;
 // bins per word: a workgroup bins fewer than 2^16 particles) and adds the non-zero ones
 // to `counts` at its end; 0: every particle adds to `counts` directly.
 override PRIVATE: u32 = 0u;
-// Words of the workgroup copy: ceil(bins / 2) + HIST_TALLIES (the host writes the value
-// into this line before compiling; 1 where PRIVATE is 0).
+// Private bins of a grid larger than workgroup memory: the grid is cut into TILES tiles of
+// TILE_BINS consecutive bins (the last one shorter), and the workgroup bins its particles
+// once per tile, each pass counting only those in that tile (the tallies in the first
+// pass) and adding its copy to `counts` before the next. TILES = 1: the whole grid at once.
+override TILES: u32 = 1u;
+override TILE_BINS: u32 = 2u;
+// Words of the workgroup copy: ceil(TILE_BINS / 2) + HIST_TALLIES (the host writes the
+// value into this line before compiling; 1 where PRIVATE is 0).
 const PRIVATE_WORDS: u32 = 1u;
 
 @group(0) @binding(0) var<storage, read> state: array<f32>;
@@ -51,24 +57,45 @@ override COPIES: u32 = 1u;
 override COPY_BLOCKS: u32 = 0u;
 var<private> copy_base: u32;
 
-// Adds n at `index` of the counts layout (bins, then tallies). A private copy's 16-bit bins
-// take n < 2^16: a workgroup bins fewer than 2^16 particles.
-fn count_n(index: u32, n: u32, total: u32) {
+// `particle_index` of an absorbed particle, and `tile_place` of one outside the tile:
+// counted nowhere (in this pass).
+const NO_INDEX: u32 = 0xFFFFFFFFu;
+
+// The private tile being binned: its first bin, and whether this pass counts the tallies.
+var<private> tile_first: u32;
+var<private> tile_tallies: bool;
+
+// Where `index` of the counts layout (bins, then tallies) is counted in this pass: itself
+// with global bins; in a private copy the bin's place in the tile (tallies after the
+// TILE_BINS bins), or NO_INDEX outside the tile.
+fn tile_place(index: u32, total: u32) -> u32 {
+    if (PRIVATE == 0u || index == NO_INDEX) {
+        return index;
+    }
+    if (index >= total) {
+        return select(NO_INDEX, TILE_BINS + index - total, tile_tallies);
+    }
+    return select(NO_INDEX, index - tile_first, index >= tile_first && index - tile_first < TILE_BINS);
+}
+
+// Adds n at `place` (`tile_place`). A private copy's 16-bit bins take n < 2^16: a
+// workgroup bins fewer than 2^16 particles.
+fn count_n(place: u32, n: u32) {
     if (PRIVATE == 0u) {
-        atomicAdd(&counts[copy_base + index], n);
-    } else if (index < total) {
-        atomicAdd(&local_counts[index / 2u], n << ((index & 1u) * 16u));
+        atomicAdd(&counts[copy_base + place], n);
+    } else if (place < TILE_BINS) {
+        atomicAdd(&local_counts[place / 2u], n << ((place & 1u) * 16u));
     } else {
-        atomicAdd(&local_counts[(total + 1u) / 2u + index - total], n);
+        atomicAdd(&local_counts[(TILE_BINS + 1u) / 2u + place - TILE_BINS], n);
     }
 }
 
 fn count_at(index: u32, total: u32) {
-    count_n(index, 1u, total);
+    let place = tile_place(index, total);
+    if (place != NO_INDEX) {
+        count_n(place, 1u);
+    }
 }
-
-// `particle_index` of an absorbed particle: counted nowhere.
-const NO_INDEX: u32 = 0xFFFFFFFFu;
 
 // The histogram's axes (the same as `hist.axes`, as constants so that the binning below
 // compiles to straight-line code).
@@ -114,57 +141,68 @@ fn particle_index(i: u32, total: u32) -> u32 {
     return index;
 }
 
+// Bins this workgroup's particles into what this pass counts: consecutive particles of an
+// invocation that fall in one place are added as one run. A concentrated ensemble (a point
+// start, a narrow well) would otherwise send every add to the same few words, one after
+// the other.
+fn bin_items(group: u32, lid: u32, total: u32) {
+    var run = NO_INDEX;
+    var run_count = 0u;
+    for (var item = 0u; item < hist.items; item = item + 1u) {
+        let i = group * hist.items * WG + item * WG + lid;
+        if (i < chunk.count) {
+            let place = tile_place(particle_index(i, total), total);
+            if (place != run) {
+                if (run_count > 0u) {
+                    count_n(run, run_count);
+                }
+                run = place;
+                run_count = 0u;
+            }
+            run_count = run_count + select(1u, 0u, place == NO_INDEX);
+        }
+    }
+    if (run_count > 0u) {
+        count_n(run, run_count);
+    }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let total = hist.bins.x * select(1u, hist.bins.y, hist.naxes == 2u);
     let group = wid.x + wid.y * nwg.x;
-    let half = (total + 1u) / 2u;
     var copy = group % COPIES;
     if (COPY_BLOCKS == 1u) {
         // nwg.x, nwg.y <= 65535: the product fits, and copy < COPIES for every group.
         copy = group / ((nwg.x * nwg.y + COPIES - 1u) / COPIES);
     }
     copy_base = copy * (total + HIST_TALLIES);
-    if (PRIVATE == 1u) {
+    // Particles per invocation: `hist.items` (src/observe/histogram.rs chooses it; a
+    // uniform rather than an override, so that one pipeline serves every particle count).
+    if (PRIVATE == 0u) {
+        bin_items(group, lid, total);
+        return;
+    }
+    let half = (TILE_BINS + 1u) / 2u;
+    for (var tile = 0u; tile < TILES; tile = tile + 1u) {
+        tile_first = tile * TILE_BINS;
+        tile_tallies = tile == 0u;
         for (var w = lid; w < half + HIST_TALLIES; w = w + WG) {
             atomicStore(&local_counts[w], 0u);
         }
         workgroupBarrier();
-    }
-    // Particles per invocation: `hist.items` (src/observe/histogram.rs chooses it; a
-    // uniform rather than an override, so that one pipeline serves every particle count).
-    // Consecutive particles of an invocation that fall in one place are added as one run:
-    // a concentrated ensemble (a point start, a narrow well) would otherwise send every
-    // add to the same few words, one after the other.
-    var run = NO_INDEX;
-    var run_count = 0u;
-    for (var item = 0u; item < hist.items; item = item + 1u) {
-        let i = group * hist.items * WG + item * WG + lid;
-        if (i < chunk.count) {
-            let index = particle_index(i, total);
-            if (index != run) {
-                if (run_count > 0u) {
-                    count_n(run, run_count, total);
-                }
-                run = index;
-                run_count = 0u;
-            }
-            run_count = run_count + select(1u, 0u, index == NO_INDEX);
-        }
-    }
-    if (run_count > 0u) {
-        count_n(run, run_count, total);
-    }
-    if (PRIVATE == 1u) {
+        bin_items(group, lid, total);
         workgroupBarrier();
-        for (var w = lid; w < half; w = w + WG) {
+        // The tile's bins (the last tile may hold fewer than TILE_BINS), then the tallies.
+        let bins = min(TILE_BINS, total - tile_first);
+        for (var w = lid; w < (bins + 1u) / 2u; w = w + WG) {
             let v = atomicLoad(&local_counts[w]);
             if ((v & 0xFFFFu) != 0u) {
-                atomicAdd(&counts[2u * w], v & 0xFFFFu);
+                atomicAdd(&counts[tile_first + 2u * w], v & 0xFFFFu);
             }
             if ((v >> 16u) != 0u) {
-                atomicAdd(&counts[2u * w + 1u], v >> 16u);
+                atomicAdd(&counts[tile_first + 2u * w + 1u], v >> 16u);
             }
         }
         for (var w = lid; w < HIST_TALLIES; w = w + WG) {
@@ -173,5 +211,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 atomicAdd(&counts[total + w], v);
             }
         }
+        // Every flush has read the copy before the next tile clears it.
+        workgroupBarrier();
     }
 }

@@ -1,5 +1,6 @@
 //! The histogram observer (shaders/histogram.wgsl) against its CPU twin, count for count, in
-//! both of its binnings: global atomics and per-workgroup private bins flushed at the end,
+//! both of its binnings: global atomics and per-workgroup private bins flushed at the end
+//! (the whole grid at once, or tile by tile),
 //! on scattered data and on data in runs (consecutive particles of an invocation in one bin,
 //! added as one count).
 //!
@@ -87,10 +88,10 @@ fn assert_same(gpu: &HistogramCounts, cpu: &HistogramCounts, what: &str) {
     assert_eq!(gpu.counts, cpu.counts, "{what}: bins");
 }
 
-/// Every binning the kernel has, for `spec`: global on one copy and on several (interleaved
-/// and in blocks), and private; one, several and many particles per invocation.
-fn binnings(spec: &HistogramSpec) -> Vec<(&'static str, Binning)> {
-    let words = (spec.total_bins().div_ceil(2) + 6) as u32;
+/// Every binning the kernel has: global on one copy and on several (interleaved and in
+/// blocks), and private, the whole grid at once or in tiles; one, several and many
+/// particles per invocation.
+fn binnings() -> Vec<(&'static str, Binning)> {
     vec![
         ("global", Binning::GLOBAL),
         // 70_001 particles make 1094 workgroups of 64: every copy gets some.
@@ -133,7 +134,7 @@ fn binnings(spec: &HistogramSpec) -> Vec<(&'static str, Binning)> {
             "private, 1 per invocation",
             Binning {
                 items: 1,
-                private_words: Some(words),
+                private_tiles: Some(1),
                 ..Binning::GLOBAL
             },
         ),
@@ -141,7 +142,7 @@ fn binnings(spec: &HistogramSpec) -> Vec<(&'static str, Binning)> {
             "private, 7 per invocation",
             Binning {
                 items: 7,
-                private_words: Some(words),
+                private_tiles: Some(1),
                 ..Binning::GLOBAL
             },
         ),
@@ -149,7 +150,33 @@ fn binnings(spec: &HistogramSpec) -> Vec<(&'static str, Binning)> {
             "private, 1023 per invocation",
             Binning {
                 items: 1023,
-                private_words: Some(words),
+                private_tiles: Some(1),
+                ..Binning::GLOBAL
+            },
+        ),
+        // The grid in tiles, one pass each: 16 bins in 6 + 6 + 4 (3 tiles) or 4 x 4 (5
+        // asked, 4 cover), 128 in 44 + 44 + 40 or 8 x 16.
+        (
+            "private, 3 tiles, 7 per invocation",
+            Binning {
+                items: 7,
+                private_tiles: Some(3),
+                ..Binning::GLOBAL
+            },
+        ),
+        (
+            "private, 5 tiles, 1 per invocation",
+            Binning {
+                items: 1,
+                private_tiles: Some(5),
+                ..Binning::GLOBAL
+            },
+        ),
+        (
+            "private, 8 tiles, 1023 per invocation",
+            Binning {
+                items: 1023,
+                private_tiles: Some(8),
                 ..Binning::GLOBAL
             },
         ),
@@ -194,7 +221,7 @@ fn both_binnings_count_exactly_as_the_twin() {
             "the data reach every tally"
         );
         assert!(twin.counts.iter().filter(|&&c| c > 0).count() > spec.total_bins() / 2);
-        for (what, binning) in binnings(&spec) {
+        for (what, binning) in binnings() {
             let h =
                 HistogramGpu::with_binning(&gpu, &ensemble, Some(&velocity), &spec, wg, binning);
             let counts = h.observe(&gpu, &ensemble).unwrap();
@@ -271,7 +298,7 @@ fn runs_of_particles_in_one_bin_count_exactly_as_the_twin() {
                     "{case}: the data reach the tallies"
                 );
             }
-            for (what, binning) in binnings(&spec) {
+            for (what, binning) in binnings() {
                 let h = HistogramGpu::with_binning(
                     &gpu,
                     &ensemble,

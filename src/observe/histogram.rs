@@ -46,9 +46,11 @@ const TALLIES: usize = HIST_TALLIES as usize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Binning {
     pub items: u32,
-    /// Words of the workgroup copy (two 16-bit bins each, then the tallies); None: every
-    /// particle adds to the global counts.
-    pub private_words: Option<u32>,
+    /// Private bins in this many tiles of the grid (each workgroup bins its particles once
+    /// per tile into a copy of the tile's bins in workgroup memory: [`Binning::tile_bins`],
+    /// two 16-bit bins a word, then the tallies); None: every particle adds to the global
+    /// counts.
+    pub private_tiles: Option<u32>,
     /// Copies of the global counts (bins and tallies), which the host sums: workgroups
     /// running at the same time should add to different ones (`order`). 1 with private
     /// bins.
@@ -85,16 +87,20 @@ const MAX_COPIES: usize = 8;
 /// 6.1–6.4 ms with one particle an invocation (15 625 workgroups of 64).
 const SOFTWARE_GLOBAL_GROUPS: u64 = 64;
 
-/// Environment variable that picks the binning (`global`, or `private` where the copy fits)
-/// instead of the adapter's default, for measuring one against the other
-/// (benches/compare_observe.sh).
+/// Environment variable that picks the binning (`global`; `private` where the copy fits;
+/// `tiled`: private in up to [`MAX_TILES`] tiles of the grid) instead of the adapter's
+/// default, for measuring one against the other (benches/compare_observe.sh).
 pub const BINNING_ENV: &str = "FOKKER_HISTOGRAM";
+
+/// At most this many tiles for `FOKKER_HISTOGRAM=tiled`: each is one more pass over the
+/// particles.
+pub const MAX_TILES: u32 = 8;
 
 impl Binning {
     /// Global atomics on one copy of the counts.
     pub const GLOBAL: Binning = Binning {
         items: 1,
-        private_words: None,
+        private_tiles: None,
         copies: 1,
         order: CopyOrder::Interleaved,
     };
@@ -140,17 +146,46 @@ impl Binning {
         storage: u32,
         software: bool,
     ) -> Binning {
-        let words = total_bins.div_ceil(2) + TALLIES;
-        if words * 4 > storage as usize {
+        Self::private_in_tiles(total_bins, particles, workgroup_size, storage, software, 1)
+    }
+
+    /// Private bins in as few tiles of the grid as fit `storage` bytes of workgroup memory,
+    /// at most `max_tiles` (each tile is one more pass over the workgroup's particles);
+    /// global where even that does not fit.
+    pub fn private_in_tiles(
+        total_bins: usize,
+        particles: u64,
+        workgroup_size: u32,
+        storage: u32,
+        software: bool,
+        max_tiles: u32,
+    ) -> Binning {
+        let Some(tiles) = (1..=max_tiles.max(1))
+            .find(|&t| Self::private_words(total_bins, t) * 4 <= storage as usize)
+        else {
             return Binning::global(total_bins);
-        }
+        };
         let cap = (u32::from(u16::MAX) / workgroup_size).max(1);
         let wanted = particles.div_ceil(u64::from(workgroup_size) * Self::min_groups(software));
         Binning {
             items: wanted.clamp(1, u64::from(cap)) as u32,
-            private_words: Some(words as u32),
+            private_tiles: Some(tiles),
             ..Binning::GLOBAL
         }
+    }
+
+    /// Bins of one tile of a grid of `total_bins` cut into `tiles` (even where there are
+    /// several, so that tiles start on a word of the copy; the last tile may be shorter).
+    pub fn tile_bins(total_bins: usize, tiles: u32) -> usize {
+        match tiles {
+            0 | 1 => total_bins,
+            t => total_bins.div_ceil(t as usize).next_multiple_of(2),
+        }
+    }
+
+    /// Words of a workgroup copy of one tile: two 16-bit bins a word, then the tallies.
+    fn private_words(total_bins: usize, tiles: u32) -> usize {
+        Self::tile_bins(total_bins, tiles).div_ceil(2) + TALLIES
     }
 
     /// The binning for `gpu`. On a GPU, private where it fits (workgroup-memory atomics
@@ -161,9 +196,20 @@ impl Binning {
     /// first choice.
     fn for_gpu(gpu: &Gpu, total_bins: usize, particles: u64, workgroup_size: u32) -> Binning {
         let software = gpu.adapter.is_software();
+        let storage = gpu.limits.max_compute_workgroup_storage_size;
         let private = match std::env::var(BINNING_ENV).as_deref() {
             Ok("global") => false,
             Ok("private") => true,
+            Ok("tiled") => {
+                return Binning::private_in_tiles(
+                    total_bins,
+                    particles,
+                    workgroup_size,
+                    storage,
+                    software,
+                    MAX_TILES,
+                );
+            }
             _ => !software,
         };
         if !private {
@@ -173,13 +219,7 @@ impl Binning {
                 Binning::global(total_bins)
             };
         }
-        Binning::private_if_fits(
-            total_bins,
-            particles,
-            workgroup_size,
-            gpu.limits.max_compute_workgroup_storage_size,
-            software,
-        )
+        Binning::private_if_fits(total_bins, particles, workgroup_size, storage, software)
     }
 }
 
@@ -220,12 +260,17 @@ impl HistogramGpu {
         binning: Binning,
     ) -> HistogramGpu {
         let n = spec.axes.len();
+        let total = spec.total_bins();
+        // The passes that cover the grid (rounding a tile up to even bins can leave fewer
+        // than asked for).
+        let tile_bins = Binning::tile_bins(total, binning.private_tiles.unwrap_or(1));
+        let tiles = total.div_ceil(tile_bins.max(1)).max(1) as u32;
+        let words = binning
+            .private_tiles
+            .map_or(1, |t| Binning::private_words(total, t));
         let source = shaders::HISTOGRAM.replace(
             "const PRIVATE_WORDS: u32 = 1u;",
-            &format!(
-                "const PRIVATE_WORDS: u32 = {}u;",
-                binning.private_words.unwrap_or(1)
-            ),
+            &format!("const PRIVATE_WORDS: u32 = {words}u;"),
         );
         let kernel = Kernel::new(
             gpu,
@@ -236,8 +281,10 @@ impl HistogramGpu {
                 ("TAG_STRIDE", f64::from(ensemble.tag_stride)),
                 (
                     "PRIVATE",
-                    f64::from(u8::from(binning.private_words.is_some())),
+                    f64::from(u8::from(binning.private_tiles.is_some())),
                 ),
+                ("TILES", f64::from(tiles)),
+                ("TILE_BINS", tile_bins as f64),
                 ("NAXES", n as f64),
                 ("AXIS0", f64::from(spec.axes[0])),
                 ("AXIS1", f64::from(spec.axes.get(1).copied().unwrap_or(0))),
@@ -409,7 +456,28 @@ mod tests {
             Binning::global(128 * 128)
         );
         let b = Binning::private_if_fits(127 * 128, 1 << 20, 64, 32768, true);
-        assert_eq!(b.private_words, Some((127 * 64 + TALLIES) as u32));
+        assert_eq!(b.private_tiles, Some(1));
+        assert_eq!(Binning::private_words(127 * 128, 1), 127 * 64 + TALLIES);
+    }
+
+    #[test]
+    fn tiles_are_the_fewest_that_fit_and_at_most_the_cap() {
+        // 128 x 128: one copy is 24 bytes over 32 KiB, two tiles of 8192 bins fit.
+        let b = Binning::private_in_tiles(128 * 128, 1 << 20, 64, 32768, true, 8);
+        assert_eq!(b.private_tiles, Some(2));
+        assert_eq!(Binning::tile_bins(128 * 128, 2), 8192);
+        assert!(Binning::private_words(128 * 128, 2) * 4 <= 32768);
+        // 256 x 256 needs five tiles (4 would be 16384 bins, 8198 words): allowed by 8, not
+        // by 4.
+        let b = Binning::private_in_tiles(256 * 256, 1 << 20, 64, 32768, true, 8);
+        assert_eq!(b.private_tiles, Some(5));
+        assert_eq!(
+            Binning::private_in_tiles(256 * 256, 1 << 20, 64, 32768, true, 4),
+            Binning::global(256 * 256)
+        );
+        // Odd tiles round up to even bins: 16 bins in 3 tiles of 6.
+        assert_eq!(Binning::tile_bins(16, 3), 6);
+        assert_eq!(Binning::tile_bins(15, 1), 15);
     }
 
     #[test]
@@ -422,7 +490,7 @@ mod tests {
         assert_eq!(Binning::global(1024 * 1024).copies, 1);
         for bins in [1, 100, 128 * 128, 300 * 300, 1 << 22] {
             let b = Binning::global(bins);
-            assert!(b.copies >= 1 && b.private_words.is_none());
+            assert!(b.copies >= 1 && b.private_tiles.is_none());
             assert!(
                 b.copies == 1 || b.copies as usize * (bins + TALLIES) * 4 <= super::COPIES_BYTES
             );
@@ -435,7 +503,7 @@ mod tests {
             for particles in [1u64, 1000, 1_000_000, (1 << 24) + 1, u64::from(u32::MAX)] {
                 let b = Binning::software_global(128 * 128, particles, wg);
                 assert_eq!(
-                    (b.order, b.copies, b.private_words),
+                    (b.order, b.copies, b.private_tiles),
                     (CopyOrder::Blocks, 8, None)
                 );
                 assert!(b.items >= 1);
