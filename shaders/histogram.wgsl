@@ -144,7 +144,8 @@ fn particle_index(i: u32, total: u32) -> u32 {
 // Bins this workgroup's particles into what this pass counts: consecutive particles of an
 // invocation that fall in one place are added as one run. A concentrated ensemble (a point
 // start, a narrow well) would otherwise send every add to the same few words, one after
-// the other.
+// the other. Particles per invocation: `hist.items` (src/observe/histogram.rs chooses it;
+// a uniform rather than an override, so that one pipeline serves every particle count).
 fn bin_items(group: u32, lid: u32, total: u32) {
     var run = NO_INDEX;
     var run_count = 0u;
@@ -178,8 +179,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         copy = group / ((nwg.x * nwg.y + COPIES - 1u) / COPIES);
     }
     copy_base = copy * (total + HIST_TALLIES);
-    // Particles per invocation: `hist.items` (src/observe/histogram.rs chooses it; a
-    // uniform rather than an override, so that one pipeline serves every particle count).
     if (PRIVATE == 0u) {
         bin_items(group, lid, total);
         return;
