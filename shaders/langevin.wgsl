@@ -272,7 +272,7 @@ fn advance(quadratic: Quadratic, w: Walk, xi: Point, s: u32) -> Walk {
         out.x = euler(quadratic, w.x, xi, s);
         return out;
     }
-    // An absorbed walk goes on moving unobserved (common/boundary.wgsl, `Walk.held`).
+    // An absorbed walk stays where it was absorbed (common/boundary.wgsl, `Walk.dead`).
     var var2 = 0.0;
     if (BRIDGE != 0u) {
         let scale = step_coefficients(s).z;
@@ -299,7 +299,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             w = advance(quadratic, w, zero, s);
         }
         walk_end(w);
-        finish(i, walk_position(w));
+        finish(i, w.x);
         return;
     }
     // Normal numbers are counted from block0's first lane: step s starts at lane0 + s DIM.
@@ -323,7 +323,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
     }
     walk_end(w);
-    finish(i, walk_position(w));
+    finish(i, w.x);
 }
 
 // The MALA kernel (MALA = 1): its own entry point, so that the plain kernel's pipeline does

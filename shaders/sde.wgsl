@@ -42,7 +42,7 @@ fn advance(w: Walk, xi: Point, s: u32) -> Walk {
         out.x = euler_maruyama(w.x, xi, s);
         return out;
     }
-    // An absorbed walk goes on moving unobserved (common/boundary.wgsl, `Walk.held`).
+    // An absorbed walk stays where it was absorbed (common/boundary.wgsl, `Walk.dead`).
     return walk_bound(w, euler_maruyama(w.x, xi, s), s);
 }
 
@@ -79,7 +79,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
     }
     walk_end(w);
-    finish(i, walk_position(w));
+    finish(i, w.x);
 }
 
 // The user region (src/shaders.rs, `with_user_functions`): stubs poison their result.

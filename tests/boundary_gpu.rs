@@ -182,10 +182,11 @@ absorb = true
     let mut before: Option<(Vec<f32>, Vec<u32>)> = None;
     for step in [50u64, 100, 150] {
         advance(&mut sim, step);
-        // Absorbed particles keep stepping unobserved inside a dispatch (shaders/common/
-        // boundary.wgsl, `Walk.held`): what is stored must still be the position where the
-        // target took them, the same bits at every later snapshot. A walk stored where it
-        // went on to would differ after 50 more steps of free diffusion.
+        // Absorbed particles' steps are still computed inside a dispatch, and a select keeps
+        // the old position (shaders/common/boundary.wgsl, `Walk.dead`): what is stored must
+        // still be the position where the target took them, the same bits at every later
+        // snapshot. A walk stored where it went on to would differ after 50 more steps of
+        // free diffusion.
         let (x, tags) = (sim.positions().unwrap(), sim.tags().unwrap());
         if let Some((x0, tags0)) = &before {
             let mut held = 0;

@@ -466,8 +466,9 @@ region = { x = [4.0, 5.0] }
 }
 
 /// The SDE of the test above with the target y in [0.3, 0.5] absorbing instead of recording.
-/// An absorbed walk keeps stepping, unobserved, to the end of its dispatch (common/
-/// boundary.wgsl, `Walk.held`); what the kernel stores must be where the target took it.
+/// An absorbed walk's steps are still computed to the end of its dispatch, and a select
+/// keeps its old position (common/boundary.wgsl, `Walk.dead`); what the kernel stores must
+/// be where the target took it.
 /// Against the f64 twin's unwrapped path (step by step with the wall maps, no absorption),
 /// within the same [`global_bound`] as above: a particle absorbed after step a (tag word 0)
 /// has the twin within `bound` of the target after step a and no deeper than `bound` inside

@@ -49,13 +49,12 @@ const REACHED_EARLIER: u32 = 0u;
 struct Walk {
     x: Point,
     wind: Point,
+    // An absorbed walk stays at the position where the target took it: the kernel goes on
+    // computing its steps to the end of the dispatch, and `walk_bound_noise` keeps the old
+    // position by one select per coordinate. A per-step early return made software
+    // adapters mask and blend the whole step (1.45 times plain Langevin's cost with two
+    // walls and one absorbing target against 1.11 without the target).
     dead: u32,
-    // The position where an absorbing target took it (while dead != 0). An absorbed walk
-    // goes on stepping, unobserved, to the end of the dispatch: a per-step early return
-    // made software adapters mask and blend the whole step (1.45 times plain Langevin's cost
-    // with two walls and one absorbing target against 1.11 without the target), where this
-    // costs one select per coordinate (`walk_position` is what the kernel stores).
-    held: Point,
     tag0: u32,
     // Per target 0..3 and 4..7: the step after which it was first reached in this dispatch,
     // PASSAGE_NEVER while it has not been, REACHED_EARLIER (0) when it was before: the
@@ -216,7 +215,7 @@ fn bridge_probability(j: u32, x0: Point, x1: Point, var2: f32) -> f32 {
 // The walk of particle i from the start of a dispatch.
 fn walk_start(i: u32, x: Point) -> Walk {
     let never = vec4<u32>(PASSAGE_NEVER);
-    var w = Walk(x, zero_point(), 0u, x, i * TAG_STRIDE, never, never, BASIN_NONE, 0u, global_index(chunk.base, i));
+    var w = Walk(x, zero_point(), 0u, i * TAG_STRIDE, never, never, BASIN_NONE, 0u, global_index(chunk.base, i));
     if (BOUNDARY == 1u) {
         w.dead = tags[w.tag0 + TAG_ABSORBED];
         if (BASINS > 0u) {
@@ -279,7 +278,7 @@ fn bridge_uniforms(index: vec2<u32>, s: u32, high: u32) -> vec4<f32> {
 fn walk_bound_noise(w: Walk, x_new: Point, s: u32, var2: f32) -> Walk {
     var out = w;
     var x = x_new;
-    // Absorbed at an earlier step: still moved (see `Walk.held`), but nothing is recorded.
+    // Absorbed at an earlier step: frozen below, and nothing is recorded.
     let alive = ABSORBING == 0u || w.dead == 0u;
     if (REFLECT_AXES != 0u) {
         x.a = fold_reflect(x.a, mask4(REFLECT_AXES, 0u), bounds[0], bounds[2], bounds[6]);
@@ -298,6 +297,14 @@ fn walk_bound_noise(w: Walk, x_new: Point, s: u32, var2: f32) -> Walk {
             let rb = fold_wrap(x.b, pb, bounds[1], bounds[3], bounds[5], bounds[7]);
             x.b = rb.v;
             out.wind.b = select(out.wind.b, out.wind.b + rb.n, pb & vec4<bool>(alive));
+        }
+    }
+    if (ABSORBING != 0u) {
+        // Absorbed at an earlier step: frozen where the target took it (see `Walk.dead`).
+        let frozen = vec4<bool>(!alive);
+        x.a = select(x.a, w.x.a, frozen);
+        if (DIM > 4u) {
+            x.b = select(x.b, w.x.b, frozen);
         }
     }
     out.x = x;
@@ -319,14 +326,6 @@ fn walk_bound_noise(w: Walk, x_new: Point, s: u32, var2: f32) -> Walk {
     if (TARGETS > 7u) { out = passage(out, 7u, w.x, x, after, var2, ub, alive); }
     // A basin other than the last one: a transition; the time with the old one as the last
     // basin ends with this step.
-    if (ABSORBING != 0u) {
-        // Absorbed by this step: held where the target took it.
-        let now = alive && out.dead != 0u;
-        out.held.a = select(out.held.a, x.a, now);
-        if (DIM > 4u) {
-            out.held.b = select(out.held.b, x.b, now);
-        }
-    }
     if (BASINS > 0u && alive && (out.last == BASIN_NONE || !in_region(TARGETS + out.last, x))) {
         for (var b = 0u; b < BASINS; b = b + 1u) {
             if (b != out.last && in_region(TARGETS + b, x)) {
@@ -346,16 +345,6 @@ fn walk_bound_noise(w: Walk, x_new: Point, s: u32, var2: f32) -> Walk {
 // `walk_bound_noise` for kernels without bridged targets.
 fn walk_bound(w: Walk, x_new: Point, s: u32) -> Walk {
     return walk_bound_noise(w, x_new, s, 0.0);
-}
-
-// The position to store at the end of the dispatch: where an absorbing target took the
-// walk, or where it is.
-fn walk_position(w: Walk) -> Point {
-    if (ABSORBING == 0u) {
-        return w.x;
-    }
-    let dead = w.dead != 0u;
-    return Point(select(w.x.a, w.held.a, dead), select(w.x.b, w.held.b, dead));
 }
 
 // Stores what the dispatch changed besides the position: the absorbed step, the
