@@ -16,6 +16,9 @@ use abi::{WgslStruct, WgslType};
 #[path = "src/gpu/mul_hi.rs"]
 mod mul_hi;
 
+#[path = "src/gpu/rows.rs"]
+mod rows;
+
 /// A composed shader: its constant name, the shared structs it declares, and the files
 /// concatenated in order after them.
 struct Shader {
@@ -99,7 +102,7 @@ const SHADERS: &[Shader] = &[
     Shader {
         name: "HISTOGRAM",
         structs: &[abi::ChunkUniform::WGSL, abi::HistUniform::WGSL],
-        files: &["common/chunk.wgsl", "histogram.wgsl"],
+        files: &["common/chunk.wgsl", "common/point.wgsl", "histogram.wgsl"],
     },
     Shader {
         name: "MOMENTS",
@@ -188,7 +191,8 @@ fn main() {
             lines.extend(unroll_lanes(numbered, &shown));
         }
         if shader.files.contains(&"common/point.wgsl") {
-            let accessors = row_accessors(lines.iter().map(|(text, _, _)| text.as_str()));
+            let accessors = row_accessors(lines.iter().map(|(text, _, _)| text.as_str()))
+                .unwrap_or_else(|why| panic!("shader {}: {why}", shader.name));
             let numbered = accessors.lines().enumerate().map(|(n, line)| (line, n + 1));
             lines.extend(unroll_lanes(numbered, ACCESSORS));
         }
@@ -210,6 +214,17 @@ fn main() {
                     "shader {} with common/mul_hi_native.wgsl, line {line}: {rest}",
                     shader.name
                 );
+            }
+        }
+        // And the variants whose rows are whole vectors (src/gpu/rows.rs).
+        for dim in rows::DIMS {
+            if let Some(vector) = rows::vectorise(&source, dim) {
+                if let Err((line, rest)) = validate(&vector) {
+                    panic!(
+                        "shader {} with vector rows for DIM = {dim}, line {line}: {rest}",
+                        shader.name
+                    );
+                }
             }
         }
         out.push_str(&format!("pub const {}: &str = {source:?};\n", shader.name));
@@ -269,8 +284,36 @@ fn check_switch_defaults(file: &str, text: &str) {
 }
 
 /// For every storage array of f32 `NAME` the composition declares: `read_NAME(o)`, the DIM
-/// floats from float o as a Point, and for read_write arrays `write_NAME(o, p)`.
-fn row_accessors<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+/// floats from float o as a Point, and for read_write arrays `write_NAME(o, p)`. Those of
+/// `state` sit between src/gpu/rows.rs's marker lines when nothing else indexes `state` and
+/// every call reads or writes a whole row (`o` written `i * DIM`, for any name i), so that
+/// they may be swapped for whole-vector ones; an array of that name reached otherwise is an
+/// error unless nothing calls its accessors.
+fn row_accessors<'a>(lines: impl Iterator<Item = &'a str> + Clone) -> Result<String, String> {
+    let code = || lines.clone().map(|l| l.split("//").next().unwrap_or(""));
+    let indexed = code().any(|l| l.contains("state["));
+    let calls: Vec<&str> = code()
+        .flat_map(|l| {
+            ["read_state(", "write_state("]
+                .into_iter()
+                .flat_map(move |f| l.match_indices(f).map(move |(at, _)| &l[at + f.len()..]))
+        })
+        .collect();
+    let whole_rows = calls.iter().all(|rest| {
+        let mut parts = rest.splitn(2, " * DIM");
+        let name = parts.next().unwrap_or("");
+        let after = parts.next().unwrap_or("");
+        !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && (after.starts_with(')') || after.starts_with(','))
+    });
+    if indexed && !calls.is_empty() {
+        return Err(
+            "`state` is indexed directly and through read_state/write_state: \
+             use one or the other"
+                .into(),
+        );
+    }
     let mut out = String::new();
     for line in lines {
         let Some((access, rest)) = line
@@ -282,6 +325,10 @@ fn row_accessors<'a>(lines: impl Iterator<Item = &'a str>) -> String {
         let Some(name) = rest.strip_suffix(": array<f32>;") else {
             continue;
         };
+        let marked = name == "state" && !indexed && whole_rows;
+        if marked {
+            out.push_str(rows::BEGIN);
+        }
         out.push_str(&format!(
             "fn read_{name}(o: u32) -> Point {{
     var p = zero_point();
@@ -302,8 +349,11 @@ fn row_accessors<'a>(lines: impl Iterator<Item = &'a str>) -> String {
 "
             ));
         }
+        if marked {
+            out.push_str(rows::END);
+        }
     }
-    out
+    Ok(out)
 }
 
 /// Unrolls every loop over a point's coordinates, written

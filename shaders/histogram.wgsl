@@ -1,6 +1,6 @@
 // Histogram of one or two axes with atomic u32 bins (drained to u64 on the host between
 // batches small enough that no bin can wrap). CPU twin: src/observe/histogram.rs.
-// Includes common/chunk.wgsl; `Chunk` and `Hist` (HistUniform) come from src/gpu/abi.rs.
+// Includes common/chunk.wgsl and common/point.wgsl; `Chunk` and `Hist` (HistUniform) come from src/gpu/abi.rs.
 // Axes 0 .. DIM - 1 are the positions (`state`), DIM .. 2 DIM - 1 the velocities of the
 // underdamped kind (`velocity`, laid out like `state`; other kinds bind `state` there too and
 // never name such an axis). A particle with a non-finite coordinate on a velocity axis it is
@@ -40,10 +40,10 @@ override TAG_STRIDE: u32 = 0u;
 
 var<workgroup> local_counts: array<atomic<u32>, PRIVATE_WORDS>;
 
-// Phase-space coordinate `axis` of particle i.
-fn axis_value(i: u32, axis: u32) -> f32 {
+// Phase-space coordinate `axis` of particle i at position p.
+fn axis_value(p: Point, i: u32, axis: u32) -> f32 {
     if (axis < DIM) {
-        return state[i * DIM + axis];
+        return coordinate(p, axis);
     }
     return velocity[i * DIM + axis - DIM];
 }
@@ -110,14 +110,13 @@ fn particle_index(i: u32, total: u32) -> u32 {
     if (TAG_STRIDE > 0u && tags[i * TAG_STRIDE + TAG_ABSORBED] != 0u) {
         return NO_INDEX;
     }
-    var finite = true;
-    for (var d = 0u; d < DIM; d = d + 1u) {
-        finite = finite && is_finite_bits(state[i * DIM + d]);
-    }
-    let v0 = axis_value(i, AXIS0);
+    // The whole row (src/gpu/rows.rs); its lanes beyond DIM are zero, so finite.
+    let p = read_state(i * DIM);
+    var finite = point_is_finite(p);
+    let v0 = axis_value(p, i, AXIS0);
     var v1 = hist.lo[1];
     if (NAXES == 2u) {
-        v1 = axis_value(i, AXIS1);
+        v1 = axis_value(p, i, AXIS1);
     }
     finite = finite && is_finite_bits(v0) && is_finite_bits(v1);
     let in0 = v0 >= hist.lo[0] && v0 <= hist.hi[0];

@@ -188,6 +188,9 @@ pub struct Gpu {
     errors: Arc<Mutex<Vec<String>>>,
     /// Timestamp queries around submissions, where the device has them.
     pub(crate) timer: Option<super::timer::Timer>,
+    /// Whether kernels read and write particle rows as whole vectors where they can
+    /// (src/gpu/rows.rs); `FOKKER_ROWS=scalar` or [`Gpu::with_scalar_rows`] turns it off.
+    pub(crate) vector_rows: bool,
     /// Compiled pipelines by label, full source and specialisation (see `Kernel::new`).
     pub(crate) kernels:
         Mutex<std::collections::HashMap<super::kernel::KernelKey, Arc<super::Kernel>>>,
@@ -210,6 +213,23 @@ impl Gpu {
         out
     }
 
+    /// The labels of the kernels compiled on this device with whole-vector particle rows
+    /// (src/gpu/rows.rs).
+    pub fn vector_row_kernels(&self) -> Vec<String> {
+        let cache = self
+            .kernels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut out: Vec<String> = cache
+            .iter()
+            .filter(|(_, k)| k.vector_rows())
+            .map(|(key, _)| key.label().to_string())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// How many kernels this device has compiled.
     pub fn kernel_count(&self) -> usize {
         self.kernels
@@ -222,6 +242,13 @@ impl Gpu {
     /// native one (tests compare the two paths' bits).
     pub fn emulating_int64(mut self) -> Gpu {
         self.adapter.native_int64 = false;
+        self
+    }
+
+    /// This device with particle rows read and written one float at a time from here on
+    /// (tests compare the two paths' bits; src/gpu/rows.rs).
+    pub fn with_scalar_rows(mut self) -> Gpu {
+        self.vector_rows = false;
         self
     }
 
@@ -279,6 +306,7 @@ impl Gpu {
             adapter: summary,
             limits,
             errors,
+            vector_rows: std::env::var("FOKKER_ROWS").map_or(true, |v| v != "scalar"),
             kernels: Mutex::new(Default::default()),
         })
     }

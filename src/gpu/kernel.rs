@@ -48,6 +48,8 @@ pub struct Kernel {
     bindings: Option<Vec<u32>>,
     /// Invocations per workgroup (the shader's `WG` override).
     pub workgroup_size: u32,
+    /// Whether the particle rows are read and written as whole vectors (src/gpu/rows.rs).
+    vector_rows: bool,
 }
 
 impl Kernel {
@@ -114,6 +116,14 @@ impl Kernel {
             .then(|| super::mul_hi::swap(source, crate::shaders::MUL_HI_NATIVE))
             .flatten();
         let source = native.as_deref().unwrap_or(source);
+        // Whole-vector rows where DIM allows them (src/gpu/rows.rs).
+        let dim = constants
+            .iter()
+            .find(|(name, value)| *name == "DIM" && value.fract() == 0.0);
+        let vector = dim
+            .filter(|_| gpu.vector_rows)
+            .and_then(|&(_, dim)| super::rows::vectorise(source, dim as u32));
+        let source = vector.as_deref().unwrap_or(source);
         let mut all: Vec<(&str, f64)> = constants.to_vec();
         all.push(("WG", f64::from(workgroup_size)));
         // Specialised on the host (src/gpu/specialise.rs); should naga refuse, the driver
@@ -158,7 +168,13 @@ impl Kernel {
             layout,
             bindings,
             workgroup_size,
+            vector_rows: vector.is_some(),
         }
+    }
+
+    /// Whether the particle rows are read and written as whole vectors (src/gpu/rows.rs).
+    pub fn vector_rows(&self) -> bool {
+        self.vector_rows
     }
 
     /// Whether the driver got the module specialised on the host (src/gpu/specialise.rs)

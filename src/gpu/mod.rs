@@ -6,6 +6,7 @@ pub mod context;
 pub mod ensemble;
 pub mod kernel;
 pub mod mul_hi;
+pub mod rows;
 pub mod specialise;
 pub mod timer;
 
