@@ -5,10 +5,10 @@
 //! puts them between two marker lines, and for DIM = 2, 4 or 8 [`vectorise`] declares `state`
 //! as an array of vec2 or vec4 (the same bytes: a packed row of two or four floats is one
 //! vec2 or vec4, eight are two vec4s) and swaps the accessors for ones that move whole
-//! vectors. The same values either way (tests/specialise_gpu.rs). A software adapter turns a
+//! vectors. The same positions either way (tests/rows_gpu.rs). A software adapter turns a
 //! storage access at a per-lane address into a scalar loop over the lanes, one per load or
-//! store (docs/architecture.md, "What lavapipe makes of it"), so a 2D row then costs one
-//! such loop instead of two. build.rs includes this file too and validates every variant.
+//! store (docs/architecture.md, "Whole-vector rows"), so a 2D row then costs one such loop
+//! instead of two. build.rs includes this file too and validates every variant.
 
 pub const BEGIN: &str = "// ROWS state BEGIN\n";
 pub const END: &str = "// ROWS state END\n";
