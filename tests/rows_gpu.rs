@@ -16,17 +16,6 @@ use fokker::gpu::Gpu;
 use fokker::simulation::{Layout, Simulation};
 use std::path::{Path, PathBuf};
 
-fn scenarios(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            scenarios(&path, out);
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
-        }
-    }
-}
-
 /// What a run leaves behind after `steps` steps: positions, velocities (or other extra
 /// state), histogram counts and the moments' bits.
 #[derive(Debug, PartialEq)]
@@ -72,9 +61,7 @@ fn whole_vector_rows_step_and_observe_as_single_floats() {
     let vector = common::gpu();
     let scalar = common::gpu().with_scalar_rows();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    scenarios(&root.join("examples"), &mut files);
-    files.sort();
+    let files = common::sim::example_scenarios();
     let count = "particles.count=256".to_string();
     let mut runs: Vec<(PathBuf, Vec<String>)> = files
         .iter()

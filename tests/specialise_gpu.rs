@@ -8,26 +8,10 @@ mod common;
 use fokker::simulation::{Layout, Simulation};
 use std::path::{Path, PathBuf};
 
-fn scenarios(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            scenarios(&path, out);
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn every_example_kernel_is_specialised() {
     let gpu = common::gpu();
-    let mut files = Vec::new();
-    scenarios(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"),
-        &mut files,
-    );
-    files.sort();
+    let files = common::sim::example_scenarios();
     assert!(files.len() >= 20, "the examples are found");
     let count = "particles.count=256".to_string();
     let mut runs: Vec<(PathBuf, Vec<String>)> = files

@@ -200,33 +200,29 @@ impl Gpu {
     /// The labels of the kernels compiled on this device without host specialisation
     /// (tests: every built-in kernel specialises).
     pub fn unspecialised_kernels(&self) -> Vec<String> {
-        let cache = self
-            .kernels
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut out: Vec<String> = cache
-            .iter()
-            .filter(|(_, k)| !k.specialised())
-            .map(|(key, _)| key.label().to_string())
-            .collect();
-        out.sort();
-        out
+        self.kernel_labels(|k| !k.specialised())
     }
 
     /// The labels of the kernels compiled on this device with whole-vector particle rows
-    /// (src/gpu/rows.rs).
+    /// (src/gpu/rows.rs), each once.
     pub fn vector_row_kernels(&self) -> Vec<String> {
+        let mut out = self.kernel_labels(super::Kernel::vector_rows);
+        out.dedup();
+        out
+    }
+
+    /// The sorted labels of the compiled kernels that `keep` picks.
+    fn kernel_labels(&self, keep: impl Fn(&super::Kernel) -> bool) -> Vec<String> {
         let cache = self
             .kernels
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut out: Vec<String> = cache
             .iter()
-            .filter(|(_, k)| k.vector_rows())
+            .filter(|(_, k)| keep(k))
             .map(|(key, _)| key.label().to_string())
             .collect();
         out.sort();
-        out.dedup();
         out
     }
 

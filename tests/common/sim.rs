@@ -2,7 +2,7 @@
 
 use fokker::scenario::Plan;
 use fokker::simulation::{Layout, Simulation};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The plan of scenario `text` (panics with the scenario's error).
 pub fn plan(text: &str) -> Plan {
@@ -30,4 +30,25 @@ pub fn simulation<'g>(gpu: &'g fokker::gpu::Gpu, plan: &Plan) -> Simulation<'g> 
 pub fn advance(sim: &mut Simulation, step: u64) {
     sim.advance_to(step, |_| Ok(()), &|| false)
         .expect("advance");
+}
+
+/// Every scenario file under examples/, sorted.
+pub fn example_scenarios() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"),
+        &mut out,
+    );
+    out.sort();
+    out
 }
