@@ -31,7 +31,7 @@
 //!
 //! `--wg N` sets the workgroup size (default 64), `--fused-steps N` the steps per dispatch,
 //! `--mala-carry true|false` whether MALA carries U and grad U from the accepted proposal
-//! or evaluates them at every step (default: by the potential, `recomputes_cheaply`).
+//! or evaluates them at every step (default: carry).
 //!
 //! `--kind underdamped` runs the same workload with velocities: underdamped Langevin by
 //! BAOAB (`kind = "underdamped"`, gamma = 1, m = 1, Maxwell initial velocities), the job

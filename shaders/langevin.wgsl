@@ -109,15 +109,16 @@ fn fold_into_walls(x: Point) -> Point {
 
 // The Philox block of MALA's uniforms for the four steps from absolute step 4 m that holds
 // step k of the dispatch: word j is step 4 m + j's (src/rng.rs, `mala_uniform`).
-fn mala_uniforms(index: vec2<u32>, k: u32) -> vec4<u32> {
-    let at = block_add(vec2<u32>(step.step0, step.step0_hi), k);
+// `at` is the absolute step (low, high).
+fn mala_uniforms(index: vec2<u32>, at: vec2<u32>) -> vec4<u32> {
     let block = vec2<u32>((at.x >> 2u) | (at.y << 30u), at.y >> 2u);
     return philox4x32_10(philox_block_counter(index, block, STREAM_MALA), step.key);
 }
 
-// The uniform's word of step k of the dispatch alone (single steps).
+// The uniform's word of step k of the dispatch alone (single steps, which may cross a
+// multiple of 2^32 steps).
 fn mala_word(index: vec2<u32>, k: u32) -> u32 {
-    let w = mala_uniforms(index, k);
+    let w = mala_uniforms(index, block_add(vec2<u32>(step.step0, step.step0_hi), k));
     let lane = (step.step0 + k) & 3u;
     return select(select(w.x, w.y, lane == 1u), select(w.z, w.w, lane == 3u), lane >= 2u);
 }
@@ -233,28 +234,30 @@ fn run_mala(quadratic: Quadratic, i: u32, x_start: Point, index: vec2<u32>) {
         // normals in 4 / ROUND_STEPS rounds. Drawing the block behind a branch on the step
         // (every fourth) made the whole MALA kernel 1.5 times slower on lavapipe.
         for (var s = 0u; s < step.steps; s = s + 4u) {
-            let w = mala_uniforms(index, s);
+            // A whole-quad dispatch stays below the next multiple of 2^32 steps (the host
+            // splits there, `dispatch_plan`): no carry into the step's high word.
+            let w = mala_uniforms(index, vec2<u32>(step.step0 + s, step.step0_hi));
             if (ROUND_STEPS == 4u) {
-                let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+                let b = round_blocks(index, block_in_word(block0, (s * DIM) >> 2u), 0u, step.key);
                 c = mala_walk(quadratic, c, normals_from(b, 0u), w.x, s);
                 c = mala_walk(quadratic, c, normals_from(b, DIM), w.y, s + 1u);
                 c = mala_walk(quadratic, c, normals_from(b, 2u * DIM), w.z, s + 2u);
                 c = mala_walk(quadratic, c, normals_from(b, 3u * DIM), w.w, s + 3u);
             } else if (ROUND_STEPS == 2u) {
-                let b0 = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+                let b0 = round_blocks(index, block_in_word(block0, (s * DIM) >> 2u), 0u, step.key);
                 c = mala_walk(quadratic, c, normals_from(b0, 0u), w.x, s);
                 c = mala_walk(quadratic, c, normals_from(b0, DIM), w.y, s + 1u);
-                let b1 = round_blocks(index, block_add(block0, ((s + 2u) * DIM) >> 2u), 0u, step.key);
+                let b1 = round_blocks(index, block_in_word(block0, ((s + 2u) * DIM) >> 2u), 0u, step.key);
                 c = mala_walk(quadratic, c, normals_from(b1, 0u), w.z, s + 2u);
                 c = mala_walk(quadratic, c, normals_from(b1, DIM), w.w, s + 3u);
             } else {
-                let b0 = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+                let b0 = round_blocks(index, block_in_word(block0, (s * DIM) >> 2u), 0u, step.key);
                 c = mala_walk(quadratic, c, normals_from(b0, 0u), w.x, s);
-                let b1 = round_blocks(index, block_add(block0, ((s + 1u) * DIM) >> 2u), 0u, step.key);
+                let b1 = round_blocks(index, block_in_word(block0, ((s + 1u) * DIM) >> 2u), 0u, step.key);
                 c = mala_walk(quadratic, c, normals_from(b1, 0u), w.y, s + 1u);
-                let b2 = round_blocks(index, block_add(block0, ((s + 2u) * DIM) >> 2u), 0u, step.key);
+                let b2 = round_blocks(index, block_in_word(block0, ((s + 2u) * DIM) >> 2u), 0u, step.key);
                 c = mala_walk(quadratic, c, normals_from(b2, 0u), w.z, s + 2u);
-                let b3 = round_blocks(index, block_add(block0, ((s + 3u) * DIM) >> 2u), 0u, step.key);
+                let b3 = round_blocks(index, block_in_word(block0, ((s + 3u) * DIM) >> 2u), 0u, step.key);
                 c = mala_walk(quadratic, c, normals_from(b3, 0u), w.w, s + 3u);
             }
         }
@@ -311,7 +314,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     } else {
         // Whole rounds, every lane a compile-time constant.
         for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
-            let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+            let b = round_blocks(index, block_in_word(block0, (s * DIM) >> 2u), 0u, step.key);
             w = advance(quadratic, w, normals_from(b, 0u), s);
             if (ROUND_STEPS > 1u) {
                 w = advance(quadratic, w, normals_from(b, DIM), s + 1u);

@@ -27,8 +27,7 @@ pub struct Layout {
     /// Particles per submission (default: sized from the measured rate).
     pub slice_particles: Option<u32>,
     /// MALA: carry U and grad U from the accepted proposal (true) or evaluate them at every
-    /// step (false); default by the potential (`dynamics::langevin::recomputes_cheaply`).
-    /// The same bits either way.
+    /// step (false); default: carry. The same bits either way.
     pub mala_carry: Option<bool>,
 }
 

@@ -507,10 +507,36 @@ fn carried_and_recomputed_potentials_give_the_same_bits() {
 
 #[test]
 fn fused_quads_follow_the_twin() {
+    quads_follow_the_twin(&[1u32, 2, 3, 4, 6], |_| 1, 8);
+}
+
+/// The whole-quad kernel keeps the high words of its noise blocks and of its steps fixed
+/// through a dispatch (shaders/common/philox.wgsl, `block_in_word`), and the host cuts
+/// blocks there (`dispatch_plan`): blocks of 8 steps from 4 steps before step 2^32 (MALA's
+/// uniforms are indexed by the step) and from the quad before the first one whose normals
+/// start at or past number 2^34 (in dimensions 3 and 6 that quad straddles 2^34) follow
+/// the twin as blocks from step 1 do. Without the cut the steps after the boundary draw the
+/// noise and uniforms of one lap earlier and leave the twin by the size of a step.
+#[test]
+fn fused_quads_follow_the_twin_across_the_high_words() {
+    // Two whole quads from a multiple of 4, the second starting past the boundary, so the
+    // boundary falls in the rounds' part of the block.
+    quads_follow_the_twin(&[2u32, 3, 6], |_| (1 << 32) - 4, 8);
+    quads_follow_the_twin(
+        &[1u32, 2, 3, 6],
+        |dim| ((1u64 << 34) / u64::from(dim) - 1) / 4 * 4,
+        8,
+    );
+}
+
+/// `steps` MALA steps from step `start(dim)` per dimension, on the GPU (fused) and in the
+/// per-particle twin.
+fn quads_follow_the_twin(dims: &[u32], start: impl Fn(u32) -> u64, steps: u64) {
     let gpu = common::gpu();
-    let (n, temperature, dt, steps) = (1024u64, 0.7, 0.25, 8u64);
+    let (n, temperature, dt) = (1024u64, 0.7, 0.25);
     let potential = Potential::DoubleWell;
-    for dim in [1u32, 2, 3, 4, 6] {
+    for &dim in dims {
+        let s0 = start(dim);
         let d = dim as usize;
         let init = Init::Gaussian {
             mean: vec![0.0; d],
@@ -523,7 +549,7 @@ fn fused_quads_follow_the_twin() {
             potential.clone(),
             temperature,
             dt,
-            steps + 1,
+            s0 + steps,
             true,
         );
         let mut sim =
@@ -533,12 +559,12 @@ fn fused_quads_follow_the_twin() {
             &start,
             None,
             ResumePoint {
-                step: 1,
+                step: s0,
                 pending: None,
             },
         )
         .expect("restore");
-        sim.advance_to(1 + steps, |_| Ok(()), &|| false)
+        sim.advance_to(s0 + steps, |_| Ok(()), &|| false)
             .expect("advance");
         let after = sim.positions().expect("positions");
         let gpu_accepted = sim.accepted().expect("read").expect("counted");
@@ -552,8 +578,8 @@ fn fused_quads_follow_the_twin() {
                 .collect();
             let mut clear = true;
             let mut tol: f64 = 0.0;
-            let mut noise = NoiseStream::new(key, i as u64, 1, dim);
-            for k in 1..=steps {
+            let mut noise = NoiseStream::new(key, i as u64, s0, dim);
+            for k in s0..s0 + steps {
                 let xi: Vec<f64> = (0..d).map(|_| noise.next_normal()).collect();
                 let u = rng::mala_uniform(key, i as u64, k);
                 let step = mala_step(&potential, temperature, dt, &x, &xi, u, k as f64 * dt);
@@ -578,7 +604,9 @@ fn fused_quads_follow_the_twin() {
                 );
             }
         }
-        eprintln!("fused, dim {dim}: {compared} of {n} compared, GPU accepted {gpu_accepted}");
+        eprintln!(
+            "fused from step {s0}, dim {dim}: {compared} of {n} compared, GPU accepted {gpu_accepted}"
+        );
         assert!(
             compared * 100 >= 99 * n,
             "dim {dim}: only {compared} of {n} compared"
@@ -594,7 +622,7 @@ fn fused_quads_follow_the_twin() {
             temperature,
             dt,
             p.seed,
-            1,
+            s0,
             steps,
         );
         assert_eq!(twin, twin_total);

@@ -58,6 +58,51 @@ pub fn split_block(step0: u64, steps: u64, round: u64) -> (u64, u64, u64) {
     (head, body, steps - head - body)
 }
 
+/// One dispatch of a Langevin block: single steps (the SINGLE_STEPS pipeline) or whole rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    Single(u64),
+    Rounds(u64),
+}
+
+/// The dispatches of a block of `steps` steps from `step0` (particles of dimension `dim`,
+/// rounds of `round` steps starting at multiples of `round`, a power of two up to 4): the
+/// head and tail of `split_block` as single steps, and the whole rounds cut so that no
+/// rounds dispatch crosses a multiple of 2^32 Philox blocks of its normals (normal 2^34 k)
+/// or of 2^32 steps (MALA's uniforms are indexed by the step). The round kernel keeps both
+/// high words fixed through its loop (shaders/common/philox.wgsl, `block_in_word`); a round
+/// whose normals straddle such a multiple (dimensions 3, 5, 6 and 7) runs as single steps,
+/// whose blocks carry into the high word.
+pub fn dispatch_plan(step0: u64, steps: u64, round: u64, dim: u32) -> Vec<Segment> {
+    let (head, body, tail) = split_block(step0, steps, round);
+    let mut out = Vec::new();
+    let single = |out: &mut Vec<Segment>, n: u64| match out.last_mut() {
+        Some(Segment::Single(m)) => *m += n,
+        _ if n > 0 => out.push(Segment::Single(n)),
+        _ => {}
+    };
+    single(&mut out, head);
+    let d = u128::from(dim);
+    let (mut at, end) = (step0 + head, step0 + head + body);
+    while at < end {
+        let g = u128::from(at) * d;
+        // Steps whose normals all lie below the next multiple of 2^34, and steps before the
+        // next multiple of 2^32 (a multiple of `round`, as `at` is).
+        let by_noise = ((((g >> 34) + 1) << 34) - g) / d;
+        let by_step = (1u128 << 32) - u128::from(at & 0xFFFF_FFFF);
+        let n = (by_noise.min(by_step).min(u128::from(end - at)) as u64) / round * round;
+        if n > 0 {
+            out.push(Segment::Rounds(n));
+            at += n;
+        } else {
+            single(&mut out, round);
+            at += round;
+        }
+    }
+    single(&mut out, tail);
+    out
+}
+
 /// One of the two pipelines (whole rounds or single steps) with its step uniform, and once
 /// first dispatched, the pipeline and a bind group per chunk. Pipelines are compiled when a
 /// block first needs them: a run whose blocks all start and end on round boundaries never
@@ -128,23 +173,12 @@ impl Part {
 pub enum Mala {
     Off,
     /// `carry`: take U and grad U over from each accepted proposal (true) or evaluate them
-    /// at the chain's position at every step (false); None: [`recomputes_cheaply`] decides.
+    /// at the chain's position at every step (false); None: carry (fewer values live through
+    /// the fused loop; docs/architecture.md, "How llvmpipe spends a step").
     /// Both give the same bits (tests/mala_gpu.rs).
     On {
         carry: Option<bool>,
     },
-}
-
-/// Whether MALA evaluates U and grad U at the chain's position at every step rather than
-/// carrying them from the accepted proposal: for the built-in double well, whose few
-/// operations per axis cost less than carrying 2 DIM + 1 more values through the loop and
-/// the accept selects. On lavapipe its MALA / plain went from 1.60-1.68 to 1.52-1.59
-/// (alternating runs, 1e6 particles x 400 steps). Everything else carries: a mixture or
-/// Müller–Brown would pay a second round of exps per step, a quadratic DIM^2 products, and
-/// the same double well written as an expression measured 1.65-1.66 recomputing against
-/// 1.67 carrying (`cargo bench --bench l2 -- --mala --mala-carry BOOL`).
-pub fn recomputes_cheaply(potential: &Potential) -> bool {
-    matches!(potential, Potential::DoubleWell)
 }
 
 /// What compiling and binding a [`Part`]'s pipeline needs besides the ensemble.
@@ -259,7 +293,7 @@ impl LangevinGpu {
         // MALA_CARRY matters only with MALA.
         let (mala, carry) = match mala {
             Mala::Off => (false, true),
-            Mala::On { carry } => (true, carry.unwrap_or(!recomputes_cheaply(potential))),
+            Mala::On { carry } => (true, carry.unwrap_or(true)),
         };
         let shader = potential_shader_with(shaders::LANGEVIN, potential, Some(temperature), mala)
             .map_err(|why| {
@@ -434,56 +468,69 @@ impl Stepper for LangevinGpu {
         } else {
             u64::from(round_steps(self.dim))
         };
-        let (head, body, tail) = split_block(step0, u64::from(steps), round);
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            let mut at = step0;
-            for (k, n) in [head, body, tail].into_iter().enumerate() {
-                if n == 0 {
-                    continue;
+        // Parts 0 and 2 run single steps, part 1 whole rounds; each has its own step
+        // uniform, so a part dispatches at most once per submission (staged writes land
+        // before the submit that follows them). Blocks that cross a multiple of 2^32 noise
+        // blocks or steps take more than one submission.
+        let plan = dispatch_plan(step0, u64::from(steps), round, self.dim);
+        let mut at = step0;
+        let mut rest = plan.as_slice();
+        while !rest.is_empty() {
+            let mut used = [false; 3];
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                while let Some((segment, later)) = rest.split_first() {
+                    let (choices, n): (&[usize], u64) = match *segment {
+                        Segment::Single(n) => (&[0, 2], n),
+                        Segment::Rounds(n) => (&[1], n),
+                    };
+                    let Some(&k) = choices.iter().find(|&&k| !used[k]) else {
+                        break;
+                    };
+                    used[k] = true;
+                    rest = later;
+                    let built = self.parts[k].built(
+                        &self.spec,
+                        gpu,
+                        ensemble,
+                        &self.params,
+                        &self.nonfinite.buffer,
+                    );
+                    let (kernel, binds) = (&built.kernel, &built.binds);
+                    let part = &self.parts[k];
+                    let (block0, block0_hi, lane0) = rng::noise_start(at, self.dim);
+                    let uniform = StepUniform {
+                        key: self.key,
+                        block0,
+                        lane0,
+                        steps: n as u32,
+                        dt: self.dt as f32,
+                        noise_scale: self.noise_scale,
+                        first,
+                        span,
+                        block0_hi,
+                        t0: (at as f64 * self.dt) as f32,
+                        table0: table0 + 3 * (at - step0) as u32,
+                        step0: at as u32,
+                        step0_hi: (at >> 32) as u32,
+                        inv_temperature: self.inv_temperature,
+                        _pad: [0; 1],
+                    };
+                    gpu.queue
+                        .write_buffer(&part.step, 0, bytemuck::bytes_of(&uniform));
+                    let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
+                    kernel.dispatch(
+                        &mut pass,
+                        &binds[chunk],
+                        particles.div_ceil(kernel.workgroup_size),
+                        gpu.limits.max_compute_workgroups_per_dimension,
+                    );
+                    at += n;
                 }
-                let built = self.parts[k].built(
-                    &self.spec,
-                    gpu,
-                    ensemble,
-                    &self.params,
-                    &self.nonfinite.buffer,
-                );
-                let (kernel, binds) = (&built.kernel, &built.binds);
-                let part = &self.parts[k];
-                let (block0, block0_hi, lane0) = rng::noise_start(at, self.dim);
-                let uniform = StepUniform {
-                    key: self.key,
-                    block0,
-                    lane0,
-                    steps: n as u32,
-                    dt: self.dt as f32,
-                    noise_scale: self.noise_scale,
-                    first,
-                    span,
-                    block0_hi,
-                    t0: (at as f64 * self.dt) as f32,
-                    table0: table0 + 3 * (at - step0) as u32,
-                    step0: at as u32,
-                    step0_hi: (at >> 32) as u32,
-                    inv_temperature: self.inv_temperature,
-                    _pad: [0; 1],
-                };
-                // Staged writes land before this submit and after all earlier ones.
-                gpu.queue
-                    .write_buffer(&part.step, 0, bytemuck::bytes_of(&uniform));
-                let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
-                kernel.dispatch(
-                    &mut pass,
-                    &binds[chunk],
-                    particles.div_ceil(kernel.workgroup_size),
-                    gpu.limits.max_compute_workgroups_per_dimension,
-                );
-                at += n;
             }
+            gpu.submit(encoder, Work::Stepping);
         }
-        gpu.submit(encoder, Work::Stepping);
         Ok(true)
     }
 
@@ -979,6 +1026,113 @@ mod tests {
             let r = u64::from(round_steps(dim));
             assert_eq!(r * u64::from(dim) % 4, 0);
             assert!((1..r).all(|k| k * u64::from(dim) % 4 != 0));
+        }
+    }
+
+    /// Checks a dispatch plan against what the round kernel assumes: the segments cover the
+    /// block in order; a rounds segment starts at a multiple of `round`, holds whole rounds,
+    /// and keeps the high words of its normals' blocks and of its steps; single steps
+    /// appear only at either end or for a round that straddles such a boundary.
+    fn check_plan(step0: u64, steps: u64, round: u64, dim: u32) {
+        let plan = dispatch_plan(step0, steps, round, dim);
+        let d = u128::from(dim);
+        let mut at = step0;
+        for (i, seg) in plan.iter().enumerate() {
+            match *seg {
+                Segment::Rounds(n) => {
+                    assert!(
+                        n > 0 && n.is_multiple_of(round) && at.is_multiple_of(round),
+                        "{plan:?}"
+                    );
+                    let (first, last) = (u128::from(at) * d, u128::from(at + n) * d - 1);
+                    assert_eq!(first >> 34, last >> 34, "{step0} {steps} {dim}: {plan:?}");
+                    assert_eq!(at >> 32, (at + n - 1) >> 32, "{plan:?}");
+                    at += n;
+                }
+                Segment::Single(n) => {
+                    assert!(n > 0, "{plan:?}");
+                    // Consecutive single segments are merged.
+                    assert!(
+                        i == 0 || matches!(plan[i - 1], Segment::Rounds(_)),
+                        "{plan:?}"
+                    );
+                    at += n;
+                }
+            }
+        }
+        assert_eq!(at, step0 + steps, "{plan:?}");
+        // Away from the boundaries the plan is split_block's.
+        let (head, body, tail) = split_block(step0, steps, round);
+        let crosses = |a: u64, b: u64| {
+            b > a
+                && ((u128::from(a) * d) >> 34 != (u128::from(b) * d - 1) >> 34
+                    || a >> 32 != (b - 1) >> 32)
+        };
+        if !crosses(step0 + head, step0 + head + body) {
+            let want: Vec<Segment> = if body == 0 {
+                vec![Segment::Single(head + tail)]
+            } else {
+                vec![
+                    Segment::Single(head),
+                    Segment::Rounds(body),
+                    Segment::Single(tail),
+                ]
+            };
+            let want: Vec<Segment> = want
+                .into_iter()
+                .filter(|s| !matches!(s, Segment::Single(0)))
+                .collect();
+            assert_eq!(plan, want);
+        }
+    }
+
+    #[test]
+    fn dispatch_plans_keep_the_high_words_fixed_in_every_rounds_dispatch() {
+        for dim in 1..=8u32 {
+            for round in [u64::from(round_steps(dim)), 4] {
+                let boundary = (1u64 << 34) / u64::from(dim);
+                for start in [
+                    0,
+                    5,
+                    boundary - 9,
+                    boundary - 4,
+                    boundary - 1,
+                    (1 << 32) - 7,
+                ] {
+                    for steps in [0, 1, 3, 4, 8, 13, 1000] {
+                        check_plan(start, steps, round, dim);
+                    }
+                }
+            }
+        }
+        // Dimension 3: rounds of 4 steps are 3 blocks, and 2^32 blocks are not a whole
+        // number of rounds, so the round over normal 2^34 runs as single steps.
+        let round = 4;
+        let straddle = (1u64 << 34) / 3 / round * round;
+        assert_eq!(
+            dispatch_plan(straddle - 8, 16, round, 3),
+            vec![Segment::Rounds(8), Segment::Single(4), Segment::Rounds(4)]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn dispatch_plans_hold_for_any_block(
+            step0 in 0u64..(1 << 40),
+            steps in 0u64..5000,
+            dim in 1u32..=8,
+            mala in proptest::bool::ANY,
+            near in proptest::bool::ANY,
+        ) {
+            let round = if mala { 4 } else { u64::from(round_steps(dim)) };
+            // Half the cases start within a few thousand steps of a noise-word boundary.
+            let start = if near {
+                let k = (step0 >> 34).max(1);
+                ((k << 34) / u64::from(dim)).saturating_sub(step0 % 4096)
+            } else {
+                step0
+            };
+            check_plan(start, steps, round, dim);
         }
     }
 }
