@@ -67,7 +67,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
     } else {
         for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
-            let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+            let b = round_blocks(index, block_in_word(block0, (s * DIM) >> 2u), 0u, step.key);
             w = advance(w, normals_from(b, 0u), s);
             if (ROUND_STEPS > 1u) {
                 w = advance(w, normals_from(b, DIM), s + 1u);

@@ -146,7 +146,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     } else {
         // Whole rounds: ROUND_STEPS * DIM / 4 Philox blocks give every normal of the round.
         for (var s = 0u; s < step.steps; s = s + ROUND_STEPS) {
-            let b = round_blocks(index, block_add(block0, (s * DIM) >> 2u), 0u, step.key);
+            let b = round_blocks(index, block_in_word(block0, (s * DIM) >> 2u), 0u, step.key);
             p = baoab(p, normals_from(b, 0u), hm, s_ou, c, h, quadratic, step.t0 + f32(s + 1u) * dt, w);
             if (ROUND_STEPS > 1u) {
                 p = baoab(p, normals_from(b, DIM), hm, s_ou, c, h, quadratic, step.t0 + f32(s + 2u) * dt, w);

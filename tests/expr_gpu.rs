@@ -909,3 +909,63 @@ fn sde_twin_with_bounds(
         *e = each.iter().copied().fold(0.0, f64::max);
     }
 }
+
+/// The general SDE runs on the Langevin kernel's layout, whose whole rounds keep their noise
+/// block's high word through a dispatch (shaders/common/philox.wgsl, `block_in_word`; the
+/// host cuts blocks where it changes, `dispatch_plan`): blocks of 12 steps of an OU written
+/// as an SDE, starting just before the step whose normals reach number 2^34 and running
+/// across it, follow the twin particle by particle in dimensions whose rounds straddle the
+/// boundary (3) and whose do not (2). Per coordinate, with |x| < 5 (start std 0.5, 256
+/// particles) and s = sqrt(2 D dt) = 0.1: a step x + f dt + s xi rounds three operations on
+/// values below 5 (15 U), s is within 3 U relative (2 D dt, then the square root), so s xi
+/// within 0.1 * 6 * 3 U < 2 U plus s NORMAL_ERROR = 20 U: under 40 U a step, and the drift
+/// -x contracts, so errors add up over the steps. A wrong noise block is off by s |xi|.
+#[test]
+fn sde_noise_carries_across_the_32_bit_block_boundary() {
+    let (n, dt, steps) = (256u64, 1e-2, 12u64);
+    let tolerance = steps as f64 * 40.0 * U;
+    let gpu = common::gpu();
+    for (dim, drift) in [(2u32, &["-x", "-y"][..]), (3, &["-x", "-y", "-z"][..])] {
+        let d = dim as usize;
+        let model = sde_model(drift, "0.5", &[]);
+        let init = Init::Gaussian {
+            mean: vec![0.0; d],
+            std: vec![0.5; d],
+        };
+        let spec = HistogramSpec {
+            axes: vec![0],
+            bins: vec![4],
+            range: vec![[-2.0, 2.0]],
+        };
+        let p = plan(n, dim, init, sde_dynamics(model.clone(), dt, steps), spec);
+        let layout = Layout {
+            fused_steps: Some(steps as u32),
+            ..Layout::default()
+        };
+        let mut sim = Simulation::new(&gpu, &p, None, None, 0, n, &layout).expect("simulation");
+        let start = sim.positions().expect("positions");
+        let boundary = (1u64 << 34) / u64::from(dim);
+        for back in [0u64, 1, 5] {
+            let step0 = boundary - back;
+            let point = fokker::simulation::ResumePoint {
+                step: step0,
+                pending: None,
+            };
+            sim.restore(&start, None, point).expect("restore");
+            sim.advance_to(step0 + steps, |_| Ok(()), &|| false)
+                .expect("advance");
+            let moved = sim.positions().expect("positions");
+            let mut twin: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
+            sde_cpu(&mut twin, dim, 0, &model, dt, p.seed, step0, steps);
+            let worst = moved
+                .iter()
+                .zip(&twin)
+                .map(|(g, c)| (f64::from(*g) - c).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst < tolerance,
+                "dim {dim}, from step {step0}: largest difference from the twin {worst} (tolerance {tolerance})"
+            );
+        }
+    }
+}

@@ -854,3 +854,81 @@ fn reflecting_walls_keep_free_underdamped_motion_inside_with_its_exact_folded_la
 fn normal_mass(a: f64, b: f64, mean: f64, std: f64) -> f64 {
     fokker::reference::law::normal_mass(a, b, mean, std)
 }
+
+/// The BAOAB kernel's whole rounds keep their noise block's high word through a dispatch
+/// (shaders/common/philox.wgsl, `block_in_word`) and the host cuts blocks where it changes
+/// (`dispatch_plan`): blocks of 12 steps that start just before the step whose normals reach
+/// number 2^34 (a multiple of 2^32 Philox blocks) and run across it follow the twin particle by
+/// particle, in dimensions whose rounds straddle the boundary (3) and whose do not (2, 8), and
+/// from starts that put it in the single-step head or in a round. Without the cut the steps
+/// past the boundary draw the noise of one lap earlier.
+#[test]
+fn noise_carries_across_the_32_bit_block_boundary() {
+    let (n, dt, steps, gamma, temperature) = (256u64, 1e-2, 12u64, 1.0, 0.8);
+    // Per coordinate, eps = 2^-24 (U): positions and velocities stay below 4 (Maxwell
+    // velocities of variance T = 0.8 and a start of std 0.5, 256 particles, in a unit
+    // harmonic well). A BAOAB step rounds about a dozen operations on values below 4 + 4 dt
+    // (B, A, O, A, B: <= 12 * 2 U * 4.1 < 100 U), and its O step adds s xi with
+    // s = sqrt((1 - c^2) T) < 0.13, so the f32 normal's absolute error NORMAL_ERROR adds
+    // 0.13 NORMAL_ERROR. The step map of a unit well at dt = 0.01 has norm at most 1 + dt,
+    // so over 12 steps the errors add up to at most 1.01^12 < 1.13 times their sum. A wrong
+    // noise block is off by about s |xi| ~ 0.1, a thousand times more.
+    let tolerance = steps as f64 * 1.13 * (100.0 * U + 0.13 * NORMAL_ERROR);
+    let gpu = common::gpu();
+    for dim in [2u32, 3, 8] {
+        let d = dim as usize;
+        let dynamics = underdamped(
+            harmonic(&vec![1.0; d]),
+            temperature,
+            gamma,
+            &vec![1.0; d],
+            dt,
+            steps,
+        );
+        let init = Init::Gaussian {
+            mean: vec![0.0; d],
+            std: vec![0.5; d],
+        };
+        let spec = HistogramSpec {
+            axes: vec![0],
+            bins: vec![4],
+            range: vec![[-2.0, 2.0]],
+        };
+        let p = plan(n, init, dynamics.clone(), spec);
+        let layout = Layout {
+            fused_steps: Some(steps as u32),
+            ..Layout::default()
+        };
+        let mut sim = Simulation::new(&gpu, &p, None, None, 0, n, &layout).expect("simulation");
+        let x0 = sim.positions().expect("positions");
+        let v0 = sim.extra_state().expect("read").expect("velocities");
+        let boundary = (1u64 << 34) / u64::from(dim);
+        for back in [0u64, 1, 5] {
+            let step0 = boundary - back;
+            let point = fokker::simulation::ResumePoint {
+                step: step0,
+                pending: None,
+            };
+            sim.restore(&x0, Some(&v0), point).expect("restore");
+            sim.advance_to(step0 + steps, |_| Ok(()), &|| false)
+                .expect("advance");
+            let (gx, gv) = (
+                sim.positions().expect("positions"),
+                sim.extra_state().expect("read").expect("velocities"),
+            );
+            let mut x: Vec<f64> = x0.iter().map(|&v| f64::from(v)).collect();
+            let mut v: Vec<f64> = v0.iter().map(|&v| f64::from(v)).collect();
+            underdamped_cpu(&mut x, &mut v, 0, &dynamics, p.seed, step0, steps);
+            let worst = gx
+                .iter()
+                .zip(&x)
+                .chain(gv.iter().zip(&v))
+                .map(|(g, c)| (f64::from(*g) - c).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst < tolerance,
+                "dim {dim}, from step {step0}: largest difference from the twin {worst} (tolerance {tolerance})"
+            );
+        }
+    }
+}

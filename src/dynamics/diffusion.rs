@@ -466,25 +466,22 @@ impl Stepper for DiffusionGpu {
             return Ok(true);
         }
         self.upload_tables(gpu, step0, steps);
-        let round = if self.noise {
-            u64::from(super::langevin::round_steps(self.dim))
+        // Without noise every step runs in the rounds part (nothing is drawn).
+        let plan = if self.noise {
+            let round = u64::from(super::langevin::round_steps(self.dim));
+            super::langevin::dispatch_plan(step0, u64::from(steps), round, self.dim)
+        } else if steps > 0 {
+            vec![super::langevin::Segment::Rounds(u64::from(steps))]
         } else {
-            u64::from(steps).max(1)
+            Vec::new()
         };
-        let (head, body, tail) = super::langevin::split_block(step0, u64::from(steps), round);
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        let mut at = 0u64;
-        for (part, n) in self.parts.iter().zip([head, body, tail]) {
-            if n == 0 {
-                continue;
-            }
-            let uniform = self.uniform(step0 + at, n as u32, first, span, at as u32);
+        super::langevin::submit_plan(gpu, step0, &plan, |encoder, k, at, n| {
+            let part = &self.parts[k];
+            let uniform = self.uniform(at, n as u32, first, span, (at - step0) as u32);
             gpu.queue
                 .write_buffer(&part.step, 0, bytemuck::bytes_of(&uniform));
-            self.dispatch(gpu, &mut encoder, part, chunk, particles);
-            at += n;
-        }
-        gpu.submit(encoder, Work::Stepping);
+            self.dispatch(gpu, encoder, part, chunk, particles);
+        });
         Ok(true)
     }
 

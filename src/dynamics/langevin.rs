@@ -65,6 +65,39 @@ pub enum Segment {
     Rounds(u64),
 }
 
+/// Records and submits `plan`, a block's dispatches from absolute step `step0`, in as few
+/// submissions as the parts' step uniforms allow. Parts 0 and 2 run single steps and part 1
+/// whole rounds; each has one uniform buffer, which `record` writes with
+/// `Queue::write_buffer` (staged until the next submission), so a part records at most once
+/// per submission. `record(encoder, part, at, n)` records `n` steps from absolute step `at`.
+pub fn submit_plan(
+    gpu: &Gpu,
+    step0: u64,
+    plan: &[Segment],
+    mut record: impl FnMut(&mut wgpu::CommandEncoder, usize, u64, u64),
+) {
+    let mut at = step0;
+    let mut rest = plan;
+    while !rest.is_empty() {
+        let mut used = [false; 3];
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        while let Some((segment, later)) = rest.split_first() {
+            let (choices, n): (&[usize], u64) = match *segment {
+                Segment::Single(n) => (&[0, 2], n),
+                Segment::Rounds(n) => (&[1], n),
+            };
+            let Some(&k) = choices.iter().find(|&&k| !used[k]) else {
+                break;
+            };
+            used[k] = true;
+            rest = later;
+            record(&mut encoder, k, at, n);
+            at += n;
+        }
+        gpu.submit(encoder, Work::Stepping);
+    }
+}
+
 /// The dispatches of a block of `steps` steps from `step0` (particles of dimension `dim`,
 /// rounds of `round` steps starting at multiples of `round`, a power of two up to 4): the
 /// head and tail of `split_block` as single steps, and the whole rounds cut so that no
@@ -468,69 +501,44 @@ impl Stepper for LangevinGpu {
         } else {
             u64::from(round_steps(self.dim))
         };
-        // Parts 0 and 2 run single steps, part 1 whole rounds; each has its own step
-        // uniform, so a part dispatches at most once per submission (staged writes land
-        // before the submit that follows them). Blocks that cross a multiple of 2^32 noise
-        // blocks or steps take more than one submission.
         let plan = dispatch_plan(step0, u64::from(steps), round, self.dim);
-        let mut at = step0;
-        let mut rest = plan.as_slice();
-        while !rest.is_empty() {
-            let mut used = [false; 3];
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                while let Some((segment, later)) = rest.split_first() {
-                    let (choices, n): (&[usize], u64) = match *segment {
-                        Segment::Single(n) => (&[0, 2], n),
-                        Segment::Rounds(n) => (&[1], n),
-                    };
-                    let Some(&k) = choices.iter().find(|&&k| !used[k]) else {
-                        break;
-                    };
-                    used[k] = true;
-                    rest = later;
-                    let built = self.parts[k].built(
-                        &self.spec,
-                        gpu,
-                        ensemble,
-                        &self.params,
-                        &self.nonfinite.buffer,
-                    );
-                    let (kernel, binds) = (&built.kernel, &built.binds);
-                    let part = &self.parts[k];
-                    let (block0, block0_hi, lane0) = rng::noise_start(at, self.dim);
-                    let uniform = StepUniform {
-                        key: self.key,
-                        block0,
-                        lane0,
-                        steps: n as u32,
-                        dt: self.dt as f32,
-                        noise_scale: self.noise_scale,
-                        first,
-                        span,
-                        block0_hi,
-                        t0: (at as f64 * self.dt) as f32,
-                        table0: table0 + 3 * (at - step0) as u32,
-                        step0: at as u32,
-                        step0_hi: (at >> 32) as u32,
-                        inv_temperature: self.inv_temperature,
-                        _pad: [0; 1],
-                    };
-                    gpu.queue
-                        .write_buffer(&part.step, 0, bytemuck::bytes_of(&uniform));
-                    let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
-                    kernel.dispatch(
-                        &mut pass,
-                        &binds[chunk],
-                        particles.div_ceil(kernel.workgroup_size),
-                        gpu.limits.max_compute_workgroups_per_dimension,
-                    );
-                    at += n;
-                }
-            }
-            gpu.submit(encoder, Work::Stepping);
-        }
+        submit_plan(gpu, step0, &plan, |encoder, k, at, n| {
+            let built = self.parts[k].built(
+                &self.spec,
+                gpu,
+                ensemble,
+                &self.params,
+                &self.nonfinite.buffer,
+            );
+            let (block0, block0_hi, lane0) = rng::noise_start(at, self.dim);
+            let uniform = StepUniform {
+                key: self.key,
+                block0,
+                lane0,
+                steps: n as u32,
+                dt: self.dt as f32,
+                noise_scale: self.noise_scale,
+                first,
+                span,
+                block0_hi,
+                t0: (at as f64 * self.dt) as f32,
+                table0: table0 + 3 * (at - step0) as u32,
+                step0: at as u32,
+                step0_hi: (at >> 32) as u32,
+                inv_temperature: self.inv_temperature,
+                _pad: [0; 1],
+            };
+            gpu.queue
+                .write_buffer(&self.parts[k].step, 0, bytemuck::bytes_of(&uniform));
+            let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            built.kernel.dispatch(
+                &mut pass,
+                &built.binds[chunk],
+                particles.div_ceil(built.kernel.workgroup_size),
+                gpu.limits.max_compute_workgroups_per_dimension,
+            );
+        });
         Ok(true)
     }
 

@@ -508,15 +508,11 @@ impl Stepper for UnderdampedGpu {
         _stop: &dyn Fn() -> bool,
     ) -> Result<bool> {
         let round = u64::from(super::langevin::round_steps(self.dim));
-        let (head, body, tail) = super::langevin::split_block(step0, u64::from(steps), round);
+        let plan = super::langevin::dispatch_plan(step0, u64::from(steps), round, self.dim);
         let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        let mut at = 0u64;
-        for (part, n) in self.parts.iter().zip([head, body, tail]) {
-            if n == 0 {
-                continue;
-            }
-            let (block0, block0_hi, lane0) = rng::noise_start(step0 + at, self.dim);
+        super::langevin::submit_plan(gpu, step0, &plan, |encoder, k, at, n| {
+            let part = &self.parts[k];
+            let (block0, block0_hi, lane0) = rng::noise_start(at, self.dim);
             let uniform = StepUniform {
                 key: self.key,
                 block0,
@@ -527,10 +523,9 @@ impl Stepper for UnderdampedGpu {
                 first,
                 span,
                 block0_hi,
-                t0: ((step0 + at) as f64 * self.dt) as f32,
+                t0: (at as f64 * self.dt) as f32,
                 _pad: [0; 1],
             };
-            // Each part has its own uniform, so all three writes land before the submission.
             gpu.queue
                 .write_buffer(&part.step, 0, bytemuck::bytes_of(&uniform));
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -540,9 +535,7 @@ impl Stepper for UnderdampedGpu {
                 particles.div_ceil(part.kernel.workgroup_size),
                 gpu.limits.max_compute_workgroups_per_dimension,
             );
-            at += n;
-        }
-        gpu.submit(encoder, Work::Stepping);
+        });
         Ok(true)
     }
 
