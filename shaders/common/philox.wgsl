@@ -110,12 +110,13 @@ fn block_add(block: vec2<u32>, k: u32) -> vec2<u32> {
     return vec2<u32>(lo, block.y + select(0u, 1u, lo < block.x));
 }
 
-// `block` + k where the sum keeps block's high word: in the whole-round loops of the Langevin,
-// SDE, BAOAB and diffusion kernels, whose dispatches the host never lets cross a multiple of
-// 2^32 blocks (or of 2^32 steps) (src/dynamics/langevin.rs, `dispatch_plan`). The high word, and with it everything Philox's
-// first round computes from the third counter word, is then the same at every round, and
-// the compiler computes it once per dispatch: about 4% of the plain Langevin loop's
-// instructions and 6-10% of its time on lavapipe (docs/architecture.md, "RNG counter layout").
+// `block` + k where the sum keeps block's high word: in the whole-round loops of the
+// Langevin, SDE, BAOAB and diffusion kernels, whose dispatches the host never lets cross a
+// multiple of 2^32 blocks (or of 2^32 steps) (src/dynamics/blocks.rs, `dispatch_plan`). The
+// high word, and with it everything Philox's first round computes from the third counter
+// word, is then the same at every round, and the compiler computes it once per dispatch:
+// about 4% of the plain Langevin loop's instructions and 6-10% of its time on lavapipe
+// (docs/architecture.md, "RNG counter layout").
 fn block_in_word(block: vec2<u32>, k: u32) -> vec2<u32> {
     return vec2<u32>(block.x + k, block.y);
 }

@@ -248,7 +248,7 @@ impl DiffusionGpu {
             (Some(_), None) => abi::SCORE_MIXTURE,
             (Some(_), Some(_)) => abi::SCORE_BUFFERS,
         };
-        let round = super::langevin::round_steps(dim);
+        let round = super::blocks::round_steps(dim);
         let kernel = |single: bool, phase: u32| {
             Kernel::new(
                 gpu,
@@ -468,14 +468,14 @@ impl Stepper for DiffusionGpu {
         self.upload_tables(gpu, step0, steps);
         // Without noise every step runs in the rounds part (nothing is drawn).
         let plan = if self.noise {
-            let round = u64::from(super::langevin::round_steps(self.dim));
-            super::langevin::dispatch_plan(step0, u64::from(steps), round, self.dim)
+            let round = u64::from(super::blocks::round_steps(self.dim));
+            super::blocks::dispatch_plan(step0, u64::from(steps), round, self.dim)
         } else if steps > 0 {
-            vec![super::langevin::Segment::Rounds(u64::from(steps))]
+            vec![super::blocks::Segment::Rounds(u64::from(steps))]
         } else {
             Vec::new()
         };
-        super::langevin::submit_plan(gpu, step0, &plan, |encoder, k, at, n| {
+        super::blocks::submit_plan(gpu, step0, &plan, |encoder, k, at, n| {
             let part = &self.parts[k];
             let uniform = self.uniform(at, n as u32, first, span, (at - step0) as u32);
             gpu.queue

@@ -3,6 +3,7 @@
 //! registered with one line in [`registry!`] below. docs/architecture.md, "Adding a
 //! dynamics kind", walks through it.
 
+pub mod blocks;
 pub mod diffusion;
 pub mod empirical;
 pub mod forward;

@@ -410,7 +410,7 @@ impl UnderdampedGpu {
             cx.chunk_particles,
         )?;
         let nonfinite = NonfiniteCounter::new(gpu);
-        let round = super::langevin::round_steps(ensemble.dim);
+        let round = super::blocks::round_steps(ensemble.dim);
         let kernel = |init: bool, single: bool| {
             Kernel::new(
                 gpu,
@@ -507,10 +507,10 @@ impl Stepper for UnderdampedGpu {
         steps: u32,
         _stop: &dyn Fn() -> bool,
     ) -> Result<bool> {
-        let round = u64::from(super::langevin::round_steps(self.dim));
-        let plan = super::langevin::dispatch_plan(step0, u64::from(steps), round, self.dim);
+        let round = u64::from(super::blocks::round_steps(self.dim));
+        let plan = super::blocks::dispatch_plan(step0, u64::from(steps), round, self.dim);
         let particles = span.min(ensemble.chunks[chunk].count.saturating_sub(first));
-        super::langevin::submit_plan(gpu, step0, &plan, |encoder, k, at, n| {
+        super::blocks::submit_plan(gpu, step0, &plan, |encoder, k, at, n| {
             let part = &self.parts[k];
             let (block0, block0_hi, lane0) = rng::noise_start(at, self.dim);
             let uniform = StepUniform {
