@@ -7,6 +7,7 @@ mod common;
 use common::f32err::{NORMAL_ERROR, U, mixture_score_error};
 use common::kernel_bounds::kernel_sum_bounds;
 use common::linear_chain::{Scheme, reverse_bias, scheme_law};
+use common::sim::{largest_difference, noise_word_boundary, run_block};
 use common::stats;
 use fokker::dynamics::diffusion::{Diffusion, diffusion_cpu};
 use fokker::dynamics::gradient_flow::heavy_ball_cpu;
@@ -1341,24 +1342,12 @@ fn forward_noise_carries_across_the_32_bit_block_boundary() {
         };
         let mut sim = Simulation::new(&gpu, &p, None, None, 0, n, &layout).unwrap();
         let start = sim.positions().unwrap();
-        let boundary = (1u64 << 34) / u64::from(dim);
         for back in [0u64, 1, 5] {
-            let step0 = boundary - back;
-            let point = fokker::simulation::ResumePoint {
-                step: step0,
-                pending: None,
-            };
-            sim.restore(&start, None, point).unwrap();
-            sim.advance_to(step0 + steps, |_| Ok(()), &|| false)
-                .unwrap();
-            let moved = sim.positions().unwrap();
+            let step0 = noise_word_boundary(dim) - back;
+            let (moved, _) = run_block(&mut sim, &start, None, step0, steps);
             let mut cpu: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
             diffusion_cpu(&mut cpu, dim, 0, &forward, None, p.seed, step0, steps);
-            let worst = moved
-                .iter()
-                .zip(&cpu)
-                .map(|(g, c)| (f64::from(*g) - c).abs())
-                .fold(0.0, f64::max);
+            let worst = largest_difference(&moved, &cpu);
             assert!(
                 worst < tolerance,
                 "dim {dim}, from step {step0}: largest difference from the twin {worst}"

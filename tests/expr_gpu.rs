@@ -8,6 +8,7 @@
 mod common;
 
 use common::f32err::{NORMAL_ERROR, U, carry_bounds, spectral_norm_bound};
+use common::sim::{largest_difference, noise_word_boundary, run_block};
 use common::stats;
 use fokker::dynamics::DynamicsPlan;
 use fokker::dynamics::init::init_cpu;
@@ -944,24 +945,12 @@ fn sde_noise_carries_across_the_32_bit_block_boundary() {
         };
         let mut sim = Simulation::new(&gpu, &p, None, None, 0, n, &layout).expect("simulation");
         let start = sim.positions().expect("positions");
-        let boundary = (1u64 << 34) / u64::from(dim);
         for back in [0u64, 1, 5] {
-            let step0 = boundary - back;
-            let point = fokker::simulation::ResumePoint {
-                step: step0,
-                pending: None,
-            };
-            sim.restore(&start, None, point).expect("restore");
-            sim.advance_to(step0 + steps, |_| Ok(()), &|| false)
-                .expect("advance");
-            let moved = sim.positions().expect("positions");
+            let step0 = noise_word_boundary(dim) - back;
+            let (moved, _) = run_block(&mut sim, &start, None, step0, steps);
             let mut twin: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
             sde_cpu(&mut twin, dim, 0, &model, dt, p.seed, step0, steps);
-            let worst = moved
-                .iter()
-                .zip(&twin)
-                .map(|(g, c)| (f64::from(*g) - c).abs())
-                .fold(0.0, f64::max);
+            let worst = largest_difference(&moved, &twin);
             assert!(
                 worst < tolerance,
                 "dim {dim}, from step {step0}: largest difference from the twin {worst} (tolerance {tolerance})"

@@ -3,6 +3,7 @@
 mod common;
 
 use common::f32err::{NORMAL_ERROR, U, carry_bounds, mixture_score_error, spectral_norm_bound};
+use common::sim::{largest_difference, noise_word_boundary, run_block};
 use common::stats;
 use fokker::dynamics::init::init_cpu;
 use fokker::dynamics::langevin::{langevin_cpu, langevin_cpu_scheduled};
@@ -1399,18 +1400,8 @@ fn noise_carries_across_the_32_bit_block_boundary() {
         )
         .expect("simulation");
         let start = sim.positions().expect("positions");
-        let mut run_from = |step0: u64| {
-            let point = fokker::simulation::ResumePoint {
-                step: step0,
-                pending: None,
-            };
-            sim.restore(&start, None, point).expect("restore");
-            sim.advance_to(step0 + steps, |_| Ok(()), &|| false)
-                .expect("advance");
-            sim.positions().expect("positions")
-        };
-        // The step whose normals reach number 2^34.
-        let boundary = (1u64 << 34) / u64::from(dim);
+        let mut run_from = |step0: u64| run_block(&mut sim, &start, None, step0, steps).0;
+        let boundary = noise_word_boundary(dim);
         // Starts that put the boundary in the single-step head, in a whole round and (with
         // the head's rounds of up to 4 steps) at different lanes.
         for back in [0u64, 1, 3, 5] {
@@ -1428,11 +1419,7 @@ fn noise_carries_across_the_32_bit_block_boundary() {
                 step0,
                 steps,
             );
-            let worst = gpu_pos
-                .iter()
-                .zip(&cpu)
-                .map(|(g, c)| (f64::from(*g) - c).abs())
-                .fold(0.0, f64::max);
+            let worst = largest_difference(&gpu_pos, &cpu);
             assert!(
                 worst < tolerance,
                 "dim {dim}, from step {step0}: largest difference from the twin {worst}"

@@ -524,7 +524,7 @@ fn fused_quads_follow_the_twin_across_the_high_words() {
     quads_follow_the_twin(&[2u32, 3, 6], |_| (1 << 32) - 4, 8);
     quads_follow_the_twin(
         &[1u32, 2, 3, 6],
-        |dim| ((1u64 << 34) / u64::from(dim) - 1) / 4 * 4,
+        |dim| (common::sim::noise_word_boundary(dim) - 1) / 4 * 4,
         8,
     );
 }

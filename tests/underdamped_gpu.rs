@@ -5,6 +5,7 @@
 mod common;
 
 use common::f32err::{NORMAL_ERROR, U};
+use common::sim::{largest_difference, noise_word_boundary, run_block};
 use common::stats;
 use fokker::dynamics::init::init_cpu;
 use fokker::dynamics::underdamped::{
@@ -902,29 +903,14 @@ fn noise_carries_across_the_32_bit_block_boundary() {
         let mut sim = Simulation::new(&gpu, &p, None, None, 0, n, &layout).expect("simulation");
         let x0 = sim.positions().expect("positions");
         let v0 = sim.extra_state().expect("read").expect("velocities");
-        let boundary = (1u64 << 34) / u64::from(dim);
         for back in [0u64, 1, 5] {
-            let step0 = boundary - back;
-            let point = fokker::simulation::ResumePoint {
-                step: step0,
-                pending: None,
-            };
-            sim.restore(&x0, Some(&v0), point).expect("restore");
-            sim.advance_to(step0 + steps, |_| Ok(()), &|| false)
-                .expect("advance");
-            let (gx, gv) = (
-                sim.positions().expect("positions"),
-                sim.extra_state().expect("read").expect("velocities"),
-            );
+            let step0 = noise_word_boundary(dim) - back;
+            let (gx, gv) = run_block(&mut sim, &x0, Some(&v0), step0, steps);
+            let gv = gv.expect("velocities");
             let mut x: Vec<f64> = x0.iter().map(|&v| f64::from(v)).collect();
             let mut v: Vec<f64> = v0.iter().map(|&v| f64::from(v)).collect();
             underdamped_cpu(&mut x, &mut v, 0, &dynamics, p.seed, step0, steps);
-            let worst = gx
-                .iter()
-                .zip(&x)
-                .chain(gv.iter().zip(&v))
-                .map(|(g, c)| (f64::from(*g) - c).abs())
-                .fold(0.0, f64::max);
+            let worst = largest_difference(&gx, &x).max(largest_difference(&gv, &v));
             assert!(
                 worst < tolerance,
                 "dim {dim}, from step {step0}: largest difference from the twin {worst} (tolerance {tolerance})"

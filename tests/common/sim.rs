@@ -52,3 +52,38 @@ pub fn example_scenarios() -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The first step whose normals reach number 2^34 in dimension `dim`: Philox block 2^32,
+/// where the 64-bit block's high word changes.
+pub fn noise_word_boundary(dim: u32) -> u64 {
+    (1u64 << 34) / u64::from(dim)
+}
+
+/// `sim` set back to `start` (positions) and `extra` (velocities, if the kind has them) at
+/// step `step0` and stepped `steps` steps: the positions and the extra state after.
+pub fn run_block(
+    sim: &mut Simulation,
+    start: &[f32],
+    extra: Option<&[f32]>,
+    step0: u64,
+    steps: u64,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let point = fokker::simulation::ResumePoint {
+        step: step0,
+        pending: None,
+    };
+    sim.restore(start, extra, point).expect("restore");
+    advance(sim, step0 + steps);
+    (
+        sim.positions().expect("positions"),
+        sim.extra_state().expect("extra state"),
+    )
+}
+
+/// The largest |gpu - twin| over the coordinates.
+pub fn largest_difference(gpu: &[f32], twin: &[f64]) -> f64 {
+    gpu.iter()
+        .zip(twin)
+        .map(|(g, c)| (f64::from(*g) - c).abs())
+        .fold(0.0, f64::max)
+}
