@@ -182,7 +182,7 @@ fn mala_walk(quadratic: Quadratic, c: Chain, xi: Point, w: u32, k: u32) -> Chain
     if (BOUNDARY == 0u) {
         return mala(quadratic, c, xi, w, k);
     }
-    if (c.w.dead != 0u) {
+    if (!walk_alive(c.w)) {
         return c;
     }
     var out = mala(quadratic, c, xi, w, k);
@@ -275,7 +275,8 @@ fn advance(quadratic: Quadratic, w: Walk, xi: Point, s: u32) -> Walk {
         out.x = euler(quadratic, w.x, xi, s);
         return out;
     }
-    // An absorbed walk stays where it was absorbed (common/boundary.wgsl, `Walk.dead`).
+    // An absorbed walk stays where it was absorbed (common/boundary.wgsl, `Walk.dead`,
+    // `walk_alive`).
     var var2 = 0.0;
     if (BRIDGE != 0u) {
         let scale = step_coefficients(s).z;
@@ -288,7 +289,13 @@ fn advance(quadratic: Quadratic, w: Walk, xi: Point, s: u32) -> Walk {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = slice_particle(gid, nwg, step.first, step.span);
     if (i >= chunk.count) { return; }
-    let x = load_point(i);
+    var x = load_point(i);
+    if (REFLECT_AXES != 0u) {
+        // A start outside the walls folded in before its first step, as MALA's: every
+        // step then starts inside, which `reflect_once` needs (the identity, bits kept, on
+        // a point inside, so once per dispatch after the first).
+        x = fold_into_walls(x);
+    }
     let index = global_index(chunk.base, i);
     let zero = zero_point();
     let quadratic = potential_quadratic();

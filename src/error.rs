@@ -67,8 +67,9 @@ pub enum Error {
     )]
     DeviceFailed { message: String, dir: String },
     #[error(
-        "run diverged at step {step} (t = {time}): {count} particle(s) have NaN or Inf coordinates; \
-         reduce dynamics.dt. The last good snapshot is kept."
+        "run diverged at step {step} (t = {time}): {count} particle(s) have NaN or Inf coordinates \
+         (between reflecting walls, also a step whose drift crossed the whole box); reduce \
+         dynamics.dt. The last good snapshot is kept."
     )]
     Diverged { step: u64, time: f64, count: u64 },
 }

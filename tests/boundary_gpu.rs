@@ -9,6 +9,7 @@ use common::sim::{advance, plan, simulation};
 use common::stats::chi_square;
 
 use common::stats::{Z_LIMIT, chi_square_limit};
+use fokker::error::Error;
 use fokker::gpu::abi::PASSAGE_NEVER;
 use fokker::observe::first_passage::passage_steps;
 use fokker::simulation::{Layout, Simulation};
@@ -723,11 +724,8 @@ region = {{ x = [-9.0, -1.0], y = [-9.0, 0.0] }}
     }
 }
 
-/// One reflection per step: a step that overshoots a reflecting wall by more than the whole
-/// interval would need several, so its particle becomes NaN and the run diverges (exit 3)
-/// instead of continuing from a wrong place. Free diffusion with D = 1 and dt = 0.01 takes
-/// steps of sd 0.14 in a box 0.01 wide: nearly every particle overshoots by more than 0.01
-/// in its first step (P(|N| < 0.07) < 6%), so with 64 particles the first block diverges.
+/// A box narrower than the noise (NOISE_BOUND sigma = 0.82 against 0.01): the host picks the
+/// fold for steps of any length (`first_passage::reflects_once` is false).
 #[test]
 fn a_step_longer_than_the_reflecting_box_folds_into_it() {
     // Free Brownian motion in [0, 0.01] with steps of standard deviation sqrt(2 dt) = 0.14,
@@ -789,4 +787,88 @@ x = {{ kind = "reflecting", low = 0.0, high = 0.01 }}
             "eighth {k}: {count} against {expected}"
         );
     }
+}
+
+/// The other regime: noise far shorter than the box (sigma = sqrt(2 T dt) = 1.4e-3,
+/// NOISE_BOUND sigma = 0.008 < 1), so each wall reflects a step once
+/// (`first_passage::reflects_once`), and a drift that carries a particle across the whole box
+/// in one step is a divergence rather than a wrong position. U = -300 x moves every
+/// particle by 300 dt = 3 box widths in its first step: 0.5 -> 3.5 (+- 0.008), reflected at
+/// 1 to -1.5 and at 0 to 1.5, still outside, so every particle is NaN and counted. With the
+/// drift at 0.9 widths (U = -90 x: 0.5 -> 1.4, reflected once to 0.6 +- 0.008) every
+/// particle stays finite and inside.
+#[test]
+fn a_drift_across_the_whole_box_in_one_step_is_a_divergence() {
+    let gpu = common::gpu();
+    let n = 4_096u64;
+    let run = |slope: f64| {
+        let p = plan(&format!(
+            r#"
+seed = 5
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [0.5] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "-{slope}*x" }}
+temperature = 1e-4
+dt = 0.01
+steps = 1
+[output]
+histogram = {{ axes = [0], bins = 4, range = [[0.0, 1.0]] }}
+[boundary]
+x = {{ kind = "reflecting", low = 0.0, high = 1.0 }}
+"#
+        ));
+        let mut sim = simulation(&gpu, &p);
+        let stepped = sim.advance_to(1, |_| Ok(()), &|| false);
+        (stepped, sim.positions().unwrap())
+    };
+    let (stepped, x) = run(300.0);
+    assert!(
+        matches!(stepped, Err(Error::Diverged { step: 1, count, .. }) if count == n),
+        "{stepped:?}"
+    );
+    assert!(x.iter().all(|v| v.is_nan()));
+    let (stepped, x) = run(90.0);
+    assert!(stepped.is_ok(), "{stepped:?}");
+    assert!(x.iter().all(|v| (0.59..=0.61).contains(v)), "{:?}", &x[..4]);
+}
+
+/// A start more than a box width outside the walls: the Langevin kernel folds it in before
+/// its first step (the identity on points inside), so reflecting each step once still
+/// suffices. From 3.7 in [0, 1] the fold gives 0.3 (3.7 - 2 periods of 2 = -0.3, reflected);
+/// with sigma = 1.4e-3 and no drift the first step ends within 0.008 of it. Without the fold
+/// the step would end near 3.7, reflect to -1.7 and 1.7 and become NaN.
+#[test]
+fn a_start_outside_the_reflecting_box_is_folded_in_first() {
+    let gpu = common::gpu();
+    let p = plan(
+        r#"
+seed = 6
+[particles]
+count = 1024
+dim = 1
+init = { kind = "point", at = [3.7] }
+[dynamics]
+kind = "langevin"
+potential = { expr = "0*x" }
+temperature = 1e-4
+dt = 0.01
+steps = 1
+[output]
+histogram = { axes = [0], bins = 4, range = [[0.0, 1.0]] }
+[boundary]
+x = { kind = "reflecting", low = 0.0, high = 1.0 }
+"#,
+    );
+    let mut sim = simulation(&gpu, &p);
+    advance(&mut sim, 1);
+    let x = sim.positions().unwrap();
+    assert!(
+        x.iter().all(|v| (0.292..=0.308).contains(v)),
+        "{:?}",
+        &x[..4]
+    );
 }

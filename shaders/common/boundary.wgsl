@@ -14,6 +14,10 @@ override BOUNDARY: u32 = 0u;
 // Bit k: axis k reflects / wraps.
 override REFLECT_AXES: u32 = 0u;
 override PERIODIC_AXES: u32 = 0u;
+// 1: a step is reflected once at each wall (`reflect_once`), the host's choice when no
+// step's noise can carry a particle across the box (src/observe/first_passage.rs,
+// `reflects_once`); 0: folded for a step of any length (`fold_reflect`).
+override REFLECT_ONCE: u32 = 0u;
 // Number of first-passage targets (<= 8).
 override TARGETS: u32 = 0u;
 // Bit j: region j (targets, then basins) is a half-space, not a box; target j absorbs.
@@ -35,6 +39,17 @@ override REGION_AXES_0: u32 = 0xFFFFFFFFu;
 override REGION_AXES_1: u32 = 0xFFFFFFFFu;
 override REGION_AXES_2: u32 = 0xFFFFFFFFu;
 override REGION_AXES_3: u32 = 0xFFFFFFFFu;
+// The same bits for the faces of box regions that are tested: a face at or beyond a
+// reflecting wall holds every position on its side, so the host clears its bit and its
+// comparison is compiled out (src/observe/first_passage.rs, `region_faces`).
+override REGION_LOWS_0: u32 = 0xFFFFFFFFu;
+override REGION_LOWS_1: u32 = 0xFFFFFFFFu;
+override REGION_LOWS_2: u32 = 0xFFFFFFFFu;
+override REGION_LOWS_3: u32 = 0xFFFFFFFFu;
+override REGION_HIGHS_0: u32 = 0xFFFFFFFFu;
+override REGION_HIGHS_1: u32 = 0xFFFFFFFFu;
+override REGION_HIGHS_2: u32 = 0xFFFFFFFFu;
+override REGION_HIGHS_3: u32 = 0xFFFFFFFFu;
 // Bit j: target j is also reached between step ends with the Brownian-bridge crossing
 // probability (`bridge`), its uniform from Philox stream STREAM_BRIDGE.
 override BRIDGE: u32 = 0u;
@@ -43,17 +58,20 @@ override BRIDGE: u32 = 0u;
 const REACHED_EARLIER: u32 = 0u;
 
 // A particle's walk through one dispatch: its position, the periodic crossings of this
-// dispatch per axis (whole numbers, added to the i32 windings at the end) and the step after
-// which it was absorbed (0: alive). Everything stays in registers through the fused steps;
-// the tags are read at the start and written once at the end (`walk_end`).
+// dispatch per axis (whole numbers, added to the i32 windings at the end) and its
+// first-passage steps; whether it is absorbed is read from those of the absorbing targets
+// (`walk_alive`). Everything stays in registers through the fused steps; the tags are read
+// at the start and written once at the end (`walk_end`).
 struct Walk {
     x: Point,
     wind: Point,
-    // An absorbed walk stays at the position where the target took it: the kernel goes on
-    // computing its steps to the end of the dispatch, and `walk_bound_noise` keeps the old
-    // position by one select per coordinate. A per-step early return made software
-    // adapters mask and blend the whole step (1.45 times plain Langevin's cost with two
-    // walls and one absorbing target against 1.11 without the target).
+    // The step after which it was absorbed in an earlier dispatch (0: alive at the start;
+    // the kernels return at once then). An absorbed walk stays at the position where the
+    // target took it: the kernel goes on computing its steps to the end of the dispatch,
+    // and `walk_bound_noise` keeps the old position by one select per coordinate. A per-step
+    // early return made software adapters mask and blend the whole step (1.45 times plain
+    // Langevin's cost with two walls and one absorbing target against 1.11 without the
+    // target).
     dead: u32,
     tag0: u32,
     // Per target 0..3 and 4..7: the step after which it was first reached in this dispatch,
@@ -110,28 +128,58 @@ fn fold_reflect(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, high: vec4<f32>,
     return select(v, kept, mask & ((v < low) | (v > high)));
 }
 
-// The lanes of v in `mask` wrapped into [low, high] and the periods subtracted in `n`, for
-// a step of any length: one floor, no division (`inverse` = 1 / width; a quotient rounded
-// across an integer leaves the result within rounding of a wall, where it is kept on the
-// wall by selects, which keep NaN NaN). A point inside keeps its bits (n = 0).
+// The lanes of v in `mask` reflected once at each wall: exact for a step that ends less
+// than a box width past a wall (then high - (v - high) and low + (low - v) are the fold's
+// image, each rounded once, and never past the other wall). A lane still above high after
+// both reflections crossed the whole box in one step, which `REFLECT_ONCE` rules out for
+// the noise; only the drift can do it, and the lane becomes NaN, a divergence the
+// non-finite count reports (reduce dt). A lane inside keeps its bits; NaN stays NaN and an
+// infinite lane becomes NaN. Six operations a step against `fold_reflect`'s thirteen.
+fn reflect_once(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, high: vec4<f32>) -> vec4<f32> {
+    let r1 = select(v, 2.0 * high - v, mask & (v > high));
+    let r2 = select(r1, 2.0 * low - r1, mask & (r1 < low));
+    return select(r2, nan4(), mask & (r2 > high));
+}
+
+// The lanes of v in `mask` wrapped by whole periods and the periods subtracted in `n`, for
+// a step of any length: one floor, no division (`inverse` = 1 / width). A point inside
+// keeps its bits (n = 0); NaN stays NaN and an infinite lane becomes NaN. The result is in
+// [low, high] up to the rounding of the quotient and the product: a quotient rounded across
+// an integer leaves it an ulp or two outside one wall, the same point of the circle as the
+// other wall, and the next step wraps it again. Clamping it there cost 15 of the walled
+// Langevin loop's 427 instructions per round on lavapipe (two selects per wall per step and
+// their registers) for a difference no density or observer sees; the winding count keeps
+// the unwrapped coordinate, v + n width, exact either way.
 struct Wrapped {
     v: vec4<f32>,
     n: vec4<f32>,
 }
 
-fn fold_wrap(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, high: vec4<f32>, width: vec4<f32>, inverse: vec4<f32>) -> Wrapped {
+fn fold_wrap(v: vec4<f32>, mask: vec4<bool>, low: vec4<f32>, width: vec4<f32>, inverse: vec4<f32>) -> Wrapped {
     let n = floor((v - low) * inverse);
-    let w = v - n * width;
-    let kept = select(select(w, low, w < low), high, w > high);
-    return Wrapped(select(v, kept, mask), n);
+    return Wrapped(select(v, v - n * width, mask), n);
 }
 
-// The axes region j constrains (bit k: axis k); j a literal at the per-step calls, so this
-// folds to a constant there.
-fn region_axes(j: u32) -> u32 {
-    let lo = select(REGION_AXES_0, REGION_AXES_1, j >= 4u);
-    let hi = select(REGION_AXES_2, REGION_AXES_3, j >= 12u);
+// Region j's byte of the four words w0..w3 (8 bits per region, 4 regions per word); j a
+// literal at the per-step calls, so this folds to a constant there.
+fn region_bits(j: u32, w0: u32, w1: u32, w2: u32, w3: u32) -> u32 {
+    let lo = select(w0, w1, j >= 4u);
+    let hi = select(w2, w3, j >= 12u);
     return (select(lo, hi, j >= 8u) >> (8u * (j & 3u))) & 0xFFu;
+}
+
+// The axes region j constrains (bit k: axis k).
+fn region_axes(j: u32) -> u32 {
+    return region_bits(j, REGION_AXES_0, REGION_AXES_1, REGION_AXES_2, REGION_AXES_3);
+}
+
+// The axes whose low (high) face of box region j is tested (see REGION_LOWS_0).
+fn region_lows(j: u32) -> u32 {
+    return region_axes(j) & region_bits(j, REGION_LOWS_0, REGION_LOWS_1, REGION_LOWS_2, REGION_LOWS_3);
+}
+
+fn region_highs(j: u32) -> u32 {
+    return region_axes(j) & region_bits(j, REGION_HIGHS_0, REGION_HIGHS_1, REGION_HIGHS_2, REGION_HIGHS_3);
 }
 
 // Rows of region j's vec4s in `bounds` (a box's lows, highs; a half-space's normal).
@@ -159,10 +207,15 @@ fn in_region(j: u32, x: Point) -> bool {
     }
     let low = region_row(j, 0u);
     let high = region_row(j, 1u);
+    let lows = region_lows(j);
+    let highs = region_highs(j);
     var inside = true;
     for (var k = 0u; k < DIM; k = k + 1u) {
-        if (((axes >> k) & 1u) == 1u) {
-            inside = inside & (coordinate(x, k) >= coordinate(low, k)) & (coordinate(x, k) <= coordinate(high, k));
+        if (((lows >> k) & 1u) == 1u) {
+            inside = inside & (coordinate(x, k) >= coordinate(low, k));
+        }
+        if (((highs >> k) & 1u) == 1u) {
+            inside = inside & (coordinate(x, k) <= coordinate(high, k));
         }
     }
     return inside;
@@ -199,14 +252,18 @@ fn bridge_probability(j: u32, x0: Point, x1: Point, var2: f32) -> f32 {
     }
     let low = region_row(j, 0u);
     let high = region_row(j, 1u);
+    let lows = region_lows(j);
+    let highs = region_highs(j);
+    // A face beyond a reflecting wall (its bit clear) is never touched: its factor is 1.
     var q = 1.0;
     for (var k = 0u; k < DIM; k = k + 1u) {
-        if (((axes >> k) & 1u) == 1u) {
+        if (((lows >> k) & 1u) == 1u) {
             let lo = coordinate(low, k);
+            q = q * touched(lo - coordinate(x0, k), lo - coordinate(x1, k), c);
+        }
+        if (((highs >> k) & 1u) == 1u) {
             let hi = coordinate(high, k);
-            let a = coordinate(x0, k);
-            let b = coordinate(x1, k);
-            q = q * touched(lo - a, lo - b, c) * touched(a - hi, b - hi, c);
+            q = q * touched(coordinate(x0, k) - hi, coordinate(x1, k) - hi, c);
         }
     }
     return q;
@@ -231,10 +288,25 @@ fn walk_start(i: u32, x: Point) -> Walk {
     return w;
 }
 
+// Whether the walk is not absorbed: none of the absorbing targets has been reached (their
+// lanes of `fa`/`fb` are compile-time constants elsewhere, so this is one comparison per
+// absorbing target). A walk absorbed in an earlier dispatch holds REACHED_EARLIER there.
+fn walk_alive(w: Walk) -> bool {
+    let never = vec4<u32>(PASSAGE_NEVER);
+    return !any(mask4(ABSORBING, 0u) & (w.fa != never)) && !any(mask4(ABSORBING, 4u) & (w.fb != never));
+}
+
 // Target j's first passage at step `after` if it is reached now (x in it, or with the
 // bridge u < p) and was not before: the minimum with the step recorded so far. Branch-free,
 // j a literal at every call, so the lane picks fold to one register. `u` holds the bridge's
 // uniforms of targets 0..3 or 4..7 for this step.
+//
+// An absorbed walk records nothing more, and needs no test for it: it is frozen at the
+// position where a target took it (bits kept, `walk_bound_noise`), so every region it is in
+// now it was in at that step, whose passage is the smaller step and stays; a region it is
+// not in stays unreached. Only the bridge, a fresh uniform each step, asks `alive`. For an
+// absorbing target the minimum is its absorption: while the walk is alive its f is
+// PASSAGE_NEVER.
 fn passage(w: Walk, j: u32, x0: Point, x: Point, after: u32, var2: f32, u: vec4<f32>, alive: bool) -> Walk {
     var out = w;
     let lane = j & 3u;
@@ -243,20 +315,9 @@ fn passage(w: Walk, j: u32, x0: Point, x: Point, after: u32, var2: f32, u: vec4<
     var reached = in_region(j, x);
     if (((BRIDGE >> j) & 1u) == 1u) {
         let uj = select(select(u.x, u.y, lane == 1u), select(u.z, u.w, lane == 3u), lane >= 2u);
-        reached = reached || (uj < bridge_probability(j, x0, x, var2));
+        reached = reached || (alive && uj < bridge_probability(j, x0, x, var2));
     }
-    // A walk absorbed at an earlier step records nothing more.
-    reached = reached & alive;
-    var first = vec4<u32>(min(f, select(PASSAGE_NEVER, after, reached)));
-    if (((ABSORBING >> j) & 1u) == 1u) {
-        // Reaching an absorbing target ends the walk, so while it is alive (`reached`
-        // implies it) f is PASSAGE_NEVER and the walk was not absorbed before this step:
-        // the minimum is a select, and absorption needs no further test (a target earlier
-        // in this step that absorbed it wrote the same step). The same values as the
-        // general form, two to four operations a step fewer.
-        first = vec4<u32>(select(f, after, reached));
-        out.dead = select(out.dead, after, reached);
-    }
+    let first = vec4<u32>(min(f, select(PASSAGE_NEVER, after, reached)));
     let lanes = vec4<u32>(0u, 1u, 2u, 3u);
     out.fa = select(w.fa, first, lanes == vec4<u32>(j));
     out.fb = select(w.fb, first, lanes + 4u == vec4<u32>(j));
@@ -277,26 +338,38 @@ fn bridge_uniforms(index: vec2<u32>, s: u32, high: u32) -> vec4<f32> {
 // step's noise variance sigma^2 dt per coordinate (read only by bridged targets).
 fn walk_bound_noise(w: Walk, x_new: Point, s: u32, var2: f32) -> Walk {
     var out = w;
-    var x = x_new;
+    // Lanes beyond DIM pinned to zero: carried through the loop, they would be computed
+    // and blended at every step (common/state.wgsl, `fit`).
+    var x = fit(x_new);
     // Absorbed at an earlier step: frozen below, and nothing is recorded.
-    let alive = ABSORBING == 0u || w.dead == 0u;
+    let alive = walk_alive(w);
     if (REFLECT_AXES != 0u) {
-        x.a = fold_reflect(x.a, mask4(REFLECT_AXES, 0u), bounds[0], bounds[2], bounds[6]);
-        if (DIM > 4u) {
-            x.b = fold_reflect(x.b, mask4(REFLECT_AXES, 4u), bounds[1], bounds[3], bounds[7]);
+        let ra = mask4(REFLECT_AXES, 0u);
+        let rb = mask4(REFLECT_AXES, 4u);
+        if (REFLECT_ONCE == 1u) {
+            x.a = reflect_once(x.a, ra, bounds[0], bounds[2]);
+            if (DIM > 4u) {
+                x.b = reflect_once(x.b, rb, bounds[1], bounds[3]);
+            }
+        } else {
+            x.a = fold_reflect(x.a, ra, bounds[0], bounds[2], bounds[6]);
+            if (DIM > 4u) {
+                x.b = fold_reflect(x.b, rb, bounds[1], bounds[3], bounds[7]);
+            }
         }
     }
     if (PERIODIC_AXES != 0u) {
-        // Only the periodic lanes add (+ 0 is an operation: x + 0 is not x for x = -0).
+        // Only the periodic lanes add (+ 0 is an operation: x + 0 is not x for x = -0), and
+        // the others are the constant 0 (not carried through the loop).
         let pa = mask4(PERIODIC_AXES, 0u);
-        let ra = fold_wrap(x.a, pa, bounds[0], bounds[2], bounds[4], bounds[6]);
+        let ra = fold_wrap(x.a, pa, bounds[0], bounds[4], bounds[6]);
         x.a = ra.v;
-        out.wind.a = select(out.wind.a, out.wind.a + ra.n, pa & vec4<bool>(alive));
+        out.wind.a = select(vec4<f32>(0.0), select(out.wind.a, out.wind.a + ra.n, vec4<bool>(alive)), pa);
         if (DIM > 4u) {
             let pb = mask4(PERIODIC_AXES, 4u);
-            let rb = fold_wrap(x.b, pb, bounds[1], bounds[3], bounds[5], bounds[7]);
+            let rb = fold_wrap(x.b, pb, bounds[1], bounds[5], bounds[7]);
             x.b = rb.v;
-            out.wind.b = select(out.wind.b, out.wind.b + rb.n, pb & vec4<bool>(alive));
+            out.wind.b = select(vec4<f32>(0.0), select(out.wind.b, out.wind.b + rb.n, vec4<bool>(alive)), pb);
         }
     }
     if (ABSORBING != 0u) {
@@ -324,6 +397,10 @@ fn walk_bound_noise(w: Walk, x_new: Point, s: u32, var2: f32) -> Walk {
     if (TARGETS > 5u) { out = passage(out, 5u, w.x, x, after, var2, ub, alive); }
     if (TARGETS > 6u) { out = passage(out, 6u, w.x, x, after, var2, ub, alive); }
     if (TARGETS > 7u) { out = passage(out, 7u, w.x, x, after, var2, ub, alive); }
+    // Lanes of no target: the constant PASSAGE_NEVER rather than a carried value.
+    let lanes = vec4<u32>(0u, 1u, 2u, 3u);
+    out.fa = select(vec4<u32>(PASSAGE_NEVER), out.fa, lanes < vec4<u32>(TARGETS));
+    out.fb = select(vec4<u32>(PASSAGE_NEVER), out.fb, lanes + 4u < vec4<u32>(TARGETS));
     // A basin other than the last one: a transition; the time with the old one as the last
     // basin ends with this step.
     if (BASINS > 0u && alive && (out.last == BASIN_NONE || !in_region(TARGETS + out.last, x))) {
@@ -347,12 +424,25 @@ fn walk_bound(w: Walk, x_new: Point, s: u32) -> Walk {
     return walk_bound_noise(w, x_new, s, 0.0);
 }
 
+// The step after which the walk was absorbed in this dispatch (0: it was not): its first
+// passage into an absorbing target (the first of them, when several hold it). For a walk
+// alive at the start of the dispatch, the only kind that reaches `walk_end`.
+fn walk_absorbed(w: Walk) -> u32 {
+    let never = vec4<u32>(PASSAGE_NEVER);
+    let a = select(never, w.fa, mask4(ABSORBING, 0u));
+    let b = select(never, w.fb, mask4(ABSORBING, 4u));
+    let m = min(min(a, b).xy, min(a, b).zw);
+    let first = min(m.x, m.y);
+    return select(first, 0u, first == PASSAGE_NEVER);
+}
+
 // Stores what the dispatch changed besides the position: the absorbed step, the
 // first-passage steps reached in it and the windings.
 fn walk_end(w: Walk) {
     if (BOUNDARY == 1u) {
+        let dead = walk_absorbed(w);
         if (ABSORBING != 0u) {
-            tags[w.tag0 + TAG_ABSORBED] = w.dead;
+            tags[w.tag0 + TAG_ABSORBED] = dead;
         }
         for (var j = 0u; j < TARGETS; j = j + 1u) {
             let f = select(w.fa[j & 3u], w.fb[j & 3u], j >= 4u);
@@ -362,7 +452,7 @@ fn walk_end(w: Walk) {
         }
         if (BASINS > 0u && w.last != BASIN_NONE) {
             // Until the end of the dispatch, or the step that absorbed the particle.
-            let end = select(step.steps, w.dead - step.step0, w.dead != 0u);
+            let end = select(step.steps, dead - step.step0, dead != 0u);
             count64(BASIN_COUNTERS + 2u * w.last, end - w.since);
             tags[w.tag0 + TAG_WINDING + DIM + TARGETS] = w.last;
         }

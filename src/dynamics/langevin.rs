@@ -243,12 +243,25 @@ impl LangevinGpu {
         if table {
             params.resize(params.len() + 3 * SCHEDULE_TABLE_STEPS as usize, 0.0);
         }
+        // sqrt(2 T dt) when neither changes during the run.
+        let noise_scale = temperature
+            .constant()
+            .zip(dt.constant())
+            .map(|(t, dt)| (2.0 * t * dt).sqrt());
         // Walls and targets (common/boundary.wgsl).
         let mut overrides = first_passage::overrides(boundary, ensemble.tag_stride);
         overrides.extend([
             ("DT_TABLE", if table { 1.0 } else { 0.0 }),
             ("MALA", if mala { 1.0 } else { 0.0 }),
             ("MALA_CARRY", if carry { 1.0 } else { 0.0 }),
+            (
+                "REFLECT_ONCE",
+                if first_passage::reflects_once(boundary, noise_scale) {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
             ("POTENTIAL", f64::from(shader.kind)),
             ("NOISE", if temperature.is_zero() { 0.0 } else { 1.0 }),
             (

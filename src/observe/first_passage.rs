@@ -113,6 +113,68 @@ pub fn region_axes(boundary: &Boundary) -> [u32; 4] {
     words
 }
 
+/// The faces of the box regions (targets, then basins) that the kernels test, in the bits
+/// of `region_axes` (`REGION_LOWS_*`, `REGION_HIGHS_*` overrides): a low face at or below a
+/// reflecting axis's low wall, or a high face at or above its high wall, holds every
+/// position the walls leave (the folds never return a point past a wall, and NaN fails
+/// both tests anyway), so its bit is clear and the kernels compile its comparison out.
+/// The bounds are compared as the kernels hold them, in f32. Half-spaces and the faces on
+/// free and periodic axes (a wrapped position may sit an ulp past a wall) are all tested.
+pub fn region_faces(boundary: &Boundary) -> ([u32; 4], [u32; 4]) {
+    let regions = boundary
+        .first_passage
+        .iter()
+        .map(|t| &t.region)
+        .chain(boundary.basins.iter().map(|b| &b.region));
+    let mut lows = [u32::MAX; 4];
+    let mut highs = [u32::MAX; 4];
+    for (j, region) in regions.enumerate() {
+        let Region::Box { intervals } = region else {
+            continue;
+        };
+        for (k, interval) in intervals.iter().enumerate() {
+            let (Some([lo, hi]), Wall::Reflecting { low, high }) = (interval, boundary.wall(k))
+            else {
+                continue;
+            };
+            let bit = 1 << (8 * (j % 4) + k);
+            if (*lo as f32) <= low as f32 {
+                lows[j / 4] &= !bit;
+            }
+            if (*hi as f32) >= high as f32 {
+                highs[j / 4] &= !bit;
+            }
+        }
+    }
+    (lows, highs)
+}
+
+/// The largest |normal| the kernels draw: Box–Muller's radius sqrt(-2 ln u) with u >=
+/// 2^-24 (`unit_open_closed` in shaders/common/philox.wgsl: (k + 1) 2^-24) is at most
+/// sqrt(48 ln 2) = 5.76811, and each normal is that radius times a cosine or sine. The f32
+/// log, product and square root add a relative error below 1e-6 (5.76812): 5.77 bounds
+/// it.
+pub const NOISE_BOUND: f64 = 5.77;
+
+/// Whether the Langevin kernel may reflect each step once at each wall (`REFLECT_ONCE`):
+/// every reflecting axis is wider than the largest noise displacement of a step,
+/// NOISE_BOUND sigma with sigma = sqrt(2 T dt) (`noise_scale`; None when it changes during
+/// the run, a temperature or step-size schedule, where the kernel folds steps of any
+/// length). A step that starts inside the box then ends less than a box width past a wall
+/// unless its drift alone crossed the box, which the kernel reports as a divergence
+/// (common/boundary.wgsl, `reflect_once`).
+pub fn reflects_once(boundary: &Boundary, noise_scale: Option<f64>) -> bool {
+    let Some(sigma) = noise_scale else {
+        return false;
+    };
+    boundary.walls.iter().all(|w| match w {
+        Wall::Reflecting { low, high } => {
+            NOISE_BOUND * sigma < f64::from(*high as f32 - *low as f32)
+        }
+        _ => true,
+    })
+}
+
 /// The bit mask of the targets that take the Brownian-bridge crossing probability
 /// (`BRIDGE` override).
 pub fn bridge_mask(boundary: &Boundary) -> u32 {
@@ -144,11 +206,20 @@ pub fn overrides(boundary: &Boundary, tag_stride: u32) -> Vec<(&'static str, f64
     let (reflect, periodic) = wall_masks(boundary);
     let (half_spaces, absorbing) = region_masks(boundary);
     let axes = region_axes(boundary);
+    let (lows, highs) = region_faces(boundary);
     vec![
         ("REGION_AXES_0", f64::from(axes[0])),
         ("REGION_AXES_1", f64::from(axes[1])),
         ("REGION_AXES_2", f64::from(axes[2])),
         ("REGION_AXES_3", f64::from(axes[3])),
+        ("REGION_LOWS_0", f64::from(lows[0])),
+        ("REGION_LOWS_1", f64::from(lows[1])),
+        ("REGION_LOWS_2", f64::from(lows[2])),
+        ("REGION_LOWS_3", f64::from(lows[3])),
+        ("REGION_HIGHS_0", f64::from(highs[0])),
+        ("REGION_HIGHS_1", f64::from(highs[1])),
+        ("REGION_HIGHS_2", f64::from(highs[2])),
+        ("REGION_HIGHS_3", f64::from(highs[3])),
         ("BRIDGE", f64::from(bridge_mask(boundary))),
         ("HALF_SPACES", f64::from(half_spaces)),
         ("ABSORBING", f64::from(absorbing)),
@@ -590,6 +661,105 @@ mod tests {
         let h = exit_histogram(&[1, 64, PASSAGE_NEVER, 128], 128);
         assert_eq!(h.len(), EXIT_TIME_BINS);
         assert_eq!(h[0][2] + h[31][2] + h[63][2], 3.0);
+    }
+
+    /// The example: reflecting x in [-3, 3], periodic y; a box target x in [0.8, 3]
+    /// (its high face is the wall: compiled out), a second box reaching past both walls in
+    /// x and constraining the periodic y (both y faces tested), a half-space (all tested).
+    #[test]
+    fn faces_at_reflecting_walls_are_not_tested() {
+        let target = |name: &str, region| PassageTarget {
+            name: name.into(),
+            region,
+            absorb: false,
+            bridge: false,
+        };
+        let b = Boundary {
+            walls: vec![
+                Wall::Reflecting {
+                    low: -3.0,
+                    high: 3.0,
+                },
+                Wall::Periodic {
+                    low: 0.0,
+                    high: 6.5,
+                },
+            ],
+            first_passage: vec![
+                target(
+                    "right",
+                    Region::Box {
+                        intervals: vec![Some([0.8, 3.0]), None],
+                    },
+                ),
+                target(
+                    "band",
+                    Region::Box {
+                        intervals: vec![Some([-4.0, 3.5]), Some([0.0, 6.5])],
+                    },
+                ),
+                target(
+                    "plane",
+                    Region::HalfSpace {
+                        normal: vec![1.0, 0.0],
+                        offset: 3.0,
+                    },
+                ),
+            ],
+            basins: Vec::new(),
+        };
+        let (lows, highs) = region_faces(&b);
+        // Region j's byte is bits 8 j .. 8 j + 7 of word 0; bit k is axis k.
+        let byte = |w: u32, j: usize| (w >> (8 * j)) & 0xFF;
+        assert_eq!((byte(lows[0], 0), byte(highs[0], 0)), (0xFF, 0xFE));
+        assert_eq!((byte(lows[0], 1), byte(highs[0], 1)), (0xFE, 0xFE));
+        assert_eq!((byte(lows[0], 2), byte(highs[0], 2)), (0xFF, 0xFF));
+        assert_eq!(byte(lows[0], 3), 0xFF);
+        assert_eq!(
+            (&lows[1..], &highs[1..]),
+            (&[u32::MAX; 3][..], &[u32::MAX; 3][..])
+        );
+        // A face a hair inside the wall (in f32) is still tested.
+        let mut inside = b.clone();
+        inside.first_passage[0].region = Region::Box {
+            intervals: vec![Some([0.8, 2.9999995]), None],
+        };
+        assert_eq!(byte(region_faces(&inside).1[0], 0), 0xFF);
+    }
+
+    /// One reflection per wall only while the largest noise step, NOISE_BOUND sigma, is
+    /// shorter than every reflecting box; a run whose sigma changes folds.
+    #[test]
+    fn reflecting_once_needs_the_box_wider_than_the_noise() {
+        let walls = |width: f64| Boundary {
+            walls: vec![
+                Wall::Periodic {
+                    low: 0.0,
+                    high: 0.01,
+                },
+                Wall::Reflecting {
+                    low: 0.0,
+                    high: width,
+                },
+            ],
+            first_passage: Vec::new(),
+            basins: Vec::new(),
+        };
+        let sigma = 0.1;
+        assert!(reflects_once(
+            &walls(NOISE_BOUND * sigma * 1.001),
+            Some(sigma)
+        ));
+        assert!(!reflects_once(
+            &walls(NOISE_BOUND * sigma * 0.999),
+            Some(sigma)
+        ));
+        assert!(!reflects_once(&walls(100.0), None));
+        // No reflecting axis (a periodic one narrower than the noise wraps any step).
+        assert!(reflects_once(&Boundary::default(), Some(sigma)));
+        // The bound holds for the largest radius Box–Muller can draw, at u = 2^-24.
+        let radius = (-2.0 * (2f64.powi(-24)).ln()).sqrt();
+        assert!(radius * (1.0 + 1e-6) < NOISE_BOUND && NOISE_BOUND - radius < 0.01);
     }
 
     #[test]
