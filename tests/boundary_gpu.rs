@@ -12,6 +12,7 @@ use common::stats::{Z_LIMIT, chi_square_limit};
 use fokker::error::Error;
 use fokker::gpu::abi::PASSAGE_NEVER;
 use fokker::observe::first_passage::passage_steps;
+use fokker::scenario::Plan;
 use fokker::simulation::{Layout, Simulation};
 use std::f64::consts::PI;
 
@@ -724,6 +725,38 @@ region = {{ x = [-9.0, -1.0], y = [-9.0, 0.0] }}
     }
 }
 
+/// `n` particles in 1D from `at`, Langevin with dt = 0.01 under U = `potential` for `steps`
+/// steps, between reflecting walls at 0 and `high` (four histogram bins across the box).
+fn reflecting_box(
+    seed: u64,
+    n: u64,
+    at: f64,
+    potential: &str,
+    temperature: f64,
+    steps: u64,
+    high: f64,
+) -> Plan {
+    plan(&format!(
+        r#"
+seed = {seed}
+[particles]
+count = {n}
+dim = 1
+init = {{ kind = "point", at = [{at:?}] }}
+[dynamics]
+kind = "langevin"
+potential = {{ expr = "{potential}" }}
+temperature = {temperature:?}
+dt = 0.01
+steps = {steps}
+[output]
+histogram = {{ axes = [0], bins = 4, range = [[0.0, {high:?}]] }}
+[boundary]
+x = {{ kind = "reflecting", low = 0.0, high = {high:?} }}
+"#
+    ))
+}
+
 /// A box narrower than the noise (NOISE_BOUND sigma = 0.82 against 0.01): the host picks the
 /// fold for steps of any length (`first_passage::reflects_once` is false).
 #[test]
@@ -739,25 +772,7 @@ fn a_step_longer_than_the_reflecting_box_folds_into_it() {
     let gpu = common::gpu();
     let n = 16_384u64;
     let width = 0.01f64;
-    let p = plan(&format!(
-        r#"
-seed = 3
-[particles]
-count = {n}
-dim = 1
-init = {{ kind = "point", at = [0.005] }}
-[dynamics]
-kind = "langevin"
-potential = {{ expr = "0*x" }}
-temperature = 1.0
-dt = 0.01
-steps = 3
-[output]
-histogram = {{ axes = [0], bins = 4, range = [[0.0, 0.01]] }}
-[boundary]
-x = {{ kind = "reflecting", low = 0.0, high = 0.01 }}
-"#
-    ));
+    let p = reflecting_box(3, n, 0.005, "0*x", 1.0, 3, width);
     let mut sim = simulation(&gpu, &p);
     sim.advance_to(3, |_| Ok(()), &|| false)
         .expect("no divergence");
@@ -802,25 +817,7 @@ fn a_drift_across_the_whole_box_in_one_step_is_a_divergence() {
     let gpu = common::gpu();
     let n = 4_096u64;
     let run = |slope: f64| {
-        let p = plan(&format!(
-            r#"
-seed = 5
-[particles]
-count = {n}
-dim = 1
-init = {{ kind = "point", at = [0.5] }}
-[dynamics]
-kind = "langevin"
-potential = {{ expr = "-{slope}*x" }}
-temperature = 1e-4
-dt = 0.01
-steps = 1
-[output]
-histogram = {{ axes = [0], bins = 4, range = [[0.0, 1.0]] }}
-[boundary]
-x = {{ kind = "reflecting", low = 0.0, high = 1.0 }}
-"#
-        ));
+        let p = reflecting_box(5, n, 0.5, &format!("-{slope}*x"), 1e-4, 1, 1.0);
         let mut sim = simulation(&gpu, &p);
         let stepped = sim.advance_to(1, |_| Ok(()), &|| false);
         (stepped, sim.positions().unwrap())
@@ -844,25 +841,7 @@ x = {{ kind = "reflecting", low = 0.0, high = 1.0 }}
 #[test]
 fn a_start_outside_the_reflecting_box_is_folded_in_first() {
     let gpu = common::gpu();
-    let p = plan(
-        r#"
-seed = 6
-[particles]
-count = 1024
-dim = 1
-init = { kind = "point", at = [3.7] }
-[dynamics]
-kind = "langevin"
-potential = { expr = "0*x" }
-temperature = 1e-4
-dt = 0.01
-steps = 1
-[output]
-histogram = { axes = [0], bins = 4, range = [[0.0, 1.0]] }
-[boundary]
-x = { kind = "reflecting", low = 0.0, high = 1.0 }
-"#,
-    );
+    let p = reflecting_box(6, 1024, 3.7, "0*x", 1e-4, 1, 1.0);
     let mut sim = simulation(&gpu, &p);
     advance(&mut sim, 1);
     let x = sim.positions().unwrap();

@@ -8,7 +8,7 @@
 mod common;
 
 use common::f32err::{NORMAL_ERROR, U, carry_bounds, spectral_norm_bound};
-use common::sim::{largest_difference, noise_word_boundary, run_block};
+use common::sim::{largest_difference, noise_word_boundary, run_block, twin_start};
 use common::stats;
 use fokker::dynamics::DynamicsPlan;
 use fokker::dynamics::init::init_cpu;
@@ -927,17 +927,8 @@ fn sde_noise_carries_across_the_32_bit_block_boundary() {
     let tolerance = steps as f64 * 40.0 * U;
     let gpu = common::gpu();
     for (dim, drift) in [(2u32, &["-x", "-y"][..]), (3, &["-x", "-y", "-z"][..])] {
-        let d = dim as usize;
         let model = sde_model(drift, "0.5", &[]);
-        let init = Init::Gaussian {
-            mean: vec![0.0; d],
-            std: vec![0.5; d],
-        };
-        let spec = HistogramSpec {
-            axes: vec![0],
-            bins: vec![4],
-            range: vec![[-2.0, 2.0]],
-        };
+        let (init, spec) = twin_start(dim);
         let p = plan(n, dim, init, sde_dynamics(model.clone(), dt, steps), spec);
         let layout = Layout {
             fused_steps: Some(steps as u32),

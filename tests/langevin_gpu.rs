@@ -3,7 +3,7 @@
 mod common;
 
 use common::f32err::{NORMAL_ERROR, U, carry_bounds, mixture_score_error, spectral_norm_bound};
-use common::sim::{largest_difference, noise_word_boundary, run_block};
+use common::sim::{largest_difference, noise_word_boundary, run_block, twin_start};
 use common::stats;
 use fokker::dynamics::init::init_cpu;
 use fokker::dynamics::langevin::{langevin_cpu, langevin_cpu_scheduled};
@@ -997,15 +997,7 @@ fn noise_indexing_matches_the_twin_in_every_dimension() {
     let (n, dt, steps) = (300u64, 5e-3, 37u64);
     for dim in 1..=8u32 {
         let d = dim as usize;
-        let init = Init::Gaussian {
-            mean: vec![0.0; d],
-            std: vec![0.5; d],
-        };
-        let spec = HistogramSpec {
-            axes: vec![0],
-            bins: vec![4],
-            range: vec![[-2.0, 2.0]],
-        };
+        let (init, spec) = twin_start(dim);
         let p = plan(
             dim,
             n,
@@ -1367,15 +1359,7 @@ fn noise_carries_across_the_32_bit_block_boundary() {
             matrix,
             center: vec![0.0; d],
         };
-        let init = Init::Gaussian {
-            mean: vec![0.0; d],
-            std: vec![0.5; d],
-        };
-        let spec = HistogramSpec {
-            axes: vec![0],
-            bins: vec![4],
-            range: vec![[-2.0, 2.0]],
-        };
+        let (init, spec) = twin_start(dim);
         let p = plan(
             dim,
             n,

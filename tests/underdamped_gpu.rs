@@ -5,7 +5,7 @@
 mod common;
 
 use common::f32err::{NORMAL_ERROR, U};
-use common::sim::{largest_difference, noise_word_boundary, run_block};
+use common::sim::{largest_difference, noise_word_boundary, run_block, twin_start};
 use common::stats;
 use fokker::dynamics::init::init_cpu;
 use fokker::dynamics::underdamped::{
@@ -886,15 +886,7 @@ fn noise_carries_across_the_32_bit_block_boundary() {
             dt,
             steps,
         );
-        let init = Init::Gaussian {
-            mean: vec![0.0; d],
-            std: vec![0.5; d],
-        };
-        let spec = HistogramSpec {
-            axes: vec![0],
-            bins: vec![4],
-            range: vec![[-2.0, 2.0]],
-        };
+        let (init, spec) = twin_start(dim);
         let p = plan(n, init, dynamics.clone(), spec);
         let layout = Layout {
             fused_steps: Some(steps as u32),

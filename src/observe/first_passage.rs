@@ -64,15 +64,19 @@ pub fn spec_vec4s(boundary: &Boundary) -> Vec<f32> {
     out
 }
 
-/// The bit masks of the regions (targets, then basins) that are half-spaces, and of the
-/// targets that absorb (`HALF_SPACES`, `ABSORBING` overrides).
-pub fn region_masks(boundary: &Boundary) -> (u32, u32) {
-    let regions = boundary
+/// The regions in the kernels' order: the targets', then the basins'.
+fn regions(boundary: &Boundary) -> impl Iterator<Item = &Region> {
+    boundary
         .first_passage
         .iter()
         .map(|t| &t.region)
-        .chain(boundary.basins.iter().map(|b| &b.region));
-    let half = regions
+        .chain(boundary.basins.iter().map(|b| &b.region))
+}
+
+/// The bit masks of the regions (targets, then basins) that are half-spaces, and of the
+/// targets that absorb (`HALF_SPACES`, `ABSORBING` overrides).
+pub fn region_masks(boundary: &Boundary) -> (u32, u32) {
+    let half = regions(boundary)
         .enumerate()
         .filter(|(_, r)| matches!(r, Region::HalfSpace { .. }))
         .fold(0, |m, (j, _)| m | 1 << j);
@@ -89,13 +93,8 @@ pub fn region_masks(boundary: &Boundary) -> (u32, u32) {
 /// for region j and axis k (`REGION_AXES_0` .. `REGION_AXES_3` overrides): a box's named
 /// axes, a half-space's nonzero normal components.
 pub fn region_axes(boundary: &Boundary) -> [u32; 4] {
-    let regions = boundary
-        .first_passage
-        .iter()
-        .map(|t| &t.region)
-        .chain(boundary.basins.iter().map(|b| &b.region));
     let mut words = [0u32; 4];
-    for (j, region) in regions.enumerate() {
+    for (j, region) in regions(boundary).enumerate() {
         let axes = match region {
             Region::Box { intervals } => intervals
                 .iter()
@@ -121,14 +120,9 @@ pub fn region_axes(boundary: &Boundary) -> [u32; 4] {
 /// The bounds are compared as the kernels hold them, in f32. Half-spaces and the faces on
 /// free and periodic axes (a wrapped position may sit an ulp past a wall) are all tested.
 pub fn region_faces(boundary: &Boundary) -> ([u32; 4], [u32; 4]) {
-    let regions = boundary
-        .first_passage
-        .iter()
-        .map(|t| &t.region)
-        .chain(boundary.basins.iter().map(|b| &b.region));
     let mut lows = [u32::MAX; 4];
     let mut highs = [u32::MAX; 4];
-    for (j, region) in regions.enumerate() {
+    for (j, region) in regions(boundary).enumerate() {
         let Region::Box { intervals } = region else {
             continue;
         };

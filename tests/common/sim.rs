@@ -1,8 +1,25 @@
 //! Scenario text to a plan and a simulation, for GPU tests that drive `Simulation` directly.
 
-use fokker::scenario::Plan;
+use fokker::scenario::{HistogramSpec, Init, Plan};
 use fokker::simulation::{Layout, Simulation};
 use std::path::{Path, PathBuf};
+
+/// The start and histogram of the particle-by-particle twin comparisons: N(0, 0.5^2) in
+/// each of `dim` coordinates, and four bins of coordinate 0 on [-2, 2] (the histogram is
+/// not what they compare).
+pub fn twin_start(dim: u32) -> (Init, HistogramSpec) {
+    let d = dim as usize;
+    let init = Init::Gaussian {
+        mean: vec![0.0; d],
+        std: vec![0.5; d],
+    };
+    let spec = HistogramSpec {
+        axes: vec![0],
+        bins: vec![4],
+        range: vec![[-2.0, 2.0]],
+    };
+    (init, spec)
+}
 
 /// The plan of scenario `text` (panics with the scenario's error).
 pub fn plan(text: &str) -> Plan {
